@@ -1,0 +1,129 @@
+"""What a backend distribution tells the core about itself.
+
+A vendor distribution declares one entry point in the group
+``liger_kernel.backends``; loading it yields a :class:`Backend`. Everything in
+it is cheap to build: the probe uses torch only, and op implementations are
+named as ``"module:attr"`` strings that the dispatcher imports on first use,
+so discovering and probing a backend never imports ``triton`` or ``torch_npu``.
+
+A backend for Triton hardware also names a :class:`DeviceProfile` factory; the
+portable Triton kernels in :mod:`liger_kernel.triton` size their grids and
+tiles from it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Version of the contract between the core and backend distributions. A
+#: backend built for another version is refused with both numbers named.
+API_VERSION = 1
+
+Probe = Callable[[], "tuple[bool, str]"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Description of one backend.
+
+    name: what users type in ``LIGER_KERNEL_BACKEND`` (``"cuda"``, ``"ascend"``).
+    device_types: the torch device types it serves (``("cuda",)``); ``("*",)``
+        means any device (only the pure-PyTorch ``torch`` backend says that).
+    priority: among backends whose probe passes for one device type, the
+        highest wins; two at the same priority are a configuration error.
+    api_version: the :data:`API_VERSION` the backend was written against.
+    probe: returns ``(ok, reason)`` using torch only; ``reason`` says why not,
+        or what was found.
+    ops: op name -> ``"module:attr"`` of an ``torch.autograd.Function`` with
+        the signature of the public ``liger_kernel.ops`` Function. Ops not
+        listed fall back to the ``torch`` backend.
+    install_hint: the command that installs this backend.
+    profile: ``"module:attr"`` of ``f(device) -> DeviceProfile`` for Triton
+        backends, else None.
+    runtime_versions: ``"module:attr"`` of ``f() -> dict[str, str]`` giving the
+        vendor runtime packages' versions for ``liger-kernel info``.
+    conformance: ``"module:attr"`` of the :class:`Conformance` declarations the
+        shared conformance suite reads.
+    """
+
+    name: str
+    device_types: tuple[str, ...]
+    priority: int
+    api_version: int
+    probe: Probe
+    ops: Mapping[str, str] = field(default_factory=dict)
+    install_hint: str = ""
+    profile: str | None = None
+    runtime_versions: str | None = None
+    conformance: str | None = None
+
+    def serves(self, device_type: str) -> bool:
+        return "*" in self.device_types or device_type in self.device_types
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """The hardware facts a portable Triton kernel needs to size its launch.
+
+    compute_units: SMs (NVIDIA), CUs (AMD) or vector cores (Ascend); the
+        persistent grid is ``min(work items, compute_units * programs_per_unit)``.
+    warp_size: threads that execute in lock-step (32 NVIDIA, 64 AMD).
+    max_num_warps: the most warps one program may use (1024 threads / warp_size).
+    max_grid: largest grid size along axis 0 the launcher accepts.
+    onchip_bytes: per-program on-chip budget a tile must fit (shared memory,
+        or the Ascend unified buffer less a safety margin).
+    max_block: largest power-of-two block of elements a program handles in one
+        step; wider rows are walked in several steps.
+    programs_per_unit: persistent programs per compute unit.
+    uses_num_warps: False where the compiler ignores num_warps (Ascend).
+    """
+
+    name: str
+    compute_units: int
+    warp_size: int = 32
+    max_num_warps: int = 32
+    max_grid: int = 2**31 - 1
+    onchip_bytes: int = 228 * 1024
+    max_block: int = 65536
+    programs_per_unit: int = 4
+    uses_num_warps: bool = True
+
+    def grid(self, work_items: int) -> int:
+        """Persistent grid for ``work_items`` independent rows or tiles."""
+        return max(1, min(work_items, self.compute_units * self.programs_per_unit, self.max_grid))
+
+    def num_warps(self, block_elems: int) -> int:
+        """Warps for a block of ``block_elems`` elements: about 256 elements
+        per warp-thread group, capped by the hardware."""
+        warps = 1
+        while warps < self.max_num_warps and warps * self.warp_size * 8 < block_elems:
+            warps *= 2
+        return warps
+
+
+@dataclass(frozen=True)
+class Conformance:
+    """What a backend declares about itself to the conformance suite.
+
+    unsupported_dtypes: dtype names (``"float16"``) the backend does not accept
+        on any op; the suite deselects those cases.
+    expected_failures: ``{test-id substring: reason}``; matching cases are run
+        as strict xfail, so one that starts passing is reported.
+    """
+
+    unsupported_dtypes: frozenset[str] = frozenset()
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_attr(spec: str) -> Any:
+    """Import ``"package.module:attr"`` and return the attribute."""
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"expected 'module:attr', got {spec!r}")
+    value: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        value = getattr(value, part)
+    return value

@@ -1,0 +1,1 @@
+"""Backends that ship inside liger-core (only the pure-PyTorch one)."""

@@ -1,0 +1,72 @@
+"""The public op Functions: input checks once, then the backend's Function.
+
+Each ``liger_kernel.ops.<op>.Liger<Op>Function`` is a :class:`DispatchedFunction`:
+``apply`` validates its arguments against the op contract (so every backend
+gets the same clear errors), asks the dispatcher which backend serves the first
+tensor's device type, and calls that backend's ``torch.autograd.Function``
+with the same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from liger_kernel.dispatch import dispatcher
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+INDEX_DTYPES = (torch.int64, torch.int32)
+
+
+class DispatchedFunction:
+    """Base of the public op Functions. Subclasses set ``op`` and ``check``."""
+
+    op: ClassVar[str]
+
+    @staticmethod
+    def check(*args: Any, **kwargs: Any) -> None:
+        """Raise ValueError/TypeError naming the offending argument."""
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        cls.check(*args, **kwargs)
+        first = args[0] if args else next(iter(kwargs.values()))
+        function = dispatcher.function(cls.op, first.device.type, cls.__name__)
+        return function.apply(*args, **kwargs)
+
+    @classmethod
+    def route(cls, device_type: str) -> Any:
+        """The backend Function this op uses on ``device_type``."""
+        return dispatcher.function(cls.op, device_type, cls.__name__)
+
+
+def require_tensor(name: str, value: Any, dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype not in dtypes:
+        allowed = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise TypeError(f"{name} has dtype {str(value.dtype).replace('torch.', '')}; expected one of {allowed}")
+
+
+def require_shape(name: str, value: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(value.shape)}; expected {tuple(shape)} ({what})")
+
+
+def require_ndim(name: str, value: torch.Tensor, ndims: tuple[int, ...]) -> None:
+    if value.dim() not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name} must be {want}-D, got shape {tuple(value.shape)}")
+
+
+def require_same_device(reference: str, tensors: dict[str, torch.Tensor | None]) -> None:
+    device = tensors[reference].device  # type: ignore[union-attr]
+    for name, value in tensors.items():
+        if value is not None and value.device != device:
+            raise ValueError(f"{name} is on {value.device} but {reference} is on {device}")
+
+
+def require_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")

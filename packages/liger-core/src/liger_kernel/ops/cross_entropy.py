@@ -1,0 +1,85 @@
+"""Cross-entropy over a vocabulary, with the options LLM training uses.
+
+For row i with logits x (width V), target t, class weights w (ones if None),
+smoothing e and z-loss scale s:
+    x     <- softcap * tanh(x / softcap)            if softcap is set
+    lse   = log(sum(exp(x)));  logp = x - lse
+    ce_i  = (1 - e) * w[t] * -logp[t] + (e / V) * sum_j w[j] * -logp[j]
+    z_i   = s * lse**2
+    loss_i = ce_i + z_i
+Rows whose target is ``ignore_index`` contribute nothing. Reduction "mean"
+divides the sum of ce_i by sum of w[t_i] over kept rows (the row count when
+w is None) and the sum of z_i by the kept-row count; "sum" adds; "none" returns
+the per-row loss (BT,). With no kept row the mean is 0, not nan.
+
+Backward, per kept row, with p = softmax(x) and the reduction's divisor folded in:
+    dce/dx_j = (1 - e) * w[t] * (p_j - [j == t]) + (e / V) * (W_sum * p_j - w[j]),  W_sum = sum_j w[j]
+    dz/dx_j  = 2 * s * lse * p_j
+then through the softcap: dx_raw = dx * (1 - tanh(x_raw / softcap)**2).
+
+Extra outputs (None unless requested): z_loss, reduced like the loss (the loss
+already includes it); token_accuracy, the fraction of kept rows whose argmax is
+the target (a scalar, 0 with no kept row); predicted_tokens, the argmax of every
+row (BT,) int64, -1 on ignored rows. None of the extras carries a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import (
+    INDEX_DTYPES,
+    DispatchedFunction,
+    require_choice,
+    require_ndim,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_loss_options(
+    target: torch.Tensor,
+    rows: int,
+    vocab: int,
+    weight: torch.Tensor | None,
+    weight_name: str,
+    label_smoothing: float,
+    reduction: str,
+    softcap: float | None,
+) -> None:
+    require_tensor("target", target, INDEX_DTYPES)
+    require_shape("target", target, (rows,), "one target per row of the input")
+    if weight is not None:
+        require_tensor(weight_name, weight)
+        require_shape(weight_name, weight, (vocab,), "one weight per class")
+    require_choice("reduction", reduction, REDUCTIONS)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if softcap is not None and not softcap > 0:
+        raise ValueError(f"softcap must be positive or None, got {softcap}")
+
+
+class LigerCrossEntropyFunction(DispatchedFunction):
+    op = "cross_entropy"
+
+    @staticmethod
+    def check(
+        input: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        lse_square_scale: float = 0.0,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        softcap: float | None = None,
+        return_z_loss: bool = False,
+        return_token_accuracy: bool = False,
+        return_predicted_tokens: bool = False,
+    ) -> None:
+        require_tensor("input", input)
+        require_ndim("input", input, (2,))
+        check_loss_options(target, input.shape[0], input.shape[1], weight, "weight", label_smoothing, reduction, softcap)
+        require_same_device("input", {"input": input, "target": target, "weight": weight})

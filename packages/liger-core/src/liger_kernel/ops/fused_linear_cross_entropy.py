@@ -1,0 +1,59 @@
+"""Linear layer fused with cross-entropy: the LM head and its loss.
+
+    logits = input @ weight.T + bias            (BT, V), never held whole in fp32
+    loss   = cross_entropy(logits, target, ce_weight, ...)   (see cross_entropy)
+Backends walk the tokens in chunks: for each chunk they form its logits, the
+loss and dlogits, and accumulate
+    dinput = dlogits @ weight;  dweight += dlogits.T @ input;  dbias += sum(dlogits)
+so peak memory is one chunk's logits, not the whole batch's. accum_dtype (e.g.
+torch.float32) is the dtype dweight and dbias are accumulated in; they are
+returned in weight's dtype. use_token_scaling multiplies each row's loss by the
+(detached) predicted probability of its target.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import DispatchedFunction, require_ndim, require_same_device, require_shape, require_tensor
+from liger_kernel.ops.cross_entropy import check_loss_options
+
+
+class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
+    op = "fused_linear_cross_entropy"
+
+    @staticmethod
+    def check(
+        input: torch.Tensor,
+        weight: torch.Tensor,
+        target: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        ce_weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        lse_square_scale: float = 0.0,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        softcap: float | None = None,
+        return_z_loss: bool = False,
+        accum_dtype: torch.dtype | None = None,
+        use_token_scaling: bool = False,
+        return_token_accuracy: bool = False,
+        return_predicted_tokens: bool = False,
+    ) -> None:
+        require_tensor("input", input)
+        require_tensor("weight", weight)
+        require_ndim("input", input, (2,))
+        require_ndim("weight", weight, (2,))
+        if weight.shape[1] != input.shape[1]:
+            raise ValueError(
+                f"weight has shape {tuple(weight.shape)}; expected (vocab, {input.shape[1]}) to match input's hidden size"
+            )
+        if bias is not None:
+            require_tensor("bias", bias)
+            require_shape("bias", bias, (weight.shape[0],), "one bias per vocabulary entry")
+        check_loss_options(
+            target, input.shape[0], weight.shape[0], ce_weight, "ce_weight", label_smoothing, reduction, softcap
+        )
+        require_same_device(
+            "input", {"input": input, "weight": weight, "target": target, "bias": bias, "ce_weight": ce_weight}
+        )

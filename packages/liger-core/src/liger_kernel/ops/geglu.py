@@ -1,0 +1,22 @@
+"""GEGLU gate: c = gelu_tanh(a) * b, with
+    gelu_tanh(a) = 0.5 * a * (1 + tanh(u)),  u = sqrt(2/pi) * (a + 0.044715 * a**3)
+
+Backward:
+    d gelu_tanh / da = 0.5 * (1 + tanh(u)) + 0.5 * a * (1 - tanh(u)**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2)
+    da = dc * b * d gelu_tanh / da;  db = dc * gelu_tanh(a)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import DispatchedFunction
+from liger_kernel.ops.swiglu import check_gate_pair
+
+
+class LigerGELUMulFunction(DispatchedFunction):
+    op = "geglu"
+
+    @staticmethod
+    def check(a: torch.Tensor, b: torch.Tensor) -> None:
+        check_gate_pair(a, b)

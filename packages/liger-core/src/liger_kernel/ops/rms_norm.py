@@ -1,0 +1,45 @@
+"""RMSNorm.
+
+Forward, per row x of width H:
+    rstd = 1 / sqrt(mean(x**2) + eps)
+    y    = (x * rstd) * (offset + W)
+casting_mode "llama": rstd in fp32, x * rstd cast back to x.dtype, then times W;
+"gemma": all of it in fp32, cast once at the end; "none": all in x.dtype.
+
+Backward, with n = x * rstd and g = dy * (offset + W):
+    dx = rstd * (g - n * mean(g * n))
+    dW = sum over rows of dy * n
+in_place=True lets a backend write dx over dy (saves one activation); row_mode
+is a kernel hint that backends may ignore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from liger_kernel.ops._contract import DispatchedFunction, require_choice, require_same_device, require_shape, require_tensor
+
+CASTING_MODES = ("llama", "gemma", "none")
+
+
+class LigerRMSNormFunction(DispatchedFunction):
+    op = "rms_norm"
+
+    @staticmethod
+    def check(
+        X: torch.Tensor,
+        W: torch.Tensor | None,
+        eps: float,
+        offset: float = 0.0,
+        casting_mode: str = "llama",
+        in_place: bool = True,
+        row_mode: Any = None,
+    ) -> None:
+        require_tensor("X", X)
+        require_choice("casting_mode", casting_mode, CASTING_MODES)
+        if W is not None:
+            require_tensor("W", W)
+            require_shape("W", W, (X.shape[-1],), "the last dimension of X")
+            require_same_device("X", {"X": X, "W": W})

@@ -1,0 +1,74 @@
+"""Rotary position embedding, Hugging Face (rotate-half) convention.
+
+With x = [x1, x2] split in halves of the head dimension and
+rotate_half(x) = [-x2, x1]:
+    q' = q * cos + rotate_half(q) * sin;  k' likewise.
+cos and sin are (batch or 1, seq, head_dim); they are unsqueezed at
+``unsqueeze_dim`` to broadcast over heads: 1 for q of shape
+(batch, heads, seq, head_dim), 2 for (batch, seq, heads, head_dim). If cos and
+sin are 2-D (max_positions, head_dim) then ``position_ids`` (batch, seq) picks
+their rows; with 3-D cos and sin, position_ids is ignored, as in Transformers.
+
+Backward is the inverse rotation: dq = dq' * cos + rotate_half^T(dq' * sin),
+with rotate_half^T(y) = [y2, -y1]; cos and sin get no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import (
+    INDEX_DTYPES,
+    DispatchedFunction,
+    require_choice,
+    require_ndim,
+    require_same_device,
+    require_tensor,
+)
+
+
+class LigerRopeFunction(DispatchedFunction):
+    op = "rope"
+
+    @staticmethod
+    def check(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        unsqueeze_dim: int = 1,
+    ) -> None:
+        require_tensor("q", q)
+        require_tensor("k", k)
+        require_tensor("cos", cos)
+        require_tensor("sin", sin)
+        require_ndim("q", q, (4,))
+        require_ndim("k", k, (4,))
+        require_choice("unsqueeze_dim", unsqueeze_dim, (1, 2))
+        head_dim = q.shape[-1]
+        if head_dim % 2:
+            raise ValueError(f"q has odd head_dim {head_dim}; rotary embedding needs an even one")
+        seq_dim = 2 if unsqueeze_dim == 1 else 1
+        if k.shape[-1] != head_dim or k.shape[0] != q.shape[0] or k.shape[seq_dim] != q.shape[seq_dim]:
+            raise ValueError(f"k has shape {tuple(k.shape)}, incompatible with q {tuple(q.shape)}")
+        if cos.shape != sin.shape:
+            raise ValueError(f"cos has shape {tuple(cos.shape)} but sin has {tuple(sin.shape)}")
+        require_ndim("cos", cos, (2, 3))
+        if cos.shape[-1] != head_dim:
+            raise ValueError(f"cos has last dimension {cos.shape[-1]}; expected head_dim {head_dim}")
+        if cos.dim() == 3 and (cos.shape[1] != q.shape[seq_dim] or cos.shape[0] not in (1, q.shape[0])):
+            raise ValueError(
+                f"cos has shape {tuple(cos.shape)}; expected (1 or {q.shape[0]}, {q.shape[seq_dim]}, {head_dim})"
+            )
+        if cos.dim() == 2:
+            if position_ids is None:
+                if cos.shape[0] < q.shape[seq_dim]:
+                    raise ValueError(f"cos has {cos.shape[0]} positions, fewer than seq length {q.shape[seq_dim]}")
+            else:
+                require_tensor("position_ids", position_ids, INDEX_DTYPES)
+                if position_ids.shape[-1] != q.shape[seq_dim]:
+                    raise ValueError(
+                        f"position_ids has shape {tuple(position_ids.shape)}; expected (batch, {q.shape[seq_dim]})"
+                    )
+        require_same_device("q", {"q": q, "k": k, "cos": cos, "sin": sin, "position_ids": position_ids})
