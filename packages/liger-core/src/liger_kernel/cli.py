@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "info": ("liger_kernel.env_report", "installed distributions, backend probes and op routes"),
     "selftest": ("liger_kernel.selftest", "run every op forward and backward on this machine and show its route"),
+    "demo": ("liger_kernel.demo", "train a small Llama twice, stock and patched, and compare loss, speed and memory"),
 }
 
 
