@@ -1,0 +1,51 @@
+"""Launch sizing shared by the portable Triton kernels (a small, stable API).
+
+``row_block(width, profile) -> int``
+    Columns a row kernel handles per step: the next power of two >= ``width``
+    (at least 16), capped at ``profile.max_block``. When ``row_block(...) >=
+    width`` the whole row fits one block and the kernel keeps it in registers;
+    otherwise the kernel walks the row in blocks.
+``as_rows(x) -> torch.Tensor``
+    ``x`` seen as a 2-D ``(rows, width)`` tensor over its last dimension, a view
+    where possible, whose last dimension has unit stride (the row stride may be
+    anything, so pass ``rows.stride(0)`` to the kernel).
+``row_launch(profile, n_rows, width) -> RowLaunch``
+    ``(grid, block, num_warps)`` for a persistent row kernel: ``grid`` is
+    ``profile.grid(n_rows)``, ``block`` is ``row_block``, ``num_warps`` is
+    ``profile.num_warps(block)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from liger_kernel.backend import DeviceProfile
+
+MIN_BLOCK = 16
+
+
+def row_block(width: int, profile: DeviceProfile) -> int:
+    block = MIN_BLOCK
+    while block < width and block < profile.max_block:
+        block *= 2
+    return block
+
+
+def as_rows(x: torch.Tensor) -> torch.Tensor:
+    rows = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
+    if rows.stride(-1) != 1 and rows.shape[-1] > 1:
+        rows = rows.contiguous()
+    return rows
+
+
+class RowLaunch(NamedTuple):
+    grid: int
+    block: int
+    num_warps: int
+
+
+def row_launch(profile: DeviceProfile, n_rows: int, width: int) -> RowLaunch:
+    block = row_block(width, profile)
+    return RowLaunch(profile.grid(n_rows), block, profile.num_warps(block))
