@@ -1,0 +1,158 @@
+"""Build every wheel of the monorepo and check what each install would bring.
+
+From the built metadata alone (no index), it resolves the requirement closure
+of ``liger-kernel`` with each extra over this repo's own wheels and checks the
+vendor rules of the design:
+
+- ``liger-kernel[ascend]`` brings torch-npu and triton-ascend, never ``triton``;
+- ``liger-kernel[rocm]`` never brings ``triton`` (ROCm's torch ships its own);
+- ``liger-kernel[cuda]`` brings ``triton``;
+- plain ``liger-kernel`` / ``liger-core`` bring neither;
+- each vendor wheel registers its backend entry point and pins liger-core of
+  the same version, and each extra pins its vendor distribution likewise.
+
+Usage: python tools/check_packaging.py [--outdir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import subprocess
+import sys
+import tempfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = [
+    ROOT / "packages" / name for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-kernel")
+] + [ROOT / "tests-common"]
+BACKEND_ENTRY_POINTS = {
+    "liger-core": "torch",
+    "liger-cuda": "cuda",
+    "liger-rocm": "rocm",
+    "liger-ascend": "ascend",
+}
+
+
+class Wheel:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with zipfile.ZipFile(path) as zf:
+            info = next(n.split("/")[0] for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            meta = Parser().parsestr(zf.read(f"{info}/METADATA").decode())
+            self.files = zf.namelist()
+            eps = configparser.ConfigParser()
+            if f"{info}/entry_points.txt" in self.files:
+                eps.read_string(zf.read(f"{info}/entry_points.txt").decode())
+        self.name = canonicalize_name(meta["Name"])
+        self.version = meta["Version"]
+        self.requires = [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
+        self.entry_points = {s: dict(eps[s]) for s in eps.sections()}
+
+    def deps(self, extras: set[str]) -> list[Requirement]:
+        chosen = []
+        for req in self.requires:
+            if req.marker is None:
+                chosen.append(req)
+            elif any(req.marker.evaluate({"extra": e}) for e in extras):
+                chosen.append(req)
+        return chosen
+
+
+def build(outdir: Path) -> dict[str, Wheel]:
+    for package in PACKAGES:
+        done = subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(outdir), str(package)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise SystemExit(f"building {package.name} failed:\n{done.stdout}\n{done.stderr}")
+    wheels = {w.name: w for w in map(Wheel, sorted(outdir.glob("*.whl")))}
+    missing = {canonicalize_name(p.name if p.name != "tests-common" else "liger-conformance") for p in PACKAGES}
+    missing -= set(wheels)
+    if missing:
+        raise SystemExit(f"no wheel built for {sorted(missing)}")
+    return wheels
+
+
+def closure(wheels: dict[str, Wheel], root: str, extras: set[str]) -> dict[str, str]:
+    """Every distribution name the install would request -> the specifier asked."""
+    seen: dict[str, str] = {}
+    todo = [(root, extras)]
+    while todo:
+        name, wanted = todo.pop()
+        for req in wheels[name].deps(wanted):
+            dep = canonicalize_name(req.name)
+            seen[dep] = str(req.specifier)
+            if dep in wheels:
+                todo.append((dep, set(req.extras)))
+    return seen
+
+
+def check(wheels: dict[str, Wheel]) -> list[str]:
+    problems: list[str] = []
+    version = wheels["liger-core"].version
+
+    def expect(condition: bool, message: str) -> None:
+        print(("  ok    " if condition else "  FAIL  ") + message)
+        if not condition:
+            problems.append(message)
+
+    for dist, backend in BACKEND_ENTRY_POINTS.items():
+        eps = wheels[dist].entry_points.get("liger_kernel.backends", {})
+        expect(backend in eps, f"{dist} registers backend entry point {backend!r} ({eps})")
+        if dist != "liger-core":
+            pins = {canonicalize_name(r.name): str(r.specifier) for r in wheels[dist].requires}
+            expect(pins.get("liger-core") == f"=={version}", f"{dist} pins liger-core=={version} ({pins})")
+    expect(
+        "liger_conformance" in wheels["liger-conformance"].entry_points.get("pytest11", {}),
+        "liger-conformance registers its pytest11 plugin",
+    )
+    expect(
+        "liger-kernel" in wheels["liger-core"].entry_points.get("console_scripts", {}),
+        "liger-core provides the liger-kernel command",
+    )
+    expect(not any(f.endswith(".py") for f in wheels["liger-kernel"].files), "liger-kernel is metadata only")
+
+    cases = {
+        "liger-kernel": closure(wheels, "liger-kernel", set()),
+        "liger-kernel[cuda]": closure(wheels, "liger-kernel", {"cuda"}),
+        "liger-kernel[rocm]": closure(wheels, "liger-kernel", {"rocm"}),
+        "liger-kernel[ascend]": closure(wheels, "liger-kernel", {"ascend"}),
+    }
+    for case, deps in cases.items():
+        print(f"{case} brings: {', '.join(f'{n}{s}' for n, s in sorted(deps.items()))}")
+    expect("triton" not in cases["liger-kernel"], "liger-kernel alone does not bring triton")
+    expect("triton" in cases["liger-kernel[cuda]"], "liger-kernel[cuda] brings triton")
+    expect("triton" not in cases["liger-kernel[rocm]"], "liger-kernel[rocm] never brings triton")
+    expect("triton" not in cases["liger-kernel[ascend]"], "liger-kernel[ascend] never brings triton")
+    for needed in ("triton-ascend", "torch-npu"):
+        expect(needed in cases["liger-kernel[ascend]"], f"liger-kernel[ascend] brings {needed}")
+    for extra in ("cuda", "rocm", "ascend"):
+        pin = cases[f"liger-kernel[{extra}]"].get(f"liger-{extra}")
+        expect(pin == f"=={version}", f"liger-kernel[{extra}] pins liger-{extra}=={version} (got {pin})")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--outdir", type=Path, help="where to build the wheels (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        outdir = args.outdir or Path(tmp)
+        outdir.mkdir(parents=True, exist_ok=True)
+        print(f"building {len(PACKAGES)} wheels into {outdir}")
+        problems = check(build(outdir))
+    print(f"packaging check: {'FAILED: ' + '; '.join(problems) if problems else 'all rules hold'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
