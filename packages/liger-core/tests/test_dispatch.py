@@ -32,7 +32,9 @@ SLOW = "liger_fake_backends:SLOW"
 
 
 def route(op: str = "swiglu", device_type: str = "meta") -> str:
-    return dispatcher.select(op, device_type, liger_kernel.dispatch._context.get() or dispatcher.default_request).backend
+    return dispatcher.select(
+        op, device_type, liger_kernel.dispatch._context.get() or dispatcher.default_request
+    ).backend
 
 
 def meta_pair() -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +94,6 @@ def test_environment_beats_use_backend(installed_backends, monkeypatch):
 
 def test_use_backend_switches_routes_of_actual_calls(installed_backends):
     installed_backends(fast=FAST, slow=SLOW)
-    a, b = meta_pair()
     with liger_kernel.use_backend("slow"):
         first = LigerSiLUMulFunction.route("meta")
     second = LigerSiLUMulFunction.route("meta")
@@ -164,8 +165,10 @@ def test_missing_op_falls_back_to_torch_and_logs_once(installed_backends, caplog
     for _ in range(3):
         dispatcher.function("rms_norm", "meta", "LigerRMSNormFunction")
     messages = [r.getMessage() for r in caplog.records if "falls back" in r.getMessage()]
-    assert messages == ["LigerRMSNormFunction on meta falls back to the 'torch' backend: "
-                        "backend 'fast' has no 'rms_norm' implementation"]
+    assert messages == [
+        "LigerRMSNormFunction on meta falls back to the 'torch' backend: "
+        "backend 'fast' has no 'rms_norm' implementation"
+    ]
 
 
 def test_strict_mode_makes_fallback_an_error(installed_backends, monkeypatch):

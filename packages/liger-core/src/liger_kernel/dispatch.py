@@ -135,9 +135,7 @@ class Dispatcher:
                 )
             if backend.name in found:
                 other = found[backend.name].distribution
-                raise BackendConflictError(
-                    f"two distributions register backend {backend.name!r}: {other} and {dist}"
-                )
+                raise BackendConflictError(f"two distributions register backend {backend.name!r}: {other} and {dist}")
             found[backend.name] = Installed(backend, dist, version)
         if TORCH not in found:
             raise BackendLoadError(
@@ -159,9 +157,7 @@ class Dispatcher:
             try:
                 ok, reason = backend.probe()
             except Exception as exc:
-                raise BackendLoadError(
-                    f"probe of backend {name!r} raised {type(exc).__name__}: {exc}"
-                ) from exc
+                raise BackendLoadError(f"probe of backend {name!r} raised {type(exc).__name__}: {exc}") from exc
             self._probes[name] = (bool(ok), str(reason))
         return self._probes[name]
 
@@ -169,11 +165,7 @@ class Dispatcher:
     def requested(self, op: str | None, context: str | None) -> str | None:
         per_op = os.environ.get(f"LIGER_KERNEL_BACKEND_{op.upper()}") if op else None
         return (
-            per_op
-            or os.environ.get("LIGER_KERNEL_BACKEND")
-            or os.environ.get("LIGER_KERNEL_IMPL")
-            or context
-            or None
+            per_op or os.environ.get("LIGER_KERNEL_BACKEND") or os.environ.get("LIGER_KERNEL_IMPL") or context or None
         )
 
     def _auto(self, device_type: str) -> Installed:

@@ -11,7 +11,7 @@ import torch
 
 
 def infer_device() -> str:
-    """"cuda" (NVIDIA or ROCm), "npu", "xpu" or "cpu"."""
+    """ "cuda" (NVIDIA or ROCm), "npu", "xpu" or "cpu"."""
     if torch.cuda.is_available():
         return "cuda"
     npu = getattr(torch, "npu", None)

@@ -6,7 +6,6 @@ kernels of liger-core, sized by the NVIDIA profile in :mod:`.profile`.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
-
 from liger_kernel_cuda.probe import probe
 
 #: The portable Triton kernels serve every op on NVIDIA hardware.

@@ -6,10 +6,23 @@ liger-cuda and liger-rocm installed each build picks its own vendor.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
-
 from liger_kernel_rocm.probe import probe
 
-OPS: dict[str, str] = {}
+#: Every op runs the portable kernels (see liger_kernel_rocm.ops for why that
+#: module sits in between).
+OPS = {
+    op: f"liger_kernel_rocm.ops:{cls}"
+    for op, cls in {
+        "rms_norm": "RMSNormFunction",
+        "fused_add_rms_norm": "FusedAddRMSNormFunction",
+        "layer_norm": "LayerNormFunction",
+        "rope": "RopeFunction",
+        "swiglu": "SiLUMulFunction",
+        "geglu": "GELUMulFunction",
+        "cross_entropy": "CrossEntropyFunction",
+        "fused_linear_cross_entropy": "FusedLinearCrossEntropyFunction",
+    }.items()
+}
 
 BACKEND = Backend(
     name="rocm",

@@ -81,5 +81,7 @@ class LigerCrossEntropyFunction(DispatchedFunction):
     ) -> None:
         require_tensor("input", input)
         require_ndim("input", input, (2,))
-        check_loss_options(target, input.shape[0], input.shape[1], weight, "weight", label_smoothing, reduction, softcap)
+        check_loss_options(
+            target, input.shape[0], input.shape[1], weight, "weight", label_smoothing, reduction, softcap
+        )
         require_same_device("input", {"input": input, "target": target, "weight": weight})

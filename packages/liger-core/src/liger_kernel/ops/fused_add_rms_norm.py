@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_choice, require_same_device, require_shape, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_choice,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
 from liger_kernel.ops.rms_norm import CASTING_MODES
 
 

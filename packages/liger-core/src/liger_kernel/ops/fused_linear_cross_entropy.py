@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_ndim, require_same_device, require_shape, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_ndim,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
 from liger_kernel.ops.cross_entropy import check_loss_options
 
 

@@ -19,7 +19,13 @@ from typing import Any
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_choice, require_same_device, require_shape, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_choice,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
 
 CASTING_MODES = ("llama", "gemma", "none")
 
