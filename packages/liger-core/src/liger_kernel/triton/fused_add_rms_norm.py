@@ -1,0 +1,52 @@
+"""Residual add fused with RMSNorm, portable Triton kernels
+(math: :mod:`liger_kernel.ops.fused_add_rms_norm`).
+
+Forward: S = X + R;  Y = rms_norm(S, W, eps, offset, casting_mode); returns (Y, S).
+Backward: dS = drms_norm(dY) + dS_out;  dX = dR = dS;  dW as in RMSNorm.
+
+The RMSNorm kernels of :mod:`liger_kernel.triton.rms_norm` take the residual
+as an option: the forward adds R while loading X and stores S in the same pass,
+and the backward adds dS_out to dx before storing it, so the add costs no extra
+pass over memory. in_place=True writes dS over dY.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from liger_kernel.triton._launch import as_rows
+from liger_kernel.triton.rms_norm import CASTING_MODES, rms_norm_backward, rms_norm_forward
+
+
+class FusedAddRMSNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        X: torch.Tensor,
+        R: torch.Tensor,
+        W: torch.Tensor,
+        eps: float,
+        offset: float = 0.0,
+        casting_mode: str = "llama",
+        in_place: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mode = CASTING_MODES[casting_mode]
+        y, rstd, s = rms_norm_forward(as_rows(X), W, eps, offset, mode, residual_rows=as_rows(R))
+        ctx.save_for_backward(s, W, rstd)
+        ctx.offset, ctx.mode, ctx.in_place, ctx.x_shape = offset, mode, in_place, X.shape
+        return y.view(X.shape), s.view(X.shape)
+
+    @staticmethod
+    def backward(ctx: Any, dY: torch.Tensor, dS_out: torch.Tensor) -> tuple[Any, ...]:
+        s, W, rstd = ctx.saved_tensors
+        needs_ds = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        ds, dw = rms_norm_backward(
+            dY, s, W, rstd, ctx.offset, ctx.mode, ctx.in_place, needs_ds, ctx.needs_input_grad[2], ds=dS_out
+        )
+        if ds is not None:
+            ds = ds.view(ctx.x_shape)
+        dx = ds if ctx.needs_input_grad[0] else None
+        dr = ds if ctx.needs_input_grad[1] else None
+        return dx, dr, dw, None, None, None, None

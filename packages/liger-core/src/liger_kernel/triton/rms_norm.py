@@ -1,0 +1,349 @@
+"""RMSNorm, portable Triton kernels (math: :mod:`liger_kernel.ops.rms_norm`).
+
+Forward, per row x of width H:
+    rstd = 1 / sqrt(mean(x**2) + eps);  n = x * rstd;  y = n * (offset + W)
+casting_mode "llama": rstd in fp32, n rounded to x.dtype before the product
+with W; "gemma": everything in fp32, rounded once at the end; "none": n and y
+in x.dtype (the sum of squares is still accumulated in fp32). Without W,
+y = n. The kernels optionally add a residual first (S = X + R, stored), which
+is how :mod:`liger_kernel.triton.fused_add_rms_norm` reuses them.
+
+Backward, with g = dy * (offset + W):
+    dx = rstd * (g - n * mean(g * n))   (+ dS_out for the fused residual)
+    dW = sum over rows of dy * n        (n as the forward multiplied it by W)
+
+Layout: a persistent grid of ``profile.grid(rows)`` programs, each walking rows
+``pid, pid + grid, ...``. A row no wider than ``profile.max_block`` is loaded
+once and kept in registers; a wider row is walked in blocks (one pass for the
+statistics, one for the output). In the backward each program sums its rows'
+dW contributions in fp32 and writes one partial row; the partial rows are
+summed afterwards, so dW needs no atomics and is deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from liger_kernel.dispatch import device_profile
+from liger_kernel.triton._launch import as_rows, row_launch
+
+CASTING_MODES = {"llama": 0, "gemma": 1, "none": 2}
+LLAMA: tl.constexpr = tl.constexpr(0)
+GEMMA: tl.constexpr = tl.constexpr(1)
+
+
+def accumulator_dtype(dtype: torch.dtype) -> tl.dtype:
+    """fp32 statistics for 16- and 32-bit inputs, fp64 for fp64 inputs."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+@triton.jit
+def _normalize(x, rstd, w, offset, MODE: tl.constexpr, HAS_WEIGHT: tl.constexpr, ACC: tl.constexpr):
+    """y for one block of x (storage dtype), in the precision of the casting mode.
+
+    Arithmetic runs in ACC; a step the mode does in x.dtype is rounded to
+    x.dtype right after it (same result, and the Triton interpreter does not
+    do 16-bit float arithmetic correctly).
+    """
+    if MODE == LLAMA:
+        y = (x.to(ACC) * rstd).to(x.dtype).to(ACC)
+        if HAS_WEIGHT:
+            y = y * (offset + w.to(ACC))
+    elif MODE == GEMMA:
+        y = x.to(ACC) * rstd
+        if HAS_WEIGHT:
+            y = y * (offset + w.to(ACC))
+    else:
+        y = (x.to(ACC) * rstd.to(x.dtype).to(ACC)).to(x.dtype).to(ACC)
+        if HAS_WEIGHT:
+            y = y * (offset + w.to(ACC)).to(x.dtype).to(ACC)
+    return y
+
+
+@triton.jit
+def _rms_norm_forward_kernel(
+    X,
+    x_row_stride,
+    R,
+    r_row_stride,
+    S,
+    Y,
+    W,
+    RSTD,
+    n_rows,
+    n_cols,
+    eps,
+    offset,
+    MODE: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_BLOCK:
+        mask = cols < n_cols
+        w = tl.load(W + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0)
+            if HAS_RESIDUAL:
+                r = tl.load(R + row * r_row_stride + cols, mask=mask, other=0.0)
+                x = (x.to(ACC) + r.to(ACC)).to(x.dtype)
+                tl.store(S + row * n_cols + cols, x, mask=mask)
+            xa = x.to(ACC)
+            rstd = 1.0 / tl.sqrt(tl.sum(xa * xa, axis=0) / n_cols + eps)
+            tl.store(RSTD + row, rstd)
+            y = _normalize(x, rstd, w, offset, MODE, HAS_WEIGHT, ACC)
+            tl.store(Y + row * n_cols + cols, y.to(Y.dtype.element_ty), mask=mask)
+    else:
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            sum_sq = tl.zeros([BLOCK], dtype=ACC)
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
+                if HAS_RESIDUAL:
+                    r = tl.load(R + row * r_row_stride + start + cols, mask=mask, other=0.0)
+                    x = (x.to(ACC) + r.to(ACC)).to(x.dtype)
+                    tl.store(S + row * n_cols + start + cols, x, mask=mask)
+                xa = x.to(ACC)
+                sum_sq += xa * xa
+            rstd = 1.0 / tl.sqrt(tl.sum(sum_sq, axis=0) / n_cols + eps)
+            tl.store(RSTD + row, rstd)
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                if HAS_RESIDUAL:
+                    x = tl.load(S + row * n_cols + start + cols, mask=mask, other=0.0)
+                else:
+                    x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
+                w = tl.load(W + start + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
+                y = _normalize(x, rstd, w, offset, MODE, HAS_WEIGHT, ACC)
+                tl.store(Y + row * n_cols + start + cols, y.to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _row_grads(x, dy, w, rstd, offset, MODE: tl.constexpr, HAS_WEIGHT: tl.constexpr, ACC: tl.constexpr):
+    """(n as multiplied by W, g = dy * (offset + W)) for one block, in ACC."""
+    n = x.to(ACC) * rstd
+    if MODE == LLAMA:
+        n = n.to(x.dtype).to(ACC)
+    g = dy.to(ACC)
+    if HAS_WEIGHT:
+        g = g * (offset + w.to(ACC))
+    return n, g
+
+
+@triton.jit
+def _rms_norm_backward_kernel(
+    DY,
+    dy_row_stride,
+    DX,
+    dx_row_stride,
+    DS,
+    ds_row_stride,
+    X,
+    x_row_stride,
+    W,
+    RSTD,
+    DW_PARTIAL,
+    n_rows,
+    n_cols,
+    offset,
+    MODE: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_RESIDUAL_GRAD: tl.constexpr,
+    COMPUTE_DX: tl.constexpr,
+    COMPUTE_DW: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_BLOCK:
+        mask = cols < n_cols
+        w = tl.load(W + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
+        dw_sum = tl.zeros([BLOCK], dtype=ACC)
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0)
+            dy = tl.load(DY + row * dy_row_stride + cols, mask=mask, other=0.0)
+            rstd = tl.load(RSTD + row)
+            n, g = _row_grads(x, dy, w, rstd, offset, MODE, HAS_WEIGHT, ACC)
+            if COMPUTE_DX:
+                dx = rstd * (g - n * (tl.sum(g * n, axis=0) / n_cols))
+                if HAS_RESIDUAL_GRAD:
+                    dx += tl.load(DS + row * ds_row_stride + cols, mask=mask, other=0.0).to(ACC)
+                tl.store(DX + row * dx_row_stride + cols, dx.to(DX.dtype.element_ty), mask=mask)
+            if COMPUTE_DW:
+                dw_sum += dy.to(ACC) * n
+        if COMPUTE_DW:
+            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
+    else:
+        # DW_PARTIAL starts zeroed; each program owns its row of it, so the
+        # read-modify-write below races with nobody.
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            rstd = tl.load(RSTD + row)
+            mean_gn = 0.0
+            if COMPUTE_DX:
+                gn_sum = tl.zeros([BLOCK], dtype=ACC)
+                for start in tl.range(0, n_cols, BLOCK):
+                    mask = start + cols < n_cols
+                    x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
+                    dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0)
+                    w = tl.load(W + start + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
+                    n, g = _row_grads(x, dy, w, rstd, offset, MODE, HAS_WEIGHT, ACC)
+                    gn_sum += g * n
+                mean_gn = tl.sum(gn_sum, axis=0) / n_cols
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
+                dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0)
+                w = tl.load(W + start + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
+                n, g = _row_grads(x, dy, w, rstd, offset, MODE, HAS_WEIGHT, ACC)
+                if COMPUTE_DX:
+                    dx = rstd * (g - n * mean_gn)
+                    if HAS_RESIDUAL_GRAD:
+                        dx += tl.load(DS + row * ds_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                    tl.store(DX + row * dx_row_stride + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
+                if COMPUTE_DW:
+                    partial = DW_PARTIAL + pid * n_cols + start + cols
+                    tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy.to(ACC) * n, mask=mask)
+
+
+def rms_norm_forward(
+    x_rows: torch.Tensor,
+    W: torch.Tensor | None,
+    eps: float,
+    offset: float,
+    mode: int,
+    residual_rows: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(Y, RSTD, S) for 2-D rows; S = x + residual when a residual is given, else None."""
+    n_rows, n_cols = x_rows.shape
+    launch = row_launch(device_profile(x_rows.device), n_rows, n_cols)
+    y = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
+    rstd = torch.empty(
+        n_rows, dtype=torch.float64 if x_rows.dtype == torch.float64 else torch.float32, device=x_rows.device
+    )
+    s = torch.empty_like(y) if residual_rows is not None else None
+    _rms_norm_forward_kernel[(launch.grid,)](
+        x_rows,
+        x_rows.stride(0),
+        residual_rows if residual_rows is not None else x_rows,
+        residual_rows.stride(0) if residual_rows is not None else 0,
+        s if s is not None else y,
+        y,
+        W if W is not None else x_rows,
+        rstd,
+        n_rows,
+        n_cols,
+        eps,
+        offset,
+        MODE=mode,
+        HAS_WEIGHT=W is not None,
+        HAS_RESIDUAL=residual_rows is not None,
+        ACC=accumulator_dtype(x_rows.dtype),
+        BLOCK=launch.block,
+        SINGLE_BLOCK=launch.block >= n_cols,
+        num_warps=launch.num_warps,
+    )
+    return y, rstd, s
+
+
+def rms_norm_backward(
+    dy: torch.Tensor,
+    x_rows: torch.Tensor,
+    W: torch.Tensor | None,
+    rstd: torch.Tensor,
+    offset: float,
+    mode: int,
+    in_place: bool,
+    needs_dx: bool,
+    needs_dw: bool,
+    ds: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(dX rows, dW) for 2-D rows; ``ds`` is a gradient added to dX (the fused residual's)."""
+    n_rows, n_cols = x_rows.shape
+    profile = device_profile(x_rows.device)
+    launch = row_launch(profile, n_rows, n_cols)
+    dy_rows = as_rows(dy)
+    dx = None
+    if needs_dx:
+        # Writing over dy is only safe where each row of dy is its own memory.
+        reuse = in_place and dy.is_contiguous() and dy.dtype == x_rows.dtype
+        dx = dy_rows if reuse else torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
+    needs_dw = needs_dw and W is not None
+    single_block = launch.block >= n_cols
+    dw_partial = None
+    if needs_dw:
+        allocate = torch.empty if single_block else torch.zeros
+        dw_partial = allocate((launch.grid, n_cols), dtype=rstd.dtype, device=x_rows.device)
+    ds_rows = as_rows(ds) if ds is not None else None
+    _rms_norm_backward_kernel[(launch.grid,)](
+        dy_rows,
+        dy_rows.stride(0),
+        dx if dx is not None else dy_rows,
+        dx.stride(0) if dx is not None else 0,
+        ds_rows if ds_rows is not None else dy_rows,
+        ds_rows.stride(0) if ds_rows is not None else 0,
+        x_rows,
+        x_rows.stride(0),
+        W if W is not None else x_rows,
+        rstd,
+        dw_partial if dw_partial is not None else rstd,
+        n_rows,
+        n_cols,
+        offset,
+        MODE=mode,
+        HAS_WEIGHT=W is not None,
+        HAS_RESIDUAL_GRAD=ds_rows is not None,
+        COMPUTE_DX=dx is not None,
+        COMPUTE_DW=needs_dw,
+        ACC=accumulator_dtype(x_rows.dtype),
+        BLOCK=launch.block,
+        SINGLE_BLOCK=single_block,
+        num_warps=launch.num_warps,
+    )
+    dw = dw_partial.sum(0).to(W.dtype) if dw_partial is not None else None
+    return dx, dw
+
+
+class RMSNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        X: torch.Tensor,
+        W: torch.Tensor | None,
+        eps: float,
+        offset: float = 0.0,
+        casting_mode: str = "llama",
+        in_place: bool = True,
+        row_mode: Any = None,
+    ) -> torch.Tensor:
+        mode = CASTING_MODES[casting_mode]
+        x_rows = as_rows(X)
+        y, rstd, _ = rms_norm_forward(x_rows, W, eps, offset, mode)
+        ctx.save_for_backward(x_rows, W, rstd)
+        ctx.offset, ctx.mode, ctx.in_place, ctx.x_shape = offset, mode, in_place, X.shape
+        return y.view(X.shape)
+
+    @staticmethod
+    def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
+        x_rows, W, rstd = ctx.saved_tensors
+        dx, dw = rms_norm_backward(
+            dY,
+            x_rows,
+            W,
+            rstd,
+            ctx.offset,
+            ctx.mode,
+            ctx.in_place,
+            ctx.needs_input_grad[0],
+            ctx.needs_input_grad[1],
+        )
+        return (dx.view(ctx.x_shape) if dx is not None else None), dw, None, None, None, None, None
