@@ -1,0 +1,77 @@
+"""Rotary position embedding (rotate-half convention) in pure PyTorch.
+
+With x = [x1, x2] split in halves of the head dimension,
+rotate_half(x) = [-x2, x1] and rotate_half^T(y) = [y2, -y1]:
+    forward:  x' = x * cos + rotate_half(x) * sin
+    backward: dx = dx' * cos + rotate_half^T(dx' * sin)
+for x in (q, k). cos and sin are (batch or 1, seq, head_dim), or
+(positions, head_dim) with rows picked by ``position_ids`` (the first ``seq``
+rows when it is None), unsqueezed at ``unsqueeze_dim`` to broadcast over heads.
+Math in fp32 (float64 for float64 inputs); q' and k' in the dtypes of q and k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from liger_kernel.backends.torch._common import compute_dtype
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def _rotate_half_transposed(y: torch.Tensor) -> torch.Tensor:
+    first, second = y.chunk(2, dim=-1)
+    return torch.cat((second, -first), dim=-1)
+
+
+def _broadcastable_tables(
+    cos: torch.Tensor, sin: torch.Tensor, position_ids: torch.Tensor | None, seq_len: int, unsqueeze_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if cos.dim() == 2:
+        if position_ids is None:
+            cos, sin = cos[:seq_len].unsqueeze(0), sin[:seq_len].unsqueeze(0)
+        else:
+            index = position_ids.reshape(-1, seq_len).long()
+            cos, sin = cos[index], sin[index]
+    return cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+
+
+class RopeFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        unsqueeze_dim: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        math_dtype = compute_dtype(q, k, cos)
+        seq_len = q.shape[2 if unsqueeze_dim == 1 else 1]
+        cos_b, sin_b = _broadcastable_tables(
+            cos.to(math_dtype), sin.to(math_dtype), position_ids, seq_len, unsqueeze_dim
+        )
+        q_wide, k_wide = q.to(math_dtype), k.to(math_dtype)
+        q_out = q_wide * cos_b + _rotate_half(q_wide) * sin_b
+        k_out = k_wide * cos_b + _rotate_half(k_wide) * sin_b
+        ctx.save_for_backward(cos_b, sin_b)
+        ctx.dtypes = (q.dtype, k.dtype)
+        return q_out.to(q.dtype), k_out.to(k.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, dq_out: torch.Tensor, dk_out: torch.Tensor) -> tuple[Any, ...]:
+        cos_b, sin_b = ctx.saved_tensors
+        grads = []
+        for needed, grad_out, dtype in zip(ctx.needs_input_grad[:2], (dq_out, dk_out), ctx.dtypes):
+            if not needed:
+                grads.append(None)
+                continue
+            g = grad_out.to(cos_b.dtype)
+            grads.append((g * cos_b + _rotate_half_transposed(g * sin_b)).to(dtype))
+        return grads[0], grads[1], None, None, None, None
