@@ -1,0 +1,243 @@
+"""LayerNorm over the last dimension, portable Triton kernels
+(math: :mod:`liger_kernel.ops.layer_norm`).
+
+Forward, per row x of width H:
+    mean = sum(x) / H;  rstd = 1 / sqrt(sum((x - mean)**2) / H + eps)
+    n = (x - mean) * rstd;  y = n * W + B      (B optional)
+statistics and y in fp32, y stored in x.dtype; mean and rstd are kept for the
+backward.
+
+Backward, with g = dy * W:
+    dx = rstd * (g - mean(g) - n * mean(g * n))
+    dW = sum over rows of dy * n;  dB = sum over rows of dy
+
+Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
+rows; a row that fits ``profile.max_block`` stays in registers, a wider one is
+walked in blocks (the variance is taken about the mean in a second pass, not
+from a running sum of squares, to stay accurate); dW and dB are summed per
+program in fp32 and the partial rows added afterwards, without atomics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from liger_kernel.dispatch import device_profile
+from liger_kernel.triton._launch import as_rows, row_launch
+from liger_kernel.triton.rms_norm import accumulator_dtype
+
+
+@triton.jit
+def _layer_norm_forward_kernel(
+    X,
+    x_row_stride,
+    Y,
+    W,
+    B,
+    MEAN,
+    RSTD,
+    n_rows,
+    n_cols,
+    eps,
+    HAS_BIAS: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_BLOCK:
+        mask = cols < n_cols
+        w = tl.load(W + cols, mask=mask, other=0.0).to(ACC)
+        b = tl.load(B + cols, mask=mask, other=0.0).to(ACC) if HAS_BIAS else 0.0
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0).to(ACC)
+            mean = tl.sum(x, axis=0) / n_cols
+            centered = tl.where(mask, x - mean, 0.0)
+            rstd = 1.0 / tl.sqrt(tl.sum(centered * centered, axis=0) / n_cols + eps)
+            tl.store(MEAN + row, mean)
+            tl.store(RSTD + row, rstd)
+            y = centered * rstd * w + b
+            tl.store(Y + row * n_cols + cols, y.to(Y.dtype.element_ty), mask=mask)
+    else:
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            total = tl.zeros([BLOCK], dtype=ACC)
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                total += tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+            mean = tl.sum(total, axis=0) / n_cols
+            square_sum = tl.zeros([BLOCK], dtype=ACC)
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                centered = tl.where(mask, x - mean, 0.0)
+                square_sum += centered * centered
+            rstd = 1.0 / tl.sqrt(tl.sum(square_sum, axis=0) / n_cols + eps)
+            tl.store(MEAN + row, mean)
+            tl.store(RSTD + row, rstd)
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                w = tl.load(W + start + cols, mask=mask, other=0.0).to(ACC)
+                y = (x - mean) * rstd * w
+                if HAS_BIAS:
+                    y += tl.load(B + start + cols, mask=mask, other=0.0).to(ACC)
+                tl.store(Y + row * n_cols + start + cols, y.to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _layer_norm_backward_kernel(
+    DY,
+    dy_row_stride,
+    DX,
+    X,
+    x_row_stride,
+    W,
+    MEAN,
+    RSTD,
+    DW_PARTIAL,
+    DB_PARTIAL,
+    n_rows,
+    n_cols,
+    COMPUTE_DX: tl.constexpr,
+    COMPUTE_DW: tl.constexpr,
+    COMPUTE_DB: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_BLOCK:
+        mask = cols < n_cols
+        w = tl.load(W + cols, mask=mask, other=0.0).to(ACC)
+        dw_sum = tl.zeros([BLOCK], dtype=ACC)
+        db_sum = tl.zeros([BLOCK], dtype=ACC)
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0).to(ACC)
+            dy = tl.load(DY + row * dy_row_stride + cols, mask=mask, other=0.0).to(ACC)
+            n = (x - tl.load(MEAN + row)) * tl.load(RSTD + row)
+            if COMPUTE_DX:
+                g = dy * w
+                mean_g = tl.sum(g, axis=0) / n_cols
+                mean_gn = tl.sum(g * n, axis=0) / n_cols
+                dx = tl.load(RSTD + row) * (g - mean_g - n * mean_gn)
+                tl.store(DX + row * n_cols + cols, dx.to(DX.dtype.element_ty), mask=mask)
+            if COMPUTE_DW:
+                dw_sum += dy * n
+            if COMPUTE_DB:
+                db_sum += dy
+        if COMPUTE_DW:
+            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
+        if COMPUTE_DB:
+            tl.store(DB_PARTIAL + pid * n_cols + cols, db_sum, mask=mask)
+    else:
+        # The partial buffers start zeroed and each program owns one row of them.
+        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+            mean = tl.load(MEAN + row)
+            rstd = tl.load(RSTD + row)
+            mean_g = 0.0
+            mean_gn = 0.0
+            if COMPUTE_DX:
+                g_sum = tl.zeros([BLOCK], dtype=ACC)
+                gn_sum = tl.zeros([BLOCK], dtype=ACC)
+                for start in tl.range(0, n_cols, BLOCK):
+                    mask = start + cols < n_cols
+                    x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                    dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                    g = dy * tl.load(W + start + cols, mask=mask, other=0.0).to(ACC)
+                    g_sum += g
+                    gn_sum += g * (x - mean) * rstd
+                mean_g = tl.sum(g_sum, axis=0) / n_cols
+                mean_gn = tl.sum(gn_sum, axis=0) / n_cols
+            for start in tl.range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
+                n = (x - mean) * rstd
+                if COMPUTE_DX:
+                    g = dy * tl.load(W + start + cols, mask=mask, other=0.0).to(ACC)
+                    dx = rstd * (g - mean_g - n * mean_gn)
+                    tl.store(DX + row * n_cols + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
+                if COMPUTE_DW:
+                    partial = DW_PARTIAL + pid * n_cols + start + cols
+                    tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy * n, mask=mask)
+                if COMPUTE_DB:
+                    partial = DB_PARTIAL + pid * n_cols + start + cols
+                    tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy, mask=mask)
+
+
+class LayerNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, X: torch.Tensor, W: torch.Tensor, B: torch.Tensor | None, eps: float) -> torch.Tensor:
+        x_rows = as_rows(X)
+        n_rows, n_cols = x_rows.shape
+        launch = row_launch(device_profile(X.device), n_rows, n_cols)
+        stats_dtype = torch.float64 if X.dtype == torch.float64 else torch.float32
+        y = torch.empty((n_rows, n_cols), dtype=X.dtype, device=X.device)
+        mean = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
+        rstd = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
+        _layer_norm_forward_kernel[(launch.grid,)](
+            x_rows,
+            x_rows.stride(0),
+            y,
+            W,
+            B if B is not None else W,
+            mean,
+            rstd,
+            n_rows,
+            n_cols,
+            eps,
+            HAS_BIAS=B is not None,
+            ACC=accumulator_dtype(X.dtype),
+            BLOCK=launch.block,
+            SINGLE_BLOCK=launch.block >= n_cols,
+            num_warps=launch.num_warps,
+        )
+        ctx.save_for_backward(x_rows, W, mean, rstd)
+        ctx.has_bias, ctx.bias_dtype, ctx.x_shape = B is not None, B.dtype if B is not None else None, X.shape
+        return y.view(X.shape)
+
+    @staticmethod
+    def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
+        x_rows, W, mean, rstd = ctx.saved_tensors
+        n_rows, n_cols = x_rows.shape
+        launch = row_launch(device_profile(x_rows.device), n_rows, n_cols)
+        single_block = launch.block >= n_cols
+        needs_dx, needs_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        needs_db = ctx.has_bias and ctx.needs_input_grad[2]
+        dy_rows = as_rows(dY)
+        dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device) if needs_dx else None
+        allocate = torch.empty if single_block else torch.zeros
+        partial_shape = (launch.grid, n_cols)
+        dw_partial = allocate(partial_shape, dtype=rstd.dtype, device=x_rows.device) if needs_dw else None
+        db_partial = allocate(partial_shape, dtype=rstd.dtype, device=x_rows.device) if needs_db else None
+        _layer_norm_backward_kernel[(launch.grid,)](
+            dy_rows,
+            dy_rows.stride(0),
+            dx if dx is not None else dy_rows,
+            x_rows,
+            x_rows.stride(0),
+            W,
+            mean,
+            rstd,
+            dw_partial if dw_partial is not None else rstd,
+            db_partial if db_partial is not None else rstd,
+            n_rows,
+            n_cols,
+            COMPUTE_DX=needs_dx,
+            COMPUTE_DW=needs_dw,
+            COMPUTE_DB=needs_db,
+            ACC=accumulator_dtype(x_rows.dtype),
+            BLOCK=launch.block,
+            SINGLE_BLOCK=single_block,
+            num_warps=launch.num_warps,
+        )
+        dx = dx.view(ctx.x_shape) if dx is not None else None
+        dw = dw_partial.sum(0).to(W.dtype) if dw_partial is not None else None
+        db = db_partial.sum(0).to(ctx.bias_dtype) if db_partial is not None else None
+        return dx, dw, db, None
