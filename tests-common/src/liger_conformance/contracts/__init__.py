@@ -1,0 +1,1 @@
+"""Contract tests, one module per op, run by ``pytest --pyargs liger_conformance``."""

@@ -1,0 +1,199 @@
+"""Float64 oracles of the op contracts, written from the math in the
+docstrings of ``liger_kernel/ops/<op>.py``.
+
+Each oracle takes float64 tensors (leaves with ``requires_grad`` where the
+test wants gradients) and returns float64 outputs; backward comes from torch
+autograd over the same formulas, which the contracts' backward formulas are
+the derivatives of. Where a contract rounds an intermediate to the input
+dtype (RMSNorm's "llama" casting mode) the oracle rounds it too, with an
+identity gradient, so the comparison measures the backend's error only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def rounded(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` rounded to ``dtype`` and back, with the identity as gradient."""
+    return x + (x.detach().to(dtype).to(x.dtype) - x.detach())
+
+
+def rms_norm(
+    x: Tensor,
+    w: Tensor | None,
+    eps: float,
+    offset: float = 0.0,
+    casting_mode: str = "llama",
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """y = (x * rstd) * (offset + w), rstd = 1 / sqrt(mean(x**2) + eps); without
+    ``w`` the normalized x itself. ``dtype`` is the input dtype the "llama"
+    mode rounds the normalized x to before the weight."""
+    rstd = torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
+    normed = x * rstd
+    if w is None:
+        return normed
+    if casting_mode == "llama":
+        normed = rounded(normed, dtype)
+    return normed * (offset + w)
+
+
+def fused_add_rms_norm(
+    x: Tensor,
+    r: Tensor,
+    w: Tensor,
+    eps: float,
+    offset: float = 0.0,
+    casting_mode: str = "llama",
+    dtype: torch.dtype = torch.float64,
+) -> tuple[Tensor, Tensor]:
+    """(rms_norm(x + r), x + r); the sum is rounded to the input dtype, as the
+    backend returns it in that dtype and normalizes what it returns."""
+    s = rounded(x + r, dtype)
+    return rms_norm(s, w, eps, offset, casting_mode, dtype), s
+
+
+def layer_norm(x: Tensor, w: Tensor, b: Tensor | None, eps: float) -> Tensor:
+    """y = (x - mean) * rstd * w + b over the last dimension (biased variance)."""
+    mean = x.mean(dim=-1, keepdim=True)
+    centered = x - mean
+    rstd = torch.rsqrt(centered.pow(2).mean(dim=-1, keepdim=True) + eps)
+    y = centered * rstd * w
+    return y if b is None else y + b
+
+
+def rotate_half(x: Tensor) -> Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def rope(
+    q: Tensor,
+    k: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    position_ids: Tensor | None = None,
+    unsqueeze_dim: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """q' = q * cos + rotate_half(q) * sin, likewise k'. 2-D cos/sin are tables
+    indexed by position_ids (or the first seq positions); 3-D ones are used as
+    given, position_ids ignored."""
+    seq = q.shape[2 if unsqueeze_dim == 1 else 1]
+    if cos.dim() == 2:
+        if position_ids is None:
+            cos, sin = cos[:seq].unsqueeze(0), sin[:seq].unsqueeze(0)
+        else:
+            cos, sin = cos[position_ids], sin[position_ids]
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def swiglu(a: Tensor, b: Tensor) -> Tensor:
+    """silu(a) * b with silu(a) = a * sigmoid(a)."""
+    return a * torch.sigmoid(a) * b
+
+
+def gelu_tanh(a: Tensor) -> Tensor:
+    """0.5 * a * (1 + tanh(sqrt(2/pi) * (a + 0.044715 * a**3)))."""
+    return 0.5 * a * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (a + 0.044715 * a.pow(3))))
+
+
+def geglu(a: Tensor, b: Tensor) -> Tensor:
+    return gelu_tanh(a) * b
+
+
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    lse_square_scale: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    softcap: float | None = None,
+    return_z_loss: bool = False,
+    return_token_accuracy: bool = False,
+    return_predicted_tokens: bool = False,
+    token_scaling: bool = False,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """(loss, z_loss, token_accuracy, predicted_tokens) as in
+    :mod:`liger_kernel.ops.cross_entropy`; ``token_scaling`` multiplies each
+    row's loss by the detached probability of its target (FLCE's
+    use_token_scaling)."""
+    vocab = logits.shape[-1]
+    x = logits if softcap is None else softcap * torch.tanh(logits / softcap)
+    lse = torch.logsumexp(x, dim=-1)
+    neg_logp = lse.unsqueeze(-1) - x
+    w = torch.ones(vocab, dtype=x.dtype, device=x.device) if weight is None else weight.to(x.dtype)
+    kept = target != ignore_index
+    safe_target = torch.where(kept, target, torch.zeros_like(target)).long()
+    w_target = w[safe_target] * kept
+    e = label_smoothing
+    ce = (1.0 - e) * w_target * neg_logp.gather(-1, safe_target.unsqueeze(-1)).squeeze(-1)
+    ce = ce + (e / vocab) * (neg_logp * w).sum(dim=-1) * kept
+    z = lse_square_scale * lse.pow(2) * kept
+    if token_scaling:
+        prob = torch.softmax(x.detach(), dim=-1).gather(-1, safe_target.unsqueeze(-1)).squeeze(-1)
+        ce, z = ce * prob, z * prob
+    kept_rows = kept.sum()
+    if reduction == "none":
+        loss, z_loss = ce + z, z
+    elif reduction == "sum":
+        loss, z_loss = ce.sum() + z.sum(), z.sum()
+    else:
+        if kept_rows == 0:
+            zero = (ce.sum() + z.sum()) * 0.0
+            loss, z_loss = zero, zero.detach()
+        else:
+            z_loss = z.sum() / kept_rows
+            loss = ce.sum() / w_target.sum() + z_loss
+    predicted = torch.where(kept, x.detach().argmax(dim=-1), torch.full_like(target, -1).long())
+    accuracy = (predicted == target).logical_and(kept).sum() / kept_rows if kept_rows > 0 else x.new_zeros(())
+    return (
+        loss,
+        z_loss.detach() if return_z_loss else None,
+        accuracy.to(x.dtype) if return_token_accuracy else None,
+        predicted if return_predicted_tokens else None,
+    )
+
+
+def fused_linear_cross_entropy(
+    x: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    bias: Tensor | None = None,
+    ce_weight: Tensor | None = None,
+    ignore_index: int = -100,
+    lse_square_scale: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    softcap: float | None = None,
+    return_z_loss: bool = False,
+    accum_dtype: torch.dtype | None = None,
+    use_token_scaling: bool = False,
+    return_token_accuracy: bool = False,
+    return_predicted_tokens: bool = False,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """cross_entropy(x @ weight.T + bias, target, ce_weight, ...);
+    accum_dtype changes only how a backend accumulates, not the result."""
+    logits = x @ weight.T
+    if bias is not None:
+        logits = logits + bias
+    return cross_entropy(
+        logits,
+        target,
+        ce_weight,
+        ignore_index,
+        lse_square_scale,
+        label_smoothing,
+        reduction,
+        softcap,
+        return_z_loss,
+        return_token_accuracy,
+        return_predicted_tokens,
+        token_scaling=use_token_scaling,
+    )
