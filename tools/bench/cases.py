@@ -1,0 +1,296 @@
+"""The benchmarked ops: shapes, inputs, torch eager references and targets.
+
+Every op has two implementations here:
+
+* ``torch``: plain PyTorch written the way a model would without this project
+  (Transformers' LlamaRMSNorm in fp32, ``F.cross_entropy`` on fp32 logits, ...);
+* ``liger``: the public ``liger_kernel.ops.<module>.Liger<Op>Function`` with
+  positional arguments only. Both this project and the liger-kernel 0.8.5 wheel
+  expose that API, so the same adapter measures either one; which one is
+  measured depends only on which ``liger_kernel`` the process imports (the
+  peer's lives in a separate process, see :mod:`bench.peer`).
+
+Nothing here imports ``liger_kernel`` at module level: the peer worker imports
+this module with the peer's package on its path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-6
+IGNORE_INDEX = -100
+
+#: dims that keep their size under --scale (they fix the kernel's inner shape)
+FIXED_DIMS = frozenset({"batch", "heads", "kv_heads", "head_dim"})
+
+Inputs = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A row of ../shared/TARGETS.md: the goal and the two reference runs."""
+
+    ms: float
+    mib: float
+    torch_ref: tuple[float, float]
+    peer_ref: tuple[float, float]
+
+
+TARGETS: dict[str, Target] = {
+    "rms_norm": Target(0.25, 66, (1.76, 832), (0.38, 66)),
+    "layer_norm": Target(0.20, 132, (0.23, 128), (0.58, 132)),
+    "swiglu": Target(0.63, 224, (1.09, 896), (0.63, 224)),
+    "geglu": Target(0.65, 224, (1.09, 896), (0.68, 224)),
+    "rope": Target(0.30, 224, (1.17, 288), (0.49, 224)),
+    "cross_entropy": Target(2.3, 64, (17.8, 12024), (2.32, 0.1)),
+    "fused_linear_cross_entropy": Target(45.0, 1200, (51.8, 12024), (64.2, 1129)),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One op under benchmark.
+
+    dims: named sizes at full scale (TARGETS.md); ``tokens`` is batch × seq.
+    make: builds the inputs from (dims, dtype, device); the dict holds the
+        tensors the op reads, ``leaves`` (tensors whose gradient is computed)
+        and ``grads`` (upstream gradients of the outputs, or None for a loss).
+    eager: the torch eager reference, inputs -> output(s).
+    module, function: where the public liger_kernel Function lives.
+    call: how to call that Function with positional arguments.
+    """
+
+    name: str
+    dims: dict[str, int]
+    make: Callable[[dict[str, int], torch.dtype, torch.device], Inputs]
+    eager: Callable[[Inputs], Any]
+    module: str
+    function: str
+    call: Callable[[Any, Inputs], Any]
+
+    def sized(self, scale: float = 1.0, tokens: int | None = None) -> dict[str, int]:
+        """Dims shrunk by ``scale``, with the token count set to ``tokens`` if given."""
+        dims = {k: v if k in FIXED_DIMS else max(2, round(v * scale)) for k, v in self.dims.items()}
+        if tokens is not None:
+            dims["tokens"] = tokens
+        if "seq" in dims:
+            dims["seq"] = max(2, dims["tokens"] // dims["batch"])
+            dims["tokens"] = dims["seq"] * dims["batch"]
+        return dims
+
+    def liger(self, inputs: Inputs) -> Any:
+        function = getattr(importlib.import_module(f"liger_kernel.ops.{self.module}"), self.function)
+        return self.call(function, inputs)
+
+
+def _rand(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, grad: bool, std: float = 1.0):
+    t = torch.randn(shape, dtype=torch.float32, device=device).mul_(std).to(dtype)
+    return t.requires_grad_(grad)
+
+
+def _first(out: Any) -> Any:
+    """The loss of a Function that returns (loss, z_loss, ...) or the loss alone."""
+    return out[0] if isinstance(out, tuple | list) else out
+
+
+# -- torch eager references ------------------------------------------------
+def eager_rms_norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    # As Transformers' LlamaRMSNorm: statistics in fp32, cast back, then weight.
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + EPS)
+    return w * h.to(x.dtype)
+
+
+def eager_fused_add_rms_norm(x: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    s = x + r
+    return eager_rms_norm(s, w), s
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def eager_rope(q, k, cos, sin):
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def eager_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # Transformers' causal-LM loss upcasts logits to fp32 before the loss.
+    return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
+
+
+# -- inputs ----------------------------------------------------------------
+def _targets(rows: int, vocab: int, device: torch.device) -> torch.Tensor:
+    target = torch.randint(0, vocab, (rows,), device=device)
+    target[::7] = IGNORE_INDEX
+    return target
+
+
+def make_norm(dims, dtype, device, bias=False, residual=False) -> Inputs:
+    T, H = dims["tokens"], dims["hidden"]
+    x = _rand((T, H), dtype, device, True)
+    w = (1 + 0.1 * torch.randn(H, device=device)).to(dtype).requires_grad_(True)
+    inputs = {"x": x, "w": w, "leaves": [x, w], "grads": [_rand((T, H), dtype, device, False)]}
+    if bias:
+        inputs["b"] = _rand((H,), dtype, device, True, 0.1)
+        inputs["leaves"].append(inputs["b"])
+    if residual:
+        inputs["r"] = _rand((T, H), dtype, device, True)
+        inputs["leaves"].append(inputs["r"])
+        inputs["grads"].append(_rand((T, H), dtype, device, False))
+    return inputs
+
+
+def make_gate(dims, dtype, device) -> Inputs:
+    shape = (dims["tokens"], dims["inter"])
+    a, b = _rand(shape, dtype, device, True), _rand(shape, dtype, device, True)
+    return {"a": a, "b": b, "leaves": [a, b], "grads": [_rand(shape, dtype, device, False)]}
+
+
+def make_rope(dims, dtype, device) -> Inputs:
+    B, S, D = dims["batch"], dims["seq"], dims["head_dim"]
+    q = _rand((B, dims["heads"], S, D), dtype, device, True)
+    k = _rand((B, dims["kv_heads"], S, D), dtype, device, True)
+    inv_freq = 1.0 / (500000.0 ** (torch.arange(0, D, 2, device=device, dtype=torch.float32) / D))
+    angles = torch.outer(torch.arange(S, device=device, dtype=torch.float32), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)[None]
+    grads = [_rand(tuple(q.shape), dtype, device, False), _rand(tuple(k.shape), dtype, device, False)]
+    return {
+        "q": q,
+        "k": k,
+        "cos": angles.cos().to(dtype),
+        "sin": angles.sin().to(dtype),
+        "leaves": [q, k],
+        "grads": grads,
+    }
+
+
+def make_cross_entropy(dims, dtype, device) -> Inputs:
+    logits = _rand((dims["tokens"], dims["vocab"]), dtype, device, True)
+    return {
+        "logits": logits,
+        "target": _targets(dims["tokens"], dims["vocab"], device),
+        "leaves": [logits],
+        "grads": None,
+    }
+
+
+def make_flce(dims, dtype, device) -> Inputs:
+    T, H, V = dims["tokens"], dims["hidden"], dims["vocab"]
+    h = _rand((T, H), dtype, device, True)
+    w = _rand((V, H), dtype, device, True, 1 / math.sqrt(H))
+    return {"h": h, "w": w, "target": _targets(T, V, device), "leaves": [h, w], "grads": None}
+
+
+NORM_DIMS = {"tokens": 8192, "hidden": 4096}
+GATE_DIMS = {"tokens": 8192, "inter": 14336}
+
+CASES: dict[str, Case] = {
+    case.name: case
+    for case in (
+        Case(
+            "rms_norm",
+            NORM_DIMS,
+            make_norm,
+            lambda i: eager_rms_norm(i["x"], i["w"]),
+            "rms_norm",
+            "LigerRMSNormFunction",
+            lambda f, i: f.apply(i["x"], i["w"], EPS, 0.0, "llama", True),
+        ),
+        Case(
+            "fused_add_rms_norm",
+            NORM_DIMS,
+            lambda d, t, dev: make_norm(d, t, dev, residual=True),
+            lambda i: eager_fused_add_rms_norm(i["x"], i["r"], i["w"]),
+            "fused_add_rms_norm",
+            "LigerFusedAddRMSNormFunction",
+            lambda f, i: f.apply(i["x"], i["r"], i["w"], EPS),
+        ),
+        Case(
+            "layer_norm",
+            NORM_DIMS,
+            lambda d, t, dev: make_norm(d, t, dev, bias=True),
+            lambda i: F.layer_norm(i["x"], (i["x"].shape[-1],), i["w"], i["b"], EPS),
+            "layer_norm",
+            "LigerLayerNormFunction",
+            lambda f, i: f.apply(i["x"], i["w"], i["b"], EPS),
+        ),
+        Case(
+            "swiglu",
+            GATE_DIMS,
+            make_gate,
+            lambda i: F.silu(i["a"]) * i["b"],
+            "swiglu",
+            "LigerSiLUMulFunction",
+            lambda f, i: f.apply(i["a"], i["b"]),
+        ),
+        Case(
+            "geglu",
+            GATE_DIMS,
+            make_gate,
+            lambda i: F.gelu(i["a"], approximate="tanh") * i["b"],
+            "geglu",
+            "LigerGELUMulFunction",
+            lambda f, i: f.apply(i["a"], i["b"]),
+        ),
+        Case(
+            "rope",
+            {"tokens": 8192, "batch": 4, "seq": 2048, "heads": 32, "kv_heads": 8, "head_dim": 128},
+            make_rope,
+            lambda i: eager_rope(i["q"], i["k"], i["cos"], i["sin"]),
+            "rope",
+            "LigerRopeFunction",
+            lambda f, i: f.apply(i["q"], i["k"], i["cos"], i["sin"]),
+        ),
+        Case(
+            "cross_entropy",
+            {"tokens": 8192, "vocab": 128256},
+            make_cross_entropy,
+            lambda i: eager_cross_entropy(i["logits"], i["target"]),
+            "cross_entropy",
+            "LigerCrossEntropyFunction",
+            lambda f, i: _first(f.apply(i["logits"], i["target"])),
+        ),
+        Case(
+            "fused_linear_cross_entropy",
+            {"tokens": 8192, "hidden": 4096, "vocab": 128256},
+            make_flce,
+            lambda i: eager_cross_entropy(i["h"] @ i["w"].t(), i["target"]),
+            "fused_linear_cross_entropy",
+            "LigerFusedLinearCrossEntropyFunction",
+            lambda f, i: _first(f.apply(i["h"], i["w"], i["target"])),
+        ),
+    )
+}
+
+#: ops run by default, in the order of TARGETS.md, then the extra one
+DEFAULT_OPS = (
+    "rms_norm",
+    "layer_norm",
+    "swiglu",
+    "geglu",
+    "rope",
+    "cross_entropy",
+    "fused_linear_cross_entropy",
+    "fused_add_rms_norm",
+)
+
+
+def shape_label(case: Case, dims: dict[str, int]) -> str:
+    """The main input's shape, for tables."""
+    if case.name == "rope":
+        return f"q({dims['batch']},{dims['heads']},{dims['seq']},{dims['head_dim']})"
+    if case.name == "fused_linear_cross_entropy":
+        return f"h({dims['tokens']},{dims['hidden']}) w({dims['vocab']},{dims['hidden']})"
+    width = dims.get("hidden") or dims.get("inter") or dims.get("vocab")
+    return f"({dims['tokens']},{width})"

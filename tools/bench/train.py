@@ -1,0 +1,127 @@
+"""End-to-end training step of a ~1B-parameter Llama, stock or patched.
+
+The model is Llama-3.2-1B-shaped (hidden 2048, 16 layers, 32 heads, 8 KV
+heads, intermediate 8192, vocabulary 128256, tied embeddings: 1.24 B
+parameters), randomly initialised from its config, in bf16, trained on random
+tokens. ``impl`` picks the patch applied to Transformers' Llama classes before
+the model is built: none (``torch``), this project's
+``liger_kernel.transformers.apply_liger_kernel_to_llama`` (``liger``), or the
+peer's function of the same name (``peer``). Each impl runs in its own process,
+because patching changes Transformers' classes for the whole process.
+
+``scale`` < 1 shrinks the model and the sequence for CPU smoke runs.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+import torch
+
+FULL = {"hidden": 2048, "layers": 16, "heads": 32, "kv_heads": 8, "inter": 8192, "vocab": 128256, "seq": 2048}
+HEAD_DIM = 64
+
+
+def model_dims(scale: float, seq: int | None = None) -> dict[str, int]:
+    hidden = max(HEAD_DIM, HEAD_DIM * round(FULL["hidden"] * scale / HEAD_DIM))
+    heads = hidden // HEAD_DIM
+    return {
+        "hidden": hidden,
+        "layers": max(2, round(FULL["layers"] * scale)),
+        "heads": heads,
+        "kv_heads": max(1, heads // 4),
+        "inter": 4 * hidden,
+        "vocab": max(256, round(FULL["vocab"] * scale)),
+        "seq": seq or max(32, round(FULL["seq"] * scale)),
+    }
+
+
+def build_model(dims: dict[str, int], device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        hidden_size=dims["hidden"],
+        num_hidden_layers=dims["layers"],
+        num_attention_heads=dims["heads"],
+        num_key_value_heads=dims["kv_heads"],
+        intermediate_size=dims["inter"],
+        vocab_size=dims["vocab"],
+        max_position_embeddings=max(dims["seq"], 2048),
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+    )
+    with torch.device(device):
+        model = LlamaForCausalLM(config)
+    return model.to(dtype).train()
+
+
+def patch(impl: str) -> None:
+    if impl == "torch":
+        return
+    from liger_kernel.transformers import apply_liger_kernel_to_llama
+
+    apply_liger_kernel_to_llama(
+        rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=True
+    )
+
+
+def run_train(job: dict[str, Any]) -> dict[str, Any]:
+    """tokens/s and peak memory of ``job['steps']`` timed optimizer steps."""
+    from .worker import DTYPES
+
+    impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
+    dims = model_dims(job["scale"], job.get("seq"))
+    batch = job.get("batch", 2)
+    warmup, steps = (1, 2) if job["quick"] else (job.get("warmup", 3), job.get("steps", 10))
+    record: dict[str, Any] = {
+        "impl": impl,
+        "params": None,
+        "batch": batch,
+        "seq": dims["seq"],
+        "dims": dims,
+        "optimizer": job.get("optimizer", "adamw"),
+        "steps": steps,
+        "step_ms": None,
+        "tokens_per_s": None,
+        "peak_mib": None,
+        "loss_first": None,
+        "loss_last": None,
+        "error": None,
+    }
+    try:
+        patch(impl)
+        torch.manual_seed(0)
+        model = build_model(dims, device, dtype)
+        record["params"] = sum(p.numel() for p in model.parameters())
+        if record["optimizer"] == "sgd":
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        else:
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        ids = torch.randint(0, dims["vocab"], (batch, dims["seq"]), device=device)
+
+        def step() -> float:
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.detach()
+
+        losses = [step() for _ in range(warmup)]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        losses += [step() for _ in range(steps)]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            record["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        elapsed = time.perf_counter() - start
+        record["step_ms"] = elapsed / steps * 1e3
+        record["tokens_per_s"] = batch * dims["seq"] * steps / elapsed
+        record["loss_first"], record["loss_last"] = float(losses[0]), float(losses[-1])
+    except Exception as exc:  # reported in the table
+        record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        traceback.print_exc()
+    return record
