@@ -1,0 +1,163 @@
+"""The portable fused linear cross-entropy against a float64 oracle, under the interpreter.
+
+The cross-entropy oracle is the one of test_cross_entropy.py (loaded by path,
+so the two files share one definition of the math)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from liger_kernel.backend import DeviceProfile
+from liger_kernel.dispatch import dispatcher
+from liger_kernel.triton import fused_linear_cross_entropy as flce_module
+from liger_kernel.triton.fused_linear_cross_entropy import FusedLinearCrossEntropyFunction
+
+_spec = importlib.util.spec_from_file_location("_triton_ce_oracle", Path(__file__).with_name("test_cross_entropy.py"))
+_ce_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_ce_tests)
+ce_oracle = _ce_tests.oracle
+
+SMALL_PROFILE = DeviceProfile(name="test", compute_units=2, programs_per_unit=2, max_block=64, max_num_warps=4)
+ROWS, HIDDEN, VOCAB = 9, 16, 150
+
+
+@pytest.fixture(autouse=True)
+def small_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatcher, "profile", lambda device: SMALL_PROFILE)
+
+
+def use_chunk_rows(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    monkeypatch.setattr(flce_module, "chunk_rows", lambda n_rows, hidden, vocab: rows)
+
+
+def make_case(dtype: torch.dtype = torch.float32, seed: int = 0, rows: int = ROWS):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, HIDDEN, generator=generator).to(dtype)
+    w = (torch.randn(VOCAB, HIDDEN, generator=generator) * 0.5).to(dtype)
+    b = torch.randn(VOCAB, generator=generator).to(dtype)
+    target = torch.randint(0, VOCAB, (rows,), generator=generator)
+    target[::4] = -100
+    class_weight = torch.rand(VOCAB, generator=generator) + 0.5
+    return x, w, b, target, class_weight
+
+
+def run_both(x, w, b, target, class_weight=None, grad_scale=None, accum_dtype=None, **options):
+    """(ours, oracle): each (loss, z_loss, dx, dw, db)."""
+    leaves = [t.clone().requires_grad_() if t is not None else None for t in (x, w, b)]
+    loss, z_loss, _, _ = FusedLinearCrossEntropyFunction.apply(
+        leaves[0], leaves[1], target, leaves[2], class_weight,
+        options.get("ignore_index", -100), options.get("lse_square_scale", 0.0),
+        options.get("label_smoothing", 0.0), options.get("reduction", "mean"), options.get("softcap"),
+        True, accum_dtype, options.get("token_scaling", False),
+    )  # fmt: skip
+    refs = [t.double().requires_grad_() if t is not None else None for t in (x, w, b)]
+    logits = refs[0] @ refs[1].t() + (refs[2] if refs[2] is not None else 0)
+    ref_loss, ref_z = ce_oracle(logits, target, class_weight, **options)
+    upstream = torch.ones_like(ref_loss) if grad_scale is None else grad_scale
+    loss.backward(upstream.to(loss.dtype))
+    ref_loss.backward(upstream.double())
+    ours = (loss, z_loss, *[t.grad if t is not None else None for t in leaves])
+    ref = (ref_loss.detach(), ref_z.detach(), *[t.grad if t is not None else None for t in refs])
+    return ours, ref
+
+
+def assert_all_close(ours, ref, atol=1e-5, rtol=1e-5):
+    for got, want in zip(ours, ref):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol)
+
+
+OPTION_CASES = {
+    "plain": {},
+    "weight-smoothing": {"class_weight": True, "label_smoothing": 0.2},
+    "z-loss-softcap": {"lse_square_scale": 0.03, "softcap": 6.0},
+    "token-scaling": {"token_scaling": True, "label_smoothing": 0.1},
+    "everything": {"class_weight": True, "label_smoothing": 0.1, "lse_square_scale": 0.01, "softcap": 4.0},
+}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_matches_oracle(case: str, reduction: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_chunk_rows(monkeypatch, 4)  # three chunks, the last one short
+    options = dict(OPTION_CASES[case], reduction=reduction)
+    use_class_weight = options.pop("class_weight", False)
+    x, w, b, target, class_weight = make_case(seed=len(case))
+    grad_scale = torch.rand(ROWS) + 0.5 if reduction == "none" else torch.tensor(0.7)
+    ours, ref = run_both(x, w, b, target, class_weight if use_class_weight else None, grad_scale, **options)
+    assert_all_close(ours, ref)
+
+
+@pytest.mark.parametrize("rows_per_chunk", [1, 2, 5, ROWS])
+def test_chunking_does_not_change_results(rows_per_chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, w, b, target, class_weight = make_case(seed=11)
+    options = {"label_smoothing": 0.05, "lse_square_scale": 0.02}
+    use_chunk_rows(monkeypatch, ROWS)
+    whole, _ = run_both(x, w, None, target, class_weight, **options)
+    use_chunk_rows(monkeypatch, rows_per_chunk)
+    chunked, _ = run_both(x, w, None, target, class_weight, **options)
+    assert_all_close(chunked, [t.double() if t is not None else None for t in whole], atol=1e-6, rtol=1e-6)
+
+
+def test_bf16_with_float32_accumulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_chunk_rows(monkeypatch, 3)
+    x, w, b, target, _ = make_case(torch.bfloat16, seed=4)
+    ours, ref = run_both(x, w, b, target, accum_dtype=torch.float32, label_smoothing=0.1)
+    for grad, source in zip(ours[2:], (x, w, b)):
+        assert grad.dtype == source.dtype
+    assert_all_close(ours, ref, atol=3e-2, rtol=3e-2)
+
+
+def test_float32_accumulation_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An accum dtype other than the GEMM dtype walks dweight in vocabulary slices."""
+    use_chunk_rows(monkeypatch, 2)
+    monkeypatch.setattr(flce_module, "CHUNK_LOGITS_TO_INPUT", 1)
+    x, w, b, target, _ = make_case(torch.float32, seed=6)
+    ours, ref = run_both(x, w, b, target, accum_dtype=torch.float64)
+    assert_all_close(ours, ref)
+
+
+def test_no_grad_inputs_and_extras() -> None:
+    x, w, b, target, _ = make_case(seed=8)
+    loss, z_loss, token_accuracy, predicted = FusedLinearCrossEntropyFunction.apply(
+        x, w, target, b, None, -100, 0.0, 0.0, "mean", None, False, None, False, True, True
+    )
+    logits = x.double() @ w.double().t() + b.double()
+    ref, _ = ce_oracle(logits, target)
+    kept = target != -100
+    argmax = logits.argmax(-1)
+    torch.testing.assert_close(loss.double(), ref, atol=1e-5, rtol=1e-5)
+    assert z_loss is None
+    assert torch.equal(predicted, torch.where(kept, argmax, -1))
+    torch.testing.assert_close(token_accuracy, (((argmax == target) & kept).sum() / kept.sum()).float())
+
+
+def test_only_weight_requires_grad(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_chunk_rows(monkeypatch, 4)
+    x, w, _, target, _ = make_case(seed=9)
+    leaf = w.clone().requires_grad_()
+    loss, *_ = FusedLinearCrossEntropyFunction.apply(x, leaf, target)
+    loss.backward()
+    reference = w.double().requires_grad_()
+    ref, _ = ce_oracle(x.double() @ reference.t(), target)
+    ref.backward()
+    torch.testing.assert_close(leaf.grad.double(), reference.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_chunk_rows_rule() -> None:
+    rows = flce_module.chunk_rows(8192, 4096, 128256)
+    assert rows % flce_module.CHUNK_ROW_MULTIPLE == 0
+    assert rows * 128256 <= flce_module.CHUNK_LOGITS_TO_INPUT * 8192 * 4096
+    assert flce_module.chunk_rows(5, 16, 150) == 5
+    assert flce_module.chunk_rows(100_000, 8, 1_000_000) == flce_module.CHUNK_ROW_MULTIPLE
