@@ -104,9 +104,9 @@ def test_chunking_does_not_change_results(rows_per_chunk: int, monkeypatch: pyte
     x, w, b, target, class_weight = make_case(seed=11)
     options = {"label_smoothing": 0.05, "lse_square_scale": 0.02}
     use_chunk_rows(monkeypatch, ROWS)
-    whole, _ = run_both(x, w, None, target, class_weight, **options)
+    whole, _ = run_both(x, w, b, target, class_weight, **options)
     use_chunk_rows(monkeypatch, rows_per_chunk)
-    chunked, _ = run_both(x, w, None, target, class_weight, **options)
+    chunked, _ = run_both(x, w, b, target, class_weight, **options)
     assert_all_close(chunked, [t.double() if t is not None else None for t in whole], atol=1e-6, rtol=1e-6)
 
 
