@@ -13,6 +13,10 @@
     ``(grid, block, num_warps)`` for a persistent row kernel: ``grid`` is
     ``profile.grid(n_rows)``, ``block`` is ``row_block``, ``num_warps`` is
     ``profile.num_warps(block)``.
+``tile_launch(profile, n_elements) -> RowLaunch``
+    ``(grid, block, num_warps)`` for a persistent elementwise kernel over a flat
+    range of ``n_elements``: tiles of ``min(TILE, profile.max_block)`` elements,
+    ``grid`` is ``profile.grid(number of tiles)``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ import torch
 from liger_kernel.backend import DeviceProfile
 
 MIN_BLOCK = 16
+#: Elements per tile of the elementwise kernels: with ``profile.num_warps`` it
+#: gives each thread 8 contiguous elements (16 bytes of a 16-bit dtype, one
+#: vector load) and keeps enough loads in flight per program.
+TILE = 4096
 
 
 def row_block(width: int, profile: DeviceProfile) -> int:
@@ -49,3 +57,9 @@ class RowLaunch(NamedTuple):
 def row_launch(profile: DeviceProfile, n_rows: int, width: int) -> RowLaunch:
     block = row_block(width, profile)
     return RowLaunch(profile.grid(n_rows), block, profile.num_warps(block))
+
+
+def tile_launch(profile: DeviceProfile, n_elements: int) -> RowLaunch:
+    block = min(TILE, profile.max_block)
+    tiles = -(-n_elements // block)
+    return RowLaunch(profile.grid(tiles), block, profile.num_warps(block))

@@ -1,0 +1,117 @@
+"""GEGLU gate, portable Triton kernels (math: :mod:`liger_kernel.ops.geglu`).
+
+Forward:  c = gelu_tanh(a) * b,
+          gelu_tanh(a) = 0.5 * a * (1 + t),  t = tanh(u),  u = sqrt(2/pi) * (a + 0.044715 * a**3)
+Backward: gelu' = 0.5 * (1 + t) + 0.5 * a * (1 - t**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2)
+          da = dc * b * gelu';  db = dc * gelu_tanh(a)
+computed in fp32 (fp64 for fp64 inputs), stored in the input dtype. tanh is
+taken as 2 * sigmoid(2u) - 1 (``tl.*`` math only, so the interpreter runs it).
+
+Launch as in :mod:`liger_kernel.triton.swiglu`: a persistent grid over tiles of
+the flattened inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from liger_kernel.dispatch import device_profile
+from liger_kernel.triton._launch import tile_launch
+from liger_kernel.triton.rms_norm import accumulator_dtype
+
+SQRT_2_OVER_PI: tl.constexpr = tl.constexpr(0.7978845608028654)
+GELU_CUBIC: tl.constexpr = tl.constexpr(0.044715)
+
+
+@triton.jit
+def _tanh_of_gelu_argument(a):
+    u = SQRT_2_OVER_PI * (a + GELU_CUBIC * a * a * a)
+    return 2.0 * tl.sigmoid(2.0 * u) - 1.0
+
+
+@triton.jit
+def _gelu_mul_forward_kernel(A, B, C, n_elements, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0).to(tl.int64)
+    lanes = tl.arange(0, BLOCK)
+    for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0)):
+        offsets = tile * BLOCK + lanes
+        mask = offsets < n_elements
+        a = tl.load(A + offsets, mask=mask, other=0.0).to(ACC)
+        b = tl.load(B + offsets, mask=mask, other=0.0).to(ACC)
+        c = 0.5 * a * (1.0 + _tanh_of_gelu_argument(a)) * b
+        tl.store(C + offsets, c.to(C.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _gelu_mul_backward_kernel(
+    DC,
+    A,
+    B,
+    DA,
+    DB,
+    n_elements,
+    COMPUTE_DA: tl.constexpr,
+    COMPUTE_DB: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    lanes = tl.arange(0, BLOCK)
+    for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0)):
+        offsets = tile * BLOCK + lanes
+        mask = offsets < n_elements
+        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(ACC)
+        a = tl.load(A + offsets, mask=mask, other=0.0).to(ACC)
+        t = _tanh_of_gelu_argument(a)
+        if COMPUTE_DA:
+            b = tl.load(B + offsets, mask=mask, other=0.0).to(ACC)
+            slope = 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * a * a)
+            tl.store(DA + offsets, (dc * b * slope).to(DA.dtype.element_ty), mask=mask)
+        if COMPUTE_DB:
+            gelu = 0.5 * a * (1.0 + t)
+            tl.store(DB + offsets, (dc * gelu).to(DB.dtype.element_ty), mask=mask)
+
+
+class GELUMulFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a_flat, b_flat = a.contiguous().view(-1), b.contiguous().view(-1)
+        c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
+        launch = tile_launch(device_profile(a.device), a_flat.numel())
+        _gelu_mul_forward_kernel[(launch.grid,)](
+            a_flat,
+            b_flat,
+            c,
+            a_flat.numel(),
+            ACC=accumulator_dtype(a.dtype),
+            BLOCK=launch.block,
+            num_warps=launch.num_warps,
+        )
+        ctx.save_for_backward(a_flat, b_flat)
+        return c
+
+    @staticmethod
+    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        a_flat, b_flat = ctx.saved_tensors
+        needs_da, needs_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        da = torch.empty(dc.shape, dtype=a_flat.dtype, device=dc.device) if needs_da else None
+        db = torch.empty(dc.shape, dtype=b_flat.dtype, device=dc.device) if needs_db else None
+        launch = tile_launch(device_profile(dc.device), a_flat.numel())
+        _gelu_mul_backward_kernel[(launch.grid,)](
+            dc.contiguous(),
+            a_flat,
+            b_flat,
+            da if da is not None else a_flat,
+            db if db is not None else b_flat,
+            a_flat.numel(),
+            COMPUTE_DA=needs_da,
+            COMPUTE_DB=needs_db,
+            ACC=accumulator_dtype(a_flat.dtype),
+            BLOCK=launch.block,
+            num_warps=launch.num_warps,
+        )
+        return da, db
