@@ -535,3 +535,16 @@ def test_fused_linear_cross_entropy_with_no_kept_row():
     loss.backward()
     assert torch.all(x.grad == 0) and torch.all(w.grad == 0)
     assert not math.isnan(loss.item())
+
+
+def test_cross_entropy_keeps_one_vocabulary_sized_buffer_and_fused_linear_none():
+    rows, hidden, vocab = 6, 4, 11
+    x, w = leaf(torch.randn(rows, hidden)), leaf(torch.randn(vocab, hidden))
+    target = targets_with_ignored(rows, vocab, seed=14)
+    logits = leaf(torch.randn(rows, vocab, dtype=torch.bfloat16))
+    loss, *_ = LigerCrossEntropyFunction.apply(logits, target, None, -100, 0.1, 0.1, "mean", 3.0)
+    assert [tuple(t.shape) for t in loss.grad_fn.saved_tensors] == [(rows, vocab)]
+    for reduction in ("mean", "none"):
+        loss, *_ = LigerFusedLinearCrossEntropyFunction.apply(x, w, target, None, None, -100, 0.0, 0.0, reduction)
+        saved = [tuple(t.shape) for t in loss.grad_fn.saved_tensors if t is not None]
+        assert (rows, vocab) not in saved

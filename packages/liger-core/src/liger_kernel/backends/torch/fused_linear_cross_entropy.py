@@ -75,7 +75,7 @@ def walk_chunks(
     need_dinput, need_dweight, need_dbias = needs
     need_dbias = need_dbias and bias is not None
     need_grad = need_dinput or need_dweight or need_dbias
-    math_dtype = compute_dtype(input, weight, bias)
+    math_dtype = compute_dtype(input, weight, bias, ce_weight)
     matmul_dtype = torch.promote_types(input.dtype, weight.dtype)
     x, w = input.to(matmul_dtype), weight.to(matmul_dtype)
     bias_wide = bias.to(math_dtype) if bias is not None else None
@@ -143,9 +143,10 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         if accum_dtype is None:
             accum_dtype = torch.float32 if weight.dtype in HALF_DTYPES else weight.dtype
-        math_dtype = compute_dtype(input, weight, bias)
+        math_dtype = compute_dtype(input, weight, bias, ce_weight)
         options = LossOptions(ignore_index, lse_square_scale, label_smoothing, softcap, use_token_scaling)
-        divs = divisors(target, ce_weight, ignore_index, reduction, math_dtype)
+        class_weight = ce_weight.to(math_dtype) if ce_weight is not None else None
+        divs = divisors(target, class_weight, ignore_index, reduction, math_dtype)
         # needs_input_grad covers only the arguments actually passed; bias may be left at its default.
         needs_grad = ctx.needs_input_grad
         needs = (needs_grad[0], needs_grad[1], len(needs_grad) > 3 and needs_grad[3])
