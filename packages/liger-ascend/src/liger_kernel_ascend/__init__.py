@@ -6,10 +6,20 @@ once the user has imported torch_npu, so the probe looks at ``torch.npu``.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
-
 from liger_kernel_ascend.probe import probe
 
-OPS: dict[str, str] = {}
+#: Every core op has an NPU kernel in liger_kernel_ascend.ops (see each module
+#: for the NPU constraint it answers).
+OPS: dict[str, str] = {
+    "rms_norm": "liger_kernel_ascend.ops.rms_norm:RMSNormFunction",
+    "fused_add_rms_norm": "liger_kernel_ascend.ops.fused_add_rms_norm:FusedAddRMSNormFunction",
+    "layer_norm": "liger_kernel_ascend.ops.layer_norm:LayerNormFunction",
+    "rope": "liger_kernel_ascend.ops.rope:RopeFunction",
+    "swiglu": "liger_kernel_ascend.ops.gates:SiLUMulFunction",
+    "geglu": "liger_kernel_ascend.ops.gates:GELUMulFunction",
+    "cross_entropy": "liger_kernel_ascend.ops.cross_entropy:CrossEntropyFunction",
+    "fused_linear_cross_entropy": "liger_kernel_ascend.ops.fused_linear_cross_entropy:FusedLinearCrossEntropyFunction",
+}
 
 BACKEND = Backend(
     name="ascend",
@@ -21,4 +31,5 @@ BACKEND = Backend(
     install_hint="pip install liger-kernel[ascend]  (after CANN, torch and torch-npu)",
     profile="liger_kernel_ascend.profile:npu_profile",
     runtime_versions="liger_kernel_ascend.probe:runtime_versions",
+    conformance="liger_kernel_ascend.conformance:CONFORMANCE",
 )

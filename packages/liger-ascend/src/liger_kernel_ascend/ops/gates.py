@@ -1,0 +1,116 @@
+"""SwiGLU and GEGLU gates on the NPU, element-wise over flat tiles.
+
+SwiGLU: c = silu(a) * b, silu(a) = a * sigmoid(a); with s = sigmoid(a)
+    da = dc * b * s * (1 + a * (1 - s));  db = dc * a * s
+GEGLU:  c = gelu_tanh(a) * b, gelu_tanh(a) = 0.5 * a * (1 + tanh(u)),
+    u = sqrt(2/pi) * (a + 0.044715 * a**3)
+    da = dc * b * (0.5 * (1 + tanh(u)) + 0.5 * a * (1 - tanh(u)**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2))
+    db = dc * gelu_tanh(a)
+Math in fp32, results in the input dtype; tanh(u) = 2 * sigmoid(2u) - 1 (tl.* only).
+
+NPU constraints answered: the tensors are walked as one flat range in tiles
+of ``BLOCK`` elements sized by the unified-buffer planner (a portable kernel
+sized for GPU registers would take a whole row per program, and a wide MLP row
+would not fit the UB); one program per vector core strides over the tiles, so
+the grid never exceeds 65535 whatever the tensor size. Inputs that are not
+contiguous are copied first, as a flat walk needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from liger_kernel_ascend.ops._common import flat_plan
+
+SILU, GELU_TANH = 0, 1
+SQRT_2_OVER_PI = 0.7978845608028654
+GELU_CUBIC = 0.044715
+
+
+@triton.jit
+def _tanh(u):
+    return 2.0 * tl.sigmoid(2.0 * u) - 1.0
+
+
+@triton.jit
+def _gate_forward(A, B, C, numel, GATE: tl.constexpr, BLOCK: tl.constexpr):
+    n_tiles = tl.cdiv(numel, BLOCK)
+    for tile in tl.range(tl.program_id(0), n_tiles, tl.num_programs(0)):
+        offsets = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offsets < numel
+        a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32)
+        b = tl.load(B + offsets, mask=mask, other=0.0).to(tl.float32)
+        if GATE == 0:
+            gate = a * tl.sigmoid(a)
+        else:
+            gate = 0.5 * a * (1.0 + _tanh(0.7978845608028654 * (a + 0.044715 * a * a * a)))
+        tl.store(C + offsets, (gate * b).to(C.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _gate_backward(DC, A, B, DA, DB, numel, GATE: tl.constexpr, BLOCK: tl.constexpr):
+    n_tiles = tl.cdiv(numel, BLOCK)
+    for tile in tl.range(tl.program_id(0), n_tiles, tl.num_programs(0)):
+        offsets = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offsets < numel
+        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(tl.float32)
+        a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32)
+        b = tl.load(B + offsets, mask=mask, other=0.0).to(tl.float32)
+        if GATE == 0:
+            s = tl.sigmoid(a)
+            gate = a * s
+            dgate = s * (1.0 + a * (1.0 - s))
+        else:
+            t = _tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))
+            gate = 0.5 * a * (1.0 + t)
+            dgate = 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * a * a)
+        tl.store(DA + offsets, (dc * b * dgate).to(DA.dtype.element_ty), mask=mask)
+        tl.store(DB + offsets, (dc * gate).to(DB.dtype.element_ty), mask=mask)
+
+
+def _gate_apply(gate: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a, b = a.contiguous(), b.contiguous()
+    c = torch.empty_like(a)
+    if a.numel():
+        plan = flat_plan("gate", a.numel(), a.dtype, a.device)
+        _gate_forward[(plan.grid,)](a, b, c, a.numel(), GATE=gate, BLOCK=plan.block)
+    return c
+
+
+def _gate_grads(gate: int, dc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    dc = dc.contiguous()
+    da, db = torch.empty_like(a), torch.empty_like(b)
+    if a.numel():
+        plan = flat_plan("gate_backward", a.numel(), a.dtype, a.device)
+        _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), GATE=gate, BLOCK=plan.block)
+    return da, db
+
+
+class SiLUMulFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = a.contiguous(), b.contiguous()
+        ctx.save_for_backward(a, b)
+        return _gate_apply(SILU, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ctx.saved_tensors
+        return _gate_grads(SILU, dc, a, b)
+
+
+class GELUMulFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = a.contiguous(), b.contiguous()
+        ctx.save_for_backward(a, b)
+        return _gate_apply(GELU_TANH, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ctx.saved_tensors
+        return _gate_grads(GELU_TANH, dc, a, b)

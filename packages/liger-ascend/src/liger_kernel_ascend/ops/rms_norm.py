@@ -1,0 +1,280 @@
+"""RMSNorm on the NPU: rows spread over the vector cores, UB-sized tiles.
+
+Forward, per row x of width H (see liger_kernel.ops.rms_norm):
+    rstd = 1 / sqrt(mean(x**2) + eps);  y = (x * rstd) * (offset + W)
+casting "llama": rstd in fp32, x * rstd rounded to x.dtype before the weight;
+"gemma": all in fp32, rounded once; "none": every intermediate rounded to x.dtype.
+Backward, with n = x * rstd and g = dy * (offset + W):
+    dx = rstd * (g - n * mean(g * n));  dW = sum over rows of dy * n
+
+NPU constraints answered: the grid is one program per vector core (never more
+than 65535) and each program loops over its rows, ``ROWS`` at a time; a row
+wider than the unified-buffer tile is walked in ``BLOCK``-wide sub-blocks, a
+first pass for the statistics and a second for the output, so the live tiles
+stay inside the UB budget of :mod:`liger_kernel_ascend.tiling` whatever H is.
+num_warps/num_stages are not passed: the Ascend compiler ignores them.
+dW is reduced per program into a (grid, H) fp32 buffer, summed on the host,
+so no atomics are needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from liger_kernel_ascend.ops._common import as_rows, row_plan
+
+LLAMA, GEMMA, NONE = 0, 1, 2
+CASTING = {"llama": LLAMA, "gemma": GEMMA, "none": NONE}
+
+
+@triton.jit
+def _row_rstd(
+    X,
+    x_stride,
+    R,
+    r_stride,
+    S,
+    s_stride,
+    rows64,
+    row_mask,
+    n_cols,
+    eps,
+    CAST: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """1 / sqrt(mean(x**2) + eps) for ROWS rows, walking them BLOCK columns at a
+    time; with a residual, x = X + R (in X's dtype) is also stored to S."""
+    squares = tl.zeros([ROWS], tl.float32)
+    for start in tl.range(0, n_cols, BLOCK):
+        cols = start + tl.arange(0, BLOCK)
+        mask = row_mask[:, None] & (cols < n_cols)[None, :]
+        x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
+        if HAS_RESIDUAL:
+            r = tl.load(R + rows64[:, None] * r_stride + cols[None, :], mask=mask, other=0.0)
+            x = (x.to(tl.float32) + r.to(tl.float32)).to(x.dtype)
+            tl.store(S + rows64[:, None] * s_stride + cols[None, :], x, mask=mask)
+        xf = x.to(tl.float32)
+        xx = xf * xf
+        if CAST == 2:
+            xx = xx.to(x.dtype).to(tl.float32)
+        squares += tl.sum(xx, axis=1)
+    rstd = 1.0 / tl.sqrt(squares / n_cols + eps)
+    if CAST == 2:
+        rstd = rstd.to(X.dtype.element_ty).to(tl.float32)
+    return rstd
+
+
+@triton.jit
+def _rms_norm_forward(
+    X,
+    x_stride,
+    R,
+    r_stride,
+    S,
+    s_stride,
+    Y,
+    y_stride,
+    W,
+    RSTD,
+    n_rows,
+    n_cols,
+    eps,
+    offset,
+    CAST: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    n_steps = tl.cdiv(n_rows, ROWS)
+    for step in tl.range(tl.program_id(0), n_steps, tl.num_programs(0)):
+        rows = step * ROWS + tl.arange(0, ROWS)
+        row_mask = rows < n_rows
+        rows64 = rows.to(tl.int64)
+        rstd = _row_rstd(
+            X, x_stride, R, r_stride, S, s_stride, rows64, row_mask, n_cols, eps, CAST, HAS_RESIDUAL, ROWS, BLOCK
+        )
+        tl.store(RSTD + rows64, rstd, mask=row_mask)
+        for start in tl.range(0, n_cols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            col_mask = cols < n_cols
+            mask = row_mask[:, None] & col_mask[None, :]
+            if HAS_RESIDUAL:
+                # pass 2 normalizes the sum that pass 1 stored
+                x = tl.load(S + rows64[:, None] * s_stride + cols[None, :], mask=mask, other=0.0)
+            else:
+                x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
+            n = x.to(tl.float32) * rstd[:, None]
+            if CAST != 1:
+                # llama and none round the normalized row before the weight
+                n = n.to(x.dtype).to(tl.float32)
+            if HAS_W:
+                w = tl.load(W + cols, mask=col_mask, other=0.0)
+                if CAST == 1:
+                    scale = offset + w.to(tl.float32)
+                else:
+                    scale = (offset + w.to(tl.float32)).to(w.dtype).to(tl.float32)
+                n = n * scale[None, :]
+            tl.store(Y + rows64[:, None] * y_stride + cols[None, :], n.to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rms_norm_backward(
+    DY,
+    dy_stride,
+    X,
+    x_stride,
+    DX,
+    dx_stride,
+    DRES,
+    dres_stride,
+    W,
+    RSTD,
+    DW_PARTIAL,
+    n_rows,
+    n_cols,
+    offset,
+    CAST: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_DRES: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n_steps = tl.cdiv(n_rows, ROWS)
+    for step in tl.range(pid, n_steps, tl.num_programs(0)):
+        rows = step * ROWS + tl.arange(0, ROWS)
+        row_mask = rows < n_rows
+        rows64 = rows.to(tl.int64)
+        rstd = tl.load(RSTD + rows64, mask=row_mask, other=0.0)
+        # pass 1: mean(g * n) per row
+        gn = tl.zeros([ROWS], tl.float32)
+        for start in tl.range(0, n_cols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            col_mask = cols < n_cols
+            mask = row_mask[:, None] & col_mask[None, :]
+            dy = tl.load(DY + rows64[:, None] * dy_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            if HAS_W:
+                w = tl.load(W + cols, mask=col_mask, other=0.0).to(tl.float32)
+                dy = dy * (offset + w)[None, :]
+            gn += tl.sum(dy * x, axis=1)
+        gn = gn * rstd / n_cols
+        # pass 2: dx, and this program's share of dW
+        for start in tl.range(0, n_cols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            col_mask = cols < n_cols
+            mask = row_mask[:, None] & col_mask[None, :]
+            dy = tl.load(DY + rows64[:, None] * dy_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
+            n = x.to(tl.float32) * rstd[:, None]
+            g = dy
+            if HAS_W:
+                w = tl.load(W + cols, mask=col_mask, other=0.0).to(tl.float32)
+                g = dy * (offset + w)[None, :]
+                if CAST == 1:
+                    n_for_w = n
+                else:
+                    n_for_w = n.to(x.dtype).to(tl.float32)
+                partial = DW_PARTIAL + pid.to(tl.int64) * n_cols + cols
+                tl.store(
+                    partial, tl.load(partial, mask=col_mask, other=0.0) + tl.sum(dy * n_for_w, axis=0), mask=col_mask
+                )
+            dx = rstd[:, None] * (g - n * gn[:, None])
+            if HAS_DRES:
+                # the residual stream's own gradient joins dS
+                dx += tl.load(DRES + rows64[:, None] * dres_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            tl.store(DX + rows64[:, None] * dx_stride + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+
+
+def rms_norm_forward(
+    x: torch.Tensor,
+    W: torch.Tensor | None,
+    eps: float,
+    offset: float,
+    cast: int,
+    residual: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(y, rstd, normalized input) for 2-D ``x``; with ``residual`` the input
+    is x + residual, returned as the third value (else ``x`` itself)."""
+    n_rows, n_cols = x.shape
+    op = "rms_norm" if residual is None else "fused_add_rms_norm"
+    y = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
+    rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)
+    s = x if residual is None else torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
+    r = x if residual is None else residual
+    if n_rows:
+        plan = row_plan(op, n_rows, n_cols, x.dtype, x.device)
+        _rms_norm_forward[(plan.grid,)](
+            x, x.stride(0), r, r.stride(0), s, s.stride(0), y, y.stride(0), W if W is not None else x, rstd,
+            n_rows, n_cols, float(eps), float(offset),
+            CAST=cast, HAS_W=W is not None, HAS_RESIDUAL=residual is not None,
+            ROWS=plan.rows_per_step, BLOCK=plan.block,
+        )  # fmt: skip
+    return y, rstd, s
+
+
+def rms_norm_backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    W: torch.Tensor | None,
+    rstd: torch.Tensor,
+    offset: float,
+    cast: int,
+    need_dw: bool,
+    dres: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dx in x.dtype, dW in W.dtype or None); ``dres`` is added to dx."""
+    n_rows, n_cols = x.shape
+    dx = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
+    if not n_rows:
+        return dx, (torch.zeros_like(W) if W is not None and need_dw else None)
+    plan = row_plan("rms_norm_backward", n_rows, n_cols, x.dtype, x.device)
+    has_w = W is not None
+    partial = torch.zeros((plan.grid, n_cols) if has_w else (1,), dtype=torch.float32, device=x.device)
+    _rms_norm_backward[(plan.grid,)](
+        dy, dy.stride(0), x, x.stride(0), dx, dx.stride(0),
+        dres if dres is not None else dy, dres.stride(0) if dres is not None else 0,
+        W if has_w else x, rstd, partial, n_rows, n_cols, float(offset),
+        CAST=cast, HAS_W=has_w, HAS_DRES=dres is not None, ROWS=plan.rows_per_step, BLOCK=plan.block,
+    )  # fmt: skip
+    dW = partial.sum(0).to(W.dtype) if has_w and need_dw else None
+    return dx, dW
+
+
+class RMSNormFunction(torch.autograd.Function):
+    """RMSNorm with every option of ``LigerRMSNormFunction``.
+
+    ``in_place=True`` allows writing dx over dy; this kernel always writes dx
+    to a fresh buffer, because dy may be a tensor the caller still holds.
+    ``row_mode`` is a GPU kernel hint with no meaning on the NPU."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        X: torch.Tensor,
+        W: torch.Tensor | None,
+        eps: float,
+        offset: float = 0.0,
+        casting_mode: str = "llama",
+        in_place: bool = True,
+        row_mode: Any = None,
+    ) -> torch.Tensor:
+        x = as_rows(X)
+        cast = CASTING[casting_mode]
+        y, rstd, _ = rms_norm_forward(x, W, eps, offset, cast)
+        ctx.save_for_backward(x, W, rstd)
+        ctx.cast, ctx.offset, ctx.shape = cast, float(offset), X.shape
+        return y.view(X.shape)
+
+    @staticmethod
+    def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
+        x, W, rstd = ctx.saved_tensors
+        dx, dW = rms_norm_backward(as_rows(dY), x, W, rstd, ctx.offset, ctx.cast, ctx.needs_input_grad[1])
+        return dx.view(ctx.shape), dW, None, None, None, None, None

@@ -1,0 +1,277 @@
+"""An Ascend NPU (Atlas A2, 910B-class) on a CPU-only machine, strictly.
+
+``active()`` installs a ``torch_npu`` stand-in module and a ``torch.npu``
+namespace (availability, device count, current device, device name and
+properties: AI-core and vector-core counts, unified-buffer size), makes
+``triton.runtime.driver.active.utils.get_device_properties(index)`` answer as
+triton-ascend's driver does (a dict with ``num_aicore`` and
+``num_vectorcore``), routes CPU tensors as ``npu`` tensors and runs kernels
+under the Triton interpreter (``TRITON_INTERPRET=1``).
+
+Strict, as the device is, for every kernel launched while it is active:
+
+* grid: a launch of more than :data:`MAX_GRID` (65535) programs, counting all
+  grid axes together as the runtime's ``coreDim`` does, raises
+  :class:`GridLimitError` before any program runs;
+* unified buffer: while a launch runs, every floating-point block value
+  (``tl.load`` results, ``tl.zeros`` accumulators, arithmetic on them) is
+  tracked while it is alive in the program; when the live bytes exceed the
+  emulated UB, :class:`UBOverflowError` is raised. This approximates what the
+  Ascend compiler must place in the UB at one time: values a program still
+  holds, at their element width. Integer offsets, masks and pointers are not
+  counted (they lower to address generation, not UB tiles), nor is the
+  compiler's double-buffering of DMA tiles (kernels budget for it themselves).
+  On the device the overflow is a compile-time error ("ub overflow, requires N
+  bits while M bits available"); here it fires while the program runs.
+
+The stand-in ``torch_npu`` carries ``LIGER_MOCK = "npu"``.
+liger_kernel_ascend.safety honours that marker, together with
+``TRITON_INTERPRET=1``, to skip its check that ``triton`` is triton-ascend:
+the interpreter CI runs comes from NVIDIA's wheel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import types
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from liger_conformance.mocks import Patches, patches, routed_as
+
+#: The runtime rejects launches of more programs than this.
+MAX_GRID = 65535
+MOCK_MARKER = "npu"
+
+
+class NPULaunchError(RuntimeError):
+    """A launch the emulated NPU refuses."""
+
+
+class GridLimitError(NPULaunchError):
+    pass
+
+
+class UBOverflowError(NPULaunchError):
+    pass
+
+
+@dataclass(frozen=True)
+class FakeNPUProperties:
+    """What ``torch.npu.get_device_properties`` returns, as far as kernels look
+    (``ub_size`` is the mock's own addition: bytes of unified buffer per vector core)."""
+
+    name: str
+    total_memory: int
+    cube_core_num: int
+    vector_core_num: int
+    L2_cache_size: int
+    ub_size: int
+
+
+ASCEND_910B3 = FakeNPUProperties(
+    name="Ascend910B3 (liger-conformance mock)",
+    total_memory=64 * 1024**3,
+    cube_core_num=20,
+    vector_core_num=40,
+    L2_cache_size=192 * 1024**2,
+    ub_size=192 * 1024,
+)
+
+
+class _FakeNPUUtils:
+    def __init__(self, props: FakeNPUProperties) -> None:
+        self._props = props
+
+    def get_device_properties(self, device: Any) -> dict[str, Any]:
+        return {"num_aicore": self._props.cube_core_num, "num_vectorcore": self._props.vector_core_num}
+
+
+class _FakeNPUDriver:
+    """The parts of triton-ascend's active driver that kernels query."""
+
+    def __init__(self, props: FakeNPUProperties) -> None:
+        self.utils = _FakeNPUUtils(props)
+
+    def get_current_device(self) -> int:
+        return 0
+
+    def get_active_torch_device(self) -> torch.device:
+        return torch.device("cpu")
+
+
+class _LaunchMonitor:
+    """Tracks the floating-point values alive in the running launch."""
+
+    def __init__(self, ub_bytes: int) -> None:
+        self.ub_bytes = ub_bytes
+        self.kernel: str | None = None
+        # id -> (weak reference, bytes); values leave when the program drops them
+        self.live: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self.live_bytes = 0
+        self.peak = 0
+
+    def start(self, kernel: str) -> None:
+        self.kernel, self.peak = kernel, 0
+        self.live, self.live_bytes = {}, 0
+
+    def stop(self) -> None:
+        self.kernel = None
+        self.live, self.live_bytes = {}, 0
+
+    def _drop(self, live: dict[int, Any], key: int) -> None:
+        # a reference from an earlier launch's table must not touch this one's count
+        if live is self.live:
+            entry = live.pop(key, None)
+            if entry is not None:
+                self.live_bytes -= entry[1]
+
+    def check_grid(self, dims: tuple[int, ...]) -> None:
+        programs = 1
+        for dim in dims:
+            programs *= int(dim)
+        if programs > MAX_GRID:
+            raise GridLimitError(
+                f"{self.kernel or 'kernel'}: grid {tuple(int(d) for d in dims)} launches {programs} programs; "
+                f"grid should be less than {MAX_GRID + 1} on the NPU"
+            )
+
+    def track(self, handle: Any) -> None:
+        data, dtype = handle.data, handle.dtype
+        if self.kernel is None or getattr(data, "ndim", 0) == 0:
+            return
+        if not (hasattr(dtype, "is_floating") and dtype.is_floating()):
+            return
+        size = data.size * dtype.primitive_bitwidth // 8
+        key = id(handle)
+        live = self.live
+        self.live[key] = (weakref.ref(handle, lambda _, key=key, live=live: self._drop(live, key)), size)
+        self.live_bytes += size
+        live = self.live_bytes
+        self.peak = max(self.peak, live)
+        if live > self.ub_bytes:
+            raise UBOverflowError(
+                f"{self.kernel}: ub overflow, requires {live * 8} bits while {self.ub_bytes * 8} bits available "
+                f"(live floating-point values {live} bytes > unified buffer {self.ub_bytes} bytes)"
+            )
+
+
+#: The monitor of the innermost active mock (None outside any).
+monitor: _LaunchMonitor | None = None
+
+
+def _strict_launches(p: Patches, ub_bytes: int) -> None:
+    """Patch the Triton interpreter so launches obey the NPU's grid and UB limits."""
+    global monitor
+    from triton.runtime import interpreter
+
+    watch = _LaunchMonitor(ub_bytes)
+    p.setattr(sys.modules[__name__], "monitor", watch)
+    builder = interpreter.interpreter_builder
+    original_set_grid_dim = builder.set_grid_dim
+    original_call = interpreter.GridExecutor.__call__
+    original_post_init = interpreter.TensorHandle.__post_init__
+
+    def set_grid_dim(nx: int, ny: int, nz: int) -> None:
+        watch.check_grid((nx, ny, nz))
+        original_set_grid_dim(nx, ny, nz)
+
+    def launch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        watch.start(getattr(self.fn, "__name__", "kernel"))
+        try:
+            return original_call(self, *args, **kwargs)
+        except interpreter.InterpreterError as exc:
+            # the interpreter wraps errors raised inside a program; surface ours as the device would
+            cause = exc.__cause__
+            while isinstance(cause, interpreter.InterpreterError):
+                cause = cause.__cause__
+            if isinstance(cause, NPULaunchError):
+                raise cause from None
+            raise
+        finally:
+            watch.stop()
+
+    def post_init(self: Any) -> None:
+        original_post_init(self)
+        watch.track(self)
+
+    p.setattr(builder, "set_grid_dim", set_grid_dim)
+    p.setattr(interpreter.GridExecutor, "__call__", launch)
+    p.setattr(interpreter.TensorHandle, "__post_init__", post_init)
+
+
+def _torch_npu_module(npu: types.ModuleType) -> types.ModuleType:
+    module = types.ModuleType("torch_npu")
+    module.__doc__ = "Stand-in for torch_npu installed by liger_conformance.mocks.npu."
+    release = re.match(r"\d+(\.\d+)*", torch.__version__)
+    module.__version__ = release.group(0) if release else torch.__version__
+    module.LIGER_MOCK = MOCK_MARKER
+    module.npu = npu
+    return module
+
+
+def _npu_namespace(props: FakeNPUProperties, device_count: int) -> types.ModuleType:
+    current = [0]
+
+    def index_of(device: Any = None) -> int:
+        if device is None:
+            return current[0]
+        if isinstance(device, int):
+            index = device
+        else:
+            # tensors stay on the CPU under the mock, so a CPU device means the current NPU
+            index = torch.device(device).index
+            index = current[0] if index is None else index
+        if not 0 <= index < device_count:
+            raise RuntimeError(f"invalid device ordinal {index}: the mock has {device_count} NPU(s)")
+        return index
+
+    def get_device_properties(device: Any = None) -> FakeNPUProperties:
+        index_of(device)
+        return props
+
+    def set_device(device: Any) -> None:
+        current[0] = index_of(device)
+
+    npu = types.ModuleType("torch.npu")
+    npu.is_available = lambda: True
+    npu.device_count = lambda: device_count
+    npu.current_device = lambda: current[0]
+    npu.set_device = set_device
+    npu.get_device_name = lambda device=None: get_device_properties(device).name
+    npu.get_device_properties = get_device_properties
+    npu.is_bf16_supported = lambda: True
+    npu.synchronize = lambda device=None: None
+    return npu
+
+
+@contextlib.contextmanager
+def active(props: FakeNPUProperties = ASCEND_910B3, device_count: int = 1, strict: bool = True) -> Iterator[None]:
+    """Look like ``device_count`` NPUs described by ``props`` until the block ends.
+
+    With ``strict`` (the default) every Triton launch must respect the grid
+    limit and ``props.ub_size``, or it raises :class:`NPULaunchError`."""
+    if device_count < 1:
+        raise ValueError(f"device_count must be at least 1, got {device_count}")
+    npu = _npu_namespace(props, device_count)
+    with patches() as p:
+        p.environ("TRITON_INTERPRET", "1")
+        p.setattr(torch, "npu", npu)
+        p.module("torch.npu", npu)
+        p.module("torch_npu", _torch_npu_module(npu))
+        try:
+            from triton.runtime.driver import driver
+        except ImportError:  # no triton here: nothing can launch, only routing is mocked
+            driver = None
+        if driver is not None:
+            p.setattr(driver, "_active", _FakeNPUDriver(props))
+            if strict:
+                _strict_launches(p, props.ub_size)
+        with routed_as("npu"):
+            yield
