@@ -1,0 +1,66 @@
+"""Drop-in Hugging Face Transformers integration.
+
+The modules (``LigerRMSNorm``, ``LigerSwiGLUMLP``, the losses, ...) and the
+functional API need only torch; the model patching (``apply_liger_kernel_to_*``,
+``AutoLigerKernelForCausalLM``) needs ``transformers`` and is imported on first
+use, raising an ImportError with the install command when it is missing.
+Supported Transformers: >=4.52,<6 (tested with 5.x).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from liger_kernel.transformers.cross_entropy import LigerCrossEntropyLoss
+from liger_kernel.transformers.fused_add_rms_norm import LigerFusedAddRMSNorm
+from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
+from liger_kernel.transformers.geglu import LigerGEGLUMLP
+from liger_kernel.transformers.layer_norm import LigerLayerNorm
+from liger_kernel.transformers.rms_norm import LigerRMSNorm
+from liger_kernel.transformers.rope import liger_rotary_pos_emb
+from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP
+
+_PATCHING = (
+    "MODEL_TYPE_TO_APPLY_LIGER_FN",
+    "_apply_liger_kernel",
+    "_apply_liger_kernel_to_instance",
+    "apply_liger_kernel_to_gemma",
+    "apply_liger_kernel_to_gemma2",
+    "apply_liger_kernel_to_gemma3_text",
+    "apply_liger_kernel_to_granite",
+    "apply_liger_kernel_to_llama",
+    "apply_liger_kernel_to_mistral",
+    "apply_liger_kernel_to_mixtral",
+    "apply_liger_kernel_to_olmo2",
+    "apply_liger_kernel_to_phi3",
+    "apply_liger_kernel_to_qwen2",
+    "apply_liger_kernel_to_qwen3",
+    "apply_liger_kernel_to_qwen3_moe",
+    "revert_liger_kernel_patches",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PATCHING:
+        module = importlib.import_module("liger_kernel.transformers.monkey_patch")
+        module._require_transformers()
+        return getattr(module, name)
+    if name == "AutoLigerKernelForCausalLM":
+        return importlib.import_module("liger_kernel.transformers.auto_model").AutoLigerKernelForCausalLM
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "AutoLigerKernelForCausalLM",
+    "LigerCrossEntropyLoss",
+    "LigerFusedAddRMSNorm",
+    "LigerFusedLinearCrossEntropyLoss",
+    "LigerGEGLUMLP",
+    "LigerLayerNorm",
+    "LigerPhi3SwiGLUMLP",
+    "LigerRMSNorm",
+    "LigerSwiGLUMLP",
+    "liger_rotary_pos_emb",
+    *_PATCHING,
+]

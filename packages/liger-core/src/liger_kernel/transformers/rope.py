@@ -1,0 +1,32 @@
+"""Rotary position embedding with the signature of Transformers'
+``apply_rotary_pos_emb``, through :class:`liger_kernel.ops.LigerRopeFunction`.
+
+    q' = q * cos + rotate_half(q) * sin;  k' likewise
+
+When cos covers fewer dimensions than the head (partial rotary, e.g. Phi-3
+configs with ``partial_rotary_factor < 1``) only the leading ``cos.shape[-1]``
+dimensions are rotated and the rest pass through, as Transformers does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops import LigerRopeFunction
+
+
+def liger_rotary_pos_emb(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    position_ids: torch.Tensor | None = None,
+    unsqueeze_dim: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    rotary_dim = cos.shape[-1]
+    if rotary_dim == q.shape[-1]:
+        return LigerRopeFunction.apply(q, k, cos, sin, position_ids, unsqueeze_dim)
+    q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]
+    k_rot, k_pass = k[..., :rotary_dim], k[..., rotary_dim:]
+    q_rot, k_rot = LigerRopeFunction.apply(q_rot, k_rot, cos, sin, position_ids, unsqueeze_dim)
+    return torch.cat([q_rot, q_pass], dim=-1), torch.cat([k_rot, k_pass], dim=-1)

@@ -1,0 +1,176 @@
+"""Every patched family against stock Transformers, on the CPU (torch backend)."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+
+import pytest
+import torch
+from tiny_models import FAMILIES, batch, build, count_op_calls, tiny_config
+
+from liger_kernel.transformers import (
+    MODEL_TYPE_TO_APPLY_LIGER_FN,
+    LigerGEGLUMLP,
+    LigerPhi3SwiGLUMLP,
+    LigerRMSNorm,
+    LigerSwiGLUMLP,
+    _apply_liger_kernel,
+    _apply_liger_kernel_to_instance,
+)
+from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
+from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
+
+STEPS = 3
+TOL = dict(rtol=1e-4, atol=2e-5)
+
+LIGER_MLP = {"gemma": LigerGEGLUMLP, "gemma2": LigerGEGLUMLP, "gemma3_text": LigerGEGLUMLP, "phi3": LigerPhi3SwiGLUMLP}
+MOE = {"mixtral", "qwen3_moe"}
+
+
+def _modeling(family: str):
+    return importlib.import_module(PATCH_FAMILIES[family].module)
+
+
+def _train(model, steps: int = STEPS) -> list[tuple[float, dict[str, torch.Tensor]]]:
+    """Loss and gradients of each of ``steps`` SGD steps on fixed batches."""
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    history = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        loss = model(**batch(seed=step)).loss
+        loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        history.append((loss.item(), grads))
+        optimizer.step()
+    return history
+
+
+def _all_kwargs(family: str) -> dict[str, bool]:
+    """Every op switch on, with the fused loss (granite defaults to plain CE)."""
+    switch = "geglu" if family.startswith("gemma") else "swiglu"
+    return {"rope": True, "rms_norm": True, switch: True, "cross_entropy": False, "fused_linear_cross_entropy": True}
+
+
+def test_every_family_has_a_patch_function():
+    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_patched_classes_train_like_stock(family):
+    stock = build(family)
+    MODEL_TYPE_TO_APPLY_LIGER_FN[family](**_all_kwargs(family))
+    patched = build(family, seed=1)
+    patched.load_state_dict(stock.state_dict())
+
+    norms = [m for m in patched.modules() if isinstance(m, LigerRMSNorm)]
+    assert len(norms) >= 2 * tiny_config(family).num_hidden_layers + 1
+    if family != "mixtral":
+        assert any(isinstance(m, LIGER_MLP.get(family, LigerSwiGLUMLP)) for m in patched.modules())
+    expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
+    assert type(patched).forward is expected_forward
+
+    with count_op_calls() as calls:
+        patched_history = _train(patched)
+    stock_history = _train(stock)
+    assert calls["rms_norm"] and calls["rope"] and calls["fused_linear_cross_entropy"]
+    assert calls["geglu" if family.startswith("gemma") else "swiglu"]
+
+    for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
+        assert patched_loss == pytest.approx(stock_loss, rel=1e-5)
+        assert stock_grads.keys() == patched_grads.keys()
+        for name, grad in stock_grads.items():
+            torch.testing.assert_close(patched_grads[name], grad, **TOL, msg=lambda m, n=name: f"{n}: {m}")
+    # the optimizer steps changed the weights, and equally
+    for name, value in stock.state_dict().items():
+        torch.testing.assert_close(patched.state_dict()[name], value, **TOL)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_instance_patching_converts_modules_and_keeps_weights(family):
+    model = build(family)
+    reference = copy.deepcopy(model)
+    modeling = _modeling(family)
+    spec = PATCH_FAMILIES[family]
+    stock_norm = getattr(modeling, spec.rms_norm)
+    stock_mlp = getattr(modeling, spec.mlp) if spec.mlp else None
+    n_norms = sum(type(m) is stock_norm for m in model.modules())
+    n_mlps = sum(type(m) is stock_mlp for m in model.modules()) if stock_mlp else 0
+    params = {name: p for name, p in model.named_parameters()}
+
+    _apply_liger_kernel_to_instance(model=model, **_all_kwargs(family))
+
+    assert not any(type(m) is stock_norm for m in model.modules())
+    assert sum(type(m) is spec.liger_rms_norm for m in model.modules()) == n_norms
+    if stock_mlp is not None:
+        assert sum(type(m) is spec.liger_mlp for m in model.modules()) == n_mlps > 0
+    # the very same parameter objects, under the same names
+    assert {name: p for name, p in model.named_parameters()} == params
+    assert model.state_dict().keys() == reference.state_dict().keys()
+
+    data = batch()
+    model.eval()
+    reference.eval()
+    with torch.no_grad():
+        expected = reference(**data)
+        with count_op_calls() as calls:
+            got = model(**data)
+    torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    assert calls["rms_norm"] >= n_norms and calls["rope"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_revert_restores_stock_transformers(family):
+    modeling = _modeling(family)
+    spec = PATCH_FAMILIES[family]
+    before = {name: getattr(modeling, name) for name in ("apply_rotary_pos_emb", spec.rms_norm, spec.mlp) if name}
+    causal_lm = getattr(modeling, spec.causal_lm)
+    forward = causal_lm.forward
+    _apply_liger_kernel(family, **_all_kwargs(family))
+    assert modeling.apply_rotary_pos_emb is not before["apply_rotary_pos_emb"]
+    assert causal_lm.forward is not forward
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    assert {name: getattr(modeling, name) for name in before} == before
+    assert causal_lm.forward is forward
+    model = build(family)
+    assert not any(isinstance(m, LigerRMSNorm) for m in model.modules())
+    with count_op_calls() as calls:
+        model(**batch())
+    assert not calls
+
+
+def test_granite_defaults_to_plain_cross_entropy():
+    stock = build("granite")
+    patched = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=patched)
+    data = batch()
+    with count_op_calls() as calls:
+        loss = patched(**data).loss
+    assert calls["cross_entropy"] == 1 and not calls["fused_linear_cross_entropy"]
+    assert loss.item() == pytest.approx(stock(**data).loss.item(), rel=1e-5)
+
+
+def test_cross_entropy_and_fused_are_exclusive():
+    from liger_kernel.transformers import apply_liger_kernel_to_llama
+
+    with pytest.raises(ValueError, match="cannot both be True"):
+        apply_liger_kernel_to_llama(cross_entropy=True, fused_linear_cross_entropy=True)
+
+
+def test_instance_patch_passes_on_only_accepted_kwargs():
+    model = build("gemma")
+    # swiglu is not a gemma switch, so it is dropped; geglu=False keeps the stock MLP
+    _apply_liger_kernel_to_instance(model=model, swiglu=True, geglu=False)
+    assert not any(isinstance(m, LigerGEGLUMLP) for m in model.modules())
+    assert any(isinstance(m, LigerRMSNorm) for m in model.modules())
+
+
+def test_unknown_model_type_is_left_alone(caplog):
+    model = torch.nn.Linear(2, 2)
+    _apply_liger_kernel_to_instance(model=model)
+    assert "has no Liger patch" in caplog.text

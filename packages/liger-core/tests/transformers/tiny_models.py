@@ -1,0 +1,100 @@
+"""Tiny random-initialised models of every patched family, built from configs
+(no downloads), and the helpers the tests share."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import transformers
+
+from liger_kernel.dispatch import dispatcher
+
+VOCAB = 128
+
+_COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+
+#: family -> (config class name, extra config arguments)
+CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "llama": ("LlamaConfig", {}),
+    "mistral": ("MistralConfig", {}),
+    "mixtral": (
+        "MixtralConfig",
+        {"num_local_experts": 4, "num_experts_per_tok": 2, "output_router_logits": True, "router_aux_loss_coef": 0.02},
+    ),
+    "qwen2": ("Qwen2Config", {}),
+    "qwen3": ("Qwen3Config", {"head_dim": 8}),
+    "qwen3_moe": (
+        "Qwen3MoeConfig",
+        {
+            "head_dim": 8,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "decoder_sparse_step": 2,  # layer 0 dense MLP, layer 1 experts
+            "output_router_logits": True,
+            "router_aux_loss_coef": 0.02,
+        },
+    ),
+    "gemma": ("GemmaConfig", {"head_dim": 8}),
+    "gemma2": ("Gemma2Config", {"head_dim": 8, "final_logit_softcapping": 5.0, "sliding_window": 8}),
+    "gemma3_text": ("Gemma3TextConfig", {"head_dim": 8, "final_logit_softcapping": 5.0, "sliding_window": 8}),
+    "phi3": ("Phi3Config", {"partial_rotary_factor": 0.5}),
+    "granite": ("GraniteConfig", {"logits_scaling": 2.0, "embedding_multiplier": 2.0, "residual_multiplier": 0.5}),
+    "olmo2": ("Olmo2Config", {}),
+}
+
+FAMILIES = tuple(CONFIGS)
+
+
+def tiny_config(family: str) -> Any:
+    name, extra = CONFIGS[family]
+    config = getattr(transformers, name)(**{**_COMMON, **extra})
+    assert config.model_type == family
+    return config
+
+
+def build(family: str, seed: int = 0) -> Any:
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(tiny_config(family), attn_implementation="eager")
+    return model.float()
+
+
+def batch(seed: int = 0, rows: int = 2, seq: int = 12) -> dict[str, torch.Tensor]:
+    """Token ids and labels, with a few ignored (-100) labels."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(1, VOCAB, (rows, seq), generator=generator)
+    labels = input_ids.clone()
+    labels[0, :3] = -100
+    return {"input_ids": input_ids, "labels": labels}
+
+
+@contextlib.contextmanager
+def count_op_calls() -> Iterator[collections.Counter]:
+    """Count the op calls routed through the dispatcher, by op name."""
+    counts: collections.Counter = collections.Counter()
+    original = dispatcher.function
+
+    def counting(op: str, device_type: str, label: str) -> Any:
+        counts[op] += 1
+        return original(op, device_type, label)
+
+    dispatcher.function = counting
+    try:
+        yield counts
+    finally:
+        del dispatcher.function
