@@ -13,7 +13,8 @@ import torch
 from . import peer, report
 from .cases import CASES, DEFAULT_OPS
 from .measure import MODES
-from .worker import DTYPES, IMPLS, PEER_VERSION, Progress, describe, run_ops
+from .run_ops import DTYPES, describe, run_ops
+from .worker import IMPLS, PEER_VERSION, Progress
 
 DEFAULT_OUT = peer.REPO_ROOT / "bench-results"
 SWEEP_TOKENS = (1024, 2048, 4096, 8192, 16384)

@@ -36,7 +36,7 @@ def bench_ms(
         warmup, rep = (5, 20) if quick else (25, 100)
         return float(triton.testing.do_bench(fn, warmup, rep, grad_to_none=list(grad_to_none), return_mode="median"))
     times = []
-    for _ in range(1 + (2 if quick else 5)):  # the first run warms caches and is dropped
+    for _ in range(1 + (1 if quick else 5)):  # the first run warms caches and is dropped
         for t in grad_to_none:
             t.grad = None
         start = time.perf_counter()

@@ -69,7 +69,7 @@ def patch(impl: str) -> None:
 
 def run_train(job: dict[str, Any]) -> dict[str, Any]:
     """tokens/s and peak memory of ``job['steps']`` timed optimizer steps."""
-    from .worker import DTYPES
+    from .run_ops import DTYPES
 
     impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
     dims = model_dims(job["scale"], job.get("seq"))

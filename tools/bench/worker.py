@@ -12,27 +12,21 @@ A job is a dict: ``kind`` ("ops" or "train"), ``impl``, ``device``, ``dtype``,
 or [None] for the TARGETS.md size), ``modes``; for train the keys of
 :func:`bench.train.run_train`. Progress goes to stderr, results to the
 RESULT file as JSON.
+
+This module imports neither torch nor ``liger_kernel`` at import time, so that
+the peer's isolation is checked before anything else is loaded; the
+measurements live in :mod:`bench.run_ops` and :mod:`bench.train`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import platform
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .cases import CASES, shape_label
-from .measure import MODES, measure
-
 IMPLS = ("torch", "liger", "peer")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 PEER_VERSION = "0.8.5"
 
 
@@ -92,91 +86,13 @@ def _within(path: Path, folder: Path) -> bool:
         return False
 
 
-def describe(impl: str, device: torch.device, peer_version: str | None = None) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "impl": impl,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-    }
-    try:
-        import triton
-
-        info["triton"] = triton.__version__
-    except ImportError:
-        info["triton"] = None
-    if impl != "torch":
-        import liger_kernel
-
-        info["liger_kernel_file"] = liger_kernel.__file__
-        info["liger_kernel_version"] = peer_version or getattr(liger_kernel, "__version__", "unknown")
-    return info
-
-
-def backend_of(impl: str, op: str, device: torch.device, version: str | None) -> str:
-    """Who serves ``op``: 'eager', this project's dispatcher route, or the peer."""
-    if impl == "torch":
-        return "eager"
-    if impl == "peer":
-        return f"liger-kernel {version}"
-    from liger_kernel.dispatch import dispatcher
-
-    device_type = dispatcher.device_alias.get(device.type, device.type)
-    route = dispatcher.select(op, device_type)
-    return route.backend + (" (fallback)" if route.fallback_reason else "")
-
-
-def _free(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None) -> list[dict[str, Any]]:
-    impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
-    modes = tuple(job.get("modes") or MODES)
-    records = []
-    for op in job["ops"]:
-        case = CASES[op]
-        for tokens in job.get("tokens") or [None]:
-            dims = case.sized(job["scale"], tokens)
-            record: dict[str, Any] = {
-                "op": op,
-                "impl": impl,
-                "tokens": dims["tokens"],
-                "shape": shape_label(case, dims),
-                "dtype": job["dtype"],
-                "device": device.type,
-                "backend": None,
-                "fwd_ms": None,
-                "bwd_ms": None,
-                "full_ms": None,
-                "mem_mib": None,
-                "error": None,
-            }
-            progress.step(f"{op} · {impl} · {record['shape']} {job['dtype']}")
-            try:
-                record["backend"] = backend_of(impl, op, device, version)
-                torch.manual_seed(0)
-                inputs = case.make(dims, dtype, device)
-                forward = functools.partial(case.eager if impl == "torch" else case.liger, inputs)
-                record.update(measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], modes))
-                del inputs, forward
-            except Exception as exc:  # recorded in the table; the run goes on
-                record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-                progress.note(f"error: {record['error']}")
-                if os.environ.get("LIGER_BENCH_TRACEBACK"):
-                    traceback.print_exc()
-            _free(device)
-            records.append(record)
-    return records
-
-
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job in this process and return {"env": ..., "results": [...]}."""
     version = job.get("peer_version")
     if job["impl"] == "peer" and version is None:
         version = isolate_peer(job.get("expect_site"), job.get("forbid", []))
-    device = torch.device(job["device"])
+    from .run_ops import describe, run_ops
+
     progress = Progress(job.get("progress_total", 0), job.get("progress_start", 0), job.get("progress_elapsed", 0.0))
     if job["kind"] == "train":
         from .train import run_train
@@ -185,7 +101,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         results = [run_train(job)]
     else:
         results = run_ops(job, progress, version)
-    return {"env": describe(job["impl"], device, version), "results": results}
+    return {"env": describe(job["impl"], job["device"], version), "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:

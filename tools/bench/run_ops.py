@@ -1,0 +1,97 @@
+"""Measuring the ops of one job in this process (see :mod:`bench.worker`)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import traceback
+from typing import Any
+
+import torch
+
+from .cases import CASES, shape_label
+from .measure import MODES, measure
+from .worker import Progress
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def describe(impl: str, device: str | torch.device, peer_version: str | None = None) -> dict[str, Any]:
+    device = torch.device(device)
+    info: dict[str, Any] = {
+        "impl": impl,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+    }
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    if impl != "torch":
+        import liger_kernel
+
+        info["liger_kernel_file"] = liger_kernel.__file__
+        info["liger_kernel_version"] = peer_version or getattr(liger_kernel, "__version__", "unknown")
+    return info
+
+
+def backend_of(impl: str, op: str, device: torch.device, version: str | None) -> str:
+    """Who serves ``op``: 'eager', this project's dispatcher route, or the peer."""
+    if impl == "torch":
+        return "eager"
+    if impl == "peer":
+        return f"liger-kernel {version}"
+    from liger_kernel.dispatch import dispatcher
+
+    device_type = dispatcher.device_alias.get(device.type, device.type)
+    route = dispatcher.select(op, device_type)
+    return route.backend + (" (fallback)" if route.fallback_reason else "")
+
+
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None) -> list[dict[str, Any]]:
+    impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
+    modes = tuple(job.get("modes") or MODES)
+    records = []
+    for op in job["ops"]:
+        case = CASES[op]
+        for tokens in job.get("tokens") or [None]:
+            dims = case.sized(job["scale"], tokens)
+            record: dict[str, Any] = {
+                "op": op,
+                "impl": impl,
+                "tokens": dims["tokens"],
+                "shape": shape_label(case, dims),
+                "dtype": job["dtype"],
+                "device": device.type,
+                "backend": None,
+                "fwd_ms": None,
+                "bwd_ms": None,
+                "full_ms": None,
+                "mem_mib": None,
+                "error": None,
+            }
+            progress.step(f"{op} · {impl} · {record['shape']} {job['dtype']}")
+            try:
+                record["backend"] = backend_of(impl, op, device, version)
+                torch.manual_seed(0)
+                inputs = case.make(dims, dtype, device)
+                forward = functools.partial(case.eager if impl == "torch" else case.liger, inputs)
+                record.update(measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], modes))
+                del inputs, forward
+            except Exception as exc:  # recorded in the table; the run goes on
+                record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+                progress.note(f"error: {record['error']}")
+                if os.environ.get("LIGER_BENCH_TRACEBACK"):
+                    traceback.print_exc()
+            _free(device)
+            records.append(record)
+    return records
