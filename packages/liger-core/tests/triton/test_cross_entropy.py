@@ -198,6 +198,16 @@ def test_input_without_grad_is_not_written() -> None:
     torch.testing.assert_close(loss.double(), ref, atol=1e-6, rtol=1e-6)
 
 
+def test_no_grad_mode_does_not_write_the_input() -> None:
+    logits, target, _ = make_case(3, 100, torch.float32, seed=6)
+    x = logits.clone().requires_grad_()
+    with torch.no_grad():
+        loss, *_ = CrossEntropyFunction.apply(x, target)
+    ref, _ = oracle(logits, target)
+    assert torch.equal(x.detach(), logits)
+    torch.testing.assert_close(loss.double(), ref, atol=1e-6, rtol=1e-6)
+
+
 def test_non_contiguous_input_and_int32_target() -> None:
     wide, target, weight = make_case(6, 180, torch.float32, seed=4)
     target, weight = target % 90, weight[:90]

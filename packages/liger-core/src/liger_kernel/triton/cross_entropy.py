@@ -330,6 +330,15 @@ def scale_rows_(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def grads_wanted(ctx: Any) -> tuple[bool, ...]:
+    """ctx.needs_input_grad, but all False when the Function was applied under
+    torch.no_grad(): needs_input_grad only looks at requires_grad, while the
+    graph edges (next_functions) exist only when a backward can happen. This
+    keeps evaluation from overwriting logits and from computing gradients."""
+    recorded = bool(ctx.next_functions)
+    return tuple(recorded and needed for needed in ctx.needs_input_grad)
+
+
 def accuracy(predicted: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """Fraction of kept rows whose argmax is the target; 0 with no kept row."""
     kept = target != ignore_index
@@ -363,7 +372,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        write_grad = ctx.needs_input_grad[0]
+        write_grad = grads_wanted(ctx)[0]
         logits = as_rows(input)
         rows_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         n_rows = logits.shape[0]

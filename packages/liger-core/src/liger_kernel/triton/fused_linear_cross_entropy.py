@@ -27,6 +27,7 @@ import torch
 from liger_kernel.triton.cross_entropy import (
     accuracy,
     cross_entropy_rows,
+    grads_wanted,
     loss_divisors,
     reduce_rows,
     scale_rows_,
@@ -171,11 +172,8 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
             "softcap": softcap,
             "token_scaling": use_token_scaling,
         }
-        want_grads = (
-            ctx.needs_input_grad[0],
-            ctx.needs_input_grad[1],
-            bias is not None and ctx.needs_input_grad[3],
-        )
+        needed = grads_wanted(ctx)
+        want_grads = (needed[0], needed[1], bias is not None and needed[3])
         per_row_grad = reduction == "none"
         loss_rows = torch.empty(n_rows, dtype=rows_dtype, device=x.device)
         z_rows = torch.empty_like(loss_rows) if return_z_loss else None
