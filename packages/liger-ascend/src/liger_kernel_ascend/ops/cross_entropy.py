@@ -1,0 +1,261 @@
+"""Cross-entropy over a vocabulary on the NPU, in two passes over UB-sized blocks.
+
+For row i with raw logits r (width V), target t, class weights w (ones if
+None), smoothing e, z-loss scale s, divisors D_ce, D_z of the reduction:
+    x      = c * tanh(r / c)  with a softcap c, else r
+    lse    = log(sum_j exp(x_j))
+    ce_i   = (1 - e) * w[t] * (lse - x_t) + (e / V) * (W_sum * lse - sum_j w_j * x_j),   W_sum = sum_j w_j
+    z_i    = s * lse**2
+    loss_i = k_i * (ce_i / D_ce + z_i / D_z)
+k_i is 1, or the detached probability exp(x_t - lse) with token scaling (FLCE).
+"mean": D_ce = sum of w[t_i] over kept rows, D_z = kept-row count (1 when 0:
+the mean of nothing is 0); "sum"/"none": 1. Ignored rows give 0.
+Gradient, with p = softmax(x):
+    dloss_i/dx_j = k_i * ((1 - e) * w[t] * (p_j - [j == t]) / D_ce + (e / V) * (W_sum * p_j - w_j) / D_ce
+                          + 2 * s * lse * p_j / D_z)
+    dloss_i/dr_j = dloss_i/dx_j * (1 - (x_j / c)**2)     with a softcap
+
+NPU constraints answered: a vocabulary row (32k-256k logits) never fits the
+192 KiB unified buffer, so each row is walked in ``BLOCK``-wide blocks sized
+by the planner (fp32 working tiles plus double-buffered DMA tiles): pass 1
+keeps an online max / sum-exp, the argmax and the smoothing sums; pass 2
+recomputes p_j from lse and writes the gradient. One program per vector core
+loops over the rows, so a batch of any length stays within the 65535-program
+grid. The gradient goes to a separate buffer (``GRAD``), never over the
+caller's logits; the fused linear cross-entropy passes its own chunk of
+logits as that buffer. tanh is 2 * sigmoid(2y) - 1, tl.* math only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
+from liger_kernel_ascend.ops._common import as_rows, row_plan
+
+
+@triton.jit
+def _capped(raw, softcap, HAS_SOFTCAP: tl.constexpr):
+    if HAS_SOFTCAP:
+        return softcap * (2.0 * tl.sigmoid(2.0 * raw / softcap) - 1.0)
+    else:
+        return raw
+
+
+@triton.jit
+def _cross_entropy_kernel(
+    X,
+    x_stride,
+    T,
+    t_stride,
+    CLASS_W,
+    DIVISORS,
+    LOSS,
+    Z,
+    PRED,
+    GRAD,
+    grad_stride,
+    n_rows,
+    n_cols,
+    ignore_index,
+    lse_square_scale,
+    label_smoothing,
+    softcap,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_SOFTCAP: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    TOKEN_SCALING: tl.constexpr,
+    WRITE_Z: tl.constexpr,
+    WRITE_PRED: tl.constexpr,
+    WRITE_GRAD: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    cols = tl.arange(0, BLOCK)
+    ce_divisor = tl.load(DIVISORS)
+    z_divisor = tl.load(DIVISORS + 1)
+    smooth_per_class = label_smoothing / n_cols
+    for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0)):
+        row64 = tl.cast(row, tl.int64)
+        x_row = X + row64 * x_stride
+        g_row = GRAD + row64 * grad_stride
+        target = tl.load(T + row64 * t_stride).to(tl.int64)
+        if target == ignore_index:
+            tl.store(LOSS + row64, 0.0)
+            if WRITE_Z:
+                tl.store(Z + row64, 0.0)
+            if WRITE_PRED:
+                tl.store(PRED + row64, -1)
+            if WRITE_GRAD:
+                for start in tl.range(0, n_cols, BLOCK):
+                    offsets = start + cols
+                    tl.store(
+                        g_row + offsets, tl.zeros([BLOCK], tl.float32).to(GRAD.dtype.element_ty), mask=offsets < n_cols
+                    )
+        else:
+            # pass 1: online max and sum of exp, argmax, smoothing sums
+            run_max = tl.full([], float("-inf"), tl.float32)
+            run_sum = tl.zeros([], tl.float32)
+            best = tl.full([], float("-inf"), tl.float32)
+            best_index = tl.zeros([], tl.int64)
+            wx_sum = tl.zeros([], tl.float32)
+            w_sum = tl.zeros([], tl.float32)
+            for start in tl.range(0, n_cols, BLOCK):
+                offsets = start + cols
+                mask = offsets < n_cols
+                raw = tl.load(x_row + offsets, mask=mask, other=float("-inf")).to(tl.float32)
+                if WRITE_PRED:
+                    block_best = tl.max(raw, axis=0)
+                    first = tl.min(tl.where(raw == block_best, offsets, n_cols), axis=0)
+                    best_index = tl.where(block_best > best, first.to(tl.int64), best_index)
+                    best = tl.maximum(best, block_best)
+                x = tl.where(mask, _capped(raw, softcap, HAS_SOFTCAP), float("-inf"))
+                new_max = tl.maximum(run_max, tl.max(x, axis=0))
+                run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
+                run_max = new_max
+                if HAS_SMOOTHING:
+                    if HAS_WEIGHT:
+                        w = tl.load(CLASS_W + offsets, mask=mask, other=0.0).to(tl.float32)
+                        wx_sum += tl.sum(w * tl.where(mask, x, 0.0), axis=0)
+                        w_sum += tl.sum(w, axis=0)
+                    else:
+                        wx_sum += tl.sum(tl.where(mask, x, 0.0), axis=0)
+            if not HAS_WEIGHT:
+                w_sum += n_cols
+            lse = run_max + tl.log(run_sum)
+            in_range = (target >= 0) & (target < n_cols)
+            x_t = _capped(tl.load(x_row + target, mask=in_range, other=0.0).to(tl.float32), softcap, HAS_SOFTCAP)
+            if HAS_WEIGHT:
+                w_t = tl.load(CLASS_W + target, mask=in_range, other=0.0).to(tl.float32)
+            else:
+                w_t = tl.full([], 1.0, tl.float32)
+            ce = (1.0 - label_smoothing) * w_t * (lse - x_t)
+            if HAS_SMOOTHING:
+                ce += smooth_per_class * (w_sum * lse - wx_sum)
+            z = tl.zeros([], tl.float32)
+            if HAS_Z:
+                z = lse_square_scale * lse * lse
+            k = tl.full([], 1.0, tl.float32)
+            if TOKEN_SCALING:
+                k = tl.exp(x_t - lse)
+            tl.store(LOSS + row64, k * (ce / ce_divisor + z / z_divisor))
+            if WRITE_Z:
+                tl.store(Z + row64, k * z / z_divisor)
+            if WRITE_PRED:
+                tl.store(PRED + row64, best_index)
+            if WRITE_GRAD:
+                # pass 2: grad_j = p_j * p_coef - smooth_coef * w_j - [j == t] * target_coef
+                target_coef = k * (1.0 - label_smoothing) * w_t / ce_divisor
+                smooth_coef = k * smooth_per_class / ce_divisor
+                p_coef = target_coef + smooth_coef * w_sum
+                if HAS_Z:
+                    p_coef += k * 2.0 * lse_square_scale * lse / z_divisor
+                for start in tl.range(0, n_cols, BLOCK):
+                    offsets = start + cols
+                    mask = offsets < n_cols
+                    raw = tl.load(x_row + offsets, mask=mask, other=0.0).to(tl.float32)
+                    x = _capped(raw, softcap, HAS_SOFTCAP)
+                    grad = tl.exp(x - lse) * p_coef - tl.where(offsets == target, target_coef, 0.0)
+                    if HAS_SMOOTHING:
+                        if HAS_WEIGHT:
+                            grad -= smooth_coef * tl.load(CLASS_W + offsets, mask=mask, other=0.0).to(tl.float32)
+                        else:
+                            grad -= smooth_coef
+                    if HAS_SOFTCAP:
+                        capped = x / softcap
+                        grad *= 1.0 - capped * capped
+                    tl.store(g_row + offsets, grad.to(GRAD.dtype.element_ty), mask=mask)
+
+
+def cross_entropy_rows(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    divisors: torch.Tensor,
+    *,
+    ignore_index: int,
+    lse_square_scale: float,
+    label_smoothing: float,
+    softcap: float | None,
+    grad: torch.Tensor | None,
+    want_z: bool,
+    want_predicted: bool,
+    token_scaling: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Run the kernel over 2-D ``logits`` (unit column stride).
+
+    Returns per-row (loss, z-loss or None, argmax or None), each already
+    divided by ``divisors``; with ``grad`` (same shape as logits, may be
+    ``logits`` itself) the gradient is written there."""
+    n_rows, n_cols = logits.shape
+    device = logits.device
+    loss = torch.zeros(n_rows, dtype=torch.float32, device=device)
+    z = torch.zeros(n_rows, dtype=torch.float32, device=device) if want_z else None
+    predicted = torch.empty(n_rows, dtype=torch.int64, device=device) if want_predicted else None
+    if n_rows == 0:
+        return loss, z, predicted
+    plan = row_plan("cross_entropy", n_rows, n_cols, logits.dtype, device)
+    weight = class_weight.contiguous() if class_weight is not None else None
+    _cross_entropy_kernel[(plan.grid,)](
+        logits, logits.stride(0), target, target.stride(0),
+        weight if weight is not None else loss, divisors.to(torch.float32),
+        loss, z if z is not None else loss, predicted if predicted is not None else loss,
+        grad if grad is not None else logits, grad.stride(0) if grad is not None else 0,
+        n_rows, n_cols, ignore_index, float(lse_square_scale), float(label_smoothing),
+        float(softcap) if softcap is not None else 1.0,
+        HAS_WEIGHT=weight is not None, HAS_SOFTCAP=softcap is not None, HAS_SMOOTHING=label_smoothing > 0,
+        HAS_Z=lse_square_scale != 0, TOKEN_SCALING=token_scaling,
+        WRITE_Z=want_z, WRITE_PRED=want_predicted, WRITE_GRAD=grad is not None,
+        BLOCK=plan.block,
+    )  # fmt: skip
+    return loss, z, predicted
+
+
+def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-row values (already divided by the divisors) reduced as asked."""
+    return rows if reduction == "none" else rows.sum()
+
+
+class CrossEntropyFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        input: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        lse_square_scale: float = 0.0,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        softcap: float | None = None,
+        return_z_loss: bool = False,
+        return_token_accuracy: bool = False,
+        return_predicted_tokens: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        logits = as_rows(input)
+        grad = torch.empty_like(logits, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
+        loss_rows, z_rows, predicted = cross_entropy_rows(
+            logits, target, weight, loss_divisors(target, weight, ignore_index, reduction),
+            ignore_index=ignore_index, lse_square_scale=lse_square_scale, label_smoothing=label_smoothing,
+            softcap=softcap, grad=grad, want_z=return_z_loss,
+            want_predicted=return_token_accuracy or return_predicted_tokens,
+        )  # fmt: skip
+        if grad is not None:
+            ctx.save_for_backward(grad)
+        loss = reduce_rows(loss_rows, reduction).to(input.dtype)
+        z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
+        token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
+        predicted = predicted if return_predicted_tokens else None
+        extras = (z_loss, token_accuracy, predicted)
+        ctx.mark_non_differentiable(*[extra for extra in extras if extra is not None])
+        return loss, *extras
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: torch.Tensor, *unused: Any) -> tuple[Any, ...]:
+        (grad,) = ctx.saved_tensors
+        scale = grad_loss.reshape(-1, 1) if grad_loss.dim() else grad_loss
+        return (grad.mul_(scale.to(grad.dtype)), *([None] * 10))
