@@ -1,0 +1,201 @@
+"""LigerCrossEntropyFunction against the float64 oracle (see liger_kernel.ops.cross_entropy)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liger_conformance import by_size, oracles
+from liger_conformance.contracts._support import (
+    compare_with_oracle,
+    make,
+    meta_like,
+    raises_naming,
+    run_twice_bitwise,
+    shape_id,
+    targets,
+)
+from liger_kernel.ops import LigerCrossEntropyFunction
+
+pytestmark = pytest.mark.liger_op("cross_entropy")
+
+#: (rows, vocab)
+SHAPES = by_size(
+    small=[(1, 33), (4, 257), (6, 500)],
+    full=[(1, 33), (64, 32000), (8, 128 * 1024 + 7)],
+)
+REDUCTIONS = ["mean", "sum", "none"]
+OUTPUTS = ("loss", "z_loss", "token_accuracy", "predicted_tokens")
+#: the loss may come back in the input dtype or in fp32
+LOSS_DTYPES = {"loss": (torch.float32,)}
+#: option name -> (keyword arguments, how targets are ignored, logit scale)
+OPTIONS = {
+    "label_smoothing": ({"label_smoothing": 0.1}, "some", 1.0),
+    "z_loss": ({"lse_square_scale": 0.05, "return_z_loss": True}, "some", 1.0),
+    "softcap": ({"softcap": 4.0}, "some", 6.0),
+    "weight": ({"weight": "random"}, "some", 1.0),
+    "ignore_index": ({"ignore_index": 2}, "some", 1.0),
+    "all_ignored": ({}, "all", 1.0),
+    "none_ignored": ({}, "none", 1.0),
+    "int32_target": ({"target_dtype": torch.int32}, "some", 1.0),
+    "everything": (
+        {
+            "weight": "random",
+            "ignore_index": 1,
+            "lse_square_scale": 0.02,
+            "label_smoothing": 0.2,
+            "softcap": 5.0,
+            "return_z_loss": True,
+            "return_token_accuracy": True,
+            "return_predicted_tokens": True,
+        },
+        "some",
+        3.0,
+    ),
+}
+
+
+def call_arguments(logits, target, options, device, rng):
+    """The positional arguments of LigerCrossEntropyFunction.apply, by name."""
+    weight = options.get("weight")
+    if weight == "random":
+        weight = (torch.rand(logits.shape[1], generator=rng, dtype=torch.float64) * 1.5 + 0.5).to(logits.dtype)
+        weight = weight.to(device)
+    return {
+        "input": logits,
+        "target": target,
+        "weight": weight,
+        "ignore_index": options.get("ignore_index", -100),
+        "lse_square_scale": options.get("lse_square_scale", 0.0),
+        "label_smoothing": options.get("label_smoothing", 0.0),
+        "reduction": options.get("reduction", "mean"),
+        "softcap": options.get("softcap"),
+        "return_z_loss": options.get("return_z_loss", False),
+        "return_token_accuracy": options.get("return_token_accuracy", False),
+        "return_predicted_tokens": options.get("return_predicted_tokens", False),
+    }
+
+
+def run(args, *, dtype, rng):
+    return compare_with_oracle(
+        LigerCrossEntropyFunction.apply,
+        lambda a: oracles.cross_entropy(*a.values()),
+        args,
+        dtype=dtype,
+        rng=rng,
+        grads=("input",),
+        outputs=OUTPUTS,
+        reduced=("loss", "z_loss") if args["reduction"] != "none" else (),
+        output_dtypes=LOSS_DTYPES if dtype == torch.float32 else {"loss": (dtype, torch.float32)},
+    )
+
+
+def case(rows, vocab, dtype, device, rng, options, ignored="some", scale=1.0, layout="contiguous"):
+    logits = make((rows, vocab), dtype, device, rng, scale=scale, layout=layout)
+    ignore_index = options.get("ignore_index", -100)
+    target = targets(
+        rows,
+        vocab,
+        device,
+        rng,
+        ignore_index=ignore_index,
+        ignored=ignored,
+        dtype=options.get("target_dtype", torch.int64),
+    )
+    return call_arguments(logits, target, options, device, rng)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, reduction):
+    args = case(*shape, liger_dtype, liger_device, liger_rng, {"reduction": reduction})
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_option(liger_device, liger_dtype, liger_rng, option, reduction):
+    options, ignored, scale = OPTIONS[option]
+    args = case(7, 131, liger_dtype, liger_device, liger_rng, {**options, "reduction": reduction}, ignored, scale)
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+def clear_winners(rows, vocab, dtype, device, rng, ignore_index=-100):
+    """Logits with one clear maximum per row and targets that hit it on about half the rows."""
+    logits = torch.randn((rows, vocab), generator=rng, dtype=torch.float64)
+    winners = torch.randint(0, vocab, (rows,), generator=rng)
+    logits[torch.arange(rows), winners] += 8.0
+    hits = torch.rand(rows, generator=rng) < 0.5
+    target = torch.where(hits, winners, torch.randint(0, vocab, (rows,), generator=rng))
+    target[rows // 3] = ignore_index
+    return logits.to(dtype).to(device), target.to(device)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_extra_outputs(liger_device, liger_dtype, liger_rng, reduction):
+    logits, target = clear_winners(9, 77, liger_dtype, liger_device, liger_rng)
+    options = {
+        "reduction": reduction,
+        "lse_square_scale": 0.01,
+        "return_z_loss": True,
+        "return_token_accuracy": True,
+        "return_predicted_tokens": True,
+    }
+    run(call_arguments(logits, target, options, liger_device, liger_rng), dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("layout", ["padded", "strided"])
+def test_non_contiguous_input(liger_device, liger_dtype, liger_rng, layout):
+    args = case(5, 99, liger_dtype, liger_device, liger_rng, {"label_smoothing": 0.1}, layout=layout)
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_deterministic(liger_device, liger_dtype, liger_rng):
+    args = case(6, 211, liger_dtype, liger_device, liger_rng, {"label_smoothing": 0.1, "lse_square_scale": 0.01})
+
+    def once():
+        x = args["input"].clone().requires_grad_()
+        loss = LigerCrossEntropyFunction.apply(x, *list(args.values())[1:])[0]
+        loss.backward()
+        return loss, x.grad
+
+    run_twice_bitwise(once, "cross_entropy")
+
+
+BAD = [
+    ("input-3d", "input", ValueError),
+    ("input-int", "input", TypeError),
+    ("target-shape", "target", ValueError),
+    ("target-float", "target", TypeError),
+    ("weight-shape", "weight", ValueError),
+    ("reduction", "reduction", ValueError),
+    ("label_smoothing", "label_smoothing", ValueError),
+    ("softcap", "softcap", ValueError),
+    ("target-device", "target", ValueError),
+    ("weight-device", "weight", ValueError),
+]
+
+
+@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
+def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
+    args = case(3, 10, torch.float32, liger_device, liger_rng, {"weight": "random"})
+    if bad == "input-3d":
+        args["input"] = args["input"].unsqueeze(0)
+    elif bad == "input-int":
+        args["input"] = args["input"].to(torch.int64)
+    elif bad == "target-shape":
+        args["target"] = args["target"][:2]
+    elif bad == "target-float":
+        args["target"] = args["target"].float()
+    elif bad == "weight-shape":
+        args["weight"] = args["weight"][:9]
+    elif bad == "reduction":
+        args["reduction"] = "average"
+    elif bad == "label_smoothing":
+        args["label_smoothing"] = 1.5
+    elif bad == "softcap":
+        args["softcap"] = 0.0
+    else:
+        args[argument] = meta_like(args[argument])
+    with raises_naming(error, argument):
+        LigerCrossEntropyFunction.apply(*args.values())

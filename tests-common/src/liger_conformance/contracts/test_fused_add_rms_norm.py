@@ -1,0 +1,137 @@
+"""LigerFusedAddRMSNormFunction against the float64 oracle (see liger_kernel.ops.fused_add_rms_norm)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liger_conformance import by_size, oracles
+from liger_conformance.contracts._support import (
+    compare_with_oracle,
+    make,
+    meta_like,
+    raises_naming,
+    run_twice_bitwise,
+    shape_id,
+)
+from liger_conformance.tolerances import assert_close
+from liger_kernel.ops import LigerFusedAddRMSNormFunction
+
+pytestmark = pytest.mark.liger_op("fused_add_rms_norm")
+
+EPS = 1e-6
+SHAPES = by_size(
+    small=[(1, 7), (3, 64), (2, 3, 300)],
+    full=[(1, 7), (5, 4097), (2, 16, 8192), (2, 65537)],
+)
+MODES = [("llama", 0.0), ("gemma", 1.0), ("none", 0.0)]
+
+
+def run(X, R, W, eps=EPS, offset=0.0, casting_mode="llama", in_place=False, *, dtype, rng):
+    return compare_with_oracle(
+        LigerFusedAddRMSNormFunction.apply,
+        lambda a: oracles.fused_add_rms_norm(a["X"], a["R"], a["W"], a["eps"], a["offset"], a["casting_mode"], dtype),
+        {"X": X, "R": R, "W": W, "eps": eps, "offset": offset, "casting_mode": casting_mode, "in_place": in_place},
+        dtype=dtype,
+        rng=rng,
+        grads=("X", "R", "W"),
+        outputs=("Y", "S"),
+        reduced=("W",),
+    )
+
+
+def inputs(shape, dtype, device, rng, offset=0.0, layout="contiguous"):
+    X = make(shape, dtype, device, rng, layout=layout)
+    R = make(shape, dtype, device, rng, layout=layout)
+    W = make(shape[-1:], dtype, device, rng, scale=0.5, shift=0.5 - offset)
+    return X, R, W
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@pytest.mark.parametrize(("casting_mode", "offset"), MODES, ids=[f"{m}-offset{o:g}" for m, o in MODES])
+def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, casting_mode, offset):
+    X, R, W = inputs(shape, liger_dtype, liger_device, liger_rng, offset)
+    run(X, R, W, EPS, offset, casting_mode, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("layout", ["padded", "strided"])
+def test_non_contiguous_input(liger_device, liger_dtype, liger_rng, layout):
+    X, R, W = inputs((2, 3, 45), liger_dtype, liger_device, liger_rng, layout=layout)
+    run(X, R, W, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["in_place", "out_of_place"])
+def test_in_place_keeps_caller_tensors(liger_device, liger_dtype, liger_rng, in_place):
+    """X and R stay as the caller passed them (the oracle comparison checks
+    them bit for bit), and two calls fed the same gradient tensor by autograd
+    both get it intact."""
+    X, R, W = inputs((4, 20), liger_dtype, liger_device, liger_rng)
+    run(X, R, W, in_place=in_place, dtype=liger_dtype, rng=liger_rng)
+
+    X2, R2, _ = inputs((4, 20), liger_dtype, liger_device, liger_rng)
+    leaves = [t.detach().clone().requires_grad_() for t in (X, R, X2, R2, W)]
+    dY = make((4, 20), liger_dtype, liger_device, liger_rng)
+    Y1, S1 = LigerFusedAddRMSNormFunction.apply(leaves[0], leaves[1], leaves[4], EPS, 0.0, "llama", in_place)
+    Y2, S2 = LigerFusedAddRMSNormFunction.apply(leaves[2], leaves[3], leaves[4], EPS, 0.0, "llama", in_place)
+    ((Y1 + Y2 + S1 + S2) * dY).sum().backward()
+
+    ref = [t.detach().double().cpu().requires_grad_() for t in leaves]
+    ry1, rs1 = oracles.fused_add_rms_norm(ref[0], ref[1], ref[4], EPS, dtype=liger_dtype)
+    ry2, rs2 = oracles.fused_add_rms_norm(ref[2], ref[3], ref[4], EPS, dtype=liger_dtype)
+    ((ry1 + ry2 + rs1 + rs2) * dY.double().cpu()).sum().backward()
+    for name, got, want in zip(("X", "R", "second X", "second R"), leaves, ref):
+        assert_close(got.grad, want.grad, liger_dtype, f"gradient of {name}")
+    assert_close(leaves[4].grad, ref[4].grad, liger_dtype, "gradient of W", "reduced")
+
+
+def test_fp16_rms_in_fp32(liger_device, liger_rng):
+    X, R, W = inputs((3, 50), torch.float16, liger_device, liger_rng)
+    X, R = X * 300, R * 300
+    run(X, R, W, dtype=torch.float16, rng=liger_rng)
+
+
+def test_deterministic(liger_device, liger_dtype, liger_rng):
+    X, R, W = inputs((5, 70), liger_dtype, liger_device, liger_rng)
+    dY = make((5, 70), liger_dtype, liger_device, liger_rng)
+
+    def once():
+        x, r, w = (t.clone().requires_grad_() for t in (X, R, W))
+        y, s = LigerFusedAddRMSNormFunction.apply(x, r, w, EPS)
+        (y * dY + s * dY).sum().backward()
+        return y, s, x.grad, r.grad, w.grad
+
+    run_twice_bitwise(once, "fused_add_rms_norm")
+
+
+@pytest.mark.parametrize(
+    ("argument", "error"),
+    [("R-shape", ValueError), ("R-dtype", TypeError), ("W-shape", ValueError), ("casting_mode", ValueError)],
+)
+def test_bad_arguments(liger_device, liger_rng, argument, error):
+    X, R, W = inputs((2, 8), torch.float32, liger_device, liger_rng)
+    mode = "llama"
+    if argument == "R-shape":
+        R = R[:, :7]
+    elif argument == "R-dtype":
+        R = R.to(torch.float16)
+    elif argument == "W-shape":
+        W = W[:7]
+    else:
+        mode = "gemma2"
+    with raises_naming(error, argument.split("-")[0]):
+        LigerFusedAddRMSNormFunction.apply(X, R, W, EPS, 0.0, mode)
+
+
+def test_bad_dtype(liger_device):
+    X = torch.ones((2, 8), dtype=torch.int64, device=liger_device)
+    with raises_naming(TypeError, "X"):
+        LigerFusedAddRMSNormFunction.apply(X, X, torch.ones(8, device=liger_device), EPS)
+
+
+@pytest.mark.parametrize("argument", ["R", "W"])
+def test_device_mismatch(liger_device, liger_rng, argument):
+    X, R, W = inputs((2, 8), torch.float32, liger_device, liger_rng)
+    args = {"R": R, "W": W}
+    args[argument] = meta_like(args[argument])
+    with raises_naming(ValueError, argument):
+        LigerFusedAddRMSNormFunction.apply(X, args["R"], args["W"], EPS)

@@ -1,0 +1,204 @@
+"""LigerFusedLinearCrossEntropyFunction against the float64 oracle
+(see liger_kernel.ops.fused_linear_cross_entropy)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liger_conformance import by_size, oracles
+from liger_conformance.contracts._support import (
+    compare_with_oracle,
+    make,
+    meta_like,
+    raises_naming,
+    run_twice_bitwise,
+    shape_id,
+    targets,
+)
+from liger_kernel.ops import LigerFusedLinearCrossEntropyFunction
+
+pytestmark = pytest.mark.liger_op("fused_linear_cross_entropy")
+
+#: (tokens, hidden, vocab)
+SHAPES = by_size(
+    small=[(1, 8, 33), (5, 16, 300), (3, 40, 500)],
+    full=[(1, 8, 33), (512, 1024, 32000), (64, 256, 128 * 1024 + 7)],
+)
+REDUCTIONS = ["mean", "sum", "none"]
+OUTPUTS = ("loss", "z_loss", "token_accuracy", "predicted_tokens")
+#: option name -> (keyword arguments, how targets are ignored)
+OPTIONS = {
+    "bias": ({"bias": True}, "some"),
+    "ce_weight": ({"ce_weight": True}, "some"),
+    "label_smoothing": ({"label_smoothing": 0.1}, "some"),
+    "z_loss": ({"lse_square_scale": 0.05, "return_z_loss": True}, "some"),
+    "all_ignored": ({"bias": True}, "all"),
+    "everything": (
+        {
+            "bias": True,
+            "ce_weight": True,
+            "ignore_index": 3,
+            "lse_square_scale": 0.02,
+            "label_smoothing": 0.2,
+            "softcap": 3.0,
+            "return_z_loss": True,
+            "accum_dtype": torch.float32,
+            "return_token_accuracy": True,
+            "return_predicted_tokens": True,
+        },
+        "some",
+    ),
+}
+#: options tested with the mean reduction only
+MEAN_OPTIONS = {
+    "softcap": ({"softcap": 2.0}, "some"),
+    "ignore_index": ({"ignore_index": 0}, "some"),
+    "none_ignored": ({}, "none"),
+    "accum_dtype": ({"accum_dtype": torch.float32, "bias": True}, "some"),
+    "token_scaling": ({"use_token_scaling": True}, "some"),
+    "extra_outputs": ({"return_token_accuracy": True, "return_predicted_tokens": True}, "some"),
+}
+
+
+def call_arguments(x, weight, target, options, device, rng):
+    """The positional arguments of LigerFusedLinearCrossEntropyFunction.apply, by name."""
+    vocab = weight.shape[0]
+    bias = make((vocab,), weight.dtype, device, rng, scale=0.5) if options.get("bias") else None
+    ce_weight = None
+    if options.get("ce_weight"):
+        ce_weight = (torch.rand(vocab, generator=rng, dtype=torch.float64) * 1.5 + 0.5).to(weight.dtype).to(device)
+    return {
+        "input": x,
+        "weight": weight,
+        "target": target,
+        "bias": bias,
+        "ce_weight": ce_weight,
+        "ignore_index": options.get("ignore_index", -100),
+        "lse_square_scale": options.get("lse_square_scale", 0.0),
+        "label_smoothing": options.get("label_smoothing", 0.0),
+        "reduction": options.get("reduction", "mean"),
+        "softcap": options.get("softcap"),
+        "return_z_loss": options.get("return_z_loss", False),
+        "accum_dtype": options.get("accum_dtype"),
+        "use_token_scaling": options.get("use_token_scaling", False),
+        "return_token_accuracy": options.get("return_token_accuracy", False),
+        "return_predicted_tokens": options.get("return_predicted_tokens", False),
+    }
+
+
+def case(tokens, hidden, vocab, dtype, device, rng, options, ignored="some", x_layout="contiguous", weight_t=False):
+    x = make((tokens, hidden), dtype, device, rng, layout=x_layout)
+    if weight_t:
+        # a (hidden, vocab) matrix seen transposed, as a tied embedding can be
+        weight = make((hidden, vocab), dtype, device, rng, scale=hidden**-0.5).T
+    else:
+        weight = make((vocab, hidden), dtype, device, rng, scale=hidden**-0.5)
+    target = targets(tokens, vocab, device, rng, ignore_index=options.get("ignore_index", -100), ignored=ignored)
+    return call_arguments(x, weight, target, options, device, rng)
+
+
+def run(args, *, dtype, rng):
+    grads = ("input", "weight") + (("bias",) if args["bias"] is not None else ())
+    return compare_with_oracle(
+        LigerFusedLinearCrossEntropyFunction.apply,
+        lambda a: oracles.fused_linear_cross_entropy(*a.values()),
+        args,
+        dtype=dtype,
+        rng=rng,
+        grads=grads,
+        outputs=OUTPUTS,
+        reduced=("weight", "bias") + (("loss", "z_loss") if args["reduction"] != "none" else ()),
+        output_dtypes={"loss": (dtype, torch.float32)},
+    )
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, reduction):
+    run(case(*shape, liger_dtype, liger_device, liger_rng, {"reduction": reduction}), dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_option(liger_device, liger_dtype, liger_rng, option, reduction):
+    options, ignored = OPTIONS[option]
+    args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, {**options, "reduction": reduction}, ignored)
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("option", list(MEAN_OPTIONS))
+def test_option_mean(liger_device, liger_dtype, liger_rng, option):
+    options, ignored = MEAN_OPTIONS[option]
+    args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, options, ignored)
+    if option == "extra_outputs":
+        # one clear winner per row, so argmax and accuracy do not hinge on rounding
+        winners = torch.randint(0, 97, (6,), generator=liger_rng)
+        args["bias"] = torch.zeros(97, dtype=liger_dtype).index_fill(0, winners, 12.0).to(liger_device)
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("layout", ["padded_input", "transposed_weight"])
+def test_non_contiguous_inputs(liger_device, liger_dtype, liger_rng, layout):
+    args = case(
+        5,
+        24,
+        130,
+        liger_dtype,
+        liger_device,
+        liger_rng,
+        {"bias": True},
+        x_layout="padded" if layout == "padded_input" else "contiguous",
+        weight_t=layout == "transposed_weight",
+    )
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_deterministic(liger_device, liger_dtype, liger_rng):
+    args = case(7, 16, 211, liger_dtype, liger_device, liger_rng, {"bias": True, "label_smoothing": 0.1})
+
+    def once():
+        x, w, b = (args[name].clone().requires_grad_() for name in ("input", "weight", "bias"))
+        rest = list(args.values())[4:]
+        loss = LigerFusedLinearCrossEntropyFunction.apply(x, w, args["target"], b, *rest)[0]
+        loss.backward()
+        return loss, x.grad, w.grad, b.grad
+
+    run_twice_bitwise(once, "fused_linear_cross_entropy")
+
+
+BAD = [
+    ("input-3d", "input", ValueError),
+    ("weight-hidden", "weight", ValueError),
+    ("weight-int", "weight", TypeError),
+    ("bias-shape", "bias", ValueError),
+    ("ce_weight-shape", "ce_weight", ValueError),
+    ("target-shape", "target", ValueError),
+    ("reduction", "reduction", ValueError),
+    ("weight-device", "weight", ValueError),
+    ("bias-device", "bias", ValueError),
+    ("ce_weight-device", "ce_weight", ValueError),
+]
+
+
+@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
+def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
+    args = case(3, 8, 10, torch.float32, liger_device, liger_rng, {"bias": True, "ce_weight": True})
+    if bad == "input-3d":
+        args["input"] = args["input"].unsqueeze(0)
+    elif bad == "weight-hidden":
+        args["weight"] = args["weight"][:, :7]
+    elif bad == "weight-int":
+        args["weight"] = args["weight"].to(torch.int32)
+    elif bad == "bias-shape":
+        args["bias"] = args["bias"][:9]
+    elif bad == "ce_weight-shape":
+        args["ce_weight"] = args["ce_weight"][:9]
+    elif bad == "target-shape":
+        args["target"] = args["target"][:2]
+    elif bad == "reduction":
+        args["reduction"] = "batchmean"
+    else:
+        args[argument] = meta_like(args[argument])
+    with raises_naming(error, argument):
+        LigerFusedLinearCrossEntropyFunction.apply(*args.values())

@@ -1,0 +1,169 @@
+"""LigerRopeFunction against the float64 oracle (see liger_kernel.ops.rope)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liger_conformance import by_size, oracles
+from liger_conformance.contracts._support import (
+    compare_with_oracle,
+    make,
+    meta_like,
+    raises_naming,
+    run_twice_bitwise,
+    shape_id,
+)
+from liger_kernel.ops import LigerRopeFunction
+
+pytestmark = pytest.mark.liger_op("rope")
+
+#: (batch, q heads, seq, head_dim); k has one head where q has more (grouped-query attention)
+SHAPES = by_size(
+    small=[(1, 1, 1, 2), (2, 3, 5, 6), (2, 4, 7, 64)],
+    full=[(1, 1, 1, 2), (2, 32, 512, 128), (1, 8, 4099, 256)],
+)
+#: how cos/sin and positions are given
+CASES = [
+    "cos-broadcast-batch",  # cos (1, seq, dim), q (batch, heads, seq, dim)
+    "cos-per-batch",  # cos (batch, seq, dim)
+    "seq-first",  # q (batch, seq, heads, dim) with unsqueeze_dim=2
+    "table-position-ids",  # cos (positions, dim) indexed by position_ids (batch, seq)
+    "table-no-position-ids",  # cos (positions, dim), the first seq rows
+    "table-int32-shared-positions",  # position_ids (1, seq) int32
+    "cos-3d-ignores-position-ids",
+]
+
+
+def rotary_tables(positions, head_dim, dtype, device):
+    """cos and sin as Transformers builds them: (positions, head_dim), halves repeated."""
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    angles = torch.outer(torch.arange(positions, dtype=torch.float64), inv_freq)
+    emb = torch.cat((angles, angles), dim=-1)
+    return emb.cos().to(dtype).to(device), emb.sin().to(dtype).to(device)
+
+
+def build(case, shape, dtype, device, rng, transposed=False):
+    """(q, k, cos, sin, position_ids, unsqueeze_dim) for one case."""
+    batch, heads, seq, dim = shape
+    unsqueeze_dim = 2 if case == "seq-first" else 1
+    if unsqueeze_dim == 2:
+        q_shape, k_shape = (batch, seq, heads, dim), (batch, seq, 1, dim)
+    else:
+        q_shape, k_shape = (batch, heads, seq, dim), (batch, 1, seq, dim)
+    if transposed:
+        # how attention layers make q: a (batch, seq, heads, dim) projection, transposed
+        q = make((batch, seq, heads, dim), dtype, device, rng).transpose(1, 2)
+        k = make((batch, seq, 1, dim), dtype, device, rng).transpose(1, 2)
+    else:
+        q, k = make(q_shape, dtype, device, rng), make(k_shape, dtype, device, rng)
+    table_cos, table_sin = rotary_tables(seq + 11, dim, dtype, device)
+    position_ids = None
+    if case.startswith("table"):
+        cos, sin = table_cos, table_sin
+        if case == "table-position-ids":
+            position_ids = torch.randint(0, seq + 11, (batch, seq), generator=rng).to(device)
+        elif case == "table-int32-shared-positions":
+            position_ids = (torch.arange(seq) + 5).to(torch.int32).unsqueeze(0).to(device)
+    else:
+        picks = torch.randint(0, seq + 11, (batch if case == "cos-per-batch" else 1, seq), generator=rng).to(device)
+        cos, sin = table_cos[picks], table_sin[picks]
+        if case == "cos-3d-ignores-position-ids":
+            position_ids = torch.zeros((batch, seq), dtype=torch.int64, device=device)
+    return q, k, cos, sin, position_ids, unsqueeze_dim
+
+
+def run(q, k, cos, sin, position_ids, unsqueeze_dim, *, dtype, rng):
+    return compare_with_oracle(
+        LigerRopeFunction.apply,
+        lambda a: oracles.rope(a["q"], a["k"], a["cos"], a["sin"], a["position_ids"], a["unsqueeze_dim"]),
+        {"q": q, "k": k, "cos": cos, "sin": sin, "position_ids": position_ids, "unsqueeze_dim": unsqueeze_dim},
+        dtype=dtype,
+        rng=rng,
+        grads=("q", "k"),
+        outputs=("q_rotated", "k_rotated"),
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_forward_backward(liger_device, liger_dtype, liger_rng, shape):
+    run(*build("cos-broadcast-batch", shape, liger_dtype, liger_device, liger_rng), dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cos_sin_and_positions(liger_device, liger_dtype, liger_rng, case):
+    run(*build(case, (2, 3, 5, 6), liger_dtype, liger_device, liger_rng), dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("case", ["cos-broadcast-batch", "table-position-ids"])
+def test_transposed_q_and_k(liger_device, liger_dtype, liger_rng, case):
+    q, k, cos, sin, position_ids, dim = build(case, (2, 3, 5, 8), liger_dtype, liger_device, liger_rng, True)
+    assert not q.is_contiguous()
+    run(q, k, cos, sin, position_ids, dim, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_cos_and_sin_get_no_gradient(liger_device, liger_rng):
+    q, k, cos, sin, _, _ = build("cos-broadcast-batch", (2, 3, 5, 6), torch.float32, liger_device, liger_rng)
+    q, k = q.requires_grad_(), k.requires_grad_()
+    cos, sin = cos.clone().requires_grad_(), sin.clone().requires_grad_()
+    q_out, k_out = LigerRopeFunction.apply(q, k, cos, sin)
+    (q_out.sum() + k_out.sum()).backward()
+    assert cos.grad is None and sin.grad is None
+    assert q.grad is not None and k.grad is not None
+
+
+def test_deterministic(liger_device, liger_dtype, liger_rng):
+    Q, K, cos, sin, position_ids, dim = build("table-position-ids", (2, 3, 5, 8), liger_dtype, liger_device, liger_rng)
+    dQ, dK = make(Q.shape, liger_dtype, liger_device, liger_rng), make(K.shape, liger_dtype, liger_device, liger_rng)
+
+    def once():
+        q, k = Q.clone().requires_grad_(), K.clone().requires_grad_()
+        q_out, k_out = LigerRopeFunction.apply(q, k, cos, sin, position_ids, dim)
+        torch.autograd.backward([q_out, k_out], [dQ.clone(), dK.clone()])
+        return q_out, k_out, q.grad, k.grad
+
+    run_twice_bitwise(once, "rope")
+
+
+BAD = [
+    ("q-3d", "q", ValueError),
+    ("q-odd-head-dim", "q", ValueError),
+    ("k-seq", "k", ValueError),
+    ("sin-shape", "cos", ValueError),
+    ("cos-1d", "cos", ValueError),
+    ("cos-head-dim", "cos", ValueError),
+    ("position_ids-float", "position_ids", TypeError),
+    ("position_ids-length", "position_ids", ValueError),
+    ("unsqueeze_dim", "unsqueeze_dim", ValueError),
+    ("sin-device", "sin", ValueError),
+]
+
+
+@pytest.mark.parametrize(("case", "argument", "error"), BAD, ids=[case for case, _, _ in BAD])
+def test_bad_arguments(liger_device, liger_rng, case, argument, error):
+    q, k, cos, sin, position_ids, dim = build(
+        "table-position-ids", (2, 3, 5, 6), torch.float32, liger_device, liger_rng
+    )
+    if case == "q-3d":
+        q = q[0]
+    elif case == "q-odd-head-dim":
+        q, k = make((2, 3, 5, 5), torch.float32, liger_device, liger_rng), k[..., :5]
+        cos, sin = cos[:, :5], sin[:, :5]
+    elif case == "k-seq":
+        k = k[:, :, :4]
+    elif case == "sin-shape":
+        sin = sin[:-1]
+    elif case == "cos-1d":
+        cos, sin = cos[0], sin[0]
+    elif case == "cos-head-dim":
+        cos, sin = cos[:, :4], sin[:, :4]
+    elif case == "position_ids-float":
+        position_ids = position_ids.float()
+    elif case == "position_ids-length":
+        position_ids = position_ids[:, :4]
+    elif case == "unsqueeze_dim":
+        dim = 3
+    else:
+        sin = meta_like(sin)
+    with raises_naming(error, argument):
+        LigerRopeFunction.apply(q, k, cos, sin, position_ids, dim)
