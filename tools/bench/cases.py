@@ -259,7 +259,7 @@ CASES: dict[str, Case] = {
             lambda i: eager_cross_entropy(i["logits"], i["target"]),
             "cross_entropy",
             "LigerCrossEntropyFunction",
-            lambda f, i: _first(f.apply(i["logits"], i["target"])),
+            lambda f, i: _first(f.apply(i["logits"], i["target"], None, IGNORE_INDEX)),
         ),
         Case(
             "fused_linear_cross_entropy",
@@ -268,7 +268,7 @@ CASES: dict[str, Case] = {
             lambda i: eager_cross_entropy(i["h"] @ i["w"].t(), i["target"]),
             "fused_linear_cross_entropy",
             "LigerFusedLinearCrossEntropyFunction",
-            lambda f, i: _first(f.apply(i["h"], i["w"], i["target"])),
+            lambda f, i: _first(f.apply(i["h"], i["w"], i["target"], None, None, IGNORE_INDEX)),
         ),
     )
 }
