@@ -46,28 +46,30 @@ def test_rms_norm_without_weight_and_non_contiguous(profile, assert_close):
     x = base.t()  # (6, 40), last dim strided
     dy = torch.randn(6, 40)
     xk = leaf(x)
-    RMSNormFunction.apply(xk, None, EPS).backward(dy.clone())  # in place by default
+    RMSNormFunction.apply(xk, None, EPS).backward(dy)
     x64 = leaf(x.double())
     reference(x64, None, 0.0).backward(dy.double())
     assert_close(RMSNormFunction.apply(x, None, EPS), reference(x.double(), None, 0.0), torch.float32)
     assert_close(xk.grad, x64.grad, torch.float32)
 
 
-def test_rms_norm_in_place_writes_dx_over_dy(profile, assert_close):
+@pytest.mark.parametrize("in_place", [True, False])
+def test_rms_norm_leaves_a_shared_gradient_intact(profile, assert_close, in_place):
+    """Y1 + Y2 hands both norms one gradient tensor: in_place must not spoil it."""
     torch.manual_seed(2)
-    x = leaf(torch.randn(4, 24))
-    w = leaf(torch.randn(24), grad=False)
+    x1, x2 = leaf(torch.randn(4, 24)), leaf(torch.randn(4, 24))
+    w = leaf(torch.randn(24))
     dy = torch.randn(4, 24)
     dy_kept = dy.clone()
-    (dx,) = torch.autograd.grad(RMSNormFunction.apply(x, w, EPS, 0.0, "llama", True), x, dy)
-    x64 = leaf(x.double())
-    reference(x64, w.double(), 0.0).backward(dy_kept.double())
-    assert_close(dx, x64.grad, torch.float32)
-    assert dx.data_ptr() == dy.data_ptr()
-    # not in place: dy is left alone
-    dy = dy_kept.clone()
-    (dx,) = torch.autograd.grad(RMSNormFunction.apply(x, w, EPS, 0.0, "llama", False), x, dy)
-    assert torch.equal(dy, dy_kept) and dx.data_ptr() != dy.data_ptr()
+    y1 = RMSNormFunction.apply(x1, w, EPS, 0.0, "llama", in_place)
+    y2 = RMSNormFunction.apply(x2, w, EPS, 0.0, "llama", in_place)
+    (y1 + y2).backward(dy)
+    refs = [leaf(t.double()) for t in (x1, x2, w)]
+    (reference(refs[0], refs[2], 0.0) + reference(refs[1], refs[2], 0.0)).backward(dy.double())
+    assert torch.equal(dy, dy_kept)
+    assert_close(x1.grad, refs[0].grad, torch.float32)
+    assert_close(x2.grad, refs[1].grad, torch.float32)
+    assert_close(w.grad, refs[2].grad, torch.float32, scale=4)
 
 
 def test_rms_norm_only_weight_grad(profile, assert_close):

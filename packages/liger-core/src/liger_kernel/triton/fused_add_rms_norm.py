@@ -7,7 +7,8 @@ Backward: dS = drms_norm(dY) + dS_out;  dX = dR = dS;  dW as in RMSNorm.
 The RMSNorm kernels of :mod:`liger_kernel.triton.rms_norm` take the residual
 as an option: the forward adds R while loading X and stores S in the same pass,
 and the backward adds dS_out to dx before storing it, so the add costs no extra
-pass over memory. in_place=True writes dS over dY.
+pass over memory. in_place is accepted and declined, as in RMSNorm: dS gets its
+own buffer, never dY's.
 """
 
 from __future__ import annotations
@@ -35,16 +36,14 @@ class FusedAddRMSNormFunction(torch.autograd.Function):
         mode = CASTING_MODES[casting_mode]
         y, rstd, s = rms_norm_forward(as_rows(X), W, eps, offset, mode, residual_rows=as_rows(R))
         ctx.save_for_backward(s, W, rstd)
-        ctx.offset, ctx.mode, ctx.in_place, ctx.x_shape = offset, mode, in_place, X.shape
+        ctx.offset, ctx.mode, ctx.x_shape = offset, mode, X.shape
         return y.view(X.shape), s.view(X.shape)
 
     @staticmethod
     def backward(ctx: Any, dY: torch.Tensor, dS_out: torch.Tensor) -> tuple[Any, ...]:
         s, W, rstd = ctx.saved_tensors
         needs_ds = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        ds, dw = rms_norm_backward(
-            dY, s, W, rstd, ctx.offset, ctx.mode, ctx.in_place, needs_ds, ctx.needs_input_grad[2], ds=dS_out
-        )
+        ds, dw = rms_norm_backward(dY, s, W, rstd, ctx.offset, ctx.mode, needs_ds, ctx.needs_input_grad[2], ds=dS_out)
         if ds is not None:
             ds = ds.view(ctx.x_shape)
         dx = ds if ctx.needs_input_grad[0] else None

@@ -18,6 +18,11 @@ once and kept in registers; a wider row is walked in blocks (one pass for the
 statistics, one for the output). In the backward each program sums its rows'
 dW contributions in fp32 and writes one partial row; the partial rows are
 summed afterwards, so dW needs no atomics and is deterministic.
+
+in_place is accepted and declined: dx always gets its own buffer. Autograd
+hands one gradient tensor to every consumer of a shared value (Y1 + Y2 gives
+both norms the same dY), so writing dx over dY would corrupt the other
+consumer's gradient, and a backward cannot tell whether its dY is shared.
 """
 
 from __future__ import annotations
@@ -143,7 +148,6 @@ def _rms_norm_backward_kernel(
     DY,
     dy_row_stride,
     DX,
-    dx_row_stride,
     DS,
     ds_row_stride,
     X,
@@ -178,7 +182,7 @@ def _rms_norm_backward_kernel(
                 dx = rstd * (g - n * (tl.sum(g * n, axis=0) / n_cols))
                 if HAS_RESIDUAL_GRAD:
                     dx += tl.load(DS + row * ds_row_stride + cols, mask=mask, other=0.0).to(ACC)
-                tl.store(DX + row * dx_row_stride + cols, dx.to(DX.dtype.element_ty), mask=mask)
+                tl.store(DX + row * n_cols + cols, dx.to(DX.dtype.element_ty), mask=mask)
             if COMPUTE_DW:
                 dw_sum += dy.to(ACC) * n
         if COMPUTE_DW:
@@ -209,7 +213,7 @@ def _rms_norm_backward_kernel(
                     dx = rstd * (g - n * mean_gn)
                     if HAS_RESIDUAL_GRAD:
                         dx += tl.load(DS + row * ds_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
-                    tl.store(DX + row * dx_row_stride + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
+                    tl.store(DX + row * n_cols + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
                 if COMPUTE_DW:
                     partial = DW_PARTIAL + pid * n_cols + start + cols
                     tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy.to(ACC) * n, mask=mask)
@@ -262,7 +266,6 @@ def rms_norm_backward(
     rstd: torch.Tensor,
     offset: float,
     mode: int,
-    in_place: bool,
     needs_dx: bool,
     needs_dw: bool,
     ds: torch.Tensor | None = None,
@@ -272,11 +275,7 @@ def rms_norm_backward(
     profile = device_profile(x_rows.device)
     launch = row_launch(profile, n_rows, n_cols)
     dy_rows = as_rows(dy)
-    dx = None
-    if needs_dx:
-        # Writing over dy is only safe where each row of dy is its own memory.
-        reuse = in_place and dy.is_contiguous() and dy.dtype == x_rows.dtype
-        dx = dy_rows if reuse else torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
+    dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device) if needs_dx else None
     needs_dw = needs_dw and W is not None
     single_block = launch.block >= n_cols
     dw_partial = None
@@ -288,7 +287,6 @@ def rms_norm_backward(
         dy_rows,
         dy_rows.stride(0),
         dx if dx is not None else dy_rows,
-        dx.stride(0) if dx is not None else 0,
         ds_rows if ds_rows is not None else dy_rows,
         ds_rows.stride(0) if ds_rows is not None else 0,
         x_rows,
@@ -329,7 +327,7 @@ class RMSNormFunction(torch.autograd.Function):
         x_rows = as_rows(X)
         y, rstd, _ = rms_norm_forward(x_rows, W, eps, offset, mode)
         ctx.save_for_backward(x_rows, W, rstd)
-        ctx.offset, ctx.mode, ctx.in_place, ctx.x_shape = offset, mode, in_place, X.shape
+        ctx.offset, ctx.mode, ctx.x_shape = offset, mode, X.shape
         return y.view(X.shape)
 
     @staticmethod
@@ -342,7 +340,6 @@ class RMSNormFunction(torch.autograd.Function):
             rstd,
             ctx.offset,
             ctx.mode,
-            ctx.in_place,
             ctx.needs_input_grad[0],
             ctx.needs_input_grad[1],
         )
