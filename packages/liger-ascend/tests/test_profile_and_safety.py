@@ -1,0 +1,124 @@
+"""The NPU profile and the import-time environment checks."""
+
+import sys
+import types
+
+import pytest
+import torch
+
+from liger_conformance.mocks import npu as npu_mock
+from liger_kernel_ascend import safety
+from liger_kernel_ascend.probe import probe
+from liger_kernel_ascend.profile import FALLBACK_VECTOR_CORES, npu_profile
+from liger_kernel_ascend.tiling import MAX_GRID, UB_BYTES_A2
+
+
+def test_profile_reads_core_counts_from_the_triton_driver():
+    props = npu_mock.FakeNPUProperties("Ascend910B2 (test)", 64 << 30, 24, 48, 192 << 20, 192 * 1024)
+    with npu_mock.active(props):
+        profile = npu_profile(torch.device("cpu"))
+    assert profile.compute_units == 48
+    assert profile.max_grid == MAX_GRID
+    assert not profile.uses_num_warps
+    assert profile.onchip_bytes < UB_BYTES_A2
+    assert profile.name == "Ascend910B2 (test)"
+
+
+def test_unified_buffer_size_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LIGER_ASCEND_UB_BYTES", str(96 * 1024))
+    with npu_mock.active():
+        profile = npu_profile(torch.device("cpu"))
+    assert profile.onchip_bytes < 96 * 1024
+    monkeypatch.setenv("LIGER_ASCEND_UB_BYTES", "-1")
+    with npu_mock.active(), pytest.raises(ValueError, match="LIGER_ASCEND_UB_BYTES"):
+        npu_profile(torch.device("cpu"))
+
+
+def test_core_counts_fall_back_when_nothing_answers(monkeypatch):
+    with npu_mock.active():
+        from triton.runtime.driver import driver
+
+        monkeypatch.setattr(driver.active.utils, "get_device_properties", lambda index: {})
+        monkeypatch.setattr(torch.npu, "get_device_properties", lambda index=None: types.SimpleNamespace())
+        assert npu_profile(torch.device("cpu")).compute_units == FALLBACK_VECTOR_CORES
+
+
+def test_mock_bypass_needs_both_the_marker_and_the_interpreter(monkeypatch):
+    stand_in = types.ModuleType("torch_npu")
+    monkeypatch.setitem(sys.modules, "torch_npu", stand_in)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert not safety.mock_active()
+    stand_in.LIGER_MOCK = "npu"
+    assert safety.mock_active()
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert not safety.mock_active()
+
+
+def test_nvidia_triton_is_reported_with_the_repair_command(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch_npu", raising=False)
+    monkeypatch.setattr(safety, "_triton_providers", lambda: ("triton",))
+    problem = safety.triton_problem()
+    assert "not triton-ascend" in problem
+    assert "pip uninstall -y triton" in problem and "triton-ascend==" in problem
+    with pytest.raises(safety.AscendEnvironmentError, match="not triton-ascend"):
+        safety.check_environment()
+
+
+def test_missing_triton_is_reported(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch_npu", raising=False)
+    monkeypatch.setattr(safety, "_triton_providers", lambda: ())
+    assert "not installed" in safety.triton_problem()
+
+
+def test_overwritten_triton_ascend_is_reported(monkeypatch):
+    # triton-ascend >= 3.2.1 installs community triton first and overlays it:
+    # both own triton/, and only the ascend backend directory tells who won
+    monkeypatch.delitem(sys.modules, "torch_npu", raising=False)
+    monkeypatch.setattr(safety, "_triton_providers", lambda: ("triton", "triton-ascend"))
+    assert "overwritten" in safety.triton_problem()  # this machine's triton has no backends/ascend
+
+
+def test_probe_names_the_triton_conflict(monkeypatch):
+    with npu_mock.active():
+        monkeypatch.setenv("TRITON_INTERPRET", "0")
+        monkeypatch.setattr(safety, "_triton_providers", lambda: ("triton",))
+        ok, reason = probe()
+    assert not ok and "not triton-ascend" in reason
+
+
+def test_probe_passes_under_the_mock():
+    with npu_mock.active():
+        ok, reason = probe()
+    assert ok, reason
+    assert "Ascend910B3" in reason
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "npu_version", "problem"),
+    [
+        ("2.7.1+cpu", "2.7.1.post2", None),
+        ("2.6.0", "2.6.0", None),
+        ("2.7.1", "2.6.0.post3", "built for torch 2.6.0"),
+        ("2.13.0", "2.13.0", None),  # newer than the table: same release naming rule
+        ("2.13.0", "2.12.0", "built for torch 2.12.0"),
+        ("2.7.1", None, "torch_npu is not installed"),
+    ],
+)
+def test_torch_and_torch_npu_versions(torch_version, npu_version, problem):
+    problems = safety.version_problems(torch_version, npu_version)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0]
+
+
+def test_discovery_and_probe_import_neither_triton_nor_the_kernels():
+    import subprocess
+
+    code = (
+        "import sys; from liger_kernel.dispatch import dispatcher; dispatcher.installed(); dispatcher.probe('ascend'); "
+        "print(any(m == 'triton' or m.startswith('triton.') for m in sys.modules), "
+        "'liger_kernel_ascend.ops' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -1,0 +1,113 @@
+"""Under the NPU mock every core op routes to liger-ascend, and the mock is
+strict: a launch the device would refuse fails here too."""
+
+import inspect
+import re
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+import liger_kernel.ops as public
+from liger_conformance.mocks import npu as npu_mock
+
+LABELS = {op: cls.__name__ for op, cls in public.OPS.items()}
+
+
+def _inputs(op):
+    f = torch.float32
+    x = torch.randn(2, 3, 8, dtype=f)
+    w = torch.randn(8, dtype=f)
+    if op == "rms_norm":
+        return (x, w, 1e-6)
+    if op == "fused_add_rms_norm":
+        return (x, torch.randn_like(x), w, 1e-6)
+    if op == "layer_norm":
+        return (x, w, torch.randn(8), 1e-6)
+    if op == "rope":
+        return (torch.randn(1, 2, 3, 8), torch.randn(1, 1, 3, 8), torch.randn(1, 3, 8), torch.randn(1, 3, 8))
+    if op in ("swiglu", "geglu"):
+        return (x, torch.randn_like(x))
+    if op == "cross_entropy":
+        return (torch.randn(4, 16), torch.randint(0, 16, (4,)))
+    return (torch.randn(4, 8), torch.randn(16, 8), torch.randint(0, 16, (4,)))
+
+
+@pytest.mark.parametrize("op", sorted(LABELS))
+def test_each_op_logs_its_npu_route(op, monkeypatch, capsys):
+    monkeypatch.setenv("LIGER_KERNEL_LOG", "1")
+    with npu_mock.active():
+        public.OPS[op].apply(*_inputs(op))
+        route = public.OPS[op].route("cpu")
+    out = capsys.readouterr().out
+    assert re.search(rf"Using NPU {LABELS[op]} \(liger-ascend [\d.]+\)", out), out
+    assert route.__module__.startswith("liger_kernel_ascend.ops.")
+    params = list(inspect.signature(route.forward).parameters)[1:]
+    assert params == list(inspect.signature(public.OPS[op].check).parameters)
+
+
+def test_outside_the_mock_cpu_tensors_go_to_torch(monkeypatch, capsys):
+    monkeypatch.setenv("LIGER_KERNEL_LOG", "1")
+    with npu_mock.active():
+        pass
+    public.OPS["rope"].apply(*_inputs("rope"))
+    assert "Using CPU LigerRopeFunction (liger-core" in capsys.readouterr().out
+
+
+@triton.jit
+def _copy(X, Y, n, BLOCK: tl.constexpr):
+    for start in tl.range(tl.program_id(0) * BLOCK, n, tl.num_programs(0) * BLOCK):
+        offsets = start + tl.arange(0, BLOCK)
+        tl.store(Y + offsets, tl.load(X + offsets, mask=offsets < n), mask=offsets < n)
+
+
+def test_strict_mock_grid_check_fires():
+    x = torch.randn(8)
+    y = torch.empty_like(x)
+    with npu_mock.active():
+        with pytest.raises(npu_mock.GridLimitError, match="grid should be less than 65536"):
+            _copy[(65536,)](x, y, 8, BLOCK=8)
+        with pytest.raises(npu_mock.GridLimitError, match="65536 programs"):
+            _copy[(256, 256)](x, y, 8, BLOCK=8)
+        npu_mock.monitor.check_grid((255, 257, 1))  # 65535 programs: at the limit, accepted
+
+
+def test_strict_mock_unified_buffer_check_fires():
+    n = 64 * 1024  # one fp32 tile of 256 KiB > 192 KiB of UB
+    x = torch.randn(n)
+    y = torch.empty_like(x)
+    with npu_mock.active():
+        with pytest.raises(npu_mock.UBOverflowError, match="ub overflow, requires .* bits while 1572864 bits"):
+            _copy[(1,)](x, y, n, BLOCK=n)
+        _copy[(1,)](x, y, n, BLOCK=n // 4)  # 64 KiB tiles fit
+    torch.testing.assert_close(y, x)
+
+
+def test_the_ascend_kernels_stay_within_the_emulated_buffer_on_a_wide_row():
+    # a 20000-wide row does not fit one tile: the kernel must walk sub-blocks,
+    # and the strict mock would raise if any launch held more than the UB
+    x = torch.randn(2, 20_000, requires_grad=True)
+    w = torch.randn(20_000, requires_grad=True)
+    with npu_mock.active():
+        y = public.LigerRMSNormFunction.apply(x, w, 1e-6)
+        y.sum().backward()
+        peak = npu_mock.monitor.peak
+    expected = x.detach() * torch.rsqrt(x.detach().pow(2).mean(-1, keepdim=True) + 1e-6) * w.detach()
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    assert 0 < peak <= 192 * 1024
+
+
+def test_mock_restores_everything_on_exit():
+    import sys
+
+    from triton.runtime import interpreter
+
+    had_npu = hasattr(torch, "npu")
+    call = interpreter.GridExecutor.__call__
+    with npu_mock.active():
+        assert torch.npu.is_available() and sys.modules["torch_npu"].LIGER_MOCK == "npu"
+    assert hasattr(torch, "npu") == had_npu
+    assert "torch_npu" not in sys.modules
+    assert interpreter.GridExecutor.__call__ is call
+    assert npu_mock.monitor is None
