@@ -23,6 +23,15 @@ class DispatchedFunction:
     """Base of the public op Functions. Subclasses set ``op`` and ``check``."""
 
     op: ClassVar[str]
+    #: Arguments a backend may overwrite with their own gradient when they
+    #: require grad and are not leaves (never a parameter or a tensor the user
+    #: made), so that the gradient needs no buffer of its own: this is what
+    #: keeps cross-entropy within the memory of its logits and the gated
+    #: activations within one activation. The caller must not read them after
+    #: the op's backward (for cross_entropy: after its forward), and no other op
+    #: may have saved them for its own backward. Every other tensor argument is
+    #: never written.
+    overwrites: ClassVar[tuple[str, ...]] = ()
 
     @staticmethod
     def check(*args: Any, **kwargs: Any) -> None:

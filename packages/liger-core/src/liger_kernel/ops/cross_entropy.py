@@ -64,6 +64,7 @@ def check_loss_options(
 
 class LigerCrossEntropyFunction(DispatchedFunction):
     op = "cross_entropy"
+    overwrites = ("input",)
 
     @staticmethod
     def check(

@@ -4,6 +4,9 @@
 Backward:
     d gelu_tanh / da = 0.5 * (1 + tanh(u)) + 0.5 * a * (1 - tanh(u)**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2)
     da = dc * b * d gelu_tanh / da;  db = dc * gelu_tanh(a)
+
+A backend may write da and db over a and b during backward (``overwrites``):
+in an MLP they are the projections' outputs, dead once the gate's backward ran.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from liger_kernel.ops.swiglu import check_gate_pair
 
 class LigerGELUMulFunction(DispatchedFunction):
     op = "geglu"
+    overwrites = ("a", "b")
 
     @staticmethod
     def check(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -4,6 +4,9 @@ Backward, with s = sigmoid(a):
     da = dc * b * s * (1 + a * (1 - s))
     db = dc * a * s
 computed in fp32, stored in the input dtype.
+
+A backend may write da and db over a and b during backward (``overwrites``):
+in an MLP they are the projections' outputs, dead once the gate's backward ran.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def check_gate_pair(a: torch.Tensor, b: torch.Tensor) -> None:
 
 class LigerSiLUMulFunction(DispatchedFunction):
     op = "swiglu"
+    overwrites = ("a", "b")
 
     @staticmethod
     def check(a: torch.Tensor, b: torch.Tensor) -> None:
