@@ -270,6 +270,7 @@ def liger_settings(request: pytest.FixtureRequest) -> Settings:
 def liger_backend(liger_settings: Settings) -> Iterator[str]:
     """Name of the backend under test, forced as every op's route for the session."""
     import liger_kernel
+    from liger_conformance.recording import forget_routes
     from liger_kernel.dispatch import dispatcher
 
     name = liger_settings.backend
@@ -280,7 +281,9 @@ def liger_backend(liger_settings: Settings) -> Iterator[str]:
         # an op the backend lacks must show up as a failure, not pass on the torch backend
         env.setenv("LIGER_KERNEL_STRICT", "1")
         liger_kernel.set_backend(name)
-        liger_kernel.reset()
+        # routes cached before the variables changed must go; the installed
+        # backends stay (a test may have injected one, see recording.py)
+        forget_routes()
         try:
             ok, reason = dispatcher.probe(name)
             if not ok:
@@ -288,7 +291,7 @@ def liger_backend(liger_settings: Settings) -> Iterator[str]:
             yield name
         finally:
             liger_kernel.set_backend(None)
-            liger_kernel.reset()
+            forget_routes()
 
 
 @pytest.fixture(scope="session")
