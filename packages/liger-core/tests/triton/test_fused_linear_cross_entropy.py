@@ -161,3 +161,18 @@ def test_chunk_rows_rule() -> None:
     assert rows * 128256 <= flce_module.CHUNK_LOGITS_TO_INPUT * 8192 * 4096
     assert flce_module.chunk_rows(5, 16, 150) == 5
     assert flce_module.chunk_rows(100_000, 8, 1_000_000) == flce_module.CHUNK_ROW_MULTIPLE
+
+
+def test_autocast_runs_the_gemms_in_autocast_dtype() -> None:
+    x, w, _, target, _ = make_case(seed=12)
+    leaves = [x.clone().requires_grad_(), w.clone().requires_grad_()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, *_ = FusedLinearCrossEntropyFunction.apply(leaves[0], leaves[1], target)
+    loss.backward()
+    refs = [t.to(torch.bfloat16).double().requires_grad_() for t in (x, w)]
+    ref, _ = ce_oracle(refs[0] @ refs[1].t(), target)
+    ref.backward()
+    assert [leaf.grad.dtype for leaf in leaves] == [torch.float32, torch.float32]
+    torch.testing.assert_close(loss.double(), ref.detach(), atol=2e-2, rtol=2e-2)
+    for leaf, reference in zip(leaves, refs):
+        torch.testing.assert_close(leaf.grad.double(), reference.grad, atol=2e-2, rtol=2e-2)

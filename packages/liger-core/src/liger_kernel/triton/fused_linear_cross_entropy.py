@@ -135,10 +135,20 @@ def _run_chunks(
     return grad_input, grad_weight, grad_bias
 
 
+def _gemm_dtype(input: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype of the logits GEMM: autocast's when it is on (what a plain
+    matmul would use in its place), else the promoted dtype of the operands."""
+    device_type = input.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return torch.promote_types(input.dtype, weight.dtype)
+
+
 class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     """Triton fused linear cross-entropy with the options of
-    ``LigerFusedLinearCrossEntropyFunction``. The GEMMs run in the promoted dtype
-    of input and weight; gradients come back in each argument's own dtype."""
+    ``LigerFusedLinearCrossEntropyFunction``. The GEMMs run in autocast's dtype
+    when autocast is on, else in the promoted dtype of input and weight;
+    gradients come back in each argument's own dtype."""
 
     @staticmethod
     def forward(
@@ -159,7 +169,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        compute_dtype = torch.promote_types(input.dtype, weight.dtype)
+        compute_dtype = _gemm_dtype(input, weight)
         x = input.to(compute_dtype)
         w = weight.to(compute_dtype)
         b = bias.to(compute_dtype) if bias is not None else None
