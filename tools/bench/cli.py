@@ -269,9 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         from .overhead import dispatch_overhead
 
         try:
-            o = payload["dispatch_overhead"] = dispatch_overhead(device, calls=500 if args.quick else 5000)
+            o = payload["dispatch_overhead"] = dispatch_overhead(device, calls=500 if args.quick else 2000)
             sections.append(
-                f"dispatch overhead on {o['device']} (LigerSiLUMulFunction, tiny tensors, {o['calls']} calls):\n"
+                f"dispatch overhead on {o['device']} (LigerSiLUMulFunction, tiny tensors, best of "
+                f"{o['repeats']} x {o['calls']} calls):\n"
                 f"  through liger_kernel.ops: {o['dispatched_us']:.2f} us/call\n"
                 f"  {o['backend_function']} directly: {o['direct_us']:.2f} us/call\n"
                 f"  dispatch layer adds: {o['overhead_us']:.2f} us/call"
@@ -286,11 +287,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{report.IMPL_LABEL.get(k, k)}: {v.get('liger_kernel_version') or 'eager'}" for k, v in runner.env.items()
     )
     env = next(iter(runner.env.values()), {})
-    print(
-        f"device {env.get('device', args.device)} · torch {env.get('torch', torch.__version__)} · triton {env.get('triton')}"
+    versions = f"torch {env.get('torch', torch.__version__)}" + (
+        f" · triton {env['triton']}" if env.get("triton") else ""
     )
+    print(f"device {env.get('device', args.device)} · {versions}")
     if header:
         print(header)
+    routes = runner.env.get("liger", {}).get("routes", {})
+    served: dict[str, list[str]] = {}
+    for op, route in routes.items():
+        served.setdefault(f"{route['backend']} ({route['distribution']})", []).append(op)
+    for backend, names in served.items():
+        print(f"ours on {args.device}: {backend} serves {', '.join(names)}")
     print("\n\n".join(sections))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

@@ -36,6 +36,19 @@ def describe(impl: str, device: str | torch.device, peer_version: str | None = N
 
         info["liger_kernel_file"] = liger_kernel.__file__
         info["liger_kernel_version"] = peer_version or getattr(liger_kernel, "__version__", "unknown")
+    if impl == "liger":
+        from liger_kernel.dispatch import dispatcher
+
+        device_type = dispatcher.device_alias.get(device.type, device.type)
+        info["routes"] = {}
+        for op in CASES:
+            route = dispatcher.select(op, device_type)
+            info["routes"][op] = {
+                "backend": route.backend,
+                "distribution": f"{route.distribution} {route.version}",
+                "implementation": route.implementation,
+                "fallback_reason": route.fallback_reason,
+            }
     return info
 
 
