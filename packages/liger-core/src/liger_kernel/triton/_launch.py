@@ -17,6 +17,12 @@
     ``(grid, block, num_warps)`` for a persistent elementwise kernel over a flat
     range of ``n_elements``: tiles of ``min(TILE, profile.max_block)`` elements,
     ``grid`` is ``profile.grid(number of tiles)``.
+``pipeline_stages(profile, bytes_per_step) -> int``
+    ``num_stages`` for ``tl.range`` over a persistent loop whose every step
+    loads ``bytes_per_step``: 2 (the next step's loads are issued while this
+    step computes, which keeps more bytes in flight per program) when the
+    extra copy fits this program's share of on-chip memory
+    (``profile.onchip_bytes / profile.programs_per_unit``), else 1.
 """
 
 from __future__ import annotations
@@ -63,3 +69,8 @@ def tile_launch(profile: DeviceProfile, n_elements: int) -> RowLaunch:
     block = min(TILE, profile.max_block)
     tiles = -(-n_elements // block)
     return RowLaunch(profile.grid(tiles), block, profile.num_warps(block))
+
+
+def pipeline_stages(profile: DeviceProfile, bytes_per_step: int) -> int:
+    stages = 2
+    return stages if stages * bytes_per_step <= profile.onchip_bytes // profile.programs_per_unit else 1

@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import as_rows, row_launch
+from liger_kernel.triton._launch import as_rows, pipeline_stages, row_launch
 from liger_kernel.triton.rms_norm import accumulator_dtype
 
 
@@ -47,6 +47,7 @@ def _layer_norm_forward_kernel(
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
     SINGLE_BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
@@ -54,7 +55,7 @@ def _layer_norm_forward_kernel(
         mask = cols < n_cols
         w = tl.load(W + cols, mask=mask, other=0.0).to(ACC)
         b = tl.load(B + cols, mask=mask, other=0.0).to(ACC) if HAS_BIAS else 0.0
-        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+        for row in tl.range(pid, n_rows, tl.num_programs(0), num_stages=STAGES):
             x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0).to(ACC)
             mean = tl.sum(x, axis=0) / n_cols
             centered = tl.where(mask, x - mean, 0.0)
@@ -66,12 +67,12 @@ def _layer_norm_forward_kernel(
     else:
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
             total = tl.zeros([BLOCK], dtype=ACC)
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 total += tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
             mean = tl.sum(total, axis=0) / n_cols
             square_sum = tl.zeros([BLOCK], dtype=ACC)
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 centered = tl.where(mask, x - mean, 0.0)
@@ -79,7 +80,7 @@ def _layer_norm_forward_kernel(
             rstd = 1.0 / tl.sqrt(tl.sum(square_sum, axis=0) / n_cols + eps)
             tl.store(MEAN + row, mean)
             tl.store(RSTD + row, rstd)
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 w = tl.load(W + start + cols, mask=mask, other=0.0).to(ACC)
@@ -109,6 +110,7 @@ def _layer_norm_backward_kernel(
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
     SINGLE_BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
@@ -117,7 +119,7 @@ def _layer_norm_backward_kernel(
         w = tl.load(W + cols, mask=mask, other=0.0).to(ACC)
         dw_sum = tl.zeros([BLOCK], dtype=ACC)
         db_sum = tl.zeros([BLOCK], dtype=ACC)
-        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+        for row in tl.range(pid, n_rows, tl.num_programs(0), num_stages=STAGES):
             x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0).to(ACC)
             dy = tl.load(DY + row * dy_row_stride + cols, mask=mask, other=0.0).to(ACC)
             n = (x - tl.load(MEAN + row)) * tl.load(RSTD + row)
@@ -145,7 +147,7 @@ def _layer_norm_backward_kernel(
             if COMPUTE_DX:
                 g_sum = tl.zeros([BLOCK], dtype=ACC)
                 gn_sum = tl.zeros([BLOCK], dtype=ACC)
-                for start in tl.range(0, n_cols, BLOCK):
+                for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                     mask = start + cols < n_cols
                     x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                     dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
@@ -154,7 +156,7 @@ def _layer_norm_backward_kernel(
                     gn_sum += g * (x - mean) * rstd
                 mean_g = tl.sum(g_sum, axis=0) / n_cols
                 mean_gn = tl.sum(gn_sum, axis=0) / n_cols
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
@@ -176,7 +178,8 @@ class LayerNormFunction(torch.autograd.Function):
     def forward(ctx: Any, X: torch.Tensor, W: torch.Tensor, B: torch.Tensor | None, eps: float) -> torch.Tensor:
         x_rows = as_rows(X)
         n_rows, n_cols = x_rows.shape
-        launch = row_launch(device_profile(X.device), n_rows, n_cols)
+        profile = device_profile(X.device)
+        launch = row_launch(profile, n_rows, n_cols)
         stats_dtype = torch.float64 if X.dtype == torch.float64 else torch.float32
         y = torch.empty((n_rows, n_cols), dtype=X.dtype, device=X.device)
         mean = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
@@ -196,6 +199,7 @@ class LayerNormFunction(torch.autograd.Function):
             ACC=accumulator_dtype(X.dtype),
             BLOCK=launch.block,
             SINGLE_BLOCK=launch.block >= n_cols,
+            STAGES=pipeline_stages(profile, launch.block * X.element_size()),
             num_warps=launch.num_warps,
         )
         ctx.save_for_backward(x_rows, W, mean, rstd)
@@ -206,7 +210,8 @@ class LayerNormFunction(torch.autograd.Function):
     def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
         x_rows, W, mean, rstd = ctx.saved_tensors
         n_rows, n_cols = x_rows.shape
-        launch = row_launch(device_profile(x_rows.device), n_rows, n_cols)
+        profile = device_profile(x_rows.device)
+        launch = row_launch(profile, n_rows, n_cols)
         single_block = launch.block >= n_cols
         needs_dx, needs_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         needs_db = ctx.has_bias and ctx.needs_input_grad[2]
@@ -235,6 +240,7 @@ class LayerNormFunction(torch.autograd.Function):
             ACC=accumulator_dtype(x_rows.dtype),
             BLOCK=launch.block,
             SINGLE_BLOCK=single_block,
+            STAGES=pipeline_stages(profile, launch.block * (x_rows.element_size() + dy_rows.element_size())),
             num_warps=launch.num_warps,
         )
         dx = dx.view(ctx.x_shape) if dx is not None else None

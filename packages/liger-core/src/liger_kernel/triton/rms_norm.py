@@ -34,7 +34,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import as_rows, row_launch
+from liger_kernel.triton._launch import as_rows, pipeline_stages, row_launch
 
 CASTING_MODES = {"llama": 0, "gemma": 1, "none": 2}
 LLAMA: tl.constexpr = tl.constexpr(0)
@@ -89,13 +89,14 @@ def _rms_norm_forward_kernel(
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
     SINGLE_BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     if SINGLE_BLOCK:
         mask = cols < n_cols
         w = tl.load(W + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
-        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+        for row in tl.range(pid, n_rows, tl.num_programs(0), num_stages=STAGES):
             x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0)
             if HAS_RESIDUAL:
                 r = tl.load(R + row * r_row_stride + cols, mask=mask, other=0.0)
@@ -109,7 +110,7 @@ def _rms_norm_forward_kernel(
     else:
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
             sum_sq = tl.zeros([BLOCK], dtype=ACC)
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
                 if HAS_RESIDUAL:
@@ -120,7 +121,7 @@ def _rms_norm_forward_kernel(
                 sum_sq += xa * xa
             rstd = 1.0 / tl.sqrt(tl.sum(sum_sq, axis=0) / n_cols + eps)
             tl.store(RSTD + row, rstd)
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 if HAS_RESIDUAL:
                     x = tl.load(S + row * n_cols + start + cols, mask=mask, other=0.0)
@@ -166,6 +167,7 @@ def _rms_norm_backward_kernel(
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
     SINGLE_BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
@@ -173,7 +175,7 @@ def _rms_norm_backward_kernel(
         mask = cols < n_cols
         w = tl.load(W + cols, mask=mask, other=0.0) if HAS_WEIGHT else 0.0
         dw_sum = tl.zeros([BLOCK], dtype=ACC)
-        for row in tl.range(pid, n_rows, tl.num_programs(0)):
+        for row in tl.range(pid, n_rows, tl.num_programs(0), num_stages=STAGES):
             x = tl.load(X + row * x_row_stride + cols, mask=mask, other=0.0)
             dy = tl.load(DY + row * dy_row_stride + cols, mask=mask, other=0.0)
             rstd = tl.load(RSTD + row)
@@ -195,7 +197,7 @@ def _rms_norm_backward_kernel(
             mean_gn = 0.0
             if COMPUTE_DX:
                 gn_sum = tl.zeros([BLOCK], dtype=ACC)
-                for start in tl.range(0, n_cols, BLOCK):
+                for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                     mask = start + cols < n_cols
                     x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
                     dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0)
@@ -203,7 +205,7 @@ def _rms_norm_backward_kernel(
                     n, g = _row_grads(x, dy, w, rstd, offset, MODE, HAS_WEIGHT, ACC)
                     gn_sum += g * n
                 mean_gn = tl.sum(gn_sum, axis=0) / n_cols
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0)
                 dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0)
@@ -229,7 +231,9 @@ def rms_norm_forward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(Y, RSTD, S) for 2-D rows; S = x + residual when a residual is given, else None."""
     n_rows, n_cols = x_rows.shape
-    launch = row_launch(device_profile(x_rows.device), n_rows, n_cols)
+    profile = device_profile(x_rows.device)
+    launch = row_launch(profile, n_rows, n_cols)
+    step_bytes = launch.block * x_rows.element_size() * (1 if residual_rows is None else 2)
     y = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
     rstd = torch.empty(
         n_rows, dtype=torch.float64 if x_rows.dtype == torch.float64 else torch.float32, device=x_rows.device
@@ -254,6 +258,7 @@ def rms_norm_forward(
         ACC=accumulator_dtype(x_rows.dtype),
         BLOCK=launch.block,
         SINGLE_BLOCK=launch.block >= n_cols,
+        STAGES=pipeline_stages(profile, step_bytes),
         num_warps=launch.num_warps,
     )
     return y, rstd, s
@@ -283,6 +288,7 @@ def rms_norm_backward(
         allocate = torch.empty if single_block else torch.zeros
         dw_partial = allocate((launch.grid, n_cols), dtype=rstd.dtype, device=x_rows.device)
     ds_rows = as_rows(ds) if ds is not None else None
+    step_bytes = launch.block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
     _rms_norm_backward_kernel[(launch.grid,)](
         dy_rows,
         dy_rows.stride(0),
@@ -305,6 +311,7 @@ def rms_norm_backward(
         ACC=accumulator_dtype(x_rows.dtype),
         BLOCK=launch.block,
         SINGLE_BLOCK=single_block,
+        STAGES=pipeline_stages(profile, step_bytes),
         num_warps=launch.num_warps,
     )
     dw = dw_partial.sum(0).to(W.dtype) if dw_partial is not None else None

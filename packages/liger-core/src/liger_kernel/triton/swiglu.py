@@ -18,15 +18,15 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import tile_launch
+from liger_kernel.triton._launch import pipeline_stages, tile_launch
 from liger_kernel.triton.rms_norm import accumulator_dtype
 
 
 @triton.jit
-def _silu_mul_forward_kernel(A, B, C, n_elements, ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _silu_mul_forward_kernel(A, B, C, n_elements, ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
-    for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0)):
+    for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0), num_stages=STAGES):
         offsets = tile * BLOCK + lanes
         mask = offsets < n_elements
         a = tl.load(A + offsets, mask=mask, other=0.0).to(ACC)
@@ -47,10 +47,11 @@ def _silu_mul_backward_kernel(
     COMPUTE_DB: tl.constexpr,
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
-    for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0)):
+    for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0), num_stages=STAGES):
         offsets = tile * BLOCK + lanes
         mask = offsets < n_elements
         dc = tl.load(DC + offsets, mask=mask, other=0.0).to(ACC)
@@ -69,7 +70,8 @@ class SiLUMulFunction(torch.autograd.Function):
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a_flat, b_flat = a.contiguous().view(-1), b.contiguous().view(-1)
         c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
-        launch = tile_launch(device_profile(a.device), a_flat.numel())
+        profile = device_profile(a.device)
+        launch = tile_launch(profile, a_flat.numel())
         _silu_mul_forward_kernel[(launch.grid,)](
             a_flat,
             b_flat,
@@ -77,6 +79,7 @@ class SiLUMulFunction(torch.autograd.Function):
             a_flat.numel(),
             ACC=accumulator_dtype(a.dtype),
             BLOCK=launch.block,
+            STAGES=pipeline_stages(profile, launch.block * 2 * a.element_size()),
             num_warps=launch.num_warps,
         )
         ctx.save_for_backward(a_flat, b_flat)
@@ -88,7 +91,8 @@ class SiLUMulFunction(torch.autograd.Function):
         needs_da, needs_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         da = torch.empty(dc.shape, dtype=a_flat.dtype, device=dc.device) if needs_da else None
         db = torch.empty(dc.shape, dtype=b_flat.dtype, device=dc.device) if needs_db else None
-        launch = tile_launch(device_profile(dc.device), a_flat.numel())
+        profile = device_profile(dc.device)
+        launch = tile_launch(profile, a_flat.numel())
         _silu_mul_backward_kernel[(launch.grid,)](
             dc.contiguous(),
             a_flat,
@@ -100,6 +104,7 @@ class SiLUMulFunction(torch.autograd.Function):
             COMPUTE_DB=needs_db,
             ACC=accumulator_dtype(a_flat.dtype),
             BLOCK=launch.block,
+            STAGES=pipeline_stages(profile, launch.block * 3 * a_flat.element_size()),
             num_warps=launch.num_warps,
         )
         return da, db
