@@ -295,8 +295,9 @@ def hardware_workflow(matrix: Matrix) -> dict:
 
 def actionlint_config(matrix: Matrix) -> str:
     """actionlint's configuration: the custom labels of the self-hosted runners, so it checks the rest."""
-    standard = {"self-hosted", "linux", "x64", "arm64", "arm", "macos", "windows"}
-    labels = sorted({label for lane in matrix.hardware_lanes for label in lane.runs_on} - standard)
+    labels = sorted(
+        {label for lane in matrix.hardware_lanes for label in lane.runs_on} - lanes_module.RUNNER_OWN_LABELS
+    )
     return to_yaml({"self-hosted-runner": {"labels": labels}})
 
 

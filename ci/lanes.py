@@ -5,6 +5,7 @@
     python ci/lanes.py all [--skip L] [--only L]  every CPU lane in order, with a summary
     python ci/lanes.py select --files F...        which lanes a change triggers
     python ci/lanes.py select --event E --base SHA --head SHA [--github-output]
+    python ci/lanes.py labels NAME                the custom runner labels of a lane (runner setup)
 
 `hatch run ci:lane NAME` is `run`; `hatch run test:all` is `all` (what .ci/run calls).
 A CPU lane runs its commands in its hatch environment: directly when that environment
@@ -37,6 +38,8 @@ LANES_FILE = ROOT / "ci" / "lanes.toml"
 HARDWARE_GATES = {"nvidia": "nvidia", "amd": "amd", "ascend-a2": "ascend"}
 PHASES = ("gate", "install", "test")
 FULL_RUN_EVENTS = {"schedule", "workflow_dispatch"}
+# Labels every self-hosted runner gets by itself: the rest are given at registration.
+RUNNER_OWN_LABELS = frozenset({"self-hosted", "linux", "x64", "arm64", "arm", "macos", "windows"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TESTS_GROUP = re.compile(r"\{tests:([^}]*)\}")
 _PYTEST_SUMMARY = re.compile(r"^=*\s*((?:\d+ [a-z]+(?:, )?)+) in [\d.]+s(?: \([^)]*\))?\s*=*$")
@@ -366,7 +369,7 @@ def run_lane(lane: Lane, phases: tuple[str, ...] = PHASES, dry_run: bool = False
             if code != 0:
                 print(f"[{lane.name}] {phase} failed (exit {code}): {command}", flush=True)
                 outcome.passed = False
-                outcome.note = f"{phase} exit {code}"
+                outcome.note = f"exit {code} from `{command if len(command) < 60 else command[:57] + '...'}`"
                 return outcome
     return outcome
 
@@ -409,10 +412,10 @@ def run_all(matrix: Matrix, only: list[str], skip: list[str], dry_run: bool = Fa
 
 
 def _list(matrix: Matrix) -> None:
-    print(f"{'lane':<18} {'hardware':<10} {'where':<44} paths")
+    print(f"{'lane':<18} {'hardware':<10} {'where':<48} paths")
     for lane in matrix.lanes:
         where = f"hatch env {lane.env}" if lane.is_cpu else f"{lane.devices}x on {','.join(lane.runs_on)}"
-        print(f"{lane.name:<18} {lane.hardware:<10} {where:<44} {' '.join(lane.paths)}")
+        print(f"{lane.name:<18} {lane.hardware:<10} {where:<48} {' '.join(lane.paths)}")
 
 
 def _select_command(matrix: Matrix, args: argparse.Namespace) -> int:
@@ -440,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ci/lanes.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="print the lanes")
+    labels = sub.add_parser("labels", help="the runner labels a lane needs beyond the runner's own")
+    labels.add_argument("name")
     run = sub.add_parser("run", help="run one lane as its CI job does")
     run.add_argument("name")
     run.add_argument("--phase", choices=PHASES, action="append", help="only these phases (hardware lanes)")
@@ -461,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         matrix = load()
         if args.command == "list":
             _list(matrix)
+            return 0
+        if args.command == "labels":
+            print(",".join(label for label in matrix.lane(args.name).runs_on if label not in RUNNER_OWN_LABELS))
             return 0
         if args.command == "select":
             return _select_command(matrix, args)

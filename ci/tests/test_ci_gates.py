@@ -157,3 +157,58 @@ def test_nvidia_reset_marker_is_unhealthy(tmp_path: Path) -> None:
 def test_gate_rejects_a_bad_device_count(tmp_path: Path) -> None:
     assert _gate(tmp_path, "nvidia", "0").returncode == 2
     assert _gate(tmp_path, "nvidia").returncode == 2
+
+
+# ------------------------------------------------ the Ascend environment check
+
+CHECK_ENV = GATES.parent / "runners" / "ascend" / "check_env.py"
+
+
+def _dist(site: Path, name: str, version: str, files: list[str] = ()) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "RECORD").write_text("".join(f"{file},,\n" for file in files))
+    for file in files:
+        (site / file).parent.mkdir(parents=True, exist_ok=True)
+        (site / file).write_text("")
+
+
+def _check_env(site: Path) -> subprocess.CompletedProcess:
+    # -S: no site-packages, so only the fake distributions under `site` are seen.
+    return subprocess.run(
+        [sys.executable, "-S", str(CHECK_ENV)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site)},
+        check=False,
+    )
+
+
+@pytest.fixture
+def ascend_site(tmp_path: Path) -> Path:
+    for name, version in [("torch", "2.6.0"), ("torch-npu", "2.6.0"), ("pytest", "8.3.0")]:
+        _dist(tmp_path, name, version)
+    return tmp_path
+
+
+def test_check_env_accepts_triton_ascend(ascend_site: Path) -> None:
+    _dist(ascend_site, "triton-ascend", "3.2.0", ["triton/__init__.py"])
+    result = _check_env(ascend_site)
+    assert result.returncode == 0, result.stdout
+    assert "environment ok" in result.stdout
+
+
+def test_check_env_rejects_nvidia_triton_beside_triton_ascend(ascend_site: Path) -> None:
+    _dist(ascend_site, "triton-ascend", "3.2.0", ["triton/__init__.py"])
+    _dist(ascend_site, "triton", "3.5.0")
+    result = _check_env(ascend_site)
+    assert result.returncode == 1
+    assert "the `triton` distribution 3.5.0 is installed" in result.stdout
+
+
+def test_check_env_rejects_a_missing_triton_ascend(ascend_site: Path) -> None:
+    _dist(ascend_site, "triton", "3.5.0", ["triton/__init__.py"])
+    result = _check_env(ascend_site)
+    assert result.returncode == 1
+    assert "triton-ascend is not installed" in result.stdout
