@@ -170,7 +170,9 @@ class Runner:
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             progress.note(f"{impl}: {message}")
-            return failed(job, message)
+            records = failed(job, message)
+            progress.done = min(progress.total, progress.done + len(records))
+            return records
 
 
 def main(argv: list[str] | None = None) -> int:
