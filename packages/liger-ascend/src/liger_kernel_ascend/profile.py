@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from liger_kernel.backend import DeviceProfile
-from liger_kernel_ascend.tiling import MAX_GRID, UB_BYTES_A2, UB_SAFETY_MARGIN, onchip_budget
+from liger_kernel_ascend.tiling import MAX_GRID, UB_BYTES_A2, UB_SAFETY_MARGIN, onchip_budget, prev_power_of_2
 
 logger = logging.getLogger("liger_kernel")
 
@@ -126,7 +126,8 @@ def npu_profile(device: Any) -> DeviceProfile:
         max_num_warps=1,
         max_grid=MAX_GRID,
         onchip_bytes=budget,
-        max_block=budget // 4,
+        # Portable kernels keep about six fp32 tiles of max_block live at once.
+        max_block=prev_power_of_2(budget // (6 * 4)),
         # One program per vector core: extra programs only queue on the runtime.
         programs_per_unit=1,
         uses_num_warps=False,

@@ -23,7 +23,7 @@ recomputes p_j from lse and writes the gradient. One program per vector core
 loops over the rows, so a batch of any length stays within the 65535-program
 grid. The gradient goes to a separate buffer (``GRAD``), never over the
 caller's logits; the fused linear cross-entropy passes its own chunk of
-logits as that buffer. tanh is 2 * sigmoid(2y) - 1, tl.* math only.
+logits as that buffer. tanh is built from tl.exp (no libdevice).
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ import triton.language as tl
 
 from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
 from liger_kernel_ascend.ops._common import as_rows, row_plan
+from liger_kernel_ascend.ops.gates import tanh
 
 
 @triton.jit
 def _capped(raw, softcap, HAS_SOFTCAP: tl.constexpr):
     if HAS_SOFTCAP:
-        return softcap * (2.0 * tl.sigmoid(2.0 * raw / softcap) - 1.0)
+        return softcap * tanh(raw / softcap)
     else:
         return raw
 
@@ -107,10 +108,12 @@ def _cross_entropy_kernel(
             for start in tl.range(0, n_cols, BLOCK):
                 offsets = start + cols
                 mask = offsets < n_cols
-                raw = tl.load(x_row + offsets, mask=mask, other=float("-inf")).to(tl.float32)
+                # masked lanes load 0 and drop out as -inf afterwards, so no inf meets a multiply
+                raw = tl.load(x_row + offsets, mask=mask, other=0.0).to(tl.float32)
                 if WRITE_PRED:
-                    block_best = tl.max(raw, axis=0)
-                    first = tl.min(tl.where(raw == block_best, offsets, n_cols), axis=0)
+                    candidates = tl.where(mask, raw, float("-inf"))
+                    block_best = tl.max(candidates, axis=0)
+                    first = tl.min(tl.where(candidates == block_best, offsets, n_cols), axis=0)
                     best_index = tl.where(block_best > best, first.to(tl.int64), best_index)
                     best = tl.maximum(best, block_best)
                 x = tl.where(mask, _capped(raw, softcap, HAS_SOFTCAP), float("-inf"))
