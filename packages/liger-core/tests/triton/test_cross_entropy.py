@@ -237,8 +237,8 @@ def test_scale_rows_skips_unit_scale_and_scales_the_rest() -> None:
 
 
 def test_vocab_block_respects_profile(small_profile: DeviceProfile) -> None:
-    launch = ce_module.vocab_launch(9, 300, torch.device("cpu"))
+    launch = ce_module.vocab_launch(9, 300, torch.device("cpu"), 4)
     assert launch.block == small_profile.max_block
     assert launch.grid == small_profile.grid(9)
-    narrow = ce_module.vocab_launch(1, 20, torch.device("cpu"))
+    narrow = ce_module.vocab_launch(1, 20, torch.device("cpu"), 4)
     assert narrow.block == 32 and narrow.grid == 1

@@ -34,14 +34,14 @@ All index arithmetic is int64: rows * V passes 2**31 for LLM vocabularies.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import MIN_BLOCK, RowLaunch, as_rows, row_block
+from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row_block
 
 #: On-chip bytes budgeted per vocabulary element of a block: the loaded input,
 #: its fp32 value, exponential and gradient live together, with room for a
@@ -86,6 +86,7 @@ def _cross_entropy_kernel(
     TOKEN_SCALING: tl.constexpr,
     FP64: tl.constexpr,
     BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     acc_dtype = tl.float64 if FP64 else tl.float32
     cols = tl.arange(0, BLOCK)
@@ -115,7 +116,7 @@ def _cross_entropy_kernel(
             best_index = tl.zeros([], tl.int64)
             weighted_x_sum = tl.zeros([], acc_dtype)
             weight_sum = tl.zeros([], acc_dtype)
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 offsets = start + cols
                 mask = offsets < n_cols
                 raw = tl.load(row_ptr + offsets, mask=mask, other=float("-inf")).to(acc_dtype)
@@ -173,7 +174,7 @@ def _cross_entropy_kernel(
                 p_coef = target_coef + smooth_coef * weight_sum
                 if HAS_Z:
                     p_coef += scale * 2.0 * lse_square_scale * lse / z_divisor
-                for start in tl.range(0, n_cols, BLOCK):
+                for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                     offsets = start + cols
                     mask = offsets < n_cols
                     raw = tl.load(row_ptr + offsets, mask=mask, other=0.0).to(acc_dtype)
@@ -200,6 +201,7 @@ def _scale_rows_kernel(
     n_rows,
     n_cols,
     BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     """grad[i, :] *= scale[i * scale_stride]; rows whose scale is exactly 1 are
     not touched, so the usual grad_output of 1 costs no memory traffic and needs
@@ -210,22 +212,33 @@ def _scale_rows_kernel(
         scale = tl.load(scale_ptr + row64 * scale_stride).to(tl.float32)
         if scale != 1.0:
             row_ptr = grad_ptr + row64 * grad_row_stride
-            for start in tl.range(0, n_cols, BLOCK):
+            for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 offsets = start + cols
                 mask = offsets < n_cols
                 grad = tl.load(row_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
                 tl.store(row_ptr + offsets, (grad * scale).to(grad_ptr.dtype.element_ty), mask=mask)
 
 
-def vocab_launch(n_rows: int, n_cols: int, device: torch.device) -> RowLaunch:
-    """Persistent grid, vocabulary block and num_warps for rows of ``n_cols``.
+class VocabLaunch(NamedTuple):
+    grid: int
+    block: int
+    num_warps: int
+    stages: int
+
+
+def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: int) -> VocabLaunch:
+    """Persistent grid, vocabulary block, num_warps and pipeline stages for
+    rows of ``n_cols`` elements of ``element_size`` bytes.
 
     The block is :func:`row_block`, further capped to the widest power of two
-    that the profile's on-chip budget holds at BYTES_PER_BLOCK_ELEMENT each."""
+    that the profile's on-chip budget holds at BYTES_PER_BLOCK_ELEMENT each;
+    the vocabulary loops prefetch the next block when :func:`pipeline_stages`
+    says it fits."""
     profile = device_profile(device)
     budget = max(MIN_BLOCK, profile.onchip_bytes // BYTES_PER_BLOCK_ELEMENT)
     block = min(row_block(n_cols, profile), 1 << (budget.bit_length() - 1))
-    return RowLaunch(profile.grid(n_rows), block, profile.num_warps(block))
+    stages = pipeline_stages(profile, block * element_size)
+    return VocabLaunch(profile.grid(n_rows), block, profile.num_warps(block), stages)
 
 
 def loss_divisors(
@@ -278,7 +291,7 @@ def cross_entropy_rows(
     if n_rows == 0:
         return
     assert logits.stride(1) == 1 or n_cols == 1, "the kernel walks rows with unit column stride"
-    grid, block, num_warps = vocab_launch(n_rows, n_cols, logits.device)
+    grid, block, num_warps, stages = vocab_launch(n_rows, n_cols, logits.device, logits.element_size())
     if class_weight is not None:
         class_weight = class_weight.contiguous()
     _cross_entropy_kernel[(grid,)](
@@ -307,6 +320,7 @@ def cross_entropy_rows(
         TOKEN_SCALING=token_scaling,
         FP64=logits.dtype == torch.float64,
         BLOCK=block,
+        STAGES=stages,
         num_warps=num_warps,
     )
 
@@ -318,7 +332,7 @@ def scale_rows_(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     if grad.numel() == 0:
         return grad
     scale = scale.reshape(-1)
-    grid, block, num_warps = vocab_launch(n_rows, n_cols, grad.device)
+    grid, block, num_warps, stages = vocab_launch(n_rows, n_cols, grad.device, grad.element_size())
     _scale_rows_kernel[(grid,)](
         grad,
         grad.stride(0),
@@ -327,6 +341,7 @@ def scale_rows_(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         n_rows,
         n_cols,
         BLOCK=block,
+        STAGES=stages,
         num_warps=num_warps,
     )
     return grad
