@@ -86,9 +86,9 @@ class Case:
             dims["tokens"] = dims["seq"] * dims["batch"]
         return dims
 
-    def liger(self, inputs: Inputs) -> Any:
-        function = getattr(importlib.import_module(f"liger_kernel.ops.{self.module}"), self.function)
-        return self.call(function, inputs)
+    def public_function(self) -> Any:
+        """``liger_kernel.ops.<module>.<Function>`` of whichever liger_kernel this process imports."""
+        return getattr(importlib.import_module(f"liger_kernel.ops.{self.module}"), self.function)
 
 
 def _rand(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, grad: bool, std: float = 1.0):

@@ -140,6 +140,9 @@ def op_table(records: Sequence[dict[str, Any]], ops: Sequence[str], impls: Seque
                 **{f"{IMPL_LABEL[i]}_mib": (cells[i] or {}).get("mem_mib") for i in impls},
                 "target_ms": target.ms if target else None,
                 "target_mib": target.mib if target else None,
+                # the TARGETS.md reference run (torch 2.11, triton 3.6), for context
+                "reference_torch_ms_mib": target.torch_ref if target else None,
+                "reference_peer_ms_mib": target.peer_ref if target else None,
                 "status": status,
             }
         )

@@ -1,11 +1,13 @@
 """The measurement worker: one piece of code for every implementation.
 
-``run_job(job)`` measures the ops (or the training step) for one
-implementation and returns plain data. The CLI calls it in its own process for
-``torch`` and ``liger`` (this project), and runs ``python -m bench.worker JOB
-RESULT`` in a subprocess for ``peer``, with the liger-kernel 0.8.5 wheel's
-folder first on the path; :func:`isolate_peer` makes sure ``liger_kernel``
-there is the peer and not this project, and fails loudly otherwise.
+``run_job(job)`` measures the ops (with :func:`bench.run_ops.run_ops`) or the
+training step (:func:`bench.train.run_train`) for one implementation and
+returns plain data. The CLI calls ``run_ops`` in its own process for ``torch``
+and ``liger`` (this project), and runs ``python -m bench.worker JOB RESULT`` in
+a subprocess for ``peer`` (with the liger-kernel 0.8.5 wheel's folder first on
+the path) and for every training step; :func:`isolate_peer` makes sure that
+``liger_kernel`` there is the peer and not this project, and fails loudly
+otherwise.
 
 A job is a dict: ``kind`` ("ops" or "train"), ``impl``, ``device``, ``dtype``,
 ``scale``, ``quick``, and for ops ``ops``, ``tokens`` (a list of token counts,
@@ -88,9 +90,7 @@ def _within(path: Path, folder: Path) -> bool:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job in this process and return {"env": ..., "results": [...]}."""
-    version = job.get("peer_version")
-    if job["impl"] == "peer" and version is None:
-        version = isolate_peer(job.get("expect_site"), job.get("forbid", []))
+    version = isolate_peer(job.get("expect_site"), job.get("forbid", [])) if job["impl"] == "peer" else None
     from .run_ops import describe, run_ops
 
     progress = Progress(job.get("progress_total", 0), job.get("progress_start", 0), job.get("progress_elapsed", 0.0))
