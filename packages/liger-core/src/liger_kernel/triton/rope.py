@@ -24,52 +24,58 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import MIN_BLOCK
+from liger_kernel.triton._launch import MIN_BLOCK, pipeline_stages
 from liger_kernel.triton.rms_norm import accumulator_dtype
 
 
 @triton.jit
-def _rotate_heads(
-    X,
-    x_stride_b,
-    x_stride_h,
-    x_stride_s,
-    Y,
-    y_stride_b,
-    y_stride_h,
-    y_stride_s,
-    b,
-    s,
-    n_heads,
-    half,
-    c1,
-    c2,
-    s1,
-    s2,
-    BACKWARD: tl.constexpr,
-    ACC: tl.constexpr,
-    BLOCK_H: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-):
-    """Rotate every head of one position of X into Y, BLOCK_H heads at a time."""
+def _rotate_chunk(
+    x_base, x_stride_h, y_base, y_stride_h, head_start, n_heads, half, c1, c2, s1, s2,
+    BACKWARD: tl.constexpr, ACC: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """Rotate heads [head_start, head_start + BLOCK_H) of one position."""
     dims = tl.arange(0, BLOCK_D)[None, :]
+    heads = (head_start + tl.arange(0, BLOCK_H))[:, None]
+    mask = (heads < n_heads) & (dims < half)
+    x_first = x_base + heads * x_stride_h + dims
+    y_first = y_base + heads * y_stride_h + dims
+    x1 = tl.load(x_first, mask=mask, other=0.0).to(ACC)
+    x2 = tl.load(x_first + half, mask=mask, other=0.0).to(ACC)
+    if BACKWARD:
+        y1 = x1 * c1 + x2 * s2
+        y2 = x2 * c2 - x1 * s1
+    else:
+        y1 = x1 * c1 - x2 * s1
+        y2 = x2 * c2 + x1 * s2
+    tl.store(y_first, y1.to(y_base.dtype.element_ty), mask=mask)
+    tl.store(y_first + half, y2.to(y_base.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rotate_heads(
+    X, x_stride_b, x_stride_h, x_stride_s, Y, y_stride_b, y_stride_h, y_stride_s,
+    b, s, n_heads, half, c1, c2, s1, s2,
+    BACKWARD: tl.constexpr, ACC: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
+    ONE_CHUNK: tl.constexpr,
+):  # fmt: skip
+    """Rotate every head of one position of X into Y, BLOCK_H heads at a time.
+
+    With ONE_CHUNK (every head fits one tile, the usual case) there is no head
+    loop, so the loop over positions around it is innermost and Triton can
+    pipeline its loads.
+    """
     x_base = X + b * x_stride_b + s * x_stride_s
     y_base = Y + b * y_stride_b + s * y_stride_s
-    for head_start in tl.range(0, n_heads, BLOCK_H):
-        heads = (head_start + tl.arange(0, BLOCK_H))[:, None]
-        mask = (heads < n_heads) & (dims < half)
-        x_first = x_base + heads * x_stride_h + dims
-        y_first = y_base + heads * y_stride_h + dims
-        x1 = tl.load(x_first, mask=mask, other=0.0).to(ACC)
-        x2 = tl.load(x_first + half, mask=mask, other=0.0).to(ACC)
-        if BACKWARD:
-            y1 = x1 * c1 + x2 * s2
-            y2 = x2 * c2 - x1 * s1
-        else:
-            y1 = x1 * c1 - x2 * s1
-            y2 = x2 * c2 + x1 * s2
-        tl.store(y_first, y1.to(Y.dtype.element_ty), mask=mask)
-        tl.store(y_first + half, y2.to(Y.dtype.element_ty), mask=mask)
+    if ONE_CHUNK:
+        _rotate_chunk(
+            x_base, x_stride_h, y_base, y_stride_h, 0, n_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_H, BLOCK_D
+        )
+    else:
+        for head_start in tl.range(0, n_heads, BLOCK_H):
+            _rotate_chunk(
+                x_base, x_stride_h, y_base, y_stride_h, head_start, n_heads, half, c1, c2, s1, s2,
+                BACKWARD, ACC, BLOCK_H, BLOCK_D,
+            )  # fmt: skip
 
 
 @triton.jit
@@ -108,11 +114,13 @@ def _rope_kernel(
     BLOCK_HQ: tl.constexpr,
     BLOCK_HK: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    ONE_CHUNK: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     dims = tl.arange(0, BLOCK_D)[None, :]
     dim_mask = dims < half
-    for position in tl.range(pid, n_positions, tl.num_programs(0)):
+    for position in tl.range(pid, n_positions, tl.num_programs(0), num_stages=STAGES):
         b = position // seq_len
         s = position % seq_len
         if HAS_POSITION_IDS:
@@ -126,11 +134,11 @@ def _rope_kernel(
         s2 = tl.load(SIN + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC)
         _rotate_heads(
             Q, q_stride_b, q_stride_h, q_stride_s, QO, qo_stride_b, qo_stride_h, qo_stride_s,
-            b, s, n_q_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_HQ, BLOCK_D,
+            b, s, n_q_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_HQ, BLOCK_D, ONE_CHUNK,
         )  # fmt: skip
         _rotate_heads(
             K, k_stride_b, k_stride_h, k_stride_s, KO, ko_stride_b, ko_stride_h, ko_stride_s,
-            b, s, n_k_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_HK, BLOCK_D,
+            b, s, n_k_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_HK, BLOCK_D, ONE_CHUNK,
         )  # fmt: skip
 
 
@@ -188,6 +196,8 @@ def rope_apply(
     block_hk = min(_power_of_two_at_least(n_k_heads), _power_of_two_at_least(most_heads + 1) // 2)
     n_positions = batch * seq_len
     grid = profile.grid(n_positions)
+    one_chunk = block_hq >= n_q_heads and block_hk >= n_k_heads
+    step_bytes = 2 * block_d * (block_hq * q.element_size() + block_hk * k.element_size())
     _rope_kernel[(grid,)](
         q, *_head_strides(q, unsqueeze_dim),
         k, *_head_strides(k, unsqueeze_dim),
@@ -202,6 +212,8 @@ def rope_apply(
         BLOCK_HQ=block_hq,
         BLOCK_HK=block_hk,
         BLOCK_D=block_d,
+        ONE_CHUNK=one_chunk,
+        STAGES=pipeline_stages(profile, step_bytes) if one_chunk else 1,
         num_warps=profile.num_warps(2 * max(block_hq, block_hk) * block_d),
     )  # fmt: skip
     return q_out, k_out
