@@ -112,8 +112,14 @@ def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, reduction
     run(args, dtype=liger_dtype, rng=liger_rng)
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("option", list(OPTIONS))
+#: options whose effect depends on the reduction (divisors, per-row outputs); the others run with "mean"
+BY_REDUCTION = ["label_smoothing", "z_loss", "weight", "all_ignored", "everything"]
+OPTION_CASES = [(option, reduction) for option in OPTIONS for reduction in REDUCTIONS if option in BY_REDUCTION] + [
+    (option, "mean") for option in OPTIONS if option not in BY_REDUCTION
+]
+
+
+@pytest.mark.parametrize(("option", "reduction"), OPTION_CASES, ids=[f"{o}-{r}" for o, r in OPTION_CASES])
 def test_option(liger_device, liger_dtype, liger_rng, option, reduction):
     options, ignored, scale = OPTIONS[option]
     args = case(7, 131, liger_dtype, liger_device, liger_rng, {**options, "reduction": reduction}, ignored, scale)
