@@ -93,11 +93,15 @@ def _layer_norm_backward(
     DB_PARTIAL,
     n_rows,
     n_cols,
+    SINGLE_BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     n_steps = tl.cdiv(n_rows, ROWS)
+    # a row that fits one block keeps this program's dW and dB in the UB across steps
+    dw_acc = tl.zeros([BLOCK], tl.float32)
+    db_acc = tl.zeros([BLOCK], tl.float32)
     for step in tl.range(pid, n_steps, tl.num_programs(0)):
         rows = step * ROWS + tl.arange(0, ROWS)
         row_mask = rows < n_rows
@@ -129,10 +133,18 @@ def _layer_norm_backward(
             n = tl.where(mask, (x - mean[:, None]) * rstd[:, None], 0.0)
             dx = rstd[:, None] * (dy * w[None, :] - g_mean[:, None] - n * gn_mean[:, None])
             tl.store(DX + rows64[:, None] * dx_stride + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
-            dw_row = DW_PARTIAL + pid.to(tl.int64) * n_cols + cols
-            tl.store(dw_row, tl.load(dw_row, mask=col_mask, other=0.0) + tl.sum(dy * n, axis=0), mask=col_mask)
-            db_row = DB_PARTIAL + pid.to(tl.int64) * n_cols + cols
-            tl.store(db_row, tl.load(db_row, mask=col_mask, other=0.0) + tl.sum(dy, axis=0), mask=col_mask)
+            if SINGLE_BLOCK:
+                dw_acc += tl.sum(dy * n, axis=0)
+                db_acc += tl.sum(dy, axis=0)
+            else:
+                dw_row = DW_PARTIAL + pid.to(tl.int64) * n_cols + cols
+                tl.store(dw_row, tl.load(dw_row, mask=col_mask, other=0.0) + tl.sum(dy * n, axis=0), mask=col_mask)
+                db_row = DB_PARTIAL + pid.to(tl.int64) * n_cols + cols
+                tl.store(db_row, tl.load(db_row, mask=col_mask, other=0.0) + tl.sum(dy, axis=0), mask=col_mask)
+    if SINGLE_BLOCK:
+        cols = tl.arange(0, BLOCK)
+        tl.store(DW_PARTIAL + pid.to(tl.int64) * n_cols + cols, dw_acc, mask=cols < n_cols)
+        tl.store(DB_PARTIAL + pid.to(tl.int64) * n_cols + cols, db_acc, mask=cols < n_cols)
 
 
 class LayerNormFunction(torch.autograd.Function):
@@ -165,7 +177,7 @@ class LayerNormFunction(torch.autograd.Function):
             db_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             _layer_norm_backward[(plan.grid,)](
                 dy, dy.stride(0), x, x.stride(0), dx, dx.stride(0), W, mean, rstd, dw_partial, db_partial,
-                n_rows, n_cols, ROWS=plan.rows_per_step, BLOCK=plan.block,
+                n_rows, n_cols, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
             )  # fmt: skip
             dW, dB = dw_partial.sum(0), db_partial.sum(0)
         else:

@@ -143,11 +143,14 @@ def _rms_norm_backward(
     CAST: tl.constexpr,
     HAS_W: tl.constexpr,
     HAS_DRES: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     n_steps = tl.cdiv(n_rows, ROWS)
+    # a row that fits one block keeps this program's dW in the UB across steps
+    dw_acc = tl.zeros([BLOCK], tl.float32)
     for step in tl.range(pid, n_steps, tl.num_programs(0)):
         rows = step * ROWS + tl.arange(0, ROWS)
         row_mask = rows < n_rows
@@ -182,15 +185,25 @@ def _rms_norm_backward(
                     n_for_w = n
                 else:
                     n_for_w = n.to(x.dtype).to(tl.float32)
-                partial = DW_PARTIAL + pid.to(tl.int64) * n_cols + cols
-                tl.store(
-                    partial, tl.load(partial, mask=col_mask, other=0.0) + tl.sum(dy * n_for_w, axis=0), mask=col_mask
-                )
+                if SINGLE_BLOCK:
+                    dw_acc += tl.sum(dy * n_for_w, axis=0)
+                else:
+                    partial = DW_PARTIAL + pid.to(tl.int64) * n_cols + cols
+                    tl.store(
+                        partial,
+                        tl.load(partial, mask=col_mask, other=0.0) + tl.sum(dy * n_for_w, axis=0),
+                        mask=col_mask,
+                    )
             dx = rstd[:, None] * (g - n * gn[:, None])
             if HAS_DRES:
                 # the residual stream's own gradient joins dS
                 dx += tl.load(DRES + rows64[:, None] * dres_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
             tl.store(DX + rows64[:, None] * dx_stride + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+
+    if HAS_W:
+        if SINGLE_BLOCK:
+            cols = tl.arange(0, BLOCK)
+            tl.store(DW_PARTIAL + pid.to(tl.int64) * n_cols + cols, dw_acc, mask=cols < n_cols)
 
 
 def rms_norm_forward(
@@ -242,7 +255,8 @@ def rms_norm_backward(
         dy, dy.stride(0), x, x.stride(0), dx, dx.stride(0),
         dres if dres is not None else dy, dres.stride(0) if dres is not None else 0,
         W if has_w else x, rstd, partial, n_rows, n_cols, float(offset),
-        CAST=cast, HAS_W=has_w, HAS_DRES=dres is not None, ROWS=plan.rows_per_step, BLOCK=plan.block,
+        CAST=cast, HAS_W=has_w, HAS_DRES=dres is not None, SINGLE_BLOCK=plan.sub_blocks == 1,
+        ROWS=plan.rows_per_step, BLOCK=plan.block,
     )  # fmt: skip
     dW = partial.sum(0).to(W.dtype) if has_w and need_dw else None
     return dx, dW
