@@ -198,6 +198,21 @@ def test_input_without_grad_is_not_written() -> None:
     torch.testing.assert_close(loss.double(), ref, atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("overwrite", [True, False], ids=["in_place", "new_buffer"])
+def test_gradient_placement(overwrite: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ce_module, "GRAD_OVERWRITES_INPUT", overwrite)
+    logits, target, weight = make_case(4, 120, torch.float32, seed=9)
+    ours, ref = run_both(logits, target, weight, label_smoothing=0.1)
+    for got, want in zip(ours, ref):
+        torch.testing.assert_close(got.double(), want.detach(), atol=1e-5, rtol=1e-5)
+    x = logits.clone().requires_grad_()
+    loss, *_ = CrossEntropyFunction.apply(x, target, weight)
+    if overwrite:
+        assert not torch.equal(x.detach(), logits)  # documented: the logits now hold the gradient
+    else:
+        assert torch.equal(x.detach(), logits)
+
+
 def test_no_grad_mode_does_not_write_the_input() -> None:
     logits, target, _ = make_case(3, 100, torch.float32, seed=6)
     x = logits.clone().requires_grad_()

@@ -25,7 +25,9 @@ already divided by the reduction divisor, so no (rows, V) buffer besides the
 caller's logits ever exists. The caller's logits tensor is therefore clobbered
 when it requires grad; clone it first if you still need its values after the
 loss. Backward scales that stored gradient in place, so the graph supports one
-backward pass. When the logits do not require grad nothing is written to them.
+backward pass. When the logits do not require grad, or the call runs under
+torch.no_grad(), nothing is written to them. (GRAD_OVERWRITES_INPUT = False
+writes the gradient to a new tensor instead.)
 
 Pass 1 keeps an online max / sum-exp (plus argmax and the weighted sums that
 label smoothing needs); pass 2 recomputes p_j from lse and stores the gradient.
@@ -49,6 +51,11 @@ from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row
 #: (16 warps by the profile), of which two programs fit one SM's registers.
 BYTES_PER_BLOCK_ELEMENT = 32
 
+#: True: CrossEntropyFunction writes the gradient over the caller's logits (the
+#: memory bound above). False: into a new (rows, V) tensor, leaving the logits
+#: intact at the cost of that tensor.
+GRAD_OVERWRITES_INPUT = True
+
 
 @triton.jit
 def _softcapped(raw, softcap, HAS_SOFTCAP: tl.constexpr):
@@ -63,6 +70,8 @@ def _softcapped(raw, softcap, HAS_SOFTCAP: tl.constexpr):
 def _cross_entropy_kernel(
     logits_ptr,
     logits_row_stride,
+    grad_ptr,
+    grad_row_stride,
     target_ptr,
     target_stride,
     class_weight_ptr,
@@ -96,6 +105,7 @@ def _cross_entropy_kernel(
     for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0)):
         row64 = tl.cast(row, tl.int64)
         row_ptr = logits_ptr + row64 * logits_row_stride
+        grad_row_ptr = grad_ptr + row64 * grad_row_stride
         target = tl.load(target_ptr + row64 * target_stride).to(tl.int64)
         if target == ignore_index:
             tl.store(loss_ptr + row64, 0.0)
@@ -104,10 +114,10 @@ def _cross_entropy_kernel(
             if WRITE_PREDICTED:
                 tl.store(predicted_ptr + row64, -1)
             if WRITE_GRAD:
-                zeros = tl.zeros([BLOCK], dtype=logits_ptr.dtype.element_ty)
+                zeros = tl.zeros([BLOCK], dtype=grad_ptr.dtype.element_ty)
                 for start in tl.range(0, n_cols, BLOCK):
                     offsets = start + cols
-                    tl.store(row_ptr + offsets, zeros, mask=offsets < n_cols)
+                    tl.store(grad_row_ptr + offsets, zeros, mask=offsets < n_cols)
         else:
             # Pass 1: running max and sum of exp, argmax, weighted sums for smoothing.
             running_max = tl.full([], float("-inf"), acc_dtype)
@@ -189,7 +199,7 @@ def _cross_entropy_kernel(
                     if HAS_SOFTCAP:
                         capped = x / softcap
                         grad *= 1.0 - capped * capped
-                    tl.store(row_ptr + offsets, grad.to(logits_ptr.dtype.element_ty), mask=mask)
+                    tl.store(grad_row_ptr + offsets, grad.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -276,7 +286,7 @@ def cross_entropy_rows(
     lse_square_scale: float,
     label_smoothing: float,
     softcap: float | None,
-    write_grad: bool,
+    grad: torch.Tensor | None = None,
     z_rows: torch.Tensor | None = None,
     predicted: torch.Tensor | None = None,
     token_scaling: bool = False,
@@ -285,18 +295,22 @@ def cross_entropy_rows(
 
     Writes each row's loss (already divided by ``divisors``) into ``loss_rows``
     (float32, or float64 for float64 logits), its z-loss into ``z_rows`` and
-    its argmax into ``predicted`` when given, and, with ``write_grad``, the
-    gradient over ``logits`` in place."""
+    its argmax into ``predicted`` when given, and the gradient into ``grad``
+    when given (same shape and dtype, unit column stride; ``logits`` itself
+    for the gradient in place)."""
     n_rows, n_cols = logits.shape
     if n_rows == 0:
         return
-    assert logits.stride(1) == 1 or n_cols == 1, "the kernel walks rows with unit column stride"
+    for rows in (logits, grad):
+        assert rows is None or rows.stride(1) == 1 or n_cols == 1, "the kernel walks rows with unit column stride"
     grid, block, num_warps, stages = vocab_launch(n_rows, n_cols, logits.device, logits.element_size())
     if class_weight is not None:
         class_weight = class_weight.contiguous()
     _cross_entropy_kernel[(grid,)](
         logits,
         logits.stride(0),
+        grad if grad is not None else logits,
+        grad.stride(0) if grad is not None else 0,
         target,
         target.stride(0),
         class_weight if class_weight is not None else loss_rows,
@@ -314,7 +328,7 @@ def cross_entropy_rows(
         HAS_SOFTCAP=softcap is not None,
         HAS_SMOOTHING=label_smoothing > 0,
         HAS_Z=lse_square_scale != 0,
-        WRITE_GRAD=write_grad,
+        WRITE_GRAD=grad is not None,
         WRITE_Z=z_rows is not None,
         WRITE_PREDICTED=predicted is not None,
         TOKEN_SCALING=token_scaling,
@@ -389,8 +403,10 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        write_grad = grads_wanted(ctx)[0]
         logits = as_rows(input)
+        grad = None
+        if grads_wanted(ctx)[0]:
+            grad = logits if GRAD_OVERWRITES_INPUT else torch.empty_like(logits)
         rows_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         n_rows = logits.shape[0]
         loss_rows = torch.empty(n_rows, dtype=rows_dtype, device=input.device)
@@ -407,12 +423,12 @@ class CrossEntropyFunction(torch.autograd.Function):
             lse_square_scale=lse_square_scale,
             label_smoothing=label_smoothing,
             softcap=softcap,
-            write_grad=write_grad,
+            grad=grad,
             z_rows=z_rows,
             predicted=predicted,
         )
-        if write_grad:
-            ctx.save_for_backward(logits)
+        if grad is not None:
+            ctx.save_for_backward(grad)
         loss = reduce_rows(loss_rows, reduction).to(input.dtype)
         z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None

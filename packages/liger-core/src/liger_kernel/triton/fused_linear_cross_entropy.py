@@ -117,7 +117,7 @@ def _run_chunks(
             ce_weight,
             divisors,
             loss_rows[start:end],
-            write_grad=write_grad,
+            grad=logits if write_grad else None,
             z_rows=z_rows[start:end] if z_rows is not None else None,
             predicted=predicted[start:end] if predicted is not None else None,
             **options,
