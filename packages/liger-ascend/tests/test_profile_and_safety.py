@@ -112,13 +112,25 @@ def test_torch_and_torch_npu_versions(torch_version, npu_version, problem):
         assert len(problems) == 1 and problem in problems[0]
 
 
-def test_discovery_and_probe_import_neither_triton_nor_the_kernels():
+def test_probe_imports_nothing_and_importing_the_kernels_refuses_nvidia_triton():
+    """In a fresh process without the mock: discovering and probing the backend
+    imports neither triton nor the kernels; importing the kernels runs the
+    triton-ascend check, which this machine's NVIDIA triton fails."""
     import subprocess
 
     code = (
-        "import sys; from liger_kernel.dispatch import dispatcher; dispatcher.installed(); dispatcher.probe('ascend'); "
-        "print(any(m == 'triton' or m.startswith('triton.') for m in sys.modules), "
-        "'liger_kernel_ascend.ops' in sys.modules)"
+        "import sys\n"
+        "from liger_kernel.dispatch import dispatcher\n"
+        "dispatcher.installed(); dispatcher.probe('ascend')\n"
+        "print(any(m == 'triton' or m.startswith('triton.') for m in sys.modules), 'liger_kernel_ascend.ops' in sys.modules)\n"
+        "try:\n"
+        "    import liger_kernel_ascend.ops\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    first, second = out.splitlines()[:2]
+    assert first.split() == ["False", "False"]
+    assert second.startswith("AscendEnvironmentError") and "not triton-ascend" in second
+    assert "pip uninstall -y triton" in second

@@ -2,7 +2,10 @@
 
 Serves device type ``npu`` (registered by torch_npu). Describing and probing
 this backend imports neither torch_npu nor triton: an NPU tensor exists only
-once the user has imported torch_npu, so the probe looks at ``torch.npu``.
+once torch_npu is loaded (torch >= 2.5 autoloads it), so the probe looks at
+``torch.npu`` and at distribution metadata. The kernels (``.ops``) are
+imported on an op's first NPU call; that import runs the environment checks
+of :mod:`.safety`. Launches are sized by :mod:`.profile` and :mod:`.tiling`.
 """
 
 from liger_kernel.backend import API_VERSION, Backend

@@ -73,7 +73,8 @@ def release(version: str) -> str:
 def mock_active() -> bool:
     """True only under the strict NPU mock with the Triton interpreter."""
     stand_in = sys.modules.get("torch_npu")
-    return getattr(stand_in, "LIGER_MOCK", None) == "npu" and os.environ.get("TRITON_INTERPRET") == "1"
+    interpreting = os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "yes", "on")
+    return getattr(stand_in, "LIGER_MOCK", None) == "npu" and interpreting
 
 
 @functools.lru_cache(maxsize=1)
