@@ -9,11 +9,13 @@ Backward, with n = (x - mean) * rstd and g = dy * W:
 
 NPU constraints answered: one program per vector core (the grid never exceeds
 65535) looping over its rows ``ROWS`` at a time; each row is walked in
-``BLOCK``-wide sub-blocks sized by the unified-buffer planner, so any H fits:
-the forward makes three passes (mean, variance, output: the two-pass variance
-avoids the cancellation of E[x^2] - mean^2), the backward two (row sums, then
-dx). dW and dB are reduced per program into (grid, H) fp32 buffers, summed on
-the host: no atomics. num_warps/num_stages are not used.
+``BLOCK``-wide sub-blocks sized by the unified-buffer planner, so any H fits.
+A row that fits one tile is loaded once; a wider one takes three forward
+passes (mean, variance, output: the two-pass variance avoids the
+cancellation of E[x^2] - mean^2). The backward makes two (row sums, then dx).
+dW and dB are reduced per program (in the UB across steps when a row is one
+tile) into (grid, H) fp32 buffers summed on the host: no atomics.
+num_warps/num_stages are not used.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ import triton
 import triton.language as tl
 
 from liger_kernel_ascend.ops._common import as_rows, row_plan
+
+
+@triton.jit
+def _affine(n, W, B, cols, n_cols, HAS_B: tl.constexpr):
+    col_mask = cols < n_cols
+    y = n * tl.load(W + cols, mask=col_mask, other=0.0).to(tl.float32)[None, :]
+    if HAS_B:
+        y += tl.load(B + cols, mask=col_mask, other=0.0).to(tl.float32)[None, :]
+    return y
 
 
 @triton.jit
@@ -41,6 +52,7 @@ def _layer_norm_forward(
     n_cols,
     eps,
     HAS_B: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -49,33 +61,42 @@ def _layer_norm_forward(
         rows = step * ROWS + tl.arange(0, ROWS)
         row_mask = rows < n_rows
         rows64 = rows.to(tl.int64)
-        total = tl.zeros([ROWS], tl.float32)
-        for start in tl.range(0, n_cols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
+        if SINGLE_BLOCK:
+            # the row fits one tile: load it once, keep it in the UB for all three passes
+            cols = tl.arange(0, BLOCK)
             mask = row_mask[:, None] & (cols < n_cols)[None, :]
             x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-            total += tl.sum(x, axis=1)
-        mean = total / n_cols
-        squares = tl.zeros([ROWS], tl.float32)
-        for start in tl.range(0, n_cols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            mask = row_mask[:, None] & (cols < n_cols)[None, :]
-            x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            mean = tl.sum(x, axis=1) / n_cols
             centred = tl.where(mask, x - mean[:, None], 0.0)
-            squares += tl.sum(centred * centred, axis=1)
-        rstd = 1.0 / tl.sqrt(squares / n_cols + eps)
-        tl.store(MEAN + rows64, mean, mask=row_mask)
-        tl.store(RSTD + rows64, rstd, mask=row_mask)
-        for start in tl.range(0, n_cols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
-            col_mask = cols < n_cols
-            mask = row_mask[:, None] & col_mask[None, :]
-            x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-            w = tl.load(W + cols, mask=col_mask, other=0.0).to(tl.float32)
-            y = (x - mean[:, None]) * rstd[:, None] * w[None, :]
-            if HAS_B:
-                y += tl.load(B + cols, mask=col_mask, other=0.0).to(tl.float32)[None, :]
+            rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1) / n_cols + eps)
+            tl.store(MEAN + rows64, mean, mask=row_mask)
+            tl.store(RSTD + rows64, rstd, mask=row_mask)
+            y = _affine(centred * rstd[:, None], W, B, cols, n_cols, HAS_B)
             tl.store(Y + rows64[:, None] * y_stride + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+        else:
+            total = tl.zeros([ROWS], tl.float32)
+            for start in tl.range(0, n_cols, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                mask = row_mask[:, None] & (cols < n_cols)[None, :]
+                x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                total += tl.sum(x, axis=1)
+            mean = total / n_cols
+            squares = tl.zeros([ROWS], tl.float32)
+            for start in tl.range(0, n_cols, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                mask = row_mask[:, None] & (cols < n_cols)[None, :]
+                x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                centred = tl.where(mask, x - mean[:, None], 0.0)
+                squares += tl.sum(centred * centred, axis=1)
+            rstd = 1.0 / tl.sqrt(squares / n_cols + eps)
+            tl.store(MEAN + rows64, mean, mask=row_mask)
+            tl.store(RSTD + rows64, rstd, mask=row_mask)
+            for start in tl.range(0, n_cols, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                mask = row_mask[:, None] & (cols < n_cols)[None, :]
+                x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                y = _affine((x - mean[:, None]) * rstd[:, None], W, B, cols, n_cols, HAS_B)
+                tl.store(Y + rows64[:, None] * y_stride + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -159,7 +180,7 @@ class LayerNormFunction(torch.autograd.Function):
             plan = row_plan("layer_norm", n_rows, n_cols, X.dtype, X.device)
             _layer_norm_forward[(plan.grid,)](
                 x, x.stride(0), y, y.stride(0), W, B if B is not None else W, mean, rstd, n_rows, n_cols, float(eps),
-                HAS_B=B is not None, ROWS=plan.rows_per_step, BLOCK=plan.block,
+                HAS_B=B is not None, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
             )  # fmt: skip
         ctx.save_for_backward(x, W, B, mean, rstd)
         ctx.shape = X.shape

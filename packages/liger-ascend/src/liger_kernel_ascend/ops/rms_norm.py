@@ -8,10 +8,11 @@ Backward, with n = x * rstd and g = dy * (offset + W):
     dx = rstd * (g - n * mean(g * n));  dW = sum over rows of dy * n
 
 NPU constraints answered: the grid is one program per vector core (never more
-than 65535) and each program loops over its rows, ``ROWS`` at a time; a row
-wider than the unified-buffer tile is walked in ``BLOCK``-wide sub-blocks, a
-first pass for the statistics and a second for the output, so the live tiles
-stay inside the UB budget of :mod:`liger_kernel_ascend.tiling` whatever H is.
+than 65535) and each program loops over its rows, ``ROWS`` at a time. A row
+that fits one unified-buffer tile is loaded once; a wider one is walked in
+``BLOCK``-wide sub-blocks, a first pass for the statistics and a second for
+the output, so the live tiles stay inside the UB budget of
+:mod:`liger_kernel_ascend.tiling` whatever H is.
 num_warps/num_stages are not passed: the Ascend compiler ignores them.
 dW is reduced per program into a (grid, H) fp32 buffer, summed on the host,
 so no atomics are needed.
@@ -32,42 +33,48 @@ CASTING = {"llama": LLAMA, "gemma": GEMMA, "none": NONE}
 
 
 @triton.jit
-def _row_rstd(
-    X,
-    x_stride,
-    R,
-    r_stride,
-    S,
-    s_stride,
-    rows64,
-    row_mask,
-    n_cols,
-    eps,
-    CAST: tl.constexpr,
-    HAS_RESIDUAL: tl.constexpr,
-    ROWS: tl.constexpr,
-    BLOCK: tl.constexpr,
-):
-    """1 / sqrt(mean(x**2) + eps) for ROWS rows, walking them BLOCK columns at a
-    time; with a residual, x = X + R (in X's dtype) is also stored to S."""
-    squares = tl.zeros([ROWS], tl.float32)
-    for start in tl.range(0, n_cols, BLOCK):
-        cols = start + tl.arange(0, BLOCK)
-        mask = row_mask[:, None] & (cols < n_cols)[None, :]
-        x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
-        if HAS_RESIDUAL:
-            r = tl.load(R + rows64[:, None] * r_stride + cols[None, :], mask=mask, other=0.0)
-            x = (x.to(tl.float32) + r.to(tl.float32)).to(x.dtype)
-            tl.store(S + rows64[:, None] * s_stride + cols[None, :], x, mask=mask)
-        xf = x.to(tl.float32)
-        xx = xf * xf
-        if CAST == 2:
-            xx = xx.to(x.dtype).to(tl.float32)
-        squares += tl.sum(xx, axis=1)
+def _load_input(X, x_stride, R, r_stride, S, s_stride, rows64, cols, mask, HAS_RESIDUAL: tl.constexpr):
+    """A tile of the rows to normalize: X, or with a residual X + R (in X's
+    dtype), which is also stored to S."""
+    x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
+    if HAS_RESIDUAL:
+        r = tl.load(R + rows64[:, None] * r_stride + cols[None, :], mask=mask, other=0.0)
+        x = (x.to(tl.float32) + r.to(tl.float32)).to(x.dtype)
+        tl.store(S + rows64[:, None] * s_stride + cols[None, :], x, mask=mask)
+    return x
+
+
+@triton.jit
+def _sum_squares(x, CAST: tl.constexpr):
+    xf = x.to(tl.float32)
+    xx = xf * xf
+    if CAST == 2:
+        xx = xx.to(x.dtype).to(tl.float32)
+    return tl.sum(xx, axis=1)
+
+
+@triton.jit
+def _rstd(squares, n_cols, eps, X, CAST: tl.constexpr):
     rstd = 1.0 / tl.sqrt(squares / n_cols + eps)
     if CAST == 2:
         rstd = rstd.to(X.dtype.element_ty).to(tl.float32)
     return rstd
+
+
+@triton.jit
+def _normalized(x, rstd, W, cols, col_mask, offset, CAST: tl.constexpr, HAS_W: tl.constexpr):
+    n = x.to(tl.float32) * rstd[:, None]
+    if CAST != 1:
+        # llama and none round the normalized row before the weight
+        n = n.to(x.dtype).to(tl.float32)
+    if HAS_W:
+        w = tl.load(W + cols, mask=col_mask, other=0.0)
+        if CAST == 1:
+            scale = offset + w.to(tl.float32)
+        else:
+            scale = (offset + w.to(tl.float32)).to(w.dtype).to(tl.float32)
+        n = n * scale[None, :]
+    return n
 
 
 @triton.jit
@@ -89,6 +96,7 @@ def _rms_norm_forward(
     CAST: tl.constexpr,
     HAS_W: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -97,31 +105,36 @@ def _rms_norm_forward(
         rows = step * ROWS + tl.arange(0, ROWS)
         row_mask = rows < n_rows
         rows64 = rows.to(tl.int64)
-        rstd = _row_rstd(
-            X, x_stride, R, r_stride, S, s_stride, rows64, row_mask, n_cols, eps, CAST, HAS_RESIDUAL, ROWS, BLOCK
-        )
-        tl.store(RSTD + rows64, rstd, mask=row_mask)
-        for start in tl.range(0, n_cols, BLOCK):
-            cols = start + tl.arange(0, BLOCK)
+        if SINGLE_BLOCK:
+            # the row fits one tile: load it once, keep it in the UB for both passes
+            cols = tl.arange(0, BLOCK)
             col_mask = cols < n_cols
             mask = row_mask[:, None] & col_mask[None, :]
-            if HAS_RESIDUAL:
-                # pass 2 normalizes the sum that pass 1 stored
-                x = tl.load(S + rows64[:, None] * s_stride + cols[None, :], mask=mask, other=0.0)
-            else:
-                x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
-            n = x.to(tl.float32) * rstd[:, None]
-            if CAST != 1:
-                # llama and none round the normalized row before the weight
-                n = n.to(x.dtype).to(tl.float32)
-            if HAS_W:
-                w = tl.load(W + cols, mask=col_mask, other=0.0)
-                if CAST == 1:
-                    scale = offset + w.to(tl.float32)
+            x = _load_input(X, x_stride, R, r_stride, S, s_stride, rows64, cols, mask, HAS_RESIDUAL)
+            rstd = _rstd(_sum_squares(x, CAST), n_cols, eps, X, CAST)
+            tl.store(RSTD + rows64, rstd, mask=row_mask)
+            y = _normalized(x, rstd, W, cols, col_mask, offset, CAST, HAS_W)
+            tl.store(Y + rows64[:, None] * y_stride + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+        else:
+            squares = tl.zeros([ROWS], tl.float32)
+            for start in tl.range(0, n_cols, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                mask = row_mask[:, None] & (cols < n_cols)[None, :]
+                x = _load_input(X, x_stride, R, r_stride, S, s_stride, rows64, cols, mask, HAS_RESIDUAL)
+                squares += _sum_squares(x, CAST)
+            rstd = _rstd(squares, n_cols, eps, X, CAST)
+            tl.store(RSTD + rows64, rstd, mask=row_mask)
+            for start in tl.range(0, n_cols, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                col_mask = cols < n_cols
+                mask = row_mask[:, None] & col_mask[None, :]
+                if HAS_RESIDUAL:
+                    # pass 2 normalizes the sum that pass 1 stored
+                    x = tl.load(S + rows64[:, None] * s_stride + cols[None, :], mask=mask, other=0.0)
                 else:
-                    scale = (offset + w.to(tl.float32)).to(w.dtype).to(tl.float32)
-                n = n * scale[None, :]
-            tl.store(Y + rows64[:, None] * y_stride + cols[None, :], n.to(Y.dtype.element_ty), mask=mask)
+                    x = tl.load(X + rows64[:, None] * x_stride + cols[None, :], mask=mask, other=0.0)
+                y = _normalized(x, rstd, W, cols, col_mask, offset, CAST, HAS_W)
+                tl.store(Y + rows64[:, None] * y_stride + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -227,7 +240,7 @@ def rms_norm_forward(
         _rms_norm_forward[(plan.grid,)](
             x, x.stride(0), r, r.stride(0), s, s.stride(0), y, y.stride(0), W if W is not None else x, rstd,
             n_rows, n_cols, float(eps), float(offset),
-            CAST=cast, HAS_W=W is not None, HAS_RESIDUAL=residual is not None,
+            CAST=cast, HAS_W=W is not None, HAS_RESIDUAL=residual is not None, SINGLE_BLOCK=plan.sub_blocks == 1,
             ROWS=plan.rows_per_step, BLOCK=plan.block,
         )  # fmt: skip
     return y, rstd, s
