@@ -126,7 +126,7 @@ def liger_causal_lm_loss(
     return _token_loss(compute, num_items_in_batch)
 
 
-def _hidden_and_logits(
+def _loss_and_logits(
     model: Any,
     outputs: Any,
     labels: torch.Tensor | None,
@@ -203,7 +203,7 @@ def causal_lm_forward(
         **_cache_kwargs(cache),
         **kwargs,
     )
-    loss, logits = _hidden_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    loss, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
     return CausalLMOutputWithPast(
         loss=loss,
         logits=logits,
@@ -254,7 +254,7 @@ def moe_causal_lm_forward(
         **_cache_kwargs(cache),
         **kwargs,
     )
-    loss, logits = _hidden_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    loss, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
     aux_loss = None
     if output_router_logits:
         aux_loss = _load_balancing_loss_func(type(self))(
