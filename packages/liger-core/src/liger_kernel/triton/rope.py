@@ -35,7 +35,8 @@ def _rotate_chunk(
 ):  # fmt: skip
     """Rotate heads [head_start, head_start + BLOCK_H) of one position."""
     dims = tl.arange(0, BLOCK_D)[None, :]
-    heads = (head_start + tl.arange(0, BLOCK_H))[:, None]
+    # int64: heads * x_stride_h passes 2**31 for long sequences in (batch, heads, seq, dim)
+    heads = (head_start + tl.arange(0, BLOCK_H)).to(tl.int64)[:, None]
     mask = (heads < n_heads) & (dims < half)
     x_first = x_base + heads * x_stride_h + dims
     y_first = y_base + heads * y_stride_h + dims
