@@ -137,6 +137,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     stack = config.stash.get(MOCK_STACK, None)
     if stack is not None:
         stack.close()
+    liger_conformance._set_size("small")
 
 
 def _settings(config: pytest.Config) -> Settings:

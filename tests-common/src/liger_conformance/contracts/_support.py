@@ -77,10 +77,17 @@ def targets(
     return values.to(dtype).to(device)
 
 
+def oracle_device(device: torch.device) -> torch.device:
+    """Where the float64 oracle runs: on a CUDA device (fast float64, and full
+    shapes would be slow on the host), else on the CPU (mocks keep tensors
+    there, and other accelerators may lack float64 kernels)."""
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
 def _oracle_copy(value: Any, requires_grad: bool) -> Any:
     if not isinstance(value, Tensor):
         return value
-    copy = value.detach().to("cpu")
+    copy = value.detach().to(oracle_device(value.device))
     if copy.is_floating_point():
         copy = copy.to(torch.float64)
     return copy.requires_grad_(requires_grad)
@@ -147,12 +154,14 @@ def compare_with_oracle(
             assert tuple(got.shape) == tuple(want.shape), (
                 f"{name}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
             )
-            assert torch.equal(got.to("cpu", torch.int64), want.to(torch.int64)), f"{name}: {got} != expected {want}"
+            assert torch.equal(got.to("cpu", torch.int64), want.to("cpu", torch.int64)), (
+                f"{name}: {got} != expected {want}"
+            )
 
     if grads:
         assert differentiable, "no output carries a gradient"
         cotangents = [
-            torch.randn(want.shape, generator=rng, dtype=torch.float64).to(dtype).to(torch.float64)
+            torch.randn(want.shape, generator=rng, dtype=torch.float64).to(dtype).to(want.device, torch.float64)
             for _, want, _ in differentiable
         ]
         torch.autograd.backward(

@@ -10,6 +10,7 @@ from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
     meta_like,
+    oracle_device,
     raises_naming,
     run_twice_bitwise,
     shape_id,
@@ -75,10 +76,10 @@ def test_in_place_keeps_caller_tensors(liger_device, liger_dtype, liger_rng, in_
     Y2, S2 = LigerFusedAddRMSNormFunction.apply(leaves[2], leaves[3], leaves[4], EPS, 0.0, "llama", in_place)
     ((Y1 + Y2 + S1 + S2) * dY).sum().backward()
 
-    ref = [t.detach().double().cpu().requires_grad_() for t in leaves]
+    ref = [t.detach().to(oracle_device(t.device), torch.float64).requires_grad_() for t in leaves]
     ry1, rs1 = oracles.fused_add_rms_norm(ref[0], ref[1], ref[4], EPS, dtype=liger_dtype)
     ry2, rs2 = oracles.fused_add_rms_norm(ref[2], ref[3], ref[4], EPS, dtype=liger_dtype)
-    ((ry1 + ry2 + rs1 + rs2) * dY.double().cpu()).sum().backward()
+    ((ry1 + ry2 + rs1 + rs2) * dY.to(oracle_device(dY.device), torch.float64)).sum().backward()
     for name, got, want in zip(("X", "R", "second X", "second R"), leaves, ref):
         assert_close(got.grad, want.grad, liger_dtype, f"gradient of {name}")
     assert_close(leaves[4].grad, ref[4].grad, liger_dtype, "gradient of W", "reduced")

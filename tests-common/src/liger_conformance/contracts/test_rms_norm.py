@@ -10,6 +10,7 @@ from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
     meta_like,
+    oracle_device,
     raises_naming,
     run_twice_bitwise,
     shape_id,
@@ -97,10 +98,10 @@ def test_in_place_keeps_shared_gradient(liger_device, liger_dtype, liger_rng, in
     Y2 = LigerRMSNormFunction.apply(X2, W, EPS, 0.0, "llama", in_place)
     ((Y1 + Y2) * dY).sum().backward()
 
-    ref = [t.detach().double().requires_grad_() for t in (X1, X2, W)]
+    ref = [t.detach().to(oracle_device(t.device), torch.float64).requires_grad_() for t in (X1, X2, W)]
     ref_y1 = oracles.rms_norm(ref[0], ref[2], EPS, dtype=liger_dtype)
     ref_y2 = oracles.rms_norm(ref[1], ref[2], EPS, dtype=liger_dtype)
-    ((ref_y1 + ref_y2) * dY.double().cpu()).sum().backward()
+    ((ref_y1 + ref_y2) * dY.to(oracle_device(dY.device), torch.float64)).sum().backward()
     assert_close(X1.grad, ref[0].grad, liger_dtype, "gradient of the first X")
     assert_close(X2.grad, ref[1].grad, liger_dtype, "gradient of the second X")
     assert_close(W.grad, ref[2].grad, liger_dtype, "gradient of W", "reduced")
