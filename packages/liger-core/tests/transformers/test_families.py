@@ -98,6 +98,8 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
     n_norms = sum(type(m) is stock_norm for m in model.modules())
     n_mlps = sum(type(m) is stock_mlp for m in model.modules()) if stock_mlp else 0
     params = {name: p for name, p in model.named_parameters()}
+    hooked = []
+    model.model.norm.register_forward_hook(lambda *_: hooked.append(True))
 
     _apply_liger_kernel_to_instance(model=model, **_all_kwargs(family))
 
@@ -117,6 +119,7 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
         with count_op_calls() as calls:
             got = model(**data)
     torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert hooked, "hooks registered on a converted module must survive the conversion"
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
     assert calls["rms_norm"] >= n_norms and calls["rope"]
 

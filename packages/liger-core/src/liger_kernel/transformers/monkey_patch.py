@@ -103,7 +103,9 @@ def revert_liger_kernel_patches() -> None:
 
 # -- converting an existing model's modules in place --------------------------
 
-_MODULE_INTERNALS = frozenset({"_parameters", "_buffers", "_modules", "training"})
+#: nn.Module's own bookkeeping (parameters, hooks, training flag): never copied
+#: from the template, so the converted module keeps its hooks and state
+_MODULE_INTERNALS = frozenset(vars(nn.Module()))
 
 
 def _adopt(module: nn.Module, liger_cls: type[nn.Module], *args: Any, **kwargs: Any) -> None:
