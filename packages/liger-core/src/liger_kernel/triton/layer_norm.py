@@ -199,7 +199,8 @@ class LayerNormFunction(torch.autograd.Function):
             ACC=accumulator_dtype(X.dtype),
             BLOCK=launch.block,
             SINGLE_BLOCK=launch.block >= n_cols,
-            STAGES=pipeline_stages(profile, launch.block * X.element_size()),
+            # a row walked in blocks has three pipelined loops, each with its own buffers
+            STAGES=pipeline_stages(profile, (1 if launch.block >= n_cols else 3) * launch.block * X.element_size()),
             num_warps=launch.num_warps,
         )
         ctx.save_for_backward(x_rows, W, mean, rstd)
@@ -240,7 +241,9 @@ class LayerNormFunction(torch.autograd.Function):
             ACC=accumulator_dtype(x_rows.dtype),
             BLOCK=launch.block,
             SINGLE_BLOCK=single_block,
-            STAGES=pipeline_stages(profile, launch.block * (x_rows.element_size() + dy_rows.element_size())),
+            STAGES=pipeline_stages(
+                profile, (1 if single_block else 2) * launch.block * (x_rows.element_size() + dy_rows.element_size())
+            ),
             num_warps=launch.num_warps,
         )
         dx = dx.view(ctx.x_shape) if dx is not None else None

@@ -233,7 +233,9 @@ def rms_norm_forward(
     n_rows, n_cols = x_rows.shape
     profile = device_profile(x_rows.device)
     launch = row_launch(profile, n_rows, n_cols)
-    step_bytes = launch.block * x_rows.element_size() * (1 if residual_rows is None else 2)
+    # a row walked in blocks has two pipelined loops, each with its own buffers
+    loops = 1 if launch.block >= n_cols else 2
+    step_bytes = loops * launch.block * x_rows.element_size() * (1 if residual_rows is None else 2)
     y = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
     rstd = torch.empty(
         n_rows, dtype=torch.float64 if x_rows.dtype == torch.float64 else torch.float32, device=x_rows.device
@@ -288,7 +290,8 @@ def rms_norm_backward(
         allocate = torch.empty if single_block else torch.zeros
         dw_partial = allocate((launch.grid, n_cols), dtype=rstd.dtype, device=x_rows.device)
     ds_rows = as_rows(ds) if ds is not None else None
-    step_bytes = launch.block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
+    loops = 1 if single_block else 2
+    step_bytes = loops * launch.block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
     _rms_norm_backward_kernel[(launch.grid,)](
         dy_rows,
         dy_rows.stride(0),
