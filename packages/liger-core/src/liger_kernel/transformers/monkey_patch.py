@@ -241,8 +241,12 @@ def _patch(
     if mlp:
         if family.mlp:
             _replace(modeling, family.mlp, family.liger_mlp)
-        if family.experts:
-            _replace(getattr(modeling, family.experts), "_apply_gate", liger_experts_apply_gate)
+        experts_cls = getattr(modeling, family.experts, None) if family.experts else None
+        if experts_cls is not None:
+            _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
+        elif family.experts:
+            # Transformers releases before the fused experts modules keep one MLP per expert.
+            logger.info("%s has no %s; the experts' SwiGLU is left stock", family.module, family.experts)
     if fused_linear_cross_entropy:
         _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
     if cross_entropy:
