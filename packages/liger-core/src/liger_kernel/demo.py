@@ -238,6 +238,7 @@ def _worker(run: str, setup_json: str, out_path: str) -> int:
 def _run_in_subprocess(run: str, setup: Setup, out_dir: Path) -> dict[str, Any]:
     result_path = out_dir / f"{run}.json"
     command = [sys.executable, "-m", "liger_kernel.demo", "--worker", run, json.dumps(asdict(setup)), str(result_path)]
+    sys.stdout.flush()  # keep our lines ahead of the child's progress bar
     done = subprocess.run(command, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the {run} training run failed (exit code {done.returncode}); see its output above")
