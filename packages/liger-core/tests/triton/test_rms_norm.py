@@ -102,3 +102,22 @@ def test_fused_add_rms_norm_matches_float64(profile, assert_close, dtype, in_pla
     assert_close(xk.grad, x64.grad, dtype, scale=2)
     assert_close(rk.grad, r64.grad, dtype, scale=2)
     assert_close(wk.grad, w64.grad, dtype, scale=4)
+
+
+@pytest.mark.parametrize("used", ["y", "s"])
+def test_fused_add_rms_norm_with_one_output_unused(profile, assert_close, used):
+    torch.manual_seed(5)
+    x, r, w = leaf(torch.randn(3, 20)), leaf(torch.randn(3, 20)), leaf(torch.randn(20))
+    grad = torch.randn(3, 20)
+    y, s = FusedAddRMSNormFunction.apply(x, r, w, EPS)
+    (y if used == "y" else s).backward(grad)
+    x64, r64, w64 = leaf(x.double()), leaf(r.double()), leaf(w.double())
+    s64 = x64 + r64
+    y64 = reference(s64, w64, 0.0)
+    (y64 if used == "y" else s64).backward(grad.double())
+    assert_close(x.grad, x64.grad, torch.float32)
+    assert_close(r.grad, r64.grad, torch.float32)
+    if used == "y":
+        assert_close(w.grad, w64.grad, torch.float32, scale=4)
+    else:
+        assert w.grad is None or not w.grad.any()

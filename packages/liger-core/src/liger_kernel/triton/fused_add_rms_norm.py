@@ -37,15 +37,24 @@ class FusedAddRMSNormFunction(torch.autograd.Function):
         y, rstd, s = rms_norm_forward(as_rows(X), W, eps, offset, mode, residual_rows=as_rows(R))
         ctx.save_for_backward(s, W, rstd)
         ctx.offset, ctx.mode, ctx.x_shape = offset, mode, X.shape
+        # An unused output's gradient arrives as None rather than a tensor of
+        # zeros that the backward would have to read.
+        ctx.set_materialize_grads(False)
         return y.view(X.shape), s.view(X.shape)
 
     @staticmethod
-    def backward(ctx: Any, dY: torch.Tensor, dS_out: torch.Tensor) -> tuple[Any, ...]:
+    def backward(ctx: Any, dY: torch.Tensor | None, dS_out: torch.Tensor | None) -> tuple[Any, ...]:
         s, W, rstd = ctx.saved_tensors
         needs_ds = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        ds, dw = rms_norm_backward(dY, s, W, rstd, ctx.offset, ctx.mode, needs_ds, ctx.needs_input_grad[2], ds=dS_out)
+        if dY is None:
+            ds = dS_out if needs_ds else None
+            dw = torch.zeros_like(W) if ctx.needs_input_grad[2] else None
+        else:
+            ds, dw = rms_norm_backward(
+                dY, s, W, rstd, ctx.offset, ctx.mode, needs_ds, ctx.needs_input_grad[2], ds=dS_out
+            )
         if ds is not None:
-            ds = ds.view(ctx.x_shape)
+            ds = ds.reshape(ctx.x_shape)
         dx = ds if ctx.needs_input_grad[0] else None
         dr = ds if ctx.needs_input_grad[1] else None
         return dx, dr, dw, None, None, None, None
