@@ -111,3 +111,20 @@ def test_mock_restores_everything_on_exit():
     assert "torch_npu" not in sys.modules
     assert interpreter.GridExecutor.__call__ is call
     assert npu_mock.monitor is None
+
+
+def test_mock_answers_device_queries_as_an_npu():
+    from triton.runtime.driver import driver
+
+    with npu_mock.active(device_count=2):
+        import torch_npu
+
+        assert torch_npu.npu is torch.npu and torch.npu.device_count() == 2
+        props = torch.npu.get_device_properties(1)
+        assert (props.cube_core_num, props.vector_core_num, props.ub_size) == (20, 40, 192 * 1024)
+        assert torch.npu.get_device_name(0).startswith("Ascend910B3")
+        assert driver.active.utils.get_device_properties(0) == {"num_aicore": 20, "num_vectorcore": 40}
+        torch.npu.set_device(1)
+        assert torch.npu.current_device() == 1
+        with pytest.raises(RuntimeError, match="invalid device ordinal 2"):
+            torch.npu.get_device_properties(2)
