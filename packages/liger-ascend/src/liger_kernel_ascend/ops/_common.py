@@ -8,8 +8,11 @@ from liger_kernel.dispatch import device_profile
 from liger_kernel_ascend.tiling import FOOTPRINTS, TilePlan, plan_elementwise, plan_rows
 
 
-def row_plan(op: str, n_rows: int, width: int, dtype: torch.dtype, device: torch.device) -> TilePlan:
-    """The tiling plan of row op ``op`` (a key of ``tiling.FOOTPRINTS``) on ``device``."""
+def row_plan(
+    op: str, n_rows: int, width: int, dtype: torch.dtype, device: torch.device, max_rows_per_step: int = 64
+) -> TilePlan:
+    """The tiling plan of row op ``op`` (a key of ``tiling.FOOTPRINTS``) on
+    ``device``; kernels that take one row per step pass ``max_rows_per_step=1``."""
     profile = device_profile(device)
     return plan_rows(
         n_rows,
@@ -19,6 +22,7 @@ def row_plan(op: str, n_rows: int, width: int, dtype: torch.dtype, device: torch
         cores=profile.compute_units,
         budget_bytes=profile.onchip_bytes,
         max_grid=profile.max_grid,
+        max_rows_per_step=max_rows_per_step,
     )
 
 

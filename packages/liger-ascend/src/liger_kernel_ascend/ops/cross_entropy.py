@@ -201,7 +201,7 @@ def cross_entropy_rows(
     predicted = torch.empty(n_rows, dtype=torch.int64, device=device) if want_predicted else None
     if n_rows == 0:
         return loss, z, predicted
-    plan = row_plan("cross_entropy", n_rows, n_cols, logits.dtype, device)
+    plan = row_plan("cross_entropy", n_rows, n_cols, logits.dtype, device, max_rows_per_step=1)
     weight = class_weight.contiguous() if class_weight is not None else None
     _cross_entropy_kernel[(plan.grid,)](
         logits, logits.stride(0), target, target.stride(0),

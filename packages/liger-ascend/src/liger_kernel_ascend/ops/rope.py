@@ -103,8 +103,8 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim
     n_batch, n_heads, n_seq, head_dim = x.shape[0], x.shape[head_axis], x.shape[seq_axis], x.shape[3]
     half = head_dim // 2
     half_block = next_power_of_2(half)
-    plan = row_plan("rope", n_batch * n_seq, n_heads * half_block, x.dtype, x.device)
-    heads_block = max(1, min(next_power_of_2(n_heads), plan.block * plan.rows_per_step // half_block))
+    plan = row_plan("rope", n_batch * n_seq, n_heads * half_block, x.dtype, x.device, max_rows_per_step=1)
+    heads_block = max(1, min(next_power_of_2(n_heads), plan.block // half_block))
     xs, os_ = x.stride(), out.stride()
     _rope_kernel[(plan.grid,)](
         x, xs[0], xs[head_axis], xs[seq_axis], xs[3],
