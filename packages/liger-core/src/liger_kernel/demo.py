@@ -242,7 +242,9 @@ def _run_in_subprocess(run: str, setup: Setup, out_dir: Path) -> dict[str, Any]:
     done = subprocess.run(command, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the {run} training run failed (exit code {done.returncode}); see its output above")
-    return json.loads(result_path.read_text())
+    result = json.loads(result_path.read_text())
+    result_path.unlink()  # merged into results.json
+    return result
 
 
 # -- report ----------------------------------------------------------------------
