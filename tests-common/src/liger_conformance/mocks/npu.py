@@ -107,7 +107,10 @@ class _FakeNPUDriver:
 
 
 class _LaunchMonitor:
-    """Tracks the floating-point values alive in the running launch."""
+    """Tracks the floating-point values alive in the running launch.
+
+    ``peak`` is the most live bytes any launch held since the mock became
+    active (tests read it to show how close the kernels come to the UB)."""
 
     def __init__(self, ub_bytes: int) -> None:
         self.ub_bytes = ub_bytes
@@ -118,17 +121,17 @@ class _LaunchMonitor:
         self.peak = 0
 
     def start(self, kernel: str) -> None:
-        self.kernel, self.peak = kernel, 0
+        self.kernel = kernel
         self.live, self.live_bytes = {}, 0
 
     def stop(self) -> None:
         self.kernel = None
         self.live, self.live_bytes = {}, 0
 
-    def _drop(self, live: dict[int, Any], key: int) -> None:
-        # a reference from an earlier launch's table must not touch this one's count
-        if live is self.live:
-            entry = live.pop(key, None)
+    def _drop(self, table: dict[int, Any], key: int) -> None:
+        # a value from an earlier launch's table must not touch this one's count
+        if table is self.live:
+            entry = table.pop(key, None)
             if entry is not None:
                 self.live_bytes -= entry[1]
 
@@ -149,16 +152,15 @@ class _LaunchMonitor:
         if not (hasattr(dtype, "is_floating") and dtype.is_floating()):
             return
         size = data.size * dtype.primitive_bitwidth // 8
-        key = id(handle)
-        live = self.live
-        self.live[key] = (weakref.ref(handle, lambda _, key=key, live=live: self._drop(live, key)), size)
+        key, table = id(handle), self.live
+        table[key] = (weakref.ref(handle, lambda _, key=key, table=table: self._drop(table, key)), size)
         self.live_bytes += size
-        live = self.live_bytes
-        self.peak = max(self.peak, live)
-        if live > self.ub_bytes:
+        self.peak = max(self.peak, self.live_bytes)
+        if self.live_bytes > self.ub_bytes:
             raise UBOverflowError(
-                f"{self.kernel}: ub overflow, requires {live * 8} bits while {self.ub_bytes * 8} bits available "
-                f"(live floating-point values {live} bytes > unified buffer {self.ub_bytes} bytes)"
+                f"{self.kernel}: ub overflow, requires {self.live_bytes * 8} bits while {self.ub_bytes * 8} bits "
+                f"available (floating-point values alive at once: {self.live_bytes} bytes; unified buffer: "
+                f"{self.ub_bytes} bytes)"
             )
 
 
@@ -168,7 +170,6 @@ monitor: _LaunchMonitor | None = None
 
 def _strict_launches(p: Patches, ub_bytes: int) -> None:
     """Patch the Triton interpreter so launches obey the NPU's grid and UB limits."""
-    global monitor
     from triton.runtime import interpreter
 
     watch = _LaunchMonitor(ub_bytes)
