@@ -5,8 +5,9 @@ triton-ascend installs the same top-level ``triton`` package as NVIDIA's
 ``triton`` cannot compile for an NPU. torch_npu is built against exactly one
 torch release. Both mistakes otherwise surface as obscure compiler or symbol
 errors deep inside a training step, so the kernels check them once, when
-:mod:`liger_kernel_ascend.ops` is first imported (discovering or probing the
-backend does not run these checks' import-time part).
+:mod:`liger_kernel_ascend.ops` is first imported, and raise
+:class:`AscendEnvironmentError`. The backend's probe reports the same
+problems as its reason for being unavailable; neither imports triton.
 
 Mock bypass: the CPU conformance lane runs these kernels with the Triton
 interpreter of NVIDIA's wheel under the strict NPU mock of
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import sys
+from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
 
@@ -31,28 +33,34 @@ logger = logging.getLogger("liger_kernel")
 #: triton-ascend release to repair an install with.
 RECOMMENDED_TRITON_ASCEND = "3.2.0"
 
-#: Combinations tested together upstream (triton-ascend, torch_npu, torch, CANN).
-TESTED_STACKS: tuple[tuple[str, str, str, str], ...] = (
+#: Stacks the triton-ascend installation guide pairs: (triton-ascend,
+#: torch_npu, torch, CANN). Not yet run by this project on NPU hardware.
+DOCUMENTED_STACKS: tuple[tuple[str, str, str, str], ...] = (
     ("3.2.0rc4", "2.7.1", "2.7.1", "8.3.RC1"),
     ("3.2.0", "2.7.1", "2.7.1", "8.5.0"),
     ("3.2.1", "2.7.1", "2.7.1", "9.0.0"),
 )
 
-#: torch_npu release line -> the torch release it is built against. A
-#: torch_npu "X.Y.Z.postN" pairs with torch "X.Y.Z"; the table lists the lines
-#: Ascend publishes and is what :func:`check_versions` reports from.
-TORCH_NPU_TO_TORCH: dict[str, str] = {
-    "2.1.0": "2.1.0",
-    "2.3.1": "2.3.1",
-    "2.4.0": "2.4.0",
-    "2.5.1": "2.5.1",
-    "2.6.0": "2.6.0",
-    "2.7.1": "2.7.1",
-    "2.8.0": "2.8.0",
-    "2.9.0": "2.9.0",
-    "2.10.0": "2.10.0",
-    "2.11.0": "2.11.0",
-    "2.12.0": "2.12.0",
+
+@dataclass(frozen=True)
+class TorchNpuLine:
+    """A torch_npu release line: the torch release it is built against and the
+    CANN releases Ascend publishes it for (its ".postN" builds included)."""
+
+    torch: str
+    cann: tuple[str, ...]
+
+
+#: torch_npu release line ("2.7.1" for "2.7.1.post2") -> what it pairs with.
+TORCH_NPU_LINES: dict[str, TorchNpuLine] = {
+    "2.5.1": TorchNpuLine("2.5.1", ("8.1.RC1", "8.2.RC1")),
+    "2.6.0": TorchNpuLine("2.6.0", ("8.2.RC1", "8.3.RC1", "8.5.0")),
+    "2.7.1": TorchNpuLine("2.7.1", ("8.3.RC1", "8.5.0", "9.0.0", "9.1.0")),
+    "2.8.0": TorchNpuLine("2.8.0", ("8.3.RC1", "8.5.0", "9.0.0")),
+    "2.9.0": TorchNpuLine("2.9.0", ("8.5.0", "9.0.0", "9.1.0")),
+    "2.10.0": TorchNpuLine("2.10.0", ("9.0.0", "9.1.0")),
+    "2.11.0": TorchNpuLine("2.11.0", ("9.1.0",)),
+    "2.12.0": TorchNpuLine("2.12.0", ("9.1.0",)),
 }
 
 REPAIR_TRITON = (
@@ -125,12 +133,14 @@ def version_problems(torch_version: str, npu_version: str | None) -> list[str]:
     if npu_version is None:
         return ["torch_npu is not installed; install the torch_npu release built for torch " + torch_version]
     npu_line, torch_line = release(npu_version), release(torch_version)
-    # Lines newer than the table follow the same naming rule.
-    expected = TORCH_NPU_TO_TORCH.get(npu_line, npu_line)
+    known = TORCH_NPU_LINES.get(npu_line)
+    # lines outside the table follow the same naming rule: torch_npu X.Y.Z[.postN] is built for torch X.Y.Z
+    expected = known.torch if known else npu_line
     if expected != torch_line:
+        cann = f" (with CANN {' / '.join(known.cann)})" if known else ""
         return [
             f"torch_npu {npu_version} is built for torch {expected}, but torch {torch_version} is installed; "
-            f"install matching versions, e.g. pip install torch=={expected} torch-npu=={npu_line}"
+            f"install matching versions, e.g. pip install torch=={expected} torch-npu=={npu_version}{cann}"
         ]
     return []
 
@@ -146,5 +156,5 @@ def check_environment() -> None:
     problems = version_problems(torch.__version__, npu_version)
     if problems:
         raise AscendEnvironmentError("liger-ascend cannot load its NPU kernels: " + "; ".join(problems))
-    if npu_version and release(npu_version) not in TORCH_NPU_TO_TORCH:
-        logger.info("liger-ascend: torch_npu %s is newer than the compatibility table; untested", npu_version)
+    if npu_version and release(npu_version) not in TORCH_NPU_LINES:
+        logger.info("liger-ascend: torch_npu %s is not in the compatibility table; untested", npu_version)
