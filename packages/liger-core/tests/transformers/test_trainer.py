@@ -23,13 +23,13 @@ def test_transformers_sees_this_distribution_as_liger_kernel():
 def _dataset(n: int = 8) -> list[dict]:
     rows = []
     for i in range(n):
-        one = batch(seed=i, rows=1, seq=12)
+        one = batch(seed=i, rows=1, seq=12, device="cpu")
         rows.append({key: value[0] for key, value in one.items()})
     return rows
 
 
 def _train(tmp_path, use_liger_kernel: bool) -> tuple[object, list[float]]:
-    model = build("llama")
+    model = build("llama", device="cpu")
     args = TrainingArguments(
         output_dir=str(tmp_path / ("liger" if use_liger_kernel else "stock")),
         use_liger_kernel=use_liger_kernel,

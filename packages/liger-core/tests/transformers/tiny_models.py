@@ -1,10 +1,16 @@
 """Tiny random-initialised models of every patched family, built from configs
-(no downloads), and the helpers the tests share."""
+(no downloads), and the helpers the tests share.
+
+Models and batches are on the CPU unless ``LIGER_TEST_DEVICE`` names another
+torch device type (``LIGER_TEST_DEVICE=cuda`` runs the family and forward
+tests through the GPU backend on a GPU machine).
+"""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +20,7 @@ import transformers
 from liger_kernel.dispatch import dispatcher
 
 VOCAB = 128
+DEVICE = os.environ.get("LIGER_TEST_DEVICE", "cpu")
 
 _COMMON = dict(
     vocab_size=VOCAB,
@@ -68,19 +75,19 @@ def tiny_config(family: str) -> Any:
     return config
 
 
-def build(family: str, seed: int = 0) -> Any:
+def build(family: str, seed: int = 0, device: str = DEVICE) -> Any:
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(tiny_config(family), attn_implementation="eager")
-    return model.float()
+    return model.float().to(device)
 
 
-def batch(seed: int = 0, rows: int = 2, seq: int = 12) -> dict[str, torch.Tensor]:
+def batch(seed: int = 0, rows: int = 2, seq: int = 12, device: str = DEVICE) -> dict[str, torch.Tensor]:
     """Token ids and labels, with a few ignored (-100) labels."""
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(1, VOCAB, (rows, seq), generator=generator)
     labels = input_ids.clone()
     labels[0, :3] = -100
-    return {"input_ids": input_ids, "labels": labels}
+    return {"input_ids": input_ids.to(device), "labels": labels.to(device)}
 
 
 @contextlib.contextmanager
