@@ -113,3 +113,26 @@ def test_mock_option_runs_the_session_under_the_mock(pytester, monkeypatch):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--liger-mock", "rocm")
     result.assert_outcomes(passed=1)
     assert not torch.cuda.is_available() and torch.version.hip is None
+
+
+def test_device_marker_and_helper_obey_require_device(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        from liger_conformance import skip_missing_device
+
+        @pytest.mark.liger_device("xpu")
+        def test_marked():
+            pass
+
+        def test_helper():
+            skip_missing_device("no xpu on this runner")
+
+        def test_other_skip():
+            pytest.skip("not about devices")
+        """
+    )
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(skipped=3)
+    required = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--liger-require-device")
+    # the marker acts at setup (an error), the helper in the test body (a failure)
+    required.assert_outcomes(errors=1, failed=1, skipped=1)
