@@ -24,6 +24,9 @@
     bytes in flight per program) when those ``PIPELINE_STAGES - 1`` buffers
     fit this program's share of on-chip memory (``profile.onchip_bytes /
     profile.programs_per_unit``), else 1 (no pipelining).
+``accumulator_dtype(dtype) -> tl.dtype`` / ``statistics_dtype(dtype) -> torch.dtype``
+    What a kernel computes and keeps per-row statistics in for inputs of
+    ``dtype``: fp32 for 16- and 32-bit floats, fp64 for fp64.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import triton.language as tl
 
 from liger_kernel.backend import DeviceProfile
 
@@ -81,3 +85,11 @@ def tile_launch(profile: DeviceProfile, n_elements: int) -> RowLaunch:
 def pipeline_stages(profile: DeviceProfile, bytes_per_step: int) -> int:
     budget = profile.onchip_bytes // profile.programs_per_unit
     return PIPELINE_STAGES if (PIPELINE_STAGES - 1) * bytes_per_step <= budget else 1
+
+
+def statistics_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def accumulator_dtype(dtype: torch.dtype) -> tl.dtype:
+    return tl.float64 if dtype == torch.float64 else tl.float32

@@ -27,8 +27,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import as_rows, pipeline_stages, row_launch
-from liger_kernel.triton.rms_norm import accumulator_dtype
+from liger_kernel.triton._launch import accumulator_dtype, as_rows, pipeline_stages, row_launch, statistics_dtype
 
 
 @triton.jit
@@ -180,7 +179,7 @@ class LayerNormFunction(torch.autograd.Function):
         n_rows, n_cols = x_rows.shape
         profile = device_profile(X.device)
         launch = row_launch(profile, n_rows, n_cols)
-        stats_dtype = torch.float64 if X.dtype == torch.float64 else torch.float32
+        stats_dtype = statistics_dtype(X.dtype)
         y = torch.empty((n_rows, n_cols), dtype=X.dtype, device=X.device)
         mean = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
         rstd = torch.empty(n_rows, dtype=stats_dtype, device=X.device)

@@ -34,16 +34,11 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import as_rows, pipeline_stages, row_launch
+from liger_kernel.triton._launch import accumulator_dtype, as_rows, pipeline_stages, row_launch, statistics_dtype
 
 CASTING_MODES = {"llama": 0, "gemma": 1, "none": 2}
 LLAMA: tl.constexpr = tl.constexpr(0)
 GEMMA: tl.constexpr = tl.constexpr(1)
-
-
-def accumulator_dtype(dtype: torch.dtype) -> tl.dtype:
-    """fp32 statistics for 16- and 32-bit inputs, fp64 for fp64 inputs."""
-    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 @triton.jit
@@ -237,9 +232,7 @@ def rms_norm_forward(
     loops = 1 if launch.block >= n_cols else 2
     step_bytes = loops * launch.block * x_rows.element_size() * (1 if residual_rows is None else 2)
     y = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
-    rstd = torch.empty(
-        n_rows, dtype=torch.float64 if x_rows.dtype == torch.float64 else torch.float32, device=x_rows.device
-    )
+    rstd = torch.empty(n_rows, dtype=statistics_dtype(x_rows.dtype), device=x_rows.device)
     s = torch.empty_like(y) if residual_rows is not None else None
     _rms_norm_forward_kernel[(launch.grid,)](
         x_rows,

@@ -24,8 +24,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import MIN_BLOCK, pipeline_stages
-from liger_kernel.triton.rms_norm import accumulator_dtype
+from liger_kernel.triton._launch import MIN_BLOCK, accumulator_dtype, pipeline_stages
 
 
 @triton.jit

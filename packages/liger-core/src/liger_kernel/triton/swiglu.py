@@ -18,8 +18,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import pipeline_stages, tile_launch
-from liger_kernel.triton.rms_norm import accumulator_dtype
+from liger_kernel.triton._launch import accumulator_dtype, pipeline_stages, tile_launch
 
 
 @triton.jit
