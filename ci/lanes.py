@@ -287,7 +287,8 @@ def _stream(argv: list[str], env: dict[str, str], outcome: Outcome) -> int:
         if summary:
             for count, word in re.findall(r"(\d+) ([a-z]+)", summary.group(1)):
                 key = {"error": "failed", "errors": "failed", "xfailed": "skipped", "xpassed": "passed"}.get(word, word)
-                outcome.tests[key] = outcome.tests.get(key, 0) + int(count)
+                if key in ("passed", "failed", "skipped"):
+                    outcome.tests[key] = outcome.tests.get(key, 0) + int(count)
     return process.wait()
 
 
