@@ -177,7 +177,7 @@ def test_run_all_runs_lanes_in_order_and_fails_on_any_failure(tmp_path: Path, mo
         for name, run in [
             ("first", ["echo '3 passed, 1 skipped in 0.10s'"]),
             ("broken", ["echo '1 failed, 2 passed in 0.20s'; exit 1", "echo never-runs"]),
-            ("last", ["echo '==== 4 passed in 0.30s ===='"]),
+            ("last", ["echo '==== 4 passed, 2 warnings in 0.30s (0:00:00) ===='"]),
         ]
     )
     matrix = lanes.load(_write_lanes(tmp_path, body))
