@@ -21,9 +21,10 @@ by the planner (fp32 working tiles plus double-buffered DMA tiles): pass 1
 keeps an online max / sum-exp, the argmax and the smoothing sums; pass 2
 recomputes p_j from lse and writes the gradient. One program per vector core
 loops over the rows, so a batch of any length stays within the 65535-program
-grid. The gradient goes to a separate buffer (``GRAD``), never over the
-caller's logits; the fused linear cross-entropy passes its own chunk of
-logits as that buffer. tanh is built from tl.exp (no libdevice).
+grid. The gradient goes to ``GRAD``: over the logits themselves when the
+contract allows it (a non-leaf input, see ``LigerCrossEntropyFunction.overwrites``;
+pass 2 reads each element before writing it), else a new buffer; the fused
+linear cross-entropy passes its own chunk of logits. tanh is built from tl.exp (no libdevice).
 """
 
 from __future__ import annotations
@@ -240,7 +241,12 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         logits = as_rows(input)
-        grad = torch.empty_like(logits, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
+        grad = None
+        if ctx.needs_input_grad[0]:
+            # The contract lets a non-leaf input take its own gradient (``overwrites``):
+            # on the NPU that saves a (rows, V) buffer, the largest of a training step.
+            in_place = not input.is_leaf and logits.data_ptr() == input.data_ptr() and logits.is_contiguous()
+            grad = logits if in_place else torch.empty_like(logits, memory_format=torch.contiguous_format)
         loss_rows, z_rows, predicted = cross_entropy_rows(
             logits, target, weight, loss_divisors(target, weight, ignore_index, reduction),
             ignore_index=ignore_index, lse_square_scale=lse_square_scale, label_smoothing=label_smoothing,
