@@ -16,7 +16,9 @@ portable kernels of liger_kernel.triton: their fixed 4096-element tile keeps
 about 144 KiB of fp32 values live in the GEGLU backward (measured by the
 strict NPU mock), which with the compiler's double-buffered bf16 DMA tiles
 passes the 192 KiB UB; the planner's tiles peak at about 88 KiB. Inputs that
-are not contiguous are copied first, as a flat walk needs.
+are not contiguous are copied first, as a flat walk needs. As the op contract
+allows (``overwrites``), backward writes da and db over a and b when they are
+non-leaf tensors (or our own contiguous copies), saving two activations.
 """
 
 from __future__ import annotations
@@ -79,7 +81,6 @@ def _gate_backward(DC, A, B, DA, DB, numel, GATE: tl.constexpr, BLOCK: tl.conste
 
 
 def _gate_apply(gate: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a, b = a.contiguous(), b.contiguous()
     c = torch.empty_like(a)
     if a.numel():
         plan = flat_plan("gate", a.numel(), a.dtype, a.device)
@@ -87,36 +88,48 @@ def _gate_apply(gate: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return c
 
 
-def _gate_grads(gate: int, dc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _gate_grads(
+    gate: int, dc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, overwrite: tuple[bool, bool]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(da, db); with ``overwrite`` they are written over a and b (each element
+    is read before the same element is written)."""
     dc = dc.contiguous()
-    da, db = torch.empty_like(a), torch.empty_like(b)
+    da = a if overwrite[0] else torch.empty_like(a)
+    db = b if overwrite[1] else torch.empty_like(b)
     if a.numel():
         plan = flat_plan("gate_backward", a.numel(), a.dtype, a.device)
         _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), GATE=gate, BLOCK=plan.block)
     return da, db
 
 
+def _save_inputs(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contiguous a and b, saved for backward with whether each may take its gradient.
+
+    The op contract (``overwrites``) lets a non-leaf a or b be overwritten; a
+    copy made here is ours anyway. Tensors sharing storage are never
+    overwritten: one's gradient would land on the other's values."""
+    a_c, b_c = a.contiguous(), b.contiguous()
+    shared = a_c.untyped_storage().data_ptr() == b_c.untyped_storage().data_ptr()
+    ctx.overwrite = tuple(not shared and (own is not given or not given.is_leaf) for given, own in ((a, a_c), (b, b_c)))
+    ctx.save_for_backward(a_c, b_c)
+    return a_c, b_c
+
+
 class SiLUMulFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a, b = a.contiguous(), b.contiguous()
-        ctx.save_for_backward(a, b)
-        return _gate_apply(SILU, a, b)
+        return _gate_apply(SILU, *_save_inputs(ctx, a, b))
 
     @staticmethod
     def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = ctx.saved_tensors
-        return _gate_grads(SILU, dc, a, b)
+        return _gate_grads(SILU, dc, *ctx.saved_tensors, ctx.overwrite)
 
 
 class GELUMulFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a, b = a.contiguous(), b.contiguous()
-        ctx.save_for_backward(a, b)
-        return _gate_apply(GELU_TANH, a, b)
+        return _gate_apply(GELU_TANH, *_save_inputs(ctx, a, b))
 
     @staticmethod
     def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = ctx.saved_tensors
-        return _gate_grads(GELU_TANH, dc, a, b)
+        return _gate_grads(GELU_TANH, dc, *ctx.saved_tensors, ctx.overwrite)
