@@ -9,6 +9,7 @@ with the same arguments.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import torch
@@ -39,10 +40,26 @@ class DispatchedFunction:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        cls.check(*args, **kwargs)
-        first = args[0] if args else next(iter(kwargs.values()))
-        function = dispatcher.function(cls.op, first.device.type, cls.__name__)
-        return function.apply(*args, **kwargs)
+        if kwargs:
+            # torch's Function.apply does not fill in defaults skipped by a
+            # keyword argument, so backends always get the full positional list.
+            args = cls._bind(args, kwargs)
+        cls.check(*args)
+        function = dispatcher.function(cls.op, args[0].device.type, cls.__name__)
+        return function.apply(*args)
+
+    @classmethod
+    def _bind(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        signature = cls.__dict__.get("_signature")
+        if signature is None:
+            signature = inspect.signature(cls.check)
+            cls._signature = signature
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{cls.__name__}.apply: {exc}") from None
+        bound.apply_defaults()
+        return bound.args
 
     @classmethod
     def route(cls, device_type: str) -> Any:
