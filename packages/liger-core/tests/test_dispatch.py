@@ -253,3 +253,16 @@ def test_import_and_probing_leave_triton_and_torch_npu_unimported():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "'torch'" in done.stdout
+
+
+def test_registered_backend_shadows_and_survives_reset_until_undone(installed_backends):
+    installed_backends(fast=FAST)
+    from liger_fake_backends import SLOW
+
+    shadow = SLOW.__class__(**{**SLOW.__dict__, "name": "fast", "priority": 300})
+    undo = dispatcher.register(shadow, "tests", "1.0")
+    assert dispatcher.installed()["fast"].distribution == "tests"
+    liger_kernel.reset()
+    assert dispatcher.installed()["fast"].distribution == "tests"
+    undo()
+    assert dispatcher.installed()["fast"].distribution == "liger-fake-backends"

@@ -271,7 +271,6 @@ def liger_settings(request: pytest.FixtureRequest) -> Settings:
 def liger_backend(liger_settings: Settings) -> Iterator[str]:
     """Name of the backend under test, forced as every op's route for the session."""
     import liger_kernel
-    from liger_conformance.recording import forget_routes
     from liger_kernel.dispatch import dispatcher
 
     name = liger_settings.backend
@@ -283,8 +282,8 @@ def liger_backend(liger_settings: Settings) -> Iterator[str]:
         env.setenv("LIGER_KERNEL_STRICT", "1")
         liger_kernel.set_backend(name)
         # routes cached before the variables changed must go; the installed
-        # backends stay (a test may have injected one, see recording.py)
-        forget_routes()
+        # backends stay (a test may have registered one, see recording.py)
+        dispatcher.forget_routes()
         try:
             ok, reason = dispatcher.probe(name)
             if not ok:
@@ -292,7 +291,7 @@ def liger_backend(liger_settings: Settings) -> Iterator[str]:
             yield name
         finally:
             liger_kernel.set_backend(None)
-            forget_routes()
+            dispatcher.forget_routes()
 
 
 @pytest.fixture(scope="session")

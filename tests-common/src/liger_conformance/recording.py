@@ -10,10 +10,9 @@ outputs and gradients stay real::
         LigerRopeFunction.apply(q, k, cos, sin)
     assert recorder.ops() == ["rope"]
 
-The backend is injected into the dispatcher's table of installed backends
-(``dispatcher._installed``) after discovery, and the route caches are
-cleared on entry and exit. ``liger_kernel.reset()`` inside the block forgets
-it, as it forgets every discovered backend.
+The backend is added with ``dispatcher.register`` and removed on exit; it
+shadows an installed backend of the same name while the block runs, and
+survives ``liger_kernel.reset()`` inside it.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from importlib import metadata
 from typing import Any
 
 from liger_kernel.backend import API_VERSION, Backend, load_attr
-from liger_kernel.dispatch import TORCH, Installed, dispatcher
+from liger_kernel.dispatch import TORCH, dispatcher
 
 #: ``load_attr`` target of the recording ops: ACTIVE.<slot>.<op>
 ACTIVE = types.SimpleNamespace()
@@ -67,15 +66,6 @@ class RecordingOp:
     def apply(self, *args: Any, **kwargs: Any) -> Any:
         self.recorder.calls.append(Call(self.op, args, kwargs))
         return load_attr(self.delegate).apply(*args, **kwargs)
-
-
-def forget_routes() -> None:
-    """Drop cached routes, probes and profiles but keep the installed backends."""
-    with dispatcher._lock:
-        dispatcher._functions.clear()
-        dispatcher._probes.clear()
-        dispatcher._profiles.clear()
-        dispatcher._logged.clear()
 
 
 def _version() -> str:
@@ -124,17 +114,9 @@ def recording_backend(
         install_hint="(a recording mock: see liger_conformance.recording)",
         conformance=conformance,
     )
-    previous = installed.get(name)
-    installed[name] = Installed(backend, DISTRIBUTION, _version())
-    forget_routes()
+    unregister = dispatcher.register(backend, DISTRIBUTION, _version())
     try:
         yield recorder
     finally:
-        current = dispatcher._installed
-        if current is installed:
-            if previous is None:
-                current.pop(name, None)
-            else:
-                current[name] = previous
-        forget_routes()
+        unregister()
         delattr(ACTIVE, slot)

@@ -27,7 +27,7 @@ import contextvars
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -94,6 +94,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._installed: dict[str, Installed] | None = None
+        self._registered: dict[str, Installed] = {}
         self._probes: dict[str, tuple[bool, str]] = {}
         self._functions: dict[tuple[str, str, str | None], Any] = {}
         self._profiles: dict[tuple[str, str, int | None], DeviceProfile] = {}
@@ -104,11 +105,33 @@ class Dispatcher:
 
     # -- discovery -------------------------------------------------------
     def installed(self) -> dict[str, Installed]:
+        """Discovered backends, with those added by :meth:`register` over them."""
         if self._installed is None:
             with self._lock:
                 if self._installed is None:
                     self._installed = self._discover()
-        return self._installed
+        return {**self._installed, **self._registered} if self._registered else self._installed
+
+    def register(self, backend: Backend, distribution: str, version: str) -> Callable[[], None]:
+        """Add (or shadow) a backend without an entry point; returns its undo.
+
+        For tests and mocks (the recording backends of liger-conformance): a
+        registered backend survives :meth:`reset` until its undo is called.
+        """
+        with self._lock:
+            previous = self._registered.get(backend.name)
+            self._registered[backend.name] = Installed(backend, distribution, version)
+            self.forget_routes()
+
+        def unregister() -> None:
+            with self._lock:
+                if previous is None:
+                    self._registered.pop(backend.name, None)
+                else:
+                    self._registered[backend.name] = previous
+                self.forget_routes()
+
+        return unregister
 
     def _discover(self) -> dict[str, Installed]:
         found: dict[str, Installed] = {}
@@ -285,14 +308,19 @@ class Dispatcher:
             self._profiles[key] = found
         return found
 
-    def reset(self) -> None:
-        """Forget discovered backends, probes, routes and profiles."""
+    def forget_routes(self) -> None:
+        """Forget probes, routes and profiles, keeping the installed backends."""
         with self._lock:
-            self._installed = None
             self._probes.clear()
             self._functions.clear()
             self._profiles.clear()
             self._logged.clear()
+
+    def reset(self) -> None:
+        """Forget discovered backends, probes, routes and profiles."""
+        with self._lock:
+            self._installed = None
+            self.forget_routes()
 
 
 _context: contextvars.ContextVar[str | None] = contextvars.ContextVar("liger_backend", default=None)
