@@ -1,10 +1,11 @@
-"""Launch helpers shared by the NPU kernels."""
+"""Launch helpers shared by the NPU kernels (``as_rows`` is the portable kernels' own)."""
 
 from __future__ import annotations
 
 import torch
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.triton._launch import as_rows
 from liger_kernel_ascend.tiling import FOOTPRINTS, TilePlan, plan_elementwise, plan_rows
 
 
@@ -27,6 +28,7 @@ def row_plan(
 
 
 def flat_plan(op: str, numel: int, dtype: torch.dtype, device: torch.device) -> TilePlan:
+    """The tiling plan of element-wise op ``op`` over ``numel`` elements on ``device``."""
     profile = device_profile(device)
     return plan_elementwise(
         numel,
@@ -38,9 +40,4 @@ def flat_plan(op: str, numel: int, dtype: torch.dtype, device: torch.device) -> 
     )
 
 
-def as_rows(x: torch.Tensor) -> torch.Tensor:
-    """``x`` as (rows, last dim) with unit column stride: a view where possible."""
-    rows = x.reshape(-1, x.shape[-1])
-    if rows.stride(-1) != 1 and rows.shape[-1] > 1:
-        rows = rows.contiguous()
-    return rows
+__all__ = ["as_rows", "flat_plan", "row_plan"]
