@@ -114,6 +114,8 @@ def compare_with_oracle(
     reduced: Sequence[str] = (),
     output_dtypes: Mapping[str, Sequence[torch.dtype]] | None = None,
     check_unchanged: bool = True,
+    non_leaf: Sequence[str] = (),
+    overwrites: Sequence[str] = (),
 ) -> tuple[Any, ...]:
     """Run ``function(*args.values())`` and ``oracle(float64 copies of args)``.
 
@@ -125,10 +127,29 @@ def compare_with_oracle(
     or argument names) use the "reduced" tolerance. A differentiable output
     must have the input dtype, or one of ``output_dtypes[name]``. With ``check_unchanged``
     every tensor argument must be bitwise what it was before the call.
+
+    Arguments named in ``non_leaf`` (a subset of ``grads``) are passed as a
+    clone of a leaf, as an op inside a model sees them: a non-leaf tensor that
+    requires grad, whose gradient is checked on the leaf. Of those, the ones
+    the op declares in ``overwrites`` (``DispatchedFunction.overwrites``) may
+    come back holding anything; every leaf, and every other argument, must
+    still be unchanged.
     Returns the backend's outputs.
     """
-    actual_args = {name: _leaf(value) if name in grads else value for name, value in args.items()}
-    before = {name: value.detach().clone() for name, value in actual_args.items() if isinstance(value, Tensor)}
+    assert set(non_leaf) <= set(grads), "only arguments with a gradient can be passed as non-leaf tensors"
+    leaves = {name: _leaf(value) for name, value in args.items() if name in grads}
+    actual_args = {
+        name: (leaves[name].clone() if name in non_leaf else leaves[name]) if name in grads else value
+        for name, value in args.items()
+    }
+    # what must survive the call: the leaves, and each argument the op may not overwrite
+    watched = {f"{name} (leaf)": leaf for name, leaf in leaves.items() if name in non_leaf}
+    watched.update(
+        (name, value)
+        for name, value in actual_args.items()
+        if isinstance(value, Tensor) and not (name in non_leaf and name in overwrites)
+    )
+    before = {name: value.detach().clone() for name, value in watched.items()}
     oracle_args = {name: _oracle_copy(value, name in grads) for name, value in args.items()}
 
     actual = _as_tuple(function(*actual_args.values()))
@@ -170,16 +191,16 @@ def compare_with_oracle(
         )
         torch.autograd.backward([want for _, want, _ in differentiable], cotangents)
         for name in grads:
-            got, want = actual_args[name].grad, oracle_args[name].grad
+            got, want = leaves[name].grad, oracle_args[name].grad
             assert got is not None, f"no gradient reached argument {name}"
-            assert got.dtype == actual_args[name].dtype, (
-                f"gradient of {name} has dtype {got.dtype}; expected {actual_args[name].dtype}"
+            assert got.dtype == leaves[name].dtype, (
+                f"gradient of {name} has dtype {got.dtype}; expected {leaves[name].dtype}"
             )
             assert_close(got, want, dtype, f"gradient of {name}", "reduced" if name in reduced else "elementwise")
 
     if check_unchanged:
         for name, saved in before.items():
-            assert torch.equal(actual_args[name].detach(), saved), (
+            assert torch.equal(watched[name].detach(), saved), (
                 f"the call modified the caller's argument {name} (forward or backward wrote into it)"
             )
     return actual

@@ -76,7 +76,7 @@ def call_arguments(logits, target, options, device, rng):
     }
 
 
-def run(args, *, dtype, rng):
+def run(args, *, dtype, rng, non_leaf=False):
     return compare_with_oracle(
         LigerCrossEntropyFunction.apply,
         lambda a: oracles.cross_entropy(*a.values()),
@@ -87,6 +87,8 @@ def run(args, *, dtype, rng):
         outputs=OUTPUTS,
         reduced=("loss", "z_loss") if args["reduction"] != "none" else (),
         output_dtypes=LOSS_DTYPES if dtype == torch.float32 else {"loss": (dtype, torch.float32)},
+        non_leaf=("input",) if non_leaf else (),
+        overwrites=LigerCrossEntropyFunction.overwrites,
     )
 
 
@@ -124,6 +126,18 @@ def test_option(liger_device, liger_dtype, liger_rng, option, reduction):
     options, ignored, scale = OPTIONS[option]
     args = case(7, 131, liger_dtype, liger_device, liger_rng, {**options, "reduction": reduction}, ignored, scale)
     run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+NON_LEAF_CASES = [("plain", reduction) for reduction in REDUCTIONS] + [("everything", "none"), ("everything", "mean")]
+
+
+@pytest.mark.parametrize(("option", "reduction"), NON_LEAF_CASES, ids=[f"{o}-{r}" for o, r in NON_LEAF_CASES])
+def test_non_leaf_input(liger_device, liger_dtype, liger_rng, option, reduction):
+    """Logits that are an op's output (not a leaf) may take their gradient in
+    place; the loss and the gradient reaching the leaf must not change."""
+    options, ignored, scale = OPTIONS[option] if option in OPTIONS else ({}, "some", 1.0)
+    args = case(7, 131, liger_dtype, liger_device, liger_rng, {**options, "reduction": reduction}, ignored, scale)
+    run(args, dtype=liger_dtype, rng=liger_rng, non_leaf=True)
 
 
 def clear_winners(rows, vocab, dtype, device, rng, ignore_index=-100):

@@ -100,7 +100,7 @@ def case(tokens, hidden, vocab, dtype, device, rng, options, ignored="some", x_l
     return call_arguments(x, weight, target, options, device, rng)
 
 
-def run(args, *, dtype, rng):
+def run(args, *, dtype, rng, non_leaf=False):
     grads = ("input", "weight") + (("bias",) if args["bias"] is not None else ())
     return compare_with_oracle(
         LigerFusedLinearCrossEntropyFunction.apply,
@@ -112,6 +112,8 @@ def run(args, *, dtype, rng):
         outputs=OUTPUTS,
         reduced=("weight", "bias") + (("loss", "z_loss") if args["reduction"] != "none" else ()),
         output_dtypes={"loss": (dtype, torch.float32)},
+        non_leaf=("input",) if non_leaf else (),
+        overwrites=LigerFusedLinearCrossEntropyFunction.overwrites,
     )
 
 
@@ -138,6 +140,13 @@ def test_option_mean(liger_device, liger_dtype, liger_rng, option):
         winners = torch.randint(0, 97, (6,), generator=liger_rng)
         args["bias"] = torch.zeros(97, dtype=liger_dtype).index_fill(0, winners, 12.0).to(liger_device)
     run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_non_leaf_input(liger_device, liger_dtype, liger_rng, reduction):
+    """Hidden states that are an op's output (not a leaf), as in a model."""
+    args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, {"bias": True, "reduction": reduction})
+    run(args, dtype=liger_dtype, rng=liger_rng, non_leaf=True)
 
 
 @pytest.mark.parametrize("layout", ["padded_input", "transposed_weight"])

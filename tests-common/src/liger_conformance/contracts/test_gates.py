@@ -17,6 +17,7 @@ from liger_conformance.contracts._support import (
     run_twice_bitwise,
     shape_id,
 )
+from liger_conformance.tolerances import assert_close
 from liger_kernel.ops import LigerGELUMulFunction, LigerSiLUMulFunction
 
 GATES = [
@@ -29,7 +30,7 @@ SHAPES = by_size(
 )
 
 
-def run(gate, a, b, *, dtype, rng):
+def run(gate, a, b, *, dtype, rng, non_leaf=()):
     function, oracle = gate
     return compare_with_oracle(
         function.apply,
@@ -39,6 +40,8 @@ def run(gate, a, b, *, dtype, rng):
         rng=rng,
         grads=("a", "b"),
         outputs=("c",),
+        non_leaf=non_leaf,
+        overwrites=function.overwrites,
     )
 
 
@@ -56,6 +59,33 @@ def test_non_contiguous_input(liger_device, liger_dtype, liger_rng, gate, layout
     a = make((2, 3, 45), liger_dtype, liger_device, liger_rng, scale=2.0, layout=layout)
     b = make((2, 3, 45), liger_dtype, liger_device, liger_rng, layout=layout)
     run(gate, a, b, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("non_leaf", [("a", "b"), ("a",), ("b",)], ids="+".join)
+@pytest.mark.parametrize("shape", SHAPES[-2:], ids=shape_id)
+def test_non_leaf_inputs(liger_device, liger_dtype, liger_rng, gate, non_leaf, shape):
+    """a and b produced by other ops (not leaves) may take their gradients in
+    place; the gradients reaching the leaves must not change, and a leaf
+    passed beside a non-leaf stays untouched."""
+    a = make(shape, liger_dtype, liger_device, liger_rng, scale=2.0)
+    b = make(shape, liger_dtype, liger_device, liger_rng)
+    run(gate, a, b, dtype=liger_dtype, rng=liger_rng, non_leaf=non_leaf)
+
+
+@pytest.mark.parametrize("gate", GATES)
+def test_halves_of_one_tensor(liger_device, liger_dtype, liger_rng, gate):
+    """a and b as the two halves of one non-leaf projection, as a fused
+    gate-up MLP makes them: each gradient lands on its own half."""
+    function, oracle = gate
+    leaf = make((3, 2 * 45), liger_dtype, liger_device, liger_rng).requires_grad_(True)
+    a, b = leaf.clone().chunk(2, dim=-1)
+    c = function.apply(a, b)
+    dc = make((3, 45), liger_dtype, liger_device, liger_rng)
+    c.backward(dc)
+    leaf64 = leaf.detach().to(torch.float64).requires_grad_(True)
+    oracle(*leaf64.chunk(2, dim=-1)).backward(dc.to(torch.float64))
+    assert_close(leaf.grad, leaf64.grad, liger_dtype, "gradient of the fused projection", "elementwise")
 
 
 @pytest.mark.parametrize("gate", GATES)

@@ -20,14 +20,14 @@ Gradient, written by the same kernel in a second pass over the row, with p = sof
 and 0 on ignored rows. Backward multiplies it by grad_output (a scalar, or one
 value per row for "none").
 
-Memory: the gradient is written IN PLACE over the logits, in their dtype and
-already divided by the reduction divisor, so no (rows, V) buffer besides the
-caller's logits ever exists. The caller's logits tensor is therefore clobbered
-when it requires grad; clone it first if you still need its values after the
-loss. Backward scales that stored gradient in place, so the graph supports one
-backward pass. When the logits do not require grad, or the call runs under
-torch.no_grad(), nothing is written to them. (GRAD_OVERWRITES_INPUT = False
-writes the gradient to a new tensor instead.)
+Memory: as the op contract allows (``overwrites``), when the logits are a
+non-leaf tensor that requires grad (the LM head's output, say) the gradient is
+written IN PLACE over them, in their dtype and already divided by the
+reduction divisor, so no (rows, V) buffer besides the caller's logits ever
+exists; backward scales that storage in place (rows whose grad_output is 1 are
+skipped on the device, no host sync) and returns it. Leaves, tensors that do
+not require grad and calls under torch.no_grad() are never written: the
+gradient then goes to a new tensor. The graph supports one backward pass.
 
 Pass 1 keeps an online max / sum-exp (plus argmax and the weighted sums that
 label smoothing needs); pass 2 recomputes p_j from lse and stores the gradient.
@@ -36,6 +36,7 @@ All index arithmetic is int64: rows * V passes 2**31 for LLM vocabularies.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -50,11 +51,6 @@ from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row
 #: second resident program. On an H100 (227 KiB) this gives 4096-element blocks
 #: (16 warps by the profile), of which two programs fit one SM's registers.
 BYTES_PER_BLOCK_ELEMENT = 32
-
-#: True: CrossEntropyFunction writes the gradient over the caller's logits (the
-#: memory bound above). False: into a new (rows, V) tensor, leaving the logits
-#: intact at the cost of that tensor.
-GRAD_OVERWRITES_INPUT = True
 
 
 @triton.jit
@@ -370,6 +366,34 @@ def grads_wanted(ctx: Any) -> tuple[bool, ...]:
     return tuple(recorded and needed for needed in ctx.needs_input_grad)
 
 
+def overwritable(ctx: Any, tensor: torch.Tensor) -> bool:
+    """Whether the op contract (``DispatchedFunction.overwrites``) lets this
+    Function write a gradient over ``tensor``: a backward will happen, and the
+    tensor requires grad and is not a leaf, nor a view of one (whose storage
+    is the leaf's)."""
+    if not (bool(ctx.next_functions) and tensor.requires_grad and tensor.grad_fn is not None):
+        return False
+    base = tensor._base
+    return base is None or base.grad_fn is not None
+
+
+def alias(tensor: torch.Tensor) -> torch.Tensor:
+    """A new tensor object over ``tensor``'s storage. Returned from backward,
+    it is the only reference AccumulateGrad sees, so a leaf's .grad takes the
+    storage instead of a copy; version counters are not checked, as the
+    buffers are kept on ctx rather than saved."""
+    return tensor.view(tensor.shape)
+
+
+def warn_if_repeated(ctx: Any, op: str) -> None:
+    """The gradient buffer is scaled in place and handed to the caller by the
+    first backward, so a second one over the same graph (retain_graph=True)
+    cannot recover the unscaled gradient."""
+    if getattr(ctx, "backward_done", False):
+        warnings.warn(f"{op}: a second backward over one graph returns an already scaled gradient", stacklevel=3)
+    ctx.backward_done = True
+
+
 def accuracy(predicted: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """Fraction of kept rows whose argmax is the target; 0 with no kept row."""
     kept = target != ignore_index
@@ -385,8 +409,8 @@ def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
 class CrossEntropyFunction(torch.autograd.Function):
     """Triton cross-entropy with the options of ``LigerCrossEntropyFunction``.
 
-    Warning: when ``input`` requires grad, its storage is overwritten with the
-    gradient during forward (see the module docstring)."""
+    A non-leaf ``input`` that requires grad takes the gradient over its
+    storage during forward (see the module docstring)."""
 
     @staticmethod
     def forward(
@@ -406,7 +430,8 @@ class CrossEntropyFunction(torch.autograd.Function):
         logits = as_rows(input)
         grad = None
         if grads_wanted(ctx)[0]:
-            grad = logits if GRAD_OVERWRITES_INPUT else torch.empty_like(logits)
+            # as_rows may have copied: the copy is ours to overwrite.
+            grad = logits if logits is not input or overwritable(ctx, input) else torch.empty_like(logits)
         rows_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         n_rows = logits.shape[0]
         loss_rows = torch.empty(n_rows, dtype=rows_dtype, device=input.device)
@@ -427,8 +452,8 @@ class CrossEntropyFunction(torch.autograd.Function):
             z_rows=z_rows,
             predicted=predicted,
         )
-        if grad is not None:
-            ctx.save_for_backward(grad)
+        # Kept on ctx, not saved: backward owns this buffer and hands it on.
+        ctx.grad_buffer = grad
         loss = reduce_rows(loss_rows, reduction).to(input.dtype)
         z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
@@ -439,5 +464,5 @@ class CrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor, *unused: Any) -> tuple[Any, ...]:
-        (grad,) = ctx.saved_tensors
-        return (scale_rows_(grad, grad_loss), *([None] * 10))
+        warn_if_repeated(ctx, "cross_entropy")
+        return (alias(scale_rows_(ctx.grad_buffer, grad_loss)), *([None] * 10))

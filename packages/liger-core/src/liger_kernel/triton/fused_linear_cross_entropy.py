@@ -26,11 +26,13 @@ import torch
 
 from liger_kernel.triton.cross_entropy import (
     accuracy,
+    alias,
     cross_entropy_rows,
     grads_wanted,
     loss_divisors,
     reduce_rows,
     scale_rows_,
+    warn_if_repeated,
 )
 
 #: A chunk's logits hold about this many times as many elements as ``input``
@@ -212,7 +214,9 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
             ctx.accum_dtype = accum_dtype or weight.dtype
             ctx.save_for_backward(x, w, b, target, ce_weight, divisors)
         else:
-            ctx.save_for_backward(*grads)
+            # Kept on ctx, not saved: backward scales these buffers in place and
+            # hands them on (a leaf's .grad takes the storage, no copy).
+            ctx.grad_buffers = grads
 
         loss = reduce_rows(loss_rows, reduction).to(input.dtype)
         z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
@@ -241,11 +245,12 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
                 row_scale=grad_loss,
             )
         else:
+            warn_if_repeated(ctx, "fused_linear_cross_entropy")
             grads = tuple(
                 scale_rows_(grad.view(-1, grad.shape[-1]), grad_loss).view(grad.shape) if grad is not None else None
-                for grad in ctx.saved_tensors
+                for grad in ctx.grad_buffers
             )
         grad_input, grad_weight, grad_bias = (
-            grad.to(dtype) if grad is not None else None for grad, dtype in zip(grads, ctx.input_dtypes)
+            alias(grad.to(dtype)) if grad is not None else None for grad, dtype in zip(grads, ctx.input_dtypes)
         )
         return (grad_input, grad_weight, None, grad_bias, *([None] * 11))

@@ -7,8 +7,8 @@ Backward: gelu' = 0.5 * (1 + t) + 0.5 * a * (1 - t**2) * sqrt(2/pi) * (1 + 3 * 0
 computed in fp32 (fp64 for fp64 inputs), stored in the input dtype. tanh is
 taken as 2 * sigmoid(2u) - 1 (``tl.*`` math only, so the interpreter runs it).
 
-Launch as in :mod:`liger_kernel.triton.swiglu`: a persistent grid over tiles of
-the flattened inputs.
+Launch and memory as in :mod:`liger_kernel.triton.swiglu`: a persistent grid
+over tiles of the flattened inputs; da and db overwrite non-leaf a and b.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
 from liger_kernel.triton._launch import accumulator_dtype, pipeline_stages, tile_launch
+from liger_kernel.triton.swiglu import as_gate_grads, gate_grad_buffers, save_gate_inputs
 
 SQRT_2_OVER_PI: tl.constexpr = tl.constexpr(0.7978845608028654)
 GELU_CUBIC: tl.constexpr = tl.constexpr(0.044715)
@@ -79,7 +80,7 @@ def _gelu_mul_backward_kernel(
 class GELUMulFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a_flat, b_flat = a.contiguous().view(-1), b.contiguous().view(-1)
+        a_flat, b_flat = save_gate_inputs(ctx, a, b)
         c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
         profile = device_profile(a.device)
         launch = tile_launch(profile, a_flat.numel())
@@ -93,19 +94,16 @@ class GELUMulFunction(torch.autograd.Function):
             STAGES=pipeline_stages(profile, launch.block * 2 * a.element_size()),
             num_warps=launch.num_warps,
         )
-        ctx.save_for_backward(a_flat, b_flat)
         return c
 
     @staticmethod
     def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        a_flat, b_flat = ctx.saved_tensors
-        needs_da, needs_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        da = torch.empty(dc.shape, dtype=a_flat.dtype, device=dc.device) if needs_da else None
-        db = torch.empty(dc.shape, dtype=b_flat.dtype, device=dc.device) if needs_db else None
+        a_flat, b_flat, da, db = gate_grad_buffers(ctx)
+        needs_da, needs_db = da is not None, db is not None
         profile = device_profile(dc.device)
         launch = tile_launch(profile, a_flat.numel())
         _gelu_mul_backward_kernel[(launch.grid,)](
-            dc.contiguous(),
+            dc.contiguous().view(-1),
             a_flat,
             b_flat,
             da if da is not None else a_flat,
@@ -118,4 +116,4 @@ class GELUMulFunction(torch.autograd.Function):
             STAGES=pipeline_stages(profile, launch.block * 3 * a_flat.element_size()),
             num_warps=launch.num_warps,
         )
-        return da, db
+        return as_gate_grads(ctx, da, db)

@@ -5,6 +5,11 @@ Backward: da = dc * b * s * (1 + a * (1 - s));  db = dc * a * s
 computed in fp32 (fp64 for fp64 inputs), stored in the input dtype; s is
 recomputed in the backward rather than saved.
 
+As the op contract allows (``overwrites``), backward writes da and db over a
+and b when they are non-leaf tensors that require grad (or contiguous copies
+made here), so the gate's backward needs no activation-sized buffer besides
+dc. Leaves, views of leaves and a, b sharing one storage get new buffers.
+
 a and b are streamed as one flat range: a persistent grid of programs, each
 walking tiles ``pid, pid + grid, ...`` of ``tile_launch(...).block`` elements.
 """
@@ -19,6 +24,7 @@ import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
 from liger_kernel.triton._launch import accumulator_dtype, pipeline_stages, tile_launch
+from liger_kernel.triton.cross_entropy import overwritable
 
 
 @triton.jit
@@ -64,10 +70,43 @@ def _silu_mul_backward_kernel(
             tl.store(DB + offsets, (dc * a * s).to(DB.dtype.element_ty), mask=mask)
 
 
+def save_gate_inputs(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat contiguous a and b, saved for backward, and in ``ctx.overwrite``
+    whether each may take its own gradient (a copy made here always may)."""
+    flats = []
+    overwrite = []
+    for given in (a, b):
+        contiguous = given.contiguous()
+        flats.append(contiguous.view(-1))
+        overwrite.append(contiguous is not given or overwritable(ctx, given))
+    # one's gradient would land on the other's values
+    shared = flats[0].untyped_storage().data_ptr() == flats[1].untyped_storage().data_ptr()
+    ctx.overwrite = (overwrite[0] and not shared, overwrite[1] and not shared)
+    ctx.gate_shape = a.shape
+    ctx.save_for_backward(*flats)
+    return flats[0], flats[1]
+
+
+def gate_grad_buffers(ctx: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(a_flat, b_flat, da, db): da over a_flat and db over b_flat where
+    ``ctx.overwrite`` allows, new buffers otherwise, None where not needed."""
+    a_flat, b_flat = ctx.saved_tensors
+    grads = []
+    for flat, needed, overwrite in zip((a_flat, b_flat), ctx.needs_input_grad, ctx.overwrite):
+        grads.append(None if not needed else flat if overwrite else torch.empty_like(flat))
+    return a_flat, b_flat, grads[0], grads[1]
+
+
+def as_gate_grads(ctx: Any, da: torch.Tensor | None, db: torch.Tensor | None) -> tuple[Any, Any]:
+    """The flat gradients in the gate's shape, each a new tensor object (a
+    view), so a leaf's .grad takes the storage without a copy."""
+    return tuple(None if grad is None else grad.view(ctx.gate_shape) for grad in (da, db))
+
+
 class SiLUMulFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a_flat, b_flat = a.contiguous().view(-1), b.contiguous().view(-1)
+        a_flat, b_flat = save_gate_inputs(ctx, a, b)
         c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
         profile = device_profile(a.device)
         launch = tile_launch(profile, a_flat.numel())
@@ -81,19 +120,16 @@ class SiLUMulFunction(torch.autograd.Function):
             STAGES=pipeline_stages(profile, launch.block * 2 * a.element_size()),
             num_warps=launch.num_warps,
         )
-        ctx.save_for_backward(a_flat, b_flat)
         return c
 
     @staticmethod
     def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        a_flat, b_flat = ctx.saved_tensors
-        needs_da, needs_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        da = torch.empty(dc.shape, dtype=a_flat.dtype, device=dc.device) if needs_da else None
-        db = torch.empty(dc.shape, dtype=b_flat.dtype, device=dc.device) if needs_db else None
+        a_flat, b_flat, da, db = gate_grad_buffers(ctx)
+        needs_da, needs_db = da is not None, db is not None
         profile = device_profile(dc.device)
         launch = tile_launch(profile, a_flat.numel())
         _silu_mul_backward_kernel[(launch.grid,)](
-            dc.contiguous(),
+            dc.contiguous().view(-1),
             a_flat,
             b_flat,
             da if da is not None else a_flat,
@@ -106,4 +142,4 @@ class SiLUMulFunction(torch.autograd.Function):
             STAGES=pipeline_stages(profile, launch.block * 3 * a_flat.element_size()),
             num_warps=launch.num_warps,
         )
-        return da, db
+        return as_gate_grads(ctx, da, db)
