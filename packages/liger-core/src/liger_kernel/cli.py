@@ -11,6 +11,7 @@ COMMANDS = {
     "info": ("liger_kernel.env_report", "installed distributions, backend probes and op routes"),
     "selftest": ("liger_kernel.selftest", "run every op forward and backward on this machine and show its route"),
     "demo": ("liger_kernel.demo", "train a small Llama twice, stock and patched, and compare loss, speed and memory"),
+    "new-backend": ("liger_kernel.scaffold", "generate the distribution of a new backend (liger-NAME) and its CI lane"),
 }
 
 
