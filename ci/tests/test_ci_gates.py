@@ -192,19 +192,30 @@ def ascend_site(tmp_path: Path) -> Path:
     return tmp_path
 
 
+ASCEND_TRITON = ["triton/__init__.py", "triton/backends/ascend/__init__.py"]
+
+
 def test_check_env_accepts_triton_ascend(ascend_site: Path) -> None:
-    _dist(ascend_site, "triton-ascend", "3.2.0", ["triton/__init__.py"])
+    _dist(ascend_site, "triton-ascend", "3.2.0", ASCEND_TRITON)
     result = _check_env(ascend_site)
     assert result.returncode == 0, result.stdout
     assert "environment ok" in result.stdout
 
 
-def test_check_env_rejects_nvidia_triton_beside_triton_ascend(ascend_site: Path) -> None:
+def test_check_env_accepts_community_triton_under_triton_ascend(ascend_site: Path) -> None:
+    # newer triton-ascend releases depend on `triton`; its backend must survive
+    _dist(ascend_site, "triton-ascend", "3.2.1", ASCEND_TRITON)
+    _dist(ascend_site, "triton", "3.5.0")
+    result = _check_env(ascend_site)
+    assert result.returncode == 0, result.stdout
+
+
+def test_check_env_rejects_triton_that_overwrote_the_ascend_backend(ascend_site: Path) -> None:
     _dist(ascend_site, "triton-ascend", "3.2.0", ["triton/__init__.py"])
     _dist(ascend_site, "triton", "3.5.0")
     result = _check_env(ascend_site)
     assert result.returncode == 1
-    assert "the `triton` distribution 3.5.0 is installed" in result.stdout
+    assert "the `triton` distribution 3.5.0 overwrote triton-ascend's files" in result.stdout
 
 
 def test_check_env_rejects_a_missing_triton_ascend(ascend_site: Path) -> None:

@@ -28,21 +28,26 @@ def _installed(name: str) -> str | None:
 
 def problems(check_device: bool) -> list[str]:
     found = []
-    if _installed("triton"):
-        found.append(
-            f"the `triton` distribution {_installed('triton')} is installed: it overwrites triton-ascend's `triton` "
-            "module. Remove both and reinstall triton-ascend (ci/runners/ascend/README.md)."
-        )
     if not _installed("triton-ascend"):
         found.append("triton-ascend is not installed")
     else:
         spec = importlib.util.find_spec("triton")
         files = metadata.distribution("triton-ascend").files or []
         owned = {str(Path(str(file)).parts[0]) for file in files}
+        locations = list(spec.submodule_search_locations or []) if spec else []
         if spec is None or spec.origin is None:
             found.append("`import triton` finds nothing although triton-ascend is installed")
         elif "triton" not in owned:
             found.append(f"`triton` loads from {spec.origin}, which triton-ascend did not install")
+        elif not any((Path(loc) / "backends" / "ascend").is_dir() for loc in locations):
+            # Newer triton-ascend releases declare the community `triton` as a
+            # dependency; that is fine as long as the Ascend backend is in place.
+            version = _installed("triton")
+            found.append(
+                "the `triton` module has no backends/ascend: "
+                + (f"the `triton` distribution {version} overwrote triton-ascend's files. " if version else "")
+                + "Remove both and reinstall triton-ascend (ci/runners/ascend/README.md)."
+            )
     for name in ("torch", "torch-npu", "pytest"):
         if not _installed(name):
             found.append(f"{name} is not installed")
