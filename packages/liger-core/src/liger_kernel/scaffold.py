@@ -162,9 +162,11 @@ def generate(spec: Spec, dest: Path) -> Path:
     return target
 
 
-def append_lane(spec: Spec, lanes_file: Path) -> str:
-    """Append the backend's CPU lane to ``lanes_file``; returns the lane name."""
+def require_free_lane(spec: Spec, lanes_file: Path) -> str:
+    """The backend's lane name; raises when ``lanes_file`` cannot take it."""
     lane_name = f"backend-{spec.name}"
+    if not lanes_file.is_file():
+        raise ScaffoldError(f"lane file {lanes_file} does not exist")
     text = lanes_file.read_text(encoding="utf-8")
     parsed = _parse_toml(text, lanes_file)
     taken = (
@@ -174,6 +176,13 @@ def append_lane(spec: Spec, lanes_file: Path) -> str:
     )
     if taken:
         raise ScaffoldError(f"{lanes_file} already has a lane named {lane_name!r}")
+    return lane_name
+
+
+def append_lane(spec: Spec, lanes_file: Path) -> str:
+    """Append the backend's CPU lane to ``lanes_file``; returns the lane name."""
+    lane_name = require_free_lane(spec, lanes_file)
+    text = lanes_file.read_text(encoding="utf-8")
     combined = (text if text.endswith("\n") else text + "\n") + render(_template("lane.toml.tmpl"), spec)
     _parse_toml(combined, lanes_file)  # never leave a file ci/lanes.py cannot read
     lanes_file.write_text(combined, encoding="utf-8")
@@ -268,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         if lanes_file is None and not args.no_lane:
             around_dest = find_checkout(dest)
             lanes_file = around_dest / "ci" / "lanes.toml" if around_dest else None
-        if lanes_file is not None and not lanes_file.is_file():
-            raise ScaffoldError(f"lane file {lanes_file} does not exist")
         spec = Spec(args.name, args.device_type, args.priority, args.triton)
+        if lanes_file is not None:
+            require_free_lane(spec, lanes_file)  # before anything is written
         target = generate(spec, dest)
         lane = append_lane(spec, lanes_file) if lanes_file is not None else None
     except ScaffoldError as exc:
