@@ -1,0 +1,172 @@
+"""A loss on top of a linear layer (the LM head), evaluated chunk by chunk over the batch.
+
+Every loss in this package has the form
+    loss = sum over chunks k of  L_k(logits_k),   logits_k = x[rows_k] @ W.T + b
+where each chunk term L_k already carries the whole batch's normalisation
+(divisors are computed once, up front, from the full targets or masks).
+Forward walks the chunks. For each one it builds the chunk's logits in a local
+autograd graph, evaluates L_k, and takes its gradients at once:
+    dx[rows_k] = dL_k / dx[rows_k]      dW += dL_k / dW      db += dL_k / db
+then drops the graph, so at most one chunk's (rows, seq, vocab) logits (and
+their gradient) are alive at a time, never the whole batch's. Backward only
+scales the stored gradients by the incoming scalar gradient.
+
+Chunk terms may also report detached metrics: a 0-dim metric is summed over
+the chunks (terms that are batch means are pre-divided by the batch's size),
+any other is concatenated along dim 0 in chunk order.
+
+The math is plain PyTorch, so it runs on any device. Reference-model inputs
+(``ref_input``/``ref_weight``/``ref_bias`` of the losses) are used under
+``torch.no_grad`` inside the chunk terms and never get gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+ChunkTerm = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"],
+    tuple[torch.Tensor, Sequence[torch.Tensor]],
+]
+"""``term(rows, x_chunk, weight, bias) -> (loss_k, metrics_k)``; ``rows`` indexes dim 0 of the input."""
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def row_chunks(num_rows: int, rows_per_chunk: int, device: torch.device) -> list[torch.Tensor]:
+    """Consecutive row indices ``[0, c), [c, 2c), ...`` covering ``num_rows``."""
+    step = max(1, int(rows_per_chunk))
+    return [torch.arange(start, min(start + step, num_rows), device=device) for start in range(0, num_rows, step)]
+
+
+def paired_row_chunks(num_pairs: int, pairs_per_chunk: int, device: torch.device) -> list[torch.Tensor]:
+    """Chunks that keep each chosen row ``i`` with its rejected row ``num_pairs + i``.
+
+    Each chunk lists its chosen rows first, then their rejected rows in the same order.
+    """
+    return [torch.cat([rows, rows + num_pairs]) for rows in row_chunks(num_pairs, pairs_per_chunk, device)]
+
+
+def linear_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T + bias`` with the matmul in the inputs' dtype and the result in fp32 (float64 stays)."""
+    logits = x @ weight.t()
+    out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    logits = logits.to(out_dtype)
+    if bias is not None:
+        logits = logits + bias.to(out_dtype)
+    return logits
+
+
+def token_log_probs(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each target token, and the mask of tokens that count.
+
+    Ignored positions get log-probability 0 (they are gathered at index 0, then masked).
+    """
+    mask = target != ignore_index
+    safe_target = torch.where(mask, target, torch.zeros_like(target))
+    logps = F.log_softmax(logits, dim=-1).gather(-1, safe_target.unsqueeze(-1)).squeeze(-1)
+    return logps * mask, mask
+
+
+def sequence_log_probs(token_logps: torch.Tensor, mask: torch.Tensor, average: bool) -> torch.Tensor:
+    """Per-sequence sum (or mean over counted tokens) of masked token log-probabilities over the last dim."""
+    total = token_logps.sum(-1)
+    if average:
+        return total / mask.sum(-1).clamp(min=1)
+    return total
+
+
+def accumulator_dtype(t: torch.Tensor) -> torch.dtype:
+    """fp32 for half tensors, else their own dtype: the dtype gradients are summed in."""
+    return torch.float32 if t.dtype in HALF_DTYPES else t.dtype
+
+
+class ChunkedLinearLossFunction(torch.autograd.Function):
+    """``apply(input, weight, bias, chunks, term) -> (loss, *metrics)``; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, chunks, term):  # type: ignore[override]
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
+        need_db = need_db and bias is not None
+        dinput = torch.zeros_like(input) if need_dx else None
+        dweight = torch.zeros(weight.shape, dtype=accumulator_dtype(weight), device=weight.device) if need_dw else None
+        dbias = torch.zeros(bias.shape, dtype=accumulator_dtype(bias), device=bias.device) if need_db else None
+        loss = torch.zeros(
+            (), dtype=torch.float64 if input.dtype == torch.float64 else torch.float32, device=input.device
+        )
+        scalar_metrics: list[torch.Tensor] = []
+        row_metrics: list[list[torch.Tensor]] = []
+        kinds: list[bool] = []  # True where the metric is 0-dim (summed), False where it is per row (concatenated)
+
+        for rows in chunks:
+            with torch.enable_grad():
+                x = input.index_select(0, rows).detach().requires_grad_(need_dx)
+                w = weight.detach().requires_grad_(need_dw)
+                b = bias.detach().requires_grad_(need_db) if bias is not None else None
+                chunk_loss, chunk_metrics = term(rows, x, w, b)
+                wanted = [(t, slot) for t, slot in ((x, "x"), (w, "w"), (b, "b")) if t is not None and t.requires_grad]
+                grads = (
+                    torch.autograd.grad(chunk_loss, [t for t, _ in wanted], allow_unused=True)
+                    if wanted and chunk_loss.requires_grad
+                    else [None] * len(wanted)
+                )
+            for (_, slot), grad in zip(wanted, grads):
+                if grad is None:
+                    continue
+                if slot == "x":
+                    dinput.index_copy_(0, rows, grad.to(dinput.dtype))
+                elif slot == "w":
+                    dweight.add_(grad)
+                else:
+                    dbias.add_(grad)
+            loss += chunk_loss.detach()
+
+            if not kinds:
+                kinds = [m.dim() == 0 for m in chunk_metrics]
+                scalar_metrics = [torch.zeros_like(m.detach()) for m in chunk_metrics]
+                row_metrics = [[] for _ in chunk_metrics]
+            for i, metric in enumerate(chunk_metrics):
+                if kinds[i]:
+                    scalar_metrics[i] = scalar_metrics[i] + metric.detach()
+                else:
+                    row_metrics[i].append(metric.detach())
+
+        metrics = [scalar_metrics[i] if kinds[i] else torch.cat(row_metrics[i]) for i in range(len(kinds))]
+        ctx.save_for_backward(dinput, dweight, dbias)
+        ctx.param_dtypes = (input.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        ctx.mark_non_differentiable(*metrics)
+        return (loss, *metrics)
+
+    @staticmethod
+    def backward(ctx, grad_loss, *_metric_grads):  # type: ignore[override]
+        dinput, dweight, dbias = ctx.saved_tensors
+        input_dtype, weight_dtype, bias_dtype = ctx.param_dtypes
+
+        def scaled(grad: torch.Tensor | None, dtype: torch.dtype | None) -> torch.Tensor | None:
+            if grad is None:
+                return None
+            return (grad * grad_loss.to(grad.dtype)).to(dtype)
+
+        return scaled(dinput, input_dtype), scaled(dweight, weight_dtype), scaled(dbias, bias_dtype), None, None
+
+
+def chunked_linear_loss(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    chunks: Sequence[torch.Tensor],
+    term: ChunkTerm,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The loss summed over ``chunks`` of rows of ``input``, differentiable in input, weight and bias."""
+    if weight.dim() != 2 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"input's last dimension ({input.shape[-1]}) must match weight's hidden size; "
+            f"weight must be (vocab, hidden), got {tuple(weight.shape)}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    loss, *metrics = ChunkedLinearLossFunction.apply(input, weight, bias, list(chunks), term)
+    return loss, metrics

@@ -1,0 +1,233 @@
+"""Group Relative Policy Optimization (and its variants) over a fused LM head, chunked.
+
+Inputs: hidden states ``input`` (B, T, H) of the completion tokens
+``selected_token_ids`` (B, T), ``attention_mask`` (B, T) of the tokens that
+count, ``advantages`` (B,). Per token, with logits divided by ``temperature``,
+    logp     = log softmax(x_t @ W.T + b)[y_t]
+    old      = old_per_token_logps, or logp detached (one update per generation)
+    coef     = exp(logp - old)                       importance_sampling_level="token"
+             = exp(masked mean over t of logp - old)  "sequence" (one per row)
+and, by ``loss_type`` (A the row's advantage, eps_lo/eps_hi the clip range):
+    grpo, bnpo, dr_grpo, dapo   l = -min(coef A, clamp(coef, 1 - eps_lo, 1 + eps_hi) A)
+    cispo                       l = -min(coef, eps_hi).detach() A logp
+    sapo                        l = -A (4 / tau) sigmoid(tau (coef - 1)), tau by the sign of A
+With ``beta`` != 0 the KL penalty ``beta (exp(ref - logp) - (ref - logp) - 1)`` is
+added per token, ``ref`` from ``ref_per_token_logps``, else from the reference
+model (``ref_input``, ``ref_weight``, ``ref_bias``, no gradients), else logp
+detached. ``vllm_is_ratio`` (B,), (B, 1) or (B, T) multiplies l when given.
+Reduction over the masked tokens:
+    grpo, sapo    sum over rows of (row sum / row token count), / B
+    bnpo, dapo,   sum / total token count
+    cispo
+    dr_grpo       sum / (B * max_completion_length)
+Chunks hold ``chunk_size`` rows. Returns ``loss, metrics``: metrics is
+``[mean KL]`` (only with beta != 0) followed by the clipped-token fraction.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from liger_kernel.chunked_loss._chunking import chunked_linear_loss, linear_logits, row_chunks
+
+GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo")
+
+
+def selected_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Log-probability of each selected token under ``softmax(logits / temperature)``."""
+    return F.log_softmax(logits / temperature, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def liger_fused_linear_grpo(
+    _input: torch.Tensor,
+    weight: torch.Tensor,
+    selected_token_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    advantages: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    ref_per_token_logps: torch.Tensor | None = None,
+    old_per_token_logps: torch.Tensor | None = None,
+    ref_input: torch.Tensor | None = None,
+    ref_weight: torch.Tensor | None = None,
+    ref_bias: torch.Tensor | None = None,
+    beta: float = 0.04,
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    loss_type: str = "dapo",
+    max_completion_length: int | None = None,
+    importance_sampling_level: str = "token",
+    sapo_temperature_pos: float = 1.0,
+    sapo_temperature_neg: float = 1.05,
+    temperature: float = 1.0,
+    compiled: bool = True,
+    use_ref_model: bool = True,
+    chunk_size: int = 1,
+    vllm_is_ratio: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """GRPO-family loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
+    if loss_type not in GRPO_LOSS_TYPES:
+        raise ValueError(f"unknown GRPO loss_type {loss_type!r}; expected one of {GRPO_LOSS_TYPES}")
+    if importance_sampling_level not in ("token", "sequence"):
+        raise ValueError(f"importance_sampling_level must be 'token' or 'sequence', got {importance_sampling_level!r}")
+    if loss_type == "dr_grpo" and max_completion_length is None:
+        raise ValueError("loss_type='dr_grpo' needs max_completion_length")
+    if loss_type == "sapo" and min(sapo_temperature_pos, sapo_temperature_neg) <= 0:
+        raise ValueError("SAPO temperatures must be > 0")
+    if _input.dim() != 3 or selected_token_ids.shape != _input.shape[:2] or attention_mask.shape != _input.shape[:2]:
+        raise ValueError(
+            f"input must be (batch, seq, hidden), selected_token_ids and attention_mask (batch, seq); got "
+            f"{tuple(_input.shape)}, {tuple(selected_token_ids.shape)}, {tuple(attention_mask.shape)}"
+        )
+    with_ref_model = use_ref_model and ref_per_token_logps is None and ref_input is not None
+    if with_ref_model and ref_weight is None:
+        raise ValueError("a reference model needs ref_weight with ref_input")
+    batch = _input.shape[0]
+    total_tokens = attention_mask.sum().clamp(min=1)
+    if vllm_is_ratio is not None and vllm_is_ratio.dim() == 1:
+        vllm_is_ratio = vllm_is_ratio.unsqueeze(-1)
+
+    def rows_of(t: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
+        return None if t is None else t.index_select(0, rows)
+
+    def term(rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+        token_ids = selected_token_ids.index_select(0, rows)
+        logps = selected_log_probs(linear_logits(x, w, b), token_ids, temperature)
+        mask = attention_mask.index_select(0, rows).to(logps.dtype)
+        adv = advantages.index_select(0, rows).to(logps.dtype).unsqueeze(-1)
+
+        old = rows_of(old_per_token_logps, rows)
+        old = logps.detach() if old is None else old
+        log_ratio = logps - old
+        if importance_sampling_level == "sequence":
+            log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1)).unsqueeze(-1)
+        coef = torch.exp(log_ratio)
+
+        is_low = torch.zeros_like(coef, dtype=torch.bool)
+        is_high = torch.zeros_like(coef, dtype=torch.bool)
+        if loss_type == "cispo":
+            is_high = coef > epsilon_high
+            per_token = -torch.clamp(coef, max=epsilon_high).detach() * adv * logps
+        elif loss_type == "sapo":
+            tau = torch.where(adv > 0, sapo_temperature_pos, sapo_temperature_neg)
+            per_token = -adv * torch.sigmoid(tau * (coef - 1)) * 4 / tau
+        else:
+            is_low, is_high = coef < 1 - epsilon_low, coef > 1 + epsilon_high
+            clipped = torch.clamp(coef, 1 - epsilon_low, 1 + epsilon_high)
+            per_token = -torch.min(coef * adv, clipped * adv)
+        per_token = per_token.expand_as(mask)
+        if vllm_is_ratio is not None:
+            per_token = per_token * vllm_is_ratio.index_select(0, rows)
+
+        metrics = []
+        if beta != 0.0:
+            ref = rows_of(ref_per_token_logps, rows) if use_ref_model else None
+            if ref is None and with_ref_model:
+                with torch.no_grad():
+                    ref_logits = linear_logits(ref_input.index_select(0, rows), ref_weight, ref_bias)
+                    ref = selected_log_probs(ref_logits, token_ids, temperature)
+                    del ref_logits
+            if ref is None:
+                ref = logps.detach()
+            delta = ref - logps
+            kl = torch.exp(delta) - delta - 1
+            per_token = per_token + beta * kl
+            metrics.append((kl.detach() * mask).sum() / total_tokens)
+
+        if loss_type in ("grpo", "sapo"):
+            loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).sum() / batch
+        elif loss_type == "dr_grpo":
+            loss = (per_token * mask).sum() / (batch * max_completion_length)
+        else:
+            loss = (per_token * mask).sum() / total_tokens
+
+        clipped_tokens = ((is_low & (adv < 0)) | (is_high & (adv > 0))).expand_as(mask)
+        metrics.append((clipped_tokens * mask).sum() / total_tokens)
+        return loss, metrics
+
+    return chunked_linear_loss(_input, weight, bias, row_chunks(batch, chunk_size, _input.device), term)
+
+
+class LigerFusedLinearGRPOFunction:
+    """Function-style entry point: ``.apply(...)`` takes ``liger_fused_linear_grpo``'s arguments."""
+
+    apply = staticmethod(liger_fused_linear_grpo)
+
+
+class LigerFusedLinearGRPOLoss(torch.nn.Module):
+    """GRPO over the LM head: ``loss_fn(_input, lin_weight, selected_token_ids, attention_mask, advantages,
+    bias=None, ref_per_token_logps=None, old_per_token_logps=None, ref_input=None, ref_weight=None,
+    ref_bias=None, vllm_is_ratio=None) -> (loss, metrics)``."""
+
+    def __init__(
+        self,
+        beta: float = 0.04,
+        compiled: bool = True,
+        use_ref_model: bool = True,
+        chunk_size: int = 1,
+        epsilon_low: float = 0.2,
+        epsilon_high: float = 0.2,
+        loss_type: str = "dapo",
+        max_completion_length: int | None = None,
+        importance_sampling_level: str = "token",
+        sapo_temperature_pos: float = 1.0,
+        sapo_temperature_neg: float = 1.05,
+        temperature: float = 1.0,
+    ):
+        super().__init__()
+        if loss_type not in GRPO_LOSS_TYPES:
+            raise ValueError(f"unknown GRPO loss_type {loss_type!r}; expected one of {GRPO_LOSS_TYPES}")
+        self.beta = beta
+        self.compiled = compiled
+        self.use_ref_model = use_ref_model
+        self.chunk_size = chunk_size
+        self.epsilon_low = epsilon_low
+        self.epsilon_high = epsilon_high
+        self.loss_type = loss_type
+        self.max_completion_length = max_completion_length
+        self.importance_sampling_level = importance_sampling_level
+        self.sapo_temperature_pos = sapo_temperature_pos
+        self.sapo_temperature_neg = sapo_temperature_neg
+        self.temperature = temperature
+
+    def forward(
+        self,
+        _input,
+        lin_weight,
+        selected_token_ids,
+        attention_mask,
+        advantages,
+        bias=None,
+        ref_per_token_logps=None,
+        old_per_token_logps=None,
+        ref_input=None,
+        ref_weight=None,
+        ref_bias=None,
+        vllm_is_ratio=None,
+    ):
+        return liger_fused_linear_grpo(
+            _input,
+            lin_weight,
+            selected_token_ids,
+            attention_mask,
+            advantages,
+            bias,
+            ref_per_token_logps,
+            old_per_token_logps,
+            ref_input,
+            ref_weight,
+            ref_bias,
+            self.beta,
+            self.epsilon_low,
+            self.epsilon_high,
+            self.loss_type,
+            self.max_completion_length,
+            self.importance_sampling_level,
+            self.sapo_temperature_pos,
+            self.sapo_temperature_neg,
+            self.temperature,
+            self.compiled,
+            self.use_ref_model,
+            self.chunk_size,
+            vllm_is_ratio,
+        )

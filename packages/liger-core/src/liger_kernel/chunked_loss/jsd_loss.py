@@ -1,0 +1,131 @@
+"""Generalized Jensen-Shannon distillation over fused LM heads, chunked (see :mod:`.fused_linear_distillation`).
+
+Per row, with student distribution S = softmax(s), teacher T = softmax(t) and
+the mixture M = beta S + (1 - beta) T,
+    D = beta KL(T || M) + (1 - beta) KL(S || M)
+so beta = 0 gives KL(S || T) and beta = 1 gives KL(T || S).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from liger_kernel.chunked_loss.fused_linear_distillation import fused_linear_distillation_loss
+
+
+def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-row generalized JSD between ``softmax(student_logits)`` and ``softmax(teacher_logits)``."""
+    student_logp = F.log_softmax(student_logits, dim=-1)
+    teacher_logp = F.log_softmax(teacher_logits, dim=-1)
+    # log M from log-probabilities: exact at beta = 0 or 1, where one weight is log(0) = -inf
+    log_weights = (math.log(beta) if beta > 0 else -math.inf, math.log(1 - beta) if beta < 1 else -math.inf)
+    mixture_logp = torch.logaddexp(student_logp + log_weights[0], teacher_logp + log_weights[1])
+    divergence = student_logp.new_zeros(student_logp.shape[:-1])
+    if beta > 0:
+        divergence = divergence + beta * (teacher_logp.exp() * (teacher_logp - mixture_logp)).sum(-1)
+    if beta < 1:
+        divergence = divergence + (1 - beta) * (student_logp.exp() * (student_logp - mixture_logp)).sum(-1)
+    return divergence
+
+
+def liger_fused_linear_jsd(
+    student_input: torch.Tensor,
+    student_weight: torch.Tensor,
+    teacher_input: torch.Tensor,
+    teacher_weight: torch.Tensor,
+    true_labels: torch.Tensor,
+    student_bias: torch.Tensor | None = None,
+    teacher_bias: torch.Tensor | None = None,
+    weight_hard_loss: float = 0.5,
+    weight_soft_loss: float = 0.5,
+    beta: float = 0.5,
+    ignore_index: int = -100,
+    temperature: float = 1.0,
+    compiled: bool = True,
+    chunk_size: int = 1024,
+    return_soft_hard_loss: bool = False,
+):
+    """JSD distillation loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    return fused_linear_distillation_loss(
+        student_input,
+        student_weight,
+        teacher_input,
+        teacher_weight,
+        true_labels,
+        student_bias,
+        teacher_bias,
+        lambda s, t: generalized_jsd(s, t, beta),
+        weight_hard_loss=weight_hard_loss,
+        weight_soft_loss=weight_soft_loss,
+        ignore_index=ignore_index,
+        temperature=temperature,
+        chunk_size=chunk_size,
+        return_soft_hard_loss=return_soft_hard_loss,
+    )
+
+
+class LigerFusedLinearJSDFunction:
+    """Function-style entry point: ``.apply(...)`` takes ``liger_fused_linear_jsd``'s arguments."""
+
+    apply = staticmethod(liger_fused_linear_jsd)
+
+
+class LigerFusedLinearJSDLoss(torch.nn.Module):
+    """JSD distillation: ``loss_fn(student_input, student_weight, teacher_input, teacher_weight, true_labels,
+    student_bias=None, teacher_bias=None)``."""
+
+    def __init__(
+        self,
+        weight_hard_loss: float = 0.5,
+        weight_soft_loss: float = 0.5,
+        beta: float = 0.5,
+        ignore_index: int = -100,
+        temperature: float = 1.0,
+        compiled: bool = True,
+        chunk_size: int = 1024,
+        return_soft_hard_loss: bool = False,
+    ):
+        super().__init__()
+        if temperature == 0:
+            raise ValueError("temperature cannot be 0")
+        self.weight_hard_loss = weight_hard_loss
+        self.weight_soft_loss = weight_soft_loss
+        self.beta = beta
+        self.ignore_index = ignore_index
+        self.temperature = temperature
+        self.compiled = compiled
+        self.chunk_size = chunk_size
+        self.return_soft_hard_loss = return_soft_hard_loss
+
+    def forward(
+        self,
+        student_input,
+        student_weight,
+        teacher_input,
+        teacher_weight,
+        true_labels,
+        student_bias=None,
+        teacher_bias=None,
+    ):
+        return liger_fused_linear_jsd(
+            student_input,
+            student_weight,
+            teacher_input,
+            teacher_weight,
+            true_labels,
+            student_bias,
+            teacher_bias,
+            self.weight_hard_loss,
+            self.weight_soft_loss,
+            self.beta,
+            self.ignore_index,
+            self.temperature,
+            self.compiled,
+            self.chunk_size,
+            self.return_soft_hard_loss,
+        )

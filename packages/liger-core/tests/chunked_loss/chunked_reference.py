@@ -1,0 +1,196 @@
+"""Straightforward (whole-batch, unchunked) PyTorch versions of the chunked losses, as test oracles.
+
+Each materializes the full logits and lets autograd differentiate; none shares
+code with liger_kernel.chunked_loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def full_logits(x, w, b):
+    logits = x @ w.t()
+    return logits if b is None else logits + b
+
+
+def sequence_logps(x, w, b, target, ignore_index, average):
+    logp = F.log_softmax(full_logits(x, w, b), dim=-1)
+    mask = target != ignore_index
+    picked = torch.gather(logp, -1, torch.where(mask, target, 0).unsqueeze(-1)).squeeze(-1)
+    total = (picked * mask).sum(-1)
+    return (total / mask.sum(-1).clamp(min=1)) if average else total
+
+
+def chosen_nll(x, w, b, target, ignore_index):
+    """Mean token cross-entropy over the chosen (first) half of the batch."""
+    half = x.shape[0] // 2
+    logits = full_logits(x[:half], w, b)
+    return F.cross_entropy(logits.flatten(0, 1), target[:half].flatten(), ignore_index=ignore_index)
+
+
+def preference_outputs(x, w, b, target, ignore_index, average, ref=None):
+    """(chosen_logps, rejected_logps, ref_chosen, ref_rejected, chosen_logits_mean, rejected_logits_mean)."""
+    half = x.shape[0] // 2
+    logps = sequence_logps(x, w, b, target, ignore_index, average)
+    logits = full_logits(x, w, b)
+    ref_c = ref_r = torch.zeros(half, dtype=logps.dtype)
+    if ref is not None:
+        with torch.no_grad():
+            ref_logps = sequence_logps(*ref, target, ignore_index, average)
+        ref_c, ref_r = ref_logps[:half], ref_logps[half:]
+    return logps[:half], logps[half:], ref_c, ref_r, logits[:half].mean(), logits[half:].mean()
+
+
+def dpo(x, w, b, target, *, beta, loss_type, ignore_index, ref=None, average=False, nll=False):
+    c, r, rc, rr, cm, rm = preference_outputs(x, w, b, target, ignore_index, average, ref)
+    cr, rr_ = c - rc, r - rr
+    if loss_type == "sigmoid":
+        losses = -F.logsigmoid(beta * cr - beta * rr_)
+    elif loss_type == "apo_zero":
+        losses = 1 - torch.sigmoid(beta * cr) + torch.sigmoid(beta * rr_)
+    elif loss_type == "apo_down":
+        losses = torch.sigmoid(beta * cr) + 1 - torch.sigmoid(beta * (cr - rr_))
+    elif loss_type == "sppo_hard":
+        losses = (cr - 0.5 / beta) ** 2 + (rr_ + 0.5 / beta) ** 2
+    else:  # nca_pair
+        losses = -F.logsigmoid(beta * cr) - 0.5 * F.logsigmoid(-beta * cr) - 0.5 * F.logsigmoid(-beta * rr_)
+    nll_loss = chosen_nll(x, w, b, target, ignore_index) if nll else torch.zeros(())
+    return losses.mean() + nll_loss, (c, r, cm, rm, nll_loss, beta * cr, beta * rr_)
+
+
+def orpo(x, w, b, target, *, beta, ignore_index):
+    c, r, _, _, cm, rm = preference_outputs(x, w, b, target, ignore_index, True)
+    # log odds(p) = log p - log(1 - p), with p the per-token-averaged probability
+    log_odds = (c - torch.log(1 - torch.exp(c))) - (r - torch.log(1 - torch.exp(r)))
+    ratio = F.logsigmoid(log_odds)
+    nll_loss = chosen_nll(x, w, b, target, ignore_index)
+    return nll_loss - beta * ratio.mean(), (c, r, cm, rm, nll_loss, beta * c, beta * r, ratio.mean(), log_odds.mean())
+
+
+def cpo(x, w, b, target, *, beta, alpha, label_smoothing, loss_type, ignore_index, average=False):
+    c, r, _, _, cm, rm = preference_outputs(x, w, b, target, ignore_index, average)
+    z = beta * (c - r)
+    if loss_type == "sigmoid":
+        losses = -(1 - label_smoothing) * F.logsigmoid(z) - label_smoothing * F.logsigmoid(-z)
+    else:
+        losses = torch.clamp(1 - z, min=0)
+    nll_loss = chosen_nll(x, w, b, target, ignore_index)
+    return alpha * nll_loss + losses.mean(), (c, r, cm, rm, nll_loss, beta * c, beta * r)
+
+
+def simpo(x, w, b, target, *, beta, alpha, gamma, label_smoothing, ignore_index):
+    c, r, _, _, cm, rm = preference_outputs(x, w, b, target, ignore_index, True)
+    z = beta * (c - r) - gamma
+    losses = -(1 - label_smoothing) * F.logsigmoid(z) - label_smoothing * F.logsigmoid(-z)
+    nll_loss = chosen_nll(x, w, b, target, ignore_index)
+    return alpha * nll_loss + losses.mean(), (c, r, cm, rm, nll_loss, beta * c, beta * r)
+
+
+def kto(x, w, b, target, labels, *, beta, ignore_index, ref=None, kl=None, average=False):
+    logps = sequence_logps(x, w, b, target, ignore_index, average)
+    ratio = logps
+    if ref is not None:
+        with torch.no_grad():
+            ref_logps = sequence_logps(*ref, target, ignore_index, average)
+        ratio = logps - ref_logps
+    kl_value = 0.0 if kl is None else kl
+    desirable = 1 - torch.sigmoid(beta * (ratio - kl_value))
+    undesirable = 1 - torch.sigmoid(beta * (kl_value - ratio))
+    loss = torch.where(labels, desirable, undesirable).mean()
+    logits_per_row = full_logits(x, w, b).sum(dim=(1, 2))
+    rewards = beta * ratio
+    sums = tuple(
+        v[labels].sum() if chosen else v[~labels].sum()
+        for v, chosen in (
+            (logps, True),
+            (logps, False),
+            (logits_per_row, True),
+            (logits_per_row, False),
+            (rewards, True),
+            (rewards, False),
+        )
+    )
+    return loss, sums
+
+
+def grpo(
+    x,
+    w,
+    b,
+    ids,
+    mask,
+    adv,
+    *,
+    beta,
+    eps_low,
+    eps_high,
+    loss_type,
+    temperature=1.0,
+    old=None,
+    ref_logps=None,
+    ref=None,
+    level="token",
+    max_len=None,
+):
+    def per_token_logps(xx, ww, bb):
+        logp = F.log_softmax(full_logits(xx, ww, bb) / temperature, dim=-1)
+        return torch.gather(logp, -1, ids.unsqueeze(-1)).squeeze(-1)
+
+    logps = per_token_logps(x, w, b)
+    old = logps.detach() if old is None else old
+    if level == "token":
+        coef = torch.exp(logps - old)
+    else:
+        coef = torch.exp(((logps - old) * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1))
+    a = adv[:, None]
+    if loss_type == "cispo":
+        per_token = -torch.clamp(coef, max=eps_high).detach() * a * logps
+        clipped = (coef > eps_high) & (a > 0)
+    elif loss_type == "sapo":
+        tau = torch.where(a > 0, 1.0, 1.05)
+        per_token = -a * 4 / tau * torch.sigmoid(tau * (coef - 1))
+        clipped = torch.zeros_like(coef, dtype=torch.bool)
+    else:
+        per_token = torch.maximum(-coef * a, -torch.clamp(coef, 1 - eps_low, 1 + eps_high) * a)
+        clipped = ((coef < 1 - eps_low) & (a < 0)) | ((coef > 1 + eps_high) & (a > 0))
+    per_token = per_token.expand_as(mask)
+    metrics = []
+    if beta != 0:
+        if ref_logps is None:
+            with torch.no_grad():
+                ref_logps = per_token_logps(*ref) if ref is not None else logps.detach()
+        kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
+        per_token = per_token + beta * kl
+        metrics.append((kl * mask).sum() / mask.sum())
+    if loss_type in ("grpo", "sapo"):
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    elif loss_type == "dr_grpo":
+        loss = (per_token * mask).sum() / (mask.shape[0] * max_len)
+    else:
+        loss = (per_token * mask).sum() / mask.sum()
+    metrics.append((clipped.expand_as(mask) * mask).sum() / mask.sum())
+    return loss, metrics
+
+
+def jsd_rows(s, t, beta):
+    p_s, p_t = F.softmax(s, -1), F.softmax(t, -1)
+    m = beta * p_s + (1 - beta) * p_t
+    kl_t = (p_t * (p_t.log() - m.log())).sum(-1)
+    kl_s = (p_s * (p_s.log() - m.log())).sum(-1)
+    return beta * kl_t + (1 - beta) * kl_s
+
+
+def cosine_rows(s, t, beta):
+    return beta * (1 - (s * t).sum(-1) / (s.norm(dim=-1) * t.norm(dim=-1)))
+
+
+def distillation(xs, ws, bs, xt, wt, bt, labels, *, rows_fn, w_hard, w_soft, ignore_index, temperature):
+    s = full_logits(xs, ws, bs)
+    with torch.no_grad():
+        t = full_logits(xt, wt, bt)
+    keep = labels != ignore_index
+    hard = F.cross_entropy(s, labels, ignore_index=ignore_index)
+    soft = rows_fn(s[keep] / temperature, t[keep] / temperature).mean()
+    return w_hard * hard + w_soft * soft, soft, hard

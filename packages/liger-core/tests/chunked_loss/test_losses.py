@@ -1,0 +1,374 @@
+"""Each chunked loss and its gradients against the whole-batch oracles in chunked_reference."""
+
+from __future__ import annotations
+
+import chunked_reference as ref
+import pytest
+import torch
+
+from liger_kernel.chunked_loss import (
+    LigerFusedLinearCosineSimilarityLoss,
+    LigerFusedLinearCPOLoss,
+    LigerFusedLinearDPOLoss,
+    LigerFusedLinearGRPOLoss,
+    LigerFusedLinearJSDLoss,
+    LigerFusedLinearKTOLoss,
+    LigerFusedLinearORPOLoss,
+    LigerFusedLinearSimPOLoss,
+    functional,
+)
+
+PAIRS, SEQ, HIDDEN, VOCAB = 3, 5, 8, 24
+DTYPE = torch.float64
+CHUNKS = [1, 2, 4]  # 2 leaves a short last chunk; 4 is one chunk holding the whole batch
+IGNORE = [-100, 3]
+
+
+def leaf(*shape, scale=1.0):
+    return (torch.randn(*shape, dtype=DTYPE) * scale).requires_grad_(True)
+
+
+def labels(rows, ignore_index, seq=SEQ):
+    """Targets with the ignore index in a few places, including one sequence's last two positions."""
+    target = torch.randint(0, VOCAB, (rows, seq))
+    target = torch.where(target == ignore_index, (target + 1) % VOCAB, target)
+    target[0, -2:] = ignore_index
+    target[rows - 1, 0] = ignore_index
+    return target
+
+
+def head(bias: bool, scale=0.3):
+    return leaf(VOCAB, HIDDEN, scale=scale), (leaf(VOCAB, scale=0.1) if bias else None)
+
+
+def assert_close(actual, expected):
+    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=1e-7, atol=1e-9)
+
+
+def assert_same_grads(ours: dict, theirs: dict):
+    for name, (mine, oracle) in {k: (ours[k], theirs[k]) for k in ours}.items():
+        if mine is None:
+            assert oracle is None, name
+            continue
+        assert mine.grad is not None, f"no gradient for {name}"
+        assert_close(mine.grad, oracle.grad)
+
+
+def twins(**tensors):
+    """Independent leaf copies of each tensor (None stays None), for our loss and the oracle."""
+    copy = {k: (None if v is None else v.detach().clone().requires_grad_(v.requires_grad)) for k, v in tensors.items()}
+    return tensors, copy
+
+
+def backward_with(loss, scale=1.7):
+    # a non-unit upstream gradient checks that backward scales the stored gradients
+    (loss * scale).backward()
+
+
+@pytest.mark.parametrize("chunk_size", CHUNKS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("ignore_index", IGNORE)
+@pytest.mark.parametrize(
+    ("loss_type", "use_ref", "average", "nll"),
+    [
+        ("sigmoid", True, False, False),
+        ("sigmoid", False, True, True),
+        ("apo_zero", True, False, False),
+        ("apo_down", True, True, False),
+        ("sppo_hard", True, True, False),
+        ("nca_pair", True, False, True),
+    ],
+)
+def test_dpo(chunk_size, bias, ignore_index, loss_type, use_ref, average, nll):
+    torch.manual_seed(0)
+    w, b = head(bias)
+    mine, theirs = twins(x=leaf(2 * PAIRS, SEQ, HIDDEN), w=w, b=b, rx=leaf(2 * PAIRS, SEQ, HIDDEN))
+    ref_w, ref_b = head(bias)
+    target = labels(2 * PAIRS, ignore_index)
+
+    loss_fn = LigerFusedLinearDPOLoss(
+        ignore_index=ignore_index, beta=0.2, compute_nll_loss=nll, use_ref_model=use_ref,
+        average_log_prob=average, chunk_size=chunk_size, loss_type=loss_type,
+    )  # fmt: skip
+    ref_args = (mine["rx"], ref_w, ref_b) if use_ref else (None, None, None)
+    loss, outputs = loss_fn(mine["w"], mine["x"], target, mine["b"], *ref_args)
+    expected, expected_outputs = ref.dpo(
+        theirs["x"], theirs["w"], theirs["b"], target, beta=0.2, loss_type=loss_type, ignore_index=ignore_index,
+        ref=(theirs["rx"], ref_w, ref_b) if use_ref else None, average=average, nll=nll,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    assert len(outputs) == len(expected_outputs) == 7
+    for got, want in zip(outputs, expected_outputs):
+        assert_close(got, want)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+    assert mine["rx"].grad is None and ref_w.grad is None
+
+
+@pytest.mark.parametrize("chunk_size", CHUNKS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("ignore_index", IGNORE)
+@pytest.mark.parametrize("which", ["orpo", "cpo_sigmoid", "cpo_hinge", "simpo"])
+def test_reference_free_preference(chunk_size, bias, ignore_index, which):
+    torch.manual_seed(1)
+    w, b = head(bias)
+    mine, theirs = twins(x=leaf(2 * PAIRS, SEQ, HIDDEN), w=w, b=b)
+    target = labels(2 * PAIRS, ignore_index)
+    args = (target,)
+    if which == "orpo":
+        loss_fn = LigerFusedLinearORPOLoss(ignore_index=ignore_index, beta=0.3, chunk_size=chunk_size)
+        oracle = lambda x, w, b: ref.orpo(x, w, b, target, beta=0.3, ignore_index=ignore_index)  # noqa: E731
+    elif which.startswith("cpo"):
+        kind = which.split("_")[1]
+        loss_fn = LigerFusedLinearCPOLoss(
+            ignore_index=ignore_index, beta=0.3, alpha=0.7, label_smoothing=0.1, loss_type=kind, chunk_size=chunk_size
+        )
+        oracle = lambda x, w, b: ref.cpo(  # noqa: E731
+            x, w, b, target, beta=0.3, alpha=0.7, label_smoothing=0.1, loss_type=kind, ignore_index=ignore_index
+        )
+    else:
+        loss_fn = LigerFusedLinearSimPOLoss(
+            ignore_index=ignore_index, beta=2.0, alpha=0.5, gamma=0.4, label_smoothing=0.05, chunk_size=chunk_size
+        )
+        oracle = lambda x, w, b: ref.simpo(  # noqa: E731
+            x, w, b, target, beta=2.0, alpha=0.5, gamma=0.4, label_smoothing=0.05, ignore_index=ignore_index
+        )
+    loss, outputs = loss_fn(mine["w"], mine["x"], *args, mine["b"])
+    expected, expected_outputs = oracle(theirs["x"], theirs["w"], theirs["b"])
+    assert_close(loss, expected)
+    assert len(outputs) == len(expected_outputs)
+    for got, want in zip(outputs, expected_outputs):
+        assert_close(got, want)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads(mine, theirs)
+
+
+def test_orpo_nll_target_replaces_the_nll_labels():
+    torch.manual_seed(2)
+    w, _ = head(False)
+    x = leaf(2 * PAIRS, SEQ, HIDDEN)
+    target = labels(2 * PAIRS, -100)
+    nll_target = torch.full_like(target, -100)
+    nll_target[:PAIRS, 1:3] = target[:PAIRS, 1:3]
+    loss_fn = LigerFusedLinearORPOLoss(beta=0.3, chunk_size=2)
+    _, outputs = loss_fn(w, x, target, None, nll_target)
+    expected_nll = ref.chosen_nll(x, w, None, nll_target, -100)
+    assert_close(outputs[4], expected_nll)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 8])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("ignore_index", IGNORE)
+@pytest.mark.parametrize(("use_ref", "kl", "average"), [(True, 0.05, False), (False, None, True), (True, None, True)])
+def test_kto(chunk_size, bias, ignore_index, use_ref, kl, average):
+    torch.manual_seed(3)
+    rows = 5
+    w, b = head(bias)
+    ref_w, ref_b = head(bias)
+    mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b, rx=leaf(rows, SEQ, HIDDEN))
+    target = labels(rows, ignore_index)
+    preference = torch.tensor([True, False, False, True, True])
+    kl_tensor = None if kl is None else torch.tensor(kl, dtype=DTYPE)
+    loss_fn = LigerFusedLinearKTOLoss(
+        ignore_index=ignore_index, beta=0.5, use_ref_model=use_ref, average_log_prob=average, chunk_size=chunk_size
+    )
+    loss, outputs = loss_fn(mine["x"], mine["w"], target, mine["b"], preference, mine["rx"], ref_w, ref_b, kl_tensor)
+    expected, expected_outputs = ref.kto(
+        theirs["x"], theirs["w"], theirs["b"], target, preference, beta=0.5, ignore_index=ignore_index,
+        ref=(theirs["rx"], ref_w, ref_b) if use_ref else None, kl=kl, average=average,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    for got, want in zip(outputs, expected_outputs, strict=True):
+        assert_close(got, want)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+    assert mine["rx"].grad is None
+
+
+GRPO_CASES = [
+    # loss_type, beta, reference source, importance level, off-policy old logps
+    ("dapo", 0.04, "model", "token", True),
+    ("grpo", 0.1, "logps", "token", True),
+    ("bnpo", 0.0, None, "token", True),
+    ("dr_grpo", 0.04, "model", "sequence", True),
+    ("cispo", 0.0, None, "token", True),
+    ("sapo", 0.04, "logps", "token", True),
+    ("grpo", 0.04, "model", "token", False),
+]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 8])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("loss_type", "beta", "ref_source", "level", "off_policy"), GRPO_CASES)
+def test_grpo(chunk_size, bias, loss_type, beta, ref_source, level, off_policy):
+    torch.manual_seed(4)
+    rows, temperature = 5, 0.7
+    w, b = head(bias, scale=0.5)
+    ref_w, ref_b = head(bias, scale=0.5)
+    mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b, rx=leaf(rows, SEQ, HIDDEN))
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ, dtype=torch.long)
+    mask[0, 3:] = 0  # padded completion tails
+    mask[2, 1:] = 0
+    advantages = torch.randn(rows, dtype=DTYPE)
+    with torch.no_grad():
+        policy = torch.log_softmax(ref.full_logits(theirs["x"], w, b) / temperature, -1).gather(-1, ids[..., None])[
+            ..., 0
+        ]
+    # old logps a little off the policy's, so that some tokens are clipped
+    old = (policy + 0.4 * torch.randn_like(policy)) if off_policy else None
+    ref_logps = policy + 0.1 * torch.randn_like(policy) if ref_source == "logps" else None
+    loss_fn = LigerFusedLinearGRPOLoss(
+        beta=beta, use_ref_model=ref_source is not None, chunk_size=chunk_size, epsilon_low=0.2, epsilon_high=0.28,
+        loss_type=loss_type, max_completion_length=SEQ + 2, importance_sampling_level=level, temperature=temperature,
+    )  # fmt: skip
+    use_model = ref_source == "model"
+    loss, metrics = loss_fn(
+        mine["x"], mine["w"], ids, mask, advantages, mine["b"], ref_per_token_logps=ref_logps, old_per_token_logps=old,
+        ref_input=mine["rx"] if use_model else None, ref_weight=ref_w if use_model else None,
+        ref_bias=ref_b if use_model else None,
+    )  # fmt: skip
+    expected, expected_metrics = ref.grpo(
+        theirs["x"], theirs["w"], theirs["b"], ids, mask, advantages, beta=beta, eps_low=0.2, eps_high=0.28,
+        loss_type=loss_type, temperature=temperature, old=old, ref_logps=ref_logps,
+        ref=(theirs["rx"], ref_w, ref_b) if use_model else None, level=level, max_len=SEQ + 2,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    assert len(metrics) == len(expected_metrics) == (2 if beta else 1)
+    for got, want in zip(metrics, expected_metrics):
+        assert_close(got, want)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+    assert mine["rx"].grad is None
+
+
+def test_grpo_off_policy_case_clips_some_tokens():
+    """The off-policy GRPO cases above exercise the clipped branch, not only the unclipped one."""
+    torch.manual_seed(4)
+    rows = 5
+    w, _ = head(False, scale=0.5)
+    x = leaf(rows, SEQ, HIDDEN)
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ)
+    with torch.no_grad():
+        policy = torch.log_softmax(ref.full_logits(x, w, None), -1).gather(-1, ids[..., None])[..., 0]
+    old = policy + 0.4 * torch.randn_like(policy)
+    _, metrics = LigerFusedLinearGRPOLoss(beta=0.0, loss_type="dapo", epsilon_high=0.28)(
+        x, w, ids, mask, torch.randn(rows, dtype=DTYPE), old_per_token_logps=old
+    )
+    assert 0 < metrics[-1] < 1
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 64])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("ignore_index", IGNORE)
+@pytest.mark.parametrize(("kind", "beta"), [("jsd", 0.5), ("jsd", 0.0), ("jsd", 1.0), ("jsd", 0.3), ("cosine", 0.8)])
+def test_distillation(chunk_size, bias, ignore_index, kind, beta):
+    torch.manual_seed(5)
+    rows, teacher_hidden = 11, 6
+    w, b = head(bias)
+    mine, theirs = twins(x=leaf(rows, HIDDEN), w=w, b=b)
+    teacher_x = leaf(rows, teacher_hidden)
+    teacher_w, teacher_b = leaf(VOCAB, teacher_hidden, scale=0.3), (leaf(VOCAB, scale=0.1) if bias else None)
+    target = labels(rows, ignore_index, seq=1)[:, 0]
+    module = LigerFusedLinearJSDLoss if kind == "jsd" else LigerFusedLinearCosineSimilarityLoss
+    loss_fn = module(
+        weight_hard_loss=0.3, weight_soft_loss=0.7, beta=beta, ignore_index=ignore_index, temperature=1.5,
+        chunk_size=chunk_size, return_soft_hard_loss=True,
+    )  # fmt: skip
+    loss, soft, hard = loss_fn(mine["x"], mine["w"], teacher_x, teacher_w, target, mine["b"], teacher_b)
+    rows_fn = ref.jsd_rows if kind == "jsd" else ref.cosine_rows
+    expected, expected_soft, expected_hard = ref.distillation(
+        theirs["x"], theirs["w"], theirs["b"], teacher_x, teacher_w, teacher_b, target,
+        rows_fn=lambda s, t: rows_fn(s, t, beta), w_hard=0.3, w_soft=0.7, ignore_index=ignore_index, temperature=1.5,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    assert_close(soft, expected_soft)
+    assert_close(hard, expected_hard)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads(mine, theirs)
+    assert teacher_x.grad is None and teacher_w.grad is None
+
+
+def test_functional_forms_match_the_modules():
+    torch.manual_seed(6)
+    w, b = head(True)
+    x = leaf(2 * PAIRS, SEQ, HIDDEN)
+    target = labels(2 * PAIRS, -100)
+    module_loss, _ = LigerFusedLinearDPOLoss(use_ref_model=False, chunk_size=2)(w, x, target, b)
+    functional_loss, _ = functional.liger_fused_linear_dpo(
+        x, w, target, b, None, None, None, -100, 0.1, False, True, False, False, 2
+    )
+    assert_close(functional_loss, module_loss)
+    expected_names = {"dpo", "orpo", "cpo", "simpo", "kto", "grpo", "jsd", "cosine"}
+    assert {name.removeprefix("liger_fused_linear_") for name in functional.__all__} == expected_names
+    assert all(callable(getattr(functional, name)) for name in functional.__all__)
+
+
+def test_half_precision_inputs_give_gradients_in_their_dtypes():
+    torch.manual_seed(7)
+    x = torch.randn(2 * PAIRS, SEQ, HIDDEN, dtype=torch.bfloat16, requires_grad=True)
+    w = (torch.randn(VOCAB, HIDDEN) * 0.3).to(torch.bfloat16).requires_grad_(True)
+    target = labels(2 * PAIRS, -100)
+    loss, _ = LigerFusedLinearSimPOLoss(chunk_size=2)(w, x, target)
+    loss.backward()
+    assert loss.dtype == torch.float32 and x.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.bfloat16
+    expected, _ = ref.simpo(
+        x.detach().double().requires_grad_(True), w.detach().double(), None, target,
+        beta=0.1, alpha=1.0, gamma=0.5, label_smoothing=0.0, ignore_index=-100,
+    )  # fmt: skip
+    torch.testing.assert_close(loss.double(), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_no_grad_call_computes_the_loss_without_gradients():
+    torch.manual_seed(8)
+    w, _ = head(False)
+    x = leaf(2 * PAIRS, SEQ, HIDDEN)
+    target = labels(2 * PAIRS, -100)
+    with torch.no_grad():
+        loss, _ = LigerFusedLinearCPOLoss(chunk_size=1)(w, x, target)
+    expected, _ = ref.cpo(
+        x, w, None, target, beta=0.1, alpha=1.0, label_smoothing=0.0, loss_type="sigmoid", ignore_index=-100
+    )
+    assert not loss.requires_grad
+    assert_close(loss, expected)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: LigerFusedLinearDPOLoss(loss_type="ipo"), "loss_type"),
+        (lambda: LigerFusedLinearGRPOLoss(loss_type="ppo"), "loss_type"),
+        (lambda: LigerFusedLinearJSDLoss(temperature=0), "temperature"),
+        (
+            lambda: LigerFusedLinearDPOLoss(use_ref_model=False)(
+                torch.randn(VOCAB, HIDDEN), torch.randn(3, SEQ, HIDDEN), torch.zeros(3, SEQ, dtype=torch.long)
+            ),
+            "even",
+        ),
+        (
+            lambda: LigerFusedLinearORPOLoss()(
+                torch.randn(VOCAB, HIDDEN + 1), torch.randn(2, SEQ, HIDDEN), torch.zeros(2, SEQ, dtype=torch.long)
+            ),
+            "hidden",
+        ),
+        (
+            lambda: LigerFusedLinearGRPOLoss(loss_type="dr_grpo")(
+                torch.randn(2, SEQ, HIDDEN),
+                torch.randn(VOCAB, HIDDEN),
+                torch.zeros(2, SEQ, dtype=torch.long),
+                torch.ones(2, SEQ),
+                torch.ones(2),
+            ),
+            "max_completion_length",
+        ),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
