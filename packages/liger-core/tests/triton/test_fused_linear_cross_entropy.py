@@ -110,6 +110,46 @@ def test_chunking_does_not_change_results(rows_per_chunk: int, monkeypatch: pyte
     assert_all_close(chunked, [t.double() if t is not None else None for t in whole], atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_skipping_ignored_rows_does_not_change_results(reduction: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gathering the kept rows (SKIP_IGNORED_ROWS) gives what the walk over every row gives."""
+    use_chunk_rows(monkeypatch, 4)
+    x, w, b, target, class_weight = make_case(seed=13)
+    options = {"label_smoothing": 0.05, "lse_square_scale": 0.02, "reduction": reduction}
+    grad_scale = torch.rand(ROWS) + 0.5 if reduction == "none" else None
+    skipped, _ = run_both(x, w, b, target, class_weight, grad_scale, **options)
+    monkeypatch.setattr(flce_module, "SKIP_IGNORED_ROWS", False)
+    every_row, _ = run_both(x, w, b, target, class_weight, grad_scale, **options)
+    assert_all_close(skipped, [t.double() if t is not None else None for t in every_row], atol=1e-6, rtol=1e-6)
+
+
+def test_all_rows_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_chunk_rows(monkeypatch, 4)
+    x, w, b, target, _ = make_case(seed=14)
+    ours, ref = run_both(x, w, b, torch.full_like(target, -100))
+    assert_all_close(ours, ref)
+    assert all(torch.count_nonzero(grad) == 0 for grad in ours[2:])
+
+
+def test_hidden_from_a_linear_and_repeated_backward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hidden states produced by another op (not a leaf), as in a model: that
+    op's saved tensors are left alone. A second backward over the graph warns."""
+    use_chunk_rows(monkeypatch, 4)
+    x, w, _, target, _ = make_case(seed=15)
+    projection = torch.nn.Linear(HIDDEN, HIDDEN).double()
+    leaves = [x.double().requires_grad_(), w.double().requires_grad_()]
+    hidden = projection(leaves[0])
+    loss, *_ = FusedLinearCrossEntropyFunction.apply(hidden, leaves[1], target)
+    loss.backward(retain_graph=True)
+    refs = [t.detach().clone().requires_grad_() for t in leaves]
+    ref, _ = ce_oracle(projection(refs[0]) @ refs[1].t(), target)
+    ref.backward()
+    for leaf, reference in zip(leaves, refs):
+        torch.testing.assert_close(leaf.grad, reference.grad, atol=1e-9, rtol=1e-9)
+    with pytest.warns(UserWarning, match="second backward"):
+        loss.backward()
+
+
 def test_bf16_with_float32_accumulation(monkeypatch: pytest.MonkeyPatch) -> None:
     use_chunk_rows(monkeypatch, 3)
     x, w, b, target, _ = make_case(torch.bfloat16, seed=4)

@@ -41,6 +41,10 @@ from liger_kernel.triton.cross_entropy import (
 CHUNK_LOGITS_TO_INPUT = 2
 #: Chunk rows are rounded down to a multiple of this, for GEMM tiles.
 CHUNK_ROW_MULTIPLE = 64
+#: Rows with an ignored target skip all three GEMMs and the loss kernel. It
+#: costs one host synchronization per walk (the count of kept rows sizes the
+#: GEMMs) and saves their share of the work: 1/7 at the benchmark shape.
+SKIP_IGNORED_ROWS = True
 
 
 def chunk_rows(n_rows: int, hidden: int, vocab: int) -> int:
@@ -75,6 +79,27 @@ def _accumulate_weight_grad(
             grad_weight[start : start + slice_rows].add_(product)
 
 
+def kept_rows(target: torch.Tensor, ignore_index: int) -> torch.Tensor | None:
+    """Indices of the rows whose target is not ignored, or None when no row is
+    ignored (or SKIP_IGNORED_ROWS is off). One host synchronization: the GEMM
+    sizes depend on the count."""
+    if not SKIP_IGNORED_ROWS:
+        return None
+    rows = torch.nonzero(target != ignore_index).squeeze(1)
+    return None if rows.numel() == target.shape[0] else rows
+
+
+def _take(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
+    """The selected rows: a view for a slice, a copy for an index tensor."""
+    return values[rows] if isinstance(rows, slice) else values.index_select(0, rows)
+
+
+def _put(values: torch.Tensor, rows: slice | torch.Tensor, chunk: torch.Tensor) -> None:
+    """Write back what _take gave (a slice's view already is values itself)."""
+    if not isinstance(rows, slice):
+        values.index_copy_(0, rows, chunk)
+
+
 def _run_chunks(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -92,48 +117,75 @@ def _run_chunks(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """One walk over the token chunks: per-row losses into ``loss_rows`` (and
     ``z_rows`` / ``predicted``), and the requested (dinput, dweight, dbias),
-    each row's gradient multiplied by ``row_scale`` when given."""
+    each row's gradient multiplied by ``row_scale`` when given.
+
+    Rows with an ignored target contribute nothing (loss 0, predicted -1, zero
+    gradient), so with SKIP_IGNORED_ROWS only the kept rows are chunked,
+    gathered a chunk at a time, and the results scattered back."""
     n_rows, hidden = x.shape
     vocab = weight.shape[0]
     want_input, want_weight, want_bias = want_grads
     write_grad = any(want_grads)
     rows_per_chunk = chunk_rows(n_rows, hidden, vocab)
-    grad_input = torch.empty_like(x) if want_input else None
-    # The first chunk overwrites grad_weight, so only an empty batch needs zeros.
-    allocate = torch.empty if n_rows > 0 else torch.zeros
+    kept = kept_rows(target, options["ignore_index"])
+    if kept is None:
+        n_kept = n_rows
+        selections = [slice(start, min(start + rows_per_chunk, n_rows)) for start in range(0, n_rows, rows_per_chunk)]
+    else:
+        n_kept = kept.numel()
+        selections = [kept[start : start + rows_per_chunk] for start in range(0, n_kept, rows_per_chunk)]
+        loss_rows.zero_()
+        for rows, fill in ((z_rows, 0), (predicted, -1)):
+            if rows is not None:
+                rows.fill_(fill)
+    grad_input = None
+    if want_input:
+        grad_input = torch.empty_like(x) if kept is None else torch.zeros_like(x)
+    # The first chunk overwrites grad_weight, so only a walk without chunks needs zeros.
+    allocate = torch.empty if n_kept > 0 else torch.zeros
     grad_weight = allocate(weight.shape, dtype=accum_dtype, device=x.device) if want_weight else None
     grad_bias = torch.zeros(vocab, dtype=accum_dtype, device=x.device) if want_bias else None
-    logits_buffer = torch.empty(min(rows_per_chunk, n_rows), vocab, dtype=x.dtype, device=x.device)
+    logits_buffer = torch.empty(min(rows_per_chunk, max(n_kept, 1)), vocab, dtype=x.dtype, device=x.device)
     slice_rows = max(1, rows_per_chunk * vocab // max(hidden, 1))
-    for start in range(0, n_rows, rows_per_chunk):
-        end = min(start + rows_per_chunk, n_rows)
-        input_chunk = x[start:end]
-        logits = logits_buffer[: end - start]
+    for index, rows in enumerate(selections):
+        input_chunk = _take(x, rows)
+        logits = logits_buffer[: input_chunk.shape[0]]
         if bias is None:
             torch.mm(input_chunk, weight.t(), out=logits)
         else:
             torch.addmm(bias, input_chunk, weight.t(), out=logits)
+        chunk_outputs = {
+            "loss": (loss_rows, _take(loss_rows, rows)),
+            "z": (z_rows, _take(z_rows, rows) if z_rows is not None else None),
+            "predicted": (predicted, _take(predicted, rows) if predicted is not None else None),
+        }
         cross_entropy_rows(
             logits,
-            target[start:end],
+            _take(target, rows),
             ce_weight,
             divisors,
-            loss_rows[start:end],
+            chunk_outputs["loss"][1],
             grad=logits if write_grad else None,
-            z_rows=z_rows[start:end] if z_rows is not None else None,
-            predicted=predicted[start:end] if predicted is not None else None,
+            z_rows=chunk_outputs["z"][1],
+            predicted=chunk_outputs["predicted"][1],
             **options,
         )
+        for values, chunk in chunk_outputs.values():
+            if values is not None:
+                _put(values, rows, chunk)
         if not write_grad:
             continue
         if row_scale is not None:
-            scale_rows_(logits, row_scale[start:end])
-        if grad_input is not None:
-            torch.mm(logits, weight, out=grad_input[start:end])
+            scale_rows_(logits, _take(row_scale, rows))
         if grad_weight is not None:
-            _accumulate_weight_grad(grad_weight, logits, input_chunk, start == 0, slice_rows)
+            _accumulate_weight_grad(grad_weight, logits, input_chunk, index == 0, slice_rows)
         if grad_bias is not None:
             grad_bias += logits.sum(dim=0, dtype=accum_dtype)
+        if grad_input is not None:
+            # a gathered input chunk is dead now: its buffer takes dinput
+            out = grad_input[rows] if isinstance(rows, slice) else input_chunk
+            torch.mm(logits, weight, out=out)
+            _put(grad_input, rows, out)
     return grad_input, grad_weight, grad_bias
 
 

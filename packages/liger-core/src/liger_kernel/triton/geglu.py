@@ -20,8 +20,8 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, pipeline_stages, tile_launch
-from liger_kernel.triton.swiglu import as_gate_grads, gate_grad_buffers, save_gate_inputs
+from liger_kernel.triton._launch import accumulator_dtype
+from liger_kernel.triton.swiglu import as_gate_grads, gate_grad_buffers, gate_launch, save_gate_inputs
 
 SQRT_2_OVER_PI: tl.constexpr = tl.constexpr(0.7978845608028654)
 GELU_CUBIC: tl.constexpr = tl.constexpr(0.044715)
@@ -83,7 +83,7 @@ class GELUMulFunction(torch.autograd.Function):
         a_flat, b_flat = save_gate_inputs(ctx, a, b)
         c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
         profile = device_profile(a.device)
-        launch = tile_launch(profile, a_flat.numel())
+        launch, stages = gate_launch(profile, a_flat.numel(), 2 * a_flat.element_size())
         _gelu_mul_forward_kernel[(launch.grid,)](
             a_flat,
             b_flat,
@@ -91,7 +91,7 @@ class GELUMulFunction(torch.autograd.Function):
             a_flat.numel(),
             ACC=accumulator_dtype(a.dtype),
             BLOCK=launch.block,
-            STAGES=pipeline_stages(profile, launch.block * 2 * a.element_size()),
+            STAGES=stages,
             num_warps=launch.num_warps,
         )
         return c
@@ -101,7 +101,7 @@ class GELUMulFunction(torch.autograd.Function):
         a_flat, b_flat, da, db = gate_grad_buffers(ctx)
         needs_da, needs_db = da is not None, db is not None
         profile = device_profile(dc.device)
-        launch = tile_launch(profile, a_flat.numel())
+        launch, stages = gate_launch(profile, a_flat.numel(), 3 * a_flat.element_size())
         _gelu_mul_backward_kernel[(launch.grid,)](
             dc.contiguous().view(-1),
             a_flat,
@@ -113,7 +113,7 @@ class GELUMulFunction(torch.autograd.Function):
             COMPUTE_DB=needs_db,
             ACC=accumulator_dtype(a_flat.dtype),
             BLOCK=launch.block,
-            STAGES=pipeline_stages(profile, launch.block * 3 * a_flat.element_size()),
+            STAGES=stages,
             num_warps=launch.num_warps,
         )
         return as_gate_grads(ctx, da, db)

@@ -10,8 +10,9 @@ and b when they are non-leaf tensors that require grad (or contiguous copies
 made here), so the gate's backward needs no activation-sized buffer besides
 dc. Leaves, views of leaves and a, b sharing one storage get new buffers.
 
-a and b are streamed as one flat range: a persistent grid of programs, each
-walking tiles ``pid, pid + grid, ...`` of ``tile_launch(...).block`` elements.
+a and b are streamed as one flat range of tiles of GATE_TILE elements, one
+program per tile (see :func:`gate_launch`; the kernels still walk tiles
+``pid, pid + grid, ...`` for grids the launcher caps).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, pipeline_stages, tile_launch
+from liger_kernel.triton._launch import RowLaunch, accumulator_dtype, pipeline_stages
 from liger_kernel.triton.cross_entropy import overwritable
 
 
@@ -70,6 +72,25 @@ def _silu_mul_backward_kernel(
             tl.store(DB + offsets, (dc * a * s).to(DB.dtype.element_ty), mask=mask)
 
 
+#: Elements per program. Measured on an H100, SwiGLU forward + backward at
+#: (8192, 14336) bf16: one program per tile of 4096 (16 warps) or 2048 (8
+#: warps) 0.623 ms, 1024 (4 warps) 0.625 ms; persistent grids of 1-2 programs
+#: per SM over 2048-16384-element tiles 0.647-0.662 ms. GEGLU alike.
+GATE_TILE = 4096
+
+
+def gate_launch(profile: DeviceProfile, n_elements: int, bytes_per_element: int) -> tuple[RowLaunch, int]:
+    """(grid, block, num_warps) and pipeline stages for a gate kernel loading
+    ``bytes_per_element`` per element: one program per tile where the launcher
+    allows (no loop to pipeline), else a persistent walk with the profile's
+    pipelining."""
+    block = min(GATE_TILE, profile.max_block)
+    tiles = max(1, -(-n_elements // block))
+    grid = min(tiles, profile.max_grid)
+    stages = 1 if grid == tiles else pipeline_stages(profile, block * bytes_per_element)
+    return RowLaunch(grid, block, profile.num_warps(block)), stages
+
+
 def save_gate_inputs(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat contiguous a and b, saved for backward, and in ``ctx.overwrite``
     whether each may take its own gradient (a copy made here always may)."""
@@ -109,7 +130,7 @@ class SiLUMulFunction(torch.autograd.Function):
         a_flat, b_flat = save_gate_inputs(ctx, a, b)
         c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
         profile = device_profile(a.device)
-        launch = tile_launch(profile, a_flat.numel())
+        launch, stages = gate_launch(profile, a_flat.numel(), 2 * a_flat.element_size())
         _silu_mul_forward_kernel[(launch.grid,)](
             a_flat,
             b_flat,
@@ -117,7 +138,7 @@ class SiLUMulFunction(torch.autograd.Function):
             a_flat.numel(),
             ACC=accumulator_dtype(a.dtype),
             BLOCK=launch.block,
-            STAGES=pipeline_stages(profile, launch.block * 2 * a.element_size()),
+            STAGES=stages,
             num_warps=launch.num_warps,
         )
         return c
@@ -127,7 +148,7 @@ class SiLUMulFunction(torch.autograd.Function):
         a_flat, b_flat, da, db = gate_grad_buffers(ctx)
         needs_da, needs_db = da is not None, db is not None
         profile = device_profile(dc.device)
-        launch = tile_launch(profile, a_flat.numel())
+        launch, stages = gate_launch(profile, a_flat.numel(), 3 * a_flat.element_size())
         _silu_mul_backward_kernel[(launch.grid,)](
             dc.contiguous().view(-1),
             a_flat,
@@ -139,7 +160,7 @@ class SiLUMulFunction(torch.autograd.Function):
             COMPUTE_DB=needs_db,
             ACC=accumulator_dtype(a_flat.dtype),
             BLOCK=launch.block,
-            STAGES=pipeline_stages(profile, launch.block * 3 * a_flat.element_size()),
+            STAGES=stages,
             num_warps=launch.num_warps,
         )
         return as_gate_grads(ctx, da, db)
