@@ -64,25 +64,36 @@ def test_non_contiguous_input(liger_device, liger_dtype, liger_rng, layout):
 @pytest.mark.parametrize("in_place", [True, False], ids=["in_place", "out_of_place"])
 def test_in_place_keeps_caller_tensors(liger_device, liger_dtype, liger_rng, in_place):
     """X and R stay as the caller passed them (the oracle comparison checks
-    them bit for bit), and two calls fed the same gradient tensor by autograd
-    both get it intact."""
+    them bit for bit). in_place=False: two calls fed the same gradient tensor
+    by autograd both get it intact. in_place=True lets a backend write dS over
+    the gradient autograd hands it (the API contract), so there a single call
+    whose Y and S get one shared gradient must get the right dX, dR and dW."""
     X, R, W = inputs((4, 20), liger_dtype, liger_device, liger_rng)
     run(X, R, W, in_place=in_place, dtype=liger_dtype, rng=liger_rng)
 
     X2, R2, _ = inputs((4, 20), liger_dtype, liger_device, liger_rng)
     leaves = [t.detach().clone().requires_grad_() for t in (X, R, X2, R2, W)]
     dY = make((4, 20), liger_dtype, liger_device, liger_rng)
-    Y1, S1 = LigerFusedAddRMSNormFunction.apply(leaves[0], leaves[1], leaves[4], EPS, 0.0, "llama", in_place)
-    Y2, S2 = LigerFusedAddRMSNormFunction.apply(leaves[2], leaves[3], leaves[4], EPS, 0.0, "llama", in_place)
-    ((Y1 + Y2 + S1 + S2) * dY).sum().backward()
-
+    saved = dY.clone()
     ref = [t.detach().to(oracle_device(t.device), torch.float64).requires_grad_() for t in leaves]
+    ref_dY = dY.to(oracle_device(dY.device), torch.float64)
+    Y1, S1 = LigerFusedAddRMSNormFunction.apply(leaves[0], leaves[1], leaves[4], EPS, 0.0, "llama", in_place)
     ry1, rs1 = oracles.fused_add_rms_norm(ref[0], ref[1], ref[4], EPS, dtype=liger_dtype)
-    ry2, rs2 = oracles.fused_add_rms_norm(ref[2], ref[3], ref[4], EPS, dtype=liger_dtype)
-    ((ry1 + ry2 + rs1 + rs2) * dY.to(oracle_device(dY.device), torch.float64)).sum().backward()
-    for name, got, want in zip(("X", "R", "second X", "second R"), leaves, ref):
+    if in_place:
+        ((Y1 + S1) * dY).sum().backward()
+        ((ry1 + rs1) * ref_dY).sum().backward()
+        checked = 2
+    else:
+        Y2, S2 = LigerFusedAddRMSNormFunction.apply(leaves[2], leaves[3], leaves[4], EPS, 0.0, "llama", False)
+        ((Y1 + Y2 + S1 + S2) * dY).sum().backward()
+        ry2, rs2 = oracles.fused_add_rms_norm(ref[2], ref[3], ref[4], EPS, dtype=liger_dtype)
+        ((ry1 + ry2 + rs1 + rs2) * ref_dY).sum().backward()
+        checked = 4
+    names = ("X", "R", "second X", "second R")
+    for name, got, want in zip(names[:checked], leaves[:checked], ref[:checked]):
         assert_close(got.grad, want.grad, liger_dtype, f"gradient of {name}")
     assert_close(leaves[4].grad, ref[4].grad, liger_dtype, "gradient of W", "reduced")
+    assert torch.equal(dY, saved), "the caller's dY was modified"
 
 
 def test_fp16_rms_in_fp32(liger_device, liger_rng):

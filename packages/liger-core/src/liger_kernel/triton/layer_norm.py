@@ -14,8 +14,11 @@ Backward, with g = dy * W:
 Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
 rows; a row that fits ``profile.max_block`` stays in registers, a wider one is
 walked in blocks (the variance is taken about the mean in a second pass, not
-from a running sum of squares, to stay accurate); dW and dB are summed per
-program in fp32 and the partial rows added afterwards, without atomics.
+from a running sum of squares, to stay accurate). The backward runs one
+program per compute unit; dW and dB are summed per program in fp32, and with
+rows in registers two programs add their sums into one zeroed partial row (two
+addends onto zero: the same in either order, so deterministic); the partial
+rows are added afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, as_rows, pipeline_stages, row_launch, statistics_dtype
+from liger_kernel.triton._launch import (
+    accumulator_dtype,
+    as_rows,
+    pipeline_stages,
+    reduction_grid,
+    row_block,
+    row_launch,
+    statistics_dtype,
+)
 
 
 @triton.jit
@@ -132,10 +143,11 @@ def _layer_norm_backward_kernel(
                 dw_sum += dy * n
             if COMPUTE_DB:
                 db_sum += dy
+        # programs 2p and 2p + 1 share partial row p
         if COMPUTE_DW:
-            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
+            tl.atomic_add(DW_PARTIAL + (pid // 2) * n_cols + cols, dw_sum, mask=mask)
         if COMPUTE_DB:
-            tl.store(DB_PARTIAL + pid * n_cols + cols, db_sum, mask=mask)
+            tl.atomic_add(DB_PARTIAL + (pid // 2) * n_cols + cols, db_sum, mask=mask)
     else:
         # The partial buffers start zeroed and each program owns one row of them.
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
@@ -211,17 +223,22 @@ class LayerNormFunction(torch.autograd.Function):
         x_rows, W, mean, rstd = ctx.saved_tensors
         n_rows, n_cols = x_rows.shape
         profile = device_profile(x_rows.device)
-        launch = row_launch(profile, n_rows, n_cols)
-        single_block = launch.block >= n_cols
+        block = row_block(n_cols, profile)
+        grid = reduction_grid(profile, n_rows)
+        single_block = block >= n_cols
         needs_dx, needs_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         needs_db = ctx.has_bias and ctx.needs_input_grad[2]
         dy_rows = as_rows(dY)
         dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device) if needs_dx else None
-        allocate = torch.empty if single_block else torch.zeros
-        partial_shape = (launch.grid, n_cols)
-        dw_partial = allocate(partial_shape, dtype=rstd.dtype, device=x_rows.device) if needs_dw else None
-        db_partial = allocate(partial_shape, dtype=rstd.dtype, device=x_rows.device) if needs_db else None
-        _layer_norm_backward_kernel[(launch.grid,)](
+        partial_rows = (grid + 1) // 2 if single_block else grid
+        # dW's and dB's partial rows share one zeroed buffer: one allocation, one fill
+        partials = None
+        if needs_dw or needs_db:
+            sums = 2 if needs_dw and needs_db else 1
+            partials = torch.zeros((sums, partial_rows, n_cols), dtype=rstd.dtype, device=x_rows.device)
+        dw_partial = partials[0] if needs_dw else None
+        db_partial = partials[-1] if needs_db else None
+        _layer_norm_backward_kernel[(grid,)](
             dy_rows,
             dy_rows.stride(0),
             dx if dx is not None else dy_rows,
@@ -238,14 +255,15 @@ class LayerNormFunction(torch.autograd.Function):
             COMPUTE_DW=needs_dw,
             COMPUTE_DB=needs_db,
             ACC=accumulator_dtype(x_rows.dtype),
-            BLOCK=launch.block,
+            BLOCK=block,
             SINGLE_BLOCK=single_block,
             STAGES=pipeline_stages(
-                profile, (1 if single_block else 2) * launch.block * (x_rows.element_size() + dy_rows.element_size())
+                profile, (1 if single_block else 2) * block * (x_rows.element_size() + dy_rows.element_size())
             ),
-            num_warps=launch.num_warps,
+            num_warps=profile.num_warps(block),
         )
         dx = dx.view(ctx.x_shape) if dx is not None else None
-        dw = dw_partial.sum(0).to(W.dtype) if dw_partial is not None else None
-        db = db_partial.sum(0).to(ctx.bias_dtype) if db_partial is not None else None
+        totals = partials.sum(1) if partials is not None else None
+        dw = totals[0].to(W.dtype) if needs_dw else None
+        db = totals[-1].to(ctx.bias_dtype) if needs_db else None
         return dx, dw, db, None

@@ -15,14 +15,19 @@ Backward, with g = dy * (offset + W):
 Layout: a persistent grid of ``profile.grid(rows)`` programs, each walking rows
 ``pid, pid + grid, ...``. A row no wider than ``profile.max_block`` is loaded
 once and kept in registers; a wider row is walked in blocks (one pass for the
-statistics, one for the output). In the backward each program sums its rows'
-dW contributions in fp32 and writes one partial row; the partial rows are
-summed afterwards, so dW needs no atomics and is deterministic.
+statistics, one for the output). The forward stores y and rstd only.
 
-in_place is accepted and declined: dx always gets its own buffer. Autograd
-hands one gradient tensor to every consumer of a shared value (Y1 + Y2 gives
-both norms the same dY), so writing dx over dY would corrupt the other
-consumer's gradient, and a backward cannot tell whether its dY is shared.
+The backward reads X, dY and rstd once and writes dx. It runs one program per
+compute unit, each summing its rows' dW contributions in fp32 registers. With
+rows in registers two programs add their sums into one zeroed partial row
+(atomically: a sum of two terms onto zero is the same in either order, so dW
+stays deterministic), which halves the partial buffer; a row walked in blocks
+keeps one partial row per program. The partial rows are summed afterwards.
+
+in_place=True (the API default) lets dx be written over dY when dY is a
+contiguous buffer of X's dtype: the gradient tensor autograd hands the
+backward is its own to reuse, so dx then needs no buffer. With
+in_place=False dY is never written.
 """
 
 from __future__ import annotations
@@ -34,7 +39,15 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, as_rows, pipeline_stages, row_launch, statistics_dtype
+from liger_kernel.triton._launch import (
+    accumulator_dtype,
+    as_rows,
+    pipeline_stages,
+    reduction_grid,
+    row_block,
+    row_launch,
+    statistics_dtype,
+)
 
 CASTING_MODES = {"llama": 0, "gemma": 1, "none": 2}
 LLAMA: tl.constexpr = tl.constexpr(0)
@@ -183,7 +196,9 @@ def _rms_norm_backward_kernel(
             if COMPUTE_DW:
                 dw_sum += dy.to(ACC) * n
         if COMPUTE_DW:
-            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
+            # programs 2p and 2p + 1 share partial row p (zeroed); two addends
+            # onto zero give the same sum in either order
+            tl.atomic_add(DW_PARTIAL + (pid // 2) * n_cols + cols, dw_sum, mask=mask)
     else:
         # DW_PARTIAL starts zeroed; each program owns its row of it, so the
         # read-modify-write below races with nobody.
@@ -259,6 +274,11 @@ def rms_norm_forward(
     return y, rstd, s
 
 
+def _reusable_gradient(dy_rows: torch.Tensor, x_rows: torch.Tensor) -> bool:
+    """dY can take dx in place: same dtype and shape as X's rows, contiguous."""
+    return dy_rows.dtype == x_rows.dtype and dy_rows.shape == x_rows.shape and dy_rows.is_contiguous()
+
+
 def rms_norm_backward(
     dy: torch.Tensor,
     x_rows: torch.Tensor,
@@ -269,23 +289,31 @@ def rms_norm_backward(
     needs_dx: bool,
     needs_dw: bool,
     ds: torch.Tensor | None = None,
+    in_place: bool = False,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(dX rows, dW) for 2-D rows; ``ds`` is a gradient added to dX (the fused residual's)."""
+    """(dX rows, dW) for 2-D rows; ``ds`` is a gradient added to dX (the fused
+    residual's); with ``in_place`` dX may be written over ``dy``."""
     n_rows, n_cols = x_rows.shape
     profile = device_profile(x_rows.device)
-    launch = row_launch(profile, n_rows, n_cols)
+    block = row_block(n_cols, profile)
+    grid = reduction_grid(profile, n_rows)
     dy_rows = as_rows(dy)
-    dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device) if needs_dx else None
+    dx = None
+    if needs_dx:
+        if in_place and _reusable_gradient(dy_rows, x_rows):
+            dx = dy_rows
+        else:
+            dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
     needs_dw = needs_dw and W is not None
-    single_block = launch.block >= n_cols
+    single_block = block >= n_cols
     dw_partial = None
     if needs_dw:
-        allocate = torch.empty if single_block else torch.zeros
-        dw_partial = allocate((launch.grid, n_cols), dtype=rstd.dtype, device=x_rows.device)
+        partial_rows = (grid + 1) // 2 if single_block else grid
+        dw_partial = torch.zeros((partial_rows, n_cols), dtype=rstd.dtype, device=x_rows.device)
     ds_rows = as_rows(ds) if ds is not None else None
     loops = 1 if single_block else 2
-    step_bytes = loops * launch.block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
-    _rms_norm_backward_kernel[(launch.grid,)](
+    step_bytes = loops * block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
+    _rms_norm_backward_kernel[(grid,)](
         dy_rows,
         dy_rows.stride(0),
         dx if dx is not None else dy_rows,
@@ -305,12 +333,15 @@ def rms_norm_backward(
         COMPUTE_DX=dx is not None,
         COMPUTE_DW=needs_dw,
         ACC=accumulator_dtype(x_rows.dtype),
-        BLOCK=launch.block,
+        BLOCK=block,
         SINGLE_BLOCK=single_block,
         STAGES=pipeline_stages(profile, step_bytes),
-        num_warps=launch.num_warps,
+        num_warps=profile.num_warps(block),
     )
-    dw = dw_partial.sum(0).to(W.dtype) if dw_partial is not None else None
+    dw = None
+    if dw_partial is not None:
+        dw = dw_partial[0] if dw_partial.shape[0] == 1 else dw_partial.sum(0)
+        dw = dw.to(W.dtype)
     return dx, dw
 
 
@@ -330,7 +361,7 @@ class RMSNormFunction(torch.autograd.Function):
         x_rows = as_rows(X)
         y, rstd, _ = rms_norm_forward(x_rows, W, eps, offset, mode)
         ctx.save_for_backward(x_rows, W, rstd)
-        ctx.offset, ctx.mode, ctx.x_shape = offset, mode, X.shape
+        ctx.offset, ctx.mode, ctx.x_shape, ctx.in_place = offset, mode, X.shape, in_place
         return y.view(X.shape)
 
     @staticmethod
@@ -345,5 +376,6 @@ class RMSNormFunction(torch.autograd.Function):
             ctx.mode,
             ctx.needs_input_grad[0],
             ctx.needs_input_grad[1],
+            in_place=ctx.in_place,
         )
         return (dx.view(ctx.x_shape) if dx is not None else None), dw, None, None, None, None, None

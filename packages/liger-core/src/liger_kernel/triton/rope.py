@@ -214,7 +214,8 @@ def rope_apply(
         BLOCK_D=block_d,
         ONE_CHUNK=one_chunk,
         STAGES=pipeline_stages(profile, step_bytes) if one_chunk else 1,
-        num_warps=profile.num_warps(2 * max(block_hq, block_hk) * block_d),
+        # sized by one half of a tile: x1 and x2 are loaded as separate tiles
+        num_warps=profile.num_warps(max(block_hq, block_hk) * block_d),
     )  # fmt: skip
     return q_out, k_out
 
