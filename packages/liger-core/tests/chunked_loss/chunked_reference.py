@@ -133,6 +133,8 @@ def grpo(
     ref=None,
     level="token",
     max_len=None,
+    delta=None,
+    bias_kl=False,
 ):
     def per_token_logps(xx, ww, bb):
         logp = F.log_softmax(full_logits(xx, ww, bb) / temperature, dim=-1)
@@ -153,7 +155,8 @@ def grpo(
         per_token = -a * 4 / tau * torch.sigmoid(tau * (coef - 1))
         clipped = torch.zeros_like(coef, dtype=torch.bool)
     else:
-        per_token = torch.maximum(-coef * a, -torch.clamp(coef, 1 - eps_low, 1 + eps_high) * a)
+        capped = coef if delta is None else torch.clamp(coef, max=delta)
+        per_token = torch.maximum(-capped * a, -torch.clamp(coef, 1 - eps_low, 1 + eps_high) * a)
         clipped = ((coef < 1 - eps_low) & (a < 0)) | ((coef > 1 + eps_high) & (a > 0))
     per_token = per_token.expand_as(mask)
     metrics = []
@@ -162,7 +165,7 @@ def grpo(
             with torch.no_grad():
                 ref_logps = per_token_logps(*ref) if ref is not None else logps.detach()
         kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
-        per_token = per_token + beta * kl
+        per_token = per_token + beta * (kl * coef if bias_kl else kl)
         metrics.append((kl * mask).sum() / mask.sum())
     if loss_type in ("grpo", "sapo"):
         loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()

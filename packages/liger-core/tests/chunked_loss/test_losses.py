@@ -197,6 +197,7 @@ GRPO_CASES = [
     ("cispo", 0.0, None, "token", True),
     ("sapo", 0.04, "logps", "token", True),
     ("grpo", 0.04, "model", "token", False),
+    ("delta+bias_kl", 0.04, "logps", "token", True),
 ]
 
 
@@ -206,6 +207,8 @@ GRPO_CASES = [
 def test_grpo(chunk_size, bias, loss_type, beta, ref_source, level, off_policy):
     torch.manual_seed(4)
     rows, temperature = 5, 0.7
+    extras = {"delta": 1.1, "use_bias_correction_kl": True} if loss_type == "delta+bias_kl" else {}
+    loss_type = "dapo" if extras else loss_type
     w, b = head(bias, scale=0.5)
     ref_w, ref_b = head(bias, scale=0.5)
     mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b, rx=leaf(rows, SEQ, HIDDEN))
@@ -224,6 +227,7 @@ def test_grpo(chunk_size, bias, loss_type, beta, ref_source, level, off_policy):
     loss_fn = LigerFusedLinearGRPOLoss(
         beta=beta, use_ref_model=ref_source is not None, chunk_size=chunk_size, epsilon_low=0.2, epsilon_high=0.28,
         loss_type=loss_type, max_completion_length=SEQ + 2, importance_sampling_level=level, temperature=temperature,
+        **extras,
     )  # fmt: skip
     use_model = ref_source == "model"
     loss, metrics = loss_fn(
@@ -235,6 +239,7 @@ def test_grpo(chunk_size, bias, loss_type, beta, ref_source, level, off_policy):
         theirs["x"], theirs["w"], theirs["b"], ids, mask, advantages, beta=beta, eps_low=0.2, eps_high=0.28,
         loss_type=loss_type, temperature=temperature, old=old, ref_logps=ref_logps,
         ref=(theirs["rx"], ref_w, ref_b) if use_model else None, level=level, max_len=SEQ + 2,
+        delta=extras.get("delta"), bias_kl=bool(extras),
     )  # fmt: skip
     assert_close(loss, expected)
     assert len(metrics) == len(expected_metrics) == (2 if beta else 1)

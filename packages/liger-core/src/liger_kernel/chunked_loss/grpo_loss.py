@@ -8,13 +8,14 @@ count, ``advantages`` (B,). Per token, with logits divided by ``temperature``,
     coef     = exp(logp - old)                       importance_sampling_level="token"
              = exp(masked mean over t of logp - old)  "sequence" (one per row)
 and, by ``loss_type`` (A the row's advantage, eps_lo/eps_hi the clip range):
-    grpo, bnpo, dr_grpo, dapo   l = -min(coef A, clamp(coef, 1 - eps_lo, 1 + eps_hi) A)
+    grpo, bnpo, dr_grpo, dapo   l = -min(min(coef, delta) A, clamp(coef, 1 - eps_lo, 1 + eps_hi) A)
+                                (delta: optional upper clip of the unclipped term)
     cispo                       l = -min(coef, eps_hi).detach() A logp
     sapo                        l = -A (4 / tau) sigmoid(tau (coef - 1)), tau by the sign of A
 With ``beta`` != 0 the KL penalty ``beta (exp(ref - logp) - (ref - logp) - 1)`` is
-added per token, ``ref`` from ``ref_per_token_logps``, else from the reference
-model (``ref_input``, ``ref_weight``, ``ref_bias``, no gradients), else logp
-detached. ``vllm_is_ratio`` (B,), (B, 1) or (B, T) multiplies l when given.
+added per token (times coef with ``use_bias_correction_kl``), ``ref`` from
+``ref_per_token_logps``, else from the reference model (``ref_input``,
+``ref_weight``, ``ref_bias``, no gradients), else logp detached. ``vllm_is_ratio`` (B,), (B, 1) or (B, T) multiplies l when given.
 Reduction over the masked tokens:
     grpo, sapo    sum over rows of (row sum / row token count), / B
     bnpo, dapo,   sum / total token count
@@ -32,6 +33,17 @@ import torch.nn.functional as F
 from liger_kernel.chunked_loss._chunking import chunked_linear_loss, linear_logits, row_chunks
 
 GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo")
+UNSUPPORTED_LOSS_TYPES = ("luspo", "vespo")
+
+
+def check_loss_type(loss_type: str) -> None:
+    """Raise a ValueError naming the supported loss types unless ``loss_type`` is one."""
+    if loss_type in UNSUPPORTED_LOSS_TYPES:
+        raise ValueError(
+            f"GRPO loss_type {loss_type!r} is not supported by the chunked loss; use one of {GRPO_LOSS_TYPES}"
+        )
+    if loss_type not in GRPO_LOSS_TYPES:
+        raise ValueError(f"unknown GRPO loss_type {loss_type!r}; expected one of {GRPO_LOSS_TYPES}")
 
 
 def selected_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -64,10 +76,11 @@ def liger_fused_linear_grpo(
     use_ref_model: bool = True,
     chunk_size: int = 1,
     vllm_is_ratio: torch.Tensor | None = None,
+    delta: float | None = None,
+    use_bias_correction_kl: bool = False,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """GRPO-family loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
-    if loss_type not in GRPO_LOSS_TYPES:
-        raise ValueError(f"unknown GRPO loss_type {loss_type!r}; expected one of {GRPO_LOSS_TYPES}")
+    check_loss_type(loss_type)
     if importance_sampling_level not in ("token", "sequence"):
         raise ValueError(f"importance_sampling_level must be 'token' or 'sequence', got {importance_sampling_level!r}")
     if loss_type == "dr_grpo" and max_completion_length is None:
@@ -114,7 +127,8 @@ def liger_fused_linear_grpo(
         else:
             is_low, is_high = coef < 1 - epsilon_low, coef > 1 + epsilon_high
             clipped = torch.clamp(coef, 1 - epsilon_low, 1 + epsilon_high)
-            per_token = -torch.min(coef * adv, clipped * adv)
+            unclipped = coef if delta is None else torch.clamp(coef, max=delta)
+            per_token = -torch.min(unclipped * adv, clipped * adv)
         per_token = per_token.expand_as(mask)
         if vllm_is_ratio is not None:
             per_token = per_token * vllm_is_ratio.index_select(0, rows)
@@ -129,9 +143,9 @@ def liger_fused_linear_grpo(
                     del ref_logits
             if ref is None:
                 ref = logps.detach()
-            delta = ref - logps
-            kl = torch.exp(delta) - delta - 1
-            per_token = per_token + beta * kl
+            ref_gap = ref - logps
+            kl = torch.exp(ref_gap) - ref_gap - 1
+            per_token = per_token + beta * (kl * coef if use_bias_correction_kl else kl)
             metrics.append((kl.detach() * mask).sum() / total_tokens)
 
         if loss_type in ("grpo", "sapo"):
@@ -173,10 +187,15 @@ class LigerFusedLinearGRPOLoss(torch.nn.Module):
         sapo_temperature_pos: float = 1.0,
         sapo_temperature_neg: float = 1.05,
         temperature: float = 1.0,
+        delta: float | None = None,
+        use_bias_correction_kl: bool = False,
+        vespo_k_pos: float = 2.0,
+        vespo_lambda_pos: float = 3.0,
+        vespo_k_neg: float = 3.0,
+        vespo_lambda_neg: float = 2.0,
     ):
         super().__init__()
-        if loss_type not in GRPO_LOSS_TYPES:
-            raise ValueError(f"unknown GRPO loss_type {loss_type!r}; expected one of {GRPO_LOSS_TYPES}")
+        check_loss_type(loss_type)
         self.beta = beta
         self.compiled = compiled
         self.use_ref_model = use_ref_model
@@ -189,6 +208,11 @@ class LigerFusedLinearGRPOLoss(torch.nn.Module):
         self.sapo_temperature_pos = sapo_temperature_pos
         self.sapo_temperature_neg = sapo_temperature_neg
         self.temperature = temperature
+        self.delta = delta
+        self.use_bias_correction_kl = use_bias_correction_kl
+        # accepted for signature compatibility; the VESPO loss type itself is not supported
+        self.vespo_k_pos, self.vespo_lambda_pos = vespo_k_pos, vespo_lambda_pos
+        self.vespo_k_neg, self.vespo_lambda_neg = vespo_k_neg, vespo_lambda_neg
 
     def forward(
         self,
@@ -230,4 +254,6 @@ class LigerFusedLinearGRPOLoss(torch.nn.Module):
             self.use_ref_model,
             self.chunk_size,
             vllm_is_ratio,
+            self.delta,
+            self.use_bias_correction_kl,
         )
