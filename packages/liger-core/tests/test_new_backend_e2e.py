@@ -176,7 +176,9 @@ def test_the_lane_goes_to_the_checkout_around_dest_only(tmp_path, monkeypatch, c
     lane = ci_lanes().load(checkout / "ci" / "lanes.toml").lane("backend-acme")
     assert lane.run[-1] == "pytest -q --pyargs liger_conformance --liger-backend acme"
     # a second backend's lane is appended after it; the same lane twice is refused
-    assert scaffold.main(["acme2", "--device-type", "xpu"]) == 0
+    assert scaffold.main(["acme2", "--device-type", "xpu", "--triton"]) == 0
+    triton_init = (checkout / "packages" / "liger-acme2" / "src" / "liger_kernel_acme2" / "__init__.py").read_text()
+    assert 'profile="liger_kernel_acme2.profile:device_profile",' in triton_init
     lanes_file = str(checkout / "ci" / "lanes.toml")
     elsewhere = tmp_path / "elsewhere"
     assert scaffold.main(["acme", "--device-type", "xpu", "--dest", str(elsewhere), "--lanes-file", lanes_file]) == 2
@@ -189,7 +191,5 @@ def test_the_lane_goes_to_the_checkout_around_dest_only(tmp_path, monkeypatch, c
     assert scaffold.main(["acme3", "--device-type", "xpu", "--dest", str(outside)]) == 0
     assert "No CI lane added" in capsys.readouterr().out
     assert (checkout / "ci" / "lanes.toml").read_text() == before
-    assert (
-        "priority=50,"
-        in (checkout / "packages" / "liger-acme" / "src" / "liger_kernel_acme" / "__init__.py").read_text()
-    )
+    plain_init = (checkout / "packages" / "liger-acme" / "src" / "liger_kernel_acme" / "__init__.py").read_text()
+    assert "priority=50," in plain_init and "profile=None," in plain_init
