@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import chunked_reference as ref
 import pytest
 import torch
@@ -377,3 +379,34 @@ def test_no_grad_call_computes_the_loss_without_gradients():
 def test_bad_arguments_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_grpo_takes_the_keywords_trl_passes():
+    """TRL's GRPOTrainer builds and calls the loss with these keywords (TRL 1.9)."""
+    torch.manual_seed(9)
+    rows = 4
+    w, b = head(True)
+    loss_fn = LigerFusedLinearGRPOLoss(
+        beta=0.04, epsilon_low=0.2, epsilon_high=0.28, temperature=1.0, use_ref_model=True, loss_type="dapo",
+        max_completion_length=SEQ, importance_sampling_level="token", delta=None, use_bias_correction_kl=False,
+        sapo_temperature_pos=1.0, sapo_temperature_neg=1.05, vespo_k_pos=2.0, vespo_lambda_pos=3.0, vespo_k_neg=3.0,
+        vespo_lambda_neg=2.0,
+    )  # fmt: skip
+    x = leaf(rows, SEQ, HIDDEN)
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ)
+    advantages = torch.randn(rows, dtype=DTYPE)
+    with torch.no_grad():
+        policy = torch.log_softmax(ref.full_logits(x, w, b), -1).gather(-1, ids[..., None])[..., 0]
+    ratio = torch.rand(rows, SEQ, dtype=DTYPE) + 0.5
+    loss, metrics = loss_fn(
+        _input=x, lin_weight=w, selected_token_ids=ids, attention_mask=mask, advantages=advantages, bias=b,
+        old_per_token_logps=policy, ref_per_token_logps=policy - 0.1, vllm_is_ratio=ratio,
+    )  # fmt: skip
+    # on-policy and unclipped: the policy term is -A * ratio per token, the KL term exp(-0.1) + 0.1 - 1
+    expected = (-(advantages[:, None] * ratio) + 0.04 * (math.exp(-0.1) + 0.1 - 1)).sum() / mask.sum()
+    assert_close(loss, expected)
+    assert len(metrics) == 2
+    assert_close(metrics[0], torch.tensor(math.exp(-0.1) + 0.1 - 1, dtype=DTYPE))
+    with pytest.raises(ValueError, match="not supported"):
+        LigerFusedLinearGRPOLoss(loss_type="vespo")
