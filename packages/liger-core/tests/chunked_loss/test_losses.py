@@ -402,11 +402,24 @@ def test_grpo_takes_the_keywords_trl_passes():
     loss, metrics = loss_fn(
         _input=x, lin_weight=w, selected_token_ids=ids, attention_mask=mask, advantages=advantages, bias=b,
         old_per_token_logps=policy, ref_per_token_logps=policy - 0.1, vllm_is_ratio=ratio,
+        num_items_in_batch=torch.tensor(40.0),
     )  # fmt: skip
-    # on-policy and unclipped: the policy term is -A * ratio per token, the KL term exp(-0.1) + 0.1 - 1
-    expected = (-(advantages[:, None] * ratio) + 0.04 * (math.exp(-0.1) + 0.1 - 1)).sum() / mask.sum()
+    # on-policy and unclipped: the policy term is -A * ratio per token, the KL term exp(-0.1) + 0.1 - 1;
+    # dapo divides by the trainer's token count, num_items_in_batch
+    expected = (-(advantages[:, None] * ratio) + 0.04 * (math.exp(-0.1) + 0.1 - 1)).sum() / 40.0
     assert_close(loss, expected)
     assert len(metrics) == 2
     assert_close(metrics[0], torch.tensor(math.exp(-0.1) + 0.1 - 1, dtype=DTYPE))
     with pytest.raises(ValueError, match="not supported"):
         LigerFusedLinearGRPOLoss(loss_type="vespo")
+
+
+def test_kto_takes_preference_labels_as_a_list():
+    torch.manual_seed(10)
+    w, _ = head(False)
+    x = leaf(3, SEQ, HIDDEN)
+    target = labels(3, -100)
+    loss_fn = LigerFusedLinearKTOLoss(use_ref_model=False, chunk_size=2)
+    from_list, _ = loss_fn(x, w, target, preference_labels=[True, False, True])
+    from_tensor, _ = loss_fn(x, w, target, preference_labels=torch.tensor([True, False, True]))
+    assert_close(from_list, from_tensor)

@@ -18,8 +18,9 @@ added per token (times coef with ``use_bias_correction_kl``), ``ref`` from
 ``ref_weight``, ``ref_bias``, no gradients), else logp detached. ``vllm_is_ratio`` (B,), (B, 1) or (B, T) multiplies l when given.
 Reduction over the masked tokens:
     grpo, sapo    sum over rows of (row sum / row token count), / B
-    bnpo, dapo,   sum / total token count
-    cispo
+    bnpo          sum / total token count
+    dapo, cispo   sum / num_items_in_batch when given (the trainer's token count over its
+                  accumulation window), else / total token count
     dr_grpo       sum / (B * max_completion_length)
 Chunks hold ``chunk_size`` rows. Returns ``loss, metrics``: metrics is
 ``[mean KL]`` (only with beta != 0) followed by the clipped-token fraction.
@@ -78,6 +79,7 @@ def liger_fused_linear_grpo(
     vllm_is_ratio: torch.Tensor | None = None,
     delta: float | None = None,
     use_bias_correction_kl: bool = False,
+    num_items_in_batch: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """GRPO-family loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
     check_loss_type(loss_type)
@@ -97,6 +99,9 @@ def liger_fused_linear_grpo(
         raise ValueError("a reference model needs ref_weight with ref_input")
     batch = _input.shape[0]
     total_tokens = attention_mask.sum().clamp(min=1)
+    token_normalizer = total_tokens
+    if num_items_in_batch is not None and loss_type in ("dapo", "cispo"):
+        token_normalizer = torch.as_tensor(num_items_in_batch, device=_input.device).clamp(min=1)
     if vllm_is_ratio is not None and vllm_is_ratio.dim() == 1:
         vllm_is_ratio = vllm_is_ratio.unsqueeze(-1)
 
@@ -153,7 +158,7 @@ def liger_fused_linear_grpo(
         elif loss_type == "dr_grpo":
             loss = (per_token * mask).sum() / (batch * max_completion_length)
         else:
-            loss = (per_token * mask).sum() / total_tokens
+            loss = (per_token * mask).sum() / token_normalizer
 
         clipped_tokens = ((is_low & (adv < 0)) | (is_high & (adv > 0))).expand_as(mask)
         metrics.append((clipped_tokens * mask).sum() / total_tokens)
@@ -171,7 +176,7 @@ class LigerFusedLinearGRPOFunction:
 class LigerFusedLinearGRPOLoss(torch.nn.Module):
     """GRPO over the LM head: ``loss_fn(_input, lin_weight, selected_token_ids, attention_mask, advantages,
     bias=None, ref_per_token_logps=None, old_per_token_logps=None, ref_input=None, ref_weight=None,
-    ref_bias=None, vllm_is_ratio=None) -> (loss, metrics)``."""
+    ref_bias=None, vllm_is_ratio=None, num_items_in_batch=None) -> (loss, metrics)``."""
 
     def __init__(
         self,
@@ -228,6 +233,7 @@ class LigerFusedLinearGRPOLoss(torch.nn.Module):
         ref_weight=None,
         ref_bias=None,
         vllm_is_ratio=None,
+        num_items_in_batch=None,
     ):
         return liger_fused_linear_grpo(
             _input,
@@ -256,4 +262,5 @@ class LigerFusedLinearGRPOLoss(torch.nn.Module):
             vllm_is_ratio,
             self.delta,
             self.use_bias_correction_kl,
+            num_items_in_batch,
         )

@@ -47,8 +47,13 @@ def liger_fused_linear_kto(
         raise ValueError(
             f"input must be (batch, seq, hidden) and target (batch, seq); got {tuple(_input.shape)} and {tuple(target.shape)}"
         )
-    if preference_labels is None or preference_labels.shape != (_input.shape[0],):
-        raise ValueError(f"preference_labels must be a ({_input.shape[0]},) bool tensor")
+    if preference_labels is None:
+        raise ValueError("KTO needs preference_labels, one bool per row")
+    preference_labels = torch.as_tensor(preference_labels, device=_input.device)
+    if preference_labels.shape != (_input.shape[0],):
+        raise ValueError(
+            f"preference_labels must have shape ({_input.shape[0]},), got {tuple(preference_labels.shape)}"
+        )
     with_ref = use_ref_model and ref_input is not None
     if with_ref and ref_weight is None:
         raise ValueError("a reference model needs ref_weight with ref_input")
