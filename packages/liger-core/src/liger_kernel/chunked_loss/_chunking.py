@@ -9,7 +9,8 @@ autograd graph, evaluates L_k, and takes its gradients at once:
     dx[rows_k] = dL_k / dx[rows_k]      dW += dL_k / dW      db += dL_k / db
 then drops the graph, so at most one chunk's (rows, seq, vocab) logits (and
 their gradient) are alive at a time, never the whole batch's. Backward only
-scales the stored gradients by the incoming scalar gradient.
+scales the stored gradients by the incoming scalar gradient. With grad mode
+off, or nothing to differentiate, only the chunk terms are evaluated.
 
 Chunk terms may also report detached metrics: a 0-dim metric is summed over
 the chunks (terms that are batch means are pre-divided by the batch's size),
@@ -23,6 +24,7 @@ The math is plain PyTorch, so it runs on any device. Reference-model inputs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -84,73 +86,83 @@ def accumulator_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float32 if t.dtype in HALF_DTYPES else t.dtype
 
 
+class ChunkWalk(NamedTuple):
+    loss: torch.Tensor
+    metrics: list[torch.Tensor]
+    dinput: torch.Tensor | None
+    dweight: torch.Tensor | None
+    dbias: torch.Tensor | None
+
+
+def walk_chunks(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    chunks: Sequence[torch.Tensor],
+    term: ChunkTerm,
+    needs: tuple[bool, bool, bool],
+) -> ChunkWalk:
+    """Sum the chunk terms and, where ``needs`` (dinput, dweight, dbias) asks, their gradients."""
+    need_dx, need_dw, need_db = needs[0], needs[1], needs[2] and bias is not None
+    dinput = torch.zeros_like(input) if need_dx else None
+    dweight = torch.zeros(weight.shape, dtype=accumulator_dtype(weight), device=weight.device) if need_dw else None
+    dbias = torch.zeros(bias.shape, dtype=accumulator_dtype(bias), device=bias.device) if need_db else None
+    loss = torch.zeros((), dtype=torch.float64 if input.dtype == torch.float64 else torch.float32, device=input.device)
+    summed: list[torch.Tensor | None] = []  # per metric: running sum of a 0-dim metric, None for a per-row one
+    pieces: list[list[torch.Tensor]] = []  # per metric: the per-row chunks, in order
+
+    for rows in chunks:
+        with torch.enable_grad() if any((need_dx, need_dw, need_db)) else torch.no_grad():
+            x = input.index_select(0, rows).detach().requires_grad_(need_dx)
+            w = weight.detach().requires_grad_(need_dw)
+            b = None if bias is None else bias.detach().requires_grad_(need_db)
+            chunk_loss, chunk_metrics = term(rows, x, w, b)
+            sources = [(t, acc) for t, acc in ((x, dinput), (w, dweight), (b, dbias)) if acc is not None]
+            if sources and chunk_loss.requires_grad:
+                grads = torch.autograd.grad(chunk_loss, [t for t, _ in sources], allow_unused=True)
+            else:
+                grads = [None] * len(sources)
+        for (_, acc), grad in zip(sources, grads):
+            if grad is None:  # the term does not depend on it (e.g. every token ignored)
+                continue
+            if acc is dinput:
+                dinput.index_copy_(0, rows, grad.to(dinput.dtype))
+            else:
+                acc.add_(grad)
+        loss += chunk_loss.detach()
+
+        if not pieces:
+            summed = [torch.zeros_like(m.detach()) if m.dim() == 0 else None for m in chunk_metrics]
+            pieces = [[] for _ in chunk_metrics]
+        for i, metric in enumerate(chunk_metrics):
+            if summed[i] is not None:
+                summed[i] = summed[i] + metric.detach()
+            else:
+                pieces[i].append(metric.detach())
+
+    metrics = [total if total is not None else torch.cat(parts) for total, parts in zip(summed, pieces)]
+    return ChunkWalk(loss, metrics, dinput, dweight, dbias)
+
+
 class ChunkedLinearLossFunction(torch.autograd.Function):
     """``apply(input, weight, bias, chunks, term) -> (loss, *metrics)``; see the module docstring."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, chunks, term):  # type: ignore[override]
-        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
-        need_db = need_db and bias is not None
-        dinput = torch.zeros_like(input) if need_dx else None
-        dweight = torch.zeros(weight.shape, dtype=accumulator_dtype(weight), device=weight.device) if need_dw else None
-        dbias = torch.zeros(bias.shape, dtype=accumulator_dtype(bias), device=bias.device) if need_db else None
-        loss = torch.zeros(
-            (), dtype=torch.float64 if input.dtype == torch.float64 else torch.float32, device=input.device
-        )
-        scalar_metrics: list[torch.Tensor] = []
-        row_metrics: list[list[torch.Tensor]] = []
-        kinds: list[bool] = []  # True where the metric is 0-dim (summed), False where it is per row (concatenated)
-
-        for rows in chunks:
-            with torch.enable_grad():
-                x = input.index_select(0, rows).detach().requires_grad_(need_dx)
-                w = weight.detach().requires_grad_(need_dw)
-                b = bias.detach().requires_grad_(need_db) if bias is not None else None
-                chunk_loss, chunk_metrics = term(rows, x, w, b)
-                wanted = [(t, slot) for t, slot in ((x, "x"), (w, "w"), (b, "b")) if t is not None and t.requires_grad]
-                grads = (
-                    torch.autograd.grad(chunk_loss, [t for t, _ in wanted], allow_unused=True)
-                    if wanted and chunk_loss.requires_grad
-                    else [None] * len(wanted)
-                )
-            for (_, slot), grad in zip(wanted, grads):
-                if grad is None:
-                    continue
-                if slot == "x":
-                    dinput.index_copy_(0, rows, grad.to(dinput.dtype))
-                elif slot == "w":
-                    dweight.add_(grad)
-                else:
-                    dbias.add_(grad)
-            loss += chunk_loss.detach()
-
-            if not kinds:
-                kinds = [m.dim() == 0 for m in chunk_metrics]
-                scalar_metrics = [torch.zeros_like(m.detach()) for m in chunk_metrics]
-                row_metrics = [[] for _ in chunk_metrics]
-            for i, metric in enumerate(chunk_metrics):
-                if kinds[i]:
-                    scalar_metrics[i] = scalar_metrics[i] + metric.detach()
-                else:
-                    row_metrics[i].append(metric.detach())
-
-        metrics = [scalar_metrics[i] if kinds[i] else torch.cat(row_metrics[i]) for i in range(len(kinds))]
-        ctx.save_for_backward(dinput, dweight, dbias)
-        ctx.param_dtypes = (input.dtype, weight.dtype, bias.dtype if bias is not None else None)
-        ctx.mark_non_differentiable(*metrics)
-        return (loss, *metrics)
+        walk = walk_chunks(input, weight, bias, chunks, term, ctx.needs_input_grad[:3])
+        ctx.save_for_backward(walk.dinput, walk.dweight, walk.dbias)
+        ctx.param_dtypes = (input.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.mark_non_differentiable(*walk.metrics)
+        return (walk.loss, *walk.metrics)
 
     @staticmethod
     def backward(ctx, grad_loss, *_metric_grads):  # type: ignore[override]
-        dinput, dweight, dbias = ctx.saved_tensors
-        input_dtype, weight_dtype, bias_dtype = ctx.param_dtypes
+        grads = ctx.saved_tensors
 
         def scaled(grad: torch.Tensor | None, dtype: torch.dtype | None) -> torch.Tensor | None:
-            if grad is None:
-                return None
-            return (grad * grad_loss.to(grad.dtype)).to(dtype)
+            return None if grad is None else (grad * grad_loss.to(grad.dtype)).to(dtype)
 
-        return scaled(dinput, input_dtype), scaled(dweight, weight_dtype), scaled(dbias, bias_dtype), None, None
+        return (*(scaled(g, dtype) for g, dtype in zip(grads, ctx.param_dtypes)), None, None)
 
 
 def chunked_linear_loss(
@@ -168,5 +180,10 @@ def chunked_linear_loss(
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    differentiable = (input, weight) if bias is None else (input, weight, bias)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)):
+        # evaluation (e.g. under torch.no_grad): the chunk terms alone, no gradients
+        walk = walk_chunks(input, weight, bias, chunks, term, (False, False, False))
+        return walk.loss, walk.metrics
     loss, *metrics = ChunkedLinearLossFunction.apply(input, weight, bias, list(chunks), term)
     return loss, metrics
