@@ -139,3 +139,29 @@ def test_the_tracker_sees_whole_batch_logits_when_they_exist():
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens(rows, SEQ).flatten())
 
     assert largest_tensor(unchunked, 16) >= 16 * SEQ * VOCAB
+
+
+class MatmulCount(TorchDispatchMode):
+    """Counts the matrix products run while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_evaluation_under_no_grad_runs_only_the_forward_products():
+    torch.manual_seed(0)
+    loss_fn = LigerFusedLinearSimPOLoss(chunk_size=1)
+    x, w, target = hidden(8, SEQ), lm_head(), tokens(8, SEQ)
+    with MatmulCount() as training:
+        loss_fn(w, x, target)
+    with torch.no_grad(), MatmulCount() as evaluation:
+        loss_fn(w, x, target)
+    # 4 chunks of one pair: the logits product each, plus dinput and dweight products when training
+    assert evaluation.count == 4
+    assert training.count == 12
