@@ -46,16 +46,16 @@ def test_rms_norm_without_weight_and_non_contiguous(profile, assert_close):
     x = base.t()  # (6, 40), last dim strided
     dy = torch.randn(6, 40)
     xk = leaf(x)
-    RMSNormFunction.apply(xk, None, EPS).backward(dy)
+    RMSNormFunction.apply(xk, None, EPS).backward(dy.clone())  # in place by default: dy is reused below
     x64 = leaf(x.double())
     reference(x64, None, 0.0).backward(dy.double())
     assert_close(RMSNormFunction.apply(x, None, EPS), reference(x.double(), None, 0.0), torch.float32)
     assert_close(xk.grad, x64.grad, torch.float32)
 
 
-@pytest.mark.parametrize("in_place", [True, False])
-def test_rms_norm_leaves_a_shared_gradient_intact(profile, assert_close, in_place):
-    """Y1 + Y2 hands both norms one gradient tensor: in_place must not spoil it."""
+def test_rms_norm_leaves_a_shared_gradient_intact(profile, assert_close):
+    """Y1 + Y2 hands both norms one gradient tensor: in_place=False must not spoil it."""
+    in_place = False
     torch.manual_seed(2)
     x1, x2 = leaf(torch.randn(4, 24)), leaf(torch.randn(4, 24))
     w = leaf(torch.randn(24))
@@ -70,6 +70,24 @@ def test_rms_norm_leaves_a_shared_gradient_intact(profile, assert_close, in_plac
     assert_close(x1.grad, refs[0].grad, torch.float32)
     assert_close(x2.grad, refs[1].grad, torch.float32)
     assert_close(w.grad, refs[2].grad, torch.float32, scale=4)
+
+
+@pytest.mark.parametrize("shape", [(5, 24), (2, 3, 24)])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_rms_norm_in_place_writes_dx_over_dy(profile, assert_close, shape, in_place):
+    """in_place=True: dX takes dY's buffer (no buffer of its own); in_place=False: dY is kept."""
+    torch.manual_seed(6)
+    x, w = leaf(torch.randn(shape)), leaf(torch.randn(24))
+    dy = torch.randn(shape)
+    dy_kept = dy.clone()
+    dx, dw = torch.autograd.grad(RMSNormFunction.apply(x, w, EPS, 0.0, "llama", in_place), (x, w), dy)
+    refs = [leaf(t.double()) for t in (x, w)]
+    reference(refs[0], refs[1], 0.0).backward(dy_kept.double())
+    assert_close(dx, refs[0].grad, torch.float32)
+    assert_close(dw, refs[1].grad, torch.float32, scale=4)
+    assert (dx.data_ptr() == dy.data_ptr()) == in_place
+    if not in_place:
+        assert torch.equal(dy, dy_kept)
 
 
 def test_rms_norm_only_weight_grad(profile, assert_close):

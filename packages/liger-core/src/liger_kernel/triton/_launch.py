@@ -24,11 +24,25 @@
     bytes in flight per program) when those ``PIPELINE_STAGES - 1`` buffers
     fit this program's share of on-chip memory (``profile.onchip_bytes /
     profile.programs_per_unit``), else 1 (no pipelining).
+``shaped(t, shape) -> torch.Tensor``
+    ``t`` viewed as ``shape``, or ``t`` itself when it has that shape already
+    (a view costs a few microseconds of host time per call, and the norms are
+    bound by host time at training sizes).
 ``reduction_grid(profile, n_rows) -> int``
     Grid of a row kernel that also sums over rows (the norms' dW): one program
     per compute unit, so its per-program partial sums stay a small buffer.
     Measured on H100 (norm backward, 8192 x 4096 bf16), two programs per SM
     are no faster once the larger partial buffer is summed.
+``launch(kernel, grid, *args, **meta) -> None``
+    ``kernel[(grid,)](*args, **meta)`` with less host time: on an NVIDIA build
+    of torch (not under the Triton interpreter) the compiled kernel of each
+    specialization is kept and launched directly, skipping Triton's argument
+    binding and cache lookup (about 41 -> 17 microseconds per launch on the
+    H100 host, where the norms and rope are bound by host time). The key holds
+    everything Triton specializes on: tensor dtypes and 16-byte alignment,
+    integers equal to 1, divisible by 16 and their width, the constexprs and
+    the launch options, and the current device. Runtime arguments come first
+    and constexprs by keyword, as in every kernel here.
 ``accumulator_dtype(dtype) -> tl.dtype`` / ``statistics_dtype(dtype) -> torch.dtype``
     What a kernel computes and keeps per-row statistics in for inputs of
     ``dtype``: fp32 for 16- and 32-bit floats, fp64 for fp64.
@@ -36,10 +50,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from typing import Any, NamedTuple
 
 import torch
 import triton.language as tl
+from triton.runtime.jit import JITFunction
 
 from liger_kernel.backend import DeviceProfile
 
@@ -70,6 +86,10 @@ def as_rows(x: torch.Tensor) -> torch.Tensor:
     return rows
 
 
+def shaped(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    return t if t.shape == shape else t.view(shape)
+
+
 class RowLaunch(NamedTuple):
     grid: int
     block: int
@@ -85,6 +105,55 @@ def tile_launch(profile: DeviceProfile, n_elements: int) -> RowLaunch:
     block = min(TILE, profile.max_block)
     tiles = -(-n_elements // block)
     return RowLaunch(profile.grid(tiles), block, profile.num_warps(block))
+
+
+_DIRECT_LAUNCH = torch.version.cuda is not None and os.environ.get("TRITON_INTERPRET", "0") in ("", "0")
+_INT32 = (-(2**31), 2**31)
+
+
+def _specialization(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.dtype, value.data_ptr() % 16 == 0
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value == 1, value % 16 == 0, _INT32[0] <= value < _INT32[1], value >= 2**63
+    if isinstance(value, float):
+        return float
+    return value
+
+
+class _DirectLauncher:
+    """Compiled kernels of one JIT function by specialization (see ``launch``)."""
+
+    def __init__(self, kernel: JITFunction) -> None:
+        self.kernel = kernel
+        self.names = [param.name for param in kernel.params]
+        self.compiled: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, grid: int, args: tuple[Any, ...], meta: dict[str, Any]) -> None:
+        if len(args) + len(meta) - sum(name not in self.names for name in meta) != len(self.names):
+            self.kernel[(grid,)](*args, **meta)  # a defaulted parameter: Triton binds it
+            return
+        key = (torch.cuda.current_device(), tuple(meta.items()), *map(_specialization, args))
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            self.compiled[key] = self.kernel[(grid,)](*args, **meta)
+            return
+        compiled[(grid, 1, 1)](*args, *(meta[name] for name in self.names[len(args) :]))
+
+
+_LAUNCHERS: dict[JITFunction, _DirectLauncher] = {}
+
+
+def launch(kernel: Any, grid: int, *args: Any, **meta: Any) -> None:
+    if not _DIRECT_LAUNCH or not isinstance(kernel, JITFunction):
+        kernel[(grid,)](*args, **meta)
+        return
+    launcher = _LAUNCHERS.get(kernel)
+    if launcher is None:
+        launcher = _LAUNCHERS[kernel] = _DirectLauncher(kernel)
+    launcher(grid, args, meta)
 
 
 def reduction_grid(profile: DeviceProfile, n_rows: int) -> int:

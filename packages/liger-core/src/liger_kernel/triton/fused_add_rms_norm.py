@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from liger_kernel.triton._launch import as_rows
+from liger_kernel.triton._launch import as_rows, shaped
 from liger_kernel.triton.rms_norm import CASTING_MODES, rms_norm_backward, rms_norm_forward
 
 
@@ -40,7 +40,7 @@ class FusedAddRMSNormFunction(torch.autograd.Function):
         # An unused output's gradient arrives as None rather than a tensor of
         # zeros that the backward would have to read.
         ctx.set_materialize_grads(False)
-        return y.view(X.shape), s.view(X.shape)
+        return shaped(y, X.shape), shaped(s, X.shape)
 
     @staticmethod
     def backward(ctx: Any, dY: torch.Tensor | None, dS_out: torch.Tensor | None) -> tuple[Any, ...]:
@@ -63,6 +63,8 @@ class FusedAddRMSNormFunction(torch.autograd.Function):
                 in_place=ctx.in_place,
             )
         if ds is not None:
+            # a fresh view even at the same shape: ds may be the gradient
+            # tensor autograd's caller still holds (in place, or dS_out itself)
             ds = ds.reshape(ctx.x_shape)
         dx = ds if ctx.needs_input_grad[0] else None
         dr = ds if ctx.needs_input_grad[1] else None

@@ -33,10 +33,12 @@ from liger_kernel.dispatch import device_profile
 from liger_kernel.triton._launch import (
     accumulator_dtype,
     as_rows,
+    launch,
     pipeline_stages,
     reduction_grid,
     row_block,
     row_launch,
+    shaped,
     statistics_dtype,
 )
 
@@ -112,6 +114,7 @@ def _layer_norm_backward_kernel(
     RSTD,
     DW_PARTIAL,
     DB_PARTIAL,
+    db_offset,
     n_rows,
     n_cols,
     COMPUTE_DX: tl.constexpr,
@@ -147,7 +150,7 @@ def _layer_norm_backward_kernel(
         if COMPUTE_DW:
             tl.atomic_add(DW_PARTIAL + (pid // 2) * n_cols + cols, dw_sum, mask=mask)
         if COMPUTE_DB:
-            tl.atomic_add(DB_PARTIAL + (pid // 2) * n_cols + cols, db_sum, mask=mask)
+            tl.atomic_add(DB_PARTIAL + db_offset + (pid // 2) * n_cols + cols, db_sum, mask=mask)
     else:
         # The partial buffers start zeroed and each program owns one row of them.
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
@@ -180,7 +183,7 @@ def _layer_norm_backward_kernel(
                     partial = DW_PARTIAL + pid * n_cols + start + cols
                     tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy * n, mask=mask)
                 if COMPUTE_DB:
-                    partial = DB_PARTIAL + pid * n_cols + start + cols
+                    partial = DB_PARTIAL + db_offset + pid * n_cols + start + cols
                     tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy, mask=mask)
 
 
@@ -190,12 +193,14 @@ class LayerNormFunction(torch.autograd.Function):
         x_rows = as_rows(X)
         n_rows, n_cols = x_rows.shape
         profile = device_profile(X.device)
-        launch = row_launch(profile, n_rows, n_cols)
+        plan = row_launch(profile, n_rows, n_cols)
         stats_dtype = statistics_dtype(X.dtype)
         y = torch.empty((n_rows, n_cols), dtype=X.dtype, device=X.device)
         mean = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
         rstd = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
-        _layer_norm_forward_kernel[(launch.grid,)](
+        launch(
+            _layer_norm_forward_kernel,
+            plan.grid,
             x_rows,
             x_rows.stride(0),
             y,
@@ -208,15 +213,15 @@ class LayerNormFunction(torch.autograd.Function):
             eps,
             HAS_BIAS=B is not None,
             ACC=accumulator_dtype(X.dtype),
-            BLOCK=launch.block,
-            SINGLE_BLOCK=launch.block >= n_cols,
+            BLOCK=plan.block,
+            SINGLE_BLOCK=plan.block >= n_cols,
             # a row walked in blocks has three pipelined loops, each with its own buffers
-            STAGES=pipeline_stages(profile, (1 if launch.block >= n_cols else 3) * launch.block * X.element_size()),
-            num_warps=launch.num_warps,
+            STAGES=pipeline_stages(profile, (1 if plan.block >= n_cols else 3) * plan.block * X.element_size()),
+            num_warps=plan.num_warps,
         )
         ctx.save_for_backward(x_rows, W, mean, rstd)
         ctx.has_bias, ctx.bias_dtype, ctx.x_shape = B is not None, B.dtype if B is not None else None, X.shape
-        return y.view(X.shape)
+        return shaped(y, X.shape)
 
     @staticmethod
     def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
@@ -236,9 +241,11 @@ class LayerNormFunction(torch.autograd.Function):
         if needs_dw or needs_db:
             sums = 2 if needs_dw and needs_db else 1
             partials = torch.zeros((sums, partial_rows, n_cols), dtype=rstd.dtype, device=x_rows.device)
-        dw_partial = partials[0] if needs_dw else None
-        db_partial = partials[-1] if needs_db else None
-        _layer_norm_backward_kernel[(grid,)](
+        # dB's rows follow dW's in the buffer when both are summed
+        db_offset = partial_rows * n_cols if needs_dw else 0
+        launch(
+            _layer_norm_backward_kernel,
+            grid,
             dy_rows,
             dy_rows.stride(0),
             dx if dx is not None else dy_rows,
@@ -247,8 +254,9 @@ class LayerNormFunction(torch.autograd.Function):
             W,
             mean,
             rstd,
-            dw_partial if dw_partial is not None else rstd,
-            db_partial if db_partial is not None else rstd,
+            partials if partials is not None else rstd,
+            partials if partials is not None else rstd,
+            db_offset,
             n_rows,
             n_cols,
             COMPUTE_DX=needs_dx,
@@ -262,8 +270,13 @@ class LayerNormFunction(torch.autograd.Function):
             ),
             num_warps=profile.num_warps(block),
         )
-        dx = dx.view(ctx.x_shape) if dx is not None else None
-        totals = partials.sum(1) if partials is not None else None
-        dw = totals[0].to(W.dtype) if needs_dw else None
-        db = totals[-1].to(ctx.bias_dtype) if needs_db else None
+        dx = shaped(dx, ctx.x_shape) if dx is not None else None
+        dw = db = None
+        if partials is not None:
+            totals = partials.sum(1)
+            if needs_dw and needs_db and W.dtype == ctx.bias_dtype:
+                dw, db = totals.to(W.dtype)
+            else:
+                dw = totals[0].to(W.dtype) if needs_dw else None
+                db = totals[-1].to(ctx.bias_dtype) if needs_db else None
         return dx, dw, db, None

@@ -42,10 +42,12 @@ from liger_kernel.dispatch import device_profile
 from liger_kernel.triton._launch import (
     accumulator_dtype,
     as_rows,
+    launch,
     pipeline_stages,
     reduction_grid,
     row_block,
     row_launch,
+    shaped,
     statistics_dtype,
 )
 
@@ -242,14 +244,16 @@ def rms_norm_forward(
     """(Y, RSTD, S) for 2-D rows; S = x + residual when a residual is given, else None."""
     n_rows, n_cols = x_rows.shape
     profile = device_profile(x_rows.device)
-    launch = row_launch(profile, n_rows, n_cols)
+    plan = row_launch(profile, n_rows, n_cols)
     # a row walked in blocks has two pipelined loops, each with its own buffers
-    loops = 1 if launch.block >= n_cols else 2
-    step_bytes = loops * launch.block * x_rows.element_size() * (1 if residual_rows is None else 2)
+    loops = 1 if plan.block >= n_cols else 2
+    step_bytes = loops * plan.block * x_rows.element_size() * (1 if residual_rows is None else 2)
     y = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
     rstd = torch.empty(n_rows, dtype=statistics_dtype(x_rows.dtype), device=x_rows.device)
     s = torch.empty_like(y) if residual_rows is not None else None
-    _rms_norm_forward_kernel[(launch.grid,)](
+    launch(
+        _rms_norm_forward_kernel,
+        plan.grid,
         x_rows,
         x_rows.stride(0),
         residual_rows if residual_rows is not None else x_rows,
@@ -266,10 +270,10 @@ def rms_norm_forward(
         HAS_WEIGHT=W is not None,
         HAS_RESIDUAL=residual_rows is not None,
         ACC=accumulator_dtype(x_rows.dtype),
-        BLOCK=launch.block,
-        SINGLE_BLOCK=launch.block >= n_cols,
+        BLOCK=plan.block,
+        SINGLE_BLOCK=plan.block >= n_cols,
         STAGES=pipeline_stages(profile, step_bytes),
-        num_warps=launch.num_warps,
+        num_warps=plan.num_warps,
     )
     return y, rstd, s
 
@@ -313,7 +317,9 @@ def rms_norm_backward(
     ds_rows = as_rows(ds) if ds is not None else None
     loops = 1 if single_block else 2
     step_bytes = loops * block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
-    _rms_norm_backward_kernel[(grid,)](
+    launch(
+        _rms_norm_backward_kernel,
+        grid,
         dy_rows,
         dy_rows.stride(0),
         dx if dx is not None else dy_rows,
@@ -362,7 +368,7 @@ class RMSNormFunction(torch.autograd.Function):
         y, rstd, _ = rms_norm_forward(x_rows, W, eps, offset, mode)
         ctx.save_for_backward(x_rows, W, rstd)
         ctx.offset, ctx.mode, ctx.x_shape, ctx.in_place = offset, mode, X.shape, in_place
-        return y.view(X.shape)
+        return shaped(y, X.shape)
 
     @staticmethod
     def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
@@ -378,4 +384,10 @@ class RMSNormFunction(torch.autograd.Function):
             ctx.needs_input_grad[1],
             in_place=ctx.in_place,
         )
-        return (dx.view(ctx.x_shape) if dx is not None else None), dw, None, None, None, None, None
+        if dx is dY:
+            # dX was written over dY, which autograd's caller may still hold:
+            # as a fresh view it is handed on to X's gradient without a copy
+            dx = dx.view(ctx.x_shape)
+        elif dx is not None:
+            dx = shaped(dx, ctx.x_shape)
+        return dx, dw, None, None, None, None, None

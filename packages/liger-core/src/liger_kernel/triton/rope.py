@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import MIN_BLOCK, accumulator_dtype, pipeline_stages
+from liger_kernel.triton._launch import MIN_BLOCK, accumulator_dtype, launch, pipeline_stages
 
 
 @triton.jit
@@ -198,7 +198,7 @@ def rope_apply(
     grid = profile.grid(n_positions)
     one_chunk = block_hq >= n_q_heads and block_hk >= n_k_heads
     step_bytes = 2 * block_d * (block_hq * q.element_size() + block_hk * k.element_size())
-    _rope_kernel[(grid,)](
+    launch(_rope_kernel, grid,
         q, *_head_strides(q, unsqueeze_dim),
         k, *_head_strides(k, unsqueeze_dim),
         q_out, *_head_strides(q_out, unsqueeze_dim),
