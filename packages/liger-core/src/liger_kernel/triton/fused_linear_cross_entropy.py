@@ -12,9 +12,13 @@ multiplies the three gradients by the scalar grad_output (a device-side no-op
 when it is 1). With "none" the gradient depends on one grad_output per row, so
 backward runs the chunks again with each row's gradient scaled before the GEMMs.
 
+Rows whose target is ignored are left out of the chunks (SKIP_IGNORED_ROWS):
+their loss and gradient are zero, so they need no GEMM. Counting the kept rows
+is the one host synchronization of a walk.
+
 Memory: one chunk of logits (CHUNK_LOGITS_TO_INPUT times the size of input, see
-:func:`chunk_rows`), dinput, and dweight / dbias in accum_dtype (weight's dtype
-when None; returned in weight's dtype). use_token_scaling multiplies each row's
+:func:`chunk_rows`) and one gathered chunk of input, dinput, and dweight /
+dbias in accum_dtype (weight's dtype when None; returned in weight's dtype). use_token_scaling multiplies each row's
 loss (and its gradient) by the detached softmax probability of its target.
 """
 
@@ -174,6 +178,7 @@ def _run_chunks(
             if values is not None:
                 _put(values, rows, chunk)
         if not write_grad:
+            del input_chunk
             continue
         if row_scale is not None:
             scale_rows_(logits, _take(row_scale, rows))
@@ -186,6 +191,8 @@ def _run_chunks(
             out = grad_input[rows] if isinstance(rows, slice) else input_chunk
             torch.mm(logits, weight, out=out)
             _put(grad_input, rows, out)
+        # a gathered chunk is freed before the next one is gathered
+        del input_chunk
     return grad_input, grad_weight, grad_bias
 
 
@@ -200,7 +207,7 @@ def _gemm_dtype(input: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
 
 class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     """Triton fused linear cross-entropy with the options of
-    ``LigerFusedLinearCrossEntropyFunction``. The GEMMs run in autocast's dtype
+    ``LigerFusedLinearCrossEntropyFunction``. The input is never written. The GEMMs run in autocast's dtype
     when autocast is on, else in the promoted dtype of input and weight;
     gradients come back in each argument's own dtype."""
 
