@@ -29,6 +29,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from liger_kernel.backends.torch._common import compute_dtype
+
 ChunkTerm = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"],
     tuple[torch.Tensor, Sequence[torch.Tensor]],
@@ -53,12 +55,11 @@ def paired_row_chunks(num_pairs: int, pairs_per_chunk: int, device: torch.device
 
 
 def linear_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``x @ weight.T + bias`` with the matmul in the inputs' dtype and the result in fp32 (float64 stays)."""
-    logits = x @ weight.t()
-    out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    logits = logits.to(out_dtype)
+    """``x @ weight.T + bias``: the matmul in the inputs' promoted dtype, the result in fp32 (float64 stays)."""
+    matmul_dtype = torch.promote_types(x.dtype, weight.dtype)
+    logits = (x.to(matmul_dtype) @ weight.to(matmul_dtype).t()).to(compute_dtype(x, weight, bias))
     if bias is not None:
-        logits = logits + bias.to(out_dtype)
+        logits = logits + bias.to(logits.dtype)
     return logits
 
 
