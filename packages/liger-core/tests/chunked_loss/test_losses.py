@@ -423,3 +423,18 @@ def test_kto_takes_preference_labels_as_a_list():
     from_list, _ = loss_fn(x, w, target, preference_labels=[True, False, True])
     from_tensor, _ = loss_fn(x, w, target, preference_labels=torch.tensor([True, False, True]))
     assert_close(from_list, from_tensor)
+
+
+def test_fp32_head_over_bf16_hidden_states():
+    """An LM head kept in fp32 under bf16 activations (as TRL's cast_lm_head_to_fp32 does) trains."""
+    torch.manual_seed(11)
+    x = torch.randn(2 * PAIRS, SEQ, HIDDEN, dtype=torch.bfloat16, requires_grad=True)
+    w = (torch.randn(VOCAB, HIDDEN) * 0.3).requires_grad_(True)
+    target = labels(2 * PAIRS, -100)
+    loss, _ = LigerFusedLinearDPOLoss(use_ref_model=False, chunk_size=2)(w, x, target)
+    loss.backward()
+    assert x.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.float32
+    expected, _ = ref.dpo(
+        x.detach().double(), w.detach().double(), None, target, beta=0.1, loss_type="sigmoid", ignore_index=-100
+    )
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-4, atol=1e-4)
