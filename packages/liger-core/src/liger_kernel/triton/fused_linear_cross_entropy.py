@@ -188,9 +188,8 @@ def _run_chunks(
             grad_bias += logits.sum(dim=0, dtype=accum_dtype)
         if grad_input is not None:
             # a gathered input chunk is dead now: its buffer takes dinput
-            out = grad_input[rows] if isinstance(rows, slice) else input_chunk
-            torch.mm(logits, weight, out=out)
-            _put(grad_input, rows, out)
+            torch.mm(logits, weight, out=grad_input[rows] if isinstance(rows, slice) else input_chunk)
+            _put(grad_input, rows, input_chunk)
         # a gathered chunk is freed before the next one is gathered
         del input_chunk
     return grad_input, grad_weight, grad_bias
