@@ -151,10 +151,18 @@ def make_norm(dims, dtype, device, bias=False, residual=False) -> Inputs:
     return inputs
 
 
+def _activation(leaf: torch.Tensor) -> torch.Tensor:
+    """A non-leaf copy of ``leaf``, as a model's activations are: the op
+    contracts let a backend overwrite such inputs with their gradient (never a
+    leaf), which is how the gates and cross-entropy stay within their memory."""
+    return leaf.clone()
+
+
 def make_gate(dims, dtype, device) -> Inputs:
     shape = (dims["tokens"], dims["inter"])
-    a, b = _rand(shape, dtype, device, True), _rand(shape, dtype, device, True)
-    return {"a": a, "b": b, "leaves": [a, b], "grads": [_rand(shape, dtype, device, False)]}
+    a0, b0 = _rand(shape, dtype, device, True), _rand(shape, dtype, device, True)
+    a, b = _activation(a0), _activation(b0)
+    return {"a": a, "b": b, "leaves": [a0, b0], "grads": [_rand(shape, dtype, device, False)]}
 
 
 def make_rope(dims, dtype, device) -> Inputs:
@@ -176,11 +184,11 @@ def make_rope(dims, dtype, device) -> Inputs:
 
 
 def make_cross_entropy(dims, dtype, device) -> Inputs:
-    logits = _rand((dims["tokens"], dims["vocab"]), dtype, device, True)
+    leaf = _rand((dims["tokens"], dims["vocab"]), dtype, device, True)
     return {
-        "logits": logits,
+        "logits": _activation(leaf),
         "target": _targets(dims["tokens"], dims["vocab"], device),
-        "leaves": [logits],
+        "leaves": [leaf],
         "grads": None,
     }
 
