@@ -35,6 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
 from liger_kernel_ascend.ops._common import as_rows, row_plan
 from liger_kernel_ascend.ops.gates import tanh
@@ -255,8 +256,8 @@ class CrossEntropyFunction(torch.autograd.Function):
         )  # fmt: skip
         if grad is not None:
             ctx.save_for_backward(grad)
-        loss = reduce_rows(loss_rows, reduction).to(input.dtype)
-        z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
+        loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
+        z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
         extras = (z_loss, token_accuracy, predicted)

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
 from liger_kernel_ascend.ops.cross_entropy import cross_entropy_rows, reduce_rows
 
@@ -147,8 +148,8 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         want = (return_z_loss, return_token_accuracy or return_predicted_tokens)
         grads_now = needs if reduction != "none" else (False, False, False)
         walk = walk_chunks(input, weight, target, bias, ce_weight, options, divisors, accum_dtype, grads_now, want)
-        loss = reduce_rows(walk.loss, reduction).to(input.dtype)
-        z_loss = reduce_rows(walk.z, reduction).to(input.dtype) if walk.z is not None else None
+        loss = reduce_rows(walk.loss, reduction).to(loss_dtype(input.dtype))
+        z_loss = reduce_rows(walk.z, reduction).to(loss_dtype(input.dtype)) if walk.z is not None else None
         token_accuracy = accuracy(walk.predicted, target, ignore_index) if return_token_accuracy else None
         predicted = walk.predicted if return_predicted_tokens else None
         extras = (z_loss, token_accuracy, predicted)

@@ -40,6 +40,11 @@ from liger_kernel.ops._contract import (
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def loss_dtype(input_dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the returned loss: at least float32."""
+    return torch.promote_types(input_dtype, torch.float32)
+
+
 def check_loss_options(
     target: torch.Tensor,
     rows: int,

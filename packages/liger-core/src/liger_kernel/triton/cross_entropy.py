@@ -44,6 +44,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row_block
 
 #: On-chip bytes budgeted per vocabulary element of a block (its loaded value
@@ -462,8 +463,8 @@ class CrossEntropyFunction(torch.autograd.Function):
         )
         # Kept on ctx, not saved: backward owns this buffer and hands it on.
         ctx.grad_buffer = grad
-        loss = reduce_rows(loss_rows, reduction).to(input.dtype)
-        z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
+        loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
+        z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
         extras = (z_loss, token_accuracy, predicted)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import (
     accuracy,
     alias,
@@ -276,8 +277,8 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
             # hands them on (a leaf's .grad takes the storage, no copy).
             ctx.grad_buffers = grads
 
-        loss = reduce_rows(loss_rows, reduction).to(input.dtype)
-        z_loss = reduce_rows(z_rows, reduction).to(input.dtype) if z_rows is not None else None
+        loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
+        z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
         extras = (z_loss, token_accuracy, predicted)

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
+from liger_kernel.ops.cross_entropy import loss_dtype
 
 CHUNK_ELEMENTS = 1 << 24
 
@@ -239,7 +240,7 @@ class CrossEntropyFunction(torch.autograd.Function):
                 need_grad,
             )
             ce[rows], z[rows], predicted[rows] = part.ce, part.z, part.predicted
-        loss, z_loss = reduce_rows(ce, z, reduction, divs, input.dtype)
+        loss, z_loss = reduce_rows(ce, z, reduction, divs, loss_dtype(input.dtype))
         z_out, accuracy, predicted_out = extras(
             z_loss, predicted, target, divs.kept, return_z_loss, return_token_accuracy, return_predicted_tokens
         )

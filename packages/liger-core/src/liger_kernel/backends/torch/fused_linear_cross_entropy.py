@@ -38,6 +38,7 @@ from liger_kernel.backends.torch.cross_entropy import (
     reduce_rows,
     row_chunks,
 )
+from liger_kernel.ops.cross_entropy import loss_dtype
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -154,7 +155,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         grads_now = needs if reduction != "none" else (False, False, False)
         walk = walk_chunks(input, weight, target, bias, ce_weight, options, divs, accum_dtype, grads_now)
 
-        loss, z_loss = reduce_rows(walk.ce, walk.z, reduction, divs, input.dtype)
+        loss, z_loss = reduce_rows(walk.ce, walk.z, reduction, divs, loss_dtype(input.dtype))
         z_out, accuracy, predicted_out = extras(
             z_loss, walk.predicted, target, divs.kept, return_z_loss, return_token_accuracy, return_predicted_tokens
         )
