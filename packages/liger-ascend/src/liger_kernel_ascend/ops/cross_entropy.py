@@ -35,6 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.ops._contract import overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
 from liger_kernel_ascend.ops._common import as_rows, row_plan
@@ -246,7 +247,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # The contract lets a non-leaf input take its own gradient (``overwrites``):
             # on the NPU that saves a (rows, V) buffer, the largest of a training step.
-            in_place = not input.is_leaf and logits.data_ptr() == input.data_ptr() and logits.is_contiguous()
+            in_place = overwritable(ctx, input) and logits.data_ptr() == input.data_ptr() and logits.is_contiguous()
             grad = logits if in_place else torch.empty_like(logits, memory_format=torch.contiguous_format)
         loss_rows, z_rows, predicted = cross_entropy_rows(
             logits, target, weight, loss_divisors(target, weight, ignore_index, reduction),

@@ -29,6 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.ops._contract import overwritable
 from liger_kernel_ascend.ops._common import flat_plan
 
 SILU, GELU_TANH = 0, 1
@@ -110,7 +111,9 @@ def _save_inputs(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tens
     overwritten: one's gradient would land on the other's values."""
     a_c, b_c = a.contiguous(), b.contiguous()
     shared = a_c.untyped_storage().data_ptr() == b_c.untyped_storage().data_ptr()
-    ctx.overwrite = tuple(not shared and (own is not given or not given.is_leaf) for given, own in ((a, a_c), (b, b_c)))
+    ctx.overwrite = tuple(
+        not shared and (own is not given or overwritable(ctx, given)) for given, own in ((a, a_c), (b, b_c))
+    )
     ctx.save_for_backward(a_c, b_c)
     return a_c, b_c
 

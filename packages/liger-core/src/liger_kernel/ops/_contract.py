@@ -67,6 +67,17 @@ class DispatchedFunction:
         return dispatcher.function(cls.op, device_type, cls.__name__)
 
 
+def overwritable(ctx: Any, tensor: torch.Tensor) -> bool:
+    """Whether a backend Function may write a gradient over ``tensor`` under
+    :attr:`DispatchedFunction.overwrites`: a backward will happen (``ctx`` is
+    the Function's context), and the tensor requires grad and is neither a leaf
+    nor a view of one (whose storage is the leaf's)."""
+    if not (bool(ctx.next_functions) and tensor.requires_grad and tensor.grad_fn is not None):
+        return False
+    base = tensor._base
+    return base is None or base.grad_fn is not None
+
+
 def require_tensor(name: str, value: Any, dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES) -> None:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")

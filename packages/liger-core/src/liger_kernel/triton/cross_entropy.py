@@ -44,6 +44,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.ops._contract import overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row_block
 
@@ -373,17 +374,6 @@ def grads_wanted(ctx: Any) -> tuple[bool, ...]:
     keeps evaluation from overwriting logits and from computing gradients."""
     recorded = bool(ctx.next_functions)
     return tuple(recorded and needed for needed in ctx.needs_input_grad)
-
-
-def overwritable(ctx: Any, tensor: torch.Tensor) -> bool:
-    """Whether the op contract (``DispatchedFunction.overwrites``) lets this
-    Function write a gradient over ``tensor``: a backward will happen, and the
-    tensor requires grad and is not a leaf, nor a view of one (whose storage
-    is the leaf's)."""
-    if not (bool(ctx.next_functions) and tensor.requires_grad and tensor.grad_fn is not None):
-        return False
-    base = tensor._base
-    return base is None or base.grad_fn is not None
 
 
 def alias(tensor: torch.Tensor) -> torch.Tensor:

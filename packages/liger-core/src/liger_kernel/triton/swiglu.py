@@ -25,8 +25,8 @@ import triton.language as tl
 
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
+from liger_kernel.ops._contract import overwritable
 from liger_kernel.triton._launch import RowLaunch, accumulator_dtype, pipeline_stages
-from liger_kernel.triton.cross_entropy import overwritable
 
 
 @triton.jit
