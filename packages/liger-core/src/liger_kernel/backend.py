@@ -79,6 +79,9 @@ class DeviceProfile:
         step; wider rows are walked in several steps.
     programs_per_unit: persistent programs per compute unit.
     uses_num_warps: False where the compiler ignores num_warps (Ascend).
+    direct_launch: True where the Triton build lets a compiled kernel be
+        relaunched directly, skipping argument binding (NVIDIA); see
+        ``liger_kernel.triton._launch.launch``.
     """
 
     name: str
@@ -90,6 +93,7 @@ class DeviceProfile:
     max_block: int = 65536
     programs_per_unit: int = 4
     uses_num_warps: bool = True
+    direct_launch: bool = False
 
     def grid(self, work_items: int) -> int:
         """Persistent grid for ``work_items`` independent rows or tiles."""

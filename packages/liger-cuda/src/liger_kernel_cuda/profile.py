@@ -109,4 +109,5 @@ def nvidia_profile(device: Any) -> DeviceProfile:
         onchip_bytes=_shared_memory(props),
         max_block=tuning.max_block,
         programs_per_unit=tuning.programs_per_unit,
+        direct_launch=True,
     )

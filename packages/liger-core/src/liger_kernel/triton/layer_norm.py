@@ -199,6 +199,7 @@ class LayerNormFunction(torch.autograd.Function):
         mean = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
         rstd = torch.empty(n_rows, dtype=stats_dtype, device=X.device)
         launch(
+            profile,
             _layer_norm_forward_kernel,
             plan.grid,
             x_rows,
@@ -244,6 +245,7 @@ class LayerNormFunction(torch.autograd.Function):
         # dB's rows follow dW's in the buffer when both are summed
         db_offset = partial_rows * n_cols if needs_dw else 0
         launch(
+            profile,
             _layer_norm_backward_kernel,
             grid,
             dy_rows,

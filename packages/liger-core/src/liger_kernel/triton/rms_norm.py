@@ -252,6 +252,7 @@ def rms_norm_forward(
     rstd = torch.empty(n_rows, dtype=statistics_dtype(x_rows.dtype), device=x_rows.device)
     s = torch.empty_like(y) if residual_rows is not None else None
     launch(
+        profile,
         _rms_norm_forward_kernel,
         plan.grid,
         x_rows,
@@ -318,6 +319,7 @@ def rms_norm_backward(
     loops = 1 if single_block else 2
     step_bytes = loops * block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
     launch(
+        profile,
         _rms_norm_backward_kernel,
         grid,
         dy_rows,

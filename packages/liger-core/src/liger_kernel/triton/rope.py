@@ -198,7 +198,7 @@ def rope_apply(
     grid = profile.grid(n_positions)
     one_chunk = block_hq >= n_q_heads and block_hk >= n_k_heads
     step_bytes = 2 * block_d * (block_hq * q.element_size() + block_hk * k.element_size())
-    launch(_rope_kernel, grid,
+    launch(profile, _rope_kernel, grid,
         q, *_head_strides(q, unsqueeze_dim),
         k, *_head_strides(k, unsqueeze_dim),
         q_out, *_head_strides(q_out, unsqueeze_dim),
