@@ -1,0 +1,71 @@
+"""GroupNorm in pure PyTorch.
+
+X is (N, C, *spatial), seen as (N, G, K) with K = (C / G) * prod(spatial).
+Forward, per (sample, group) row of K values, in fp32 (fp64 for fp64 input):
+    mean = sum(x) / K;  rstd = 1 / sqrt(sum((x - mean)**2) / K + eps)
+    n = (x - mean) * rstd;  y = n * weight[c] + bias[c]     (y cast to x.dtype)
+
+Backward, in the same precision, with g = dy * weight[c]:
+    dx = rstd * (g - mean(g) - n * mean(g * n))
+    dweight[c] = sum over samples and positions of dy * n;  dbias[c] = the same of dy
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from liger_kernel.backends.torch._common import compute_dtype
+
+
+def _per_channel(t: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """A (C,) parameter shaped (1, C, 1) to broadcast over (N, C, positions)."""
+    return t.view(1, n_channels, 1)
+
+
+class GroupNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        X: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        num_channels: int,
+        num_groups: int,
+        eps: float,
+    ) -> torch.Tensor:
+        batch = X.shape[0]
+        math_dtype = compute_dtype(X, weight, bias)
+        groups = X.reshape(batch, num_groups, -1).to(math_dtype)
+        mean = groups.mean(dim=-1, keepdim=True)
+        centered = groups - mean
+        rstd = torch.rsqrt(centered.pow(2).mean(dim=-1, keepdim=True) + eps)
+        normed = (centered * rstd).view(batch, num_channels, -1)
+        y = normed * _per_channel(weight.to(math_dtype), num_channels)
+        if bias is not None:
+            y = y + _per_channel(bias.to(math_dtype), num_channels)
+        ctx.save_for_backward(X, weight, bias, mean, rstd)
+        ctx.num_channels, ctx.num_groups = num_channels, num_groups
+        return y.to(X.dtype).view(X.shape)
+
+    @staticmethod
+    def backward(ctx: Any, dY: torch.Tensor) -> tuple[Any, ...]:
+        X, weight, bias, mean, rstd = ctx.saved_tensors
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
+        channels, groups = ctx.num_channels, ctx.num_groups
+        batch = X.shape[0]
+        math_dtype = rstd.dtype
+        dy = dY.reshape(batch, channels, -1).to(math_dtype)
+        normed = ((X.reshape(batch, groups, -1).to(math_dtype) - mean) * rstd).view(batch, channels, -1)
+        dX = dW = dB = None
+        if need_dx:
+            g = (dy * _per_channel(weight.to(math_dtype), channels)).view(batch, groups, -1)
+            n = normed.view(batch, groups, -1)
+            dx = rstd * (g - g.mean(dim=-1, keepdim=True) - n * (g * n).mean(dim=-1, keepdim=True))
+            dX = dx.to(X.dtype).view(X.shape)
+        if need_dw:
+            dW = (dy * normed).sum(dim=(0, 2)).to(weight.dtype)
+        if need_db and bias is not None:
+            dB = dy.sum(dim=(0, 2)).to(bias.dtype)
+        return dX, dW, dB, None, None, None
