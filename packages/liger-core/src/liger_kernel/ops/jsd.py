@@ -1,0 +1,74 @@
+"""Generalized Jensen-Shannon divergence between two distributions given as log-probabilities.
+
+For row i, with X = input[i] = log Q (the student) and Y = target[i] = log P
+(the teacher), both of width V, and P = exp(Y), Q = exp(X):
+    beta = 0:   l_j = P_j * (Y_j - X_j)                       KL(P || Q), the forward KL
+    beta = 1:   l_j = Q_j * (X_j - Y_j)                       KL(Q || P), the reverse KL
+    otherwise:  M_j = beta * P_j + (1 - beta) * Q_j
+                l_j = beta * P_j * (Y_j - log M_j) + (1 - beta) * Q_j * (X_j - log M_j)
+                                                  beta * KL(P || M) + (1 - beta) * KL(Q || M)
+    loss_i = sum_j l_j
+A term whose probability (P_j or Q_j) is 0 contributes 0, as p log p -> 0:
+-inf entries (a masked vocabulary) and log-probabilities too small for the
+compute dtype are fine. Rows whose ``shift_labels`` entry equals
+``ignore_index`` contribute nothing and are not counted:
+    loss = sum over kept rows of loss_i / (number of kept rows)
+which is 0 (not nan) when every row is ignored. Without ``shift_labels`` every
+row is kept.
+
+The gradient goes to ``input`` only (``target`` gets none), per element, with
+the same divisor, X taken as free coordinates (no renormalization):
+    beta = 0:   dl_j/dX_j = -P_j
+    beta = 1:   dl_j/dX_j = Q_j * (X_j - Y_j + 1)
+    otherwise:  dl_j/dX_j = (1 - beta) * Q_j * (X_j - log M_j)
+and 0 on ignored rows. Backends may compute it in the forward pass and scale
+it by the incoming gradient in backward.
+
+The loss is returned in float32 for half-precision input (float64 for float64).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import (
+    INDEX_DTYPES,
+    DispatchedFunction,
+    require_ndim,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
+
+
+def check_beta(name: str, beta: float) -> None:
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1], got {type(beta).__name__}")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {beta}")
+
+
+def check_shift_labels(shift_labels: torch.Tensor | None, rows: int) -> None:
+    if shift_labels is not None:
+        require_tensor("shift_labels", shift_labels, INDEX_DTYPES)
+        require_shape("shift_labels", shift_labels, (rows,), "one label per row of the input")
+
+
+class LigerJSDFunction(DispatchedFunction):
+    op = "jsd"
+
+    @staticmethod
+    def check(
+        input: torch.Tensor,
+        target: torch.Tensor,
+        shift_labels: torch.Tensor | None = None,
+        beta: float = 0.5,
+        ignore_index: int = -100,
+    ) -> None:
+        require_tensor("input", input)
+        require_ndim("input", input, (2,))
+        require_tensor("target", target)
+        require_shape("target", target, tuple(input.shape), "the shape of input")
+        check_shift_labels(shift_labels, input.shape[0])
+        check_beta("beta", beta)
+        require_same_device("input", {"input": input, "target": target, "shift_labels": shift_labels})

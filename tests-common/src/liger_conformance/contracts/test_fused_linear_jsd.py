@@ -1,0 +1,223 @@
+"""LigerFusedLinearJSDFunction against a float64 oracle (see liger_kernel.ops.fused_linear_jsd).
+
+The oracle forms both heads' logits whole, in float64, and applies the JSD
+oracle of test_jsd.py; the op must agree without ever holding them whole
+(test_memory_bounded_by_a_chunk)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from liger_conformance import by_size
+from liger_conformance.contracts._support import (
+    compare_with_oracle,
+    make,
+    meta_like,
+    raises_naming,
+    run_twice_bitwise,
+    shape_id,
+    targets,
+)
+from liger_conformance.contracts.test_jsd import jsd_oracle
+from liger_kernel.ops import LigerFusedLinearJSDFunction
+
+pytestmark = pytest.mark.liger_op("fused_linear_jsd")
+
+#: (tokens, hidden, vocab)
+SHAPES = by_size(
+    small=[(1, 8, 33), (6, 16, 130)],
+    full=[(1, 8, 33), (6, 16, 130), (1024, 1024, 32000), (256, 512, 128 * 1024 + 7)],
+)
+BETAS = [0.0, 0.5, 1.0, 0.1]
+
+
+def fused_linear_jsd_oracle(xs, ws, xt, wt, shift_labels=None, beta=0.5, ignore_index=-100, temperature=1.0):
+    student = torch.log_softmax(xs @ ws.T / temperature, dim=-1)
+    teacher = torch.log_softmax(xt @ wt.T / temperature, dim=-1)
+    return jsd_oracle(student, teacher, shift_labels, beta, ignore_index)
+
+
+def case(tokens, hidden, vocab, dtype, device, rng, *, teacher_hidden=None, ignored=None, layout="contiguous"):
+    """The arguments of LigerFusedLinearJSDFunction.apply, by name."""
+    teacher_hidden = teacher_hidden or hidden
+    student_input = make((tokens, hidden), dtype, device, rng, layout=layout)
+    teacher_input = make((tokens, teacher_hidden), dtype, device, rng)
+    # sharper teacher than student, as in distillation
+    student_weight = make((vocab, hidden), dtype, device, rng, scale=hidden**-0.5)
+    teacher_weight = make((vocab, teacher_hidden), dtype, device, rng, scale=2 * teacher_hidden**-0.5)
+    labels = targets(tokens, vocab, device, rng, ignored=ignored) if ignored is not None else None
+    return {
+        "student_input": student_input,
+        "student_weight": student_weight,
+        "teacher_input": teacher_input,
+        "teacher_weight": teacher_weight,
+        "shift_labels": labels,
+        "jsd_beta": 0.5,
+        "ignore_index": -100,
+        "temperature": 1.0,
+    }
+
+
+def run(args, *, dtype, rng, non_leaf=False):
+    return compare_with_oracle(
+        LigerFusedLinearJSDFunction.apply,
+        lambda a: fused_linear_jsd_oracle(*a.values()),
+        args,
+        dtype=dtype,
+        rng=rng,
+        grads=("student_input", "student_weight"),
+        outputs=("loss",),
+        reduced=("loss", "student_weight"),
+        output_dtypes={"loss": (torch.float32,)},
+        non_leaf=("student_input",) if non_leaf else (),
+        overwrites=LigerFusedLinearJSDFunction.overwrites,
+    )
+
+
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, beta):
+    args = case(*shape, liger_dtype, liger_device, liger_rng)
+    args["jsd_beta"] = beta
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_temperature(liger_device, liger_dtype, liger_rng, beta, temperature):
+    args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, ignored="some")
+    args.update(jsd_beta=beta, temperature=temperature)
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("ignored", ["some", "all", "none"])
+def test_shift_labels(liger_device, liger_dtype, liger_rng, ignored, beta):
+    args = case(7, 16, 97, liger_dtype, liger_device, liger_rng, ignored=ignored)
+    args["jsd_beta"] = beta
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_custom_ignore_index(liger_device, liger_dtype, liger_rng):
+    args = case(6, 16, 40, liger_dtype, liger_device, liger_rng)
+    args["shift_labels"] = targets(6, 40, liger_device, liger_rng, ignore_index=5, dtype=torch.int32)
+    args.update(ignore_index=5, jsd_beta=0.25, temperature=1.5)
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_teacher_hidden_size(liger_device, liger_dtype, liger_rng):
+    """A teacher with its own (larger) hidden size; only the vocabulary is shared."""
+    args = case(5, 16, 97, liger_dtype, liger_device, liger_rng, teacher_hidden=40, ignored="some")
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("layout", ["padded_input", "transposed_weight"])
+def test_non_contiguous(liger_device, liger_dtype, liger_rng, layout):
+    args = case(
+        5, 24, 130, liger_dtype, liger_device, liger_rng, layout="padded" if layout == "padded_input" else "contiguous"
+    )
+    if layout == "transposed_weight":
+        # (hidden, vocab) matrices seen transposed, as tied embeddings can be
+        for name in ("student_weight", "teacher_weight"):
+            args[name] = args[name].T.contiguous().T
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_non_leaf_student_input(liger_device, liger_dtype, liger_rng):
+    args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, ignored="some")
+    run(args, dtype=liger_dtype, rng=liger_rng, non_leaf=True)
+
+
+def test_deterministic(liger_device, liger_dtype, liger_rng):
+    args = case(7, 16, 211, liger_dtype, liger_device, liger_rng, ignored="some")
+
+    def once():
+        xs, ws = (args[name].clone().requires_grad_() for name in ("student_input", "student_weight"))
+        rest = list(args.values())[2:]
+        loss = LigerFusedLinearJSDFunction.apply(xs, ws, *rest)
+        loss.backward(torch.tensor(1.3, dtype=loss.dtype, device=loss.device))
+        return loss, xs.grad, ws.grad
+
+    run_twice_bitwise(once, "fused_linear_jsd")
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the element count of the largest tensor any op returns while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in tree_flatten(out)[0]:
+            if isinstance(value, torch.Tensor):
+                self.largest = max(self.largest, value.numel())
+        return out
+
+
+def test_memory_bounded_by_a_chunk(liger_device, liger_rng):
+    """No tensor of the whole batch's logits (tokens x vocab) exists in forward or
+    backward: with hidden << vocab the chunk of logits is the largest tensor, and
+    it must hold fewer rows than the batch."""
+    tokens, hidden, vocab = 256, 4, 512
+    args = case(tokens, hidden, vocab, torch.float32, liger_device, liger_rng, ignored="some")
+    args["student_input"].requires_grad_()
+    args["student_weight"].requires_grad_()
+    watch = LargestTensor()
+    with watch:
+        loss = LigerFusedLinearJSDFunction.apply(*args.values())
+        loss.backward()
+    assert watch.largest < tokens * vocab, (
+        f"a tensor of {watch.largest} elements appeared: as many as the {tokens} x {vocab} logits of the batch"
+    )
+    assert args["student_input"].grad is not None and args["student_weight"].grad is not None
+
+
+BAD = [
+    ("student_input-3d", "student_input", ValueError),
+    ("student_weight-hidden", "student_weight", ValueError),
+    ("teacher_weight-hidden", "teacher_weight", ValueError),
+    ("teacher_weight-vocab", "teacher_weight", ValueError),
+    ("teacher_input-rows", "teacher_input", ValueError),
+    ("student_weight-int", "student_weight", TypeError),
+    ("teacher_input-int", "teacher_input", TypeError),
+    ("shift_labels-shape", "shift_labels", ValueError),
+    ("jsd_beta", "jsd_beta", ValueError),
+    ("temperature-zero", "temperature", ValueError),
+    ("temperature-negative", "temperature", ValueError),
+    ("student_weight-device", "student_weight", ValueError),
+    ("teacher_input-device", "teacher_input", ValueError),
+    ("teacher_weight-device", "teacher_weight", ValueError),
+    ("shift_labels-device", "shift_labels", ValueError),
+]
+
+
+@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
+def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
+    args = case(3, 8, 10, torch.float32, liger_device, liger_rng, ignored="some")
+    if bad == "student_input-3d":
+        args["student_input"] = args["student_input"].unsqueeze(0)
+    elif bad.endswith("-hidden"):
+        args[argument] = args[argument][:, :7]
+    elif bad == "teacher_weight-vocab":
+        args["teacher_weight"] = args["teacher_weight"][:9]
+    elif bad == "teacher_input-rows":
+        args["teacher_input"] = args["teacher_input"][:2]
+    elif bad.endswith("-int"):
+        args[argument] = args[argument].to(torch.int32)
+    elif bad == "shift_labels-shape":
+        args["shift_labels"] = args["shift_labels"][:2]
+    elif bad == "jsd_beta":
+        args["jsd_beta"] = 2.0
+    elif bad == "temperature-zero":
+        args["temperature"] = 0.0
+    elif bad == "temperature-negative":
+        args["temperature"] = -1.0
+    else:
+        args[argument] = meta_like(args[argument])
+    with raises_naming(error, argument):
+        LigerFusedLinearJSDFunction.apply(*args.values())

@@ -1,0 +1,245 @@
+"""LigerJSDFunction against a float64 oracle (see liger_kernel.ops.jsd).
+
+The oracle is written here, from the contract's math, with torch autograd for
+the gradient. It treats -inf log-probabilities (probability 0) as the
+contract does, terms of zero probability being 0, for entries masked in both
+distributions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from liger_conformance import by_size
+from liger_conformance.contracts._support import (
+    compare_with_oracle,
+    make,
+    meta_like,
+    raises_naming,
+    run_twice_bitwise,
+    shape_id,
+    targets,
+)
+from liger_conformance.tolerances import assert_close
+from liger_kernel.ops import LigerJSDFunction
+
+pytestmark = pytest.mark.liger_op("jsd")
+
+#: (rows, vocab)
+SHAPES = by_size(
+    small=[(1, 7), (6, 130)],
+    full=[(1, 7), (6, 130), (512, 32000), (64, 128 * 1024 + 7)],
+)
+BETAS = [0.0, 0.5, 1.0, 0.1]
+
+
+def _alive(log_prob: Tensor) -> tuple[Tensor, Tensor]:
+    """(finite stand-in for ``log_prob``, its probability), 0 where it is -inf,
+    so that autograd sees no 0 * inf."""
+    alive = log_prob.detach() > float("-inf")
+    safe = torch.where(alive, log_prob, 0.0)
+    return safe, torch.where(alive, torch.exp(safe), 0.0)
+
+
+def jsd_oracle(
+    x: Tensor, y: Tensor, shift_labels: Tensor | None = None, beta: float = 0.5, ignore_index: int = -100
+) -> Tensor:
+    """Generalized JSD of student log-probabilities ``x`` and teacher ``y``, mean over kept rows."""
+    x_safe, q = _alive(x)
+    y_safe, p = _alive(y)
+    if beta == 0.0:
+        terms = p * (y_safe - x_safe)
+    elif beta == 1.0:
+        terms = q * (x_safe - y_safe)
+    else:
+        m = beta * p + (1 - beta) * q
+        log_m = torch.log(torch.where(m.detach() > 0, m, 1.0))
+        terms = beta * p * (y_safe - log_m) + (1 - beta) * q * (x_safe - log_m)
+    row_loss = terms.sum(dim=-1)
+    if shift_labels is None:
+        return row_loss.sum() / max(x.shape[0], 1)
+    kept = (shift_labels != ignore_index).to(row_loss.device)
+    return torch.where(kept, row_loss, 0.0).sum() / kept.sum().clamp(min=1)
+
+
+def log_probs(shape, dtype, device, rng, *, scale=2.0, layout="contiguous"):
+    """Log-softmax of random logits, rounded to ``dtype``."""
+    logits = make(shape, torch.float64, torch.device("cpu"), rng, scale=scale)
+    values = torch.log_softmax(logits, dim=-1).to(dtype)
+    if layout == "contiguous":
+        return values.to(device)
+    view = make(shape, dtype, device, rng, layout=layout)
+    return view.copy_(values.to(device))
+
+
+def run(input, target, shift_labels=None, beta=0.5, ignore_index=-100, *, dtype, rng, non_leaf=False):
+    return compare_with_oracle(
+        LigerJSDFunction.apply,
+        lambda a: jsd_oracle(*a.values()),
+        {"input": input, "target": target, "shift_labels": shift_labels, "beta": beta, "ignore_index": ignore_index},
+        dtype=dtype,
+        rng=rng,
+        grads=("input",),
+        outputs=("loss",),
+        reduced=("loss",),
+        output_dtypes={"loss": (torch.float32,)},
+        non_leaf=("input",) if non_leaf else (),
+        overwrites=LigerJSDFunction.overwrites,
+    )
+
+
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, beta):
+    x = log_probs(shape, liger_dtype, liger_device, liger_rng)
+    y = log_probs(shape, liger_dtype, liger_device, liger_rng)
+    run(x, y, beta=beta, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("ignored", ["some", "all", "none"])
+def test_shift_labels(liger_device, liger_dtype, liger_rng, ignored, beta):
+    rows, vocab = 7, 50
+    x = log_probs((rows, vocab), liger_dtype, liger_device, liger_rng)
+    y = log_probs((rows, vocab), liger_dtype, liger_device, liger_rng)
+    labels = targets(rows, vocab, liger_device, liger_rng, ignored=ignored)
+    run(x, y, labels, beta, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_custom_ignore_index(liger_device, liger_dtype, liger_rng):
+    x = log_probs((6, 40), liger_dtype, liger_device, liger_rng)
+    y = log_probs((6, 40), liger_dtype, liger_device, liger_rng)
+    labels = targets(6, 40, liger_device, liger_rng, ignore_index=3, dtype=torch.int32)
+    run(x, y, labels, 0.3, 3, dtype=liger_dtype, rng=liger_rng)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_masked_and_vanishing_probabilities(liger_device, liger_dtype, liger_rng, beta):
+    """-inf entries in both distributions (a masked vocabulary) and log-probabilities
+    whose exponential underflows fp32 add nothing and keep the loss finite."""
+    x = log_probs((4, 70), torch.float64, torch.device("cpu"), liger_rng)
+    y = log_probs((4, 70), torch.float64, torch.device("cpu"), liger_rng)
+    for values in (x, y):
+        values[:, 60:] = float("-inf")
+        values[:, 50:55] = -150.0
+    run(
+        x.to(liger_dtype).to(liger_device),
+        y.to(liger_dtype).to(liger_device),
+        beta=beta,
+        dtype=liger_dtype,
+        rng=liger_rng,
+    )
+
+
+@pytest.mark.parametrize("layout", ["padded", "strided"])
+def test_non_contiguous(liger_device, liger_dtype, liger_rng, layout):
+    x = log_probs((5, 37), liger_dtype, liger_device, liger_rng, layout=layout)
+    y = log_probs((5, 37), liger_dtype, liger_device, liger_rng, layout=layout)
+    run(x, y, beta=0.5, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_non_leaf_input(liger_device, liger_dtype, liger_rng):
+    """The student's log-probabilities as a model makes them: a non-leaf tensor."""
+    x = log_probs((5, 90), liger_dtype, liger_device, liger_rng)
+    y = log_probs((5, 90), liger_dtype, liger_device, liger_rng)
+    labels = targets(5, 90, liger_device, liger_rng)
+    run(x, y, labels, 0.5, dtype=liger_dtype, rng=liger_rng, non_leaf=True)
+
+
+def test_float32_teacher(liger_device, liger_dtype, liger_rng):
+    """A teacher kept in fp32 against a student in the tested dtype."""
+    x = log_probs((4, 64), liger_dtype, liger_device, liger_rng)
+    y = log_probs((4, 64), torch.float32, liger_device, liger_rng)
+    run(x, y, beta=0.5, dtype=liger_dtype, rng=liger_rng)
+
+
+def test_through_log_softmax(liger_device, liger_dtype, liger_rng):
+    """log_softmax keeps its output for its own backward: the op must not write over it."""
+    logits = make((5, 48), liger_dtype, liger_device, liger_rng, scale=2.0).requires_grad_()
+    y = log_probs((5, 48), liger_dtype, liger_device, liger_rng)
+    loss = LigerJSDFunction.apply(torch.log_softmax(logits.float(), dim=-1).to(liger_dtype), y)
+    loss.backward()
+    reference = logits.detach().to("cpu", torch.float64).requires_grad_()
+    jsd_oracle(torch.log_softmax(reference, dim=-1), y.to("cpu", torch.float64)).backward()
+    assert_close(
+        loss,
+        jsd_oracle(torch.log_softmax(reference.detach(), dim=-1), y.to("cpu", torch.float64)),
+        liger_dtype,
+        "loss",
+        "reduced",
+    )
+    assert_close(logits.grad, reference.grad, liger_dtype, "gradient of the logits")
+
+
+def test_no_grad(liger_device, liger_dtype, liger_rng):
+    x = log_probs((3, 40), liger_dtype, liger_device, liger_rng).requires_grad_()
+    y = log_probs((3, 40), liger_dtype, liger_device, liger_rng)
+    with torch.no_grad():
+        loss = LigerJSDFunction.apply(x, y)
+    assert not loss.requires_grad
+    expected = jsd_oracle(x.detach().to("cpu", torch.float64), y.to("cpu", torch.float64))
+    assert_close(loss, expected, liger_dtype, "loss", "reduced")
+
+
+def test_deterministic(liger_device, liger_dtype, liger_rng):
+    x = log_probs((5, 300), liger_dtype, liger_device, liger_rng)
+    y = log_probs((5, 300), liger_dtype, liger_device, liger_rng)
+    labels = targets(5, 300, liger_device, liger_rng)
+
+    def once():
+        leaf = x.clone().requires_grad_()
+        loss = LigerJSDFunction.apply(leaf, y, labels, 0.5)
+        loss.backward(torch.tensor(0.7, dtype=loss.dtype, device=loss.device))
+        return loss, leaf.grad
+
+    run_twice_bitwise(once, "jsd")
+
+
+BAD = [
+    ("input-3d", "input", ValueError),
+    ("input-int", "input", TypeError),
+    ("target-vocab", "target", ValueError),
+    ("target-rows", "target", ValueError),
+    ("target-int", "target", TypeError),
+    ("shift_labels-shape", "shift_labels", ValueError),
+    ("shift_labels-float", "shift_labels", TypeError),
+    ("beta-high", "beta", ValueError),
+    ("beta-negative", "beta", ValueError),
+    ("target-device", "target", ValueError),
+    ("shift_labels-device", "shift_labels", ValueError),
+]
+
+
+@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
+def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
+    x = log_probs((3, 10), torch.float32, liger_device, liger_rng)
+    args = {
+        "input": x,
+        "target": log_probs((3, 10), torch.float32, liger_device, liger_rng),
+        "shift_labels": targets(3, 10, liger_device, liger_rng),
+        "beta": 0.5,
+        "ignore_index": -100,
+    }
+    if bad == "input-3d":
+        args["input"] = x.unsqueeze(0)
+    elif bad == "input-int":
+        args["input"] = x.to(torch.int32)
+    elif bad == "target-vocab":
+        args["target"] = args["target"][:, :9]
+    elif bad == "target-rows":
+        args["target"] = args["target"][:2]
+    elif bad == "target-int":
+        args["target"] = args["target"].to(torch.int64)
+    elif bad == "shift_labels-shape":
+        args["shift_labels"] = args["shift_labels"][:2]
+    elif bad == "shift_labels-float":
+        args["shift_labels"] = args["shift_labels"].to(torch.float32)
+    elif bad == "beta-high":
+        args["beta"] = 1.5
+    elif bad == "beta-negative":
+        args["beta"] = -0.1
+    else:
+        args[argument] = meta_like(args[argument])
+    with raises_naming(error, argument):
+        LigerJSDFunction.apply(*args.values())
