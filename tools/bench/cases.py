@@ -61,8 +61,15 @@ class Case:
 
     dims: named sizes at full scale (TARGETS.md); ``tokens`` is batch × seq.
     make: builds the inputs from (dims, dtype, device); the dict holds the
-        tensors the op reads, ``leaves`` (tensors whose gradient is computed)
-        and ``grads`` (upstream gradients of the outputs, or None for a loss).
+        tensors the op reads, ``leaves`` (tensors whose gradient is computed),
+        ``grads`` (upstream gradients of the outputs, or None for a loss) and
+        optionally ``fresh``: inputs that are activations in a model (name ->
+        leaf), given to every step as a new non-leaf copy of the leaf made
+        before the step, outside its time and memory. The op contract lets a
+        backend overwrite such activations with their gradients (never a leaf),
+        which is how cross-entropy and the gates keep within the memory of their
+        inputs; a copy reused across steps would carry the previous step's
+        overwrites and autograd's view records.
     eager: the torch eager reference, inputs -> output(s).
     module, function: where the public liger_kernel Function lives.
     call: how to call that Function with positional arguments.
@@ -151,22 +158,12 @@ def make_norm(dims, dtype, device, bias=False, residual=False) -> Inputs:
     return inputs
 
 
-def _activation(leaf: torch.Tensor) -> torch.Tensor:
-    """A non-leaf copy of ``leaf``, as a model's logits are: the op contract
-    lets a backend overwrite such inputs with their gradient (never a leaf),
-    which is how cross-entropy stays within the memory of its logits."""
-    return leaf.clone()
-
-
 def make_gate(dims, dtype, device) -> Inputs:
     shape = (dims["tokens"], dims["inter"])
-    # Leaf inputs: repeated timed steps over cloned activations whose storage
-    # the backward overwrites trip autograd's view checks (seen for this
-    # project and the peer alike on the H100), so the gates are measured on
-    # leaves, where the contract forbids overwriting: their memory row counts
-    # da and db as fresh buffers.
     a, b = _rand(shape, dtype, device, True), _rand(shape, dtype, device, True)
-    return {"a": a, "b": b, "leaves": [a, b], "grads": [_rand(shape, dtype, device, False)]}
+    # a and b are activations (the gate and up projections' outputs), which the
+    # op contract lets a backend overwrite with their gradients.
+    return {"leaves": [a, b], "grads": [_rand(shape, dtype, device, False)], "fresh": {"a": a, "b": b}}
 
 
 def make_rope(dims, dtype, device) -> Inputs:
@@ -190,10 +187,10 @@ def make_rope(dims, dtype, device) -> Inputs:
 def make_cross_entropy(dims, dtype, device) -> Inputs:
     leaf = _rand((dims["tokens"], dims["vocab"]), dtype, device, True)
     return {
-        "logits": _activation(leaf),
         "target": _targets(dims["tokens"], dims["vocab"], device),
         "leaves": [leaf],
         "grads": None,
+        "fresh": {"logits": leaf},  # a model's logits are an activation
     }
 
 

@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -70,6 +71,17 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def _fresh_activations(inputs: dict[str, Any]) -> Callable[[], None]:
+    """Puts a new non-leaf copy of each ``fresh`` leaf into ``inputs`` (its
+    gradient flows on to the leaf, as an activation's flows to the weights)."""
+
+    def setup() -> None:
+        for name, leaf in inputs["fresh"].items():
+            inputs[name] = leaf.clone()
+
+    return setup
+
+
 def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None) -> list[dict[str, Any]]:
     impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
     modes = tuple(job.get("modes") or MODES)
@@ -101,7 +113,8 @@ def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None)
                     forward = functools.partial(case.eager, inputs)
                 else:  # resolved once, so the timed call is the public Function's apply alone
                     forward = functools.partial(case.call, case.public_function(), inputs)
-                record.update(measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], modes))
+                setup = _fresh_activations(inputs) if "fresh" in inputs else None
+                record.update(measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], modes, setup))
                 del inputs, forward
             except Exception as exc:  # recorded in the table; the run goes on
                 record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]

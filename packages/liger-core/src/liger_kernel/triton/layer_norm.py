@@ -15,10 +15,9 @@ Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
 rows; a row that fits ``profile.max_block`` stays in registers, a wider one is
 walked in blocks (the variance is taken about the mean in a second pass, not
 from a running sum of squares, to stay accurate). The backward runs one
-program per compute unit; dW and dB are summed per program in fp32, and with
-rows in registers two programs add their sums into one zeroed partial row (two
-addends onto zero: the same in either order, so deterministic); the partial
-rows are added afterwards.
+program per compute unit; dW and dB are summed per program in fp32 into
+partial rows of its own (no zero fill, no atomics: deterministic), which
+:mod:`liger_kernel.triton._partials` adds up in one launch.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from liger_kernel.triton._launch import (
     shaped,
     statistics_dtype,
 )
+from liger_kernel.triton._partials import sum_partials
 
 
 @triton.jit
@@ -146,13 +146,13 @@ def _layer_norm_backward_kernel(
                 dw_sum += dy * n
             if COMPUTE_DB:
                 db_sum += dy
-        # programs 2p and 2p + 1 share partial row p
         if COMPUTE_DW:
-            tl.atomic_add(DW_PARTIAL + (pid // 2) * n_cols + cols, dw_sum, mask=mask)
+            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
         if COMPUTE_DB:
-            tl.atomic_add(DB_PARTIAL + db_offset + (pid // 2) * n_cols + cols, db_sum, mask=mask)
+            tl.store(DB_PARTIAL + db_offset + pid * n_cols + cols, db_sum, mask=mask)
     else:
-        # The partial buffers start zeroed and each program owns one row of them.
+        # Each program owns one row of the partial buffers; its first row
+        # (row == pid) stores without reading, later rows add.
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
             mean = tl.load(MEAN + row)
             rstd = tl.load(RSTD + row)
@@ -181,10 +181,16 @@ def _layer_norm_backward_kernel(
                     tl.store(DX + row * n_cols + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
                 if COMPUTE_DW:
                     partial = DW_PARTIAL + pid * n_cols + start + cols
-                    tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy * n, mask=mask)
+                    dw = dy * n
+                    if row != pid:
+                        dw += tl.load(partial, mask=mask, other=0.0)
+                    tl.store(partial, dw, mask=mask)
                 if COMPUTE_DB:
                     partial = DB_PARTIAL + db_offset + pid * n_cols + start + cols
-                    tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy, mask=mask)
+                    db = dy
+                    if row != pid:
+                        db += tl.load(partial, mask=mask, other=0.0)
+                    tl.store(partial, db, mask=mask)
 
 
 class LayerNormFunction(torch.autograd.Function):
@@ -236,14 +242,13 @@ class LayerNormFunction(torch.autograd.Function):
         needs_db = ctx.has_bias and ctx.needs_input_grad[2]
         dy_rows = as_rows(dY)
         dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device) if needs_dx else None
-        partial_rows = (grid + 1) // 2 if single_block else grid
-        # dW's and dB's partial rows share one zeroed buffer: one allocation, one fill
+        # dW's and dB's partial rows share one buffer: one allocation, one final sum
         partials = None
         if needs_dw or needs_db:
             sums = 2 if needs_dw and needs_db else 1
-            partials = torch.zeros((sums, partial_rows, n_cols), dtype=rstd.dtype, device=x_rows.device)
+            partials = torch.empty((sums, grid, n_cols), dtype=rstd.dtype, device=x_rows.device)
         # dB's rows follow dW's in the buffer when both are summed
-        db_offset = partial_rows * n_cols if needs_dw else 0
+        db_offset = grid * n_cols if needs_dw else 0
         launch(
             profile,
             _layer_norm_backward_kernel,
@@ -275,10 +280,8 @@ class LayerNormFunction(torch.autograd.Function):
         dx = shaped(dx, ctx.x_shape) if dx is not None else None
         dw = db = None
         if partials is not None:
-            totals = partials.sum(1)
-            if needs_dw and needs_db and W.dtype == ctx.bias_dtype:
-                dw, db = totals.to(W.dtype)
-            else:
-                dw = totals[0].to(W.dtype) if needs_dw else None
-                db = totals[-1].to(ctx.bias_dtype) if needs_db else None
+            dtypes = [W.dtype] * needs_dw + [ctx.bias_dtype] * needs_db
+            totals = sum_partials(partials, dtypes)
+            dw = totals[0] if needs_dw else None
+            db = totals[-1] if needs_db else None
         return dx, dw, db, None

@@ -18,11 +18,10 @@ once and kept in registers; a wider row is walked in blocks (one pass for the
 statistics, one for the output). The forward stores y and rstd only.
 
 The backward reads X, dY and rstd once and writes dx. It runs one program per
-compute unit, each summing its rows' dW contributions in fp32 registers. With
-rows in registers two programs add their sums into one zeroed partial row
-(atomically: a sum of two terms onto zero is the same in either order, so dW
-stays deterministic), which halves the partial buffer; a row walked in blocks
-keeps one partial row per program. The partial rows are summed afterwards.
+compute unit, each summing its rows' dW contributions in fp32 into a partial
+row of its own (its first row stores, later rows add: no zero fill, no
+atomics, so dW is deterministic); :mod:`liger_kernel.triton._partials` adds
+the partial rows up and rounds to W's dtype in one launch.
 
 in_place=True (the API default) lets dx be written over dY when dY is a
 contiguous buffer of X's dtype: the gradient tensor autograd hands the
@@ -50,6 +49,7 @@ from liger_kernel.triton._launch import (
     shaped,
     statistics_dtype,
 )
+from liger_kernel.triton._partials import sum_partials
 
 CASTING_MODES = {"llama": 0, "gemma": 1, "none": 2}
 LLAMA: tl.constexpr = tl.constexpr(0)
@@ -198,12 +198,10 @@ def _rms_norm_backward_kernel(
             if COMPUTE_DW:
                 dw_sum += dy.to(ACC) * n
         if COMPUTE_DW:
-            # programs 2p and 2p + 1 share partial row p (zeroed); two addends
-            # onto zero give the same sum in either order
-            tl.atomic_add(DW_PARTIAL + (pid // 2) * n_cols + cols, dw_sum, mask=mask)
+            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
     else:
-        # DW_PARTIAL starts zeroed; each program owns its row of it, so the
-        # read-modify-write below races with nobody.
+        # Each program owns its partial row: the read-modify-write below races
+        # with nobody, and its first row (row == pid) stores without reading.
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
             rstd = tl.load(RSTD + row)
             mean_gn = 0.0
@@ -230,7 +228,10 @@ def _rms_norm_backward_kernel(
                     tl.store(DX + row * n_cols + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
                 if COMPUTE_DW:
                     partial = DW_PARTIAL + pid * n_cols + start + cols
-                    tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy.to(ACC) * n, mask=mask)
+                    contribution = dy.to(ACC) * n
+                    if row != pid:
+                        contribution += tl.load(partial, mask=mask, other=0.0)
+                    tl.store(partial, contribution, mask=mask)
 
 
 def rms_norm_forward(
@@ -311,10 +312,7 @@ def rms_norm_backward(
             dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
     needs_dw = needs_dw and W is not None
     single_block = block >= n_cols
-    dw_partial = None
-    if needs_dw:
-        partial_rows = (grid + 1) // 2 if single_block else grid
-        dw_partial = torch.zeros((partial_rows, n_cols), dtype=rstd.dtype, device=x_rows.device)
+    dw_partial = torch.empty((1, grid, n_cols), dtype=rstd.dtype, device=x_rows.device) if needs_dw else None
     ds_rows = as_rows(ds) if ds is not None else None
     loops = 1 if single_block else 2
     step_bytes = loops * block * sum(t.element_size() for t in (x_rows, dy_rows, ds_rows) if t is not None)
@@ -346,10 +344,7 @@ def rms_norm_backward(
         STAGES=pipeline_stages(profile, step_bytes),
         num_warps=profile.num_warps(block),
     )
-    dw = None
-    if dw_partial is not None:
-        dw = dw_partial[0] if dw_partial.shape[0] == 1 else dw_partial.sum(0)
-        dw = dw.to(W.dtype)
+    dw = sum_partials(dw_partial, (W.dtype,))[0] if dw_partial is not None else None
     return dx, dw
 
 

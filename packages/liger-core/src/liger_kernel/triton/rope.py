@@ -173,8 +173,9 @@ def rope_apply(
     head_axis, seq_axis = (1, 2) if unsqueeze_dim == 1 else (2, 1)
     batch, seq_len, head_dim = q.shape[0], q.shape[seq_axis], q.shape[-1]
     n_q_heads, n_k_heads = q.shape[head_axis], k.shape[head_axis]
-    q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    k_out = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+    # any dense layout will do (the kernel takes the outputs' strides), and
+    # empty_like is the cheaper call on the host, which rope is bound by
+    q_out, k_out = torch.empty_like(q), torch.empty_like(k)
 
     use_position_ids = cos.dim() == 2 and position_ids is not None
     if cos.dim() == 3:
