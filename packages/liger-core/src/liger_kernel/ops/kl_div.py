@@ -1,0 +1,77 @@
+"""Kullback-Leibler divergence between a prediction given as log-probabilities
+and a target, over the last dimension, as ``torch.nn.functional.kl_div``.
+
+Forward, pointwise for y = y_pred (log-probabilities) and t = y_true:
+    log_target=False:  l = t * (log(max(t, eps)) - y)      (t probabilities; eps keeps log finite at t = 0)
+    log_target=True:   l = exp(t) * (t - y)                (t log-probabilities)
+computed in fp32 (fp64 for fp64 input), then reduced:
+    "none"       l itself, shape of y_pred
+    "sum"        sum of l
+    "mean"       sum of l / number of elements
+    "batchmean"  sum of l / y_pred.shape[0]   (the row count for 2-D input; torch's rule for any rank)
+The loss is float32 for 16- and 32-bit input, float64 for float64 input.
+
+Backward, to y_pred only, with g the incoming gradient (a scalar, or one value
+per element for "none") and D the reduction's divisor (1 for "none" and "sum"):
+    dl/dy = -t * g / D           log_target=False
+    dl/dy = -exp(t) * g / D      log_target=True
+stored in y_pred's dtype. y_true takes no gradient: passing a y_true that
+requires grad while autograd records is an error (detach it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import DispatchedFunction, require_choice, require_same_device, require_tensor
+
+REDUCTIONS = ("none", "sum", "mean", "batchmean")
+
+
+def loss_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype of the returned loss: float64 if any input is float64, else float32."""
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def reduction_divisor(shape: torch.Size, reduction: str) -> int:
+    """What the summed loss is divided by under ``reduction``."""
+    if reduction == "mean":
+        return max(1, shape.numel())
+    if reduction == "batchmean":
+        return max(1, shape[0])
+    return 1
+
+
+def check_distribution_pair(first: str, a: torch.Tensor, second: str, b: torch.Tensor) -> None:
+    """Two float tensors of one shape (at least 1-D, non-empty last dimension) on one device."""
+    require_tensor(first, a)
+    require_tensor(second, b)
+    if a.dim() == 0 or a.shape[-1] == 0:
+        raise ValueError(f"{first} must have a non-empty last dimension, got shape {tuple(a.shape)}")
+    if tuple(b.shape) != tuple(a.shape):
+        raise ValueError(f"{second} has shape {tuple(b.shape)}; expected {tuple(a.shape)} (the shape of {first})")
+    require_same_device(first, {first: a, second: b})
+
+
+class LigerKLDivLossFunction(DispatchedFunction):
+    op = "kl_div"
+
+    @staticmethod
+    def check(
+        y_pred: torch.Tensor,
+        y_true: torch.Tensor,
+        reduction: str = "batchmean",
+        log_target: bool = False,
+        eps: float = 1e-10,
+    ) -> None:
+        check_distribution_pair("y_pred", y_pred, "y_true", y_true)
+        require_choice("reduction", reduction, REDUCTIONS)
+        if not isinstance(log_target, bool):
+            raise TypeError(f"log_target must be a bool, got {type(log_target).__name__}")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"eps must be a positive number, got {eps!r}")
+        if y_true.requires_grad and torch.is_grad_enabled():
+            raise ValueError(
+                "y_true requires grad, but this op differentiates y_pred only; pass y_true.detach() "
+                "(or use torch.nn.functional.kl_div for a gradient to the target)"
+            )

@@ -1,0 +1,36 @@
+"""KL-divergence loss module, ``torch.nn.KLDivLoss`` computed by
+:class:`liger_kernel.ops.LigerKLDivLossFunction` (see that op for the math).
+
+``eps`` comes first, then torch's own arguments: ``LigerKLDIVLoss(1e-10,
+reduction="batchmean")``. As with torch, the input is log-probabilities and the
+target probabilities (or log-probabilities with ``log_target=True``); unlike
+torch, the target takes no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from liger_kernel.ops import LigerKLDivLossFunction
+
+
+class LigerKLDIVLoss(nn.KLDivLoss):
+    def __init__(
+        self,
+        eps: float = 1e-10,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> None:
+        super().__init__(size_average, reduce, reduction, log_target)
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.eps = eps
+
+    def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        return LigerKLDivLossFunction.apply(y_pred, y_true, self.reduction, self.log_target, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, log_target={self.log_target}, eps={self.eps}"
