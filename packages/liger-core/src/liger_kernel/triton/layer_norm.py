@@ -15,9 +15,12 @@ Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
 rows; a row that fits ``profile.max_block`` stays in registers, a wider one is
 walked in blocks (the variance is taken about the mean in a second pass, not
 from a running sum of squares, to stay accurate). The backward runs one
-program per compute unit; dW and dB are summed per program in fp32 into
-partial rows of its own (no zero fill, no atomics: deterministic), which
-:mod:`liger_kernel.triton._partials` adds up in one launch.
+program per compute unit; dW and dB are summed per program in fp32. With
+rows in registers two programs add their sums into one zeroed partial row (two
+addends onto zero: the same in either order, so deterministic; half the
+buffer); a row walked in blocks keeps partial rows of its own, which its first
+row stores and later rows add to. :mod:`liger_kernel.triton._partials` adds
+the partial rows up in one launch.
 """
 
 from __future__ import annotations
@@ -146,10 +149,11 @@ def _layer_norm_backward_kernel(
                 dw_sum += dy * n
             if COMPUTE_DB:
                 db_sum += dy
+        # programs 2p and 2p + 1 share partial row p
         if COMPUTE_DW:
-            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
+            tl.atomic_add(DW_PARTIAL + (pid // 2) * n_cols + cols, dw_sum, mask=mask)
         if COMPUTE_DB:
-            tl.store(DB_PARTIAL + db_offset + pid * n_cols + cols, db_sum, mask=mask)
+            tl.atomic_add(DB_PARTIAL + db_offset + (pid // 2) * n_cols + cols, db_sum, mask=mask)
     else:
         # Each program owns one row of the partial buffers; its first row
         # (row == pid) stores without reading, later rows add.
@@ -243,12 +247,14 @@ class LayerNormFunction(torch.autograd.Function):
         dy_rows = as_rows(dY)
         dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device) if needs_dx else None
         # dW's and dB's partial rows share one buffer: one allocation, one final sum
+        partial_rows = (grid + 1) // 2 if single_block else grid
         partials = None
         if needs_dw or needs_db:
             sums = 2 if needs_dw and needs_db else 1
-            partials = torch.empty((sums, grid, n_cols), dtype=rstd.dtype, device=x_rows.device)
+            allocate = torch.zeros if single_block else torch.empty
+            partials = allocate((sums, partial_rows, n_cols), dtype=rstd.dtype, device=x_rows.device)
         # dB's rows follow dW's in the buffer when both are summed
-        db_offset = grid * n_cols if needs_dw else 0
+        db_offset = partial_rows * n_cols if needs_dw else 0
         launch(
             profile,
             _layer_norm_backward_kernel,
