@@ -175,36 +175,35 @@ def _group_norm_backward_kernel(
             dy_row = DY + row * dy_row_stride
             mean = tl.load(MEAN + row)
             rstd = tl.load(RSTD + row)
-            g_sum = tl.zeros([BLOCK_C, BLOCK_S], dtype=ACC)
-            gn_sum = tl.zeros([BLOCK_C, BLOCK_S], dtype=ACC)
+            # Sums are reduced tile by tile rather than kept as tile-shaped
+            # accumulators: the few tiles alive at once then fit on-chip
+            # memory sized for ``max_block`` (the NPU's unified buffer).
+            g_total = tl.sum(tl.zeros([BLOCK_C], dtype=ACC), axis=0)
+            gn_total = g_total
             # first pass: the row's sums for dx, and each channel's dweight and dbias terms
             for c_start in tl.range(0, channels_per_group, BLOCK_C):
                 channels = c_start + tl.arange(0, BLOCK_C)
                 channel_mask = channels < channels_per_group
                 w = tl.load(W + first_channel + channels, mask=channel_mask, other=0.0).to(ACC)
-                dw_sum = tl.zeros([BLOCK_C, BLOCK_S], dtype=ACC)
-                db_sum = tl.zeros([BLOCK_C, BLOCK_S], dtype=ACC)
+                dw_sum = tl.zeros([BLOCK_C], dtype=ACC)
+                db_sum = tl.zeros([BLOCK_C], dtype=ACC)
                 for s_start in tl.range(0, n_positions, BLOCK_S):
                     _, offsets, mask = _tile(c_start, s_start, channels_per_group, n_positions, BLOCK_C, BLOCK_S)
                     x = tl.load(x_row + offsets, mask=mask, other=0.0).to(ACC)
                     dy = tl.load(dy_row + offsets, mask=mask, other=0.0).to(ACC)
                     n = tl.where(mask, (x - mean) * rstd, 0.0)
                     g = dy * w[:, None]
-                    g_sum += g
-                    gn_sum += g * n
-                    dw_sum += dy * n
-                    db_sum += dy
+                    g_total += tl.sum(tl.sum(g, axis=1), axis=0)
+                    gn_total += tl.sum(tl.sum(g * n, axis=1), axis=0)
+                    dw_sum += tl.sum(dy * n, axis=1)
+                    db_sum += tl.sum(dy, axis=1)
                 if COMPUTE_DW:
-                    tl.store(
-                        DW_PARTIAL + row * channels_per_group + channels, tl.sum(dw_sum, axis=1), mask=channel_mask
-                    )
+                    tl.store(DW_PARTIAL + row * channels_per_group + channels, dw_sum, mask=channel_mask)
                 if COMPUTE_DB:
-                    tl.store(
-                        DB_PARTIAL + row * channels_per_group + channels, tl.sum(db_sum, axis=1), mask=channel_mask
-                    )
+                    tl.store(DB_PARTIAL + row * channels_per_group + channels, db_sum, mask=channel_mask)
             if COMPUTE_DX:
-                mean_g = tl.sum(tl.sum(g_sum, axis=1), axis=0) / row_width
-                mean_gn = tl.sum(tl.sum(gn_sum, axis=1), axis=0) / row_width
+                mean_g = g_total / row_width
+                mean_gn = gn_total / row_width
                 for c_start in tl.range(0, channels_per_group, BLOCK_C):
                     channels = c_start + tl.arange(0, BLOCK_C)
                     w = tl.load(W + first_channel + channels, mask=channels < channels_per_group, other=0.0).to(ACC)
@@ -222,9 +221,18 @@ def _power_of_2_at_least(n: int) -> int:
 
 def tile_shape(profile: Any, channels_per_group: int, n_positions: int) -> tuple[int, int]:
     """(BLOCK_C, BLOCK_S): positions first (contiguous in memory), then as many
-    channels as keep the tile within ``profile.max_block`` elements."""
-    block_s = min(_power_of_2_at_least(n_positions), profile.max_block)
-    block_c = min(_power_of_2_at_least(channels_per_group), max(1, profile.max_block // block_s))
+    channels as keep the tile within ``profile.max_block`` elements. A row that
+    does not fit one tile is walked in tiles of half that: the walk keeps more
+    tiles alive at once (the loaded ones and the running sums), and half-size
+    tiles keep them within the on-chip memory the profile sized max_block for."""
+
+    def fit(limit: int) -> tuple[int, int]:
+        block_s = min(_power_of_2_at_least(n_positions), limit)
+        return min(_power_of_2_at_least(channels_per_group), max(1, limit // block_s)), block_s
+
+    block_c, block_s = fit(profile.max_block)
+    if block_c < channels_per_group or block_s < n_positions:
+        block_c, block_s = fit(max(1, profile.max_block // 2))
     return block_c, block_s
 
 

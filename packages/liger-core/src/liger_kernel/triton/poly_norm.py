@@ -34,13 +34,13 @@ import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
 from liger_kernel.triton._launch import (
+    MIN_BLOCK,
     accumulator_dtype,
     as_rows,
     launch,
     pipeline_stages,
     reduction_grid,
     row_block,
-    row_launch,
     shaped,
     statistics_dtype,
 )
@@ -168,23 +168,26 @@ def _poly_norm_backward_kernel(
                 dx = _poly_norm_dx(x, dy, r1, r2, r3, s1 / n_cols, s2 / n_cols, s3 / n_cols, w1, w2, w3)
                 tl.store(DX + row * n_cols + cols, dx.to(DX.dtype.element_ty), mask=mask)
         else:
-            sum1 = tl.zeros([BLOCK], dtype=ACC)
-            sum2 = tl.zeros([BLOCK], dtype=ACC)
-            sum3 = tl.zeros([BLOCK], dtype=ACC)
-            dy_total = tl.zeros([BLOCK], dtype=ACC)
+            # Sums are reduced block by block rather than kept as block-shaped
+            # accumulators: the few blocks alive at once then fit on-chip
+            # memory sized for ``max_block`` (the NPU's unified buffer).
+            sum1 = tl.sum(tl.zeros([BLOCK], dtype=ACC), axis=0)
+            sum2 = sum1
+            sum3 = sum1
+            dy_sum = sum1
             for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 dy_x = dy * x
-                sum1 += dy_x
-                sum2 += dy_x * x
-                sum3 += dy_x * x * x
-                dy_total += dy
-            s1 = tl.sum(sum1, axis=0) * r1
-            s2 = tl.sum(sum2, axis=0) * r2
-            s3 = tl.sum(sum3, axis=0) * r3
-            dy_sum = tl.sum(dy_total, axis=0)
+                sum1 += tl.sum(dy_x, axis=0)
+                dy_x2 = dy_x * x
+                sum2 += tl.sum(dy_x2, axis=0)
+                sum3 += tl.sum(dy_x2 * x, axis=0)
+                dy_sum += tl.sum(dy, axis=0)
+            s1 = sum1 * r1
+            s2 = sum2 * r2
+            s3 = sum3 * r3
             if COMPUTE_DX:
                 # reads of dY precede the write of dx at each offset, so dx may alias dY
                 for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
@@ -201,6 +204,15 @@ def _poly_norm_backward_kernel(
     tl.store(PARTIALS + pid * 4 + 1, dw2)
     tl.store(PARTIALS + pid * 4 + 2, dw1)
     tl.store(PARTIALS + pid * 4 + 3, db)
+
+
+def poly_norm_block(profile: Any, n_cols: int) -> int:
+    """Columns per step: the whole row when it fits ``profile.max_block``, else
+    half of that, as a walked row keeps more blocks alive at once (the loaded
+    ones and the running sums) and half-size blocks keep them within the
+    on-chip memory the profile sized max_block for."""
+    block = row_block(n_cols, profile)
+    return block if block >= n_cols else max(MIN_BLOCK, profile.max_block // 2)
 
 
 def _reusable_gradient(dy_rows: torch.Tensor, x_rows: torch.Tensor) -> bool:
@@ -221,15 +233,15 @@ class PolyNormFunction(torch.autograd.Function):
         x_rows = as_rows(X)
         n_rows, n_cols = x_rows.shape
         profile = device_profile(X.device)
-        plan = row_launch(profile, n_rows, n_cols)
-        single_block = plan.block >= n_cols
+        block = poly_norm_block(profile, n_cols)
+        single_block = block >= n_cols
         y = torch.empty((n_rows, n_cols), dtype=X.dtype, device=X.device)
         rstd = torch.empty((n_rows, N_STATS), dtype=statistics_dtype(X.dtype), device=X.device)
         if x_rows.numel():
             launch(
                 profile,
                 _poly_norm_forward_kernel,
-                plan.grid,
+                profile.grid(n_rows),
                 x_rows,
                 x_rows.stride(0),
                 y,
@@ -240,11 +252,11 @@ class PolyNormFunction(torch.autograd.Function):
                 n_cols,
                 eps,
                 ACC=accumulator_dtype(X.dtype),
-                BLOCK=plan.block,
+                BLOCK=block,
                 SINGLE_BLOCK=single_block,
                 # a row walked in blocks has two pipelined loops, each with its own buffers
-                STAGES=pipeline_stages(profile, (1 if single_block else 2) * plan.block * X.element_size()),
-                num_warps=plan.num_warps,
+                STAGES=pipeline_stages(profile, (1 if single_block else 2) * block * X.element_size()),
+                num_warps=profile.num_warps(block),
             )
         ctx.save_for_backward(x_rows, W, B, rstd)
         ctx.x_shape, ctx.in_place = X.shape, in_place
@@ -256,7 +268,7 @@ class PolyNormFunction(torch.autograd.Function):
         n_rows, n_cols = x_rows.shape
         needs_dx = ctx.needs_input_grad[0]
         profile = device_profile(x_rows.device)
-        block = row_block(n_cols, profile)
+        block = poly_norm_block(profile, n_cols)
         single_block = block >= n_cols
         grid = reduction_grid(profile, n_rows)
         dy_rows = as_rows(dY)
