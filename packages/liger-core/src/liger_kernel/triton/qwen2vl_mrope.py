@@ -12,12 +12,11 @@ for fp64 inputs); outputs in the dtype of q and k.
 One program per (batch, seq) token, persistent over tokens: it gathers that
 token's merged cos and sin rows once, each column from its own stream (the
 stream offset is a per-column vector, so no merged table is built in memory),
-then rotates every q head and every k head with the rope kernel's head loop.
-Each head's halves are read before either is written, so the rotation is
-safe in place. Both layouts, (batch, heads, seq, head_dim) for
-unsqueeze_dim=1 and (batch, seq, heads, head_dim) for unsqueeze_dim=2, are
-read through strides; the section bounds are runtime arguments, so every
-split shares one compiled kernel.
+then rotates every q head and every k head with the rope kernel's head loop
+(BLOCK_H heads per tile, one tile when they all fit). Both layouts,
+(batch, heads, seq, head_dim) for unsqueeze_dim=1 and (batch, seq, heads,
+head_dim) for unsqueeze_dim=2, are read through strides; the section bounds
+are runtime arguments, so every split shares one compiled kernel.
 """
 
 from __future__ import annotations
