@@ -85,16 +85,18 @@ def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, beta):
     run(args, dtype=liger_dtype, rng=liger_rng)
 
 
-@pytest.mark.parametrize("temperature", [0.5, 2.0])
-@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize(("beta", "temperature"), [(0.0, 2.0), (0.5, 2.0), (1.0, 2.0), (0.5, 0.5)])
 def test_temperature(liger_device, liger_dtype, liger_rng, beta, temperature):
     args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, ignored="some")
     args.update(jsd_beta=beta, temperature=temperature)
     run(args, dtype=liger_dtype, rng=liger_rng)
 
 
-@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
-@pytest.mark.parametrize("ignored", ["some", "all", "none"])
+#: (how labels are ignored, beta); test_temperature covers "some" with the three formulas
+LABEL_CASES = [("some", 0.1), ("all", 0.5), ("all", 0.0), ("none", 1.0)]
+
+
+@pytest.mark.parametrize(("ignored", "beta"), LABEL_CASES, ids=[f"{i}-{b}" for i, b in LABEL_CASES])
 def test_shift_labels(liger_device, liger_dtype, liger_rng, ignored, beta):
     args = case(7, 16, 97, liger_dtype, liger_device, liger_rng, ignored=ignored)
     args["jsd_beta"] = beta
@@ -145,7 +147,9 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
 
 
 class LargestTensor(TorchDispatchMode):
-    """Records the element count of the largest tensor any op returns while active."""
+    """Records the bytes of the largest tensor any op returns while active (in
+    bytes: the Triton interpreter moves kernel arguments as byte views of their
+    storage)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,7 +159,7 @@ class LargestTensor(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         for value in tree_flatten(out)[0]:
             if isinstance(value, torch.Tensor):
-                self.largest = max(self.largest, value.numel())
+                self.largest = max(self.largest, value.numel() * value.element_size())
         return out
 
 
@@ -163,7 +167,7 @@ def test_memory_bounded_by_a_chunk(liger_device, liger_rng):
     """No tensor of the whole batch's logits (tokens x vocab) exists in forward or
     backward: with hidden << vocab the chunk of logits is the largest tensor, and
     it must hold fewer rows than the batch."""
-    tokens, hidden, vocab = 256, 4, 512
+    tokens, hidden, vocab = 128, 2, 256
     args = case(tokens, hidden, vocab, torch.float32, liger_device, liger_rng, ignored="some")
     args["student_input"].requires_grad_()
     args["student_weight"].requires_grad_()
@@ -171,8 +175,9 @@ def test_memory_bounded_by_a_chunk(liger_device, liger_rng):
     with watch:
         loss = LigerFusedLinearJSDFunction.apply(*args.values())
         loss.backward()
-    assert watch.largest < tokens * vocab, (
-        f"a tensor of {watch.largest} elements appeared: as many as the {tokens} x {vocab} logits of the batch"
+    whole = tokens * vocab * torch.float32.itemsize
+    assert watch.largest < whole, (
+        f"a tensor of {watch.largest} bytes appeared: as large as the {tokens} x {vocab} fp32 logits of the batch"
     )
     assert args["student_input"].grad is not None and args["student_weight"].grad is not None
 
