@@ -41,10 +41,15 @@ from liger_kernel.triton._launch import (
     shaped,
 )
 
-#: On-chip bytes budgeted per column of a block: the two loaded inputs and the
-#: handful of fp32 values derived from them that are alive at once (about
-#: eight). On an H100 this gives 4096-column blocks (16 warps, 8 values per
-#: thread); on the Ascend unified buffer (168 KiB budget) also 4096.
+#: On-chip bytes budgeted per column of a block: the fp32 values alive at once
+#: in these kernels, at most eight (measured under the strict NPU mock; the
+#: peak is TVD's backward with a per-element gradient). On an H100 or H200
+#: this gives 4096-column blocks (16 warps, 8 values per thread). Measured on
+#: an H200 at 8192 x 128256 bf16: KL forward 1.41 ms and backward 1.13 ms
+#: (3.0 and 3.7 TB/s; a copy of y_pred runs at 4.2 TB/s); forward plus
+#: backward, 4096- and 8192-column blocks with 2 to 8 programs per SM are
+#: within 10% of each other, 1024-column blocks slower. On an Ascend A2
+#: vector core (168 KiB budget) the block is also 4096, 128 KiB live.
 BYTES_PER_BLOCK_COLUMN = 32
 
 

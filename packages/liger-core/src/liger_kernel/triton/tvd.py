@@ -67,9 +67,11 @@ def _tvd_forward_kernel(
             for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 offsets = start + cols
                 mask = offsets < n_cols
-                p = tl.load(P + row * p_row_stride + offsets, mask=mask, other=0.0).to(ACC)
-                q = tl.load(Q + row * q_row_stride + offsets, mask=mask, other=0.0).to(ACC)
-                loss = 0.5 * tl.abs(p - q)
+                # one expression: the loaded tiles die at once (the NPU's unified buffer holds fewer)
+                diff = tl.load(P + row * p_row_stride + offsets, mask=mask, other=0.0).to(ACC) - tl.load(
+                    Q + row * q_row_stride + offsets, mask=mask, other=0.0
+                ).to(ACC)
+                loss = 0.5 * tl.abs(diff)
                 if ELEMENTWISE:
                     tl.store(LOSS + row * n_cols + offsets, loss.to(LOSS.dtype.element_ty), mask=mask)
                 else:
@@ -122,14 +124,15 @@ def _tvd_backward_kernel(
             for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 offsets = start + cols
                 mask = offsets < n_cols
-                p = tl.load(P + row * p_row_stride + offsets, mask=mask, other=0.0).to(ACC)
-                q = tl.load(Q + row * q_row_stride + offsets, mask=mask, other=0.0).to(ACC)
-                sign = tl.where(p > q, 1.0, tl.where(p < q, -1.0, 0.0))
+                diff = tl.load(P + row * p_row_stride + offsets, mask=mask, other=0.0).to(ACC) - tl.load(
+                    Q + row * q_row_stride + offsets, mask=mask, other=0.0
+                ).to(ACC)
                 if ELEMENTWISE:
-                    g = tl.load(GRAD_LOSS + row * grad_row_stride + offsets, mask=mask, other=0.0).to(ACC)
-                    d_p = sign * (0.5 * g)
+                    scale = 0.5 * tl.load(GRAD_LOSS + row * grad_row_stride + offsets, mask=mask, other=0.0).to(ACC)
                 else:
-                    d_p = sign * factor
+                    scale = factor
+                # 0.5 * sign(p - q) * g / D, with sign(0) = 0
+                d_p = tl.where(diff > 0, scale, tl.where(diff < 0, -scale, 0.0))
                 if WRITE_DP:
                     tl.store(D_P + row * n_cols + offsets, d_p.to(D_P.dtype.element_ty), mask=mask)
                 if WRITE_DQ:
