@@ -26,6 +26,10 @@ class LigerPolyNormFunction(DispatchedFunction):
     op = "poly_norm"
 
     @staticmethod
+    def outputs(X, *_):
+        return ((X.shape, X.dtype),)
+
+    @staticmethod
     def check(
         X: torch.Tensor,
         W: torch.Tensor,

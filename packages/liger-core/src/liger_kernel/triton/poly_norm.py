@@ -168,26 +168,24 @@ def _poly_norm_backward_kernel(
                 dx = _poly_norm_dx(x, dy, r1, r2, r3, s1 / n_cols, s2 / n_cols, s3 / n_cols, w1, w2, w3)
                 tl.store(DX + row * n_cols + cols, dx.to(DX.dtype.element_ty), mask=mask)
         else:
-            # Sums are reduced block by block rather than kept as block-shaped
-            # accumulators: the few blocks alive at once then fit on-chip
-            # memory sized for ``max_block`` (the NPU's unified buffer).
-            sum1 = tl.sum(tl.zeros([BLOCK], dtype=ACC), axis=0)
-            sum2 = sum1
-            sum3 = sum1
-            dy_sum = sum1
+            sum1 = tl.zeros([BLOCK], dtype=ACC)
+            sum2 = tl.zeros([BLOCK], dtype=ACC)
+            sum3 = tl.zeros([BLOCK], dtype=ACC)
+            dy_total = tl.zeros([BLOCK], dtype=ACC)
             for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
                 x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 dy = tl.load(DY + row * dy_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
                 dy_x = dy * x
-                sum1 += tl.sum(dy_x, axis=0)
+                sum1 += dy_x
                 dy_x2 = dy_x * x
-                sum2 += tl.sum(dy_x2, axis=0)
-                sum3 += tl.sum(dy_x2 * x, axis=0)
-                dy_sum += tl.sum(dy, axis=0)
-            s1 = sum1 * r1
-            s2 = sum2 * r2
-            s3 = sum3 * r3
+                sum2 += dy_x2
+                sum3 += dy_x2 * x
+                dy_total += dy
+            s1 = tl.sum(sum1, axis=0) * r1
+            s2 = tl.sum(sum2, axis=0) * r2
+            s3 = tl.sum(sum3, axis=0) * r3
+            dy_sum = tl.sum(dy_total, axis=0)
             if COMPUTE_DX:
                 # reads of dY precede the write of dx at each offset, so dx may alias dY
                 for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
@@ -280,7 +278,6 @@ class PolyNormFunction(torch.autograd.Function):
                 dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
         partials = torch.zeros((grid, N_PARTIALS), dtype=rstd.dtype, device=x_rows.device)
         if x_rows.numel():
-            loops = 1 if single_block else 2
             launch(
                 profile,
                 _poly_norm_backward_kernel,
@@ -299,12 +296,15 @@ class PolyNormFunction(torch.autograd.Function):
                 ACC=accumulator_dtype(x_rows.dtype),
                 BLOCK=block,
                 SINGLE_BLOCK=single_block,
-                STAGES=pipeline_stages(profile, loops * block * (x_rows.element_size() + dy_rows.element_size())),
+                # Measured on an H200 (bf16, 8192 x 4096 and 2048 x 32768): the
+                # backward is faster unpipelined
+                STAGES=1,
                 num_warps=profile.num_warps(block),
             )
         totals = partials.sum(0)
         dw = totals[:3].to(W.dtype) if ctx.needs_input_grad[1] else None
-        db = totals[3].to(B.dtype).reshape(B.shape) if ctx.needs_input_grad[2] else None
+        # a copy: gradients returned together must not share storage (as operator outputs)
+        db = totals[3].to(B.dtype, copy=True).reshape(B.shape) if ctx.needs_input_grad[2] else None
         if dx is dY:
             # dX was written over dY, which autograd's caller may still hold:
             # as a fresh view it is handed on to X's gradient without a copy
