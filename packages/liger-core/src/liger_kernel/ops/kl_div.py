@@ -21,6 +21,8 @@ requires grad while autograd records is an error (detach it).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from liger_kernel.ops._contract import DispatchedFunction, require_choice, require_same_device, require_tensor
@@ -40,6 +42,14 @@ def reduction_divisor(shape: torch.Size, reduction: str) -> int:
     if reduction == "batchmean":
         return max(1, shape[0])
     return 1
+
+
+def loss_outputs(reference: torch.Tensor, other: torch.Tensor, reduction: str) -> tuple[Any, ...]:
+    """Output spec (see DispatchedFunction.outputs) of a pointwise loss over
+    ``reference`` and ``other``: per element for "none", else a scalar, in
+    :func:`loss_dtype`."""
+    shape = reference.shape if reduction == "none" else ()
+    return ((shape, loss_dtype(reference.dtype, other.dtype)),)
 
 
 def check_distribution_pair(first: str, a: torch.Tensor, second: str, b: torch.Tensor) -> None:
@@ -75,3 +85,7 @@ class LigerKLDivLossFunction(DispatchedFunction):
                 "y_true requires grad, but this op differentiates y_pred only; pass y_true.detach() "
                 "(or use torch.nn.functional.kl_div for a gradient to the target)"
             )
+
+    @staticmethod
+    def outputs(y_pred, y_true, reduction, *_):
+        return loss_outputs(y_pred, y_true, reduction)

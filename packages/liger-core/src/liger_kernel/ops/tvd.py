@@ -32,7 +32,7 @@ from liger_kernel.ops._contract import (
     require_same_device,
     require_tensor,
 )
-from liger_kernel.ops.kl_div import check_distribution_pair
+from liger_kernel.ops.kl_div import check_distribution_pair, loss_outputs
 
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
@@ -91,3 +91,7 @@ class LigerTVDLossFunction(DispatchedFunction):
         require_choice("reduction", reduction, REDUCTIONS)
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
             raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+
+    @staticmethod
+    def outputs(p, q, shift_labels, reduction, *_):
+        return loss_outputs(p, q, reduction)
