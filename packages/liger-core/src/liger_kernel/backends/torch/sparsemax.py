@@ -1,0 +1,49 @@
+"""Sparsemax along one dimension, in pure PyTorch.
+
+Forward, per row x (moved to the last dimension), in fp32 (fp64 for fp64
+inputs), on z = x - max(x) (sparsemax is shift invariant; the shift keeps
+large-magnitude rows accurate):
+    sort z descending into s;  c_k = s_1 + ... + s_k
+    k* = the largest k with 1 + k * s_k > c_k   (the support size)
+    tau = (c_k* - 1) / k*;  y = max(z - tau, 0)        (y cast to x.dtype)
+
+Backward, in fp32, from the saved y, with S = {i : y_i > 0}:
+    dx = dy - (sum over S of dy) / |S| on S, 0 elsewhere
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from liger_kernel.backends.torch._common import compute_dtype
+
+
+class SparsemaxFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+        moved = x.movedim(dim, -1)
+        values = moved.to(compute_dtype(x))
+        shifted = values - values.amax(dim=-1, keepdim=True)
+        ordered = shifted.sort(dim=-1, descending=True).values
+        cumulative = ordered.cumsum(dim=-1)
+        ranks = torch.arange(1, ordered.shape[-1] + 1, device=x.device, dtype=ordered.dtype)
+        # the condition holds on a prefix of ranks; the largest rank where it holds is the support size
+        in_support = 1 + ranks * ordered > cumulative
+        support_size = (in_support * ranks).amax(dim=-1, keepdim=True)
+        tau = (cumulative.gather(-1, support_size.long() - 1) - 1) / support_size
+        y = torch.clamp(shifted - tau, min=0).to(x.dtype)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y.movedim(-1, dim)
+
+    @staticmethod
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (y,) = ctx.saved_tensors
+        math_dtype = compute_dtype(y)
+        support = y > 0
+        upstream = dy.movedim(ctx.dim, -1).to(math_dtype)
+        support_mean = (upstream * support).sum(dim=-1, keepdim=True) / support.sum(dim=-1, keepdim=True)
+        dx = torch.where(support, upstream - support_mean, 0.0).to(y.dtype)
+        return dx.movedim(-1, ctx.dim), None

@@ -1,0 +1,41 @@
+"""Dynamic Tanh (DyT), a normalization-free replacement for LayerNorm.
+
+Forward, over the last dimension of x (width H):
+    y = gamma * tanh(alpha * x) + beta
+alpha one element, gamma and beta of shape (H,), beta optional (None: no
+shift). Computed in fp32 (fp64 if any input is fp64), y stored in x.dtype.
+
+Backward, with t = tanh(alpha * x) and g = dy * gamma * (1 - t**2):
+    dx = g * alpha
+    dalpha = sum over all elements of g * x
+    dgamma = sum over rows of dy * t;  dbeta = sum over rows of dy
+"""
+
+from __future__ import annotations
+
+import torch
+
+from liger_kernel.ops._contract import DispatchedFunction, require_same_device, require_shape, require_tensor
+
+
+class LigerDyTFunction(DispatchedFunction):
+    op = "dyt"
+
+    @staticmethod
+    def outputs(x, *_):
+        return ((x.shape, x.dtype),)
+
+    @staticmethod
+    def check(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None) -> None:
+        require_tensor("x", x)
+        require_tensor("alpha", alpha)
+        require_tensor("gamma", gamma)
+        if x.dim() == 0:
+            raise ValueError("x must have at least one dimension (the hidden one is last), got a 0-D tensor")
+        if alpha.numel() != 1:
+            raise ValueError(f"alpha must hold exactly one element, got shape {tuple(alpha.shape)}")
+        require_shape("gamma", gamma, (x.shape[-1],), "the last dimension of x")
+        if beta is not None:
+            require_tensor("beta", beta)
+            require_shape("beta", beta, (x.shape[-1],), "the last dimension of x")
+        require_same_device("x", {"x": x, "alpha": alpha, "gamma": gamma, "beta": beta})
