@@ -16,8 +16,12 @@ Layout: a persistent grid walks the rows. A row is processed in tiles of
 (BLOCK_C channels) x (BLOCK_S positions), BLOCK_C * BLOCK_S <= profile.max_block,
 so that a wide spatial extent and a group of many 1-position channels both make
 full tiles. A row that fits one tile is loaded once and kept in registers; a
-wider one is walked tile by tile (mean, then the variance about it, then y: the
-two-pass variance avoids the cancellation of E[x^2] - mean^2). The backward
+wider one is walked in tiles of half that size (mean, then the variance about
+it, then y: the two-pass variance avoids the cancellation of E[x^2] - mean^2;
+the walk keeps tile-shaped running sums, which half-size tiles keep within the
+on-chip memory the profile sized max_block for, the NPU's UB included). Rows
+are the unit of parallelism, so fewer rows (N * G) than programs leave compute
+units idle. The backward
 writes, per row, the sums over its positions of dy * n and dy for each of its
 channels into an (N, C) buffer (each row owns its part: no atomics, so the
 result is deterministic); dweight and dbias are that buffer summed over N.

@@ -14,8 +14,8 @@ Backward, with s_p = sum over the row of dy * n_p:
 
 Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
 rows; a row that fits ``profile.max_block`` stays in registers, a wider one is
-walked in blocks (forward: sums of squares, then y; backward: the row sums,
-then dx). The backward runs one program per compute unit; each adds its rows'
+walked in blocks of half that size, as the walk keeps block-shaped running sums
+(forward: sums of squares, then y; backward: the row sums, then dx). The backward runs one program per compute unit; each adds its rows'
 s_1, s_2, s_3 and sum(dy) in fp32 and stores them in its own row of a (grid, 4)
 buffer, summed afterwards (no atomics: deterministic).
 
