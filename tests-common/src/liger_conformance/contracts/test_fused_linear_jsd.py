@@ -21,7 +21,7 @@ from liger_conformance.contracts._support import (
     shape_id,
     targets,
 )
-from liger_conformance.contracts.test_jsd import jsd_oracle
+from liger_conformance.contracts.test_jsd import jsd_oracle, loss_scale
 from liger_kernel.ops import LigerFusedLinearJSDFunction
 
 pytestmark = pytest.mark.liger_op("fused_linear_jsd")
@@ -62,9 +62,10 @@ def case(tokens, hidden, vocab, dtype, device, rng, *, teacher_hidden=None, igno
 
 
 def run(args, *, dtype, rng, non_leaf=False):
+    scale = loss_scale(dtype, args["student_input"].shape[0], args["student_weight"].shape[0])
     return compare_with_oracle(
-        LigerFusedLinearJSDFunction.apply,
-        lambda a: fused_linear_jsd_oracle(*a.values()),
+        lambda *a: LigerFusedLinearJSDFunction.apply(*a) * scale,
+        lambda a: fused_linear_jsd_oracle(*a.values()) * scale,
         args,
         dtype=dtype,
         rng=rng,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from liger_kernel.ops._contract import DispatchedFunction, require_ndim, require_same_device, require_tensor
+from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.ops.jsd import check_beta, check_shift_labels
 
 
@@ -37,6 +38,10 @@ def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight
 
 class LigerFusedLinearJSDFunction(DispatchedFunction):
     op = "fused_linear_jsd"
+
+    @staticmethod
+    def outputs(student_input, *_):
+        return (((), loss_dtype(student_input.dtype)),)
 
     @staticmethod
     def check(

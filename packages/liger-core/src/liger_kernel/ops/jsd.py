@@ -39,6 +39,7 @@ from liger_kernel.ops._contract import (
     require_shape,
     require_tensor,
 )
+from liger_kernel.ops.cross_entropy import loss_dtype
 
 
 def check_beta(name: str, beta: float) -> None:
@@ -56,6 +57,10 @@ def check_shift_labels(shift_labels: torch.Tensor | None, rows: int) -> None:
 
 class LigerJSDFunction(DispatchedFunction):
     op = "jsd"
+
+    @staticmethod
+    def outputs(input, *_):
+        return (((), loss_dtype(input.dtype)),)
 
     @staticmethod
     def check(

@@ -59,9 +59,85 @@ def _take(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
     return values[rows] if isinstance(rows, slice) else values.index_select(0, rows)
 
 
+#: GEMM dtypes whose gradient is formed in backward, with the incoming gradient
+#: folded into dlogits before they are rounded (see liger_kernel.triton.jsd):
+#: fp16 cannot hold a mean JSD's dlogits (about 1 / (rows * V)) until a loss
+#: scale multiplies them. This costs the two logits GEMMs once more per chunk.
+SCALE_BEFORE_ROUNDING = (torch.float16,)
+
+
+def _walk(
+    xs: torch.Tensor,
+    ws: torch.Tensor,
+    xt: torch.Tensor,
+    wt: torch.Tensor,
+    kept: torch.Tensor | None,
+    divisor: torch.Tensor,
+    loss_rows: torch.Tensor,
+    options: dict[str, Any],
+    want: tuple[bool, bool],
+    grad_scale: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """One walk over the chunks of kept rows (all rows when ``kept`` is None):
+    each kept row's loss into ``loss_rows`` (in the order of ``kept``), and the
+    requested (dstudent_input, dstudent_weight), scaled by ``grad_scale`` when given."""
+    n_rows, vocab = xs.shape[0], ws.shape[0]
+    device = xs.device
+    want_input, want_weight = want
+    write_grad = want_input or want_weight
+    n_kept = n_rows if kept is None else kept.numel()
+    step = chunk_rows(n_rows, xs.shape[1], vocab)
+    if kept is None:
+        selections = [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+    else:
+        selections = [kept[start : start + step] for start in range(0, n_kept, step)]
+    grad_input = None
+    if want_input:
+        grad_input = torch.empty_like(xs) if kept is None else torch.zeros_like(xs)
+    # The first chunk overwrites grad_weight, so only a walk without chunks needs zeros.
+    allocate = torch.empty if n_kept > 0 else torch.zeros
+    grad_weight = allocate(ws.shape, dtype=ws.dtype, device=device) if want_weight else None
+    capacity = min(step, max(n_kept, 1))
+    student_buffer = torch.empty(capacity, vocab, dtype=xs.dtype, device=device)
+    teacher_buffer = torch.empty(capacity, vocab, dtype=xt.dtype, device=device)
+    position = 0
+    for index, rows in enumerate(selections):
+        student_chunk = _take(xs, rows)
+        count = student_chunk.shape[0]
+        student_logits = student_buffer[:count]
+        teacher_logits = teacher_buffer[:count]
+        torch.mm(student_chunk, ws.t(), out=student_logits)
+        torch.mm(_take(xt, rows), wt.t(), out=teacher_logits)
+        jsd_rows(
+            student_logits,
+            teacher_logits,
+            divisor,
+            loss_rows[position : position + count],
+            grad=student_logits if write_grad else None,
+            grad_scale=grad_scale,
+            **options,
+        )
+        position += count
+        if grad_weight is not None:
+            if index == 0:
+                torch.mm(student_logits.t(), student_chunk, out=grad_weight)
+            else:
+                grad_weight.addmm_(student_logits.t(), student_chunk)
+        if grad_input is not None:
+            if isinstance(rows, slice):
+                torch.mm(student_logits, ws, out=grad_input[rows])
+            else:
+                # the gathered chunk is dead now: its buffer takes dinput
+                torch.mm(student_logits, ws, out=student_chunk)
+                grad_input.index_copy_(0, rows, student_chunk)
+        del student_chunk
+    return grad_input, grad_weight
+
+
 class FusedLinearJSDFunction(torch.autograd.Function):
     """Triton fused linear JSD with the arguments of ``LigerFusedLinearJSDFunction``.
-    No argument is ever written; gradients come back in each argument's dtype."""
+    No argument is ever written; gradients come back in each argument's dtype.
+    The graph supports one backward pass."""
 
     @staticmethod
     def forward(
@@ -79,11 +155,10 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         teacher_dtype = gemm_dtype(teacher_input, teacher_weight)
         xs, ws = student_input.to(student_dtype), student_weight.to(student_dtype)
         xt, wt = teacher_input.to(teacher_dtype), teacher_weight.to(teacher_dtype)
-        n_rows, vocab = xs.shape[0], ws.shape[0]
-        device = xs.device
+        n_rows = xs.shape[0]
         wanted = grads_wanted(ctx)
-        want_input, want_weight = wanted[0], wanted[1]
-        write_grad = want_input or want_weight
+        want = (wanted[0], wanted[1])
+        replay = any(want) and student_dtype in SCALE_BEFORE_ROUNDING
 
         kept = None
         if shift_labels is not None:
@@ -92,67 +167,35 @@ class FusedLinearJSDFunction(torch.autograd.Function):
                 kept = None
         n_kept = n_rows if kept is None else kept.numel()
         rows_dtype = torch.float64 if torch.float64 in (student_dtype, teacher_dtype) else torch.float32
-        divisor = torch.full((1,), float(max(n_kept, 1)), dtype=rows_dtype, device=device)
-        step = chunk_rows(n_rows, xs.shape[1], vocab)
-        if kept is None:
-            selections = [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
-        else:
-            selections = [kept[start : start + step] for start in range(0, n_kept, step)]
+        divisor = torch.full((1,), float(max(n_kept, 1)), dtype=rows_dtype, device=xs.device)
+        options = {"beta": jsd_beta, "temperature": temperature}
+        loss_rows = torch.zeros(max(n_kept, 1), dtype=rows_dtype, device=xs.device)
+        grads = _walk(xs, ws, xt, wt, kept, divisor, loss_rows, options, (False, False) if replay else want)
 
-        loss_rows = torch.zeros(max(n_kept, 1), dtype=rows_dtype, device=device)
-        grad_input = None
-        if want_input:
-            grad_input = torch.empty_like(xs) if kept is None else torch.zeros_like(xs)
-        # The first chunk overwrites grad_weight, so only a walk without chunks needs zeros.
-        allocate = torch.empty if n_kept > 0 else torch.zeros
-        grad_weight = allocate(ws.shape, dtype=student_dtype, device=device) if want_weight else None
-        chunk_capacity = min(step, max(n_kept, 1))
-        student_buffer = torch.empty(chunk_capacity, vocab, dtype=student_dtype, device=device)
-        teacher_buffer = torch.empty(chunk_capacity, vocab, dtype=teacher_dtype, device=device)
-        position = 0
-        for index, rows in enumerate(selections):
-            student_chunk = _take(xs, rows)
-            count = student_chunk.shape[0]
-            student_logits = student_buffer[:count]
-            teacher_logits = teacher_buffer[:count]
-            torch.mm(student_chunk, ws.t(), out=student_logits)
-            torch.mm(_take(xt, rows), wt.t(), out=teacher_logits)
-            jsd_rows(
-                student_logits,
-                teacher_logits,
-                divisor,
-                loss_rows[position : position + count],
-                beta=jsd_beta,
-                grad=student_logits if write_grad else None,
-                temperature=temperature,
-            )
-            position += count
-            if grad_weight is not None:
-                if index == 0:
-                    torch.mm(student_logits.t(), student_chunk, out=grad_weight)
-                else:
-                    grad_weight.addmm_(student_logits.t(), student_chunk)
-            if grad_input is not None:
-                if isinstance(rows, slice):
-                    torch.mm(student_logits, ws, out=grad_input[rows])
-                else:
-                    # the gathered chunk is dead now: its buffer takes dinput
-                    torch.mm(student_logits, ws, out=student_chunk)
-                    grad_input.index_copy_(0, rows, student_chunk)
-            del student_chunk
-
-        ctx.grad_buffers = (grad_input, grad_weight)
+        ctx.replay = replay
         ctx.input_dtypes = (student_input.dtype, student_weight.dtype)
+        if replay:
+            ctx.save_for_backward(xs, ws, xt, wt, kept, divisor)
+            ctx.options, ctx.want = options, want
+        else:
+            # Kept on ctx, not saved: backward scales these buffers in place and hands them on.
+            ctx.grad_buffers = grads
         return loss_rows.sum().to(loss_dtype(student_input.dtype))
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[Any, ...]:
-        warn_if_repeated(ctx, "fused_linear_jsd")
-        grads = []
-        for grad, dtype in zip(ctx.grad_buffers, ctx.input_dtypes):
-            if grad is None:
-                grads.append(None)
-                continue
-            scaled = scale_rows_(grad.view(-1, grad.shape[-1]), grad_loss).view(grad.shape)
-            grads.append(alias(scaled.to(dtype)))
-        return grads[0], grads[1], None, None, None, None, None, None
+        if ctx.replay:
+            xs, ws, xt, wt, kept, divisor = ctx.saved_tensors
+            scratch = torch.empty(xs.shape[0], dtype=divisor.dtype, device=xs.device)
+            scale = grad_loss.reshape(1).to(divisor.dtype)
+            grads = _walk(xs, ws, xt, wt, kept, divisor, scratch, ctx.options, ctx.want, grad_scale=scale)
+        else:
+            warn_if_repeated(ctx, "fused_linear_jsd")
+            grads = tuple(
+                scale_rows_(grad.view(-1, grad.shape[-1]), grad_loss).view(grad.shape) if grad is not None else None
+                for grad in ctx.grad_buffers
+            )
+        dinput, dweight = (
+            alias(grad.to(dtype)) if grad is not None else None for grad, dtype in zip(grads, ctx.input_dtypes)
+        )
+        return dinput, dweight, None, None, None, None, None, None

@@ -94,6 +94,7 @@ def _jsd_kernel(
     grad_row_stride,
     LABELS,
     DIVISOR,
+    GRAD_SCALE,
     LOSS_ROWS,
     n_rows,
     n_cols,
@@ -102,6 +103,7 @@ def _jsd_kernel(
     inv_temperature,
     MODE: tl.constexpr,
     HAS_LABELS: tl.constexpr,
+    HAS_GRAD_SCALE: tl.constexpr,
     FROM_LOGITS: tl.constexpr,
     WRITE_GRAD: tl.constexpr,
     ACC: tl.constexpr,
@@ -110,6 +112,9 @@ def _jsd_kernel(
 ):
     cols = tl.arange(0, BLOCK)
     inv_divisor = 1.0 / tl.load(DIVISOR).to(ACC)
+    grad_factor = inv_divisor
+    if HAS_GRAD_SCALE:
+        grad_factor = grad_factor * tl.load(GRAD_SCALE).to(ACC)
     for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0)):
         row64 = tl.cast(row, tl.int64)
         x_row = X + row64 * x_row_stride
@@ -158,11 +163,11 @@ def _jsd_kernel(
                 if FROM_LOGITS:
                     grad_sum += grad
                 elif WRITE_GRAD:
-                    tl.store(grad_row + start + cols, (grad * inv_divisor).to(GRAD.dtype.element_ty), mask=mask)
+                    tl.store(grad_row + start + cols, (grad * grad_factor).to(GRAD.dtype.element_ty), mask=mask)
             tl.store(LOSS_ROWS + row64, tl.sum(loss_sum, axis=0) * inv_divisor)
             if FROM_LOGITS and WRITE_GRAD:
                 grad_total = tl.sum(grad_sum, axis=0)
-                scale = inv_temperature * inv_divisor
+                scale = inv_temperature * grad_factor
                 for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                     mask = start + cols < n_cols
                     x = tl.load(x_row + start + cols, mask=mask, other=float("-inf")).to(ACC)
@@ -209,6 +214,7 @@ def jsd_rows(
     shift_labels: torch.Tensor | None = None,
     ignore_index: int = -100,
     temperature: float | None = None,
+    grad_scale: torch.Tensor | None = None,
 ) -> None:
     """Launch the kernel over the rows of ``student`` and ``teacher`` (2-D, unit column stride).
 
@@ -216,7 +222,8 @@ def jsd_rows(
     given) receives dl/dX / divisor; with a temperature they are raw logits
     and ``grad`` (``student`` itself is allowed) receives dloss/dlogits.
     ``loss_rows`` receives each row's loss / divisor; ``divisor`` is a 1-element
-    device tensor."""
+    device tensor. ``grad_scale`` (a 1-element tensor: the incoming gradient)
+    multiplies the gradient before it is stored."""
     n_rows, n_cols = student.shape
     if n_rows == 0:
         return
@@ -237,6 +244,7 @@ def jsd_rows(
         grad.stride(0) if grad is not None else 0,
         shift_labels if shift_labels is not None else divisor,
         divisor,
+        grad_scale if grad_scale is not None else divisor,
         loss_rows,
         n_rows,
         n_cols,
@@ -245,6 +253,7 @@ def jsd_rows(
         1.0 / temperature if from_logits else 1.0,
         MODE=jsd_mode(beta),
         HAS_LABELS=shift_labels is not None,
+        HAS_GRAD_SCALE=grad_scale is not None,
         FROM_LOGITS=from_logits,
         WRITE_GRAD=grad is not None,
         ACC=acc,
@@ -264,13 +273,22 @@ def kept_divisor(
     return kept.clamp_(min=1.0)
 
 
+#: Input dtypes whose gradient is formed in backward, with the incoming gradient
+#: folded in before it is rounded: fp16 cannot hold a mean JSD's gradient (about
+#: 1 / (rows * V) per element) until a loss scale multiplies it, and rounding it
+#: in forward would flush it to zero before the scale arrives.
+SCALE_BEFORE_ROUNDING = (torch.float16,)
+
+
 class JSDFunction(torch.autograd.Function):
     """Triton generalized JSD with the arguments of ``LigerJSDFunction``.
 
-    The gradient is computed in forward into a buffer of the input's shape and
-    dtype (the input itself is never written: it is usually log_softmax's
-    output, which log_softmax keeps for its own backward); backward scales
-    that buffer in place and hands it on. The graph supports one backward pass."""
+    The input is never written (it is usually log_softmax's output, which
+    log_softmax keeps for its own backward). For fp32 and bf16 inputs the
+    gradient is computed in forward into a buffer of the input's shape and
+    dtype, which backward scales in place and hands on; for fp16 inputs
+    (SCALE_BEFORE_ROUNDING) backward runs the kernel again with the incoming
+    gradient folded in. The graph supports one backward pass."""
 
     @staticmethod
     def forward(
@@ -285,18 +303,19 @@ class JSDFunction(torch.autograd.Function):
         teacher = as_rows(target)
         n_rows = student.shape[0]
         rows_dtype = torch.float64 if torch.float64 in (input.dtype, target.dtype) else torch.float32
-        grad = torch.empty(student.shape, dtype=input.dtype, device=input.device) if grads_wanted(ctx)[0] else None
+        want_grad = grads_wanted(ctx)[0]
+        replay = want_grad and input.dtype in SCALE_BEFORE_ROUNDING
+        grad = None
+        if want_grad and not replay:
+            grad = torch.empty(student.shape, dtype=input.dtype, device=input.device)
         loss_rows = torch.empty(n_rows, dtype=rows_dtype, device=input.device)
-        jsd_rows(
-            student,
-            teacher,
-            kept_divisor(shift_labels, ignore_index, n_rows, rows_dtype, input.device),
-            loss_rows,
-            beta=beta,
-            grad=grad,
-            shift_labels=shift_labels,
-            ignore_index=ignore_index,
-        )
+        divisor = kept_divisor(shift_labels, ignore_index, n_rows, rows_dtype, input.device)
+        options = {"beta": beta, "shift_labels": shift_labels, "ignore_index": ignore_index}
+        jsd_rows(student, teacher, divisor, loss_rows, grad=grad, **options)
+        ctx.replay = replay
+        if replay:
+            ctx.save_for_backward(student, teacher, divisor)
+            ctx.options = options
         # Kept on ctx, not saved: backward owns this buffer and hands it on.
         ctx.grad_buffer = grad
         return loss_rows.sum().to(loss_dtype(input.dtype))
@@ -304,6 +323,13 @@ class JSDFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[Any, ...]:
         warn_if_repeated(ctx, "jsd")
+        if ctx.replay:
+            student, teacher, divisor = ctx.saved_tensors
+            grad = torch.empty(student.shape, dtype=student.dtype, device=student.device)
+            scratch = torch.empty(student.shape[0], dtype=divisor.dtype, device=student.device)
+            scale = grad_loss.reshape(1).to(divisor.dtype)
+            jsd_rows(student, teacher, divisor, scratch, grad=grad, grad_scale=scale, **ctx.options)
+            return grad, None, None, None, None
         grad = ctx.grad_buffer
         if grad is None:
             return None, None, None, None, None

@@ -8,8 +8,9 @@ Per chunk of rows, never the whole batch's logits:
     dlogits = (g - exp(X) * sum_j g_j) / temperature / kept
     dstudent_input[chunk] = dlogits @ student_weight;  dstudent_weight += dlogits.T @ student_input[chunk]
 Rows whose label is ignored get zero loss and gradient. The GEMMs run in the
-promoted dtype of each head's input and weight; dstudent_weight accumulates in
-fp32 for half weights. Gradients are computed in forward; backward scales them
+promoted dtype of each head's input and weight (the gradient GEMMs in fp32
+for fp16, whose range cannot hold dlogits before a loss scale multiplies
+them); dstudent_weight accumulates in fp32 for half weights. Gradients are computed in forward; backward scales them
 by the incoming scalar gradient.
 
 Chunks: :func:`chunk_rows` rows, so that one chunk of logits holds about as
@@ -66,7 +67,11 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         divisor = kept_divisor(shift_labels, ignore_index, rows, math_dtype, device)
         keep = (shift_labels != ignore_index) if shift_labels is not None else None
         row_loss = torch.empty(rows, dtype=math_dtype, device=device)
-        grad_input = torch.empty(xs.shape, dtype=student_gemm, device=device) if need_input else None
+        # fp16 cannot hold dlogits (about 1 / (rows * V)) before a loss scale
+        # multiplies them in backward: its gradient GEMMs run in the compute dtype.
+        grad_gemm = math_dtype if student_gemm == torch.float16 else student_gemm
+        ws_grad = ws.to(grad_gemm)
+        grad_input = torch.empty(xs.shape, dtype=grad_gemm, device=device) if need_input else None
         grad_weight = torch.zeros(ws.shape, dtype=accum_dtype, device=device) if need_weight else None
         step = chunk_rows(rows, xs.shape[1], vocab)
         for start in range(0, rows, step):
@@ -84,11 +89,11 @@ class FusedLinearJSDFunction(torch.autograd.Function):
             dlogits /= divisor * temperature
             if keep is not None:
                 dlogits = torch.where(keep[chunk].unsqueeze(1), dlogits, 0.0)
-            dlogits = dlogits.to(student_gemm)
+            dlogits = dlogits.to(grad_gemm)
             if grad_input is not None:
-                grad_input[chunk] = dlogits @ ws
+                grad_input[chunk] = dlogits @ ws_grad
             if grad_weight is not None:
-                grad_weight += (dlogits.T @ xs[chunk]).to(accum_dtype)
+                grad_weight += (dlogits.T @ xs[chunk].to(grad_gemm)).to(accum_dtype)
 
         ctx.save_for_backward(grad_input, grad_weight)
         ctx.dtypes = (student_input.dtype, student_weight.dtype)

@@ -12,7 +12,8 @@ count (1 when none is kept); the gradient carries the same divisor and is 0
 on ignored rows.
 
 The forward pass computes the gradient (it needs the same exponentials) and
-keeps it, in the input's dtype, as the only (rows, V) buffer; backward
+keeps it, in the input's dtype (fp32 for fp16 input, whose range cannot hold
+it before a loss scale multiplies it), as the only (rows, V) buffer; backward
 multiplies it by the incoming gradient. Chunks of at most CHUNK_ELEMENTS
 elements bound the fp32 temporaries whatever the batch and vocabulary.
 """
@@ -86,7 +87,10 @@ class JSDFunction(torch.autograd.Function):
         divisor = kept_divisor(shift_labels, ignore_index, rows, math_dtype, input.device)
         keep = (shift_labels != ignore_index) if shift_labels is not None else None
         row_loss = torch.empty(rows, dtype=math_dtype, device=input.device)
-        grad = torch.empty(input.shape, dtype=input.dtype, device=input.device) if need_grad else None
+        # fp16 cannot hold the gradient (about 1 / (rows * V) per element) until a
+        # loss scale multiplies it in backward: keep it in the compute dtype until then.
+        grad_dtype = math_dtype if input.dtype == torch.float16 else input.dtype
+        grad = torch.empty(input.shape, dtype=grad_dtype, device=input.device) if need_grad else None
         for chunk in row_chunks(rows, vocab):
             loss, dx = jsd_terms(input[chunk].to(math_dtype), target[chunk].to(math_dtype), beta)
             dx = dx / divisor
@@ -98,6 +102,7 @@ class JSDFunction(torch.autograd.Function):
             if grad is not None:
                 grad[chunk] = dx
         ctx.save_for_backward(grad)
+        ctx.input_dtype = input.dtype
         return (row_loss.sum() / divisor).to(loss_dtype(input.dtype))
 
     @staticmethod
@@ -105,5 +110,5 @@ class JSDFunction(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         dinput = None
         if grad is not None:
-            dinput = (grad.to(compute_dtype(grad)) * grad_loss.to(compute_dtype(grad))).to(grad.dtype)
+            dinput = (grad.to(compute_dtype(grad)) * grad_loss.to(compute_dtype(grad))).to(ctx.input_dtype)
         return dinput, None, None, None, None
