@@ -278,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"  through liger_kernel.ops: {o['dispatched_us']:.2f} us/call\n"
                 f"  {o['backend_function']} directly: {o['direct_us']:.2f} us/call\n"
                 f"  dispatch layer adds: {o['overhead_us']:.2f} us/call"
+                + (
+                    f"\n  through the liger::swiglu operator (compiled graphs; eager after use_operators()): "
+                    f"{o['operator_us']:.2f} us/call"
+                    if o.get("operator_us") is not None
+                    else ""
+                )
             )
         except Exception as exc:
             payload["dispatch_overhead"] = {"error": f"{type(exc).__name__}: {exc}"}

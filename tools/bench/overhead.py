@@ -1,7 +1,10 @@
 """Cost of the dispatch layer: µs per call of ``LigerSiLUMulFunction.apply``
 (argument checks + route lookup + the backend Function) against calling the
 backend's Function that the dispatcher resolved, directly, on tiny tensors.
-The difference is what the dispatch layer adds to every op call."""
+The difference is what the dispatch layer adds to every op call. Also the
+same op through its PyTorch operator (``liger::swiglu``, what torch.compile
+sees; eager calls take it only after ``use_operators()``), where this
+project's ``liger_kernel`` has one."""
 
 from __future__ import annotations
 
@@ -39,9 +42,14 @@ def dispatch_overhead(device: torch.device, calls: int = 2000, repeats: int = 7,
     a = torch.randn(4, 8, device=device, requires_grad=grad)
     b = torch.randn(4, 8, device=device, requires_grad=grad)
     direct = LigerSiLUMulFunction.route(device.type)
-    via_dispatch, via_backend = _us_per_call(
-        [lambda: LigerSiLUMulFunction.apply(a, b), lambda: direct.apply(a, b)], calls, repeats, device
-    )
+    fns = [lambda: LigerSiLUMulFunction.apply(a, b), lambda: direct.apply(a, b)]
+    try:
+        from liger_kernel.ops import _library
+    except ImportError:  # a liger_kernel without operators
+        _library = None
+    if _library is not None:
+        fns.append(lambda: _library.call(LigerSiLUMulFunction, (a, b)))
+    via_dispatch, via_backend, *via_operator = _us_per_call(fns, calls, repeats, device)
     return {
         "device": device.type,
         "backend_function": f"{direct.__module__}.{direct.__qualname__}",
@@ -50,4 +58,5 @@ def dispatch_overhead(device: torch.device, calls: int = 2000, repeats: int = 7,
         "dispatched_us": via_dispatch,
         "direct_us": via_backend,
         "overhead_us": via_dispatch - via_backend,
+        "operator_us": via_operator[0] if via_operator else None,
     }

@@ -212,5 +212,10 @@ def cuda_runtime(
         p.setattr(cuda, "get_device_capability", lambda device=None: (props.major, props.minor))
         p.setattr(cuda, "is_bf16_supported", lambda including_emulation=True: True)
         p.setattr(cuda, "synchronize", lambda device=None: None)
+        # The emulated device's random state, for what saves and restores it
+        # around traced code (AOTAutograd, checkpointing); nothing draws from it.
+        rng_state = [torch.get_rng_state()]
+        p.setattr(cuda, "get_rng_state", lambda device="cuda": rng_state[0].clone())
+        p.setattr(cuda, "set_rng_state", lambda new_state, device="cuda": rng_state.__setitem__(0, new_state.clone()))
         with routed_as("cuda"):
             yield p

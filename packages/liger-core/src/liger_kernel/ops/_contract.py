@@ -15,6 +15,11 @@ from typing import Any, ClassVar
 import torch
 
 from liger_kernel.dispatch import dispatcher
+from liger_kernel.ops import _library
+
+#: what :meth:`DispatchedFunction.outputs` gives per output: (shape, dtype),
+#: or None for an output this call does not return
+OutputSpec = tuple[tuple[int, ...] | torch.Size, torch.dtype] | None
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 INDEX_DTYPES = (torch.int64, torch.int32)
@@ -33,10 +38,24 @@ class DispatchedFunction:
     #: may have saved them for its own backward. Every other tensor argument is
     #: never written.
     overwrites: ClassVar[tuple[str, ...]] = ()
+    #: What a backend's backward may read of the call: argument names, and
+    #: output positions (ints). A backend may save tensors over these (views
+    #: of X, the output S, ...) and tensors of its own (rstd, gradient
+    #: buffers), nothing else. Under an operator (torch.compile) these are
+    #: what the compiler keeps alive for the backward; see ops/_library.py.
+    backward_reads: ClassVar[tuple[str | int, ...]] = ()
 
     @staticmethod
     def check(*args: Any, **kwargs: Any) -> None:
         """Raise ValueError/TypeError naming the offending argument."""
+
+    @staticmethod
+    def outputs(*args: Any) -> tuple[OutputSpec, ...]:
+        """Shape and dtype of each output for these (checked, positional)
+        arguments, in ``apply``'s order: what compile-time tracing of the op's
+        operator (:mod:`liger_kernel.ops._library`) produces without running
+        a kernel. Every backend must return exactly these."""
+        raise NotImplementedError
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
@@ -45,6 +64,8 @@ class DispatchedFunction:
             # keyword argument, so backends always get the full positional list.
             args = cls._bind(args, kwargs)
         cls.check(*args)
+        if _library.operators_in_use():
+            return _library.call(cls, args)
         function = dispatcher.function(cls.op, args[0].device.type, cls.__name__)
         return function.apply(*args)
 
@@ -71,8 +92,14 @@ def overwritable(ctx: Any, tensor: torch.Tensor) -> bool:
     """Whether a backend Function may write a gradient over ``tensor`` under
     :attr:`DispatchedFunction.overwrites`: a backward will happen (``ctx`` is
     the Function's context), and the tensor requires grad and is neither a leaf
-    nor a view of one (whose storage is the leaf's)."""
-    if not (bool(ctx.next_functions) and tensor.requires_grad and tensor.grad_fn is not None):
+    nor a view of one (whose storage is the leaf's). Never inside a PyTorch
+    operator (a ``KernelContext`` says so): operators do not write their inputs."""
+    if not (
+        getattr(ctx, "may_overwrite_inputs", True)
+        and bool(ctx.next_functions)
+        and tensor.requires_grad
+        and tensor.grad_fn is not None
+    ):
         return False
     base = tensor._base
     return base is None or base.grad_fn is not None

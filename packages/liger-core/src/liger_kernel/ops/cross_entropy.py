@@ -25,6 +25,8 @@ row (BT,) int64, -1 on ignored rows. None of the extras carries a gradient.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from liger_kernel.ops._contract import (
@@ -43,6 +45,26 @@ REDUCTIONS = ("mean", "sum", "none")
 def loss_dtype(input_dtype: torch.dtype) -> torch.dtype:
     """The dtype of the returned loss: at least float32."""
     return torch.promote_types(input_dtype, torch.float32)
+
+
+def loss_outputs(
+    input: torch.Tensor,
+    rows: int,
+    reduction: str,
+    return_z_loss: bool,
+    return_token_accuracy: bool,
+    return_predicted_tokens: bool,
+) -> tuple[Any, ...]:
+    """Output specs (see DispatchedFunction.outputs) of CE and FLCE: loss and
+    z_loss reduced alike in :func:`loss_dtype`, accuracy a float32 scalar,
+    predicted tokens int64 per row."""
+    reduced = ((rows,) if reduction == "none" else (), loss_dtype(input.dtype))
+    return (
+        reduced,
+        reduced if return_z_loss else None,
+        ((), torch.float32) if return_token_accuracy else None,
+        ((rows,), torch.int64) if return_predicted_tokens else None,
+    )
 
 
 def check_loss_options(
@@ -70,6 +92,13 @@ def check_loss_options(
 class LigerCrossEntropyFunction(DispatchedFunction):
     op = "cross_entropy"
     overwrites = ("input",)
+
+    @staticmethod
+    def outputs(input, target, weight, ignore_index, lse_square_scale, label_smoothing, reduction, softcap,
+                return_z_loss, return_token_accuracy, return_predicted_tokens):  # fmt: skip
+        return loss_outputs(
+            input, input.shape[0], reduction, return_z_loss, return_token_accuracy, return_predicted_tokens
+        )
 
     @staticmethod
     def check(

@@ -24,6 +24,11 @@ from liger_kernel.ops.rms_norm import CASTING_MODES
 
 class LigerFusedAddRMSNormFunction(DispatchedFunction):
     op = "fused_add_rms_norm"
+    backward_reads = ("W", 1)  # S = X + R, the second output
+
+    @staticmethod
+    def outputs(X, *_):
+        return ((X.shape, X.dtype), (X.shape, X.dtype))
 
     @staticmethod
     def check(

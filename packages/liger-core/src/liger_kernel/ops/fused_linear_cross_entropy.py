@@ -22,11 +22,20 @@ from liger_kernel.ops._contract import (
     require_shape,
     require_tensor,
 )
-from liger_kernel.ops.cross_entropy import check_loss_options
+from liger_kernel.ops.cross_entropy import check_loss_options, loss_outputs
 
 
 class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
     op = "fused_linear_cross_entropy"
+    backward_reads = ("input", "weight", "target", "bias", "ce_weight")  # reduction="none" replays
+
+    @staticmethod
+    def outputs(input, weight, target, bias, ce_weight, ignore_index, lse_square_scale, label_smoothing, reduction,
+                softcap, return_z_loss, accum_dtype, use_token_scaling, return_token_accuracy,
+                return_predicted_tokens):  # fmt: skip
+        return loss_outputs(
+            input, input.shape[0], reduction, return_z_loss, return_token_accuracy, return_predicted_tokens
+        )
 
     @staticmethod
     def check(

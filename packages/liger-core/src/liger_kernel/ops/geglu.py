@@ -19,7 +19,12 @@ from liger_kernel.ops.swiglu import check_gate_pair
 
 class LigerGELUMulFunction(DispatchedFunction):
     op = "geglu"
+    backward_reads = ("a", "b")
     overwrites = ("a", "b")
+
+    @staticmethod
+    def outputs(a, b):
+        return ((a.shape, a.dtype),)
 
     @staticmethod
     def check(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -19,6 +19,11 @@ from liger_kernel.ops._contract import DispatchedFunction, require_same_device, 
 
 class LigerLayerNormFunction(DispatchedFunction):
     op = "layer_norm"
+    backward_reads = ("X", "W", "B")
+
+    @staticmethod
+    def outputs(X, *_):
+        return ((X.shape, X.dtype),)
 
     @staticmethod
     def check(X: torch.Tensor, W: torch.Tensor, B: torch.Tensor | None, eps: float) -> None:

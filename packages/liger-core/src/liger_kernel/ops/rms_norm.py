@@ -32,6 +32,11 @@ CASTING_MODES = ("llama", "gemma", "none")
 
 class LigerRMSNormFunction(DispatchedFunction):
     op = "rms_norm"
+    backward_reads = ("X", "W")
+
+    @staticmethod
+    def outputs(X, *_):
+        return ((X.shape, X.dtype),)
 
     @staticmethod
     def check(

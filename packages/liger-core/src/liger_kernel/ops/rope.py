@@ -29,6 +29,11 @@ from liger_kernel.ops._contract import (
 
 class LigerRopeFunction(DispatchedFunction):
     op = "rope"
+    backward_reads = ("cos", "sin", "position_ids")
+
+    @staticmethod
+    def outputs(q, k, *_):
+        return ((q.shape, q.dtype), (k.shape, k.dtype))
 
     @staticmethod
     def check(

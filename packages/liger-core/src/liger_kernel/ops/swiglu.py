@@ -27,7 +27,12 @@ def check_gate_pair(a: torch.Tensor, b: torch.Tensor) -> None:
 
 class LigerSiLUMulFunction(DispatchedFunction):
     op = "swiglu"
+    backward_reads = ("a", "b")
     overwrites = ("a", "b")
+
+    @staticmethod
+    def outputs(a, b):
+        return ((a.shape, a.dtype),)
 
     @staticmethod
     def check(a: torch.Tensor, b: torch.Tensor) -> None:
