@@ -65,6 +65,7 @@ def check_distribution_pair(first: str, a: torch.Tensor, second: str, b: torch.T
 
 class LigerKLDivLossFunction(DispatchedFunction):
     op = "kl_div"
+    backward_reads = ("y_true",)
 
     @staticmethod
     def check(

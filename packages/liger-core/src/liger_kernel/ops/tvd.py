@@ -68,7 +68,7 @@ def reduction_divisor(
     if reduction in ("none", "sum"):
         return torch.ones((), dtype=dtype, device=device)
     if shift_labels is None:
-        kept = torch.tensor(float(n_rows), dtype=dtype, device=device)
+        kept = torch.full((), float(n_rows), dtype=dtype, device=device)
     else:
         kept = (shift_labels != ignore_index).sum().to(dtype)
     kept = kept.clamp(min=1)
@@ -77,6 +77,7 @@ def reduction_divisor(
 
 class LigerTVDLossFunction(DispatchedFunction):
     op = "tvd"
+    backward_reads = ("p", "q", "shift_labels")
 
     @staticmethod
     def check(

@@ -79,7 +79,7 @@ class KLDivFunction(torch.autograd.Function):
         n_rows, width = true_rows.shape
         elementwise = ctx.reduction == "none"
         grad_rows = as_rows(grad_loss) if elementwise else None
-        scale = -grad_loss / ctx.divisor
+        scale = None if elementwise else -grad_loss / ctx.divisor
         d_pred = torch.empty((n_rows, width), dtype=ctx.pred_dtype, device=y_true.device)
         for rows in row_chunks(n_rows, width):
             t = true_rows[rows].to(math_dtype)

@@ -48,7 +48,8 @@ class TVDFunction(torch.autograd.Function):
         for rows in row_chunks(n_rows, width):
             loss = 0.5 * (p_rows[rows].to(math_dtype) - q_rows[rows].to(math_dtype)).abs()
             if kept is not None:
-                loss = loss * kept[rows].unsqueeze(1)
+                # where, not a product: an ignored row is never read, as in the kernels (nan stays out)
+                loss = torch.where(kept[rows].unsqueeze(1), loss, 0.0)
             if per_element is not None:
                 per_element[rows] = loss
             else:
@@ -70,14 +71,14 @@ class TVDFunction(torch.autograd.Function):
         p_rows, q_rows = as_rows(p), as_rows(q)
         n_rows, width = p_rows.shape
         grad_rows = as_rows(grad_loss) if ctx.elementwise else None
-        half_scaled = 0.5 * grad_loss.to(math_dtype) / scale
+        half_scaled = None if grad_rows is not None else 0.5 * grad_loss.to(math_dtype) / scale
         d_p = torch.empty((n_rows, width), dtype=p.dtype, device=p.device) if need_p else None
         d_q = torch.empty((n_rows, width), dtype=q.dtype, device=q.device) if need_q else None
         for rows in row_chunks(n_rows, width):
             factor = 0.5 * grad_rows[rows].to(math_dtype) if grad_rows is not None else half_scaled
             grad = torch.sign(p_rows[rows].to(math_dtype) - q_rows[rows].to(math_dtype)) * factor
             if kept is not None:
-                grad = grad * kept[rows].unsqueeze(1)
+                grad = torch.where(kept[rows].unsqueeze(1), grad, 0.0)
             if d_p is not None:
                 d_p[rows] = grad
             if d_q is not None:
