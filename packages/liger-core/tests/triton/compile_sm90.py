@@ -25,9 +25,9 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from liger_kernel.dispatch import dispatcher
-from liger_kernel.triton import fused_add_rms_norm, geglu, layer_norm, rms_norm, rope, swiglu
+from liger_kernel.triton import _partials, fused_add_rms_norm, geglu, layer_norm, rms_norm, rope, swiglu
 
-KERNEL_MODULES = (rms_norm, layer_norm, swiglu, geglu, rope)
+KERNEL_MODULES = (rms_norm, layer_norm, _partials, swiglu, geglu, rope)
 TYPE_NAMES = {
     torch.float32: "fp32",
     torch.bfloat16: "bf16",

@@ -21,6 +21,7 @@ KERNELS = {
     "_rms_norm_backward_kernel",
     "_layer_norm_forward_kernel",
     "_layer_norm_backward_kernel",
+    "_sum_partials_kernel",
     "_silu_mul_forward_kernel",
     "_silu_mul_backward_kernel",
     "_gelu_mul_forward_kernel",
