@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=10)
     p.add_argument("--train-warmup", type=int, default=3)
     p.add_argument("--train-optim", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument(
+        "--train-compile",
+        action="store_true",
+        help="also run each impl's training step under torch.compile (fullgraph for torch and ours)",
+    )
     p.add_argument("--dispatch-overhead", action="store_true", help="µs per op call added by the dispatcher")
     p.add_argument("--all", action="store_true", help="op table, sweep, training step and dispatch overhead")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sweep points")
@@ -248,10 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             written.append(out / f"sweep_{args.sweep}.png")
 
     if args.train:
-        for impl in impls:
+        for impl, compiled in [(i, False) for i in impls] + [(i, True) for i in impls if args.train_compile]:
             job = {
                 **base,
                 "kind": "train",
+                "compile": compiled,
                 "impl": impl,
                 "batch": args.train_batch,
                 "seq": args.train_seq,

@@ -27,6 +27,7 @@ OP_FIELDS = (
 )
 TRAIN_FIELDS = (
     "impl",
+    "compiled",
     "params",
     "batch",
     "seq",
@@ -173,13 +174,26 @@ def sweep_table(records: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _train_label(record: dict[str, Any]) -> str:
+    return IMPL_LABEL[record["impl"]] + (" compiled" if record.get("compiled") else "")
+
+
 def train_table(records: Sequence[dict[str, Any]]) -> str:
+    """One row per run; "vs torch" compares with torch run the same way
+    (eager with eager, compiled with compiled)."""
     rows = []
-    base = next((r for r in records if r["impl"] == "torch" and r.get("tokens_per_s")), None)
     for r in records:
+        base = next(
+            (
+                b
+                for b in records
+                if b["impl"] == "torch" and b.get("compiled") == r.get("compiled") and b.get("tokens_per_s")
+            ),
+            None,
+        )
         rows.append(
             [
-                IMPL_LABEL[r["impl"]],
+                _train_label(r),
                 _count(r.get("params")),
                 f"{r['batch']}x{r['seq']}",
                 "ERR" if r.get("error") else _num(r.get("step_ms"), 1),
@@ -189,7 +203,7 @@ def train_table(records: Sequence[dict[str, Any]]) -> str:
             ]
         )
     text = format_table(["impl", "params", "batch x seq", "step ms", "tokens/s", "vs torch", "peak MiB"], rows)
-    errors = [f"  {IMPL_LABEL[r['impl']]}: {r['error']}" for r in records if r.get("error")]
+    errors = [f"  {_train_label(r)}: {r['error']}" for r in records if r.get("error")]
     return text + ("\nerrors:\n" + "\n".join(errors) if errors else "")
 
 
@@ -305,7 +319,7 @@ def plot_train(path: Path, records: Sequence[dict[str, Any]]) -> None:
     plt = _pyplot()
     ok = [r for r in records if not r.get("error")]
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(8, 3.5))
-    names = [IMPL_LABEL[r["impl"]] for r in ok]
+    names = [_train_label(r).replace(" ", "\n") for r in ok]
     colors = [IMPL_COLOR[r["impl"]] for r in ok]
     ax_t.bar(names, [r["tokens_per_s"] for r in ok], color=colors)
     ax_t.set_ylabel("tokens/s")

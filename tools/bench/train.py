@@ -9,7 +9,11 @@ the model is built: none (``torch``), this project's
 peer's function of the same name (``peer``). Each impl runs in its own process,
 because patching changes Transformers' classes for the whole process.
 
-``scale`` < 1 shrinks the model and the sequence for CPU smoke runs.
+``scale`` < 1 shrinks the model and the sequence for CPU smoke runs. With
+``compile`` the model runs under ``torch.compile`` (``fullgraph=True`` for
+torch and this project, whose ops reach the graph as ``liger::`` operators;
+the peer's Functions break the graph, so it gets the default); compilation
+happens in the warm-up steps, outside the timing.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ def run_train(job: dict[str, Any]) -> dict[str, Any]:
         "seq": dims["seq"],
         "dims": dims,
         "optimizer": job.get("optimizer", "adamw"),
+        "compiled": bool(job.get("compile")),
         "steps": steps,
         "step_ms": None,
         "tokens_per_s": None,
@@ -95,6 +100,7 @@ def run_train(job: dict[str, Any]) -> dict[str, Any]:
         torch.manual_seed(0)
         model = build_model(dims, device, dtype)
         record["params"] = sum(p.numel() for p in model.parameters())
+        forward = torch.compile(model, fullgraph=impl != "peer") if record["compiled"] else model
         if record["optimizer"] == "sgd":
             opt = torch.optim.SGD(model.parameters(), lr=1e-3)
         else:
@@ -102,7 +108,7 @@ def run_train(job: dict[str, Any]) -> dict[str, Any]:
         ids = torch.randint(0, dims["vocab"], (batch, dims["seq"]), device=device)
 
         def step() -> float:
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = forward(input_ids=ids, labels=ids).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
