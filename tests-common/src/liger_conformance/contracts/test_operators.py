@@ -12,118 +12,13 @@ its graph is gone, and never write its arguments.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 
+from liger_conformance.samples import SAMPLES, sample
 from liger_kernel.ops import OPS, _library
-
-# (device, rng) -> (positional args, names of the args that require grad)
-Sample = Callable[[torch.device, torch.Generator], tuple[tuple[Any, ...], tuple[int, ...]]]
-
-
-def _randn(rng: torch.Generator, device: torch.device, *shape: int, scale: float = 1.0, shift: float = 0.0):
-    return (torch.randn(shape, generator=rng) * scale + shift).to(device)
-
-
-def _targets(rng: torch.Generator, device: torch.device, rows: int, vocab: int) -> torch.Tensor:
-    target = torch.randint(0, vocab, (rows,), generator=rng)
-    target[1] = -100
-    return target.to(device)
-
-
-def _log_probs(rng, device, rows, vocab):
-    return torch.log_softmax(_randn(rng, device, rows, vocab), dim=-1)
-
-
-def _rope_tables(rng, device, *leading):
-    angles = _randn(rng, device, *leading)
-    return angles.cos(), angles.sin()
-
-
-SAMPLES: dict[str, Sample] = {
-    "rms_norm": lambda d, g: (
-        (_randn(g, d, 3, 5, 16), _randn(g, d, 16, shift=1.0), 1e-6, 0.0, "llama", True, None),
-        (0, 1),
-    ),
-    "fused_add_rms_norm": lambda d, g: (
-        (_randn(g, d, 4, 16), _randn(g, d, 4, 16), _randn(g, d, 16, shift=1.0), 1e-6, 0.0, "llama", False),
-        (0, 1, 2),
-    ),
-    "layer_norm": lambda d, g: ((_randn(g, d, 4, 16), _randn(g, d, 16, shift=1.0), _randn(g, d, 16), 1e-6), (0, 1, 2)),
-    "rope": lambda d, g: (
-        (_randn(g, d, 2, 4, 6, 8), _randn(g, d, 2, 2, 6, 8), *_rope_tables(g, d, 1, 6, 8), None, 1),
-        (0, 1),
-    ),
-    "swiglu": lambda d, g: ((_randn(g, d, 4, 16), _randn(g, d, 4, 16)), (0, 1)),
-    "geglu": lambda d, g: ((_randn(g, d, 4, 16), _randn(g, d, 4, 16)), (0, 1)),
-    "cross_entropy": lambda d, g: (
-        (_randn(g, d, 6, 20), _targets(g, d, 6, 20), None, -100, 1e-4, 0.1, "mean", None, True, True, True),
-        (0,),
-    ),
-    "fused_linear_cross_entropy": lambda d, g: (
-        (
-            _randn(g, d, 6, 8),
-            _randn(g, d, 20, 8, scale=0.3),
-            _targets(g, d, 6, 20),
-            _randn(g, d, 20),
-            None,
-            -100,
-            0.0,
-            0.0,
-            "mean",
-            None,
-            False,
-            None,
-            False,
-            False,
-            False,
-        ),
-        (0, 1, 3),
-    ),
-    "kl_div": lambda d, g: ((_log_probs(g, d, 4, 10), _log_probs(g, d, 4, 10).exp(), "batchmean", False, 1e-10), (0,)),
-    "jsd": lambda d, g: ((_log_probs(g, d, 6, 10), _log_probs(g, d, 6, 10), None, 0.5, -100), (0,)),
-    "fused_linear_jsd": lambda d, g: (
-        (
-            _randn(g, d, 6, 8),
-            _randn(g, d, 10, 8, scale=0.3),
-            _randn(g, d, 6, 8),
-            _randn(g, d, 10, 8, scale=0.3),
-            None,
-            0.5,
-            -100,
-            1.0,
-        ),
-        (0, 1),
-    ),
-    "tvd": lambda d, g: ((_log_probs(g, d, 4, 10).exp(), _log_probs(g, d, 4, 10).exp(), None, "batchmean", -100), (0,)),
-    "softmax": lambda d, g: ((_randn(g, d, 4, 16),), (0,)),
-    "sparsemax": lambda d, g: ((_randn(g, d, 4, 16), -1), (0,)),
-    "group_norm": lambda d, g: (
-        (_randn(g, d, 2, 8, 5), _randn(g, d, 8, shift=1.0), _randn(g, d, 8), 8, 4, 1e-6),
-        (0, 1, 2),
-    ),
-    "dyt": lambda d, g: (
-        (_randn(g, d, 4, 16), _randn(g, d, 1, shift=0.5), _randn(g, d, 16), _randn(g, d, 16)),
-        (0, 1, 2, 3),
-    ),
-    "poly_norm": lambda d, g: (
-        (_randn(g, d, 4, 16), _randn(g, d, 3, scale=0.1, shift=0.3), _randn(g, d, 1), 1e-6, True),
-        (0, 1, 2),
-    ),
-    "qwen2vl_mrope": lambda d, g: (
-        (_randn(g, d, 2, 4, 6, 8), _randn(g, d, 2, 2, 6, 8), *_rope_tables(g, d, 3, 2, 6, 8), [2, 1, 1], 1),
-        (0, 1),
-    ),
-}
-
-
-def sample(op: str, device: torch.device, rng: torch.Generator) -> tuple[Any, ...]:
-    args, grads = SAMPLES[op](device, rng)
-    return tuple(a.requires_grad_() if i in grads else a for i, a in enumerate(args))
-
 
 #: one case per op, marked with it (skipped where the backend lacks the op)
 EVERY_OP = [pytest.param(op, marks=pytest.mark.liger_op(op), id=op) for op in sorted(OPS)]
