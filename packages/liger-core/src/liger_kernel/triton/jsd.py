@@ -15,6 +15,10 @@ One kernel serves two callers:
 * :class:`JSDFunction`, on log-probabilities: one pass over each row writes
   dl/dX / D (0 on ignored rows) into a new buffer in the input's dtype while
   it sums the row's loss. Backward scales that buffer by the incoming gradient.
+  For fp16 input the forward pass writes no gradient: backward runs the kernel
+  again with the incoming gradient (``GRAD_SCALE``) folded in before rounding,
+  as fp16 cannot hold dl/dX / D (about 1 / (rows * V)) until a loss scale
+  multiplies it.
 * the fused linear JSD (``FROM_LOGITS``), on one chunk of raw logits s (student)
   and t (teacher) with 1/temperature k: pass 1 keeps online max / sum-exp of
   k*s and k*t for their log-sum-exps, pass 2 sums l and g = dl/dX over the row,
