@@ -75,12 +75,15 @@ def test_non_contiguous_input(liger_device, liger_dtype, liger_rng, layout, dim)
 
 
 def test_ties(liger_device, liger_dtype, liger_rng):
-    """Tied values inside the support, tied values outside it and a row of
-    equal values (all in the support, 1/n each); all exact in every dtype."""
+    """Tied values inside the support, tied values outside it, a row of equal
+    values (all in the support, 1/n each), and values exactly at the threshold
+    (last row: tau = (1 + 0.875 + 0.625 - 1) / 3 = 0.5, so the three 0.5 get
+    y = 0 and gradient 0, however tau's division rounds); all exact in every dtype."""
     rows = [
         [0.5] * 9,
         [2.0, 2.0, 2.0, 1.5, -1.0, -1.0, -3.0, 0.25, 0.25],
         [1.0, 0.75, 0.75, -2.0, -2.0, -2.0, -2.0, 0.5, 1.0],
+        [1.0, 0.875, 0.625, 0.5, 0.5, 0.125, -2.0, 0.5, 0.0],
     ]
     x = torch.tensor(rows, dtype=torch.float64).to(liger_dtype).to(liger_device)
     run(x, dtype=liger_dtype, rng=liger_rng)

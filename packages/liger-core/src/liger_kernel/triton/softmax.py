@@ -13,6 +13,8 @@ is loaded once and kept in registers. A wider row is walked in blocks: the
 forward takes m and s in one pass as an online softmax (each block rescales the
 running sum by exp(m_old - m_new) when it raises the maximum), then writes y in
 a second pass; the backward sums dy * y in one pass and writes dx in another.
+Entries of -inf (masked scores) get probability 0, also when every entry of
+the leading blocks is -inf; a row of -inf only is nan, as in PyTorch.
 """
 
 from __future__ import annotations

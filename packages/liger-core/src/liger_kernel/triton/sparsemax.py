@@ -13,15 +13,22 @@ is the support and its tau_k is tau exactly: no tolerance, no fixed step
 count. Taking the max keeps t non-decreasing under rounding, so |S_k| never
 grows and the loop ends after at most width steps; in practice 2 to 12
 (measured on normal rows of widths 8 to 128256 and scales 0.01 to 1000).
-y = z - tau on S and 0 elsewhere, stored in x.dtype and saved.
+Rounding: the sum of z over a wide support carries a rounding error that can
+put tau on either side of an input equal to it (ties at the threshold are
+common with half-precision inputs: the grid is coarse). So tau is refined once
+by the residual, tau += (sum over S of (z - tau) - 1) / |S|, whose terms are
+the small y values, and a value within a few units in the last place of the
+refined tau (``TIE_EPS``) counts as equal to it: y = 0, as in exact
+arithmetic. Then y = max(z - tau, 0), stored in x.dtype and saved.
 
 Backward, with S = {i : y_i > 0}:
     dx = dy - (sum over S of dy) / |S| on S, 0 elsewhere
 
 Layout: a persistent grid walking rows. A row that fits half of
-``profile.max_block`` (see ``sparsemax_launch``) stays in registers for every step; a wider one is walked in blocks, one pass
-for the maximum, one per step and one to write y (the backward: one pass for
-the support sums, one to write dx).
+``profile.max_block`` (see ``sparsemax_launch``) stays in registers for every
+step; a wider one is walked in blocks, one pass for the maximum, one per step,
+one for the residual and one to write y (the backward: one pass for the
+support sums, one to write dx).
 """
 
 from __future__ import annotations
@@ -71,12 +78,35 @@ def _wide_support_step(X, row_start, row_max, threshold, n_cols, ACC: tl.constex
 
 
 @triton.jit
+def _wide_residual(X, row_start, row_max, threshold, tau, n_cols, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    cols = tl.arange(0, BLOCK)
+    sums = tl.zeros([BLOCK], dtype=ACC)
+    for start in tl.range(0, n_cols, BLOCK):
+        mask = start + cols < n_cols
+        z = tl.load(X + row_start + start + cols, mask=mask, other=-float("inf")).to(ACC) - row_max
+        sums += tl.where(z > threshold, z - tau, 0.0)
+    return tl.sum(sums, axis=0) - 1.0
+
+
+@triton.jit
+def _refined(tau, residual, size, tie_eps):
+    # One step of iterative refinement: the residual sums the small y values
+    # (about 1 in all), so its rounding error is far below that of tau's sum of
+    # z. Values within ``tie`` of the refined tau are ties with it (a value
+    # exactly equal to tau, common with half-precision inputs) and get 0, as in
+    # exact arithmetic.
+    tau = tau + residual / size
+    return tau, tie_eps * (tl.abs(tau) + 16.0 / size)
+
+
+@triton.jit
 def _sparsemax_forward_kernel(
     X,
     x_row_stride,
     Y,
     n_rows,
     n_cols,
+    tie_eps,
     ACC: tl.constexpr,
     BLOCK: tl.constexpr,
     SINGLE_BLOCK: tl.constexpr,
@@ -97,7 +127,10 @@ def _sparsemax_forward_kernel(
                 previous_size = size
                 threshold = tl.maximum(threshold, tau)
                 size, tau = _support_step(z, threshold)
-            y = tl.where(z > threshold, z - tau, 0.0)
+            residual = tl.sum(tl.where(z > threshold, z - tau, 0.0), axis=0) - 1.0
+            tau, tie = _refined(tau, residual, size, tie_eps)
+            y = z - tau
+            y = tl.where(y > tie, y, 0.0)
             tl.store(Y + row * n_cols + cols, y.to(Y.dtype.element_ty), mask=mask)
     else:
         for row in tl.range(pid, n_rows, tl.num_programs(0)):
@@ -115,10 +148,12 @@ def _sparsemax_forward_kernel(
                 previous_size = size
                 threshold = tl.maximum(threshold, tau)
                 size, tau = _wide_support_step(X, row_start, row_max, threshold, n_cols, ACC, BLOCK)
+            residual = _wide_residual(X, row_start, row_max, threshold, tau, n_cols, ACC, BLOCK)
+            tau, tie = _refined(tau, residual, size, tie_eps)
             for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                 mask = start + cols < n_cols
-                z = tl.load(X + row_start + start + cols, mask=mask, other=-float("inf")).to(ACC) - row_max
-                y = tl.where(z > threshold, z - tau, 0.0)
+                y = tl.load(X + row_start + start + cols, mask=mask, other=-float("inf")).to(ACC) - row_max - tau
+                y = tl.where(y > tie, y, 0.0)
                 tl.store(Y + row * n_cols + start + cols, y.to(Y.dtype.element_ty), mask=mask)
 
 
@@ -164,6 +199,13 @@ def _sparsemax_backward_kernel(
                 tl.store(DX + row * n_cols + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
 
 
+#: Relative width of a tie with the refined threshold, by accumulator (fp32,
+#: fp64): 16 units in the last place, so that the refined tau's own rounding
+#: stays inside it, while the grid of any half-precision input near tau (2**-8
+#: or 2**-11 relative) stays far outside.
+TIE_EPS = (2.0**-20, 2.0**-49)
+
+
 def sparsemax_launch(profile: DeviceProfile, n_rows: int, n_cols: int) -> RowLaunch:
     """A persistent row launch whose block is at most half ``profile.max_block``:
     the forward keeps about eight fp32 values per element live (x, z, the
@@ -193,6 +235,7 @@ class SparsemaxFunction(torch.autograd.Function):
                 y,
                 n_rows,
                 n_cols,
+                TIE_EPS[x.dtype == torch.float64],
                 ACC=accumulator_dtype(x.dtype),
                 BLOCK=plan.block,
                 SINGLE_BLOCK=single_block,

@@ -5,7 +5,10 @@ inputs), on z = x - max(x) (sparsemax is shift invariant; the shift keeps
 large-magnitude rows accurate):
     sort z descending into s;  c_k = s_1 + ... + s_k
     k* = the largest k with 1 + k * s_k > c_k   (the support size)
-    tau = (c_k* - 1) / k*;  y = max(z - tau, 0)        (y cast to x.dtype)
+    tau = (c_k* - 1) / k*, refined once by the residual:
+    tau += (sum over {z > tau} of (z - tau) - 1) / k*
+    y = max(z - tau, 0), values within a few units in the last place of tau
+    counted as ties with it (y = 0)                   (y cast to x.dtype)
 
 Backward, in fp32, from the saved y, with S = {i : y_i > 0}:
     dx = dy - (sum over S of dy) / |S| on S, 0 elsewhere
@@ -18,6 +21,10 @@ from typing import Any
 import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
+
+#: Relative width of a tie with the refined threshold: 16 units in the last
+#: place of the math dtype, far below the grid of any half-precision input.
+TIE_EPS = {torch.float32: 2.0**-20, torch.float64: 2.0**-49}
 
 
 class SparsemaxFunction(torch.autograd.Function):
@@ -33,7 +40,13 @@ class SparsemaxFunction(torch.autograd.Function):
         in_support = 1 + ranks * ordered > cumulative
         support_size = (in_support * ranks).amax(dim=-1, keepdim=True)
         tau = (cumulative.gather(-1, support_size.long() - 1) - 1) / support_size
-        y = torch.clamp(shifted - tau, min=0).to(x.dtype)
+        # one step of iterative refinement, then values within a few units in
+        # the last place of tau count as ties with it (y = 0, as in exact arithmetic)
+        residual = torch.where(shifted > tau, shifted - tau, 0.0).sum(dim=-1, keepdim=True) - 1
+        tau = tau + residual / support_size
+        y = shifted - tau
+        tie = TIE_EPS[values.dtype] * (tau.abs() + 16 / support_size)
+        y = torch.where(y > tie, y, 0.0).to(x.dtype)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y.movedim(-1, dim)
