@@ -17,11 +17,21 @@ OPS: dict[str, str] = {
     "rms_norm": "liger_kernel_ascend.ops.rms_norm:RMSNormFunction",
     "fused_add_rms_norm": "liger_kernel_ascend.ops.fused_add_rms_norm:FusedAddRMSNormFunction",
     "layer_norm": "liger_kernel_ascend.ops.layer_norm:LayerNormFunction",
+    "group_norm": "liger_kernel_ascend.ops.group_norm:GroupNormFunction",
+    "poly_norm": "liger_kernel_ascend.ops.poly_norm:PolyNormFunction",
     "rope": "liger_kernel_ascend.ops.rope:RopeFunction",
+    "qwen2vl_mrope": "liger_kernel_ascend.ops.qwen2vl_mrope:Qwen2VLMRopeFunction",
     "swiglu": "liger_kernel_ascend.ops.gates:SiLUMulFunction",
     "geglu": "liger_kernel_ascend.ops.gates:GELUMulFunction",
     "cross_entropy": "liger_kernel_ascend.ops.cross_entropy:CrossEntropyFunction",
     "fused_linear_cross_entropy": "liger_kernel_ascend.ops.fused_linear_cross_entropy:FusedLinearCrossEntropyFunction",
+    "jsd": "liger_kernel_ascend.ops.jsd:JSDFunction",
+    "fused_linear_jsd": "liger_kernel_ascend.ops.fused_linear_jsd:FusedLinearJSDFunction",
+    "kl_div": "liger_kernel_ascend.ops.kl_div:KLDivFunction",
+    "tvd": "liger_kernel_ascend.ops.tvd:TVDFunction",
+    "softmax": "liger_kernel_ascend.ops.softmax:SoftmaxFunction",
+    "sparsemax": "liger_kernel_ascend.ops.sparsemax:SparsemaxFunction",
+    "dyt": "liger_kernel_ascend.ops.dyt:DyTFunction",
 }
 
 BACKEND = Backend(

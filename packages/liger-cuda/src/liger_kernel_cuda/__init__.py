@@ -13,11 +13,21 @@ OPS = {
     "rms_norm": "liger_kernel.triton.rms_norm:RMSNormFunction",
     "fused_add_rms_norm": "liger_kernel.triton.fused_add_rms_norm:FusedAddRMSNormFunction",
     "layer_norm": "liger_kernel.triton.layer_norm:LayerNormFunction",
+    "group_norm": "liger_kernel.triton.group_norm:GroupNormFunction",
+    "poly_norm": "liger_kernel.triton.poly_norm:PolyNormFunction",
     "rope": "liger_kernel.triton.rope:RopeFunction",
+    "qwen2vl_mrope": "liger_kernel.triton.qwen2vl_mrope:Qwen2VLMRopeFunction",
     "swiglu": "liger_kernel.triton.swiglu:SiLUMulFunction",
     "geglu": "liger_kernel.triton.geglu:GELUMulFunction",
     "cross_entropy": "liger_kernel.triton.cross_entropy:CrossEntropyFunction",
     "fused_linear_cross_entropy": "liger_kernel.triton.fused_linear_cross_entropy:FusedLinearCrossEntropyFunction",
+    "jsd": "liger_kernel.triton.jsd:JSDFunction",
+    "fused_linear_jsd": "liger_kernel.triton.fused_linear_jsd:FusedLinearJSDFunction",
+    "kl_div": "liger_kernel.triton.kl_div:KLDivFunction",
+    "tvd": "liger_kernel.triton.tvd:TVDFunction",
+    "softmax": "liger_kernel.triton.softmax:SoftmaxFunction",
+    "sparsemax": "liger_kernel.triton.sparsemax:SparsemaxFunction",
+    "dyt": "liger_kernel.triton.dyt:DyTFunction",
 }
 
 BACKEND = Backend(

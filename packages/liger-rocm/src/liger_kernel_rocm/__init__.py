@@ -16,11 +16,21 @@ OPS = {
         "rms_norm": "RMSNormFunction",
         "fused_add_rms_norm": "FusedAddRMSNormFunction",
         "layer_norm": "LayerNormFunction",
+        "group_norm": "GroupNormFunction",
+        "poly_norm": "PolyNormFunction",
         "rope": "RopeFunction",
+        "qwen2vl_mrope": "Qwen2VLMRopeFunction",
         "swiglu": "SiLUMulFunction",
         "geglu": "GELUMulFunction",
         "cross_entropy": "CrossEntropyFunction",
         "fused_linear_cross_entropy": "FusedLinearCrossEntropyFunction",
+        "jsd": "JSDFunction",
+        "fused_linear_jsd": "FusedLinearJSDFunction",
+        "kl_div": "KLDivFunction",
+        "tvd": "TVDFunction",
+        "softmax": "SoftmaxFunction",
+        "sparsemax": "SparsemaxFunction",
+        "dyt": "DyTFunction",
     }.items()
 }
 

@@ -1,13 +1,25 @@
 """The public op Functions; each routes through :mod:`liger_kernel.dispatch`."""
 
+from liger_kernel.ops import _library
+from liger_kernel.ops._library import use_operators
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
+from liger_kernel.ops.dyt import LigerDyTFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
+from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
 from liger_kernel.ops.geglu import LigerGELUMulFunction
+from liger_kernel.ops.group_norm import LigerGroupNormFunction
+from liger_kernel.ops.jsd import LigerJSDFunction
+from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
+from liger_kernel.ops.poly_norm import LigerPolyNormFunction
+from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 from liger_kernel.ops.rope import LigerRopeFunction
+from liger_kernel.ops.softmax import LigerSoftmaxFunction
+from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
 from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+from liger_kernel.ops.tvd import LigerTVDLossFunction
 
 #: op name -> public Function, in the order reports list them
 OPS = {
@@ -16,12 +28,27 @@ OPS = {
         LigerRMSNormFunction,
         LigerFusedAddRMSNormFunction,
         LigerLayerNormFunction,
+        LigerGroupNormFunction,
+        LigerPolyNormFunction,
         LigerRopeFunction,
+        LigerQwen2VLMRopeFunction,
         LigerSiLUMulFunction,
         LigerGELUMulFunction,
         LigerCrossEntropyFunction,
         LigerFusedLinearCrossEntropyFunction,
+        LigerJSDFunction,
+        LigerFusedLinearJSDFunction,
+        LigerKLDivLossFunction,
+        LigerTVDLossFunction,
+        LigerSoftmaxFunction,
+        LigerSparsemaxFunction,
+        LigerDyTFunction,
     )
 }
 
-__all__ = [cls.__name__ for cls in OPS.values()] + ["OPS"]
+__all__ = [cls.__name__ for cls in OPS.values()] + ["OPS", "use_operators"]
+
+# Each op is also a pair of PyTorch operators (liger::<op>, liger::<op>_backward),
+# registered now: torch.compile cannot register them while it traces.
+for _cls in OPS.values():
+    _library.operator(_cls)

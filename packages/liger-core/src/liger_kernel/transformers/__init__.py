@@ -13,13 +13,23 @@ import importlib
 from typing import Any
 
 from liger_kernel.transformers.cross_entropy import LigerCrossEntropyLoss
+from liger_kernel.transformers.dyt import LigerDyT
 from liger_kernel.transformers.fused_add_rms_norm import LigerFusedAddRMSNorm
 from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
+from liger_kernel.transformers.fused_linear_jsd import LigerFusedLinearJSD
 from liger_kernel.transformers.geglu import LigerGEGLUMLP
+from liger_kernel.transformers.group_norm import LigerGroupNorm
+from liger_kernel.transformers.jsd import LigerJSD
+from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
+from liger_kernel.transformers.poly_norm import LigerPolyNorm
+from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
 from liger_kernel.transformers.rms_norm import LigerRMSNorm
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
+from liger_kernel.transformers.softmax import LigerSoftmax
+from liger_kernel.transformers.sparsemax import LigerSparsemax
 from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP
+from liger_kernel.transformers.tvd import LigerTVDLoss
 
 _PATCHING = (
     "MODEL_TYPE_TO_APPLY_LIGER_FN",
@@ -54,13 +64,23 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AutoLigerKernelForCausalLM",
     "LigerCrossEntropyLoss",
+    "LigerDyT",
     "LigerFusedAddRMSNorm",
     "LigerFusedLinearCrossEntropyLoss",
+    "LigerFusedLinearJSD",
     "LigerGEGLUMLP",
+    "LigerGroupNorm",
+    "LigerJSD",
+    "LigerKLDIVLoss",
     "LigerLayerNorm",
     "LigerPhi3SwiGLUMLP",
+    "LigerPolyNorm",
     "LigerRMSNorm",
+    "LigerSoftmax",
+    "LigerSparsemax",
     "LigerSwiGLUMLP",
+    "LigerTVDLoss",
+    "liger_multimodal_rotary_pos_emb",
     "liger_rotary_pos_emb",
     *_PATCHING,
 ]

@@ -12,13 +12,23 @@ import torch
 
 from liger_kernel.ops import (
     LigerCrossEntropyFunction,
+    LigerDyTFunction,
     LigerFusedAddRMSNormFunction,
     LigerFusedLinearCrossEntropyFunction,
+    LigerFusedLinearJSDFunction,
     LigerGELUMulFunction,
+    LigerGroupNormFunction,
+    LigerJSDFunction,
+    LigerKLDivLossFunction,
     LigerLayerNormFunction,
+    LigerPolyNormFunction,
+    LigerQwen2VLMRopeFunction,
     LigerRMSNormFunction,
     LigerRopeFunction,
     LigerSiLUMulFunction,
+    LigerSoftmaxFunction,
+    LigerSparsemaxFunction,
+    LigerTVDLossFunction,
 )
 
 
@@ -65,6 +75,23 @@ def liger_layer_norm(X: torch.Tensor, W: torch.Tensor, B: torch.Tensor | None, e
     return LigerLayerNormFunction.apply(X, W, B, eps)
 
 
+def liger_group_norm(
+    X: torch.Tensor,
+    affine_scaling_weight: torch.Tensor,
+    affine_shifting_bias: torch.Tensor | None,
+    num_channels: int,
+    num_groups: int,
+    eps: float,
+) -> torch.Tensor:
+    return LigerGroupNormFunction.apply(X, affine_scaling_weight, affine_shifting_bias, num_channels, num_groups, eps)
+
+
+def liger_poly_norm(
+    X: torch.Tensor, W: torch.Tensor, B: torch.Tensor, eps: float = 1e-6, in_place: bool = True
+) -> torch.Tensor:
+    return LigerPolyNormFunction.apply(X, W, B, eps, in_place)
+
+
 def liger_rope(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -74,6 +101,17 @@ def liger_rope(
     unsqueeze_dim: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return LigerRopeFunction.apply(q, k, cos, sin, position_ids, unsqueeze_dim)
+
+
+def liger_qwen2vl_mrope(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mrope_section: list[int] | tuple[int, int, int],
+    unsqueeze_dim: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return LigerQwen2VLMRopeFunction.apply(q, k, cos, sin, mrope_section, unsqueeze_dim)
 
 
 def liger_swiglu(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -156,3 +194,76 @@ def liger_fused_linear_cross_entropy(
         return_predicted_tokens,
     )
     return _loss_and_extras(result, return_z_loss, return_token_accuracy, return_predicted_tokens)
+
+
+def liger_kl_div(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+    eps: float = 1e-10,
+) -> torch.Tensor:
+    """``torch.nn.functional.kl_div`` (input log-probabilities, target
+    probabilities or, with ``log_target``, log-probabilities); ``eps`` bounds
+    log(target) from below. The target takes no gradient.
+
+    ``size_average`` and ``reduce`` are accepted for signature compatibility
+    with torch and ignored, as torch itself deprecates them; use ``reduction``.
+    """
+    return LigerKLDivLossFunction.apply(input, target, reduction, log_target, eps)
+
+
+def liger_tvd(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    shift_labels: torch.Tensor | None = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Total variation distance 0.5 * |input - target| between probabilities,
+    rows whose ``shift_labels`` entry is ``ignore_index`` left out."""
+    return LigerTVDLossFunction.apply(input, target, shift_labels, reduction, ignore_index)
+
+
+def liger_jsd(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    shift_labels: torch.Tensor | None = None,
+    beta: float = 0.5,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Generalized JSD of student log-probabilities ``input`` and teacher ``target`` (see LigerJSD)."""
+    return LigerJSDFunction.apply(input, target, shift_labels, beta, ignore_index)
+
+
+def liger_fused_linear_jsd(
+    student_input: torch.Tensor,
+    student_weight: torch.Tensor,
+    teacher_input: torch.Tensor,
+    teacher_weight: torch.Tensor,
+    shift_labels: torch.Tensor | None = None,
+    jsd_beta: float = 0.5,
+    ignore_index: int = -100,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Generalized JSD between two LM heads' distributions without materializing their logits."""
+    return LigerFusedLinearJSDFunction.apply(
+        student_input, student_weight, teacher_input, teacher_weight, shift_labels, jsd_beta, ignore_index, temperature
+    )
+
+
+def liger_softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension."""
+    return LigerSoftmaxFunction.apply(x)
+
+
+def liger_sparsemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Sparsemax along ``dim``: max(x - tau, 0) summing to 1, exactly 0 below the threshold tau."""
+    return LigerSparsemaxFunction.apply(x, dim)
+
+
+def liger_dyt(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+    """Dynamic Tanh: gamma * tanh(alpha * x) + beta over the last dimension (beta may be None)."""
+    return LigerDyTFunction.apply(x, alpha, gamma, beta)

@@ -11,11 +11,21 @@ OP_CLASSES = {
     "rms_norm": "RMSNormFunction",
     "fused_add_rms_norm": "FusedAddRMSNormFunction",
     "layer_norm": "LayerNormFunction",
+    "group_norm": "GroupNormFunction",
+    "poly_norm": "PolyNormFunction",
     "rope": "RopeFunction",
+    "qwen2vl_mrope": "Qwen2VLMRopeFunction",
     "swiglu": "SiLUMulFunction",
     "geglu": "GELUMulFunction",
     "cross_entropy": "CrossEntropyFunction",
     "fused_linear_cross_entropy": "FusedLinearCrossEntropyFunction",
+    "jsd": "JSDFunction",
+    "kl_div": "KLDivFunction",
+    "tvd": "TVDFunction",
+    "fused_linear_jsd": "FusedLinearJSDFunction",
+    "softmax": "SoftmaxFunction",
+    "sparsemax": "SparsemaxFunction",
+    "dyt": "DyTFunction",
 }
 
 
