@@ -29,7 +29,7 @@ EPS = 1e-6
 IGNORE_INDEX = -100
 
 #: dims that keep their size under --scale (they fix the kernel's inner shape)
-FIXED_DIMS = frozenset({"batch", "heads", "kv_heads", "head_dim"})
+FIXED_DIMS = frozenset({"batch", "heads", "kv_heads", "head_dim", "channels", "groups"})
 
 Inputs = dict[str, Any]
 
@@ -201,6 +201,126 @@ def make_flce(dims, dtype, device) -> Inputs:
     return {"h": h, "w": w, "target": _targets(T, V, device), "leaves": [h, w], "grads": None}
 
 
+def eager_jsd(log_q: torch.Tensor, log_p: torch.Tensor, beta: float = 0.5) -> torch.Tensor:
+    """Generalized JSD of student log-probabilities log_q and teacher log_p, mean over rows, in fp32."""
+    log_q, log_p = log_q.float(), log_p.float()
+    q, p = log_q.exp(), log_p.exp()
+    log_m = (beta * p + (1 - beta) * q).log()
+    return (beta * p * (log_p - log_m) + (1 - beta) * q * (log_q - log_m)).sum() / log_q.shape[0]
+
+
+def make_jsd(dims, dtype, device) -> Inputs:
+    T, V = dims["tokens"], dims["vocab"]
+    student = torch.log_softmax(torch.randn(T, V, device=device), -1).to(dtype).requires_grad_()
+    teacher = torch.log_softmax(2 * torch.randn(T, V, device=device), -1).to(dtype)
+    return {"log_q": student, "log_p": teacher, "leaves": [student], "grads": None}
+
+
+def make_fused_linear_jsd(dims, dtype, device) -> Inputs:
+    T, H, V = dims["tokens"], dims["hidden"], dims["vocab"]
+    h = _rand((T, H), dtype, device, True)
+    w = _rand((V, H), dtype, device, True, 1 / math.sqrt(H))
+    teacher_h = _rand((T, H), dtype, device, False)
+    teacher_w = _rand((V, H), dtype, device, False, 2 / math.sqrt(H))
+    return {"h": h, "w": w, "teacher_h": teacher_h, "teacher_w": teacher_w, "leaves": [h, w], "grads": None}
+
+
+def eager_tvd(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (p.float() - q.float()).abs().sum() / p.shape[0]
+
+
+def eager_sparsemax(x: torch.Tensor) -> torch.Tensor:
+    # the textbook sort-based threshold, in fp32
+    z = x.float()
+    sorted_z, _ = z.sort(dim=-1, descending=True)
+    ranks = torch.arange(1, z.shape[-1] + 1, device=z.device, dtype=z.dtype)
+    cumulative = sorted_z.cumsum(-1)
+    support = (1 + ranks * sorted_z) > cumulative
+    k = support.sum(-1, keepdim=True)
+    tau = (cumulative.gather(-1, k - 1) - 1) / k
+    return (z - tau).clamp(min=0).to(x.dtype)
+
+
+def eager_poly_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def norm(u: torch.Tensor) -> torch.Tensor:
+        return u * torch.rsqrt(u.pow(2).mean(-1, keepdim=True) + EPS)
+
+    h = x.float()
+    return (w[0] * norm(h**3) + w[1] * norm(h**2) + w[2] * norm(h) + b).to(x.dtype)
+
+
+def eager_mrope(q, k, cos, sin, section):
+    # Transformers' Qwen2-VL: each section of the head dimension takes its
+    # cos/sin from one position stream (temporal, height, width)
+    def merge(table: torch.Tensor) -> torch.Tensor:
+        parts = table.split(list(section) * 2, dim=-1)
+        return torch.cat([part[i % 3] for i, part in enumerate(parts)], dim=-1)
+
+    return eager_rope(q, k, merge(cos), merge(sin))
+
+
+def make_distributions(dims, dtype, device, log_input: bool) -> Inputs:
+    T, V = dims["tokens"], dims["vocab"]
+    student = torch.log_softmax(torch.randn(T, V, device=device), -1)
+    student = (student if log_input else student.exp()).to(dtype).requires_grad_()
+    teacher = torch.softmax(2 * torch.randn(T, V, device=device), -1).to(dtype)
+    return {"pred": student, "target": teacher, "leaves": [student], "grads": None}
+
+
+def make_rows(dims, dtype, device) -> Inputs:
+    x = _rand((dims["tokens"], dims["vocab"]), dtype, device, True)
+    return {"x": x, "leaves": [x], "grads": [_rand(tuple(x.shape), dtype, device, False)]}
+
+
+def make_group_norm(dims, dtype, device) -> Inputs:
+    shape = (dims["tokens"], dims["channels"], dims["spatial"])
+    x = _rand(shape, dtype, device, True)
+    w = (1 + 0.1 * torch.randn(dims["channels"], device=device)).to(dtype).requires_grad_(True)
+    b = _rand((dims["channels"],), dtype, device, True, 0.1)
+    return {"x": x, "w": w, "b": b, "leaves": [x, w, b], "grads": [_rand(shape, dtype, device, False)]}
+
+
+def make_dyt(dims, dtype, device) -> Inputs:
+    T, H = dims["tokens"], dims["hidden"]
+    x = _rand((T, H), dtype, device, True)
+    alpha = torch.full((1,), 0.5, device=device, dtype=dtype, requires_grad=True)
+    gamma = (1 + 0.1 * torch.randn(H, device=device)).to(dtype).requires_grad_(True)
+    beta = _rand((H,), dtype, device, True, 0.1)
+    leaves = [x, alpha, gamma, beta]
+    return {
+        "x": x,
+        "alpha": alpha,
+        "gamma": gamma,
+        "beta": beta,
+        "leaves": leaves,
+        "grads": [_rand((T, H), dtype, device, False)],
+    }
+
+
+def make_poly_norm(dims, dtype, device) -> Inputs:
+    T, H = dims["tokens"], dims["hidden"]
+    x = _rand((T, H), dtype, device, True)
+    w = torch.full((3,), 1 / 3, device=device, dtype=dtype, requires_grad=True)
+    b = torch.zeros(1, device=device, dtype=dtype, requires_grad=True)
+    return {"x": x, "w": w, "b": b, "leaves": [x, w, b], "grads": [_rand((T, H), dtype, device, False)]}
+
+
+MROPE_SECTION = (16, 24, 24)
+
+
+def make_mrope(dims, dtype, device) -> Inputs:
+    inputs = make_rope(dims, dtype, device)
+    B, S, D = dims["batch"], dims["seq"], dims["head_dim"]
+    # three position streams (temporal, height, width) that differ per token
+    positions = torch.arange(S, device=device, dtype=torch.float32)[None, None, :].repeat(3, B, 1)
+    positions[1:] = torch.randint(0, 64, (2, B, S), device=device).float()
+    inv_freq = 1.0 / (1000000.0 ** (torch.arange(0, D, 2, device=device, dtype=torch.float32) / D))
+    angles = positions[..., None] * inv_freq
+    angles = torch.cat((angles, angles), dim=-1)
+    inputs["cos"], inputs["sin"] = angles.cos().to(dtype), angles.sin().to(dtype)
+    return inputs
+
+
 NORM_DIMS = {"tokens": 8192, "hidden": 4096}
 GATE_DIMS = {"tokens": 8192, "inter": 14336}
 
@@ -279,10 +399,103 @@ CASES: dict[str, Case] = {
             "LigerFusedLinearCrossEntropyFunction",
             lambda f, i: _first(f.apply(i["h"], i["w"], i["target"], None, None, IGNORE_INDEX)),
         ),
+        Case(
+            "jsd",
+            {"tokens": 8192, "vocab": 128256},
+            make_jsd,
+            lambda i: eager_jsd(i["log_q"], i["log_p"]),
+            "jsd",
+            "LigerJSDFunction",
+            lambda f, i: f.apply(i["log_q"], i["log_p"], None, 0.5, IGNORE_INDEX),
+        ),
+        Case(
+            "fused_linear_jsd",
+            {"tokens": 8192, "hidden": 4096, "vocab": 128256},
+            make_fused_linear_jsd,
+            lambda i: eager_jsd(
+                torch.log_softmax((i["h"] @ i["w"].t()).float(), -1),
+                torch.log_softmax((i["teacher_h"] @ i["teacher_w"].t()).float(), -1),
+            ),
+            "fused_linear_jsd",
+            "LigerFusedLinearJSDFunction",
+            lambda f, i: f.apply(i["h"], i["w"], i["teacher_h"], i["teacher_w"], None, 0.5, IGNORE_INDEX, 1.0),
+        ),
+        Case(
+            "kl_div",
+            {"tokens": 8192, "vocab": 128256},
+            lambda d, t, dev: make_distributions(d, t, dev, log_input=True),
+            lambda i: F.kl_div(i["pred"].float(), i["target"].float(), reduction="batchmean"),
+            "kl_div",
+            "LigerKLDivLossFunction",
+            lambda f, i: f.apply(i["pred"], i["target"], "batchmean", False, 1e-10),
+        ),
+        Case(
+            "tvd",
+            {"tokens": 8192, "vocab": 128256},
+            lambda d, t, dev: make_distributions(d, t, dev, log_input=False),
+            lambda i: eager_tvd(i["pred"], i["target"]),
+            "tvd",
+            "LigerTVDLossFunction",
+            lambda f, i: f.apply(i["pred"], i["target"], None, "batchmean", IGNORE_INDEX),
+        ),
+        Case(
+            "softmax",
+            {"tokens": 8192, "vocab": 128256},
+            make_rows,
+            lambda i: torch.softmax(i["x"], dim=-1),
+            "softmax",
+            "LigerSoftmaxFunction",
+            lambda f, i: f.apply(i["x"]),
+        ),
+        Case(
+            "sparsemax",
+            {"tokens": 8192, "vocab": 32000},
+            make_rows,
+            lambda i: eager_sparsemax(i["x"]),
+            "sparsemax",
+            "LigerSparsemaxFunction",
+            lambda f, i: f.apply(i["x"], -1),
+        ),
+        Case(
+            "group_norm",
+            {"tokens": 16, "channels": 512, "spatial": 4096, "groups": 32},
+            make_group_norm,
+            lambda i: F.group_norm(i["x"], 32, i["w"], i["b"], EPS),
+            "group_norm",
+            "LigerGroupNormFunction",
+            lambda f, i: f.apply(i["x"], i["w"], i["b"], i["x"].shape[1], 32, EPS),
+        ),
+        Case(
+            "dyt",
+            NORM_DIMS,
+            make_dyt,
+            lambda i: i["gamma"] * torch.tanh(i["alpha"] * i["x"]) + i["beta"],
+            "dyt",
+            "LigerDyTFunction",
+            lambda f, i: f.apply(i["x"], i["alpha"], i["gamma"], i["beta"]),
+        ),
+        Case(
+            "poly_norm",
+            NORM_DIMS,
+            make_poly_norm,
+            lambda i: eager_poly_norm(i["x"], i["w"], i["b"]),
+            "poly_norm",
+            "LigerPolyNormFunction",
+            lambda f, i: f.apply(i["x"], i["w"], i["b"], EPS, True),
+        ),
+        Case(
+            "qwen2vl_mrope",
+            {"tokens": 8192, "batch": 4, "seq": 2048, "heads": 32, "kv_heads": 8, "head_dim": 128},
+            make_mrope,
+            lambda i: eager_mrope(i["q"], i["k"], i["cos"], i["sin"], MROPE_SECTION),
+            "qwen2vl_mrope",
+            "LigerQwen2VLMRopeFunction",
+            lambda f, i: f.apply(i["q"], i["k"], i["cos"], i["sin"], list(MROPE_SECTION), 1),
+        ),
     )
 }
 
-#: ops run by default, in the order of TARGETS.md, then the extra one
+#: ops run by default: those of TARGETS.md in its order, then the rest
 DEFAULT_OPS = (
     "rms_norm",
     "layer_norm",
@@ -292,14 +505,26 @@ DEFAULT_OPS = (
     "cross_entropy",
     "fused_linear_cross_entropy",
     "fused_add_rms_norm",
+    "group_norm",
+    "poly_norm",
+    "dyt",
+    "qwen2vl_mrope",
+    "softmax",
+    "sparsemax",
+    "kl_div",
+    "tvd",
+    "jsd",
+    "fused_linear_jsd",
 )
 
 
 def shape_label(case: Case, dims: dict[str, int]) -> str:
     """The main input's shape, for tables."""
-    if case.name == "rope":
+    if case.name in ("rope", "qwen2vl_mrope"):
         return f"q({dims['batch']},{dims['heads']},{dims['seq']},{dims['head_dim']})"
-    if case.name == "fused_linear_cross_entropy":
+    if case.name == "group_norm":
+        return f"({dims['tokens']},{dims['channels']},{dims['spatial']}) g{dims['groups']}"
+    if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd"):
         return f"h({dims['tokens']},{dims['hidden']}) w({dims['vocab']},{dims['hidden']})"
     width = dims.get("hidden") or dims.get("inter") or dims.get("vocab")
     return f"({dims['tokens']},{width})"
