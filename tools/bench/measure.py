@@ -120,8 +120,8 @@ def measure(
     The forward runs with autograd recording, as in training. Backward is
     timed on one retained graph; ``grad_to_none`` keeps gradient accumulation
     out of the timings. ``setup`` (fresh activations, see ``cases.Case``)
-    runs before every forward and full step, outside time and memory; the
-    backward of a retained graph is timed without it.
+    runs before every timed step, outside time and memory; with it, each
+    timed backward follows its own untimed forward.
     """
     prepare = setup or (lambda: None)
 
@@ -141,6 +141,18 @@ def measure(
         outputs = forward()
         result["bwd_ms"] = bench_ms(lambda: backward(outputs, grads, retain_graph=True), device, quick, leaves)
         del outputs
+    elif "bwd" in modes:
+        # fresh activations cannot share one retained graph: each timed
+        # backward gets its own forward, run untimed before it
+        pending: list[Any] = []
+
+        def setup_and_forward() -> None:
+            prepare()
+            pending.append(forward())
+
+        result["bwd_ms"] = bench_ms(
+            lambda: backward(pending.pop(), grads, retain_graph=False), device, quick, leaves, setup_and_forward
+        )
     if "full" in modes:
         result["full_ms"] = bench_ms(full, device, quick, leaves, setup)
     clear_grads(leaves)

@@ -103,6 +103,7 @@ class KernelContext:
         self.next_functions: tuple[Any, ...] = ((None, 0),) if any(needs_input_grad) else ()
         self.materialize_grads = True
         self.output_specs: list[tuple[torch.Size, torch.dtype] | None] = []
+        self.device: torch.device | None = None
 
     def save_for_backward(self, *tensors: Any) -> None:
         self.saved_tensors = tensors
@@ -218,7 +219,7 @@ def _forward_schema(parameters: Sequence[_Parameter]) -> str:
 _BACKWARD_SCHEMA = (
     "(Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, bool[] needs_input_grad, "
     "SymInt[] sizes, int[] ranks, "
-    "ScalarType[] dtypes, Device device) -> Tensor[]"
+    "ScalarType[] dtypes) -> Tensor[]"
 )
 
 
@@ -256,6 +257,7 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
         device_type = args[0].device.type
         function = dispatcher.function(cls.op, device_type, cls.__name__)
         ctx = KernelContext(function, needs)
+        ctx.device = args[0].device
         with torch.no_grad():
             outputs = function.forward(ctx, *args)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
@@ -278,9 +280,10 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
     forward_op = torch.library.custom_op(name, forward_impl, mutates_args=(), schema=_forward_schema(op.parameters))
     forward_op.register_fake(forward_fake)
 
-    def backward_impl(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes, device):
+    def backward_impl(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes):
         grads, sources = _unpack(grads, has_grad), _unpack(sources, has_source)
         ctx = _state(handle)
+        device = ctx.device
         ctx.needs_input_grad = tuple(needs)
         ctx.saved_tensors = _rebuild(ctx.recipe, sources, cls)
         given = iter(grads)
@@ -307,7 +310,8 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
             returned.append(_contiguous_new(grad.to(dtype), [*(g for g in grads if g is not None), *returned]))
         return returned
 
-    def backward_fake(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes, device):
+    def backward_fake(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes):
+        device = grads[0].device  # a backward runs only for an output that has a gradient
         return [torch.empty(s, dtype=d, device=device) for s, d in zip(_split_sizes(sizes, ranks), dtypes, strict=True)]
 
     backward_op = torch.library.custom_op(f"{name}_backward", backward_impl, mutates_args=(), schema=_BACKWARD_SCHEMA)
@@ -325,7 +329,6 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
         ctx.input_meta = [
             (args[i].shape, args[i].dtype) if isinstance(args[i], torch.Tensor) else None for i in range(len(args))
         ]
-        ctx.device = args[0].device
 
     def backward_formula(ctx: Any, grads: list[torch.Tensor | None]) -> tuple[Any, ...]:
         # ctx.needs_input_grad covers the operator's arguments (taken ones, then needs_input_grad)
@@ -351,7 +354,7 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
         computed = []
         if needed:
             packed = (*_pack(output_grads), *_pack(sources))
-            computed = backward_op(handle, *packed, needs, sizes, ranks, dtypes, ctx.device)
+            computed = backward_op(handle, *packed, needs, sizes, ranks, dtypes)
         by_position = dict(zip(needed, computed, strict=True))
         return (*(by_position.get(i) for i in taken), None)
 

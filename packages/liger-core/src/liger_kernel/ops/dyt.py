@@ -20,6 +20,7 @@ from liger_kernel.ops._contract import DispatchedFunction, require_same_device, 
 
 class LigerDyTFunction(DispatchedFunction):
     op = "dyt"
+    backward_reads = ("x", "alpha", "gamma")
 
     @staticmethod
     def outputs(x, *_):

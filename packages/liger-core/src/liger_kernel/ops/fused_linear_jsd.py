@@ -38,6 +38,7 @@ def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight
 
 class LigerFusedLinearJSDFunction(DispatchedFunction):
     op = "fused_linear_jsd"
+    backward_reads = ("student_input", "student_weight", "teacher_input", "teacher_weight")  # fp16 recomputes
 
     @staticmethod
     def outputs(student_input, *_):

@@ -31,6 +31,7 @@ def _require_positive_int(name: str, value: object) -> None:
 
 class LigerGroupNormFunction(DispatchedFunction):
     op = "group_norm"
+    backward_reads = ("X", "weight", "bias")
 
     @staticmethod
     def outputs(X, *_):

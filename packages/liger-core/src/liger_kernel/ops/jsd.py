@@ -57,6 +57,7 @@ def check_shift_labels(shift_labels: torch.Tensor | None, rows: int) -> None:
 
 class LigerJSDFunction(DispatchedFunction):
     op = "jsd"
+    backward_reads = ("input", "target")  # the fp16 path recomputes in backward
 
     @staticmethod
     def outputs(input, *_):

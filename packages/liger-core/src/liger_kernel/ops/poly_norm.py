@@ -24,6 +24,7 @@ from liger_kernel.ops._contract import DispatchedFunction, require_same_device, 
 
 class LigerPolyNormFunction(DispatchedFunction):
     op = "poly_norm"
+    backward_reads = ("X", "W", "B")
 
     @staticmethod
     def outputs(X, *_):

@@ -54,6 +54,11 @@ def require_mrope_section(mrope_section: Sequence[int], head_dim: int) -> None:
 
 class LigerQwen2VLMRopeFunction(DispatchedFunction):
     op = "qwen2vl_mrope"
+    backward_reads = ("cos", "sin")
+
+    @staticmethod
+    def outputs(q, k, *_):
+        return ((q.shape, q.dtype), (k.shape, k.dtype))
 
     @staticmethod
     def check(

@@ -17,6 +17,7 @@ from liger_kernel.ops._contract import DispatchedFunction, require_tensor
 
 class LigerSoftmaxFunction(DispatchedFunction):
     op = "softmax"
+    backward_reads = (0,)  # y
 
     @staticmethod
     def outputs(x):

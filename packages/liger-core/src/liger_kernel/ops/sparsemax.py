@@ -19,6 +19,7 @@ from liger_kernel.ops._contract import DispatchedFunction, require_tensor
 
 class LigerSparsemaxFunction(DispatchedFunction):
     op = "sparsemax"
+    backward_reads = (0,)  # y
 
     @staticmethod
     def outputs(x, *_):
