@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Everything only a GPU machine can show, in one run (see tools/README.md):
+#   1. the conformance suite on the real `cuda` backend at full sizes, every op,
+#      the operator contract (torch.library.opcheck) included;
+#   2. the Transformers tests on the GPU (families, causal LM, fullgraph compile);
+#   3. the benchmark: op table for torch / ours / peer, the Llama training step
+#      eager and compiled, and the dispatch overhead.
+# Usage, from the repository root with liger-core, liger-cuda and
+# liger-conformance installed (and the peer wheel in .peer/wheels):
+#   OUT=gpu-results bash tools/gpu_acceptance.sh
+# Each part writes its log under $OUT and the run goes on after a failure; the
+# exit status is the number of failed parts.
+set -u
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT"
+failed=0
+
+part() {
+    local name=$1
+    shift
+    echo "=== $name: $*"
+    if "$@" >"$OUT/$name.log" 2>&1; then
+        echo "    ok ($(tail -n 1 "$OUT/$name.log"))"
+    else
+        echo "    FAILED, see $OUT/$name.log:"
+        tail -n 15 "$OUT/$name.log" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+}
+
+export LIGER_KERNEL_STRICT=1
+part conformance python -m pytest -q -p no:cacheprovider --pyargs liger_conformance \
+    --liger-backend cuda --liger-require-device --liger-size full
+part transformers env LIGER_TEST_DEVICE=cuda python -m pytest -q -p no:cacheprovider \
+    packages/liger-core/tests/transformers -m "not slow"
+unset LIGER_KERNEL_STRICT
+part bench python -m tools.bench --out "$OUT/bench"
+part train python -m tools.bench --train --train-compile --impls torch,liger,peer --out "$OUT/train"
+part overhead python -m tools.bench --dispatch-overhead --out "$OUT/overhead"
+for log in bench train overhead; do
+    echo "--- $log"
+    sed -n '/^device /,$p' "$OUT/$log.log" | grep -v '^wrote '
+done
+exit "$failed"
