@@ -7,19 +7,29 @@ operators) sees each op as two operators instead of a Python
     liger::<op>(args..., bool[] needs_input_grad) -> Tensor[]
         the op's outputs (those the call returns: an unrequested extra output
         of cross-entropy is absent, not None), then a ``handle``;
-    liger::<op>_backward(Tensor handle, Tensor?[] grads, bool[] needs, ...) -> Tensor[]
+    liger::<op>_backward(handle, grads, sources, needs, shapes...) -> Tensor[]
         the gradients of the tensor arguments that need one.
 
 Both run the Function the dispatcher chose for the device, exactly as eager
 mode does: the forward operator calls its ``forward(ctx, *args)`` with a
 :class:`KernelContext` standing in for autograd's, and the backward operator
 calls its ``backward`` with that same context. Backends keep their own
-Functions; nothing is written twice. The context (saved tensors, and whatever
-non-tensor state the backend keeps) crosses from one operator to the other
-keyed by ``handle``, a CPU int64 scalar (zero: its storage address is the
-key): PyTorch operators can only pass tensors, and a backend's state is its
-own business. The entry lives as long as the handle tensor does, so a forward
-whose backward never runs leaks nothing.
+Functions; nothing is written twice. The context crosses from one operator to
+the other keyed by ``handle``, a CPU int64 scalar (zero: its storage address
+is the key), because PyTorch operators can only pass tensors and a backend's
+non-tensor state is its own business; the entry lives as long as the handle
+tensor does, so a forward whose backward never runs leaks nothing.
+
+What the context may hold is the one subtle part. A compiler owns the storage
+of every argument and output: it reuses a buffer once it thinks it dead, and
+may recompute a cheap one for the backward instead of keeping it. So a saved
+tensor over an argument or output is not kept; it is rebuilt, as the same
+view, over the ``sources`` the backward operator is given: the arguments and
+outputs the contract's ``backward_reads`` names, which the compiler therefore
+keeps (or recomputes) for it. Tensors the backend made itself (statistics,
+gradient buffers) are kept as they are. A backend that saves a tensor over
+anything else gets an error here, and the conformance suite's operator
+contract finds it.
 
 Compile-time tracing never runs a kernel: the forward's fake implementation
 builds its outputs from the op contract's :meth:`~DispatchedFunction.outputs`,
@@ -29,7 +39,8 @@ the truth): under an operator the context allows no overwrite (see
 ``overwritable``) and ``in_place`` arguments are turned off, because a
 compiler plans buffers on the promise that operators are functional; the
 memory those overwrites save in eager mode is for the compiler to win back.
-Outputs are made contiguous, as the fake ones are.
+Outputs are made contiguous and never alias an argument or one another, as
+the fake ones do not.
 
 Eager calls skip all of this (a PyTorch operator costs tens of microseconds of
 host time per call, and the norms are bound by host time): ``apply`` routes
@@ -109,7 +120,10 @@ class KernelContext:
         self.saved_tensors = tensors
 
     def mark_non_differentiable(self, *tensors: Any) -> None:
-        pass  # the operator's autograd formula knows which outputs are
+        # Under an operator such outputs (cross-entropy's z_loss, accuracy)
+        # still require grad when their inputs do; backends ignore the
+        # gradients they get, so the results are eager's.
+        pass
 
     def set_materialize_grads(self, value: bool) -> None:
         self.materialize_grads = value
