@@ -23,13 +23,8 @@ from collections.abc import Sequence
 
 import torch
 
-from liger_kernel.ops._contract import (
-    DispatchedFunction,
-    require_choice,
-    require_ndim,
-    require_same_device,
-    require_tensor,
-)
+from liger_kernel.ops._contract import DispatchedFunction, require_ndim, require_same_device
+from liger_kernel.ops.rope import require_rotary_qk
 
 #: temporal, height and width position streams
 N_STREAMS = 3
@@ -69,19 +64,7 @@ class LigerQwen2VLMRopeFunction(DispatchedFunction):
         mrope_section: Sequence[int],
         unsqueeze_dim: int = 1,
     ) -> None:
-        require_tensor("q", q)
-        require_tensor("k", k)
-        require_tensor("cos", cos)
-        require_tensor("sin", sin)
-        require_ndim("q", q, (4,))
-        require_ndim("k", k, (4,))
-        require_choice("unsqueeze_dim", unsqueeze_dim, (1, 2))
-        head_dim = q.shape[-1]
-        if head_dim % 2:
-            raise ValueError(f"q has odd head_dim {head_dim}; rotary embedding needs an even one")
-        seq_dim = 2 if unsqueeze_dim == 1 else 1
-        if k.shape[-1] != head_dim or k.shape[0] != q.shape[0] or k.shape[seq_dim] != q.shape[seq_dim]:
-            raise ValueError(f"k has shape {tuple(k.shape)}, incompatible with q {tuple(q.shape)}")
+        head_dim, seq_dim = require_rotary_qk(q, k, cos, sin, unsqueeze_dim)
         require_ndim("cos", cos, (4,))
         if sin.shape != cos.shape:
             raise ValueError(f"sin has shape {tuple(sin.shape)} but cos has {tuple(cos.shape)}")

@@ -27,6 +27,26 @@ from liger_kernel.ops._contract import (
 )
 
 
+def require_rotary_qk(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim: int
+) -> tuple[int, int]:
+    """The q, k and layout checks of every rotary op (rope, M-RoPE); returns (head_dim, seq_dim)."""
+    require_tensor("q", q)
+    require_tensor("k", k)
+    require_tensor("cos", cos)
+    require_tensor("sin", sin)
+    require_ndim("q", q, (4,))
+    require_ndim("k", k, (4,))
+    require_choice("unsqueeze_dim", unsqueeze_dim, (1, 2))
+    head_dim = q.shape[-1]
+    if head_dim % 2:
+        raise ValueError(f"q has odd head_dim {head_dim}; rotary embedding needs an even one")
+    seq_dim = 2 if unsqueeze_dim == 1 else 1
+    if k.shape[-1] != head_dim or k.shape[0] != q.shape[0] or k.shape[seq_dim] != q.shape[seq_dim]:
+        raise ValueError(f"k has shape {tuple(k.shape)}, incompatible with q {tuple(q.shape)}")
+    return head_dim, seq_dim
+
+
 class LigerRopeFunction(DispatchedFunction):
     op = "rope"
     backward_reads = ("cos", "sin", "position_ids")
@@ -44,19 +64,7 @@ class LigerRopeFunction(DispatchedFunction):
         position_ids: torch.Tensor | None = None,
         unsqueeze_dim: int = 1,
     ) -> None:
-        require_tensor("q", q)
-        require_tensor("k", k)
-        require_tensor("cos", cos)
-        require_tensor("sin", sin)
-        require_ndim("q", q, (4,))
-        require_ndim("k", k, (4,))
-        require_choice("unsqueeze_dim", unsqueeze_dim, (1, 2))
-        head_dim = q.shape[-1]
-        if head_dim % 2:
-            raise ValueError(f"q has odd head_dim {head_dim}; rotary embedding needs an even one")
-        seq_dim = 2 if unsqueeze_dim == 1 else 1
-        if k.shape[-1] != head_dim or k.shape[0] != q.shape[0] or k.shape[seq_dim] != q.shape[seq_dim]:
-            raise ValueError(f"k has shape {tuple(k.shape)}, incompatible with q {tuple(q.shape)}")
+        head_dim, seq_dim = require_rotary_qk(q, k, cos, sin, unsqueeze_dim)
         if cos.shape != sin.shape:
             raise ValueError(f"cos has shape {tuple(cos.shape)} but sin has {tuple(sin.shape)}")
         require_ndim("cos", cos, (2, 3))

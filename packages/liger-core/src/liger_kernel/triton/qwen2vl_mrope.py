@@ -29,8 +29,8 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import MIN_BLOCK, accumulator_dtype, launch, pipeline_stages
-from liger_kernel.triton.rope import _head_strides, _power_of_two_at_least, _rotate_heads, _unit_stride_last
+from liger_kernel.triton._launch import launch
+from liger_kernel.triton.rope import _head_strides, _head_tiling, _qk_grads, _rotate_heads, _unit_stride_last
 
 
 @triton.jit
@@ -93,13 +93,6 @@ def mrope_apply(
     profile = device_profile(q.device)
     half = head_dim // 2
     temporal, height, _ = mrope_section
-    block_d = max(MIN_BLOCK, _power_of_two_at_least(half))
-    # A tile holds both halves of BLOCK_H heads: keep it within one block.
-    most_heads = max(1, profile.max_block // (2 * block_d))
-    block_hq = min(_power_of_two_at_least(n_q_heads), _power_of_two_at_least(most_heads + 1) // 2)
-    block_hk = min(_power_of_two_at_least(n_k_heads), _power_of_two_at_least(most_heads + 1) // 2)
-    one_chunk = block_hq >= n_q_heads and block_hk >= n_k_heads
-    step_bytes = 2 * block_d * (block_hq * q.element_size() + block_hk * k.element_size())
     launch(profile, _mrope_kernel, profile.grid(n_tokens),
         q, *_head_strides(q, unsqueeze_dim),
         k, *_head_strides(k, unsqueeze_dim),
@@ -108,14 +101,7 @@ def mrope_apply(
         cos, sin, cos.stride(0), cos.stride(1) if cos.shape[1] > 1 else 0, cos.stride(2),
         n_tokens, seq_len, n_q_heads, n_k_heads, half, temporal, temporal + height,
         BACKWARD=backward,
-        ACC=accumulator_dtype(q.dtype),
-        BLOCK_HQ=block_hq,
-        BLOCK_HK=block_hk,
-        BLOCK_D=block_d,
-        ONE_CHUNK=one_chunk,
-        STAGES=pipeline_stages(profile, step_bytes) if one_chunk else 1,
-        # sized by one half of a tile: x1 and x2 are loaded as separate tiles
-        num_warps=profile.num_warps(max(block_hq, block_hk) * block_d),
+        **_head_tiling(profile, q, k, half, n_q_heads, n_k_heads),
     )  # fmt: skip
     return q_out, k_out
 
@@ -141,11 +127,4 @@ class Qwen2VLMRopeFunction(torch.autograd.Function):
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
         cos, sin = ctx.saved_tensors
         dq_in, dk_in = mrope_apply(dq, dk, cos, sin, ctx.mrope_section, ctx.unsqueeze_dim, backward=True)
-        return (
-            dq_in if ctx.needs_input_grad[0] else None,
-            dk_in if ctx.needs_input_grad[1] else None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return _qk_grads(ctx, dq_in, dk_in)

@@ -157,6 +157,42 @@ def _unit_stride_last(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
+def _head_tiling(
+    profile: Any, q: torch.Tensor, k: torch.Tensor, half: int, n_q_heads: int, n_k_heads: int
+) -> dict[str, Any]:
+    """Tile sizes and launch options of a kernel that rotates heads with :func:`_rotate_heads`
+    (rope and M-RoPE): they differ only in where a position's cos and sin rows come from."""
+    block_d = max(MIN_BLOCK, _power_of_two_at_least(half))
+    # A tile holds both halves of BLOCK_H heads: keep it within one block.
+    most_heads = max(1, profile.max_block // (2 * block_d))
+    block_hq = min(_power_of_two_at_least(n_q_heads), _power_of_two_at_least(most_heads + 1) // 2)
+    block_hk = min(_power_of_two_at_least(n_k_heads), _power_of_two_at_least(most_heads + 1) // 2)
+    one_chunk = block_hq >= n_q_heads and block_hk >= n_k_heads
+    step_bytes = 2 * block_d * (block_hq * q.element_size() + block_hk * k.element_size())
+    return {
+        "ACC": accumulator_dtype(q.dtype),
+        "BLOCK_HQ": block_hq,
+        "BLOCK_HK": block_hk,
+        "BLOCK_D": block_d,
+        "ONE_CHUNK": one_chunk,
+        "STAGES": pipeline_stages(profile, step_bytes) if one_chunk else 1,
+        # sized by one half of a tile: x1 and x2 are loaded as separate tiles
+        "num_warps": profile.num_warps(max(block_hq, block_hk) * block_d),
+    }
+
+
+def _qk_grads(ctx: Any, dq_in: torch.Tensor, dk_in: torch.Tensor) -> tuple[Any, ...]:
+    """Backward result of a rotary function: only q and k of its six inputs take gradients."""
+    return (
+        dq_in if ctx.needs_input_grad[0] else None,
+        dk_in if ctx.needs_input_grad[1] else None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
 def rope_apply(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -190,15 +226,8 @@ def rope_apply(
 
     profile = device_profile(q.device)
     half = head_dim // 2
-    block_d = max(MIN_BLOCK, _power_of_two_at_least(half))
-    # A tile holds both halves of BLOCK_H heads: keep it within one block.
-    most_heads = max(1, profile.max_block // (2 * block_d))
-    block_hq = min(_power_of_two_at_least(n_q_heads), _power_of_two_at_least(most_heads + 1) // 2)
-    block_hk = min(_power_of_two_at_least(n_k_heads), _power_of_two_at_least(most_heads + 1) // 2)
     n_positions = batch * seq_len
     grid = profile.grid(n_positions)
-    one_chunk = block_hq >= n_q_heads and block_hk >= n_k_heads
-    step_bytes = 2 * block_d * (block_hq * q.element_size() + block_hk * k.element_size())
     launch(profile, _rope_kernel, grid,
         q, *_head_strides(q, unsqueeze_dim),
         k, *_head_strides(k, unsqueeze_dim),
@@ -209,14 +238,7 @@ def rope_apply(
         n_positions, seq_len, n_q_heads, n_k_heads, half,
         HAS_POSITION_IDS=use_position_ids,
         BACKWARD=backward,
-        ACC=accumulator_dtype(q.dtype),
-        BLOCK_HQ=block_hq,
-        BLOCK_HK=block_hk,
-        BLOCK_D=block_d,
-        ONE_CHUNK=one_chunk,
-        STAGES=pipeline_stages(profile, step_bytes) if one_chunk else 1,
-        # sized by one half of a tile: x1 and x2 are loaded as separate tiles
-        num_warps=profile.num_warps(max(block_hq, block_hk) * block_d),
+        **_head_tiling(profile, q, k, half, n_q_heads, n_k_heads),
     )  # fmt: skip
     return q_out, k_out
 
@@ -241,11 +263,4 @@ class RopeFunction(torch.autograd.Function):
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
         cos, sin, position_ids = ctx.saved_tensors
         dq_in, dk_in = rope_apply(dq, dk, cos, sin, position_ids, ctx.unsqueeze_dim, backward=True)
-        return (
-            dq_in if ctx.needs_input_grad[0] else None,
-            dk_in if ctx.needs_input_grad[1] else None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return _qk_grads(ctx, dq_in, dk_in)

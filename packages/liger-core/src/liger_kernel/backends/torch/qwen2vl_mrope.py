@@ -20,16 +20,7 @@ from typing import Any
 import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
-
-
-def _rotate_half_transposed(y: torch.Tensor) -> torch.Tensor:
-    first, second = y.chunk(2, dim=-1)
-    return torch.cat((second, -first), dim=-1)
+from liger_kernel.backends.torch.rope import rotate_backward, rotate_forward
 
 
 def merge_streams(table: torch.Tensor, mrope_section: Sequence[int]) -> torch.Tensor:
@@ -53,21 +44,8 @@ class Qwen2VLMRopeFunction(torch.autograd.Function):
         math_dtype = compute_dtype(q, k, cos)
         cos_b = merge_streams(cos.to(math_dtype), mrope_section).unsqueeze(unsqueeze_dim)
         sin_b = merge_streams(sin.to(math_dtype), mrope_section).unsqueeze(unsqueeze_dim)
-        q_wide, k_wide = q.to(math_dtype), k.to(math_dtype)
-        q_out = q_wide * cos_b + _rotate_half(q_wide) * sin_b
-        k_out = k_wide * cos_b + _rotate_half(k_wide) * sin_b
-        ctx.save_for_backward(cos_b, sin_b)
-        ctx.dtypes = (q.dtype, k.dtype)
-        return q_out.to(q.dtype), k_out.to(k.dtype)
+        return rotate_forward(ctx, q, k, cos_b, sin_b, math_dtype)
 
     @staticmethod
     def backward(ctx: Any, dq_out: torch.Tensor, dk_out: torch.Tensor) -> tuple[Any, ...]:
-        cos_b, sin_b = ctx.saved_tensors
-        grads = []
-        for needed, grad_out, dtype in zip(ctx.needs_input_grad[:2], (dq_out, dk_out), ctx.dtypes):
-            if not needed:
-                grads.append(None)
-                continue
-            g = grad_out.to(cos_b.dtype)
-            grads.append((g * cos_b + _rotate_half_transposed(g * sin_b)).to(dtype))
-        return grads[0], grads[1], None, None, None, None
+        return rotate_backward(ctx, dq_out, dk_out)

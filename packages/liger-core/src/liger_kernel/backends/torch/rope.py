@@ -41,6 +41,32 @@ def _broadcastable_tables(
     return cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
 
 
+def rotate_forward(
+    ctx: Any, q: torch.Tensor, k: torch.Tensor, cos_b: torch.Tensor, sin_b: torch.Tensor, math_dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate q and k by broadcastable tables and keep what :func:`rotate_backward` needs;
+    rope and M-RoPE differ only in how they build the tables."""
+    q_wide, k_wide = q.to(math_dtype), k.to(math_dtype)
+    q_out = q_wide * cos_b + _rotate_half(q_wide) * sin_b
+    k_out = k_wide * cos_b + _rotate_half(k_wide) * sin_b
+    ctx.save_for_backward(cos_b, sin_b)
+    ctx.dtypes = (q.dtype, k.dtype)
+    return q_out.to(q.dtype), k_out.to(k.dtype)
+
+
+def rotate_backward(ctx: Any, dq_out: torch.Tensor, dk_out: torch.Tensor) -> tuple[Any, ...]:
+    """Gradients of q and k after :func:`rotate_forward`; the other four inputs get none."""
+    cos_b, sin_b = ctx.saved_tensors
+    grads = []
+    for needed, grad_out, dtype in zip(ctx.needs_input_grad[:2], (dq_out, dk_out), ctx.dtypes):
+        if not needed:
+            grads.append(None)
+            continue
+        g = grad_out.to(cos_b.dtype)
+        grads.append((g * cos_b + _rotate_half_transposed(g * sin_b)).to(dtype))
+    return grads[0], grads[1], None, None, None, None
+
+
 class RopeFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -57,21 +83,8 @@ class RopeFunction(torch.autograd.Function):
         cos_b, sin_b = _broadcastable_tables(
             cos.to(math_dtype), sin.to(math_dtype), position_ids, seq_len, unsqueeze_dim
         )
-        q_wide, k_wide = q.to(math_dtype), k.to(math_dtype)
-        q_out = q_wide * cos_b + _rotate_half(q_wide) * sin_b
-        k_out = k_wide * cos_b + _rotate_half(k_wide) * sin_b
-        ctx.save_for_backward(cos_b, sin_b)
-        ctx.dtypes = (q.dtype, k.dtype)
-        return q_out.to(q.dtype), k_out.to(k.dtype)
+        return rotate_forward(ctx, q, k, cos_b, sin_b, math_dtype)
 
     @staticmethod
     def backward(ctx: Any, dq_out: torch.Tensor, dk_out: torch.Tensor) -> tuple[Any, ...]:
-        cos_b, sin_b = ctx.saved_tensors
-        grads = []
-        for needed, grad_out, dtype in zip(ctx.needs_input_grad[:2], (dq_out, dk_out), ctx.dtypes):
-            if not needed:
-                grads.append(None)
-                continue
-            g = grad_out.to(cos_b.dtype)
-            grads.append((g * cos_b + _rotate_half_transposed(g * sin_b)).to(dtype))
-        return grads[0], grads[1], None, None, None, None
+        return rotate_backward(ctx, dq_out, dk_out)
