@@ -79,7 +79,9 @@ _SCHEMA_TYPES = {
     "bool": "bool",
     "str": "str",
     "str | None": "str?",
-    "torch.dtype | None": "ScalarType?",
+    # by name ("bfloat16"): a ScalarType argument reaches the implementation
+    # as a dtype on some torch releases and as its bare enum integer on others
+    "torch.dtype | None": "str?",
     "Sequence[int]": "int[]",
     "list[int]": "int[]",
 }
@@ -161,6 +163,7 @@ class _Parameter:
     name: str
     schema_type: str | None  # None: not an operator argument
     default: Any
+    is_dtype: bool = False  # crosses the operator by name
 
 
 @dataclass
@@ -179,7 +182,11 @@ class Operator:
     def full_args(self, values: Sequence[Any]) -> tuple[Any, ...]:
         """The backend's positional arguments from the operator's."""
         given = iter(values)
-        return tuple(next(given) if p.schema_type is not None else p.default for p in self.parameters)
+        args = [next(given) if p.schema_type is not None else p.default for p in self.parameters]
+        return tuple(
+            getattr(torch, a) if p.is_dtype and isinstance(a, str) else a
+            for p, a in zip(self.parameters, args, strict=True)
+        )
 
     def sources(self, args: Sequence[Any], outputs: Sequence[Any], present: Sequence[Any]) -> list[Any]:
         """The arguments and outputs named by ``cls.backward_reads``, in that
@@ -211,7 +218,7 @@ def _parameters(cls: type[DispatchedFunction]) -> tuple[_Parameter, ...]:
             raise TypeError(
                 f"{cls.__name__}.check: argument {name!r} has annotation {annotation!r} with no schema type"
             )
-        found.append(_Parameter(name, schema_type, param.default))
+        found.append(_Parameter(name, schema_type, param.default, annotation == "torch.dtype | None"))
     return tuple(found)
 
 
@@ -233,8 +240,15 @@ def _forward_schema(parameters: Sequence[_Parameter]) -> str:
 _BACKWARD_SCHEMA = (
     "(Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, bool[] needs_input_grad, "
     "SymInt[] sizes, int[] ranks, "
-    "ScalarType[] dtypes) -> Tensor[]"
+    "int[] dtypes) -> Tensor[]"
 )
+
+# Gradient dtypes cross to the backward operator as positions in this tuple,
+# not as ScalarType[]: that reaches the implementation as bare enum integers on
+# some torch releases (2.11), where ``tensor.to(6)`` reads as a device ordinal.
+_GRAD_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.complex64, torch.complex128)
+# a dict lookup, not str(): what torch.compile traces through
+_DTYPE_NAMES = {dtype: str(dtype).removeprefix("torch.") for dtype in _GRAD_DTYPES}
 
 
 def _present(specs: Sequence[Any]) -> list[int]:
@@ -316,7 +330,8 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
         returned = []
         shapes = _split_sizes(sizes, ranks)
         needed = [i for i in tensor_positions if needs[i]]
-        for i, shape, dtype in zip(needed, shapes, dtypes, strict=True):
+        for i, shape, code in zip(needed, shapes, dtypes, strict=True):
+            dtype = _GRAD_DTYPES[code]
             grad = result[i]
             if grad is None:
                 grad = torch.zeros(shape, dtype=dtype, device=device)
@@ -326,7 +341,8 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
 
     def backward_fake(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes):
         device = grads[0].device  # a backward runs only for an output that has a gradient
-        return [torch.empty(s, dtype=d, device=device) for s, d in zip(_split_sizes(sizes, ranks), dtypes, strict=True)]
+        shapes = _split_sizes(sizes, ranks)
+        return [torch.empty(s, dtype=_GRAD_DTYPES[d], device=device) for s, d in zip(shapes, dtypes, strict=True)]
 
     backward_op = torch.library.custom_op(f"{name}_backward", backward_impl, mutates_args=(), schema=_BACKWARD_SCHEMA)
     backward_op.register_fake(backward_fake)
@@ -357,7 +373,7 @@ def _build(cls: type[DispatchedFunction]) -> Operator:
             shape, dtype = ctx.input_meta[i]
             sizes.extend(shape)
             ranks.append(len(shape))
-            dtypes.append(dtype)
+            dtypes.append(_GRAD_DTYPES.index(dtype))
         for i in tensor_positions:
             if ctx.input_meta[i] is None:
                 needs[i] = False
@@ -464,7 +480,8 @@ def arguments(cls: type[DispatchedFunction], args: tuple[Any, ...]) -> tuple[Ope
     args = (*args, *(p.default for p in op.parameters[len(args) :]))
     grad = torch.is_grad_enabled()
     needs = [grad and isinstance(a, torch.Tensor) and a.requires_grad for a in args]
-    return op, (*(args[i] for i in op.taken), needs)
+    taken = [_DTYPE_NAMES[args[i]] if op.parameters[i].is_dtype and args[i] is not None else args[i] for i in op.taken]
+    return op, (*taken, needs)
 
 
 def call(cls: type[DispatchedFunction], args: tuple[Any, ...]) -> Any:
