@@ -23,6 +23,7 @@ Options (``pytest --help``, group "liger-conformance"):
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 from collections.abc import Iterator
@@ -338,6 +339,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         device_type = marker.args[0]
         if not device_available(device_type):
             pytest.skip(f"{MISSING_DEVICE} device type {device_type!r} is not available")
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After a full-size contract test on a CUDA device, hand the allocator's
+    cached blocks back to the driver: xdist workers share one GPU, and a
+    full-size case holds several GB (its float64 oracle copies among them)
+    that one worker's cache would otherwise keep from the others, which then
+    run out of memory."""
+    settings = item.config.stash.get(SETTINGS, None)
+    if settings is None or settings.size != "full" or not _in_suite(item):
+        return
+    import torch
+
+    if torch.cuda.is_initialized():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def _missing_device_reason(report: pytest.TestReport | pytest.CollectReport) -> str | None:

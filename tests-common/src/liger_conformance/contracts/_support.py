@@ -116,6 +116,7 @@ def compare_with_oracle(
     check_unchanged: bool = True,
     non_leaf: Sequence[str] = (),
     overwrites: Sequence[str] = (),
+    loss_scale: float = 1.0,
 ) -> tuple[Any, ...]:
     """Run ``function(*args.values())`` and ``oracle(float64 copies of args)``.
 
@@ -134,6 +135,12 @@ def compare_with_oracle(
     the op declares in ``overwrites`` (``DispatchedFunction.overwrites``) may
     come back holding anything; every leaf, and every other argument, must
     still be unchanged.
+
+    ``loss_scale`` multiplies every cotangent, as float16 training scales its
+    loss (``torch.amp.GradScaler``): a loss averaged over N elements has
+    gradients of order 1/N, below float16's normal range once N passes a few
+    thousand, and no implementation can return them there. A power of two
+    keeps the scaling exact.
     Returns the backend's outputs.
     """
     assert set(non_leaf) <= set(grads), "only arguments with a gradient can be passed as non-leaf tensors"
@@ -182,8 +189,11 @@ def compare_with_oracle(
     if grads:
         assert differentiable, "no output carries a gradient"
         cotangents = [
-            torch.randn(want.shape, generator=rng, dtype=torch.float64).to(dtype).to(want.device, torch.float64)
-            for _, want, _ in differentiable
+            # exactly representable in the output's dtype, so both sides see the same values
+            (torch.randn(want.shape, generator=rng, dtype=torch.float64) * loss_scale)
+            .to(got.dtype)
+            .to(want.device, torch.float64)
+            for got, want, _ in differentiable
         ]
         torch.autograd.backward(
             [got for got, _, _ in differentiable],

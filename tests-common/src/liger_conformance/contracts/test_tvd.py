@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -53,9 +55,9 @@ REDUCTIONS = ["none", "sum", "mean", "batchmean"]
 LOSS_DTYPES = {"loss": (torch.float32,)}
 
 
-def distribution(shape, dtype, device, rng, *, layout="contiguous", mass=1.0):
-    """Rows of probabilities over the last dimension summing to ``mass``, in ``layout``."""
-    values = torch.softmax(torch.randn(shape, generator=rng, dtype=torch.float64) * 2.0, dim=-1) * mass
+def distribution(shape, dtype, device, rng, *, layout="contiguous"):
+    """Rows of probabilities over the last dimension, in ``layout``."""
+    values = torch.softmax(torch.randn(shape, generator=rng, dtype=torch.float64) * 2.0, dim=-1)
     stored = make(shape, dtype, device, rng, layout=layout)
     with torch.no_grad():
         stored.copy_(values.to(dtype))
@@ -81,15 +83,22 @@ def run(p, q, shift_labels=None, reduction="batchmean", ignore_index=-100, *, dt
         outputs=("loss",),
         reduced=("loss",) if reduction != "none" else (),
         output_dtypes=LOSS_DTYPES,
+        loss_scale=loss_scale(p, reduction),
     )
 
 
-def pair(shape, dtype, device, rng, reduction, layout="contiguous"):
-    # "mean" divides the gradient by every element: rows of mass V keep it as
-    # large as under "batchmean", within float16's range
-    mass = shape[-1] if reduction == "mean" else 1.0
-    p = distribution(shape, dtype, device, rng, layout=layout, mass=mass)
-    q = distribution(shape, dtype, device, rng, layout=layout, mass=mass)
+def loss_scale(p, reduction):
+    """Under "mean" every gradient is 0.5 * g / (K * V), whatever p and q
+    hold: scaled up by the power of two nearest rows * V, as float16 training
+    scales its loss, it stays within float16's normal range."""
+    if reduction != "mean":
+        return 1.0
+    return 2.0 ** round(math.log2(p.numel()))
+
+
+def pair(shape, dtype, device, rng, layout="contiguous"):
+    p = distribution(shape, dtype, device, rng, layout=layout)
+    q = distribution(shape, dtype, device, rng, layout=layout)
     return p, q
 
 
@@ -97,7 +106,7 @@ def pair(shape, dtype, device, rng, reduction, layout="contiguous"):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("ignored", ["no_labels", "some"])
 def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, reduction, ignored):
-    p, q = pair(shape, liger_dtype, liger_device, liger_rng, reduction)
+    p, q = pair(shape, liger_dtype, liger_device, liger_rng)
     shift_labels = None if ignored == "no_labels" else labels(shape, liger_device, liger_rng, ignored)
     run(p, q, shift_labels, reduction, dtype=liger_dtype, rng=liger_rng)
 
@@ -106,7 +115,7 @@ def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, reduction
 @pytest.mark.parametrize("ignored", ["none", "all"])
 def test_all_or_no_rows_ignored(liger_device, liger_dtype, liger_rng, reduction, ignored):
     """With every row ignored the loss and the gradients are 0 (never nan)."""
-    p, q = pair((5, 40), liger_dtype, liger_device, liger_rng, reduction)
+    p, q = pair((5, 40), liger_dtype, liger_device, liger_rng)
     shift_labels = labels((5, 40), liger_device, liger_rng, ignored)
     loss = run(p, q, shift_labels, reduction, dtype=liger_dtype, rng=liger_rng)[0]
     if ignored == "all":
@@ -116,14 +125,14 @@ def test_all_or_no_rows_ignored(liger_device, liger_dtype, liger_rng, reduction,
 @pytest.mark.parametrize("reduction", ["batchmean", "none"])
 def test_both_inputs_get_gradients(liger_device, liger_dtype, liger_rng, reduction):
     """q takes -dl/dp when it requires grad."""
-    p, q = pair((4, 300), liger_dtype, liger_device, liger_rng, reduction)
+    p, q = pair((4, 300), liger_dtype, liger_device, liger_rng)
     shift_labels = labels((4, 300), liger_device, liger_rng, "some")
     run(p, q, shift_labels, reduction, dtype=liger_dtype, rng=liger_rng, grads=("p", "q"))
 
 
 def test_equal_entries_have_zero_gradient(liger_device, liger_dtype, liger_rng):
     """Where p == q the gradient is 0 (the subgradient sign(0) = 0), for p and q."""
-    p, q = pair((3, 64), liger_dtype, liger_device, liger_rng, "sum")
+    p, q = pair((3, 64), liger_dtype, liger_device, liger_rng)
     with torch.no_grad():
         q[:, ::2] = p[:, ::2]
     run(p, q, None, "sum", dtype=liger_dtype, rng=liger_rng, grads=("p", "q"))
@@ -132,7 +141,7 @@ def test_equal_entries_have_zero_gradient(liger_device, liger_dtype, liger_rng):
 @pytest.mark.parametrize("label_shape", ["leading_dims", "flat"])
 def test_labels_of_three_dimensional_input(liger_device, liger_dtype, liger_rng, label_shape):
     """Labels may be shaped like the leading dimensions, or flat."""
-    p, q = pair((2, 3, 50), liger_dtype, liger_device, liger_rng, "batchmean")
+    p, q = pair((2, 3, 50), liger_dtype, liger_device, liger_rng)
     shift_labels = labels((2, 3, 50), liger_device, liger_rng, "some")
     if label_shape == "leading_dims":
         shift_labels = shift_labels.reshape(2, 3)
@@ -140,7 +149,7 @@ def test_labels_of_three_dimensional_input(liger_device, liger_dtype, liger_rng,
 
 
 def test_custom_ignore_index_and_int32_labels(liger_device, liger_dtype, liger_rng):
-    p, q = pair((6, 70), liger_dtype, liger_device, liger_rng, "batchmean")
+    p, q = pair((6, 70), liger_dtype, liger_device, liger_rng)
     shift_labels = labels((6, 70), liger_device, liger_rng, "some", ignore_index=3, dtype=torch.int32)
     run(p, q, shift_labels, "batchmean", 3, dtype=liger_dtype, rng=liger_rng)
 
@@ -148,13 +157,13 @@ def test_custom_ignore_index_and_int32_labels(liger_device, liger_dtype, liger_r
 @pytest.mark.parametrize("layout", ["padded", "strided"])
 @pytest.mark.parametrize("reduction", ["none", "batchmean"])
 def test_non_contiguous_input(liger_device, liger_dtype, liger_rng, layout, reduction):
-    p, q = pair((2, 3, 45), liger_dtype, liger_device, liger_rng, reduction, layout=layout)
+    p, q = pair((2, 3, 45), liger_dtype, liger_device, liger_rng, layout=layout)
     shift_labels = labels((2, 3, 45), liger_device, liger_rng, "some")
     run(p, q, shift_labels, reduction, dtype=liger_dtype, rng=liger_rng, grads=("p", "q"))
 
 
 def test_deterministic(liger_device, liger_dtype, liger_rng):
-    p, q = pair((5, 700), liger_dtype, liger_device, liger_rng, "batchmean")
+    p, q = pair((5, 700), liger_dtype, liger_device, liger_rng)
     shift_labels = labels((5, 700), liger_device, liger_rng, "some")
 
     def once():
@@ -180,7 +189,7 @@ BAD_ARGUMENTS = {
 @pytest.mark.parametrize("bad", list(BAD_ARGUMENTS))
 def test_bad_arguments(liger_device, liger_rng, bad):
     argument, error = BAD_ARGUMENTS[bad]
-    p, q = pair((4, 8), torch.float32, liger_device, liger_rng, "batchmean")
+    p, q = pair((4, 8), torch.float32, liger_device, liger_rng)
     args = {
         "p": p,
         "q": q,
