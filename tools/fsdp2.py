@@ -33,29 +33,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from bench.train import build_model  # tools/ is this script's folder, so first on sys.path
 
 SIZES = {
     # hidden, layers, heads, kv_heads, intermediate, vocab, seq
     "cuda": dict(hidden=1024, layers=8, heads=16, kv_heads=4, inter=4096, vocab=32000, seq=1024),
     "cpu": dict(hidden=64, layers=2, heads=4, kv_heads=2, inter=128, vocab=256, seq=32),
 }
-
-
-def build_model(dims: dict[str, int], device: torch.device) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        hidden_size=dims["hidden"],
-        num_hidden_layers=dims["layers"],
-        num_attention_heads=dims["heads"],
-        num_key_value_heads=dims["kv_heads"],
-        intermediate_size=dims["inter"],
-        vocab_size=dims["vocab"],
-        max_position_embeddings=dims["seq"],
-    )
-    torch.manual_seed(0)  # every rank and every world size starts from the same weights
-    with torch.device(device):
-        return LlamaForCausalLM(config)
 
 
 def global_batch(step: int, rows: int, dims: dict[str, int]) -> torch.Tensor:
@@ -90,7 +74,9 @@ def train(rank: int, world_size: int, job: dict[str, Any]) -> dict[str, Any]:
 
         apply_liger_kernel_to_llama()
     dims = SIZES[device_type]
-    model = build_model(dims, device)
+    torch.manual_seed(0)  # every rank and every world size starts from the same weights
+    # the benchmark's Llama (tools/bench/train.py), in fp32: FSDP2's policy casts to bf16 on GPUs
+    model = build_model(dims, device, torch.float32)
     # a patched run that patched nothing would pass the loss check vacuously
     patched = sum(type(m).__module__.startswith("liger_kernel") for m in model.modules())
     mesh = init_device_mesh(device_type, (world_size,))
