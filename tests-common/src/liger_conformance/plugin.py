@@ -342,19 +342,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """After a full-size contract test on a CUDA device, hand the allocator's
-    cached blocks back to the driver: xdist workers share one GPU, and a
+    """After a full-size contract test on an accelerator, hand its allocator's
+    cached blocks back to the driver: xdist workers share one device, and a
     full-size case holds several GB (its float64 oracle copies among them)
     that one worker's cache would otherwise keep from the others, which then
-    run out of memory."""
+    run out of memory. Any device module with ``empty_cache`` (torch.cuda,
+    which ROCm builds use too, or torch.npu) is served alike."""
     settings = item.config.stash.get(SETTINGS, None)
     if settings is None or settings.size != "full" or not _in_suite(item):
         return
     import torch
 
-    if torch.cuda.is_initialized():
+    device_module = getattr(torch, torch.device(settings.device).type, None)
+    empty_cache = getattr(device_module, "empty_cache", None)
+    is_initialized = getattr(device_module, "is_initialized", None)
+    if empty_cache is not None and is_initialized is not None and is_initialized():
         gc.collect()
-        torch.cuda.empty_cache()
+        empty_cache()
 
 
 def _missing_device_reason(report: pytest.TestReport | pytest.CollectReport) -> str | None:
