@@ -12,41 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from liger_kernel.dispatch import BackendError, dispatcher
 from liger_kernel.ops import OPS
+from liger_kernel.samples import sample
 from liger_kernel.utils import infer_device
-
-Inputs = tuple[tuple[Any, ...], dict[str, Any]]
-
-
-def _example_inputs(op: str, device: str, dtype: torch.dtype) -> Inputs:
-    g = torch.Generator().manual_seed(0)
-
-    def t(*shape: int, grad: bool = True, dt: torch.dtype = dtype) -> torch.Tensor:
-        return torch.randn(*shape, generator=g).to(device=device, dtype=dt).requires_grad_(grad)
-
-    rows, hidden, vocab = 6, 64, 100
-    target = torch.randint(0, vocab, (rows,), generator=g).to(device)
-    target[0] = -100
-    examples: dict[str, Callable[[], Inputs]] = {
-        "rms_norm": lambda: ((t(rows, hidden), t(hidden), 1e-6), {}),
-        "fused_add_rms_norm": lambda: ((t(rows, hidden), t(rows, hidden), t(hidden), 1e-6), {}),
-        "layer_norm": lambda: ((t(rows, hidden), t(hidden), t(hidden), 1e-6), {}),
-        "rope": lambda: (
-            (t(2, 4, 8, 16), t(2, 2, 8, 16), t(1, 8, 16, grad=False), t(1, 8, 16, grad=False)),
-            {},
-        ),
-        "swiglu": lambda: ((t(rows, hidden), t(rows, hidden)), {}),
-        "geglu": lambda: ((t(rows, hidden), t(rows, hidden)), {}),
-        "cross_entropy": lambda: ((t(rows, vocab), target), {}),
-        "fused_linear_cross_entropy": lambda: ((t(rows, hidden), t(vocab, hidden), target), {}),
-    }
-    return examples[op]()
 
 
 def _scalar(outputs: Any) -> torch.Tensor:
@@ -63,9 +36,9 @@ def run(device: str, dtype: torch.dtype) -> list[dict[str, Any]]:
         try:
             route = dispatcher.select(op, dispatcher.device_alias.get(device, device), dispatcher.default_request)
             row["route"] = f"{route.backend} ({route.distribution} {route.version}) {route.implementation}"
-            args, kwargs = _example_inputs(op, device, dtype)
+            args = sample(op, torch.device(device), torch.Generator().manual_seed(0), dtype)
             start = time.perf_counter()
-            loss = _scalar(function.apply(*args, **kwargs))
+            loss = _scalar(function.apply(*args))
             loss.backward()
             row["ms"] = (time.perf_counter() - start) * 1e3
             grads = [a.grad for a in args if isinstance(a, torch.Tensor) and a.requires_grad]

@@ -1,6 +1,7 @@
-"""Small valid arguments for every op: for tests that need to call each op
-once (the operator contract, routing tests of a backend package), not to
-check its numbers (the per-op contracts do that)."""
+"""Small valid arguments for every op, to call each op once: ``liger-kernel
+selftest``, the operator contract of the conformance suite, routing tests of
+a backend package. They are not for checking numbers (the per-op contracts of
+the conformance suite do that)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import torch
 
-# (device, rng) -> (positional args, names of the args that require grad)
+# (device, rng) -> (positional args, positions of the args that require grad);
+# floating arguments are float32 here and take the caller's dtype in sample()
 Sample = Callable[[torch.device, torch.Generator], tuple[tuple[Any, ...], tuple[int, ...]]]
 
 
@@ -109,6 +111,9 @@ SAMPLES: dict[str, Sample] = {
 }
 
 
-def sample(op: str, device: torch.device, rng: torch.Generator) -> tuple[Any, ...]:
+def sample(op: str, device: torch.device, rng: torch.Generator, dtype: torch.dtype = torch.float32) -> tuple[Any, ...]:
+    """``op``'s positional arguments on ``device``, floating tensors in
+    ``dtype``, the differentiable ones requiring grad."""
     args, grads = SAMPLES[op](device, rng)
+    args = tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
     return tuple(a.requires_grad_() if i in grads else a for i, a in enumerate(args))
