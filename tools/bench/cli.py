@@ -12,7 +12,7 @@ import torch
 
 from . import peer, report
 from .cases import CASES, DEFAULT_OPS
-from .measure import MODES
+from .measure import MODES, SPLIT
 from .run_ops import DTYPES, describe, run_ops
 from .worker import IMPLS, PEER_VERSION, Progress
 
@@ -140,8 +140,9 @@ def failed(job: dict[str, Any], error: str) -> list[dict[str, Any]]:
 
 
 class Runner:
-    """Runs jobs: torch and ours in this process, the peer (and every training
-    step, which patches Transformers process-wide) in a subprocess."""
+    """Runs jobs: torch and ours in this process, the peer, every training step
+    (which patches Transformers process-wide) and every op table on a GPU
+    (whose CUDA graph captures may spoil a process) in a subprocess."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -156,7 +157,8 @@ class Runner:
     def run(self, job: dict[str, Any], progress: Progress) -> list[dict[str, Any]]:
         impl = job["impl"]
         try:
-            if impl != "peer" and job["kind"] == "ops":
+            # a failed graph capture (SPLIT) spoils the process for what follows
+            if impl != "peer" and job["kind"] == "ops" and SPLIT not in job["modes"]:
                 if impl not in self.env:
                     self.env[impl] = describe(impl, torch.device(job["device"]))
                 return run_ops(job, progress)
@@ -228,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     if run_table:
         for impl in impls:
             payload["ops"] += runner.run(
-                {**base, "kind": "ops", "impl": impl, "ops": ops, "modes": list(MODES)}, progress
+                {**base, "kind": "ops", "impl": impl, "ops": ops, "modes": [*MODES, SPLIT]}, progress
             )
         text, payload["table"] = report.op_table(payload["ops"], ops, impls, targets_apply)
         sections.append(
             f"ops: full step (forward + backward), {args.dtype} on {args.device}, scale {args.scale:g}\n{text}"
         )
+        if device.type == "cuda":
+            sections.append(
+                "ops: host and device time of the full step\n" + report.split_table(payload["ops"], ops, impls)
+            )
         report.write_csv(out / "ops.csv", payload["ops"], report.OP_FIELDS)
         written.append(out / "ops.csv")
         if not args.no_plots:

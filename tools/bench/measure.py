@@ -6,6 +6,19 @@ the L2 cache between runs); on the CPU it is the median of a few
 tested without a GPU. Memory is the peak of ``torch.cuda.max_memory_allocated``
 during one full step minus what was allocated before it; the CPU has no such
 counter, so it is reported as None (n/a).
+
+The do_bench time of a full step is the larger of two things: the device's
+work, and the host's work of issuing it (Python, autograd, allocator, kernel
+launches), because the device idles while it waits for launches. Two more
+figures of the full step tell them apart (GPU only):
+
+* ``host_ms``: host time to issue one step, the clock read before the call
+  and after it returns, with the device idle at the start (no synchronize
+  inside: launches are asynchronous).
+* ``graph_ms``: device time of one step, replayed from a CUDA graph that holds
+  several steps, so launch gaps vanish; the L2 cache is not flushed between
+  them (every step the targets name moves more bytes than the L2 holds).
+  None where the step cannot be captured (it reads a value back to the host).
 """
 
 from __future__ import annotations
@@ -19,6 +32,10 @@ from typing import Any
 import torch
 
 MODES = ("fwd", "bwd", "full")
+#: host_ms and graph_ms of the full step: a mode of its own because a failed
+#: CUDA graph capture leaves torch's default generator unusable in this
+#: process, so run_ops takes it last, in a pass of its own
+SPLIT = "split"
 
 
 def synchronize(device: torch.device) -> None:
@@ -78,6 +95,97 @@ def _events_ms(
     return statistics.median(start.elapsed_time(end) for start, end in elapsed)
 
 
+def host_ms(fn: Callable[[], Any], device: torch.device, runs: int, setup: Callable[[], None] | None) -> float:
+    """Median host milliseconds to issue ``fn`` (see the module docstring)."""
+    elapsed = []
+    for _ in range(runs + 3):  # three warm-up runs
+        if setup is not None:
+            setup()
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        elapsed.append((time.perf_counter() - start) * 1e3)
+    synchronize(device)
+    return statistics.median(elapsed[3:])
+
+
+def graph_ms(
+    fn: Callable[[], Any],
+    device: torch.device,
+    leaves: Sequence[torch.Tensor],
+    setup: Callable[[], None] | None,
+    steps: int = 10,
+    replays: int = 10,
+) -> float:
+    """Median device milliseconds of ``fn`` replayed from a CUDA graph of
+    ``steps`` calls. With ``setup`` (fresh activations, a copy per step), a
+    graph of the copies alone is timed too and taken off.
+
+    The graph is captured on the current stream, which must not be the
+    default one and should be the stream the inputs were made on: autograd
+    orders a leaf's gradient after the stream that made the leaf, and a
+    capture may not make the default stream wait on it."""
+
+    def one_step() -> None:
+        clear_grads(leaves)  # each step's gradients come from the graph's pool
+        if setup is not None:
+            setup()
+        fn()
+
+    def replay_ms(step: Callable[[], None]) -> float:
+        step()  # the step ran many times before: compiled, tuned, its memory cached
+        synchronize(device)
+        graph = torch.cuda.CUDAGraph()
+        cause: Exception | None = None
+        try:
+            with torch.cuda.graph(graph, stream=torch.cuda.current_stream(device)):
+                try:
+                    for _ in range(steps):
+                        step()
+                except Exception as exc:
+                    cause = exc
+                    raise
+        except Exception as exc:
+            # ending a broken capture raises too: report what broke it
+            raise (cause or exc) from None
+        graph.replay()  # the first replay uploads the graph
+        times = []
+        for _ in range(replays):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            graph.replay()
+            end.record()
+            times.append((start, end))
+        synchronize(device)
+        result = statistics.median(s.elapsed_time(e) for s, e in times) / steps
+        del graph
+        clear_grads(leaves)
+        return result
+
+    total = replay_ms(one_step)
+    return total - replay_ms(setup) if setup is not None else total
+
+
+def split(
+    full: Callable[[], Any],
+    device: torch.device,
+    leaves: Sequence[torch.Tensor],
+    setup: Callable[[], None] | None,
+    quick: bool,
+) -> dict[str, Any]:
+    """host_ms and graph_ms of the full step (graph_ms None, with graph_error,
+    where the step cannot be captured)."""
+    result: dict[str, Any] = {"host_ms": host_ms(full, device, 10 if quick else 50, setup)}
+    try:
+        result["graph_ms"] = graph_ms(full, device, leaves, setup)
+    except Exception as exc:
+        result["graph_ms"] = None
+        result["graph_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    clear_grads(leaves)
+    torch.cuda.empty_cache()
+    return result
+
+
 def _as_list(out: Any) -> list[torch.Tensor]:
     return list(out) if isinstance(out, tuple | list) else [out]
 
@@ -115,7 +223,8 @@ def measure(
     modes: Sequence[str] = MODES,
     setup: Callable[[], None] | None = None,
 ) -> dict[str, float | None]:
-    """fwd_ms, bwd_ms, full_ms (those in ``modes``) and mem_mib of one op.
+    """fwd_ms, bwd_ms, full_ms, host_ms and graph_ms (those in ``modes``; the
+    last two from "split", on a GPU only) and mem_mib of one op.
 
     The forward runs with autograd recording, as in training. Backward is
     timed on one retained graph; ``grad_to_none`` keeps gradient accumulation
@@ -155,5 +264,7 @@ def measure(
         )
     if "full" in modes:
         result["full_ms"] = bench_ms(full, device, quick, leaves, setup)
+    if "split" in modes and device.type == "cuda":
+        result.update(split(full, device, leaves, setup, quick))
     clear_grads(leaves)
     return result

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .cases import CASES, shape_label
-from .measure import MODES, measure
+from .measure import MODES, SPLIT, measure
 from .worker import Progress
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -82,9 +82,27 @@ def _fresh_activations(inputs: dict[str, Any]) -> Callable[[], None]:
     return setup
 
 
+def _inputs_and_forward(case, impl: str, dims, dtype, device):
+    torch.manual_seed(0)
+    inputs = case.make(dims, dtype, device)
+    if impl == "torch":
+        forward = functools.partial(case.eager, inputs)
+    else:  # resolved once, so the timed call is the public Function's apply alone
+        forward = functools.partial(case.call, case.public_function(), inputs)
+    setup = _fresh_activations(inputs) if "fresh" in inputs else None
+    return inputs, forward, setup
+
+
+def _error(exc: Exception) -> str:
+    if os.environ.get("LIGER_BENCH_TRACEBACK"):
+        traceback.print_exc()
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
 def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None) -> list[dict[str, Any]]:
     impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
     modes = tuple(job.get("modes") or MODES)
+    timed_modes = tuple(m for m in modes if m != SPLIT)
     records = []
     for op in job["ops"]:
         case = CASES[op]
@@ -101,26 +119,41 @@ def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None)
                 "fwd_ms": None,
                 "bwd_ms": None,
                 "full_ms": None,
+                "host_ms": None,
+                "graph_ms": None,
                 "mem_mib": None,
                 "error": None,
             }
             progress.step(f"{op} · {impl} · {record['shape']} {job['dtype']}")
             try:
                 record["backend"] = backend_of(impl, op, device, version)
-                torch.manual_seed(0)
-                inputs = case.make(dims, dtype, device)
-                if impl == "torch":
-                    forward = functools.partial(case.eager, inputs)
-                else:  # resolved once, so the timed call is the public Function's apply alone
-                    forward = functools.partial(case.call, case.public_function(), inputs)
-                setup = _fresh_activations(inputs) if "fresh" in inputs else None
-                record.update(measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], modes, setup))
-                del inputs, forward
+                if timed_modes:  # else the split pass below is all there is
+                    inputs, forward, setup = _inputs_and_forward(case, impl, dims, dtype, device)
+                    record.update(
+                        measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], timed_modes, setup)
+                    )
+                    del inputs, forward, setup
             except Exception as exc:  # recorded in the table; the run goes on
-                record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+                record["error"] = _error(exc)
                 progress.note(f"error: {record['error']}")
-                if os.environ.get("LIGER_BENCH_TRACEBACK"):
-                    traceback.print_exc()
             _free(device)
             records.append(record)
+    if SPLIT in modes and device.type == "cuda":
+        # last, in a pass of its own: see measure.SPLIT
+        stream = torch.cuda.Stream(device)
+        for record in records:
+            if record["error"]:
+                continue
+            case = CASES[record["op"]]
+            try:
+                with torch.cuda.stream(stream):  # see measure.graph_ms
+                    inputs, forward, setup = _inputs_and_forward(
+                        case, impl, case.sized(job["scale"], record["tokens"]), dtype, device
+                    )
+                    found = measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], (SPLIT,), setup)
+                    del inputs, forward, setup
+                record.update({k: found.get(k) for k in ("host_ms", "graph_ms", "graph_error") if k in found})
+            except Exception as exc:
+                record["graph_error"] = _error(exc)
+            _free(device)
     return records

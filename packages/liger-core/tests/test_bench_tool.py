@@ -172,3 +172,22 @@ def test_peer_worker_refuses_to_measure_without_the_peer(tmp_path: Path) -> None
     job = {"kind": "ops", "impl": "peer", "ops": ["swiglu"], "device": "cpu", "dtype": "bf16", "scale": 0.005}
     with pytest.raises(peer.PeerError, match="peer isolation failed"):
         peer.run_in_subprocess({**job, "quick": True}, site=empty)
+
+
+def test_verdict_names_a_host_bound_miss_and_treats_near_ties_as_equal() -> None:
+    from bench.report import SAME_TIME, verdict
+
+    # rms_norm's targets: 0.25 ms, 66 MiB
+    host_bound = {"full_ms": 0.42, "mem_mib": 65.1, "host_ms": 0.70, "graph_ms": 0.108}
+    peer_rec = {"full_ms": 0.33, "mem_mib": 66.1, "host_ms": 0.50, "graph_ms": 0.131}
+    assert verdict("rms_norm", host_bound, peer_rec, True) == (
+        "FAIL (time, slower than peer) host-bound; device 0.108 ms, peer 0.131"
+    )
+    device_bound = {**host_bound, "host_ms": 0.05, "graph_ms": 0.40, "full_ms": 0.40}
+    assert verdict("rms_norm", device_bound, None, True) == "FAIL (time)"
+    tie = {"full_ms": 0.20 * (1 + SAME_TIME / 2), "mem_mib": 60.0}
+    assert verdict("rms_norm", tie, {"full_ms": 0.20, "mem_mib": 66.0}, True) == "PASS"
+    slower = {"full_ms": 0.20 * (1 + 2 * SAME_TIME), "mem_mib": 60.0}
+    assert verdict("rms_norm", slower, {"full_ms": 0.20, "mem_mib": 66.0}, True) == "FAIL (slower than peer)"
+    assert verdict("rms_norm", {"full_ms": 0.2, "mem_mib": 70.0}, None, True) == "FAIL (memory)"
+    assert verdict("rms_norm", host_bound, peer_rec, False) == "n/a"
