@@ -281,20 +281,34 @@ def _pyplot():
 def plot_op_times(
     path: Path, records: Sequence[dict[str, Any]], ops: Sequence[str], impls: Sequence[str], targets_apply: bool
 ) -> None:
-    """One panel per op: fwd / bwd / full groups, one bar per impl; the target
-    line only where TARGETS.md applies (full size on the GPU)."""
+    """One panel per op: fwd / bwd / full groups, one bar per impl; a black
+    tick on a full bar at its device time (CUDA graph replay) where measured;
+    the target line only where TARGETS.md applies (full size on the GPU)."""
     plt = _pyplot()
     by = index(records)
     cols = min(4, len(ops))
     rows = math.ceil(len(ops) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     width = 0.8 / max(1, len(impls))
+    device_marked = False
     for ax, op in zip(axes.flat, ops):
         for k, impl in enumerate(impls):
             rec = by.get((op, impl)) or {}
             values = [rec.get(f"{m}_ms") or 0.0 for m in ("fwd", "bwd", "full")]
             xs = [x + (k - (len(impls) - 1) / 2) * width for x in range(3)]
             ax.bar(xs, values, width, label=IMPL_LABEL[impl], color=IMPL_COLOR[impl])
+            if rec.get("graph_ms"):
+                # the full step's device time: the bar above it is host time
+                ax.plot(
+                    xs[2],
+                    rec["graph_ms"],
+                    marker="_",
+                    markersize=16,
+                    markeredgewidth=2,
+                    color="black",
+                    label="device time (full)" if not device_marked else None,
+                )
+                device_marked = True
             if rec.get("error"):
                 for x in xs:
                     ax.text(x, 0, "ERR", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
