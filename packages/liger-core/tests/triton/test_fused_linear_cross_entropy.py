@@ -123,6 +123,20 @@ def test_skipping_ignored_rows_does_not_change_results(reduction: str, monkeypat
     assert_all_close(skipped, [t.double() if t is not None else None for t in every_row], atol=1e-6, rtol=1e-6)
 
 
+def test_graph_capture_walks_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a graph capture the kept rows are not counted (a capture may not
+    synchronize), and the walk over every row gives the same results."""
+    x, w, b, target, _ = make_case()
+    assert flce_module.kept_rows(target, -100) is not None
+    expected = run_both(x, w, b, target)[0]
+    monkeypatch.setattr(flce_module, "stream_capturing", lambda device: True)
+    assert flce_module.kept_rows(target, -100) is None
+    captured = run_both(x, w, b, target)[0]
+    for got, want in zip(captured, expected):
+        if want is not None:
+            torch.testing.assert_close(got, want)
+
+
 def test_all_rows_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     use_chunk_rows(monkeypatch, 4)
     x, w, b, target, _ = make_case(seed=14)

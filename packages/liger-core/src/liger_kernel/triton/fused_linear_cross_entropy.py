@@ -14,7 +14,9 @@ backward runs the chunks again with each row's gradient scaled before the GEMMs.
 
 Rows whose target is ignored are left out of the chunks (SKIP_IGNORED_ROWS):
 their loss and gradient are zero, so they need no GEMM. Counting the kept rows
-is the one host synchronization of a walk.
+is the one host synchronization of a walk; while the stream is being captured
+into a graph (CUDA graphs, torch.compile's "reduce-overhead"), where nothing
+may synchronize, every row is walked instead.
 
 Memory: one chunk of logits (CHUNK_LOGITS_TO_INPUT times the size of input, see
 :func:`chunk_rows`) and one gathered chunk of input, dinput, and dweight /
@@ -84,11 +86,18 @@ def _accumulate_weight_grad(
             grad_weight[start : start + slice_rows].add_(product)
 
 
+def stream_capturing(device: torch.device) -> bool:
+    """Whether the current stream of ``device`` is being captured into a graph
+    (``torch.cuda``'s probe, or the same one of another device module)."""
+    probe = getattr(getattr(torch, device.type, None), "is_current_stream_capturing", None)
+    return bool(probe()) if probe is not None else False
+
+
 def kept_rows(target: torch.Tensor, ignore_index: int) -> torch.Tensor | None:
     """Indices of the rows whose target is not ignored, or None when no row is
-    ignored (or SKIP_IGNORED_ROWS is off). One host synchronization: the GEMM
-    sizes depend on the count."""
-    if not SKIP_IGNORED_ROWS:
+    ignored (or SKIP_IGNORED_ROWS is off, or a graph capture forbids the
+    count's host synchronization: the GEMM sizes depend on the count)."""
+    if not SKIP_IGNORED_ROWS or stream_capturing(target.device):
         return None
     rows = torch.nonzero(target != ignore_index).squeeze(1)
     return None if rows.numel() == target.shape[0] else rows
