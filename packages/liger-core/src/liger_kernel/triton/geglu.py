@@ -19,9 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype
-from liger_kernel.triton.swiglu import as_gate_grads, gate_grad_buffers, gate_launch, save_gate_inputs
+from liger_kernel.triton.swiglu import gate_backward, gate_forward
 
 SQRT_2_OVER_PI: tl.constexpr = tl.constexpr(0.7978845608028654)
 GELU_CUBIC: tl.constexpr = tl.constexpr(0.044715)
@@ -80,40 +78,8 @@ def _gelu_mul_backward_kernel(
 class GELUMulFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a_flat, b_flat = save_gate_inputs(ctx, a, b)
-        c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
-        profile = device_profile(a.device)
-        launch, stages = gate_launch(profile, a_flat.numel(), 2 * a_flat.element_size())
-        _gelu_mul_forward_kernel[(launch.grid,)](
-            a_flat,
-            b_flat,
-            c,
-            a_flat.numel(),
-            ACC=accumulator_dtype(a.dtype),
-            BLOCK=launch.block,
-            STAGES=stages,
-            num_warps=launch.num_warps,
-        )
-        return c
+        return gate_forward(ctx, a, b, _gelu_mul_forward_kernel)
 
     @staticmethod
     def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        a_flat, b_flat, da, db = gate_grad_buffers(ctx)
-        needs_da, needs_db = da is not None, db is not None
-        profile = device_profile(dc.device)
-        launch, stages = gate_launch(profile, a_flat.numel(), 3 * a_flat.element_size())
-        _gelu_mul_backward_kernel[(launch.grid,)](
-            dc.contiguous().view(-1),
-            a_flat,
-            b_flat,
-            da if da is not None else a_flat,
-            db if db is not None else b_flat,
-            a_flat.numel(),
-            COMPUTE_DA=needs_da,
-            COMPUTE_DB=needs_db,
-            ACC=accumulator_dtype(a_flat.dtype),
-            BLOCK=launch.block,
-            STAGES=stages,
-            num_warps=launch.num_warps,
-        )
-        return as_gate_grads(ctx, da, db)
+        return gate_backward(ctx, dc, _gelu_mul_backward_kernel)

@@ -124,43 +124,52 @@ def as_gate_grads(ctx: Any, da: torch.Tensor | None, db: torch.Tensor | None) ->
     return tuple(None if grad is None else grad.view(ctx.gate_shape) for grad in (da, db))
 
 
+def gate_forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, kernel: Any) -> torch.Tensor:
+    """c = kernel(a, b) over the flattened gate, saving what ``gate_backward`` reads."""
+    a_flat, b_flat = save_gate_inputs(ctx, a, b)
+    c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
+    profile = device_profile(a.device)
+    launch, stages = gate_launch(profile, a_flat.numel(), 2 * a_flat.element_size())
+    kernel[(launch.grid,)](
+        a_flat,
+        b_flat,
+        c,
+        a_flat.numel(),
+        ACC=accumulator_dtype(a.dtype),
+        BLOCK=launch.block,
+        STAGES=stages,
+        num_warps=launch.num_warps,
+    )
+    return c
+
+
+def gate_backward(ctx: Any, dc: torch.Tensor, kernel: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(da, db) from a gate backward ``kernel``, over a and b where allowed."""
+    a_flat, b_flat, da, db = gate_grad_buffers(ctx)
+    profile = device_profile(dc.device)
+    launch, stages = gate_launch(profile, a_flat.numel(), 3 * a_flat.element_size())
+    kernel[(launch.grid,)](
+        dc.contiguous().view(-1),
+        a_flat,
+        b_flat,
+        da if da is not None else a_flat,
+        db if db is not None else b_flat,
+        a_flat.numel(),
+        COMPUTE_DA=da is not None,
+        COMPUTE_DB=db is not None,
+        ACC=accumulator_dtype(a_flat.dtype),
+        BLOCK=launch.block,
+        STAGES=stages,
+        num_warps=launch.num_warps,
+    )
+    return as_gate_grads(ctx, da, db)
+
+
 class SiLUMulFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a_flat, b_flat = save_gate_inputs(ctx, a, b)
-        c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
-        profile = device_profile(a.device)
-        launch, stages = gate_launch(profile, a_flat.numel(), 2 * a_flat.element_size())
-        _silu_mul_forward_kernel[(launch.grid,)](
-            a_flat,
-            b_flat,
-            c,
-            a_flat.numel(),
-            ACC=accumulator_dtype(a.dtype),
-            BLOCK=launch.block,
-            STAGES=stages,
-            num_warps=launch.num_warps,
-        )
-        return c
+        return gate_forward(ctx, a, b, _silu_mul_forward_kernel)
 
     @staticmethod
     def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        a_flat, b_flat, da, db = gate_grad_buffers(ctx)
-        needs_da, needs_db = da is not None, db is not None
-        profile = device_profile(dc.device)
-        launch, stages = gate_launch(profile, a_flat.numel(), 3 * a_flat.element_size())
-        _silu_mul_backward_kernel[(launch.grid,)](
-            dc.contiguous().view(-1),
-            a_flat,
-            b_flat,
-            da if da is not None else a_flat,
-            db if db is not None else b_flat,
-            a_flat.numel(),
-            COMPUTE_DA=needs_da,
-            COMPUTE_DB=needs_db,
-            ACC=accumulator_dtype(a_flat.dtype),
-            BLOCK=launch.block,
-            STAGES=stages,
-            num_warps=launch.num_warps,
-        )
-        return as_gate_grads(ctx, da, db)
+        return gate_backward(ctx, dc, _silu_mul_backward_kernel)
