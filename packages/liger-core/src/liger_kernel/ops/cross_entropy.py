@@ -82,6 +82,12 @@ def check_loss_options(
     if weight is not None:
         require_tensor(weight_name, weight)
         require_shape(weight_name, weight, (vocab,), "one weight per class")
+    check_scalar_options(label_smoothing, reduction, softcap)
+
+
+def check_scalar_options(label_smoothing: float, reduction: str, softcap: float | None) -> None:
+    """The cross-entropy options that are plain numbers or names (also checked
+    when a loss module is built, before any tensor is seen)."""
     require_choice("reduction", reduction, REDUCTIONS)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from liger_kernel.ops.cross_entropy import check_scalar_options
 from liger_kernel.transformers.functional import liger_cross_entropy
 
 
@@ -29,12 +30,7 @@ class LigerCrossEntropyLoss(nn.Module):
         return_predicted_tokens: bool = False,
     ) -> None:
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-        if softcap is not None and not softcap > 0:
-            raise ValueError(f"softcap must be positive or None, got {softcap}")
+        check_scalar_options(label_smoothing, reduction, softcap)
         self.weight = weight
         self.ignore_index = ignore_index
         self.lse_square_scale = lse_square_scale
