@@ -66,6 +66,18 @@ def test_tuning_is_read_from_the_table_by_major(devices, monkeypatch):
     assert profile.grid(10**6) == 108 * 3
 
 
+def test_kernel_tuning_rows_reach_the_profile(devices, monkeypatch):
+    row = nvidia.ArchTuning(
+        gate_tile=2048, reduction_programs_per_unit=2, vocab_programs_per_unit=3, lm_head_chunk_ratio=1
+    )
+    monkeypatch.setitem(nvidia.ARCH_TUNING, 8, row)
+    profile = nvidia.nvidia_profile(1)
+    assert profile.gate_tile == 2048
+    assert profile.reduction_programs_per_unit == 2
+    assert profile.vocab_programs_per_unit == 3
+    assert profile.lm_head_chunk_ratio == 1
+
+
 @pytest.mark.parametrize(
     ("major", "minor", "shared"),
     [(8, 6, 99 * 1024), (7, 5, 64 * 1024), (9, 0, 227 * 1024), (6, 1, nvidia.DEFAULT_SHARED_MEMORY)],

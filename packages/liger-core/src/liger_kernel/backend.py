@@ -82,6 +82,21 @@ class DeviceProfile:
     direct_launch: True where the Triton build lets a compiled kernel be
         relaunched directly, skipping argument binding (NVIDIA); see
         ``liger_kernel.triton._launch.launch``.
+
+    Tuning, choices a backend measures per architecture (the defaults are the
+    choices measured on an H100; liger-cuda's profile records where each came
+    from):
+
+    gate_tile: elements per program of the SwiGLU / GEGLU kernels.
+    reduction_programs_per_unit: programs per compute unit of the row kernels
+        that also sum over rows (the norms' weight gradients); each program
+        keeps one partial row, so more programs mean a larger buffer to add up.
+    vocab_programs_per_unit: programs per compute unit of the cross-entropy
+        kernels, which walk rows as wide as the vocabulary.
+    lm_head_chunk_ratio: fused linear cross-entropy's chunk of logits holds
+        this many times as many elements as its input (tokens x hidden):
+        larger chunks make the weight-gradient GEMM read and write that
+        gradient fewer times, smaller ones take less memory.
     """
 
     name: str
@@ -94,6 +109,10 @@ class DeviceProfile:
     programs_per_unit: int = 4
     uses_num_warps: bool = True
     direct_launch: bool = False
+    gate_tile: int = 4096
+    reduction_programs_per_unit: int = 1
+    vocab_programs_per_unit: int = 1
+    lm_head_chunk_ratio: int = 2
 
     def grid(self, work_items: int) -> int:
         """Persistent grid for ``work_items`` independent rows or tiles."""

@@ -256,6 +256,6 @@ def test_scale_rows_skips_unit_scale_and_scales_the_rest() -> None:
 def test_vocab_block_respects_profile(small_profile: DeviceProfile) -> None:
     launch = ce_module.vocab_launch(9, 300, torch.device("cpu"), 4)
     assert launch.block == small_profile.max_block
-    assert launch.grid == min(9, small_profile.compute_units * ce_module.VOCAB_PROGRAMS_PER_UNIT)
+    assert launch.grid == min(9, small_profile.compute_units * small_profile.vocab_programs_per_unit)
     narrow = ce_module.vocab_launch(1, 20, torch.device("cpu"), 4)
     assert narrow.block == 32 and narrow.grid == 1

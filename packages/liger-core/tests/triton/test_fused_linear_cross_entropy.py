@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -36,7 +37,7 @@ def small_profile(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def use_chunk_rows(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
-    monkeypatch.setattr(flce_module, "chunk_rows", lambda n_rows, hidden, vocab: rows)
+    monkeypatch.setattr(flce_module, "chunk_rows", lambda n_rows, hidden, vocab, ratio: rows)
 
 
 def make_case(dtype: torch.dtype = torch.float32, seed: int = 0, rows: int = ROWS):
@@ -176,7 +177,6 @@ def test_bf16_with_float32_accumulation(monkeypatch: pytest.MonkeyPatch) -> None
 def test_float32_accumulation_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
     """An accum dtype other than the GEMM dtype walks dweight in vocabulary slices."""
     use_chunk_rows(monkeypatch, 2)
-    monkeypatch.setattr(flce_module, "CHUNK_LOGITS_TO_INPUT", 1)
     x, w, b, target, _ = make_case(torch.float32, seed=6)
     ours, ref = run_both(x, w, b, target, accum_dtype=torch.float64)
     assert_all_close(ours, ref)
@@ -210,11 +210,29 @@ def test_only_weight_requires_grad(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_chunk_rows_rule() -> None:
-    rows = flce_module.chunk_rows(8192, 4096, 128256)
-    assert rows % flce_module.CHUNK_ROW_MULTIPLE == 0
-    assert rows * 128256 <= flce_module.CHUNK_LOGITS_TO_INPUT * 8192 * 4096
-    assert flce_module.chunk_rows(5, 16, 150) == 5
-    assert flce_module.chunk_rows(100_000, 8, 1_000_000) == flce_module.CHUNK_ROW_MULTIPLE
+    rows = flce_module.chunk_rows(8192, 4096, 128256, 2)
+    assert rows == 512  # the TARGETS.md shape: 125 MiB of bf16 logits
+    assert rows * 128256 <= 2 * 8192 * 4096
+    assert flce_module.chunk_rows(8192, 4096, 128256, 1) == 256
+    assert flce_module.chunk_rows(5, 16, 150, 2) == 5
+    assert flce_module.chunk_rows(100_000, 8, 1_000_000, 2) == flce_module.CHUNK_ROW_MULTIPLE
+
+
+def test_chunks_are_sized_by_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk ratio is the device profile's lm_head_chunk_ratio (tuning data
+    of the backend), not a constant of this module."""
+    seen = []
+    sized = flce_module.chunk_rows
+
+    def recording(n_rows: int, hidden: int, vocab: int, ratio: int) -> int:
+        seen.append(ratio)
+        return sized(n_rows, hidden, vocab, ratio)
+
+    monkeypatch.setattr(flce_module, "chunk_rows", recording)
+    monkeypatch.setattr(dispatcher, "profile", lambda device: replace(SMALL_PROFILE, lm_head_chunk_ratio=7))
+    x, w, b, target, _ = make_case(seed=10)
+    run_both(x, w, b, target)
+    assert seen and set(seen) == {7}
 
 
 def test_autocast_runs_the_gemms_in_autocast_dtype() -> None:

@@ -66,3 +66,22 @@ def test_gate_grad_subsets(profile, assert_close, gate, needs):
             assert_close(got.grad, want.grad, torch.float32)
         else:
             assert got.grad is None
+
+
+def test_gate_tiles_and_norm_reduction_grids_follow_the_profile_tuning() -> None:
+    """gate_tile and reduction_programs_per_unit are tuning data of the device
+    profile: the launchers size by them, within the hardware caps."""
+    from dataclasses import replace
+
+    from liger_kernel.backend import DeviceProfile
+    from liger_kernel.triton._launch import reduction_grid
+    from liger_kernel.triton.swiglu import gate_launch
+
+    base = DeviceProfile(name="fake", compute_units=4, max_block=8192)
+    launch, _ = gate_launch(replace(base, gate_tile=1024), 10_000, 4)
+    assert (launch.block, launch.grid) == (1024, 10)
+    launch, _ = gate_launch(replace(base, gate_tile=16384), 10_000, 4)
+    assert launch.block == 8192  # capped by max_block
+    assert reduction_grid(base, 1000) == 4
+    assert reduction_grid(replace(base, reduction_programs_per_unit=2), 1000) == 8
+    assert reduction_grid(replace(base, reduction_programs_per_unit=2), 3) == 3

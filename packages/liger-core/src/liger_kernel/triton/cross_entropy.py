@@ -55,10 +55,6 @@ from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row
 #: 16384 / 32 warps / 3 stages / one program per SM 1.93 ms, 4096 / 16 warps /
 #: two per SM 2.23 ms, 2048 / 8 warps / four per SM 2.10-2.44 ms.
 BYTES_PER_BLOCK_ELEMENT = 8
-#: Persistent programs per compute unit. With one, the rows in flight (one per
-#: SM, 250 KB each at V = 128256 bf16) fit the L2 cache, so the gradient pass
-#: re-reads its row from L2 instead of HBM.
-VOCAB_PROGRAMS_PER_UNIT = 1
 
 
 @triton.jit
@@ -244,7 +240,7 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: i
     """Persistent grid, vocabulary block, num_warps and pipeline stages for
     rows of ``n_cols`` elements of ``element_size`` bytes.
 
-    The grid is VOCAB_PROGRAMS_PER_UNIT programs per compute unit; the block is
+    The grid is ``profile.vocab_programs_per_unit`` programs per compute unit; the block is
     :func:`row_block`, further capped to the widest power of two that the
     profile's on-chip budget holds at BYTES_PER_BLOCK_ELEMENT each; the
     vocabulary loops prefetch the next block when :func:`pipeline_stages` says
@@ -253,7 +249,7 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: i
     budget = max(MIN_BLOCK, profile.onchip_bytes // BYTES_PER_BLOCK_ELEMENT)
     block = min(row_block(n_cols, profile), 1 << (budget.bit_length() - 1))
     stages = pipeline_stages(profile, block * element_size)
-    grid = max(1, min(n_rows, profile.compute_units * VOCAB_PROGRAMS_PER_UNIT, profile.max_grid))
+    grid = max(1, min(n_rows, profile.compute_units * profile.vocab_programs_per_unit, profile.max_grid))
     return VocabLaunch(grid, block, profile.num_warps(block), stages)
 
 

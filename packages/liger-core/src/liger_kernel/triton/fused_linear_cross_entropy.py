@@ -18,8 +18,8 @@ is the one host synchronization of a walk; while the stream is being captured
 into a graph (CUDA graphs, torch.compile's "reduce-overhead"), where nothing
 may synchronize, every row is walked instead.
 
-Memory: one chunk of logits (CHUNK_LOGITS_TO_INPUT times the size of input, see
-:func:`chunk_rows`) and one gathered chunk of input, dinput, and dweight /
+Memory: one chunk of logits (the profile's ``lm_head_chunk_ratio`` times the
+size of input, see :func:`chunk_rows`) and one gathered chunk of input, dinput, and dweight /
 dbias in accum_dtype (weight's dtype when None; returned in weight's dtype). use_token_scaling multiplies each row's
 loss (and its gradient) by the detached softmax probability of its target.
 """
@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from liger_kernel.dispatch import device_profile
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import (
     accuracy,
@@ -42,10 +43,6 @@ from liger_kernel.triton.cross_entropy import (
     warn_if_repeated,
 )
 
-#: A chunk's logits hold about this many times as many elements as ``input``
-#: (BT x H). Larger chunks make the dweight GEMM (K = chunk rows) less bound by
-#: reading and writing dweight once per chunk; smaller ones save memory.
-CHUNK_LOGITS_TO_INPUT = 2
 #: Chunk rows are rounded down to a multiple of this, for GEMM tiles.
 CHUNK_ROW_MULTIPLE = 64
 #: Rows with an ignored target skip all three GEMMs and the loss kernel. It
@@ -54,12 +51,13 @@ CHUNK_ROW_MULTIPLE = 64
 SKIP_IGNORED_ROWS = True
 
 
-def chunk_rows(n_rows: int, hidden: int, vocab: int) -> int:
-    """Rows per chunk: the chunk's logits (rows x vocab) stay within
-    CHUNK_LOGITS_TO_INPUT x (n_rows x hidden) elements, rounded down to a
-    multiple of CHUNK_ROW_MULTIPLE, at least one multiple, at most n_rows.
-    E.g. (8192, 4096, 128256) -> 512 rows: 125 MiB of bf16 logits."""
-    rows = CHUNK_LOGITS_TO_INPUT * n_rows * hidden // max(vocab, 1)
+def chunk_rows(n_rows: int, hidden: int, vocab: int, ratio: int) -> int:
+    """Rows per chunk: the chunk's logits (rows x vocab) stay within ``ratio``
+    x (n_rows x hidden) elements (the profile's ``lm_head_chunk_ratio``),
+    rounded down to a multiple of CHUNK_ROW_MULTIPLE, at least one multiple,
+    at most n_rows. E.g. (8192, 4096, 128256) at ratio 2 -> 512 rows: 125 MiB
+    of bf16 logits."""
+    rows = ratio * n_rows * hidden // max(vocab, 1)
     rows = max(CHUNK_ROW_MULTIPLE, rows // CHUNK_ROW_MULTIPLE * CHUNK_ROW_MULTIPLE)
     return max(1, min(n_rows, rows))
 
@@ -140,7 +138,7 @@ def _run_chunks(
     vocab = weight.shape[0]
     want_input, want_weight, want_bias = want_grads
     write_grad = any(want_grads)
-    rows_per_chunk = chunk_rows(n_rows, hidden, vocab)
+    rows_per_chunk = chunk_rows(n_rows, hidden, vocab, device_profile(x.device).lm_head_chunk_ratio)
     kept = kept_rows(target, options["ignore_index"])
     if kept is None:
         n_kept = n_rows

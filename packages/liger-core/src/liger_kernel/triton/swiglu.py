@@ -10,8 +10,8 @@ and b when they are non-leaf tensors that require grad (or contiguous copies
 made here), so the gate's backward needs no activation-sized buffer besides
 dc. Leaves, views of leaves and a, b sharing one storage get new buffers.
 
-a and b are streamed as one flat range of tiles of GATE_TILE elements, one
-program per tile (see :func:`gate_launch`; the kernels still walk tiles
+a and b are streamed as one flat range of tiles of ``profile.gate_tile``
+elements, one program per tile (see :func:`gate_launch`; the kernels still walk tiles
 ``pid, pid + grid, ...`` for grids the launcher caps).
 """
 
@@ -72,19 +72,12 @@ def _silu_mul_backward_kernel(
             tl.store(DB + offsets, (dc * a * s).to(DB.dtype.element_ty), mask=mask)
 
 
-#: Elements per program. Measured on an H100, SwiGLU forward + backward at
-#: (8192, 14336) bf16: one program per tile of 4096 (16 warps) or 2048 (8
-#: warps) 0.623 ms, 1024 (4 warps) 0.625 ms; persistent grids of 1-2 programs
-#: per SM over 2048-16384-element tiles 0.647-0.662 ms. GEGLU alike.
-GATE_TILE = 4096
-
-
 def gate_launch(profile: DeviceProfile, n_elements: int, bytes_per_element: int) -> tuple[RowLaunch, int]:
     """(grid, block, num_warps) and pipeline stages for a gate kernel loading
     ``bytes_per_element`` per element: one program per tile where the launcher
     allows (no loop to pipeline), else a persistent walk with the profile's
     pipelining."""
-    block = min(GATE_TILE, profile.max_block)
+    block = min(profile.gate_tile, profile.max_block)
     tiles = max(1, -(-n_elements // block))
     grid = min(tiles, profile.max_grid)
     stages = 1 if grid == tiles else pipeline_stages(profile, block * bytes_per_element)
