@@ -38,6 +38,11 @@ MODES = ("fwd", "bwd", "full")
 SPLIT = "split"
 
 
+def error_text(exc: BaseException) -> str:
+    """One line for a results table: the exception's type and first line."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -180,7 +185,7 @@ def split(
         result["graph_ms"] = graph_ms(full, device, leaves, setup)
     except Exception as exc:
         result["graph_ms"] = None
-        result["graph_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        result["graph_error"] = error_text(exc)
     clear_grads(leaves)
     torch.cuda.empty_cache()
     return result
@@ -224,7 +229,8 @@ def measure(
     setup: Callable[[], None] | None = None,
 ) -> dict[str, float | None]:
     """fwd_ms, bwd_ms, full_ms, host_ms and graph_ms (those in ``modes``; the
-    last two from "split", on a GPU only) and mem_mib of one op.
+    last two from SPLIT, on a GPU only) and mem_mib (unless SPLIT is the only
+    mode) of one op.
 
     The forward runs with autograd recording, as in training. Backward is
     timed on one retained graph; ``grad_to_none`` keeps gradient accumulation
@@ -240,10 +246,12 @@ def measure(
     prepare()
     full()  # warm-up: compilation and autotuning stay out of memory and time
     clear_grads(leaves)
-    prepare()
-    synchronize(device)
-    result: dict[str, float | None] = {"mem_mib": peak_extra_mib(full, device)}
-    clear_grads(leaves)
+    result: dict[str, float | None] = {}
+    if set(modes) & set(MODES):  # a split-only pass has had its memory measured
+        prepare()
+        synchronize(device)
+        result["mem_mib"] = peak_extra_mib(full, device)
+        clear_grads(leaves)
     if "fwd" in modes:
         result["fwd_ms"] = bench_ms(forward, device, quick, leaves, setup)
     if "bwd" in modes and setup is None:
@@ -264,7 +272,7 @@ def measure(
         )
     if "full" in modes:
         result["full_ms"] = bench_ms(full, device, quick, leaves, setup)
-    if "split" in modes and device.type == "cuda":
+    if SPLIT in modes and device.type == "cuda":
         result.update(split(full, device, leaves, setup, quick))
     clear_grads(leaves)
     return result

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .cases import CASES, shape_label
-from .measure import MODES, SPLIT, measure
+from .measure import MODES, SPLIT, error_text, measure
 from .worker import Progress
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -96,7 +96,7 @@ def _inputs_and_forward(case, impl: str, dims, dtype, device):
 def _error(exc: Exception) -> str:
     if os.environ.get("LIGER_BENCH_TRACEBACK"):
         traceback.print_exc()
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    return error_text(exc)
 
 
 def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None) -> list[dict[str, Any]]:
@@ -127,12 +127,11 @@ def run_ops(job: dict[str, Any], progress: Progress, version: str | None = None)
             progress.step(f"{op} · {impl} · {record['shape']} {job['dtype']}")
             try:
                 record["backend"] = backend_of(impl, op, device, version)
-                if timed_modes:  # else the split pass below is all there is
-                    inputs, forward, setup = _inputs_and_forward(case, impl, dims, dtype, device)
-                    record.update(
-                        measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], timed_modes, setup)
-                    )
-                    del inputs, forward, setup
+                inputs, forward, setup = _inputs_and_forward(case, impl, dims, dtype, device)
+                record.update(
+                    measure(forward, inputs["leaves"], inputs["grads"], device, job["quick"], timed_modes, setup)
+                )
+                del inputs, forward, setup
             except Exception as exc:  # recorded in the table; the run goes on
                 record["error"] = _error(exc)
                 progress.note(f"error: {record['error']}")

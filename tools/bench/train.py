@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from .measure import error_text
+
 FULL = {"hidden": 2048, "layers": 16, "heads": 32, "kv_heads": 8, "inter": 8192, "vocab": 128256, "seq": 2048}
 HEAD_DIM = 64
 
@@ -128,6 +130,6 @@ def run_train(job: dict[str, Any]) -> dict[str, Any]:
         record["tokens_per_s"] = batch * dims["seq"] * steps / elapsed
         record["loss_first"], record["loss_last"] = float(losses[0]), float(losses[-1])
     except Exception as exc:  # reported in the table
-        record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        record["error"] = error_text(exc)
         traceback.print_exc()
     return record

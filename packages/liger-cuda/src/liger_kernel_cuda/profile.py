@@ -53,10 +53,11 @@ class ArchTuning:
     programs_per_unit: int = 2
     max_block: int = 16384
     max_num_warps: int = 32
-    gate_tile: int = 4096
-    reduction_programs_per_unit: int = 1
-    vocab_programs_per_unit: int = 1
-    lm_head_chunk_ratio: int = 2
+    # the core's defaults are these H100 measurements: one number, one place
+    gate_tile: int = DeviceProfile.gate_tile
+    reduction_programs_per_unit: int = DeviceProfile.reduction_programs_per_unit
+    vocab_programs_per_unit: int = DeviceProfile.vocab_programs_per_unit
+    lm_head_chunk_ratio: int = DeviceProfile.lm_head_chunk_ratio
 
 
 #: Keyed by compute capability major: 7 Volta/Turing, 8 Ampere/Ada, 9 Hopper,
