@@ -21,8 +21,9 @@ by the planner (fp32 working tiles plus double-buffered DMA tiles): pass 1
 keeps an online max / sum-exp, the argmax and the smoothing sums; pass 2
 recomputes p_j from lse and writes the gradient. One program per vector core
 loops over the rows, so a batch of any length stays within the 65535-program
-grid. The gradient goes to ``GRAD``: over the logits themselves when the
-contract allows it (a non-leaf input, see ``LigerCrossEntropyFunction.overwrites``;
+grid. The loss Function runs pass 1 alone in forward and both passes in
+backward, so the logits are unchanged until backward. The gradient goes to
+``GRAD``: over the logits themselves when the contract allows it (a non-leaf input, see ``LigerCrossEntropyFunction.overwrites``;
 pass 2 reads each element before writing it), else a new buffer; the fused
 linear cross-entropy passes its own chunk of logits. tanh is built from tl.exp (no libdevice).
 """
@@ -139,6 +140,8 @@ def _cross_entropy_kernel(
                 w_t = tl.load(CLASS_W + target, mask=in_range, other=0.0).to(tl.float32)
             else:
                 w_t = tl.full([], 1.0, tl.float32)
+            # a target outside the vocabulary: NaN loss and gradient (see the op contract)
+            w_t = tl.where(in_range, w_t, float("nan"))
             ce = (1.0 - label_smoothing) * w_t * (lse - x_t)
             if HAS_SMOOTHING:
                 ce += smooth_per_class * (w_sum * lse - wx_sum)
@@ -243,20 +246,23 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         logits = as_rows(input)
-        grad = None
-        if ctx.needs_input_grad[0]:
-            # The contract lets a non-leaf input take its own gradient (``overwrites``):
-            # on the NPU that saves a (rows, V) buffer, the largest of a training step.
-            in_place = overwritable(ctx, input) and logits.data_ptr() == input.data_ptr() and logits.is_contiguous()
-            grad = logits if in_place else torch.empty_like(logits, memory_format=torch.contiguous_format)
+        divisors = loss_divisors(target, weight, ignore_index, reduction)
+        options = dict(ignore_index=ignore_index, lse_square_scale=lse_square_scale,
+                       label_smoothing=label_smoothing, softcap=softcap)  # fmt: skip
         loss_rows, z_rows, predicted = cross_entropy_rows(
-            logits, target, weight, loss_divisors(target, weight, ignore_index, reduction),
-            ignore_index=ignore_index, lse_square_scale=lse_square_scale, label_smoothing=label_smoothing,
-            softcap=softcap, grad=grad, want_z=return_z_loss,
-            want_predicted=return_token_accuracy or return_predicted_tokens,
+            logits, target, weight, divisors, grad=None, want_z=return_z_loss,
+            want_predicted=return_token_accuracy or return_predicted_tokens, **options,
         )  # fmt: skip
-        if grad is not None:
-            ctx.save_for_backward(grad)
+        if ctx.needs_input_grad[0]:
+            # The contract lets a non-leaf input take its own gradient in backward
+            # (``overwrites``): on the NPU that saves a (rows, V) buffer, the
+            # largest of a training step. The copy as_rows may have made is ours.
+            ctx.overwrite = logits.data_ptr() != input.data_ptr() or (
+                overwritable(ctx, input) and logits.is_contiguous()
+            )
+            ctx.options = options
+            ctx.input_shape = input.shape
+            ctx.save_for_backward(logits, target, weight, divisors)
         loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
         z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
@@ -267,6 +273,20 @@ class CrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor, *unused: Any) -> tuple[Any, ...]:
-        (grad,) = ctx.saved_tensors
-        scale = grad_loss.reshape(-1, 1) if grad_loss.dim() else grad_loss
-        return (grad.mul_(scale.to(grad.dtype)), *([None] * 10))
+        logits, target, weight, divisors = ctx.saved_tensors
+        grad = logits if ctx.overwrite else torch.empty_like(logits, memory_format=torch.contiguous_format)
+        # The forward kept no per-row statistics (its UB plan has no room to
+        # spare for them), so the gradient pass recomputes lse. A scalar
+        # grad_output is folded into the divisors: gradient = g * formula / D.
+        per_row = grad_loss.dim() > 0
+        if not per_row:
+            divisors = divisors / grad_loss.to(divisors.dtype)
+        cross_entropy_rows(
+            logits, target, weight, divisors, grad=grad, want_z=False, want_predicted=False, **ctx.options
+        )  # fmt: skip
+        if per_row:
+            grad.mul_(grad_loss.reshape(-1, 1).to(grad.dtype))
+        elif grad is logits:
+            # The logits now hold their gradient: a use that saved them must fail loudly.
+            torch.autograd.graph.increment_version(logits)
+        return (grad.view(ctx.input_shape), *([None] * 10))

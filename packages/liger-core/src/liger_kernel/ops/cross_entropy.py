@@ -98,6 +98,7 @@ def check_scalar_options(label_smoothing: float, reduction: str, softcap: float 
 class LigerCrossEntropyFunction(DispatchedFunction):
     op = "cross_entropy"
     overwrites = ("input",)
+    backward_reads = ("input", "target", "weight")
 
     @staticmethod
     def outputs(input, target, weight, ignore_index, lse_square_scale, label_smoothing, reduction, softcap,

@@ -12,25 +12,30 @@ k_i is 1, or the detached probability exp(x_t - lse) when token scaling is on
 kept rows and D_z = the kept-row count (each 1 when nothing is kept, so the mean
 is 0, never nan); "sum" and "none" have D_ce = D_z = 1. Ignored rows give 0.
 
-Gradient, written by the same kernel in a second pass over the row, with p = softmax(x):
+Gradient, with p = softmax(x):
     dloss_i/dx_j = k_i * [ (1 - e) * w[t] * (p_j - [j == t]) / D_ce
                           + (e / V) * (W_sum * p_j - w_j) / D_ce
                           + 2 * s * lse * p_j / D_z ]
     dloss_i/dr_j = dloss_i/dx_j * (1 - (x_j / c)**2)     with a softcap
-and 0 on ignored rows. Backward multiplies it by grad_output (a scalar, or one
-value per row for "none").
+and 0 on ignored rows. A target outside [0, V) that is not ignore_index makes
+its row's loss and gradient NaN (the op contract says where it is an error).
+
+Passes over the logits: the loss Function's forward reads each row once
+(pass 1: online max / sum-exp, argmax, the smoothing sums) and stores its lse;
+its backward reads the row again and writes the gradient with grad_output
+folded in (``_cross_entropy_backward_kernel``). The fused linear
+cross-entropy, which owns its chunk of logits, has the forward kernel write
+the gradient in a second pass over the row instead (WRITE_GRAD).
 
 Memory: as the op contract allows (``overwrites``), when the logits are a
-non-leaf tensor that requires grad (the LM head's output, say) the gradient is
-written IN PLACE over them, in their dtype and already divided by the
-reduction divisor, so no (rows, V) buffer besides the caller's logits ever
-exists; backward scales that storage in place (rows whose grad_output is 1 are
-skipped on the device, no host sync) and returns it. Leaves, tensors that do
-not require grad and calls under torch.no_grad() are never written: the
-gradient then goes to a new tensor. The graph supports one backward pass.
+non-leaf tensor that requires grad (the LM head's output, say) the backward
+writes the gradient over their storage, so no (rows, V) buffer besides the
+caller's logits ever exists, and moves their version counter: a use that
+saved the logits for its own backward (or a second backward of this graph)
+then raises instead of reading a gradient. Until backward the logits are
+unchanged. Leaves, tensors that do not require grad and calls under
+torch.no_grad() are never written.
 
-Pass 1 keeps an online max / sum-exp (plus argmax and the weighted sums that
-label smoothing needs); pass 2 recomputes p_j from lse and stores the gradient.
 All index arithmetic is int64: rows * V passes 2**31 for LLM vocabularies.
 """
 
@@ -79,6 +84,7 @@ def _cross_entropy_kernel(
     loss_ptr,
     z_loss_ptr,
     predicted_ptr,
+    lse_ptr,
     n_rows,
     n_cols,
     ignore_index,
@@ -92,6 +98,7 @@ def _cross_entropy_kernel(
     WRITE_GRAD: tl.constexpr,
     WRITE_Z: tl.constexpr,
     WRITE_PREDICTED: tl.constexpr,
+    WRITE_LSE: tl.constexpr,
     TOKEN_SCALING: tl.constexpr,
     FP64: tl.constexpr,
     BLOCK: tl.constexpr,
@@ -113,11 +120,10 @@ def _cross_entropy_kernel(
                 tl.store(z_loss_ptr + row64, 0.0)
             if WRITE_PREDICTED:
                 tl.store(predicted_ptr + row64, -1)
+            if WRITE_LSE:
+                tl.store(lse_ptr + row64, 0.0)
             if WRITE_GRAD:
-                zeros = tl.zeros([BLOCK], dtype=grad_ptr.dtype.element_ty)
-                for start in tl.range(0, n_cols, BLOCK):
-                    offsets = start + cols
-                    tl.store(grad_row_ptr + offsets, zeros, mask=offsets < n_cols)
+                _store_zero_row(grad_row_ptr, n_cols, BLOCK)
         else:
             # Pass 1: running max and sum of exp, argmax, weighted sums for smoothing.
             running_max = tl.full([], float("-inf"), acc_dtype)
@@ -160,6 +166,9 @@ def _cross_entropy_kernel(
                 w_target = tl.load(class_weight_ptr + target, mask=target_in_range, other=0.0).to(acc_dtype)
             else:
                 w_target = tl.full([], 1.0, acc_dtype)
+            # A target outside the vocabulary makes the row's loss and gradient
+            # NaN: reporting it as an error needs the host (see the op contract).
+            w_target = tl.where(target_in_range, w_target, float("nan"))
 
             ce = (1.0 - label_smoothing) * w_target * (lse - x_target)
             if HAS_SMOOTHING:
@@ -177,29 +186,132 @@ def _cross_entropy_kernel(
             if WRITE_PREDICTED:
                 tl.store(predicted_ptr + row64, best_index)
 
+            if WRITE_LSE:
+                tl.store(lse_ptr + row64, lse)
             if WRITE_GRAD:
-                # Pass 2: dloss/dx_j = p_j * p_coef - smooth_coef * w_j - [j == t] * target_coef
-                target_coef = scale * (1.0 - label_smoothing) * w_target / ce_divisor
-                smooth_coef = scale * smoothing_per_class / ce_divisor
-                p_coef = target_coef + smooth_coef * weight_sum
-                if HAS_Z:
-                    p_coef += scale * 2.0 * lse_square_scale * lse / z_divisor
-                for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
-                    offsets = start + cols
-                    mask = offsets < n_cols
-                    raw = tl.load(row_ptr + offsets, mask=mask, other=0.0).to(acc_dtype)
-                    x = _softcapped(raw, softcap, HAS_SOFTCAP)
-                    grad = tl.exp(x - lse) * p_coef - tl.where(offsets == target, target_coef, 0.0)
-                    if HAS_SMOOTHING:
-                        if HAS_WEIGHT:
-                            w = tl.load(class_weight_ptr + offsets, mask=mask, other=0.0).to(acc_dtype)
-                            grad -= smooth_coef * w
-                        else:
-                            grad -= smooth_coef
-                    if HAS_SOFTCAP:
-                        capped = x / softcap
-                        grad *= 1.0 - capped * capped
-                    tl.store(grad_row_ptr + offsets, grad.to(grad_ptr.dtype.element_ty), mask=mask)
+                _store_row_gradient(
+                    row_ptr, grad_row_ptr, class_weight_ptr, n_cols, target, lse, w_target, weight_sum,
+                    scale / ce_divisor, scale / z_divisor, lse_square_scale, label_smoothing, softcap,
+                    HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, HAS_Z, acc_dtype, BLOCK, STAGES,
+                )  # fmt: skip
+
+
+@triton.jit
+def _store_row_gradient(
+    row_ptr,
+    grad_row_ptr,
+    class_weight_ptr,
+    n_cols,
+    target,
+    lse,
+    w_target,
+    weight_sum,
+    ce_factor,
+    z_factor,
+    lse_square_scale,
+    label_smoothing,
+    softcap,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_SOFTCAP: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
+):
+    """One row's gradient, in the form dx_j = p_j * p_coef - smooth_coef * w_j
+    - [j == t] * target_coef; ``ce_factor`` and ``z_factor`` are what multiplies
+    the row's ce and z terms (k_i, the divisors, and grad_output in backward)."""
+    cols = tl.arange(0, BLOCK)
+    target_coef = ce_factor * (1.0 - label_smoothing) * w_target
+    smooth_coef = ce_factor * label_smoothing / n_cols
+    p_coef = target_coef + smooth_coef * weight_sum
+    if HAS_Z:
+        p_coef += z_factor * 2.0 * lse_square_scale * lse
+    for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
+        offsets = start + cols
+        mask = offsets < n_cols
+        raw = tl.load(row_ptr + offsets, mask=mask, other=0.0).to(ACC)
+        x = _softcapped(raw, softcap, HAS_SOFTCAP)
+        grad = tl.exp(x - lse) * p_coef - tl.where(offsets == target, target_coef, 0.0)
+        if HAS_SMOOTHING:
+            if HAS_WEIGHT:
+                w = tl.load(class_weight_ptr + offsets, mask=mask, other=0.0).to(ACC)
+                grad -= smooth_coef * w
+            else:
+                grad -= smooth_coef
+        if HAS_SOFTCAP:
+            capped = x / softcap
+            grad *= 1.0 - capped * capped
+        tl.store(grad_row_ptr + offsets, grad.to(grad_row_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _store_zero_row(grad_row_ptr, n_cols, BLOCK: tl.constexpr):
+    cols = tl.arange(0, BLOCK)
+    zeros = tl.zeros([BLOCK], dtype=grad_row_ptr.dtype.element_ty)
+    for start in tl.range(0, n_cols, BLOCK):
+        offsets = start + cols
+        tl.store(grad_row_ptr + offsets, zeros, mask=offsets < n_cols)
+
+
+@triton.jit
+def _cross_entropy_backward_kernel(
+    logits_ptr,
+    logits_row_stride,
+    grad_ptr,
+    grad_row_stride,
+    target_ptr,
+    target_stride,
+    class_weight_ptr,
+    weight_sum_ptr,
+    divisors_ptr,
+    lse_ptr,
+    grad_output_ptr,
+    grad_output_stride,
+    n_rows,
+    n_cols,
+    ignore_index,
+    lse_square_scale,
+    label_smoothing,
+    softcap,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_SOFTCAP: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    FP64: tl.constexpr,
+    BLOCK: tl.constexpr,
+    STAGES: tl.constexpr,
+):
+    """The gradient from the forward's saved lse, one read and one write of
+    each row; grad_output is folded into the row's coefficients."""
+    acc_dtype = tl.float64 if FP64 else tl.float32
+    ce_divisor = tl.load(divisors_ptr).to(acc_dtype)
+    z_divisor = tl.load(divisors_ptr + 1).to(acc_dtype)
+    if HAS_WEIGHT:
+        weight_sum = tl.load(weight_sum_ptr).to(acc_dtype)
+    else:
+        weight_sum = tl.full([], n_cols, acc_dtype)
+    for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0)):
+        row64 = tl.cast(row, tl.int64)
+        grad_row_ptr = grad_ptr + row64 * grad_row_stride
+        target = tl.load(target_ptr + row64 * target_stride).to(tl.int64)
+        if target == ignore_index:
+            _store_zero_row(grad_row_ptr, n_cols, BLOCK)
+        else:
+            target_in_range = (target >= 0) & (target < n_cols)
+            if HAS_WEIGHT:
+                w_target = tl.load(class_weight_ptr + target, mask=target_in_range, other=0.0).to(acc_dtype)
+            else:
+                w_target = tl.full([], 1.0, acc_dtype)
+            w_target = tl.where(target_in_range, w_target, float("nan"))
+            g = tl.load(grad_output_ptr + row64 * grad_output_stride).to(acc_dtype)
+            _store_row_gradient(
+                logits_ptr + row64 * logits_row_stride, grad_row_ptr, class_weight_ptr, n_cols, target,
+                tl.load(lse_ptr + row64).to(acc_dtype), w_target, weight_sum, g / ce_divisor, g / z_divisor,
+                lse_square_scale, label_smoothing, softcap,
+                HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, HAS_Z, acc_dtype, BLOCK, STAGES,
+            )  # fmt: skip
 
 
 @triton.jit
@@ -291,13 +403,15 @@ def cross_entropy_rows(
     grad: torch.Tensor | None = None,
     z_rows: torch.Tensor | None = None,
     predicted: torch.Tensor | None = None,
+    lse: torch.Tensor | None = None,
     token_scaling: bool = False,
 ) -> None:
     """Launch the kernel over the rows of ``logits`` (2-D, unit column stride).
 
     Writes each row's loss (already divided by ``divisors``) into ``loss_rows``
     (float32, or float64 for float64 logits), its z-loss into ``z_rows`` and
-    its argmax into ``predicted`` when given, and the gradient into ``grad``
+    its argmax into ``predicted`` and its log-sum-exp into ``lse`` (like
+    ``loss_rows``; 0 on ignored rows) when given, and the gradient into ``grad``
     when given (same shape and dtype, unit column stride; ``logits`` itself
     for the gradient in place)."""
     n_rows, n_cols = logits.shape
@@ -320,6 +434,7 @@ def cross_entropy_rows(
         loss_rows,
         z_rows if z_rows is not None else loss_rows,
         predicted if predicted is not None else loss_rows,
+        lse if lse is not None else loss_rows,
         n_rows,
         n_cols,
         ignore_index,
@@ -333,7 +448,66 @@ def cross_entropy_rows(
         WRITE_GRAD=grad is not None,
         WRITE_Z=z_rows is not None,
         WRITE_PREDICTED=predicted is not None,
+        WRITE_LSE=lse is not None,
         TOKEN_SCALING=token_scaling,
+        FP64=logits.dtype == torch.float64,
+        BLOCK=block,
+        STAGES=stages,
+        num_warps=num_warps,
+    )
+
+
+def cross_entropy_backward_rows(
+    logits: torch.Tensor,
+    grad: torch.Tensor,
+    target: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    divisors: torch.Tensor,
+    lse: torch.Tensor,
+    grad_output: torch.Tensor,
+    *,
+    ignore_index: int,
+    lse_square_scale: float,
+    label_smoothing: float,
+    softcap: float | None,
+) -> None:
+    """Write the gradient of the rows' loss times ``grad_output`` (a scalar, or
+    one value per row) into ``grad``, from the ``lse`` the forward stored.
+    ``grad`` may be ``logits`` itself: each element is read before it is written."""
+    n_rows, n_cols = logits.shape
+    if n_rows == 0:
+        return
+    for rows in (logits, grad):
+        assert rows.stride(1) == 1 or n_cols == 1, "the kernel walks rows with unit column stride"
+    grid, block, num_warps, stages = vocab_launch(n_rows, n_cols, logits.device, logits.element_size())
+    grad_output = grad_output.reshape(-1)
+    weight_sum = None
+    if class_weight is not None:
+        class_weight = class_weight.contiguous()
+        weight_sum = class_weight.sum(dtype=lse.dtype).reshape(1)
+    _cross_entropy_backward_kernel[(grid,)](
+        logits,
+        logits.stride(0),
+        grad,
+        grad.stride(0),
+        target,
+        target.stride(0),
+        class_weight if class_weight is not None else lse,
+        weight_sum if weight_sum is not None else lse,
+        divisors,
+        lse,
+        grad_output,
+        grad_output.stride(0) if grad_output.numel() > 1 else 0,
+        n_rows,
+        n_cols,
+        ignore_index,
+        float(lse_square_scale),
+        float(label_smoothing),
+        float(softcap) if softcap is not None else 1.0,
+        HAS_WEIGHT=class_weight is not None,
+        HAS_SOFTCAP=softcap is not None,
+        HAS_SMOOTHING=label_smoothing > 0,
+        HAS_Z=lse_square_scale != 0,
         FP64=logits.dtype == torch.float64,
         BLOCK=block,
         STAGES=stages,
@@ -404,8 +578,9 @@ def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
 class CrossEntropyFunction(torch.autograd.Function):
     """Triton cross-entropy with the options of ``LigerCrossEntropyFunction``.
 
-    A non-leaf ``input`` that requires grad takes the gradient over its
-    storage during forward (see the module docstring)."""
+    Forward reads the logits once (loss, lse, extras); backward reads them
+    again and writes the gradient, over their storage when the contract allows
+    (see the module docstring)."""
 
     @staticmethod
     def forward(
@@ -423,32 +598,35 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         logits = as_rows(input)
-        grad = None
-        if grads_wanted(ctx)[0]:
-            # as_rows may have copied: the copy is ours to overwrite.
-            grad = logits if logits is not input or overwritable(ctx, input) else torch.empty_like(logits)
         rows_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         n_rows = logits.shape[0]
         loss_rows = torch.empty(n_rows, dtype=rows_dtype, device=input.device)
         z_rows = torch.empty_like(loss_rows) if return_z_loss else None
         want_predicted = return_token_accuracy or return_predicted_tokens
         predicted = torch.empty(n_rows, dtype=torch.int64, device=input.device) if want_predicted else None
+        needs_grad = grads_wanted(ctx)[0]
+        lse = torch.empty_like(loss_rows) if needs_grad else None
+        divisors = loss_divisors(target, weight, ignore_index, reduction, rows_dtype)
         cross_entropy_rows(
             logits,
             target,
             weight,
-            loss_divisors(target, weight, ignore_index, reduction, rows_dtype),
+            divisors,
             loss_rows,
             ignore_index=ignore_index,
             lse_square_scale=lse_square_scale,
             label_smoothing=label_smoothing,
             softcap=softcap,
-            grad=grad,
             z_rows=z_rows,
             predicted=predicted,
+            lse=lse,
         )
-        # Kept on ctx, not saved: backward owns this buffer and hands it on.
-        ctx.grad_buffer = grad
+        if needs_grad:
+            # as_rows may have copied: the copy is ours to overwrite.
+            ctx.overwrite = logits is not input or overwritable(ctx, input)
+            ctx.options = (ignore_index, lse_square_scale, label_smoothing, softcap)
+            ctx.input_shape = input.shape
+            ctx.save_for_backward(logits, target, weight, divisors, lse)
         loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
         z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
         token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
@@ -459,5 +637,25 @@ class CrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_loss: torch.Tensor, *unused: Any) -> tuple[Any, ...]:
-        warn_if_repeated(ctx, "cross_entropy")
-        return (alias(scale_rows_(ctx.grad_buffer, grad_loss)), *([None] * 10))
+        logits, target, weight, divisors, lse = ctx.saved_tensors
+        ignore_index, lse_square_scale, label_smoothing, softcap = ctx.options
+        grad = logits if ctx.overwrite else torch.empty_like(logits)
+        cross_entropy_backward_rows(
+            logits,
+            grad,
+            target,
+            weight,
+            divisors,
+            lse,
+            grad_loss,
+            ignore_index=ignore_index,
+            lse_square_scale=lse_square_scale,
+            label_smoothing=label_smoothing,
+            softcap=softcap,
+        )
+        if grad is logits:
+            # The logits now hold their gradient: any use that saved them for a
+            # later backward (another op's, or this graph's again) must fail
+            # loudly instead of reading it.
+            torch.autograd.graph.increment_version(logits)
+        return (grad.view(ctx.input_shape), *([None] * 10))

@@ -107,7 +107,11 @@ def loss_and_grad(
     """
     vocab = logits.shape[1]
     keep = target != ignore_index
-    safe_target = torch.where(keep, target, 0).long()
+    # A target outside the vocabulary (not ignore_index) is a caller's error that
+    # an accelerator cannot report without a host synchronisation: its row reads
+    # class 0 and its loss and gradient become NaN (see the op contract).
+    out_of_range = keep & ((target < 0) | (target >= vocab))
+    safe_target = torch.where(keep & ~out_of_range, target, 0).long()
     predicted = torch.where(keep, logits.argmax(dim=-1), -1)
 
     if softcap is not None:
@@ -115,6 +119,7 @@ def loss_and_grad(
     lse = torch.logsumexp(logits, dim=-1)
     target_logit = logits.gather(1, safe_target.unsqueeze(1)).squeeze(1)
     target_weight = weight[safe_target] if weight is not None else torch.ones_like(lse)
+    target_weight = torch.where(out_of_range, torch.nan, target_weight)
 
     ce = (1.0 - label_smoothing) * target_weight * (lse - target_logit)
     if label_smoothing > 0:
