@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-from liger_kernel.ops._contract import overwritable
+from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
 from liger_kernel_ascend.ops._common import as_rows, row_plan
@@ -287,6 +287,5 @@ class CrossEntropyFunction(torch.autograd.Function):
         if per_row:
             grad.mul_(grad_loss.reshape(-1, 1).to(grad.dtype))
         elif grad is logits:
-            # The logits now hold their gradient: a use that saved them must fail loudly.
-            torch.autograd.graph.increment_version(logits)
+            mark_overwritten(logits)
         return (grad.view(ctx.input_shape), *([None] * 10))

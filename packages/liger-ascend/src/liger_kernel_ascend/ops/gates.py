@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from liger_kernel.ops._contract import overwritable
+from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel_ascend.ops._common import flat_plan
 
 SILU, GELU_TANH = 0, 1
@@ -100,6 +100,7 @@ def _gate_grads(
     if a.numel():
         plan = flat_plan("gate_backward", a.numel(), a.dtype, a.device)
         _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), GATE=gate, BLOCK=plan.block)
+    mark_overwritten(*(grad for grad, over in zip((da, db), overwrite) if over))
     return da, db
 
 

@@ -24,6 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.backends.torch.rope import position_tables
 from liger_kernel_ascend.ops._common import row_plan
 from liger_kernel_ascend.tiling import next_power_of_2
 
@@ -84,13 +85,9 @@ def _rope_kernel(
 def _tables(
     cos: torch.Tensor, sin: torch.Tensor, position_ids: torch.Tensor | None, seq_len: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin as contiguous (1 or batch, seq, head_dim) tables."""
-    if cos.dim() == 2:
-        if position_ids is None:
-            cos, sin = cos[:seq_len].unsqueeze(0), sin[:seq_len].unsqueeze(0)
-        else:
-            index = position_ids.reshape(-1, seq_len).long()
-            cos, sin = cos[index], sin[index]
+    """cos and sin as contiguous (1 or batch, seq, head_dim) tables: the kernel
+    reads one row per (batch, position) contiguously instead of gathering."""
+    cos, sin = position_tables(cos, sin, position_ids, seq_len)
     return cos.contiguous(), sin.contiguous()
 
 

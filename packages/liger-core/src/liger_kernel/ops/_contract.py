@@ -10,6 +10,7 @@ with the same arguments.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, ClassVar
 
 import torch
@@ -33,10 +34,11 @@ class DispatchedFunction:
     #: require grad and are not leaves (never a parameter or a tensor the user
     #: made), so that the gradient needs no buffer of its own: this is what
     #: keeps cross-entropy within the memory of its logits and the gated
-    #: activations within one activation. The caller must not read them after
-    #: the op's backward (for cross_entropy: after its forward), and no other op
-    #: may have saved them for its own backward. Every other tensor argument is
-    #: never written.
+    #: activations within one activation. They are written during the op's
+    #: backward, never before, and the backend then moves their version
+    #: counter (:func:`mark_overwritten`), so another op that saved them for
+    #: its own backward raises "modified by an inplace operation" instead of
+    #: reading a gradient. Every other tensor argument is never written.
     overwrites: ClassVar[tuple[str, ...]] = ()
     #: What a backend's backward may read of the call: argument names, and
     #: output positions (ints). A backend may save tensors over these (views
@@ -103,6 +105,52 @@ def overwritable(ctx: Any, tensor: torch.Tensor) -> bool:
         return False
     base = tensor._base
     return base is None or base.grad_fn is not None
+
+
+def mark_overwritten(*tensors: torch.Tensor | None) -> None:
+    """Tell autograd that a kernel wrote over these tensors' storage (a write
+    through a raw pointer leaves the version counter alone): call it after a
+    backend writes a gradient over an argument under
+    :attr:`DispatchedFunction.overwrites`."""
+    for tensor in tensors:
+        if tensor is not None:
+            torch.autograd.graph.increment_version(tensor)
+
+
+#: Set to 1 to check index values (targets, position ids) on every device, at
+#: the cost of one host synchronization per call; see :func:`require_indices_in_range`.
+CHECK_INDICES_ENV = "LIGER_KERNEL_CHECK_INDICES"
+
+
+def require_indices_in_range(
+    name: str, index: torch.Tensor, size: int, what: str, ignored: int | None = None
+) -> None:
+    """Raise IndexError naming ``name`` when an entry of ``index`` (other than
+    ``ignored``) lies outside [0, ``size``).
+
+    Reading the values back costs a host synchronization on an accelerator,
+    which an op called ~100 times per training step (or captured into a CUDA
+    graph) cannot afford. So the check runs when ``index`` is on the CPU, and
+    on other devices only with LIGER_KERNEL_CHECK_INDICES=1 (a debug mode).
+    Without it every backend's kernel still never reads out of bounds: the
+    row or position of a bad index comes out NaN, which a loss or an output
+    makes visible."""
+    if index.device.type != "cpu" and os.environ.get(CHECK_INDICES_ENV, "") not in ("1", "true", "yes", "on"):
+        return
+    if index.numel() == 0 or torch.compiler.is_compiling() or _is_fake(index):
+        return
+    valid = (index >= 0) & (index < size)
+    if ignored is not None:
+        valid |= index == ignored
+    if not bool(valid.all()):
+        bad = int(index[~valid].reshape(-1)[0])
+        allowed = f"[0, {size})" + (f" or {ignored}" if ignored is not None else "")
+        raise IndexError(f"{name} {bad} is out of bounds: {what} must be in {allowed}")
+
+
+def _is_fake(tensor: torch.Tensor) -> bool:
+    """A tensor without data (tracing by torch.compile or the meta device)."""
+    return tensor.device.type == "meta" or type(tensor).__name__ == "FakeTensor"
 
 
 def require_tensor(name: str, value: Any, dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES) -> None:

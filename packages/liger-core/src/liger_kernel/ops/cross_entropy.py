@@ -7,7 +7,10 @@ smoothing e and z-loss scale s:
     ce_i  = (1 - e) * w[t] * -logp[t] + (e / V) * sum_j w[j] * -logp[j]
     z_i   = s * lse**2
     loss_i = ce_i + z_i
-Rows whose target is ``ignore_index`` contribute nothing. Reduction "mean"
+Rows whose target is ``ignore_index`` contribute nothing; any other target
+outside [0, V) is an error (IndexError, see ``require_target_in_range``), or
+where it cannot be checked without a host synchronization, a NaN loss and
+gradient for its row. Reduction "mean"
 divides the sum of ce_i by sum of w[t_i] over kept rows (the row count when
 w is None) and the sum of z_i by the kept-row count; "sum" adds; "none" returns
 the per-row loss (BT,). With no kept row the mean is 0, not nan.
@@ -33,6 +36,7 @@ from liger_kernel.ops._contract import (
     INDEX_DTYPES,
     DispatchedFunction,
     require_choice,
+    require_indices_in_range,
     require_ndim,
     require_same_device,
     require_shape,
@@ -85,6 +89,13 @@ def check_loss_options(
     check_scalar_options(label_smoothing, reduction, softcap)
 
 
+def require_target_in_range(target: torch.Tensor, vocab: int, ignore_index: int) -> None:
+    """Every target is a class or ``ignore_index``; see
+    :func:`~liger_kernel.ops._contract.require_indices_in_range` for where this is
+    checked and what the kernels do with a bad one (a NaN row)."""
+    require_indices_in_range("target", target, vocab, f"a target of {vocab} classes", ignored=ignore_index)
+
+
 def check_scalar_options(label_smoothing: float, reduction: str, softcap: float | None) -> None:
     """The cross-entropy options that are plain numbers or names (also checked
     when a loss module is built, before any tensor is seen)."""
@@ -127,3 +138,4 @@ class LigerCrossEntropyFunction(DispatchedFunction):
             target, input.shape[0], input.shape[1], weight, "weight", label_smoothing, reduction, softcap
         )
         require_same_device("input", {"input": input, "target": target, "weight": weight})
+        require_target_in_range(target, input.shape[1], ignore_index)

@@ -22,7 +22,7 @@ from liger_kernel.ops._contract import (
     require_shape,
     require_tensor,
 )
-from liger_kernel.ops.cross_entropy import check_loss_options, loss_outputs
+from liger_kernel.ops.cross_entropy import check_loss_options, loss_outputs, require_target_in_range
 
 
 class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
@@ -72,3 +72,4 @@ class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
         require_same_device(
             "input", {"input": input, "weight": weight, "target": target, "bias": bias, "ce_weight": ce_weight}
         )
+        require_target_in_range(target, weight.shape[0], ignore_index)

@@ -11,8 +11,8 @@ p = 1, 2, 3 (W[3 - p] multiplies n_p):
     dx = sum over p of W[3 - p] * p * x**(p - 1) * r_p * (dy - n_p * mean(dy * n_p))
     dW[3 - p] = sum over rows and columns of dy * n_p
     dB = sum over rows and columns of dy
-in_place=True lets a backend write dx over dy (saves one activation); with
-in_place=False dy is never written.
+``in_place`` is accepted for compatibility and never lets a backend write
+over dy (see :mod:`liger_kernel.ops.rms_norm`).
 """
 
 from __future__ import annotations

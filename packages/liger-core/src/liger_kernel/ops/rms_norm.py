@@ -9,8 +9,12 @@ casting_mode "llama": rstd in fp32, x * rstd cast back to x.dtype, then times W;
 Backward, with n = x * rstd and g = dy * (offset + W):
     dx = rstd * (g - n * mean(g * n))
     dW = sum over rows of dy * n
-in_place=True lets a backend write dx over dy (saves one activation); row_mode
-is a kernel hint that backends may ignore.
+row_mode is a kernel hint that backends may ignore. ``in_place`` is accepted
+for compatibility with liger-kernel 0.8.x, where True let the backward write
+dx over dy; here no backend writes dy, whatever it says: dy may be a tensor
+the caller holds (``y.backward(g)`` twice) or one autograd hands to another
+branch too (a residual add passes one gradient to both of its inputs), and
+writing over it would corrupt that silently. dx costs one buffer of X's size.
 """
 
 from __future__ import annotations

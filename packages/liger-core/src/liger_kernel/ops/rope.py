@@ -8,6 +8,9 @@ cos and sin are (batch or 1, seq, head_dim); they are unsqueezed at
 (batch, heads, seq, head_dim), 2 for (batch, seq, heads, head_dim). If cos and
 sin are 2-D (max_positions, head_dim) then ``position_ids`` (batch, seq) picks
 their rows; with 3-D cos and sin, position_ids is ignored, as in Transformers.
+An id outside [0, max_positions) is an error (IndexError; see
+``require_indices_in_range`` for where it is checked), and where it is not
+checked, its position's outputs are NaN: no backend reads outside the table.
 
 Backward is the inverse rotation: dq = dq' * cos + rotate_half^T(dq' * sin),
 with rotate_half^T(y) = [y2, -y1]; cos and sin get no gradient.
@@ -21,6 +24,7 @@ from liger_kernel.ops._contract import (
     INDEX_DTYPES,
     DispatchedFunction,
     require_choice,
+    require_indices_in_range,
     require_ndim,
     require_same_device,
     require_tensor,
@@ -84,4 +88,7 @@ class LigerRopeFunction(DispatchedFunction):
                     raise ValueError(
                         f"position_ids has shape {tuple(position_ids.shape)}; expected (batch, {q.shape[seq_dim]})"
                     )
+                require_indices_in_range(
+                    "position_ids", position_ids, cos.shape[0], f"a row of the {cos.shape[0]}-position cos/sin table"
+                )
         require_same_device("q", {"q": q, "k": k, "cos": cos, "sin": sin, "position_ids": position_ids})

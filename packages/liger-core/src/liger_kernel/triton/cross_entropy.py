@@ -49,7 +49,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.ops._contract import overwritable
+from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row_block
 
@@ -654,8 +654,5 @@ class CrossEntropyFunction(torch.autograd.Function):
             softcap=softcap,
         )
         if grad is logits:
-            # The logits now hold their gradient: any use that saved them for a
-            # later backward (another op's, or this graph's again) must fail
-            # loudly instead of reading it.
-            torch.autograd.graph.increment_version(logits)
+            mark_overwritten(logits)
         return (grad.view(ctx.input_shape), *([None] * 10))

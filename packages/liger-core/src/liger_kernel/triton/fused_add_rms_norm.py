@@ -7,8 +7,8 @@ Backward: dS = drms_norm(dY) + dS_out;  dX = dR = dS;  dW as in RMSNorm.
 The RMSNorm kernels of :mod:`liger_kernel.triton.rms_norm` take the residual
 as an option: the forward adds R while loading X and stores S in the same pass,
 and the backward adds dS_out to dx before storing it, so the add costs no extra
-pass over memory. With in_place=True dS is written over dY (see RMSNorm);
-with in_place=False neither dY nor dS_out is written.
+pass over memory. Neither dY nor dS_out is written, whatever ``in_place`` says
+(see RMSNorm).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class FusedAddRMSNormFunction(torch.autograd.Function):
         mode = CASTING_MODES[casting_mode]
         y, rstd, s = rms_norm_forward(as_rows(X), W, eps, offset, mode, residual_rows=as_rows(R))
         ctx.save_for_backward(s, W, rstd)
-        ctx.offset, ctx.mode, ctx.x_shape, ctx.in_place = offset, mode, X.shape, in_place
+        ctx.offset, ctx.mode, ctx.x_shape = offset, mode, X.shape
         # An unused output's gradient arrives as None rather than a tensor of
         # zeros that the backward would have to read.
         ctx.set_materialize_grads(False)
@@ -60,7 +60,6 @@ class FusedAddRMSNormFunction(torch.autograd.Function):
                 needs_ds,
                 ctx.needs_input_grad[2],
                 ds=dS_out,
-                in_place=ctx.in_place,
             )
         if ds is not None:
             # a fresh view even at the same shape: ds may be the gradient

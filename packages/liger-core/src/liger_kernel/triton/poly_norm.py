@@ -19,9 +19,8 @@ walked in blocks of half that size, as the walk keeps block-shaped running sums
 s_1, s_2, s_3 and sum(dy) in fp32 and stores them in its own row of a (grid, 4)
 buffer, summed afterwards (no atomics: deterministic).
 
-in_place=True (the API default) lets dx be written over dY when dY is a
-contiguous buffer of X's dtype and shape: the gradient autograd hands the
-backward is its own to reuse. With in_place=False dY is never written.
+dx always gets its own buffer, whatever ``in_place`` says (see the op
+contract of RMSNorm).
 """
 
 from __future__ import annotations
@@ -187,7 +186,6 @@ def _poly_norm_backward_kernel(
             s3 = tl.sum(sum3, axis=0) * r3
             dy_sum = tl.sum(dy_total, axis=0)
             if COMPUTE_DX:
-                # reads of dY precede the write of dx at each offset, so dx may alias dY
                 for start in tl.range(0, n_cols, BLOCK, num_stages=STAGES):
                     mask = start + cols < n_cols
                     x = tl.load(X + row * x_row_stride + start + cols, mask=mask, other=0.0).to(ACC)
@@ -211,11 +209,6 @@ def poly_norm_block(profile: Any, n_cols: int) -> int:
     on-chip memory the profile sized max_block for."""
     block = row_block(n_cols, profile)
     return block if block >= n_cols else max(MIN_BLOCK, profile.max_block // 2)
-
-
-def _reusable_gradient(dy_rows: torch.Tensor, x_rows: torch.Tensor) -> bool:
-    """dY can take dx in place: same dtype and shape as X's rows, contiguous."""
-    return dy_rows.dtype == x_rows.dtype and dy_rows.shape == x_rows.shape and dy_rows.is_contiguous()
 
 
 class PolyNormFunction(torch.autograd.Function):
@@ -257,7 +250,7 @@ class PolyNormFunction(torch.autograd.Function):
                 num_warps=profile.num_warps(block),
             )
         ctx.save_for_backward(x_rows, W, B, rstd)
-        ctx.x_shape, ctx.in_place = X.shape, in_place
+        ctx.x_shape = X.shape
         return shaped(y, X.shape)
 
     @staticmethod
@@ -272,10 +265,7 @@ class PolyNormFunction(torch.autograd.Function):
         dy_rows = as_rows(dY)
         dx = None
         if needs_dx:
-            if ctx.in_place and _reusable_gradient(dy_rows, x_rows):
-                dx = dy_rows
-            else:
-                dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
+            dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
         partials = torch.zeros((grid, N_PARTIALS), dtype=rstd.dtype, device=x_rows.device)
         if x_rows.numel():
             launch(
@@ -305,10 +295,6 @@ class PolyNormFunction(torch.autograd.Function):
         dw = totals[:3].to(W.dtype) if ctx.needs_input_grad[1] else None
         # a copy: gradients returned together must not share storage (as operator outputs)
         db = totals[3].to(B.dtype, copy=True).reshape(B.shape) if ctx.needs_input_grad[2] else None
-        if dx is dY:
-            # dX was written over dY, which autograd's caller may still hold:
-            # as a fresh view it is handed on to X's gradient without a copy
-            dx = dx.view(ctx.x_shape)
-        elif dx is not None:
+        if dx is not None:
             dx = shaped(dx, ctx.x_shape)
         return dx, dw, db, None, None

@@ -27,10 +27,9 @@ walked in blocks keeps a partial row per program, which its first row stores
 and later rows add to. :mod:`liger_kernel.triton._partials` adds the partial
 rows up and rounds to W's dtype in one launch.
 
-in_place=True (the API default) lets dx be written over dY when dY is a
-contiguous buffer of X's dtype: the gradient tensor autograd hands the
-backward is its own to reuse, so dx then needs no buffer. With
-in_place=False dY is never written.
+dx always gets its own buffer, whatever ``in_place`` says (see the op
+contract): dY may be a tensor the caller or another branch of the graph
+still reads.
 """
 
 from __future__ import annotations
@@ -285,11 +284,6 @@ def rms_norm_forward(
     return y, rstd, s
 
 
-def _reusable_gradient(dy_rows: torch.Tensor, x_rows: torch.Tensor) -> bool:
-    """dY can take dx in place: same dtype and shape as X's rows, contiguous."""
-    return dy_rows.dtype == x_rows.dtype and dy_rows.shape == x_rows.shape and dy_rows.is_contiguous()
-
-
 def rms_norm_backward(
     dy: torch.Tensor,
     x_rows: torch.Tensor,
@@ -300,10 +294,9 @@ def rms_norm_backward(
     needs_dx: bool,
     needs_dw: bool,
     ds: torch.Tensor | None = None,
-    in_place: bool = False,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(dX rows, dW) for 2-D rows; ``ds`` is a gradient added to dX (the fused
-    residual's); with ``in_place`` dX may be written over ``dy``."""
+    residual's). Neither ``dy`` nor ``ds`` is written."""
     n_rows, n_cols = x_rows.shape
     profile = device_profile(x_rows.device)
     block = row_block(n_cols, profile)
@@ -311,10 +304,7 @@ def rms_norm_backward(
     dy_rows = as_rows(dy)
     dx = None
     if needs_dx:
-        if in_place and _reusable_gradient(dy_rows, x_rows):
-            dx = dy_rows
-        else:
-            dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
+        dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=x_rows.device)
     needs_dw = needs_dw and W is not None
     single_block = block >= n_cols
     dw_partial = None
@@ -373,7 +363,7 @@ class RMSNormFunction(torch.autograd.Function):
         x_rows = as_rows(X)
         y, rstd, _ = rms_norm_forward(x_rows, W, eps, offset, mode)
         ctx.save_for_backward(x_rows, W, rstd)
-        ctx.offset, ctx.mode, ctx.x_shape, ctx.in_place = offset, mode, X.shape, in_place
+        ctx.offset, ctx.mode, ctx.x_shape = offset, mode, X.shape
         return shaped(y, X.shape)
 
     @staticmethod
@@ -388,12 +378,7 @@ class RMSNormFunction(torch.autograd.Function):
             ctx.mode,
             ctx.needs_input_grad[0],
             ctx.needs_input_grad[1],
-            in_place=ctx.in_place,
         )
-        if dx is dY:
-            # dX was written over dY, which autograd's caller may still hold:
-            # as a fresh view it is handed on to X's gradient without a copy
-            dx = dx.view(ctx.x_shape)
-        elif dx is not None:
+        if dx is not None:
             dx = shaped(dx, ctx.x_shape)
         return dx, dw, None, None, None, None, None

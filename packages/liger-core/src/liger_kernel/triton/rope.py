@@ -103,6 +103,7 @@ def _rope_kernel(
     POSITION_IDS,
     pos_stride_b,
     pos_stride_s,
+    n_table_rows,
     n_positions,
     seq_len,
     n_q_heads,
@@ -125,13 +126,18 @@ def _rope_kernel(
         s = position % seq_len
         if HAS_POSITION_IDS:
             row = tl.load(POSITION_IDS + b * pos_stride_b + s * pos_stride_s).to(tl.int64)
-            table_row = row * table_stride_s
+            # An id outside the table is never read: its position's output is
+            # NaN (reporting it as an error needs the host; see the op contract).
+            in_table = (row >= 0) & (row < n_table_rows)
+            table_row = tl.where(in_table, row, 0) * table_stride_s
+            poison = tl.where(in_table, 0.0, float("nan"))
         else:
             table_row = b * table_stride_b + s * table_stride_s
-        c1 = tl.load(COS + table_row + dims, mask=dim_mask, other=0.0).to(ACC)
-        c2 = tl.load(COS + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC)
-        s1 = tl.load(SIN + table_row + dims, mask=dim_mask, other=0.0).to(ACC)
-        s2 = tl.load(SIN + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC)
+            poison = 0.0
+        c1 = tl.load(COS + table_row + dims, mask=dim_mask, other=0.0).to(ACC) + poison
+        c2 = tl.load(COS + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC) + poison
+        s1 = tl.load(SIN + table_row + dims, mask=dim_mask, other=0.0).to(ACC) + poison
+        s2 = tl.load(SIN + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC) + poison
         _rotate_heads(
             Q, q_stride_b, q_stride_h, q_stride_s, QO, qo_stride_b, qo_stride_h, qo_stride_s,
             b, s, n_q_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_HQ, BLOCK_D, ONE_CHUNK,
@@ -234,7 +240,7 @@ def rope_apply(
         q_out, *_head_strides(q_out, unsqueeze_dim),
         k_out, *_head_strides(k_out, unsqueeze_dim),
         cos, sin, table_stride_b, table_stride_s,
-        position_ids if use_position_ids else cos, pos_stride_b, pos_stride_s,
+        position_ids if use_position_ids else cos, pos_stride_b, pos_stride_s, cos.shape[-2],
         n_positions, seq_len, n_q_heads, n_k_heads, half,
         HAS_POSITION_IDS=use_position_ids,
         BACKWARD=backward,

@@ -25,7 +25,7 @@ import triton.language as tl
 
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
-from liger_kernel.ops._contract import overwritable
+from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.triton._launch import RowLaunch, accumulator_dtype, pipeline_stages
 
 
@@ -155,6 +155,7 @@ def gate_backward(ctx: Any, dc: torch.Tensor, kernel: Any) -> tuple[torch.Tensor
         STAGES=stages,
         num_warps=launch.num_warps,
     )
+    mark_overwritten(*(grad for grad, over in zip((da, db), ctx.overwrite) if over))
     return as_gate_grads(ctx, da, db)
 
 

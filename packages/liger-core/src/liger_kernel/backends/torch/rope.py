@@ -29,15 +29,29 @@ def _rotate_half_transposed(y: torch.Tensor) -> torch.Tensor:
     return torch.cat((second, -first), dim=-1)
 
 
+def position_tables(
+    cos: torch.Tensor, sin: torch.Tensor, position_ids: torch.Tensor | None, seq_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin as (1 or batch, seq, head_dim) tables: 3-D ones as given,
+    rows of 2-D ones picked by ``position_ids`` (the first ``seq_len`` rows
+    without). An id outside the table reads no row and gives NaN: reporting
+    it as an error needs the host (see the op contract). Backends that gather
+    the rows with torch (the NPU's) share this."""
+    if cos.dim() != 2:
+        return cos, sin
+    if position_ids is None:
+        return cos[:seq_len].unsqueeze(0), sin[:seq_len].unsqueeze(0)
+    index = position_ids.reshape(-1, seq_len).long()
+    in_table = ((index >= 0) & (index < cos.shape[0])).unsqueeze(-1)
+    index = index.clamp(0, cos.shape[0] - 1)
+    nan = torch.tensor(float("nan"), dtype=cos.dtype, device=cos.device)
+    return torch.where(in_table, cos[index], nan), torch.where(in_table, sin[index], nan)
+
+
 def _broadcastable_tables(
     cos: torch.Tensor, sin: torch.Tensor, position_ids: torch.Tensor | None, seq_len: int, unsqueeze_dim: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if cos.dim() == 2:
-        if position_ids is None:
-            cos, sin = cos[:seq_len].unsqueeze(0), sin[:seq_len].unsqueeze(0)
-        else:
-            index = position_ids.reshape(-1, seq_len).long()
-            cos, sin = cos[index], sin[index]
+    cos, sin = position_tables(cos, sin, position_ids, seq_len)
     return cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
 
 
