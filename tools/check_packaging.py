@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import configparser
-from importlib import metadata
 import subprocess
 import sys
 import tempfile
 import zipfile
 from email.parser import Parser
+from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement

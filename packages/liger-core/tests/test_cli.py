@@ -73,3 +73,12 @@ def test_top_level_help_lists_the_commands_and_version(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--version" in out and all(command in out for command in cli.COMMANDS)
+
+
+@needs_no_cuda
+def test_under_a_kernel_mock_the_error_says_which_device_to_use(monkeypatch, capsys):
+    from liger_kernel.dispatch import dispatcher
+
+    monkeypatch.setitem(dispatcher.device_alias, "cpu", "cuda")
+    assert selftest.main(["--device", "cuda"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("(cpu tensors route as 'cuda' here: use --device cpu)")

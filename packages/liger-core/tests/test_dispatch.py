@@ -383,9 +383,7 @@ def test_info_shows_the_settings_in_force_and_what_they_do_not_do(monkeypatch, c
         ("liger_kernel_log", "LIGER_KERNEL_LOG"),
     ],
 )
-def test_a_setting_that_does_nothing_is_warned_about_once_naming_the_close_match(
-    monkeypatch, caplog, variable, close
-):
+def test_a_setting_that_does_nothing_is_warned_about_once_naming_the_close_match(monkeypatch, caplog, variable, close):
     monkeypatch.setenv(variable, "1")
     caplog.set_level(logging.WARNING, logger="liger_kernel")
     a, b = torch.randn(2, 3), torch.randn(2, 3)

@@ -42,7 +42,9 @@ def test_module_owners_reads_every_distributions_record(site):
         ("fake-vendor-b", ()),
     ]
     problem = distributions.shared_module_problem("liger_fake_shared", owners)
-    assert "installed by 2 distributions: fake-vendor-a 1.0 (required by fake-framework 1.0); fake-vendor-b 1.0" in problem
+    assert (
+        "installed by 2 distributions: fake-vendor-a 1.0 (required by fake-framework 1.0); fake-vendor-b 1.0" in problem
+    )
     assert "pip uninstall -y fake-vendor-a fake-vendor-b" in problem
 
 

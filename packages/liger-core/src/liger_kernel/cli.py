@@ -67,7 +67,12 @@ def usable_device(spec: str) -> torch.device:
         if why is None:
             return device
         problem = f"device {spec!r} is not available here ({why})"
-    raise DeviceUnavailable(f"{problem}; available device types: {', '.join(available_device_types())}")
+    from liger_kernel.dispatch import dispatcher
+
+    aliased = sorted(t for t, routed_as in dispatcher.device_alias.items() if routed_as == spec.partition(":")[0])
+    # under a kernel mock, tensors of another device type are routed as this one
+    hint = f" ({', '.join(aliased)} tensors route as {spec!r} here: use --device {aliased[0]})" if aliased else ""
+    raise DeviceUnavailable(f"{problem}; available device types: {', '.join(available_device_types())}{hint}")
 
 
 def version_lines() -> list[str]:

@@ -322,7 +322,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="optimizer steps per run")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence")
     parser.add_argument("--batch-size", type=int, help="sequences per step")
-    parser.add_argument("--device", default="auto", help="torch device, e.g. cpu, cuda, cuda:1 (default: best available)")
+    parser.add_argument(
+        "--device", default="auto", help="torch device, e.g. cpu, cuda, cuda:1 (default: best available)"
+    )
     parser.add_argument("--out", default="demo-out", help="directory for demo.png and results.json")
     parser.add_argument("--log-every", type=int, help="print the loss every N steps")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)

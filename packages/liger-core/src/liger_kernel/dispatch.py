@@ -228,9 +228,7 @@ class Dispatcher:
                     f"it implements core API version {backend.api_version}, but liger-core "
                     f"{_core_version()} provides API version {API_VERSION}"
                 )
-                repair = "install versions that match: " + (
-                    backend.install_hint or f"pip install -U liger-core {dist}"
-                )
+                repair = "install versions that match: " + (backend.install_hint or f"pip install -U liger-core {dist}")
                 broken.append(Broken(backend.name, ep.name, dist, version, cause, repair, backend.device_types))
                 continue
             loaded.setdefault(backend.name, []).append((ep.name, Installed(backend, dist, version)))
@@ -250,8 +248,16 @@ class Dispatcher:
                     continue
                 repair = f"uninstall the one you do not want (pip uninstall {inst.distribution})"
                 broken.append(
-                    Broken(name, ep_name, inst.distribution, inst.version, cause, repair,
-                           inst.backend.device_types, conflict=True)  # fmt: skip
+                    Broken(
+                        name,
+                        ep_name,
+                        inst.distribution,
+                        inst.version,
+                        cause,
+                        repair,
+                        inst.backend.device_types,
+                        conflict=True,
+                    )
                 )
         if TORCH not in found:
             raise BackendLoadError(
@@ -321,8 +327,13 @@ class Dispatcher:
                 self._logged.add(key)
                 logger.warning(
                     "%s. %s ops use backend %r (%s %s). Repair: %s",
-                    b.describe(), device_type, chosen.backend.name, chosen.distribution, chosen.version, b.repair,
-                )  # fmt: skip
+                    b.describe(),
+                    device_type,
+                    chosen.backend.name,
+                    chosen.distribution,
+                    chosen.version,
+                    b.repair,
+                )
         return chosen
 
     def choose(self, device_type: str, name: str | None) -> Installed:

@@ -183,7 +183,15 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines += ["", "Routes:"]
     width = max(len(r["op"]) for r in report["routes"])
+    collapsed = set()
     for r in report["routes"]:
+        same = [o for o in report["routes"] if o["device_type"] == r["device_type"]]
+        if r.get("error") and all(o.get("error") == r["error"] for o in same):
+            # one line for a device type whose every op fails alike
+            if r["device_type"] not in collapsed:
+                collapsed.add(r["device_type"])
+                lines.append(f"  {r['device_type']:<5} {'(every op)':<{width}}  ERROR {r['error']}")
+            continue
         if r.get("error"):
             target = f"ERROR {r['error']}"
         else:

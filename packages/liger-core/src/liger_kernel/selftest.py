@@ -36,7 +36,9 @@ def run(device: str, dtype: torch.dtype) -> list[dict[str, Any]]:
     for op, function in OPS.items():
         row: dict[str, Any] = {"op": op}
         try:
-            route = dispatcher.select(op, dispatcher.device_alias.get(device_type, device_type), dispatcher.default_request)
+            route = dispatcher.select(
+                op, dispatcher.device_alias.get(device_type, device_type), dispatcher.default_request
+            )
             row["route"] = f"{route.backend} ({route.distribution} {route.version}) {route.implementation}"
             args = sample(op, torch.device(device), torch.Generator().manual_seed(0), dtype)
             start = time.perf_counter()
@@ -56,7 +58,9 @@ def run(device: str, dtype: torch.dtype) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="liger-kernel selftest", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: the best available)")
+    parser.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: the best available)"
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = parser.parse_args(argv)
     device = args.device or infer_device()

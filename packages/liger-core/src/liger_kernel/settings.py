@@ -78,7 +78,12 @@ def problems(ops: Iterable[str], environ: Mapping[str, str] | None = None) -> li
             op = name[len(PER_OP_BACKEND) :].lower()
             what, prefix, pool, listing = f"there is no op {op!r}", PER_OP_BACKEND, per_op, f"ops: {', '.join(ops)}"
         else:
-            what, prefix, pool, listing = "liger-kernel reads no such setting", PREFIX, known, f"settings: {', '.join(SETTINGS)}"
+            what, prefix, pool, listing = (
+                "liger-kernel reads no such setting",
+                PREFIX,
+                known,
+                f"settings: {', '.join(SETTINGS)}",
+            )
         suffixes = {known_name[len(prefix) :]: known_name for known_name in pool}
         close = difflib.get_close_matches(upper[len(prefix) :], list(suffixes), n=1, cutoff=0.6)
         hint = f"did you mean {suffixes[close[0]]}?" if close else listing
