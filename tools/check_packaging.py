@@ -8,8 +8,16 @@ vendor rules of the design:
 - ``liger-kernel[rocm]`` never brings ``triton`` (ROCm's torch ships its own);
 - ``liger-kernel[cuda]`` brings ``triton``;
 - plain ``liger-kernel`` / ``liger-core`` bring neither;
+- no wheel but liger-cuda requires ``triton`` (or ``pytorch-triton*``), under
+  any extra;
 - each vendor wheel registers its backend entry point and pins liger-core of
   the same version, and each extra pins its vendor distribution likewise.
+
+It also reports what the installed torch's own metadata requires: torch's own
+Linux wheels require NVIDIA's ``triton``, so ``[rocm]`` or ``[ascend]``
+installed next to such a torch brings ``triton`` whatever our wheels say
+(the README's Install table has the order that avoids it). That is a fact of
+the environment, not of our packaging, so it is reported, not failed.
 
 Usage: python tools/check_packaging.py [--outdir DIR] [--keep]
 """
@@ -23,6 +31,7 @@ import sys
 import tempfile
 import zipfile
 from email.parser import Parser
+from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -32,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = [
     ROOT / "packages" / name for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-kernel")
 ] + [ROOT / "tests-common"]
+#: the one distribution of ours that may require NVIDIA's triton
+TRITON_VENDOR = "liger-cuda"
 BACKEND_ENTRY_POINTS = {
     "liger-core": "torch",
     "liger-cuda": "cuda",
@@ -63,6 +74,44 @@ class Wheel:
             elif any(req.marker.evaluate({"extra": e}) for e in extras):
                 chosen.append(req)
         return chosen
+
+
+def is_triton(name: str) -> bool:
+    """``triton`` itself or a build of it published under another name (``pytorch-triton-rocm``)."""
+    name = canonicalize_name(name)
+    return name == "triton" or name.startswith("pytorch-triton")
+
+
+def triton_requirements(requires: list[str]) -> list[Requirement]:
+    """The requirements among ``requires`` (Requires-Dist lines) that bring a ``triton``."""
+    return [req for req in map(Requirement, requires) if is_triton(req.name)]
+
+
+def triton_requirers(wheels: dict[str, Wheel]) -> dict[str, list[str]]:
+    """For each wheel but liger-cuda's, the requirements (any extra) that bring a triton."""
+    return {
+        name: [str(req) for req in wheel.requires if is_triton(req.name)]
+        for name, wheel in wheels.items()
+        if name != TRITON_VENDOR
+    }
+
+
+LINUX_X86_64 = {"platform_system": "Linux", "sys_platform": "linux", "platform_machine": "x86_64", "extra": ""}
+
+
+def torch_triton_report() -> tuple[str, list[str]]:
+    """What the installed torch's metadata says about triton: (torch version, one line per requirement)."""
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "(not installed)", []
+    lines = []
+    for req in triton_requirements(metadata.requires("torch") or []):
+        here = req.marker is None or req.marker.evaluate({"extra": ""})
+        linux = req.marker is None or req.marker.evaluate(LINUX_X86_64)
+        where = "here" if here else "on Linux x86_64" if linux else "on other platforms only"
+        lines.append(f"{req} (applies {where})")
+    return version, lines
 
 
 def build(outdir: Path) -> dict[str, Wheel]:
@@ -133,11 +182,20 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
     expect("triton" in cases["liger-kernel[cuda]"], "liger-kernel[cuda] brings triton")
     expect("triton" not in cases["liger-kernel[rocm]"], "liger-kernel[rocm] never brings triton")
     expect("triton" not in cases["liger-kernel[ascend]"], "liger-kernel[ascend] never brings triton")
+    for name, brings in sorted(triton_requirers(wheels).items()):
+        expect(not brings, f"{name} requires no triton under any extra ({brings or 'none'})")
     for needed in ("triton-ascend", "torch-npu"):
         expect(needed in cases["liger-kernel[ascend]"], f"liger-kernel[ascend] brings {needed}")
     for extra in ("cuda", "rocm", "ascend"):
         pin = cases[f"liger-kernel[{extra}]"].get(f"liger-{extra}")
         expect(pin == f"=={version}", f"liger-kernel[{extra}] pins liger-{extra}=={version} (got {pin})")
+    torch_version, torch_triton = torch_triton_report()
+    if torch_triton:
+        print(f"  note  the installed torch {torch_version} requires {'; '.join(torch_triton)}: installing")
+        print("        liger-kernel[rocm] or [ascend] next to it brings that triton beside the vendor's Triton;")
+        print("        install the vendor's torch build first (README, Install)")
+    else:
+        print(f"  note  the installed torch {torch_version} requires no triton (its metadata names none)")
     return problems
 
 

@@ -25,7 +25,7 @@ FAKE = Path(__file__).parent / "fake_backends"
 def clean_dispatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with no routing environment variables and fresh caches."""
     for name in list(os.environ):
-        if name.startswith(("LIGER_KERNEL_BACKEND", "LIGER_KERNEL_IMPL", "LIGER_KERNEL_STRICT", "LIGER_KERNEL_LOG")):
+        if name.upper().startswith("LIGER_KERNEL_"):
             monkeypatch.delenv(name)
     liger_kernel.set_backend(None)
     liger_kernel.reset()
@@ -41,17 +41,20 @@ def installed_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Calla
     ``installed_backends(fast="liger_fake_backends:FAST", ...)`` writes the
     package and a ``liger-fake-backends`` dist-info into a temporary site
     directory on sys.path, then resets the dispatcher so discovery sees it.
+    Called again with ``distribution="liger-other"``, it adds a second
+    distribution beside the first.
     """
 
-    def install(**entry_points: str) -> None:
+    def install(distribution: str = "liger-fake-backends", **entry_points: str) -> None:
         site = tmp_path / "site"
         shutil.copytree(FAKE / "liger_fake_backends", site / "liger_fake_backends", dirs_exist_ok=True)
-        info = site / "liger_fake_backends-0.1.0.dist-info"
+        info = site / f"{distribution.replace('-', '_')}-0.1.0.dist-info"
         info.mkdir(parents=True, exist_ok=True)
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: liger-fake-backends\nVersion: 0.1.0\n")
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1.0\n")
         lines = ["[liger_kernel.backends]"] + [f"{name} = {target}" for name, target in entry_points.items()]
         (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-        monkeypatch.syspath_prepend(str(site))
+        if str(site) not in sys.path:
+            monkeypatch.syspath_prepend(str(site))
         for module in [m for m in sys.modules if m.startswith("liger_fake_backends")]:
             monkeypatch.delitem(sys.modules, module)
         dispatcher.reset()

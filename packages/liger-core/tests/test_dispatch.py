@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +27,7 @@ from liger_kernel.dispatch import (
     UnknownBackendError,
     dispatcher,
 )
-from liger_kernel.ops import LigerSiLUMulFunction
+from liger_kernel.ops import OPS, LigerSiLUMulFunction
 
 FAST = "liger_fake_backends:FAST"
 SLOW = "liger_fake_backends:SLOW"
@@ -125,11 +127,70 @@ def test_requested_but_unavailable_backend_gives_probe_reason_and_install_comman
         LigerSiLUMulFunction.apply(torch.randn(2, 3), torch.randn(2, 3))
 
 
-def test_backend_whose_import_raises_is_reported_with_the_real_cause(installed_backends):
-    installed_backends(broken="liger_fake_backends.broken:BACKEND")
-    with pytest.raises(BackendLoadError, match="libfakevendor.so.*pip uninstall liger-fake-backends") as info:
-        LigerSiLUMulFunction.apply(torch.randn(2, 3), torch.randn(2, 3))
+BROKEN = "liger_fake_backends.broken:BACKEND"
+BROKEN_CAUSE = "broken.*liger-fake-backends 0.1.0.*ImportError: libfakevendor.so.*pip uninstall liger-fake-backends"
+
+
+def test_broken_plugin_leaves_cpu_ops_and_other_backends_working(installed_backends, monkeypatch):
+    installed_backends(broken=BROKEN, fast=FAST)
+    a, b = torch.randn(2, 3), torch.randn(2, 3)
+    torch.testing.assert_close(LigerSiLUMulFunction.apply(a, b), torch.nn.functional.silu(a) * b)
+    assert route() == "fast"  # meta: served by a working backend, and no plugin claims it
+    assert set(dispatcher.installed()) >= {"torch", "fast"}
+    monkeypatch.setenv("LIGER_KERNEL_BACKEND", "torch")
+    dispatcher.forget_routes()
+    torch.testing.assert_close(LigerSiLUMulFunction.apply(a, b), torch.nn.functional.silu(a) * b)
+    assert route(device_type="cuda") == "torch"  # an explicit choice serving every device type
+
+
+def _request_by_environment(monkeypatch, variable):
+    monkeypatch.setenv(variable, "broken")
+    LigerSiLUMulFunction.apply(torch.randn(2, 3), torch.randn(2, 3))
+
+
+REQUESTS = {
+    "LIGER_KERNEL_BACKEND": lambda mp: _request_by_environment(mp, "LIGER_KERNEL_BACKEND"),
+    "LIGER_KERNEL_BACKEND_SWIGLU": lambda mp: _request_by_environment(mp, "LIGER_KERNEL_BACKEND_SWIGLU"),
+    "set_backend": lambda mp: liger_kernel.set_backend("broken"),
+    "use_backend": lambda mp: liger_kernel.use_backend("broken").__enter__(),
+}
+
+
+@pytest.mark.parametrize("how", list(REQUESTS))
+def test_requesting_a_broken_plugin_raises_with_its_cause(installed_backends, monkeypatch, how):
+    installed_backends(broken=BROKEN)
+    with pytest.raises(BackendLoadError, match=f"'broken' was requested.*{BROKEN_CAUSE}") as info:
+        REQUESTS[how](monkeypatch)
     assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_broken_plugin_claims_accelerators_no_working_backend_serves(installed_backends):
+    installed_backends(broken=BROKEN)
+    with pytest.raises(BackendLoadError, match=f"device type 'privateuseone'.*{BROKEN_CAUSE}") as info:
+        LigerSiLUMulFunction.route("privateuseone")
+    assert isinstance(info.value.__cause__, ImportError)
+    assert "LIGER_KERNEL_BACKEND=torch" in str(info.value)
+
+
+def test_working_backend_serves_its_device_type_with_one_warning_naming_the_broken_plugin(installed_backends, caplog):
+    installed_backends(broken=BROKEN, accel="liger_fake_backends:ACCEL")
+    caplog.set_level(logging.WARNING, logger="liger_kernel")
+    for op in ("swiglu", "swiglu", "rms_norm"):
+        dispatcher.function(op, "privateuseone", "LigerSiLUMulFunction")
+    assert dispatcher.select("swiglu", "privateuseone").backend == "accel"
+    warnings = [r.getMessage() for r in caplog.records if "broken" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'broken'" in warnings[0] and "libfakevendor.so" in warnings[0] and "'accel'" in warnings[0]
+    assert "pip uninstall liger-fake-backends" in warnings[0]
+
+
+def test_entry_point_yielding_something_else_is_recorded_not_raised(installed_backends):
+    installed_backends(odd="liger_fake_backends:NOT_A_BACKEND", fast=FAST)
+    assert route() == "fast"
+    [broken] = dispatcher.broken()
+    assert broken.entry_point == "odd" and "not a liger_kernel.backend.Backend" in broken.cause
+    with pytest.raises(BackendLoadError, match="'odd' was requested.*yields dict"):
+        liger_kernel.set_backend("odd")
 
 
 def test_implementation_that_fails_to_import_is_reported(installed_backends):
@@ -153,10 +214,37 @@ def test_two_backends_at_equal_priority_is_an_error_naming_both(installed_backen
     assert "'fast'" in str(info.value) and "'rival'" in str(info.value) and "'meta'" in str(info.value)
 
 
-def test_api_version_mismatch_names_both_versions(installed_backends):
+def test_api_version_mismatch_is_recorded_and_raised_where_it_serves(installed_backends, monkeypatch):
     installed_backends(old="liger_fake_backends:OLD_API")
-    with pytest.raises(BackendLoadError, match=f"API version {API_VERSION + 1}.*API version {API_VERSION}"):
-        dispatcher.installed()
+    assert "old" not in dispatcher.installed()  # discovery itself does not raise
+    versions = f"API version {API_VERSION + 1}.*API version {API_VERSION}"
+    with pytest.raises(BackendLoadError, match=f"device type 'meta'.*'old'.*{versions}"):
+        route()  # it declares meta, and nothing else serves meta
+    assert route(device_type="cpu") == "torch"
+    assert route(device_type="privateuseone") == "torch"  # not a device type it declares
+    monkeypatch.setenv("LIGER_KERNEL_BACKEND", "old")
+    with pytest.raises(BackendLoadError, match=f"'old' was requested.*{versions}"):
+        route(device_type="cpu")
+
+
+def test_two_distributions_registering_one_backend_name_use_neither(installed_backends, monkeypatch):
+    installed_backends(fast=FAST)
+    installed_backends(distribution="liger-other", fast=FAST, slow=SLOW)
+    assert "fast" not in dispatcher.installed()
+    both = "'fast' is registered more than once.*liger-(fake-backends|other).*liger-(fake-backends|other)"
+    assert route() == "slow"  # a working backend serves meta (with a warning)
+    assert route(device_type="cpu") == "torch"
+    monkeypatch.setenv("LIGER_KERNEL_BACKEND", "fast")
+    with pytest.raises(BackendConflictError, match=f"'fast' was requested.*{both}.*pip uninstall"):
+        route()
+
+
+def test_a_second_torch_backend_does_not_displace_liger_cores(installed_backends):
+    installed_backends(torch="liger_fake_backends:IMPOSTOR_TORCH")
+    assert dispatcher.installed()["torch"].distribution == "liger-core"
+    [rival] = dispatcher.broken()
+    assert rival.conflict and rival.distribution == "liger-fake-backends"
+    assert route(device_type="cpu") == "torch"
 
 
 def test_missing_op_falls_back_to_torch_and_logs_once(installed_backends, caplog):
@@ -237,6 +325,92 @@ def test_info_json_has_backends_and_routes(installed_backends):
     assert routes[("swiglu", "meta")]["implementation"] == "liger_fake_backends:RecordingSwiGLU"
     assert routes[("rms_norm", "meta")]["backend"] == "torch"
     assert routes[("rms_norm", "cpu")]["backend"] == "torch"
+
+
+def test_info_lists_every_other_backend_and_route_and_the_broken_plugin(installed_backends, capsys):
+    installed_backends(broken=BROKEN, fast=FAST)
+    from liger_kernel import env_report
+
+    report = env_report.collect()
+    assert {b["name"] for b in report["backends"]} >= {"torch", "fast"}
+    [broken] = report["broken_backends"]
+    assert broken["entry_point"] == "broken" and broken["distribution"] == "liger-fake-backends"
+    assert "ImportError: libfakevendor.so" in broken["cause"] and "pip uninstall" in broken["repair"]
+    routes = {(r["op"], r["device_type"]): r for r in report["routes"]}
+    assert all(routes[(op, "cpu")]["backend"] == "torch" for op in OPS)
+    assert routes[("swiglu", "meta")]["backend"] == "fast"
+    assert env_report.main(["--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["broken_backends"][0]["name"] == "broken"
+    assert env_report.main([]) == 1
+    text = capsys.readouterr().out
+    assert "BROKEN (entry point 'broken'): ImportError: libfakevendor.so" in text
+    assert "NOT OK: broken backend plugin 'broken' (liger-fake-backends)" in text
+
+
+def test_info_exits_non_zero_when_a_route_is_broken(monkeypatch, capsys):
+    monkeypatch.setenv("LIGER_KERNEL_BACKEND", "nope")
+    from liger_kernel import env_report
+
+    assert env_report.main([]) == 1
+    out = capsys.readouterr().out
+    assert "LIGER_KERNEL_BACKEND=nope" in out and "routes raise" in out
+    monkeypatch.delenv("LIGER_KERNEL_BACKEND")
+    liger_kernel.reset()
+    assert env_report.main([]) == 0
+
+
+def test_info_shows_the_settings_in_force_and_what_they_do_not_do(monkeypatch, capsys):
+    monkeypatch.setenv("LIGER_KERNEL_STRICT", "1")
+    monkeypatch.setenv("LIGER_KERNEL_BACKEND_RMSNORM", "torch")
+    from liger_kernel import env_report
+
+    assert env_report.main(["--json"]) == 0  # a setting that does nothing is a warning, not a broken route
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"] == {"LIGER_KERNEL_BACKEND_RMSNORM": "torch", "LIGER_KERNEL_STRICT": "1"}
+    [warning] = report["setting_warnings"]
+    assert "LIGER_KERNEL_BACKEND_RMSNORM" in warning and "did you mean LIGER_KERNEL_BACKEND_RMS_NORM?" in warning
+    env_report.main([])
+    text = capsys.readouterr().out
+    assert "  LIGER_KERNEL_STRICT=1" in text and "WARNING: LIGER_KERNEL_BACKEND_RMSNORM" in text
+
+
+@pytest.mark.parametrize(
+    ("variable", "close"),
+    [
+        ("LIGER_KERNEL_BACKEND_RMSNORM", "LIGER_KERNEL_BACKEND_RMS_NORM"),
+        ("LIGER_KERNEL_STICT", "LIGER_KERNEL_STRICT"),
+        ("LIGER_KERNEL_BACKENDS", "LIGER_KERNEL_BACKEND"),
+        ("liger_kernel_log", "LIGER_KERNEL_LOG"),
+    ],
+)
+def test_a_setting_that_does_nothing_is_warned_about_once_naming_the_close_match(monkeypatch, caplog, variable, close):
+    monkeypatch.setenv(variable, "1")
+    caplog.set_level(logging.WARNING, logger="liger_kernel")
+    a, b = torch.randn(2, 3), torch.randn(2, 3)
+    for _ in range(2):
+        LigerSiLUMulFunction.apply(a, b)
+    dispatcher.function("rms_norm", "cpu", "LigerRMSNormFunction")
+    warnings = [r.getMessage() for r in caplog.records if variable in r.getMessage()]
+    assert len(warnings) == 1 and f"did you mean {close}?" in warnings[0]
+
+
+def test_a_flag_value_that_means_neither_on_nor_off_is_warned_about(monkeypatch, caplog):
+    monkeypatch.setenv("LIGER_KERNEL_STRICT", "always")
+    caplog.set_level(logging.WARNING, logger="liger_kernel")
+    route(device_type="cpu")
+    assert any("LIGER_KERNEL_STRICT='always' is neither on" in r.getMessage() for r in caplog.records)
+
+
+def test_every_liger_kernel_variable_the_code_reads_is_in_the_one_list():
+    from liger_kernel import settings
+
+    root = Path(__file__).resolve().parents[3]
+    sources = [*root.glob("packages/*/src/**/*.py"), *root.glob("tests-common/src/**/*.py")]
+    named = {m for path in sources for m in re.findall(r"LIGER_KERNEL_[A-Z_]+", path.read_text())}
+    per_op = {settings.per_op_variable(op) for op in OPS}
+    unknown = named - set(settings.SETTINGS) - per_op - {settings.PER_OP_BACKEND, settings.PREFIX}
+    assert not unknown, f"LIGER_KERNEL_* names read but not in liger_kernel.settings.SETTINGS: {unknown}"
+    assert {"LIGER_KERNEL_BACKEND", "LIGER_KERNEL_STRICT", "LIGER_KERNEL_OPERATORS"} <= named
 
 
 def test_import_and_probing_leave_triton_and_torch_npu_unimported():

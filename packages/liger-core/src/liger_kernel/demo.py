@@ -322,7 +322,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="optimizer steps per run")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence")
     parser.add_argument("--batch-size", type=int, help="sequences per step")
-    parser.add_argument("--device", default="auto", help="torch device type (default: best available)")
+    parser.add_argument(
+        "--device", default="auto", help="torch device, e.g. cpu, cuda, cuda:1 (default: best available)"
+    )
     parser.add_argument("--out", default="demo-out", help="directory for demo.png and results.json")
     parser.add_argument("--log-every", type=int, help="print the loss every N steps")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
@@ -336,9 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("transformers") is None:
         print("liger-kernel demo needs Hugging Face Transformers: pip install 'liger-core[transformers]'")
         return 1
+    from liger_kernel.cli import DeviceUnavailable, usable_device
     from liger_kernel.utils import infer_device
 
     device = infer_device() if args.device == "auto" else args.device
+    try:
+        device_type = usable_device(device).type
+    except DeviceUnavailable as exc:
+        print(f"liger-kernel demo: error: {exc}", file=sys.stderr)
+        return 2
     params = default_setup(device)
     for name in ("steps", "batch_size", "seq_len"):
         if getattr(args, name) is not None:
@@ -358,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synthetic corpus, e.g.: {sample} ...")
     print(f"(best possible loss ~{_entropy(corpus):.2f}; start ~{math.log(setup.vocab_size):.2f})\n")
     print(f"Routes on {device}:")
-    print(_routing_table(device))
+    print(_routing_table(device_type))
     print()
 
     results = {run: _run_in_subprocess(run, setup, out) for run in RUNS}

@@ -17,7 +17,30 @@ logged once, or raises under ``LIGER_KERNEL_STRICT=1``.
 
 The result is cached per (op, device type, requested backend), so the cost of a
 call after the first is two dict lookups. Environment variables are read when
-a route is first resolved; :func:`reset` forgets everything.
+a route is first resolved, and a ``LIGER_KERNEL_*`` name that does nothing is
+warned about then (:mod:`liger_kernel.settings`); :func:`reset` forgets
+everything.
+
+A broken plugin breaks nothing else. An entry point that cannot be used is
+recorded as :class:`Broken` (with its distribution, version and the error)
+instead of failing discovery. The cases are: its import raises, it yields
+something other than a :class:`~liger_kernel.backend.Backend`, its core API
+version differs from this core's, or its backend name is registered by another
+entry point too (then neither is used, except that liger-core's own ``torch``
+backend is kept). Where it matters it is loud:
+
+- requesting it by name (any of the ways above) raises its error
+  (:class:`BackendLoadError`; :class:`BackendConflictError` for a shared name);
+- it is a candidate for the device types it declares, or, when it could not
+  say (its import failed), for every device type but ``cpu`` and ``meta``.
+  Automatic routing on such a device type that no working backend (installed,
+  loaded, probe passing; ``torch`` does not count) serves raises
+  :class:`BackendLoadError` naming the plugin, its cause and the repair; where
+  a working backend serves it, ops go there with a warning logged once;
+- ``liger-kernel info`` lists it with its cause and exits non-zero.
+
+Every other backend, and every route it cannot claim (CPU ops among them),
+keeps working.
 """
 
 from __future__ import annotations
@@ -28,14 +51,18 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from liger_kernel import settings
 from liger_kernel.backend import API_VERSION, Backend, DeviceProfile, load_attr
 
 GROUP = "liger_kernel.backends"
 TORCH = "torch"
+#: device types a plugin that could not say what it serves is not a candidate for
+#: (the torch backend serves them, and no accelerator backend does)
+HOST_DEVICE_TYPES = ("cpu", "meta")
 
 logger = logging.getLogger("liger_kernel")
 
@@ -84,8 +111,47 @@ class Route:
     fallback_reason: str | None = None
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+@dataclass(frozen=True)
+class Broken:
+    """An installed backend entry point that cannot be used, and why.
+
+    name: the backend name it registers, or the entry point's name where it
+        never got as far as saying (its import failed).
+    device_types: what it says it serves; None when it could not say.
+    cause: the error, as text; repair: what the user should run.
+    conflict: True when the problem is a backend name registered twice.
+    """
+
+    name: str
+    entry_point: str
+    distribution: str
+    version: str
+    cause: str
+    repair: str
+    device_types: tuple[str, ...] | None = None
+    conflict: bool = False
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def claims(self, device_type: str) -> bool:
+        """Whether it might be the backend meant to serve ``device_type``."""
+        if self.device_types is None or "*" in self.device_types:
+            return device_type not in HOST_DEVICE_TYPES
+        return device_type in self.device_types
+
+    def describe(self) -> str:
+        return (
+            f"backend plugin {self.name!r} (entry point {self.entry_point!r} of {self.distribution} "
+            f"{self.version}) is broken: {self.cause}"
+        )
+
+
+def _broken_error(broken: list[Broken], lead: str) -> BackendError:
+    """One error for ``broken`` plugins, chained to the first one's exception."""
+    cls = BackendConflictError if all(b.conflict for b in broken) else BackendLoadError
+    details = "; ".join(f"{b.describe()}. Repair: {b.repair}" for b in broken)
+    error = cls(f"{lead}: {details}")
+    error.__cause__ = next((b.exception for b in broken if b.exception is not None), None)
+    return error
 
 
 class Dispatcher:
@@ -94,11 +160,13 @@ class Dispatcher:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._installed: dict[str, Installed] | None = None
+        self._broken: list[Broken] = []
         self._registered: dict[str, Installed] = {}
         self._probes: dict[str, tuple[bool, str]] = {}
         self._functions: dict[tuple[str, str, str | None], Any] = {}
         self._profiles: dict[tuple[str, str, int | None], DeviceProfile] = {}
-        self._logged: set[tuple[str, str, str]] = set()
+        self._logged: set[tuple[str, ...]] = set()
+        self._settings_checked = False
         #: device types the mocks make tensors on one device type look like another
         self.device_alias: dict[str, str] = {}
         self.default_request: str | None = None
@@ -133,46 +201,83 @@ class Dispatcher:
 
         return unregister
 
+    def broken(self) -> list[Broken]:
+        """Installed entry points that cannot be used (see the module docstring)."""
+        self.installed()
+        # a backend added by register() under the same name shadows the broken one
+        return [b for b in self._broken if b.name not in self._registered]
+
     def _discover(self) -> dict[str, Installed]:
-        found: dict[str, Installed] = {}
+        loaded: dict[str, list[tuple[str, Installed]]] = {}
+        broken: list[Broken] = []
         for ep in metadata.entry_points(group=GROUP):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
+            reinstall = f"pip install --force-reinstall {dist}, or pip uninstall {dist}"
             try:
                 backend = ep.load()
             except Exception as exc:
-                raise BackendLoadError(
-                    f"backend entry point {ep.name!r} of {dist} {version} failed to load: "
-                    f"{type(exc).__name__}: {exc}. Repair or uninstall it (pip uninstall {dist})."
-                ) from exc
+                broken.append(Broken(ep.name, ep.name, dist, version, _text(exc), reinstall, exception=exc))
+                continue
             if not isinstance(backend, Backend):
-                raise BackendLoadError(
-                    f"entry point {ep.name!r} of {dist} yields {type(backend).__name__}, "
-                    "not a liger_kernel.backend.Backend"
-                )
+                cause = f"it yields {type(backend).__name__}, not a liger_kernel.backend.Backend"
+                broken.append(Broken(ep.name, ep.name, dist, version, cause, reinstall))
+                continue
             if backend.api_version != API_VERSION:
-                raise BackendLoadError(
-                    f"backend {backend.name!r} ({dist} {version}) implements core API version "
-                    f"{backend.api_version}, but liger-core {_core_version()} provides API version "
-                    f"{API_VERSION}; install matching versions (pip install -U liger-kernel[{backend.name}])"
+                cause = (
+                    f"it implements core API version {backend.api_version}, but liger-core "
+                    f"{_core_version()} provides API version {API_VERSION}"
                 )
-            if backend.name in found:
-                other = found[backend.name].distribution
-                raise BackendConflictError(f"two distributions register backend {backend.name!r}: {other} and {dist}")
-            found[backend.name] = Installed(backend, dist, version)
+                repair = "install versions that match: " + (backend.install_hint or f"pip install -U liger-core {dist}")
+                broken.append(Broken(backend.name, ep.name, dist, version, cause, repair, backend.device_types))
+                continue
+            loaded.setdefault(backend.name, []).append((ep.name, Installed(backend, dist, version)))
+        found: dict[str, Installed] = {}
+        for name, claims in loaded.items():
+            if len(claims) == 1:
+                found[name] = claims[0][1]
+                continue
+            # liger-core's own backend is every route's fallback: it stays, its rivals go
+            keep = next((c for c in claims if name == TORCH and c[1].distribution == "liger-core"), None)
+            if keep is not None:
+                found[name] = keep[1]
+            who = " and ".join(f"entry point {ep} of {inst.distribution} {inst.version}" for ep, inst in claims)
+            cause = f"backend name {name!r} is registered more than once ({who})"
+            for ep_name, inst in claims:
+                if (ep_name, inst) == keep:
+                    continue
+                repair = f"uninstall the one you do not want (pip uninstall {inst.distribution})"
+                broken.append(
+                    Broken(
+                        name,
+                        ep_name,
+                        inst.distribution,
+                        inst.version,
+                        cause,
+                        repair,
+                        inst.backend.device_types,
+                        conflict=True,
+                    )
+                )
         if TORCH not in found:
             raise BackendLoadError(
                 "the built-in 'torch' backend is not registered: liger-core is not installed "
                 "(run pip install liger-core, or pip install -e packages/liger-core in a checkout)"
             )
+        self._broken = broken
         return found
 
     def get(self, name: str) -> Installed:
         installed = self.installed()
-        if name not in installed:
-            names = ", ".join(sorted(installed))
-            raise UnknownBackendError(f"unknown backend {name!r}; installed backends: {names}")
-        return installed[name]
+        if name in installed:
+            return installed[name]
+        broken = [b for b in self.broken() if b.name == name]
+        if broken:
+            raise _broken_error(broken, f"backend {name!r} was requested but cannot be used")
+        names = ", ".join(sorted(installed))
+        unusable = sorted({b.name for b in self.broken()})
+        also = f"; installed but broken: {', '.join(unusable)}" if unusable else ""
+        raise UnknownBackendError(f"unknown backend {name!r}; installed backends: {names}{also}")
 
     def probe(self, name: str) -> tuple[bool, str]:
         if name not in self._probes:
@@ -186,7 +291,7 @@ class Dispatcher:
 
     # -- selection -------------------------------------------------------
     def requested(self, op: str | None, context: str | None) -> str | None:
-        per_op = os.environ.get(f"LIGER_KERNEL_BACKEND_{op.upper()}") if op else None
+        per_op = os.environ.get(settings.per_op_variable(op)) if op else None
         return (
             per_op or os.environ.get("LIGER_KERNEL_BACKEND") or os.environ.get("LIGER_KERNEL_IMPL") or context or None
         )
@@ -197,7 +302,15 @@ class Dispatcher:
             for name, inst in self.installed().items()
             if name != TORCH and inst.backend.serves(device_type) and self.probe(name)[0]
         ]
+        claimants = [b for b in self.broken() if b.claims(device_type)]
         if not candidates:
+            if claimants:
+                raise _broken_error(
+                    claimants,
+                    f"no working backend serves device type {device_type!r}, and an installed plugin that "
+                    "may be the one meant to cannot be used (LIGER_KERNEL_BACKEND=torch runs every op on the "
+                    "pure-PyTorch backend meanwhile)",
+                )
             return self.get(TORCH)
         candidates.sort(key=lambda inst: -inst.backend.priority)
         if len(candidates) > 1 and candidates[0].backend.priority == candidates[1].backend.priority:
@@ -207,7 +320,21 @@ class Dispatcher:
                 f"({b.distribution}) both claim device type {device_type!r} at priority "
                 f"{a.backend.priority}; uninstall one or choose with LIGER_KERNEL_BACKEND"
             )
-        return candidates[0]
+        chosen = candidates[0]
+        for b in claimants:
+            key = ("broken", device_type, f"{b.name}/{b.entry_point}/{b.distribution}")
+            if key not in self._logged:
+                self._logged.add(key)
+                logger.warning(
+                    "%s. %s ops use backend %r (%s %s). Repair: %s",
+                    b.describe(),
+                    device_type,
+                    chosen.backend.name,
+                    chosen.distribution,
+                    chosen.version,
+                    b.repair,
+                )
+        return chosen
 
     def choose(self, device_type: str, name: str | None) -> Installed:
         """The backend serving ``device_type`` when ``name`` (or nobody) asked."""
@@ -225,6 +352,7 @@ class Dispatcher:
 
     def select(self, op: str, device_type: str, context: str | None = None) -> Route:
         """Decide the route without importing the implementation."""
+        self._check_settings()
         chosen = self.choose(device_type, self.requested(op, context))
         spec = chosen.backend.ops.get(op)
         if spec is not None:
@@ -233,7 +361,7 @@ class Dispatcher:
         reason = f"backend {chosen.backend.name!r} has no {op!r} implementation"
         if op not in torch_backend.backend.ops:
             raise BackendError(f"no backend implements op {op!r}")
-        if chosen.backend.name != TORCH and _env_flag("LIGER_KERNEL_STRICT"):
+        if chosen.backend.name != TORCH and settings.flag("LIGER_KERNEL_STRICT"):
             raise FallbackError(f"{reason} and LIGER_KERNEL_STRICT=1 forbids falling back to 'torch'")
         return Route(
             op,
@@ -264,6 +392,17 @@ class Dispatcher:
             self._functions[key] = function
             return function
 
+    def setting_problems(self) -> list[str]:
+        """The LIGER_KERNEL_* variables in the environment that do nothing."""
+        return settings.problems(self.get(TORCH).backend.ops)
+
+    def _check_settings(self) -> None:
+        if self._settings_checked:
+            return
+        self._settings_checked = True
+        for problem in self.setting_problems():
+            logger.warning("%s", problem)
+
     def _announce(self, route: Route, label: str) -> None:
         key = (route.op, route.device_type, route.backend)
         if key in self._logged:
@@ -276,7 +415,7 @@ class Dispatcher:
                 route.device_type,
                 route.fallback_reason,
             )
-        if _env_flag("LIGER_KERNEL_LOG"):
+        if settings.flag("LIGER_KERNEL_LOG"):
             # Printed as well as logged: users turn this on to see it, whatever
             # their logging configuration.
             message = f"Using {route.device_type.upper()} {label} ({route.distribution} {route.version})"
@@ -315,6 +454,7 @@ class Dispatcher:
             self._functions.clear()
             self._profiles.clear()
             self._logged.clear()
+            self._settings_checked = False
 
     def reset(self) -> None:
         """Forget discovered backends, probes, routes and profiles."""
@@ -351,6 +491,10 @@ def reset() -> None:
 
 def device_profile(device: Any) -> DeviceProfile:
     return dispatcher.profile(device)
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _core_version() -> str:

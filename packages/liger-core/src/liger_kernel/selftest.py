@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from liger_kernel.cli import DeviceUnavailable, usable_device
 from liger_kernel.dispatch import BackendError, dispatcher
 from liger_kernel.ops import OPS
 from liger_kernel.samples import sample
@@ -31,10 +32,13 @@ def _scalar(outputs: Any) -> torch.Tensor:
 
 def run(device: str, dtype: torch.dtype) -> list[dict[str, Any]]:
     rows = []
+    device_type = torch.device(device).type
     for op, function in OPS.items():
         row: dict[str, Any] = {"op": op}
         try:
-            route = dispatcher.select(op, dispatcher.device_alias.get(device, device), dispatcher.default_request)
+            route = dispatcher.select(
+                op, dispatcher.device_alias.get(device_type, device_type), dispatcher.default_request
+            )
             row["route"] = f"{route.backend} ({route.distribution} {route.version}) {route.implementation}"
             args = sample(op, torch.device(device), torch.Generator().manual_seed(0), dtype)
             start = time.perf_counter()
@@ -54,10 +58,17 @@ def run(device: str, dtype: torch.dtype) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="liger-kernel selftest", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--device", default=None, help="torch device type (default: the best available)")
+    parser.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: the best available)"
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = parser.parse_args(argv)
     device = args.device or infer_device()
+    try:
+        usable_device(device)
+    except DeviceUnavailable as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     rows = run(device, getattr(torch, args.dtype))
     print(f"liger-kernel selftest on {device}, {args.dtype}")
     width = max(len(r["op"]) for r in rows)

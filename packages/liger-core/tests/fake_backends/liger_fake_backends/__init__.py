@@ -53,5 +53,12 @@ RIVAL = Backend("rival", ("meta",), 100, API_VERSION, _ok, {"swiglu": "liger_fak
 ABSENT = Backend("absent", ("meta",), 200, API_VERSION, _missing, {}, install_hint="pip install liger-absent")
 CRASHY_PROBE = Backend("crashy", ("meta",), 50, API_VERSION, _raises, {})
 OLD_API = Backend("old", ("meta",), 100, API_VERSION + 1, _ok, {})
+# Serves an accelerator device type (one nobody else serves), so routing on a
+# device type a broken plugin might have claimed can be tested on a CPU.
+ACCEL = Backend("accel", ("privateuseone",), 100, API_VERSION, _ok, {"swiglu": "liger_fake_backends:RecordingSwiGLU"})
+# An entry point that yields something other than a Backend.
+NOT_A_BACKEND = {"name": "fast"}
 # Names an implementation module that does not exist.
 BROKEN_IMPL = Backend("brokenimpl", ("meta",), 100, API_VERSION, _ok, {"swiglu": "liger_fake_backends.nowhere:Fn"})
+# Registers the name of liger-core's own backend.
+IMPOSTOR_TORCH = Backend("torch", ("*",), 0, API_VERSION, _ok, {})

@@ -1,0 +1,91 @@
+"""The ``LIGER_KERNEL_*`` environment variables: the one list of them, and the
+check that a name set in the environment is one liger-kernel reads.
+
+A misspelt setting does nothing, which is why it is checked: every
+``LIGER_KERNEL_*`` variable that is not in :data:`SETTINGS` (nor a
+``LIGER_KERNEL_BACKEND_<OP>`` of a known op) gets a warning naming the
+closest known name, once, when the dispatcher resolves its first route
+(``liger-kernel info`` shows the same warnings). A flag read by the dispatcher
+whose value is neither on (1, true, yes, on) nor off (0, false, no, off, empty)
+is warned about too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+
+PREFIX = "LIGER_KERNEL_"
+#: ``LIGER_KERNEL_BACKEND_<OP>``, OP being an op name in upper case (``RMS_NORM``)
+PER_OP_BACKEND = "LIGER_KERNEL_BACKEND_"
+
+#: Every LIGER_KERNEL_* variable liger-kernel reads (besides the per-op
+#: backend variables), with what it does. Read by the dispatcher
+#: (liger_kernel.dispatch) unless said otherwise.
+SETTINGS: dict[str, str] = {
+    "LIGER_KERNEL_BACKEND": "the backend every op uses (a backend name)",
+    "LIGER_KERNEL_IMPL": "alias of LIGER_KERNEL_BACKEND",
+    "LIGER_KERNEL_STRICT": "flag: falling back to the 'torch' backend is an error",
+    "LIGER_KERNEL_LOG": "flag: print each op's route once",
+    "LIGER_KERNEL_OPERATORS": "1: eager calls go through the torch.ops.liger operators (read by liger_kernel.ops at import)",
+}
+#: the settings that :func:`flag` parses
+FLAGS = ("LIGER_KERNEL_STRICT", "LIGER_KERNEL_LOG")
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("", "0", "false", "no", "off")
+
+
+def per_op_variable(op: str) -> str:
+    """The variable that picks the backend of one op: ``LIGER_KERNEL_BACKEND_RMS_NORM``."""
+    return PER_OP_BACKEND + op.upper()
+
+
+def flag(name: str) -> bool:
+    """Whether the flag ``name`` is on in the environment."""
+    return os.environ.get(name, "").strip().lower() in _ON
+
+
+def in_force(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The LIGER_KERNEL_* variables set in ``environ`` (default: this process's)."""
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in sorted(environ.items()) if name.upper().startswith(PREFIX)}
+
+
+def problems(ops: Iterable[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per LIGER_KERNEL_* variable in ``environ`` that does nothing
+    (an unknown name, or a per-op variable of an op not in ``ops``) or whose
+    flag value means neither on nor off."""
+    ops = list(ops)
+    per_op = [per_op_variable(op) for op in ops]
+    known = [*SETTINGS, *per_op]
+    found = []
+    for name, value in in_force(environ).items():
+        if name in known:
+            if name in FLAGS and value.strip().lower() not in _ON + _OFF:
+                found.append(
+                    f"{name}={value!r} is neither on ({', '.join(_ON)}) nor off ({', '.join(_OFF[1:])}); "
+                    "it is treated as off"
+                )
+            continue
+        upper = name.upper()
+        if upper in known:
+            found.append(f"{name}={value!r} is ignored: setting names are upper case; did you mean {upper}?")
+            continue
+        # match the part after the common prefix, which would make anything look close
+        if upper.startswith(PER_OP_BACKEND):
+            op = name[len(PER_OP_BACKEND) :].lower()
+            what, prefix, pool, listing = f"there is no op {op!r}", PER_OP_BACKEND, per_op, f"ops: {', '.join(ops)}"
+        else:
+            what, prefix, pool, listing = (
+                "liger-kernel reads no such setting",
+                PREFIX,
+                known,
+                f"settings: {', '.join(SETTINGS)}",
+            )
+        suffixes = {known_name[len(prefix) :]: known_name for known_name in pool}
+        close = difflib.get_close_matches(upper[len(prefix) :], list(suffixes), n=1, cutoff=0.6)
+        hint = f"did you mean {suffixes[close[0]]}?" if close else listing
+        found.append(f"{name}={value!r} is ignored: {what}; {hint}")
+    return found
