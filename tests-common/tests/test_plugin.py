@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from liger_conformance import bad_inputs
 from liger_conformance.recording import recording_backend
 from liger_kernel.backend import Conformance
 from liger_kernel.backends.torch.rms_norm import RMSNormFunction
@@ -16,7 +17,7 @@ DECLARED = Conformance(
     unsupported_dtypes=frozenset({"float16"}),
     expected_failures={
         "test_rms_norm.py::test_large_eps": "this backend ignores eps",
-        "test_rms_norm.py::test_bad_dtype": "declared, but the test passes",
+        "test_rms_norm.py::test_bad_input[X-int32]": "declared, but the test passes",
         "test_rms_norm.py::test_renamed_long_ago": "a stale entry",
     },
 )
@@ -41,8 +42,8 @@ def test_unrelated_session_collects_no_suite_test(pytester):
 
 
 def test_pyargs_runs_the_contract_tests(pytester):
-    result = suite(pytester, "--liger-backend", "torch", "-k", "test_rms_norm and test_bad")
-    result.assert_outcomes(passed=3)
+    result = suite(pytester, "--liger-backend", "torch", "-k", "test_rms_norm and test_bad_input")
+    result.assert_outcomes(passed=len(bad_inputs.cases("rms_norm")))
     result.stdout.fnmatch_lines(["*liger-conformance: backend=torch device=cpu mock=none size=small*"])
 
 
@@ -59,7 +60,7 @@ def test_declared_capabilities_and_strict_expected_failures(pytester):
             "declared",
             "-rsxX",
             "-k",
-            "test_rms_norm and (test_large_eps or test_bad_dtype or test_without_weight)",
+            "test_rms_norm and (test_large_eps or X-int32 or test_without_weight)",
         )
     # large_eps fails as declared (fp32, bf16); bad_dtype passes although declared: strict XPASS fails
     result.assert_outcomes(passed=2, xfailed=2, failed=1, skipped=2)
@@ -73,14 +74,16 @@ def test_declared_capabilities_and_strict_expected_failures(pytester):
 
 def test_missing_op_is_skipped_as_fallback(pytester):
     with recording_backend("partial", ("cpu",), ops=["rms_norm"]):
-        result = suite(pytester, "--liger-backend", "partial", "-rs", "-k", "test_layer_norm and test_bad_dtype")
+        result = suite(
+            pytester, "--liger-backend", "partial", "-rs", "-k", "test_layer_norm and test_bad_input and X-int32"
+        )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*'partial' has no 'layer_norm' implementation*falls back*"])
 
 
 def test_missing_device_skips_unless_required(pytester):
     assert not torch.cuda.is_available()
-    selection = ("--liger-backend", "cuda", "-k", "test_rms_norm and test_bad_dtype")
+    selection = ("--liger-backend", "cuda", "-k", "test_rms_norm and test_bad_input and X-int32")
     suite(pytester, *selection).assert_outcomes(skipped=1)
     required = suite(pytester, *selection, "--liger-require-device")
     # the skip comes from a fixture, so the failure is reported at setup, as an error

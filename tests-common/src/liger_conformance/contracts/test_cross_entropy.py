@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
     targets,
@@ -182,40 +180,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "cross_entropy")
 
 
-BAD = [
-    ("input-3d", "input", ValueError),
-    ("input-int", "input", TypeError),
-    ("target-shape", "target", ValueError),
-    ("target-float", "target", TypeError),
-    ("weight-shape", "weight", ValueError),
-    ("reduction", "reduction", ValueError),
-    ("label_smoothing", "label_smoothing", ValueError),
-    ("softcap", "softcap", ValueError),
-    ("target-device", "target", ValueError),
-    ("weight-device", "weight", ValueError),
-]
-
-
-@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
-def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
-    args = case(3, 10, torch.float32, liger_device, liger_rng, {"weight": "random"})
-    if bad == "input-3d":
-        args["input"] = args["input"].unsqueeze(0)
-    elif bad == "input-int":
-        args["input"] = args["input"].to(torch.int64)
-    elif bad == "target-shape":
-        args["target"] = args["target"][:2]
-    elif bad == "target-float":
-        args["target"] = args["target"].float()
-    elif bad == "weight-shape":
-        args["weight"] = args["weight"][:9]
-    elif bad == "reduction":
-        args["reduction"] = "average"
-    elif bad == "label_smoothing":
-        args["label_smoothing"] = 1.5
-    elif bad == "softcap":
-        args["softcap"] = 0.0
-    else:
-        args[argument] = meta_like(args[argument])
-    with raises_naming(error, argument):
-        LigerCrossEntropyFunction.apply(*args.values())
+@pytest.mark.parametrize("case", bad_inputs.cases("cross_entropy"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

@@ -130,3 +130,14 @@ def test_bad_arguments(liger_device, liger_rng, case, argument, error):
         beta = meta_like(beta)
     with raises_naming(error, argument):
         LigerDyTFunction.apply(x, alpha, gamma, beta)
+
+
+def test_zero_width(liger_device, liger_rng):
+    """DyT is elementwise, so a last dimension of 0 is well defined: an empty y,
+    empty dx, dgamma and dbeta, and a zero dalpha (a sum over no elements), on every backend."""
+    x, alpha, gamma, beta = (t.requires_grad_() for t in inputs((3, 0), torch.float32, liger_device, liger_rng))
+    y = LigerDyTFunction.apply(x, alpha, gamma, beta)
+    assert tuple(y.shape) == (3, 0)
+    y.backward(torch.ones_like(y))
+    assert tuple(x.grad.shape) == (3, 0) and tuple(gamma.grad.shape) == (0,) and tuple(beta.grad.shape) == (0,)
+    assert torch.equal(alpha.grad, torch.zeros_like(alpha))

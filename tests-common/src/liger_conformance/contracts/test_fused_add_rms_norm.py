@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
@@ -147,3 +147,9 @@ def test_device_mismatch(liger_device, liger_rng, argument):
     args[argument] = meta_like(args[argument])
     with raises_naming(ValueError, argument):
         LigerFusedAddRMSNormFunction.apply(X, args["R"], args["W"], EPS)
+
+
+@pytest.mark.parametrize("case", bad_inputs.cases("fused_add_rms_norm"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

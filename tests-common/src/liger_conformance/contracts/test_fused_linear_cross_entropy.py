@@ -6,12 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
     targets,
@@ -178,38 +176,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "fused_linear_cross_entropy")
 
 
-BAD = [
-    ("input-3d", "input", ValueError),
-    ("weight-hidden", "weight", ValueError),
-    ("weight-int", "weight", TypeError),
-    ("bias-shape", "bias", ValueError),
-    ("ce_weight-shape", "ce_weight", ValueError),
-    ("target-shape", "target", ValueError),
-    ("reduction", "reduction", ValueError),
-    ("weight-device", "weight", ValueError),
-    ("bias-device", "bias", ValueError),
-    ("ce_weight-device", "ce_weight", ValueError),
-]
-
-
-@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
-def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
-    args = case(3, 8, 10, torch.float32, liger_device, liger_rng, {"bias": True, "ce_weight": True})
-    if bad == "input-3d":
-        args["input"] = args["input"].unsqueeze(0)
-    elif bad == "weight-hidden":
-        args["weight"] = args["weight"][:, :7]
-    elif bad == "weight-int":
-        args["weight"] = args["weight"].to(torch.int32)
-    elif bad == "bias-shape":
-        args["bias"] = args["bias"][:9]
-    elif bad == "ce_weight-shape":
-        args["ce_weight"] = args["ce_weight"][:9]
-    elif bad == "target-shape":
-        args["target"] = args["target"][:2]
-    elif bad == "reduction":
-        args["reduction"] = "batchmean"
-    else:
-        args[argument] = meta_like(args[argument])
-    with raises_naming(error, argument):
-        LigerFusedLinearCrossEntropyFunction.apply(*args.values())
+@pytest.mark.parametrize("case", bad_inputs.cases("fused_linear_cross_entropy"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

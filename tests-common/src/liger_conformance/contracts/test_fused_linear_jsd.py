@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
@@ -227,3 +227,9 @@ def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
         args[argument] = meta_like(args[argument])
     with raises_naming(error, argument):
         LigerFusedLinearJSDFunction.apply(*args.values())
+
+
+@pytest.mark.parametrize("case", bad_inputs.cases("fused_linear_jsd"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

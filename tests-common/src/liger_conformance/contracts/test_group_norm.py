@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
@@ -186,3 +186,21 @@ def test_device_mismatch(liger_device, liger_rng, argument):
     args[argument] = meta_like(args[argument])
     with raises_naming(ValueError, argument):
         LigerGroupNormFunction.apply(X, args["weight"], args["bias"], 6, 2, EPS)
+
+
+@pytest.mark.parametrize("case", bad_inputs.cases("group_norm"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)
+
+
+def test_empty_batch(liger_device, liger_rng):
+    """Zero samples are zero rows, not an error: an empty Y and dX, and zero
+    dweight and dbias (sums over no samples), on every backend."""
+    X, weight, bias = (t.requires_grad_() for t in inputs((0, 4, 3), torch.float32, liger_device, liger_rng))
+    Y = LigerGroupNormFunction.apply(X, weight, bias, 4, 2, EPS)
+    assert tuple(Y.shape) == (0, 4, 3)
+    Y.backward(torch.ones_like(Y))
+    assert tuple(X.grad.shape) == (0, 4, 3)
+    assert torch.equal(weight.grad, torch.zeros_like(weight))
+    assert torch.equal(bias.grad, torch.zeros_like(bias))

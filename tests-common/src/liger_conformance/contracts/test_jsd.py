@@ -13,12 +13,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
     targets,
@@ -208,50 +206,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "jsd")
 
 
-BAD = [
-    ("input-3d", "input", ValueError),
-    ("input-int", "input", TypeError),
-    ("target-vocab", "target", ValueError),
-    ("target-rows", "target", ValueError),
-    ("target-int", "target", TypeError),
-    ("shift_labels-shape", "shift_labels", ValueError),
-    ("shift_labels-float", "shift_labels", TypeError),
-    ("beta-high", "beta", ValueError),
-    ("beta-negative", "beta", ValueError),
-    ("target-device", "target", ValueError),
-    ("shift_labels-device", "shift_labels", ValueError),
-]
-
-
-@pytest.mark.parametrize(("bad", "argument", "error"), BAD, ids=[bad for bad, _, _ in BAD])
-def test_bad_arguments(liger_device, liger_rng, bad, argument, error):
-    x = log_probs((3, 10), torch.float32, liger_device, liger_rng)
-    args = {
-        "input": x,
-        "target": log_probs((3, 10), torch.float32, liger_device, liger_rng),
-        "shift_labels": targets(3, 10, liger_device, liger_rng),
-        "beta": 0.5,
-        "ignore_index": -100,
-    }
-    if bad == "input-3d":
-        args["input"] = x.unsqueeze(0)
-    elif bad == "input-int":
-        args["input"] = x.to(torch.int32)
-    elif bad == "target-vocab":
-        args["target"] = args["target"][:, :9]
-    elif bad == "target-rows":
-        args["target"] = args["target"][:2]
-    elif bad == "target-int":
-        args["target"] = args["target"].to(torch.int64)
-    elif bad == "shift_labels-shape":
-        args["shift_labels"] = args["shift_labels"][:2]
-    elif bad == "shift_labels-float":
-        args["shift_labels"] = args["shift_labels"].to(torch.float32)
-    elif bad == "beta-high":
-        args["beta"] = 1.5
-    elif bad == "beta-negative":
-        args["beta"] = -0.1
-    else:
-        args[argument] = meta_like(args[argument])
-    with raises_naming(error, argument):
-        LigerJSDFunction.apply(*args.values())
+@pytest.mark.parametrize("case", bad_inputs.cases("jsd"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

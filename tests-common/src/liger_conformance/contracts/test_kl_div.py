@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
     raises_naming,
     run_twice_bitwise,
     shape_id,
@@ -142,40 +141,7 @@ def test_target_gets_no_gradient(liger_device, liger_rng):
     assert abs(loss.item() - expected.item()) <= 1e-5 * max(1.0, abs(expected.item()))
 
 
-BAD_ARGUMENTS = {
-    "y_true_shape": ("y_true", ValueError),
-    "y_pred_dtype": ("y_pred", TypeError),
-    "y_true_dtype": ("y_true", TypeError),
-    "y_true_device": ("y_true", ValueError),
-    "scalar_input": ("y_pred", ValueError),
-    "reduction": ("reduction", ValueError),
-    "eps": ("eps", ValueError),
-}
-
-
-@pytest.mark.parametrize("bad", list(BAD_ARGUMENTS))
-def test_bad_arguments(liger_device, liger_rng, bad):
-    argument, error = BAD_ARGUMENTS[bad]
-    args = {
-        "y_pred": distribution((2, 8), torch.float32, liger_device, liger_rng, log=True),
-        "y_true": distribution((2, 8), torch.float32, liger_device, liger_rng, log=False),
-        "reduction": "batchmean",
-        "log_target": False,
-        "eps": EPS,
-    }
-    if bad == "y_true_shape":
-        args["y_true"] = args["y_true"][:, :5]
-    elif bad == "y_pred_dtype":
-        args["y_pred"] = torch.zeros((2, 8), dtype=torch.int32, device=liger_device)
-    elif bad == "y_true_dtype":
-        args["y_true"] = torch.zeros((2, 8), dtype=torch.int64, device=liger_device)
-    elif bad == "y_true_device":
-        args["y_true"] = meta_like(args["y_true"])
-    elif bad == "scalar_input":
-        args["y_pred"], args["y_true"] = args["y_pred"][0, 0], args["y_true"][0, 0]
-    elif bad == "reduction":
-        args["reduction"] = "average"
-    elif bad == "eps":
-        args["eps"] = 0.0
-    with raises_naming(error, argument):
-        LigerKLDivLossFunction.apply(*args.values())
+@pytest.mark.parametrize("case", bad_inputs.cases("kl_div"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

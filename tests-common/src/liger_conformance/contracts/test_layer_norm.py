@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -77,25 +74,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "layer_norm")
 
 
-@pytest.mark.parametrize("argument", ["W", "B"])
-def test_bad_shape(liger_device, liger_rng, argument):
-    X, W, B = inputs((2, 8), torch.float32, liger_device, liger_rng)
-    args = {"W": W, "B": B}
-    args[argument] = args[argument][:5]
-    with raises_naming(ValueError, argument):
-        LigerLayerNormFunction.apply(X, args["W"], args["B"], EPS)
-
-
-def test_bad_dtype(liger_device, liger_rng):
-    _, W, B = inputs((2, 8), torch.float32, liger_device, liger_rng)
-    with raises_naming(TypeError, "X"):
-        LigerLayerNormFunction.apply(torch.ones((2, 8), dtype=torch.int32, device=liger_device), W, B, EPS)
-
-
-@pytest.mark.parametrize("argument", ["W", "B"])
-def test_device_mismatch(liger_device, liger_rng, argument):
-    X, W, B = inputs((2, 8), torch.float32, liger_device, liger_rng)
-    args = {"W": W, "B": B}
-    args[argument] = meta_like(args[argument])
-    with raises_naming(ValueError, argument):
-        LigerLayerNormFunction.apply(X, args["W"], args["B"], EPS)
+@pytest.mark.parametrize("case", bad_inputs.cases("layer_norm"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

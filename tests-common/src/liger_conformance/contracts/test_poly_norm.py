@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
@@ -178,3 +178,9 @@ def test_device_mismatch(liger_device, liger_rng, argument):
     args[argument] = meta_like(args[argument])
     with raises_naming(ValueError, argument):
         LigerPolyNormFunction.apply(X, args["W"], args["B"], EPS)
+
+
+@pytest.mark.parametrize("case", bad_inputs.cases("poly_norm"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
     oracle_device,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -133,25 +131,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "rms_norm")
 
 
-def test_bad_weight_shape(liger_device, liger_rng):
-    X = make((2, 8), torch.float32, liger_device, liger_rng)
-    with raises_naming(ValueError, "W"):
-        LigerRMSNormFunction.apply(X, make((7,), torch.float32, liger_device, liger_rng), EPS)
-
-
-def test_bad_dtype(liger_device):
-    X = torch.ones((2, 8), dtype=torch.int32, device=liger_device)
-    with raises_naming(TypeError, "X"):
-        LigerRMSNormFunction.apply(X, torch.ones(8, device=liger_device), EPS)
-
-
-def test_bad_casting_mode(liger_device, liger_rng):
-    X = make((2, 8), torch.float32, liger_device, liger_rng)
-    with raises_naming(ValueError, "casting_mode"):
-        LigerRMSNormFunction.apply(X, torch.ones(8, device=liger_device), EPS, 0.0, "llama3")
-
-
-def test_device_mismatch(liger_device, liger_rng):
-    X = make((2, 8), torch.float32, liger_device, liger_rng)
-    with raises_naming(ValueError, "W"):
-        LigerRMSNormFunction.apply(X, meta_like(torch.ones(8)), EPS)
+@pytest.mark.parametrize("case", bad_inputs.cases("rms_norm"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

@@ -10,6 +10,7 @@ with the same arguments.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from typing import Any, ClassVar
 
@@ -182,3 +183,75 @@ def require_same_device(reference: str, tensors: dict[str, torch.Tensor | None])
 def require_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def require_real(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    above_minimum: bool = False,
+    maximum: float | None = None,
+    optional: bool = False,
+) -> None:
+    """A scalar option that is a finite real number (an int or float, not a
+    bool), at least ``minimum`` (strictly above it with ``above_minimum``) and
+    at most ``maximum``; None is allowed when ``optional``. Checked here, once,
+    so that a bad option is refused by name before any backend computes with it
+    (a negative eps under a square root is a silent NaN, a string a TypeError
+    from deep inside a kernel launch)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        expected = "a real number or None" if optional else "a real number"
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value <= minimum if above_minimum else value < minimum):
+        bound = f"> {minimum}" if above_minimum else f">= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+
+
+def require_dtype_choice(name: str, value: Any, dtypes: tuple[torch.dtype, ...], *, optional: bool = True) -> None:
+    """An option that names a dtype: one of ``dtypes`` (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    allowed = ", ".join(f"torch.{str(d).replace('torch.', '')}" for d in dtypes)
+    if not isinstance(value, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype ({allowed}) or None, got {type(value).__name__} {value!r}")
+    if value not in dtypes:
+        raise ValueError(f"{name} must be one of {allowed} or None, got {value}")
+
+
+def require_rows(name: str, value: torch.Tensor, what: str = "the hidden size") -> int:
+    """``value`` as rows over its last dimension (``what`` it is): at least 1-D,
+    with a non-empty last dimension; returns that width. Zero rows (an empty
+    batch) are fine: the op returns empty outputs and zero gradients. An empty
+    row is refused: a mean over no elements, as every norm takes, has no value."""
+    if value.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension (the last is {what}), got a 0-D tensor")
+    width = value.shape[-1]
+    if width == 0:
+        raise ValueError(
+            f"{name} has shape {tuple(value.shape)}: {what} (its last dimension) is 0, "
+            "and the op has no value over an empty row"
+        )
+    return width
+
+
+def require_no_grad(name: str, value: torch.Tensor, differentiated: str, alternative: str | None = None) -> None:
+    """An input the op gives no gradient: one that requires grad while autograd
+    records is refused, rather than left silently without its gradient."""
+    if value.requires_grad and torch.is_grad_enabled():
+        instead = f" (or use {alternative} for a gradient to {name})" if alternative else ""
+        raise ValueError(
+            f"{name} requires grad, but this op differentiates {differentiated} only; pass {name}.detach(){instead}"
+        )
+
+
+def require_int(name: str, value: Any) -> None:
+    """An option that is an int (not a bool, not a float that happens to be whole)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")

@@ -38,6 +38,8 @@ from liger_kernel.ops._contract import (
     require_choice,
     require_indices_in_range,
     require_ndim,
+    require_real,
+    require_rows,
     require_same_device,
     require_shape,
     require_tensor,
@@ -80,13 +82,14 @@ def check_loss_options(
     label_smoothing: float,
     reduction: str,
     softcap: float | None,
+    lse_square_scale: float,
 ) -> None:
     require_tensor("target", target, INDEX_DTYPES)
     require_shape("target", target, (rows,), "one target per row of the input")
     if weight is not None:
         require_tensor(weight_name, weight)
         require_shape(weight_name, weight, (vocab,), "one weight per class")
-    check_scalar_options(label_smoothing, reduction, softcap)
+    check_scalar_options(label_smoothing, reduction, softcap, lse_square_scale)
 
 
 def require_target_in_range(target: torch.Tensor, vocab: int, ignore_index: int) -> None:
@@ -96,14 +99,16 @@ def require_target_in_range(target: torch.Tensor, vocab: int, ignore_index: int)
     require_indices_in_range("target", target, vocab, f"a target of {vocab} classes", ignored=ignore_index)
 
 
-def check_scalar_options(label_smoothing: float, reduction: str, softcap: float | None) -> None:
+def check_scalar_options(
+    label_smoothing: float, reduction: str, softcap: float | None, lse_square_scale: float = 0.0
+) -> None:
     """The cross-entropy options that are plain numbers or names (also checked
-    when a loss module is built, before any tensor is seen)."""
+    when a loss module is built, before any tensor is seen). A negative z-loss
+    scale would reward a large log-sum-exp, so it is refused."""
     require_choice("reduction", reduction, REDUCTIONS)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    if softcap is not None and not softcap > 0:
-        raise ValueError(f"softcap must be positive or None, got {softcap}")
+    require_real("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0)
+    require_real("softcap", softcap, minimum=0.0, above_minimum=True, optional=True)
+    require_real("lse_square_scale", lse_square_scale, minimum=0.0)
 
 
 class LigerCrossEntropyFunction(DispatchedFunction):
@@ -134,8 +139,17 @@ class LigerCrossEntropyFunction(DispatchedFunction):
     ) -> None:
         require_tensor("input", input)
         require_ndim("input", input, (2,))
+        require_rows("input", input, "the vocabulary size")
         check_loss_options(
-            target, input.shape[0], input.shape[1], weight, "weight", label_smoothing, reduction, softcap
+            target,
+            input.shape[0],
+            input.shape[1],
+            weight,
+            "weight",
+            label_smoothing,
+            reduction,
+            softcap,
+            lse_square_scale,
         )
         require_same_device("input", {"input": input, "target": target, "weight": weight})
         require_target_in_range(target, input.shape[1], ignore_index)

@@ -15,11 +15,12 @@ import torch
 from liger_kernel.ops._contract import (
     DispatchedFunction,
     require_choice,
+    require_rows,
     require_same_device,
     require_shape,
     require_tensor,
 )
-from liger_kernel.ops.rms_norm import CASTING_MODES
+from liger_kernel.ops.rms_norm import CASTING_MODES, check_norm_scalars
 
 
 class LigerFusedAddRMSNormFunction(DispatchedFunction):
@@ -43,6 +44,8 @@ class LigerFusedAddRMSNormFunction(DispatchedFunction):
         require_tensor("X", X)
         require_tensor("R", R)
         require_tensor("W", W)
+        require_rows("X", X)
+        check_norm_scalars(eps, offset)
         require_choice("casting_mode", casting_mode, CASTING_MODES)
         require_shape("R", R, tuple(X.shape), "the shape of X")
         require_shape("W", W, (X.shape[-1],), "the last dimension of X")

@@ -6,8 +6,8 @@ Backends walk the tokens in chunks: for each chunk they form its logits, the
 loss and dlogits, and accumulate
     dinput = dlogits @ weight;  dweight += dlogits.T @ input;  dbias += sum(dlogits)
 so peak memory is one chunk's logits, not the whole batch's. accum_dtype (e.g.
-torch.float32) is the dtype dweight and dbias are accumulated in; they are
-returned in weight's dtype. use_token_scaling multiplies each row's loss by the
+torch.float32) is the dtype dweight and dbias are accumulated in, None or a
+floating dtype; they are returned in weight's dtype. use_token_scaling multiplies each row's loss by the
 (detached) predicted probability of its target.
 """
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 
 from liger_kernel.ops._contract import (
+    FLOAT_DTYPES,
     DispatchedFunction,
+    require_dtype_choice,
     require_ndim,
     require_same_device,
     require_shape,
@@ -66,9 +68,20 @@ class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
         if bias is not None:
             require_tensor("bias", bias)
             require_shape("bias", bias, (weight.shape[0],), "one bias per vocabulary entry")
+        if weight.shape[0] == 0:
+            raise ValueError(f"weight has shape {tuple(weight.shape)}: a vocabulary of 0 classes has no loss")
         check_loss_options(
-            target, input.shape[0], weight.shape[0], ce_weight, "ce_weight", label_smoothing, reduction, softcap
+            target,
+            input.shape[0],
+            weight.shape[0],
+            ce_weight,
+            "ce_weight",
+            label_smoothing,
+            reduction,
+            softcap,
+            lse_square_scale,
         )
+        require_dtype_choice("accum_dtype", accum_dtype, FLOAT_DTYPES)
         require_same_device(
             "input", {"input": input, "weight": weight, "target": target, "bias": bias, "ce_weight": ce_weight}
         )

@@ -19,9 +19,16 @@ from __future__ import annotations
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_ndim, require_same_device, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_ndim,
+    require_real,
+    require_same_device,
+    require_tensor,
+)
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.ops.jsd import check_beta, check_shift_labels
+from liger_kernel.ops.jsd import check_scalar_options as check_jsd_options
+from liger_kernel.ops.jsd import check_shift_labels
 
 
 def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight: torch.Tensor) -> None:
@@ -34,6 +41,12 @@ def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight
             f"{weight_name} has shape {tuple(weight.shape)}; expected (vocab, {input.shape[1]}) "
             f"to match {input_name}'s hidden size"
         )
+
+
+def check_scalar_options(jsd_beta: float, ignore_index: int, temperature: float) -> None:
+    """The options that are plain values (also checked when a loss module is built)."""
+    check_jsd_options("jsd_beta", jsd_beta, ignore_index)
+    require_real("temperature", temperature, minimum=0.0, above_minimum=True)
 
 
 class LigerFusedLinearJSDFunction(DispatchedFunction):
@@ -68,9 +81,7 @@ class LigerFusedLinearJSDFunction(DispatchedFunction):
                 "(student_weight's: the two distributions share the vocabulary)"
             )
         check_shift_labels(shift_labels, student_input.shape[0])
-        check_beta("jsd_beta", jsd_beta)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        check_scalar_options(jsd_beta, ignore_index, temperature)
         require_same_device(
             "student_input",
             {

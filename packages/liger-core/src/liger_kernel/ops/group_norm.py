@@ -17,9 +17,17 @@ Backward, per sample and group, with g = dy * weight[c]:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_same_device, require_shape, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_real,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
 
 
 def _require_positive_int(name: str, value: object) -> None:
@@ -51,6 +59,12 @@ class LigerGroupNormFunction(DispatchedFunction):
             raise ValueError(f"X must be (batch, channels, *spatial), at least 2-D; got shape {tuple(X.shape)}")
         _require_positive_int("num_channels", num_channels)
         _require_positive_int("num_groups", num_groups)
+        require_real("eps", eps, minimum=0.0)  # 0 allowed, as torch.nn.GroupNorm does
+        if X.dim() > 2 and math.prod(X.shape[2:]) == 0:
+            raise ValueError(
+                f"X has shape {tuple(X.shape)}: no spatial positions, so each group's statistics "
+                "are a mean over no values"
+            )
         if X.shape[1] != num_channels:
             raise ValueError(f"num_channels is {num_channels} but X has {X.shape[1]} channels (X.shape[1])")
         if num_channels % num_groups != 0:

@@ -16,13 +16,15 @@ compute dtype are fine. Rows whose ``shift_labels`` entry equals
 which is 0 (not nan) when every row is ignored. Without ``shift_labels`` every
 row is kept.
 
-The gradient goes to ``input`` only (``target`` gets none), per element, with
+The gradient goes to ``input`` only, per element, with
 the same divisor, X taken as free coordinates (no renormalization):
     beta = 0:   dl_j/dX_j = -P_j
     beta = 1:   dl_j/dX_j = Q_j * (X_j - Y_j + 1)
     otherwise:  dl_j/dX_j = (1 - beta) * Q_j * (X_j - log M_j)
 and 0 on ignored rows. Backends may compute it in the forward pass and scale
-it by the incoming gradient in backward.
+it by the incoming gradient in backward. ``target`` takes no gradient:
+passing a target that requires grad while autograd records is an error
+(detach it), as for kl_div's y_true.
 
 The loss is returned in float32 for half-precision input (float64 for float64).
 """
@@ -34,7 +36,10 @@ import torch
 from liger_kernel.ops._contract import (
     INDEX_DTYPES,
     DispatchedFunction,
+    require_int,
     require_ndim,
+    require_no_grad,
+    require_real,
     require_same_device,
     require_shape,
     require_tensor,
@@ -43,10 +48,13 @@ from liger_kernel.ops.cross_entropy import loss_dtype
 
 
 def check_beta(name: str, beta: float) -> None:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1], got {type(beta).__name__}")
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {beta}")
+    require_real(name, beta, minimum=0.0, maximum=1.0)
+
+
+def check_scalar_options(beta_name: str, beta: float, ignore_index: int) -> None:
+    """The options that are plain values (also checked when a loss module is built)."""
+    check_beta(beta_name, beta)
+    require_int("ignore_index", ignore_index)
 
 
 def check_shift_labels(shift_labels: torch.Tensor | None, rows: int) -> None:
@@ -76,5 +84,6 @@ class LigerJSDFunction(DispatchedFunction):
         require_tensor("target", target)
         require_shape("target", target, tuple(input.shape), "the shape of input")
         check_shift_labels(shift_labels, input.shape[0])
-        check_beta("beta", beta)
+        check_scalar_options("beta", beta, ignore_index)
         require_same_device("input", {"input": input, "target": target, "shift_labels": shift_labels})
+        require_no_grad("target", target, "input")

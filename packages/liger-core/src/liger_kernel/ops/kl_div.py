@@ -25,7 +25,14 @@ from typing import Any
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_choice, require_same_device, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_choice,
+    require_no_grad,
+    require_real,
+    require_same_device,
+    require_tensor,
+)
 
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
@@ -63,6 +70,15 @@ def check_distribution_pair(first: str, a: torch.Tensor, second: str, b: torch.T
     require_same_device(first, {first: a, second: b})
 
 
+def check_scalar_options(reduction: str, log_target: bool, eps: float) -> None:
+    """The options that are plain values (also checked when a loss module is built)."""
+    require_choice("reduction", reduction, REDUCTIONS)
+    if not isinstance(log_target, bool):
+        raise TypeError(f"log_target must be a bool, got {type(log_target).__name__}")
+    # log(max(t, 0)) at t = 0 would be -inf, and 0 * -inf a NaN: eps must be positive
+    require_real("eps", eps, minimum=0.0, above_minimum=True)
+
+
 class LigerKLDivLossFunction(DispatchedFunction):
     op = "kl_div"
     backward_reads = ("y_true",)
@@ -76,16 +92,8 @@ class LigerKLDivLossFunction(DispatchedFunction):
         eps: float = 1e-10,
     ) -> None:
         check_distribution_pair("y_pred", y_pred, "y_true", y_true)
-        require_choice("reduction", reduction, REDUCTIONS)
-        if not isinstance(log_target, bool):
-            raise TypeError(f"log_target must be a bool, got {type(log_target).__name__}")
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ValueError(f"eps must be a positive number, got {eps!r}")
-        if y_true.requires_grad and torch.is_grad_enabled():
-            raise ValueError(
-                "y_true requires grad, but this op differentiates y_pred only; pass y_true.detach() "
-                "(or use torch.nn.functional.kl_div for a gradient to the target)"
-            )
+        check_scalar_options(reduction, log_target, eps)
+        require_no_grad("y_true", y_true, "y_pred", "torch.nn.functional.kl_div")
 
     @staticmethod
     def outputs(y_pred, y_true, reduction, *_):

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_same_device, require_shape, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_real,
+    require_rows,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
 
 
 class LigerLayerNormFunction(DispatchedFunction):
@@ -28,6 +35,8 @@ class LigerLayerNormFunction(DispatchedFunction):
     @staticmethod
     def check(X: torch.Tensor, W: torch.Tensor, B: torch.Tensor | None, eps: float) -> None:
         require_tensor("X", X)
+        require_rows("X", X)
+        require_real("eps", eps, minimum=0.0)  # 0 allowed, as torch.nn.LayerNorm does
         require_tensor("W", W)
         require_shape("W", W, (X.shape[-1],), "the last dimension of X")
         if B is not None:

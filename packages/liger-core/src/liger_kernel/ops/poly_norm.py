@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import torch
 
-from liger_kernel.ops._contract import DispatchedFunction, require_same_device, require_shape, require_tensor
+from liger_kernel.ops._contract import (
+    DispatchedFunction,
+    require_real,
+    require_rows,
+    require_same_device,
+    require_shape,
+    require_tensor,
+)
 
 
 class LigerPolyNormFunction(DispatchedFunction):
@@ -39,8 +46,8 @@ class LigerPolyNormFunction(DispatchedFunction):
         in_place: bool = True,
     ) -> None:
         require_tensor("X", X)
-        if X.dim() < 1:
-            raise ValueError("X must have a last dimension to normalize over, got a 0-D tensor")
+        require_rows("X", X)
+        require_real("eps", eps, minimum=0.0)
         require_tensor("W", W)
         require_shape("W", W, (3,), "one weight per power of x")
         require_tensor("B", B)

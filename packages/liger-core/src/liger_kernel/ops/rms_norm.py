@@ -26,12 +26,21 @@ import torch
 from liger_kernel.ops._contract import (
     DispatchedFunction,
     require_choice,
+    require_real,
+    require_rows,
     require_same_device,
     require_shape,
     require_tensor,
 )
 
 CASTING_MODES = ("llama", "gemma", "none")
+
+
+def check_norm_scalars(eps: float, offset: float) -> None:
+    """eps may be 0, as torch.nn.RMSNorm allows (only an all-zero row then
+    divides by zero), never negative; offset is any finite number."""
+    require_real("eps", eps, minimum=0.0)
+    require_real("offset", offset)
 
 
 class LigerRMSNormFunction(DispatchedFunction):
@@ -53,6 +62,8 @@ class LigerRMSNormFunction(DispatchedFunction):
         row_mode: Any = None,
     ) -> None:
         require_tensor("X", X)
+        require_rows("X", X)
+        check_norm_scalars(eps, offset)
         require_choice("casting_mode", casting_mode, CASTING_MODES)
         if W is not None:
             require_tensor("W", W)

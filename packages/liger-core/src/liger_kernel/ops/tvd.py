@@ -29,6 +29,7 @@ from liger_kernel.ops._contract import (
     INDEX_DTYPES,
     DispatchedFunction,
     require_choice,
+    require_int,
     require_same_device,
     require_tensor,
 )
@@ -75,6 +76,12 @@ def reduction_divisor(
     return kept * width if reduction == "mean" else kept
 
 
+def check_scalar_options(reduction: str, ignore_index: int) -> None:
+    """The options that are plain values (also checked when a loss module is built)."""
+    require_choice("reduction", reduction, REDUCTIONS)
+    require_int("ignore_index", ignore_index)
+
+
 class LigerTVDLossFunction(DispatchedFunction):
     op = "tvd"
     backward_reads = ("p", "q", "shift_labels")
@@ -89,9 +96,7 @@ class LigerTVDLossFunction(DispatchedFunction):
     ) -> None:
         check_distribution_pair("p", p, "q", q)
         check_shift_labels(shift_labels, "p", p)
-        require_choice("reduction", reduction, REDUCTIONS)
-        if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
-            raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+        check_scalar_options(reduction, ignore_index)
 
     @staticmethod
     def outputs(p, q, shift_labels, reduction, *_):

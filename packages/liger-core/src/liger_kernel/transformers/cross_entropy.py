@@ -30,7 +30,7 @@ class LigerCrossEntropyLoss(nn.Module):
         return_predicted_tokens: bool = False,
     ) -> None:
         super().__init__()
-        check_scalar_options(label_smoothing, reduction, softcap)
+        check_scalar_options(label_smoothing, reduction, softcap, lse_square_scale)
         self.weight = weight
         self.ignore_index = ignore_index
         self.lse_square_scale = lse_square_scale

@@ -9,6 +9,7 @@ tensor alone; otherwise a tuple ``(loss, <requested extras in order>)``.
 from __future__ import annotations
 
 import torch
+from torch.nn import _reduction as _Reduction
 
 from liger_kernel.ops import (
     LigerCrossEntropyFunction,
@@ -139,9 +140,13 @@ def liger_cross_entropy(
 ) -> torch.Tensor | tuple:
     """``torch.nn.functional.cross_entropy`` with Liger's extra options.
 
-    ``size_average`` and ``reduce`` are accepted for signature compatibility
-    with torch and ignored, as torch itself deprecates them; use ``reduction``.
+    The deprecated ``size_average`` and ``reduce`` mean what they mean to
+    torch: when either is given, they decide the reduction in place of
+    ``reduction`` (``reduce=False`` gives the per-row losses), with torch's
+    deprecation warning.
     """
+    if size_average is not None or reduce is not None:
+        reduction = _Reduction.legacy_get_string(size_average, reduce)
     result = LigerCrossEntropyFunction.apply(
         input,
         target,
@@ -209,9 +214,11 @@ def liger_kl_div(
     probabilities or, with ``log_target``, log-probabilities); ``eps`` bounds
     log(target) from below. The target takes no gradient.
 
-    ``size_average`` and ``reduce`` are accepted for signature compatibility
-    with torch and ignored, as torch itself deprecates them; use ``reduction``.
+    ``size_average`` and ``reduce``, when given, decide the reduction as they
+    do for torch (``reduce=False`` gives the pointwise loss).
     """
+    if size_average is not None or reduce is not None:
+        reduction = _Reduction.legacy_get_string(size_average, reduce)
     return LigerKLDivLossFunction.apply(input, target, reduction, log_target, eps)
 
 

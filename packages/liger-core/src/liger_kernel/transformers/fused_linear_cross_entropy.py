@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from liger_kernel.ops._contract import FLOAT_DTYPES, require_dtype_choice
 from liger_kernel.ops.cross_entropy import check_scalar_options
 from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 
@@ -33,7 +34,8 @@ class LigerFusedLinearCrossEntropyLoss(nn.Module):
         return_predicted_tokens: bool = False,
     ) -> None:
         super().__init__()
-        check_scalar_options(label_smoothing, reduction, softcap)
+        check_scalar_options(label_smoothing, reduction, softcap, lse_square_scale)
+        require_dtype_choice("accum_dtype", accum_dtype, FLOAT_DTYPES)
         self.ce_weight = ce_weight
         self.ignore_index = ignore_index
         self.lse_square_scale = lse_square_scale

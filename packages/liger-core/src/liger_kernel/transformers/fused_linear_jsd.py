@@ -15,15 +15,13 @@ import torch
 from torch import nn
 
 from liger_kernel.ops import LigerFusedLinearJSDFunction
-from liger_kernel.ops.jsd import check_beta
+from liger_kernel.ops.fused_linear_jsd import check_scalar_options
 
 
 class LigerFusedLinearJSD(nn.Module):
     def __init__(self, jsd_beta: float = 0.5, ignore_index: int = -100, temperature: float = 1.0) -> None:
         super().__init__()
-        check_beta("jsd_beta", jsd_beta)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        check_scalar_options(jsd_beta, ignore_index, temperature)
         self.jsd_beta = jsd_beta
         self.ignore_index = ignore_index
         self.temperature = temperature

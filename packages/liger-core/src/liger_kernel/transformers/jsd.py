@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from liger_kernel.ops import LigerJSDFunction
-from liger_kernel.ops.jsd import check_beta
+from liger_kernel.ops.jsd import check_scalar_options
 
 
 class LigerJSD(nn.Module):
     def __init__(self, beta: float = 0.5, ignore_index: int = -100) -> None:
         super().__init__()
-        check_beta("beta", beta)
+        check_scalar_options("beta", beta, ignore_index)
         self.beta = beta
         self.ignore_index = ignore_index
 

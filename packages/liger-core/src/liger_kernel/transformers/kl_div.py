@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from liger_kernel.ops import LigerKLDivLossFunction
+from liger_kernel.ops.kl_div import check_scalar_options
 
 
 class LigerKLDIVLoss(nn.KLDivLoss):
@@ -25,8 +26,8 @@ class LigerKLDIVLoss(nn.KLDivLoss):
         log_target: bool = False,
     ) -> None:
         super().__init__(size_average, reduce, reduction, log_target)
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+        # after torch's init: it turns legacy size_average/reduce into self.reduction
+        check_scalar_options(self.reduction, self.log_target, eps)
         self.eps = eps
 
     def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:

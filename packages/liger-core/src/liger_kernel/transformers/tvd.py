@@ -10,14 +10,13 @@ import torch
 from torch import nn
 
 from liger_kernel.ops import LigerTVDLossFunction
-from liger_kernel.ops.tvd import REDUCTIONS
+from liger_kernel.ops.tvd import check_scalar_options
 
 
 class LigerTVDLoss(nn.Module):
     def __init__(self, reduction: str = "batchmean", ignore_index: int = -100) -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        check_scalar_options(reduction, ignore_index)
         self.reduction = reduction
         self.ignore_index = ignore_index
 

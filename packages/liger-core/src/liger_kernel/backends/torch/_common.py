@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -18,4 +20,5 @@ def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
 
 def as_rows(x: torch.Tensor) -> torch.Tensor:
     """``x`` seen as (rows, last dimension); copies only when no such view exists."""
-    return x.reshape(-1, x.shape[-1])
+    # the row count spelt out: reshape cannot infer it (-1) when the last dimension is 0
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])

@@ -12,6 +12,7 @@ Backward, in the same precision, with g = dy * weight[c]:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -22,6 +23,12 @@ from liger_kernel.backends.torch._common import compute_dtype
 def _per_channel(t: torch.Tensor, n_channels: int) -> torch.Tensor:
     """A (C,) parameter shaped (1, C, 1) to broadcast over (N, C, positions)."""
     return t.view(1, n_channels, 1)
+
+
+def _group_size(X: torch.Tensor, num_groups: int) -> int:
+    """K, the values per (sample, group), spelt out: reshape cannot infer it
+    (-1) for an empty batch."""
+    return X.shape[1] // num_groups * math.prod(X.shape[2:])
 
 
 class GroupNormFunction(torch.autograd.Function):
@@ -35,13 +42,13 @@ class GroupNormFunction(torch.autograd.Function):
         num_groups: int,
         eps: float,
     ) -> torch.Tensor:
-        batch = X.shape[0]
+        batch, group_size = X.shape[0], _group_size(X, num_groups)
         math_dtype = compute_dtype(X, weight, bias)
-        groups = X.reshape(batch, num_groups, -1).to(math_dtype)
+        groups = X.reshape(batch, num_groups, group_size).to(math_dtype)
         mean = groups.mean(dim=-1, keepdim=True)
         centered = groups - mean
         rstd = torch.rsqrt(centered.pow(2).mean(dim=-1, keepdim=True) + eps)
-        normed = (centered * rstd).view(batch, num_channels, -1)
+        normed = (centered * rstd).view(batch, num_channels, group_size * num_groups // num_channels)
         y = normed * _per_channel(weight.to(math_dtype), num_channels)
         if bias is not None:
             y = y + _per_channel(bias.to(math_dtype), num_channels)
@@ -54,14 +61,15 @@ class GroupNormFunction(torch.autograd.Function):
         X, weight, bias, mean, rstd = ctx.saved_tensors
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
         channels, groups = ctx.num_channels, ctx.num_groups
-        batch = X.shape[0]
+        batch, group_size = X.shape[0], _group_size(X, groups)
+        positions = group_size * groups // channels
         math_dtype = rstd.dtype
-        dy = dY.reshape(batch, channels, -1).to(math_dtype)
-        normed = ((X.reshape(batch, groups, -1).to(math_dtype) - mean) * rstd).view(batch, channels, -1)
+        dy = dY.reshape(batch, channels, positions).to(math_dtype)
+        normed = ((X.reshape(batch, groups, group_size).to(math_dtype) - mean) * rstd).view(batch, channels, positions)
         dX = dW = dB = None
         if need_dx:
-            g = (dy * _per_channel(weight.to(math_dtype), channels)).view(batch, groups, -1)
-            n = normed.view(batch, groups, -1)
+            g = (dy * _per_channel(weight.to(math_dtype), channels)).view(batch, groups, group_size)
+            n = normed.view(batch, groups, group_size)
             dx = rstd * (g - g.mean(dim=-1, keepdim=True) - n * (g * n).mean(dim=-1, keepdim=True))
             dX = dx.to(X.dtype).view(X.shape)
         if need_dw:
