@@ -6,6 +6,7 @@ vendor rules of the design:
 
 - ``liger-kernel[ascend]`` brings torch-npu and triton-ascend, never ``triton``;
 - ``liger-kernel[rocm]`` never brings ``triton`` (ROCm's torch ships its own);
+- ``liger-kernel[xpu]`` never brings ``triton`` (PyTorch's XPU wheels ship Intel's);
 - ``liger-kernel[cuda]`` brings ``triton``;
 - plain ``liger-kernel`` / ``liger-core`` bring neither;
 - each vendor wheel registers its backend entry point and pins liger-core of
@@ -30,13 +31,15 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = [
-    ROOT / "packages" / name for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-kernel")
+    ROOT / "packages" / name
+    for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-xpu", "liger-kernel")
 ] + [ROOT / "tests-common"]
 BACKEND_ENTRY_POINTS = {
     "liger-core": "torch",
     "liger-cuda": "cuda",
     "liger-rocm": "rocm",
     "liger-ascend": "ascend",
+    "liger-xpu": "xpu",
 }
 
 
@@ -126,6 +129,7 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
         "liger-kernel[cuda]": closure(wheels, "liger-kernel", {"cuda"}),
         "liger-kernel[rocm]": closure(wheels, "liger-kernel", {"rocm"}),
         "liger-kernel[ascend]": closure(wheels, "liger-kernel", {"ascend"}),
+        "liger-kernel[xpu]": closure(wheels, "liger-kernel", {"xpu"}),
     }
     for case, deps in cases.items():
         print(f"{case} brings: {', '.join(f'{n}{s}' for n, s in sorted(deps.items()))}")
@@ -133,9 +137,10 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
     expect("triton" in cases["liger-kernel[cuda]"], "liger-kernel[cuda] brings triton")
     expect("triton" not in cases["liger-kernel[rocm]"], "liger-kernel[rocm] never brings triton")
     expect("triton" not in cases["liger-kernel[ascend]"], "liger-kernel[ascend] never brings triton")
+    expect("triton" not in cases["liger-kernel[xpu]"], "liger-kernel[xpu] never brings triton")
     for needed in ("triton-ascend", "torch-npu"):
         expect(needed in cases["liger-kernel[ascend]"], f"liger-kernel[ascend] brings {needed}")
-    for extra in ("cuda", "rocm", "ascend"):
+    for extra in ("cuda", "rocm", "ascend", "xpu"):
         pin = cases[f"liger-kernel[{extra}]"].get(f"liger-{extra}")
         expect(pin == f"=={version}", f"liger-kernel[{extra}] pins liger-{extra}=={version} (got {pin})")
     return problems

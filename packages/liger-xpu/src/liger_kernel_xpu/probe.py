@@ -1,10 +1,4 @@
-"""Is there a ``xpu`` device this backend can drive?
-
-Uses torch only: discovery and ``liger-kernel info`` run every probe, so a
-probe never imports Triton or a vendor extension it does not need, and never
-calls shell tools. It answers ``(ok, reason)``; the reason says what was found,
-or what to install or fix.
-"""
+"""Is there an Intel GPU under an XPU build of torch? Uses torch only."""
 
 from __future__ import annotations
 
@@ -12,26 +6,24 @@ from importlib import metadata
 
 import torch
 
-DEVICE_TYPE = "xpu"
-
-#: distributions whose versions ``liger-kernel info`` reports for this backend
-#: (the vendor's torch extension, its Triton build, ...)
-RUNTIME_DISTRIBUTIONS: tuple[str, ...] = ()
+#: distributions whose versions ``liger-kernel info`` reports for this backend:
+#: Intel's Triton, and plain ``triton`` (which must not be there; info shows it if it is)
+RUNTIME_DISTRIBUTIONS: tuple[str, ...] = ("pytorch-triton-xpu", "triton")
 
 
 def probe() -> tuple[bool, str]:
-    runtime = getattr(torch, DEVICE_TYPE, None)
-    is_available = getattr(runtime, "is_available", None)
-    if is_available is None:
+    xpu = getattr(torch, "xpu", None)
+    if xpu is None or getattr(torch.version, "xpu", None) is None:
         return False, (
-            f"torch {torch.__version__} has no torch.{DEVICE_TYPE} runtime "
-            "(is the vendor's torch extension installed and imported?)"
+            f"torch {torch.__version__} is not an XPU build (torch.version.xpu is None); "
+            "install it with: pip install torch --index-url https://download.pytorch.org/whl/xpu"
         )
-    if not is_available():
-        return False, f"torch.{DEVICE_TYPE}.is_available() is False: no device or driver is visible"
-    count_devices = getattr(runtime, "device_count", None)
-    count = count_devices() if count_devices is not None else 1
-    return True, f"{count} {DEVICE_TYPE} device(s), torch {torch.__version__}"
+    if not xpu.is_available():
+        return False, (
+            f"XPU build (SYCL {torch.version.xpu}) but torch.xpu.is_available() is False: "
+            "no Intel GPU or Level Zero driver is visible (check ZE_AFFINITY_MASK and the GPU driver)"
+        )
+    return True, f"{xpu.device_count()} XPU device(s): {xpu.get_device_name(0)}, SYCL {torch.version.xpu}"
 
 
 def runtime_versions() -> dict[str, str]:
