@@ -26,9 +26,9 @@ Strict, as the device is, for every kernel launched while it is active:
   ``max_work_group_size``, or whose sub-group size the device does not offer,
   raises :class:`WorkGroupSizeError` before any program runs;
 * shared local memory: the floating-point values a program holds at once are
-  counted as :class:`liger_conformance.mocks.LiveTileMonitor` counts them for
-  the NPU mock's unified buffer; above the device's shared local memory,
-  :class:`SharedLocalMemoryError` is raised. This is conservative: Intel's
+  counted by :class:`liger_conformance.mocks.LiveTileMonitor` (the accounting
+  the NPU mock applies to its unified buffer); above the device's shared local
+  memory, :class:`SharedLocalMemoryError` is raised. This is conservative: Intel's
   compiler keeps tiles in registers and stages through SLM what reductions and
   layout conversions exchange between sub-groups, never more than the tiles
   themselves; on the device an SLM overflow is a compile-time OutOfResources
