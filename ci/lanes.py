@@ -35,7 +35,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 LANES_FILE = ROOT / "ci" / "lanes.toml"
-HARDWARE_GATES = {"nvidia": "nvidia", "amd": "amd", "ascend-a2": "ascend"}
+HARDWARE_GATES = {"nvidia": "nvidia", "amd": "amd", "ascend-a2": "ascend", "intel": "intel"}
 PHASES = ("gate", "install", "test")
 FULL_RUN_EVENTS = {"schedule", "workflow_dispatch"}
 # Labels every self-hosted runner gets by itself: the rest are given at registration.

@@ -6,6 +6,7 @@ vendor rules of the design:
 
 - ``liger-kernel[ascend]`` brings torch-npu and triton-ascend, never ``triton``;
 - ``liger-kernel[rocm]`` never brings ``triton`` (ROCm's torch ships its own);
+- ``liger-kernel[xpu]`` never brings ``triton`` (PyTorch's XPU wheels ship Intel's);
 - ``liger-kernel[cuda]`` brings ``triton``;
 - plain ``liger-kernel`` / ``liger-core`` bring neither;
 - no wheel but liger-cuda requires ``triton`` (or ``pytorch-triton*``), under
@@ -39,7 +40,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = [
-    ROOT / "packages" / name for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-kernel")
+    ROOT / "packages" / name
+    for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-xpu", "liger-kernel")
 ] + [ROOT / "tests-common"]
 #: the one distribution of ours that may require NVIDIA's triton
 TRITON_VENDOR = "liger-cuda"
@@ -48,6 +50,7 @@ BACKEND_ENTRY_POINTS = {
     "liger-cuda": "cuda",
     "liger-rocm": "rocm",
     "liger-ascend": "ascend",
+    "liger-xpu": "xpu",
 }
 
 
@@ -175,6 +178,7 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
         "liger-kernel[cuda]": closure(wheels, "liger-kernel", {"cuda"}),
         "liger-kernel[rocm]": closure(wheels, "liger-kernel", {"rocm"}),
         "liger-kernel[ascend]": closure(wheels, "liger-kernel", {"ascend"}),
+        "liger-kernel[xpu]": closure(wheels, "liger-kernel", {"xpu"}),
     }
     for case, deps in cases.items():
         print(f"{case} brings: {', '.join(f'{n}{s}' for n, s in sorted(deps.items()))}")
@@ -184,9 +188,10 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
     expect("triton" not in cases["liger-kernel[ascend]"], "liger-kernel[ascend] never brings triton")
     for name, brings in sorted(triton_requirers(wheels).items()):
         expect(not brings, f"{name} requires no triton under any extra ({brings or 'none'})")
+    expect("triton" not in cases["liger-kernel[xpu]"], "liger-kernel[xpu] never brings triton")
     for needed in ("triton-ascend", "torch-npu"):
         expect(needed in cases["liger-kernel[ascend]"], f"liger-kernel[ascend] brings {needed}")
-    for extra in ("cuda", "rocm", "ascend"):
+    for extra in ("cuda", "rocm", "ascend", "xpu"):
         pin = cases[f"liger-kernel[{extra}]"].get(f"liger-{extra}")
         expect(pin == f"=={version}", f"liger-kernel[{extra}] pins liger-{extra}=={version} (got {pin})")
     torch_version, torch_triton = torch_triton_report()

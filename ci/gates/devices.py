@@ -1,14 +1,15 @@
 """Device gate: fail a hardware job unless the vendor tool shows enough healthy devices.
 
-    python ci/gates/devices.py VENDOR NEEDED [NAME_PREFIX]     (VENDOR: nvidia, amd, ascend)
+    python ci/gates/devices.py VENDOR NEEDED [NAME_PREFIX]     (VENDOR: nvidia, amd, ascend, intel)
 
-Called by ci/gates/{nvidia,amd,ascend}.sh as the first step of every hardware job.
-It asks the vendor's own tool (nvidia-smi, rocm-smi, npu-smi), not torch, so that a
+Called by ci/gates/{nvidia,amd,ascend,intel}.sh as the first step of every hardware job.
+It asks the vendor's own tool (nvidia-smi, rocm-smi, npu-smi; for Intel xpu-smi, or
+sycl-ls where XPU Manager is not installed), not torch, so that a
 broken driver is reported as such before anything is installed. The job fails when
 the tool is missing, exits non-zero, shows fewer devices than the lane needs, shows
 an unhealthy device, or a device whose name does not start with NAME_PREFIX. When
 the runner restricts the visible devices (CUDA_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
-ASCEND_RT_VISIBLE_DEVICES), only those count. Standard library only.
+ASCEND_RT_VISIBLE_DEVICES, ZE_AFFINITY_MASK), only those count. Standard library only.
 """
 
 from __future__ import annotations
@@ -93,6 +94,42 @@ def parse_npu(text: str) -> list[Device]:
     return devices
 
 
+def parse_xpu_smi(text: str) -> list[Device]:
+    """`xpu-smi discovery -j`: {"device_list": [{"device_id": 0, "device_name": ..., "device_type": "GPU"}, ...]}.
+
+    Discovery reports no health: a device the driver cannot bring up is not listed,
+    or the command fails."""
+    start = text.find("{")
+    if start < 0:
+        raise ValueError("xpu-smi printed no JSON")
+    listed = json.loads(text[start:]).get("device_list", [])
+    return [
+        Device(
+            index=str(entry.get("device_id", "")), name=str(entry.get("device_name", "")), uuid=entry.get("uuid", "")
+        )
+        for entry in listed
+        if str(entry.get("device_type", "GPU")).upper() == "GPU"
+    ]
+
+
+def parse_sycl_ls(text: str) -> list[Device]:
+    """`sycl-ls`: one line per device and backend; the Level Zero GPUs are what torch's XPU build uses.
+
+    `[level_zero:gpu][level_zero:0] Intel(R) Level-Zero, Intel(R) Data Center GPU Max 1550 1.3 [1.3.29735]`
+    (older releases: `[ext_oneapi_level_zero:gpu:0] Intel(R) Level-Zero, ...`)."""
+    devices = []
+    for line in text.splitlines():
+        match = re.match(
+            r"\s*\[(?:ext_oneapi_)?level_zero:gpu(?::(\d+))?\](?:\[level_zero:(\d+)\])?\s*([^,]*),\s*(.*)$", line
+        )
+        if not match:
+            continue
+        index = match.group(1) or match.group(2) or str(len(devices))
+        name = re.sub(r"\s+\d+(\.\d+)*\s+\[[^\]]*\]\s*$", "", match.group(4)).strip()
+        devices.append(Device(index=index, name=name))
+    return devices
+
+
 VENDORS: dict[str, tuple[list[str], Callable[[str], list[Device]], str]] = {
     "nvidia": (
         ["nvidia-smi", "--query-gpu=index,uuid,name,ecc.errors.uncorrected.volatile.total", "--format=csv,noheader"],
@@ -101,15 +138,25 @@ VENDORS: dict[str, tuple[list[str], Callable[[str], list[Device]], str]] = {
     ),
     "amd": (["rocm-smi", "--showproductname", "--showuse", "--json"], parse_rocm, "HIP_VISIBLE_DEVICES"),
     "ascend": (["npu-smi", "info"], parse_npu, "ASCEND_RT_VISIBLE_DEVICES"),
+    "intel": (["xpu-smi", "discovery", "-j"], parse_xpu_smi, "ZE_AFFINITY_MASK"),
+}
+#: the tool asked where the vendor's first is not installed (XPU Manager is optional on client
+#: GPUs; sycl-ls comes with the oneAPI runtime). sycl-ls applies ZE_AFFINITY_MASK itself.
+FALLBACK_TOOLS: dict[str, tuple[list[str], Callable[[str], list[Device]], str]] = {
+    "intel": (["sycl-ls"], parse_sycl_ls, ""),
 }
 
 
 def check(vendor: str, needed: int, name_prefix: str = "") -> tuple[bool, str]:
     """Run the vendor tool and judge its report: (passed, message)."""
     command, parse, visible_variable = VENDORS[vendor]
+    fallback = FALLBACK_TOOLS.get(vendor)
+    if shutil.which(command[0]) is None and fallback and shutil.which(fallback[0][0]):
+        command, parse, visible_variable = fallback
     tool = command[0]
     if shutil.which(tool) is None:
-        return False, f"{tool} is not on PATH: the {vendor} driver is not installed, or not visible to the runner"
+        tools = f"{tool} (or {fallback[0][0]})" if fallback else tool
+        return False, f"{tools} is not on PATH: the {vendor} driver is not installed, or not visible to the runner"
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
@@ -122,9 +169,10 @@ def check(vendor: str, needed: int, name_prefix: str = "") -> tuple[bool, str]:
     except ValueError as error:
         return False, f"cannot read the output of {' '.join(command)}: {error}\n{output}"
 
-    visible = os.environ.get(visible_variable, "").strip()
+    visible = os.environ.get(visible_variable, "").strip() if visible_variable else ""
     if visible:
-        wanted = {item.strip() for item in visible.split(",") if item.strip()}
+        # "card.tile" entries (ZE_AFFINITY_MASK=0.0,0.1) select tiles of one card: count the card
+        wanted = {item.strip().split(".")[0] for item in visible.split(",") if item.strip()}
         devices = [device for device in devices if device.index in wanted or device.uuid in wanted]
     lines = [f"  {device.index}: {device.name or '?'}  {device.problem or 'healthy'}" for device in devices]
     report = "\n".join(

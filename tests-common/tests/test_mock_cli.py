@@ -30,4 +30,14 @@ def test_module_entry_point_and_help():
     done = subprocess.run(
         [sys.executable, "-m", "liger_conformance.mock", "--help"], capture_output=True, text=True, check=True
     )
-    assert "{cuda,rocm,npu} COMMAND" in done.stdout
+    assert "{cuda,rocm,npu,xpu} COMMAND" in done.stdout
+
+
+def test_xpu_routes_every_op_to_liger_xpu(capsys):
+    assert mock.main(["xpu", "liger-kernel", "info", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    backends = {entry["name"]: entry for entry in report["backends"]}
+    assert backends["xpu"]["available"], backends["xpu"]
+    routes = {entry["op"]: entry for entry in report["routes"] if entry["device_type"] == "xpu"}
+    assert routes and {entry["distribution"] for entry in routes.values()} == {"liger-xpu"}, routes
+    assert not torch.xpu.is_available()

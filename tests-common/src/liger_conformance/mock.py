@@ -1,6 +1,6 @@
 """Run an installed console command as if this machine had vendor hardware.
 
-    python -m liger_conformance.mock {cuda,rocm,npu} COMMAND [ARGS...]
+    python -m liger_conformance.mock {cuda,rocm,npu,xpu} COMMAND [ARGS...]
 
 sets ``TRITON_INTERPRET=1``, activates ``liger_conformance.mocks.<vendor>``
 and runs the console-script entry point COMMAND of an installed distribution

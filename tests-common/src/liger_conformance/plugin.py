@@ -13,7 +13,7 @@ Options (``pytest --help``, group "liger-conformance"):
                         mock or for the ``torch`` backend, else the backend's
                         device type).
 --liger-mock VENDOR     run the session under ``liger_conformance.mocks.VENDOR``
-                        (cuda, rocm, npu) with the Triton interpreter.
+                        (cuda, rocm, npu, xpu) with the Triton interpreter.
 --liger-require-device  a skip for a missing device fails, and so does a
                         session that collects no test.
 --liger-size SIZE       ``small`` shapes (default on CPU and under mocks) or
@@ -37,7 +37,7 @@ import liger_conformance
 from liger_conformance import MISSING_DEVICE, SIZES
 
 PACKAGE_DIR = Path(liger_conformance.__file__).resolve().parent
-VENDORS = ("cuda", "rocm", "npu")
+VENDORS = ("cuda", "rocm", "npu", "xpu")
 #: the dtypes every op is tested in, in report order
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 #: routing variables that would override --liger-backend

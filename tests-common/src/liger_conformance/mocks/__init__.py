@@ -1,6 +1,6 @@
 """Kernel mocks: make a CPU-only process look like vendor hardware.
 
-Each vendor module (``cuda``, ``rocm``, ``npu``) offers a context manager
+Each vendor module (``cuda``, ``rocm``, ``npu``, ``xpu``) offers a context manager
 ``active()``. Inside it torch's device queries answer as that hardware would,
 CPU tensors are routed by the dispatcher as if they lived on the vendor's
 device type, and the portable Triton kernels run on the CPU under the Triton
@@ -16,8 +16,14 @@ This module holds what every mock shares:
   computed under the mock never leak out of it.
 - :class:`FakeDeviceProperties` stands in for ``torch.cuda.get_device_properties``'s
   result, with the fields Triton backends read.
-- :func:`cuda_runtime` patches ``torch.cuda`` and ``torch.version`` for a
-  CUDA-like runtime; the CUDA and ROCm mocks are thin presets of it.
+- :func:`emulate_devices` makes a torch device module (``torch.cuda``,
+  ``torch.xpu``) answer for ``device_count`` emulated devices;
+  :func:`cuda_runtime` adds ``torch.version`` for a CUDA-like runtime, and the
+  CUDA and ROCm mocks are thin presets of it.
+- :class:`LiveTileMonitor` and :func:`strict_launches` make a strict mock:
+  every Triton launch under the interpreter is checked against the emulated
+  device's launch limits and its on-chip memory, and a launch the device would
+  refuse raises a :class:`MockLaunchError` as the device would.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import contextlib
 import os
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +43,7 @@ import liger_kernel
 from liger_kernel.dispatch import dispatcher
 
 #: names the plugin and ``python -m liger_conformance.mock`` accept
-VENDORS = ("cuda", "rocm", "npu")
+VENDORS = ("cuda", "rocm", "npu", "xpu")
 
 _MISSING = object()
 
@@ -163,6 +170,47 @@ class FakeDeviceProperties:
     gcnArchName: str | None = None
 
 
+def emulate_devices(p: Patches, runtime: Any, props: Any, device_count: int) -> None:
+    """Make the torch device module ``runtime`` report ``device_count`` devices
+    described by ``props``, with a current device, and a random state for what
+    saves and restores it around traced code (AOTAutograd, checkpointing)."""
+    if device_count < 1:
+        raise ValueError(f"device_count must be at least 1, got {device_count}")
+    current = [0]
+
+    def index_of(device: Any = None) -> int:
+        if device is None:
+            return current[0]
+        if isinstance(device, int):
+            index = device
+        else:
+            # tensors stay on the CPU under a mock, so a CPU device means the current device
+            index = torch.device(device).index
+            index = current[0] if index is None else index
+        if not 0 <= index < device_count:
+            raise RuntimeError(f"invalid device ordinal {index}: the mock has {device_count} device(s)")
+        return index
+
+    def get_device_properties(device: Any = None) -> Any:
+        index_of(device)
+        return props
+
+    def set_device(device: Any) -> None:
+        current[0] = index_of(device)
+
+    rng_state = [torch.get_rng_state()]
+    p.setattr(runtime, "is_available", lambda: True)
+    p.setattr(runtime, "device_count", lambda: device_count)
+    p.setattr(runtime, "current_device", lambda: current[0])
+    p.setattr(runtime, "set_device", set_device)
+    p.setattr(runtime, "get_device_name", lambda device=None: get_device_properties(device).name)
+    p.setattr(runtime, "get_device_properties", get_device_properties)
+    p.setattr(runtime, "is_bf16_supported", lambda including_emulation=True: True)
+    p.setattr(runtime, "synchronize", lambda device=None: None)
+    p.setattr(runtime, "get_rng_state", lambda device=None: rng_state[0].clone())
+    p.setattr(runtime, "set_rng_state", lambda new_state, device=None: rng_state.__setitem__(0, new_state.clone()))
+
+
 @contextlib.contextmanager
 def cuda_runtime(
     props: FakeDeviceProperties,
@@ -175,47 +223,112 @@ def cuda_runtime(
     and ``torch.version`` a CUDA (``cuda_version``) or ROCm (``hip_version``)
     build; CPU tensors route as ``cuda`` tensors. Yields the patches so a
     vendor mock can add its own before the block runs."""
-    if device_count < 1:
-        raise ValueError(f"device_count must be at least 1, got {device_count}")
-    current = [0]
-
-    def index_of(device: Any = None) -> int:
-        if device is None:
-            return current[0]
-        if isinstance(device, int):
-            index = device
-        else:
-            # tensors stay on the CPU under a mock, so a CPU device means the current GPU
-            index = torch.device(device).index
-            index = current[0] if index is None else index
-        if not 0 <= index < device_count:
-            raise RuntimeError(f"invalid device ordinal {index}: the mock has {device_count} device(s)")
-        return index
-
-    def get_device_properties(device: Any = None) -> FakeDeviceProperties:
-        index_of(device)
-        return props
-
-    def set_device(device: Any) -> None:
-        current[0] = index_of(device)
-
-    cuda = torch.cuda
     with patches() as p:
         p.setattr(torch.version, "cuda", cuda_version)
         p.setattr(torch.version, "hip", hip_version)
-        p.setattr(cuda, "is_available", lambda: True)
-        p.setattr(cuda, "device_count", lambda: device_count)
-        p.setattr(cuda, "current_device", lambda: current[0])
-        p.setattr(cuda, "set_device", set_device)
-        p.setattr(cuda, "get_device_name", lambda device=None: get_device_properties(device).name)
-        p.setattr(cuda, "get_device_properties", get_device_properties)
-        p.setattr(cuda, "get_device_capability", lambda device=None: (props.major, props.minor))
-        p.setattr(cuda, "is_bf16_supported", lambda including_emulation=True: True)
-        p.setattr(cuda, "synchronize", lambda device=None: None)
-        # The emulated device's random state, for what saves and restores it
-        # around traced code (AOTAutograd, checkpointing); nothing draws from it.
-        rng_state = [torch.get_rng_state()]
-        p.setattr(cuda, "get_rng_state", lambda device="cuda": rng_state[0].clone())
-        p.setattr(cuda, "set_rng_state", lambda new_state, device="cuda": rng_state.__setitem__(0, new_state.clone()))
+        emulate_devices(p, torch.cuda, props, device_count)
+        p.setattr(torch.cuda, "get_device_capability", lambda device=None: (props.major, props.minor))
         with routed_as("cuda"):
             yield p
+
+
+class MockLaunchError(RuntimeError):
+    """A Triton launch the emulated device refuses."""
+
+
+class LiveTileMonitor:
+    """Checks the Triton launches made under a strict mock.
+
+    While a launch runs, every floating-point block value (``tl.load`` results,
+    ``tl.zeros`` accumulators, arithmetic on them) is counted while the program
+    holds it; when the live bytes exceed ``onchip_bytes``, :meth:`overflow`
+    gives the error raised. Integer offsets, masks and pointers are not
+    counted. A vendor mock subclasses it with its device's rules:
+    :meth:`check_grid` (the grid, before any program runs), :meth:`check_options`
+    (the launch options: ``num_warps``, ...) and :meth:`overflow`. ``peak`` is
+    the most live bytes any launch held, for tests that show the margin."""
+
+    def __init__(self, onchip_bytes: int) -> None:
+        self.onchip_bytes = onchip_bytes
+        self.kernel: str | None = None
+        # id -> (weak reference, bytes); values leave when the program drops them
+        self.live: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self.live_bytes = 0
+        self.peak = 0
+
+    def check_grid(self, dims: tuple[int, ...]) -> None:
+        """Raise a :class:`MockLaunchError` for a grid the device refuses."""
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise a :class:`MockLaunchError` for launch options the device refuses."""
+
+    def overflow(self) -> MockLaunchError:
+        raise NotImplementedError
+
+    def start(self, kernel: str, options: dict[str, Any]) -> None:
+        self.kernel = kernel
+        self.live, self.live_bytes = {}, 0
+        self.check_options(options)
+
+    def stop(self) -> None:
+        self.kernel = None
+        self.live, self.live_bytes = {}, 0
+
+    def _drop(self, table: dict[int, Any], key: int) -> None:
+        # a value from an earlier launch's table must not touch this one's count
+        if table is self.live:
+            entry = table.pop(key, None)
+            if entry is not None:
+                self.live_bytes -= entry[1]
+
+    def track(self, handle: Any) -> None:
+        data, dtype = handle.data, handle.dtype
+        if self.kernel is None or getattr(data, "ndim", 0) == 0:
+            return
+        if not (hasattr(dtype, "is_floating") and dtype.is_floating()):
+            return
+        size = data.size * dtype.primitive_bitwidth // 8
+        key, table = id(handle), self.live
+        table[key] = (weakref.ref(handle, lambda _, key=key, table=table: self._drop(table, key)), size)
+        self.live_bytes += size
+        self.peak = max(self.peak, self.live_bytes)
+        if self.live_bytes > self.onchip_bytes:
+            raise self.overflow()
+
+
+def strict_launches(p: Patches, monitor: LiveTileMonitor) -> None:
+    """Patch the Triton interpreter so that every launch passes through ``monitor``."""
+    from triton.runtime import interpreter
+
+    builder = interpreter.interpreter_builder
+    original_set_grid_dim = builder.set_grid_dim
+    original_call = interpreter.GridExecutor.__call__
+    original_post_init = interpreter.TensorHandle.__post_init__
+
+    def set_grid_dim(nx: int, ny: int, nz: int) -> None:
+        monitor.check_grid((nx, ny, nz))
+        original_set_grid_dim(nx, ny, nz)
+
+    def launch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            # the launch options (num_warps, ...) arrive here with the arguments
+            monitor.start(getattr(self.fn, "__name__", "kernel"), kwargs)
+            return original_call(self, *args, **kwargs)
+        except interpreter.InterpreterError as exc:
+            # the interpreter wraps errors raised inside a program; surface ours as the device would
+            cause = exc.__cause__
+            while isinstance(cause, interpreter.InterpreterError):
+                cause = cause.__cause__
+            if isinstance(cause, MockLaunchError):
+                raise cause from None
+            raise
+        finally:
+            monitor.stop()
+
+    def post_init(self: Any) -> None:
+        original_post_init(self)
+        monitor.track(self)
+
+    p.setattr(builder, "set_grid_dim", set_grid_dim)
+    p.setattr(interpreter.GridExecutor, "__call__", launch)
+    p.setattr(interpreter.TensorHandle, "__post_init__", post_init)
