@@ -4,7 +4,8 @@ Each op runs forward and backward at the conformance sample shapes (every
 dtype, kernels executed by the interpreter) and at LLM sizes (launches
 recorded, not executed: only the configuration matters to the compiler).
 A configuration is the kernel (module and name), the type of each runtime
-argument and the value of each constexpr; the planner's estimate of the UB
+argument, what the launcher specialises it on (alignment, divisibility by
+16, equality to 1) and the value of each constexpr; the planner's estimate of the UB
 bytes of the launch (``TilePlan.bytes_per_step`` of the plan made just before
 it) travels with it. Duplicates are written once.
 
@@ -61,6 +62,16 @@ def constant(value: Any) -> Any:
     raise TypeError(f"cannot record constexpr {value!r}")
 
 
+def runtime_value(value: Any) -> Any:
+    """What Triton's launcher specialises a runtime argument on: a pointer's
+    16-byte alignment, an integer's divisibility by 16 and equality to 1."""
+    if isinstance(value, torch.Tensor):
+        return {"aligned": value.data_ptr() % 16 == 0}
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    return 1 if value == 1 else (16 if value % 16 == 0 else 3)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.configs: dict[str, dict[str, Any]] = {}
@@ -72,22 +83,22 @@ class Recorder:
         fn = executor.fn
         bound = dict(zip(executor.arg_names, args))
         bound.update(kwargs)
-        signature, constants = {}, {}
+        signature, constants, values = {}, {}, {}
         for name in executor.arg_names:
             value = bound.get(name)
             if name in executor.constexprs:
-                signature[name] = "constexpr"
                 constants[name] = constant(value.value if hasattr(value, "value") else value)
             elif value is None:
-                signature[name] = "constexpr"
-                constants[name] = None
+                values[name] = None
             else:
                 signature[name] = arg_type(value)
+                values[name] = runtime_value(value)
         config = {
             "module": fn.__module__,
             "kernel": fn.__name__,
             "signature": signature,
             "constants": constants,
+            "values": values,
         }
         key = json.dumps(config, sort_keys=True)
         entry = self.configs.setdefault(key, {**config, "planner_bytes": self.last_plan_bytes, "cases": []})

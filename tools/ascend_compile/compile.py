@@ -83,6 +83,43 @@ def _constant(value: Any) -> Any:
     return value
 
 
+class _Pointer:
+    """Stands for a tensor argument: the launcher looks only at its address's alignment."""
+
+    def __init__(self, aligned: bool) -> None:
+        self.address = 0 if aligned else 8
+
+    def data_ptr(self) -> int:
+        return self.address
+
+
+def specialise(fn: Any, config: dict[str, Any], backend: Any) -> tuple[dict[str, str], dict[str, Any], Any]:
+    """Signature, constants and attributes as triton-ascend's launcher builds
+    them for this launch (integers equal to 1 become constants, 16-divisible
+    integers and aligned pointers get the divisibility hint)."""
+    bound = []
+    for param in fn.params:
+        if param.is_constexpr:
+            bound.append(_constant(config["constants"][param.name]))
+            continue
+        value = config["values"][param.name]
+        bound.append(_Pointer(value["aligned"]) if isinstance(value, dict) else value)
+    attrs = backend.get_attrs_descriptor(fn.params, bound)
+    constant_nums = attrs.get_constants()
+    constants = {
+        p.name: value for value, p in zip(bound, fn.params) if p.is_constexpr or p.num in constant_nums or value is None
+    }
+    signature = {}
+    for value, p in zip(bound, fn.params):
+        if p.is_constexpr:
+            signature[p.name] = "constexpr"
+        elif value is None:
+            signature[p.name] = "*i8"
+        else:
+            signature[p.name] = config["signature"][p.name]
+    return signature, constants, attrs
+
+
 def compile_one(config: dict[str, Any]) -> dict[str, Any]:
     _install_stand_ins()
     import triton
@@ -129,9 +166,9 @@ def compile_one(config: dict[str, Any]) -> dict[str, Any]:
     try:
         module = importlib.import_module(config["module"])
         fn = getattr(module, config["kernel"])
-        constants = {k: _constant(v) for k, v in config["constants"].items()}
-        source = ASTSource(fn=fn, signature=dict(config["signature"]), constants=constants)
-        triton.compile(source, target=GPUTarget("npu", TARGET, 0))
+        target = GPUTarget("npu", TARGET, 0)
+        signature, constants, attrs = specialise(fn, config, backends["ascend"].compiler(target))
+        triton.compile(ASTSource(fn=fn, signature=signature, constants=constants, attrs=attrs), target=target)
     except Exception as exc:  # every failure is reported in the table
         text = str(exc)
         result["error"] = " ".join(text.split())[:600] or type(exc).__name__
