@@ -188,6 +188,9 @@ def main(path: str, workers: int) -> int:
     os.environ.setdefault("TRITON_ALWAYS_COMPILE", "1")
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(compile_one, configs))
+    Path(path).with_suffix(".results.json").write_text(
+        json.dumps([{**config, **result} for config, result in zip(configs, results)], indent=1)
+    )
     failures = 0
     over_budget = 0
     off = 0
