@@ -74,7 +74,8 @@ class Wheel:
         for req in self.requires:
             if req.marker is None:
                 chosen.append(req)
-            elif any(req.marker.evaluate({"extra": e}) for e in extras):
+            # "" evaluates environment-only markers (platform_machine, ...) on this host
+            elif any(req.marker.evaluate({"extra": e}) for e in extras | {""}):
                 chosen.append(req)
         return chosen
 

@@ -134,3 +134,93 @@ def test_probe_imports_nothing_and_importing_the_kernels_refuses_nvidia_triton()
     assert first.split() == ["False", "False"]
     assert second.startswith("AscendEnvironmentError") and "not triton-ascend" in second
     assert "pip uninstall -y triton" in second
+
+
+def _fake_site(tmp_path, monkeypatch, dists: dict[str, bytes], on_disk: bytes):
+    """A site-packages holding ``triton/__init__.py`` with ``on_disk`` bytes and,
+    per distribution name, a RECORD that lists the file with the hash of the
+    bytes that distribution installed."""
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    package = tmp_path / "triton"
+    (package / "backends" / "ascend").mkdir(parents=True)
+    (package / "__init__.py").write_bytes(on_disk)
+    for name, content in dists.items():
+        info = tmp_path / f"{name}-3.2.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 3.2.0\n")
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        (info / "RECORD").write_text(f"triton/__init__.py,sha256={digest},{len(content)}\n{info.name}/RECORD,,\n")
+    real = metadata.distributions
+    monkeypatch.setattr(metadata, "distributions", lambda **kw: real(path=[str(tmp_path)]))
+    monkeypatch.setattr(safety, "_triton_init_file", lambda: package / "__init__.py")
+    monkeypatch.delitem(sys.modules, "torch_npu", raising=False)
+    safety._triton_providers.cache_clear()
+
+
+def test_a_source_build_named_triton_ascend_with_an_underscore_is_accepted(tmp_path, monkeypatch):
+    _fake_site(tmp_path, monkeypatch, {"triton_ascend": b"ascend"}, on_disk=b"ascend")
+    try:
+        assert safety._triton_providers() == ("triton-ascend",)
+        assert safety.triton_problem() is None
+    finally:
+        safety._triton_providers.cache_clear()
+
+
+def test_an_nvidia_triton_installed_over_triton_ascend_is_caught_by_the_file_owner(tmp_path, monkeypatch):
+    # the NVIDIA wheel rewrote triton/__init__.py but left triton/backends/ascend behind
+    _fake_site(tmp_path, monkeypatch, {"triton_ascend": b"ascend", "triton": b"nvidia"}, on_disk=b"nvidia")
+    try:
+        assert safety.triton_owner(tmp_path / "triton" / "__init__.py") == "triton"
+        problem = safety.triton_problem()
+        assert "overwritten by triton" in problem and "pip uninstall -y triton" in problem
+    finally:
+        safety._triton_providers.cache_clear()
+
+
+def test_the_backend_triton_selects_must_be_ascend():
+    assert safety.active_backend_problem(["ascend"], "/site/triton/backends/ascend/driver.py") is None
+    assert "no ascend backend" in safety.active_backend_problem(["nvidia", "amd"], None)
+    problem = safety.active_backend_problem(["ascend", "nvidia"], "/site/triton/backends/nvidia/driver.py")
+    assert "not triton-ascend's NPU driver" in problem
+
+
+def test_cann_version_is_read_from_the_toolkit_install_record(tmp_path):
+    (tmp_path / "aarch64-linux").mkdir()
+    (tmp_path / "aarch64-linux" / "ascend_toolkit_install.info").write_text(
+        "package_name=Ascend-cann-toolkit\nversion=8.5.0\n"
+    )
+    assert safety.cann_version({"ASCEND_HOME_PATH": str(tmp_path)}) == "8.5.0"
+    assert safety.cann_version({}) is None
+
+
+@pytest.mark.parametrize(
+    ("triton_ascend", "torch_npu", "cann", "problem"),
+    [
+        ("3.2.0", "2.7.1.post2", "8.5.0", None),
+        ("3.2.0", "2.6.0", None, None),
+        (None, None, None, None),
+        ("3.2.1", "2.7.1", "9.0.0", "triton-ascend 3.2.1 is not a declared release"),
+        ("3.2.0", "2.7.1", "8.3.RC1", "declared with CANN 8.5.0, not 8.3.RC1"),
+        ("3.2.0", "2.9.0", "8.5.0", "torch_npu 2.9.0 is not declared with triton-ascend 3.2.0"),
+    ],
+)
+def test_versions_are_checked_against_the_declared_stacks(triton_ascend, torch_npu, cann, problem):
+    problems = safety.stack_problems(triton_ascend, torch_npu, cann)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problem in problems[0]
+
+
+def test_a_stack_mismatch_is_logged_when_the_kernels_load(monkeypatch, caplog):
+    monkeypatch.setattr(safety, "triton_problem", lambda: None)
+    monkeypatch.setattr(safety, "_active_backend", lambda: None)
+    monkeypatch.setattr(safety, "mock_active", lambda: False)
+    monkeypatch.setattr(safety, "torch_npu_version", lambda: torch.__version__)
+    monkeypatch.setattr(safety, "_version", lambda dist: "3.2.1" if dist == "triton-ascend" else None)
+    with caplog.at_level("WARNING", logger="liger_kernel"):
+        safety.check_environment()
+    assert "triton-ascend 3.2.1 is not a declared release" in caplog.text

@@ -117,3 +117,26 @@ def test_mock_answers_device_queries_as_an_npu():
         assert torch.npu.current_device() == 1
         with pytest.raises(RuntimeError, match="invalid device ordinal 2"):
             torch.npu.get_device_properties(2)
+
+
+def test_strict_mock_rejects_fp64_launches_as_the_compiler_does():
+    x = torch.randn(8, dtype=torch.float64)
+    y = torch.empty_like(x)
+    with npu_mock.active():
+        with pytest.raises(npu_mock.UnsupportedDtypeError, match=r"\[fp8, fp64\] is unsupported on Ascend"):
+            _copy[(1,)](x, y, 8, BLOCK=8)
+        _copy[(1,)](x.float(), y.float(), 8, BLOCK=8)  # fp32 launches as before
+
+
+@pytest.mark.parametrize("op", sorted(LABELS))
+def test_fp64_inputs_raise_a_clear_error_on_every_op(op):
+    def to_fp64(value):
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.double().requires_grad_(value.requires_grad)
+        return value
+
+    args = [to_fp64(value) for value in _inputs(op)]
+    with npu_mock.active(), pytest.raises((TypeError, npu_mock.UnsupportedDtypeError), match="fp64|float64"):
+        out = public.OPS[op].apply(*args)
+        first = out[0] if isinstance(out, tuple) else out
+        first.float().sum().backward()

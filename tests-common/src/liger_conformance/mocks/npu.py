@@ -13,6 +13,9 @@ Strict, as the device is, for every kernel launched while it is active:
 * grid: a launch of more than :data:`MAX_GRID` (65535) programs, counting all
   grid axes together as the runtime's ``coreDim`` does, raises
   :class:`GridLimitError` before any program runs;
+* dtypes: a launch that passes a float64 or fp8 tensor raises
+  :class:`UnsupportedDtypeError`, as triton-ascend's front end refuses to
+  compile such a kernel ("[fp8, fp64] is unsupported on Ascend");
 * unified buffer: while a launch runs, every floating-point block value
   (``tl.load`` results, ``tl.zeros`` accumulators, arithmetic on them) is
   tracked while it is alive in the program; when the live bytes exceed the
@@ -60,6 +63,28 @@ class GridLimitError(NPULaunchError):
 
 class UBOverflowError(NPULaunchError):
     pass
+
+
+class UnsupportedDtypeError(NPULaunchError):
+    pass
+
+
+#: Tensor dtypes triton-ascend refuses to compile for the NPU.
+UNSUPPORTED_DTYPES = frozenset(
+    getattr(torch, name)
+    for name in ("float64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    if hasattr(torch, name)
+)
+
+
+def check_dtypes(kernel: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a launch that hands the kernel a tensor of a dtype the NPU compiler rejects."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor) and value.dtype in UNSUPPORTED_DTYPES:
+            raise UnsupportedDtypeError(
+                f"{kernel}: a {value.dtype} tensor argument; [fp8, fp64] is unsupported on Ascend "
+                "(triton-ascend refuses to compile the kernel)"
+            )
 
 
 @dataclass(frozen=True)
@@ -184,6 +209,7 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
         original_set_grid_dim(nx, ny, nz)
 
     def launch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check_dtypes(getattr(self.fn, "__name__", "kernel"), args, kwargs)
         watch.start(getattr(self.fn, "__name__", "kernel"))
         try:
             return original_call(self, *args, **kwargs)

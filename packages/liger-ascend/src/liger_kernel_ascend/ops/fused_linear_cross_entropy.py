@@ -29,6 +29,7 @@ import torch
 
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
+from liger_kernel_ascend.ops._common import check_npu_dtype
 from liger_kernel_ascend.ops.cross_entropy import cross_entropy_rows, reduce_rows
 
 #: Most logits one chunk materializes (fp32: 64 MiB).
@@ -76,6 +77,8 @@ def walk_chunks(
     need_dbias = need_dbias and bias is not None
     need_grad = need_dinput or need_dweight or need_dbias
     matmul_dtype = torch.promote_types(input.dtype, weight.dtype)
+    # the cube units have no fp64 GEMM and the loss kernel cannot take fp64 logits: refuse before any work
+    check_npu_dtype("fused_linear_cross_entropy", matmul_dtype)
     x, w = input.to(matmul_dtype), weight.to(matmul_dtype)
     n_rows, vocab = input.shape[0], weight.shape[0]
     device = input.device

@@ -96,6 +96,11 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     if x.numel() == 0:
         return out
+    if x.stride(3) != 1:
+        # a head_dim that is not unit-stride (an expanded gradient, a strided view) turns each
+        # tile load into a strided copy whose staging buffers overflow the UB at 16+ heads
+        # (bishengir-compile, compile-ascend lane); one contiguous copy keeps the tiles dense
+        x = x.contiguous()
     head_axis, seq_axis = (1, 2) if unsqueeze_dim == 1 else (2, 1)
     n_batch, n_heads, n_seq, head_dim = x.shape[0], x.shape[head_axis], x.shape[seq_axis], x.shape[3]
     half = head_dim // 2
