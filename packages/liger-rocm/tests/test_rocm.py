@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from liger_kernel.dispatch import dispatcher
 from liger_kernel_rocm import BACKEND, triton_check
 from liger_kernel_rocm.probe import probe
 from liger_kernel_rocm.profile import amd_profile
@@ -63,27 +62,6 @@ def test_probe_needs_a_visible_gpu(amd_gpu, monkeypatch):
 def test_probe_passes_on_a_hip_build_with_a_gpu(amd_gpu, monkeypatch):
     monkeypatch.setattr(triton_check, "triton_problem", lambda: None)
     assert probe() == (True, "1 ROCm device(s): AMD Instinct MI300X, HIP 6.4.0")
-
-
-def test_nvidia_triton_over_rocm_is_detected_with_a_repair_command(monkeypatch):
-    monkeypatch.setattr(dispatcher, "device_alias", {})
-    monkeypatch.setattr(triton_check.metadata, "packages_distributions", lambda: {"triton": ["triton"]})
-    problem = triton_check.triton_problem()
-    assert "NVIDIA" in problem and "pip uninstall -y triton pytorch-triton-rocm" in problem
-    with pytest.raises(ImportError, match="liger-rocm: .*NVIDIA"):
-        triton_check.require_rocm_triton()
-
-
-def test_missing_triton_is_detected(monkeypatch):
-    monkeypatch.setattr(dispatcher, "device_alias", {})
-    monkeypatch.setattr(triton_check.metadata, "packages_distributions", lambda: {})
-    assert "no triton module" in triton_check.triton_problem()
-
-
-def test_rocm_triton_passes(monkeypatch):
-    monkeypatch.setattr(dispatcher, "device_alias", {})
-    monkeypatch.setattr(triton_check.metadata, "packages_distributions", lambda: {"triton": ["pytorch-triton-rocm"]})
-    assert triton_check.triton_problem() is None
 
 
 def test_backend_claims_cuda_device_type_with_every_core_op():
