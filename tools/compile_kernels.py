@@ -3,9 +3,12 @@
     python tools/compile_kernels.py [--backend rocm|cuda ...] [--jobs N] [--json FILE]
 
 Capture: under each backend's kernel mock (liger_conformance.mocks) every op runs
-forward and backward on CPU tensors at the conformance suite's shapes (its small
-and its full, LLM-sized lists, read from the contract modules) and at the
-sample arguments of ``liger_kernel.samples``, with Triton's launch replaced by a
+forward and backward on CPU tensors at the conformance suite's LLM sizes (the
+shapes of its full-size lists with at least LLM_ELEMENTS elements, read from
+the contract modules) in bfloat16; with ``--all`` also at every shape of its
+small and full lists and the sample arguments of ``liger_kernel.samples``, in
+float32 too (about 2.5x the configurations, ~10 minutes on 2 busy cores).
+Triton's launch is replaced by a
 recorder, so the launchers build their real arguments and launch options from
 the backend's device profile; nothing executes. Identical configurations
 (kernel, argument types, constexprs, launch options) are compiled once.
@@ -122,9 +125,23 @@ def recording(launches: list) -> Iterator[None]:
         JITFunction.run = run
 
 
-#: which of the conformance suite's shape lists capture() reads: "full" (its
-#: LLM sizes) or "all" (its small shapes too); set by main()
+#: which of the conformance suite's shapes capture() reads: "full" (those of
+#: its full-size list with at least LLM_ELEMENTS elements: the LLM sizes) or
+#: "all" (both its lists whole, small shapes included); set by main()
 SIZES = ["full"]
+LLM_ELEMENTS = 2**16
+
+
+def elements(shape: Any) -> int:
+    """Product of the integers in a (nested) shape entry of a contract module."""
+    if isinstance(shape, int):
+        return shape
+    if isinstance(shape, tuple):
+        product = 1
+        for part in shape:
+            product *= elements(part)
+        return product
+    return 1  # a list of section sizes, an option
 
 
 def conformance_shapes(module: str, name: str = "SHAPES") -> list:
@@ -134,7 +151,8 @@ def conformance_shapes(module: str, name: str = "SHAPES") -> list:
     import liger_conformance
 
     def chosen(small: list, full: list) -> list:
-        return list({repr(s): s for s in (small + full if SIZES[0] == "all" else full)}.values())
+        shapes = small + full if SIZES[0] == "all" else [s for s in full if elements(s) >= LLM_ELEMENTS]
+        return list({repr(s): s for s in shapes}.values())
 
     by_size = liger_conformance.by_size
     liger_conformance.by_size = chosen
@@ -282,8 +300,8 @@ def capture(backend: str, mock: Callable[[], Any]) -> tuple[list, Any, list[str]
             profile = dispatcher.profile(torch.device("cpu"))  # CPU tensors stand for the mock's GPU
             samples = (
                 (op, sample(op, torch.device("cpu"), torch.Generator().manual_seed(0), d))
-                for op in SAMPLES
-                for d in (torch.float32, torch.bfloat16)
+                for op in (SAMPLES if SIZES[0] == "all" else ())
+                for d in DTYPES
             )
             shaped = (call for d in DTYPES for call in calls(d))
             for op, args in itertools.chain(samples, shaped):
@@ -429,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--all",
         action="store_true",
-        help="also the conformance suite's small shapes and float32 at every shape (about 10x the configurations)",
+        help="also every conformance shape (small ones too), the op samples, and float32",
     )
     ns = parser.parse_args(argv)
     if ns.all:
