@@ -135,7 +135,7 @@ LLM_ELEMENTS = 2**16
 def elements(shape: Any) -> int:
     """Product of the integers in a (nested) shape entry of a contract module."""
     if isinstance(shape, int):
-        return shape
+        return max(shape, 1)  # a dim option (-1) counts no elements
     if isinstance(shape, tuple):
         product = 1
         for part in shape:
