@@ -242,7 +242,7 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: i
 
     The grid is ``profile.vocab_programs_per_unit`` programs per compute unit; the block is
     :func:`row_block`, further capped to the widest power of two that the
-    profile's on-chip budget holds at BYTES_PER_BLOCK_ELEMENT each; the
+    profile's register budget holds at BYTES_PER_BLOCK_ELEMENT each; the
     vocabulary loops prefetch the next block when :func:`pipeline_stages` says
     it fits."""
     profile = device_profile(device)

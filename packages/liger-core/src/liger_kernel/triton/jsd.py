@@ -26,7 +26,7 @@ One kernel serves two callers:
       X = k*s - lse_s,  Y = k*t - lse_t,  ds_j = k * (g_j - Q_j * sum_j g_j) / D
 
 A persistent grid walks the rows; each row is walked in vocabulary blocks in
-fp32 (fp64 for fp64 inputs). The block is capped by the profile's on-chip
+fp32 (fp64 for fp64 inputs). The block is capped by the profile's register
 budget at BYTES_PER_BLOCK_ELEMENT per element: about a dozen fp32 values per
 element are live at once (two loads, their exponentials, log M, the two
 results and the row accumulators), which keeps a block in registers on GPUs
