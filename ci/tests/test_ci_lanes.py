@@ -17,10 +17,10 @@ else:
 MATRIX = lanes.load()
 CPU_LANES = {
     "lint", "unit", "transformers", "conformance-torch", "mock-cuda", "mock-rocm", "mock-ascend", "packaging",
-    "workflows",
+    "workflows", "compile-kernels",
 }  # fmt: skip
-HARDWARE_LANES = {"gpu-nvidia", "gpu-amd", "ascend-a2-1card", "ascend-a2-8card"}
-GPU_LANES = {"gpu-nvidia", "gpu-amd"}
+HARDWARE_LANES = {"gpu-nvidia", "gpu-amd", "gpu-amd-rocm7", "ascend-a2-1card", "ascend-a2-8card"}
+GPU_LANES = {"gpu-nvidia", "gpu-amd", "gpu-amd-rocm7"}
 ASCEND_LANES = {"ascend-a2-1card", "ascend-a2-8card"}
 CORE_LANES = {"lint", "unit", "conformance-torch", "packaging"}
 
@@ -85,13 +85,13 @@ def test_an_ascend_only_change_runs_core_and_ascend_lanes_but_no_gpu_lane() -> N
         ["packages/liger-ascend/src/liger_kernel_ascend/ops/rms_norm.py", "packages/liger-ascend/README.md"]
     )
     assert selected >= CORE_LANES | ASCEND_LANES | {"mock-ascend"}
-    assert not selected & (GPU_LANES | {"mock-cuda", "mock-rocm"})
+    assert not selected & (GPU_LANES | {"mock-cuda", "mock-rocm", "compile-kernels"})
 
 
 def test_a_cuda_only_change_runs_no_ascend_lane() -> None:
     selected = _selected(["packages/liger-cuda/src/liger_kernel_cuda/__init__.py"])
     assert selected >= CORE_LANES | {"gpu-nvidia", "mock-cuda"}
-    assert not selected & (ASCEND_LANES | {"gpu-amd", "mock-ascend", "mock-rocm"})
+    assert not selected & (ASCEND_LANES | {"gpu-amd", "gpu-amd-rocm7", "mock-ascend", "mock-rocm"})
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_select_command_on_schedule_and_unknown_base(tmp_path: Path, monkeypatch
     assert lanes.main(["select", "--event", "push", "--base", "0" * 40, "--head", "abc"]) == 0
     assert set(capsys.readouterr().out.split()) == {lane.name for lane in MATRIX.lanes}
     assert lanes.main(["select", "--kind", "cpu", "--files", "packages/liger-rocm/pyproject.toml"]) == 0
-    assert set(capsys.readouterr().out.split()) == CORE_LANES | {"mock-rocm"}
+    assert set(capsys.readouterr().out.split()) == CORE_LANES | {"mock-rocm", "compile-kernels"}
 
 
 def test_tests_groups_keep_only_directories_with_tests(tmp_path: Path) -> None:

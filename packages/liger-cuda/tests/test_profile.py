@@ -105,3 +105,20 @@ def test_profile_under_the_cuda_mock():
         profile = nvidia.nvidia_profile(torch.device("cpu"))
     assert profile.compute_units == mocks.H100.multi_processor_count
     assert profile.onchip_bytes == mocks.H100.shared_memory_per_block_optin
+
+
+def test_vocabulary_launches_are_the_measured_h100_ones(devices):
+    """The register budget is the shared-memory budget the vocabulary kernels
+    were measured with on an H100 (register_bytes unset), and loops keep 3
+    stages: the blocks stay those the kernel modules' measurements chose
+    (cross-entropy 16384, JSD 4096, KL-div and TVD 4096)."""
+    pytest.importorskip("triton")
+    from liger_kernel.triton import cross_entropy, jsd, kl_div
+    from liger_kernel.triton._launch import pipeline_stages, register_block
+
+    profile = nvidia.nvidia_profile(0)
+    assert profile.register_bytes is None and profile.register_budget() == profile.onchip_bytes
+    assert profile.pipeline_stages == 3 and pipeline_stages(profile, 16384 * 2) == 3
+    assert register_block(profile, 128256, cross_entropy.BYTES_PER_BLOCK_ELEMENT) == 16384
+    assert register_block(profile, 128256, jsd.BYTES_PER_BLOCK_ELEMENT) == 4096
+    assert kl_div.streaming_launch(profile, 8192, 128256).block == 4096

@@ -75,6 +75,12 @@ class DeviceProfile:
     max_grid: largest grid size along axis 0 the launcher accepts.
     onchip_bytes: per-program on-chip budget a tile must fit (shared memory,
         or the Ascend unified buffer less a safety margin).
+    register_bytes: per-program budget of the blocks a kernel keeps in
+        registers (the vocabulary kernels: cross-entropy, JSD, KL-div, TVD),
+        where that is another resource than ``onchip_bytes`` (AMD: 512 KiB of
+        VGPRs per CU against 64 KiB of LDS). None: ``onchip_bytes``, the budget
+        those kernels were measured with on NVIDIA, and where the blocks do
+        live on Ascend (the unified buffer). See :meth:`register_budget`.
     max_block: largest power-of-two block of elements a program handles in one
         step; wider rows are walked in several steps.
     programs_per_unit: persistent programs per compute unit.
@@ -82,6 +88,11 @@ class DeviceProfile:
     direct_launch: True where the Triton build lets a compiled kernel be
         relaunched directly, skipping argument binding (NVIDIA); see
         ``liger_kernel.triton._launch.launch``.
+    pipeline_stages: ``num_stages`` of the persistent loops whose loads feed
+        no ``tl.dot`` (every loop here). Triton on sm_90 pipelines such loads
+        through shared memory, and only from 3 stages on; Triton's AMD backend
+        prefetches them into registers instead, so there a stage costs VGPRs.
+        1 turns pipelining off. See ``liger_kernel.triton._launch.pipeline_stages``.
 
     Tuning, choices a backend measures per architecture (the defaults are the
     choices measured on an H100; liger-cuda's profile records where each came
@@ -109,6 +120,8 @@ class DeviceProfile:
     programs_per_unit: int = 4
     uses_num_warps: bool = True
     direct_launch: bool = False
+    register_bytes: int | None = None
+    pipeline_stages: int = 3
     gate_tile: int = 4096
     reduction_programs_per_unit: int = 1
     vocab_programs_per_unit: int = 1
@@ -117,6 +130,10 @@ class DeviceProfile:
     def grid(self, work_items: int) -> int:
         """Persistent grid for ``work_items`` independent rows or tiles."""
         return max(1, min(work_items, self.compute_units * self.programs_per_unit, self.max_grid))
+
+    def register_budget(self) -> int:
+        """Bytes a program may keep its register-resident blocks in."""
+        return self.onchip_bytes if self.register_bytes is None else self.register_bytes
 
     def num_warps(self, block_elems: int) -> int:
         """Warps for a block of ``block_elems`` elements: about 256 elements

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import torch
 
 
@@ -24,10 +22,7 @@ def probe() -> tuple[bool, str]:
 
 
 def runtime_versions() -> dict[str, str]:
-    versions = {}
-    for dist in ("pytorch-triton-rocm", "triton"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+    """Every distribution that owns the ``triton`` module (more than one is the problem the check reports)."""
+    from liger_kernel_rocm.triton_check import installed_layout
+
+    return dict(installed_layout().owners)

@@ -123,9 +123,7 @@ def mark_overwritten(*tensors: torch.Tensor | None) -> None:
 CHECK_INDICES_ENV = "LIGER_KERNEL_CHECK_INDICES"
 
 
-def require_indices_in_range(
-    name: str, index: torch.Tensor, size: int, what: str, ignored: int | None = None
-) -> None:
+def require_indices_in_range(name: str, index: torch.Tensor, size: int, what: str, ignored: int | None = None) -> None:
     """Raise IndexError naming ``name`` when an entry of ``index`` (other than
     ``ignored``) lies outside [0, ``size``).
 

@@ -17,12 +17,17 @@
     ``(grid, block, num_warps)`` for a persistent elementwise kernel over a flat
     range of ``n_elements``: tiles of ``min(TILE, profile.max_block)`` elements,
     ``grid`` is ``profile.grid(number of tiles)``.
+``register_block(profile, width, bytes_per_element) -> int``
+    Block of a kernel that keeps ``bytes_per_element`` bytes per column of its
+    block live in registers: ``row_block(width, profile)``, further capped to
+    the widest power of two that ``profile.register_budget()`` holds at
+    ``bytes_per_element`` each (at least MIN_BLOCK).
 ``pipeline_stages(profile, bytes_per_step) -> int``
     ``num_stages`` for ``tl.range`` over a persistent loop whose every step
-    loads ``bytes_per_step``: PIPELINE_STAGES (the loads of the next steps are
-    issued into on-chip buffers while this step computes, which keeps more
-    bytes in flight per program) when those ``PIPELINE_STAGES - 1`` buffers
-    fit this program's share of on-chip memory (``profile.onchip_bytes /
+    loads ``bytes_per_step``: ``profile.pipeline_stages`` (the loads of the
+    next steps are issued into buffers while this step computes, which keeps
+    more bytes in flight per program) when those ``stages - 1`` buffers fit
+    this program's share of on-chip memory (``profile.onchip_bytes /
     profile.programs_per_unit``), else 1 (no pipelining).
 ``shaped(t, shape) -> torch.Tensor``
     ``t`` viewed as ``shape``, or ``t`` itself when it has that shape already
@@ -67,8 +72,6 @@ MIN_BLOCK = 16
 #: two persistent programs are resident per SM (sm_90: the gate kernels
 #: compile to 31-44 registers per thread, so one or two 1024-thread programs).
 TILE = 8192
-#: Triton (3.x, sm_90) pipelines loads that feed no dot only from 3 stages on.
-PIPELINE_STAGES = 3
 
 
 def row_block(width: int, profile: DeviceProfile) -> int:
@@ -76,6 +79,11 @@ def row_block(width: int, profile: DeviceProfile) -> int:
     while block < width and block < profile.max_block:
         block *= 2
     return block
+
+
+def register_block(profile: DeviceProfile, width: int, bytes_per_element: int) -> int:
+    budget = max(MIN_BLOCK, profile.register_budget() // bytes_per_element)
+    return min(row_block(width, profile), 1 << (budget.bit_length() - 1))
 
 
 def as_rows(x: torch.Tensor) -> torch.Tensor:
@@ -161,8 +169,9 @@ def reduction_grid(profile: DeviceProfile, n_rows: int) -> int:
 
 
 def pipeline_stages(profile: DeviceProfile, bytes_per_step: int) -> int:
+    stages = profile.pipeline_stages
     budget = profile.onchip_bytes // profile.programs_per_unit
-    return PIPELINE_STAGES if (PIPELINE_STAGES - 1) * bytes_per_step <= budget else 1
+    return stages if (stages - 1) * bytes_per_step <= budget else 1
 
 
 def statistics_dtype(dtype: torch.dtype) -> torch.dtype:

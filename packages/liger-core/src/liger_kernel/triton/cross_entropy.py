@@ -51,7 +51,7 @@ import triton.language as tl
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton._launch import MIN_BLOCK, as_rows, pipeline_stages, row_block
+from liger_kernel.triton._launch import as_rows, pipeline_stages, register_block
 
 #: On-chip bytes budgeted per vocabulary element of a block (its loaded value
 #: and the fp32 values derived from it, in registers and pipeline buffers). On
@@ -354,12 +354,11 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: i
 
     The grid is ``profile.vocab_programs_per_unit`` programs per compute unit; the block is
     :func:`row_block`, further capped to the widest power of two that the
-    profile's on-chip budget holds at BYTES_PER_BLOCK_ELEMENT each; the
+    profile's register budget holds at BYTES_PER_BLOCK_ELEMENT each; the
     vocabulary loops prefetch the next block when :func:`pipeline_stages` says
     it fits."""
     profile = device_profile(device)
-    budget = max(MIN_BLOCK, profile.onchip_bytes // BYTES_PER_BLOCK_ELEMENT)
-    block = min(row_block(n_cols, profile), 1 << (budget.bit_length() - 1))
+    block = register_block(profile, n_cols, BYTES_PER_BLOCK_ELEMENT)
     stages = pipeline_stages(profile, block * element_size)
     grid = max(1, min(n_rows, profile.compute_units * profile.vocab_programs_per_unit, profile.max_grid))
     return VocabLaunch(grid, block, profile.num_warps(block), stages)

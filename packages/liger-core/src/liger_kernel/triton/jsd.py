@@ -26,7 +26,7 @@ One kernel serves two callers:
       X = k*s - lse_s,  Y = k*t - lse_t,  ds_j = k * (g_j - Q_j * sum_j g_j) / D
 
 A persistent grid walks the rows; each row is walked in vocabulary blocks in
-fp32 (fp64 for fp64 inputs). The block is capped by the profile's on-chip
+fp32 (fp64 for fp64 inputs). The block is capped by the profile's register
 budget at BYTES_PER_BLOCK_ELEMENT per element: about a dozen fp32 values per
 element are live at once (two loads, their exponentials, log M, the two
 results and the row accumulators), which keeps a block in registers on GPUs
@@ -44,12 +44,11 @@ import triton.language as tl
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton._launch import (
-    MIN_BLOCK,
     accumulator_dtype,
     as_rows,
     launch,
     pipeline_stages,
-    row_block,
+    register_block,
 )
 from liger_kernel.triton.cross_entropy import alias, grads_wanted, scale_rows_, warn_if_repeated
 
@@ -197,8 +196,7 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, bytes_per_colum
     (the fused linear JSD) one program per compute unit, so the rows in flight
     stay in cache between passes."""
     profile = device_profile(device)
-    budget = max(MIN_BLOCK, profile.onchip_bytes // BYTES_PER_BLOCK_ELEMENT)
-    block = min(row_block(n_cols, profile), 1 << (budget.bit_length() - 1))
+    block = register_block(profile, n_cols, BYTES_PER_BLOCK_ELEMENT)
     stages = pipeline_stages(profile, block * bytes_per_column)
     if passes == 1:
         grid = profile.grid(n_rows)

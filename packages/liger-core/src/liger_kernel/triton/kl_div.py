@@ -31,13 +31,12 @@ from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops.kl_div import loss_dtype, reduction_divisor
 from liger_kernel.triton._launch import (
-    MIN_BLOCK,
     RowLaunch,
     accumulator_dtype,
     as_rows,
     launch,
     pipeline_stages,
-    row_block,
+    register_block,
     shaped,
 )
 
@@ -56,10 +55,9 @@ BYTES_PER_BLOCK_COLUMN = 32
 def streaming_launch(profile: DeviceProfile, n_rows: int, n_cols: int) -> RowLaunch:
     """Persistent grid, block and num_warps of a kernel that streams rows of
     two inputs block by block: :func:`row_block`, further capped to the widest
-    power of two that the profile's on-chip budget holds at
+    power of two that the profile's register budget holds at
     BYTES_PER_BLOCK_COLUMN each."""
-    budget = max(MIN_BLOCK, profile.onchip_bytes // BYTES_PER_BLOCK_COLUMN)
-    block = min(row_block(n_cols, profile), 1 << (budget.bit_length() - 1))
+    block = register_block(profile, n_cols, BYTES_PER_BLOCK_COLUMN)
     return RowLaunch(profile.grid(n_rows), block, profile.num_warps(block))
 
 
