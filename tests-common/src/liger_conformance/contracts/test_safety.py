@@ -18,6 +18,8 @@ Each case here was a silent wrong answer or a crash on some backend before.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -32,6 +34,7 @@ from liger_kernel.ops import (
     LigerRopeFunction,
     LigerSiLUMulFunction,
 )
+from liger_kernel.ops._contract import CHECK_INDICES_ENV
 
 INPLACE_ERROR = "modified by an inplace operation"
 
@@ -150,6 +153,11 @@ def test_rms_norm_under_a_residual_add(liger_device, liger_rng):
 # ------------------------------------------------------------------ indices
 
 
+def skip_unless_indices_checked(device) -> None:
+    if device.type != "cpu" and os.environ.get(CHECK_INDICES_ENV) != "1":
+        pytest.skip(f"index values are checked on accelerators only with {CHECK_INDICES_ENV}=1")
+
+
 def rope_inputs(device, rng, ids):
     q = make((2, 3, 4, 8), torch.float32, device, rng)
     k = make((2, 1, 4, 8), torch.float32, device, rng)
@@ -169,8 +177,7 @@ BAD_POSITIONS = [
 @pytest.mark.parametrize("ids", BAD_POSITIONS)
 def test_rope_position_ids_out_of_range_raise(liger_device, liger_rng, ids):
     q, k, cos, sin, position_ids = rope_inputs(liger_device, liger_rng, ids)
-    if liger_device.type != "cpu":
-        pytest.skip("checked on accelerators only with LIGER_KERNEL_CHECK_INDICES=1")
+    skip_unless_indices_checked(liger_device)
     with raises_naming(IndexError, "position_ids"):
         LigerRopeFunction.apply(q, k, cos, sin, position_ids)
 
@@ -198,8 +205,7 @@ BAD_TARGETS = [pytest.param(11, id="past-the-vocabulary"), pytest.param(-3, id="
 @pytest.mark.liger_op("cross_entropy")
 @pytest.mark.parametrize("bad", BAD_TARGETS)
 def test_cross_entropy_target_out_of_range_raises(liger_device, liger_rng, bad):
-    if liger_device.type != "cpu":
-        pytest.skip("checked on accelerators only with LIGER_KERNEL_CHECK_INDICES=1")
+    skip_unless_indices_checked(liger_device)
     logits = make((4, 11), torch.float32, liger_device, liger_rng)
     target = torch.tensor([1, bad, -100, 2], device=liger_device)
     with raises_naming(IndexError, "target"):
@@ -209,8 +215,7 @@ def test_cross_entropy_target_out_of_range_raises(liger_device, liger_rng, bad):
 @pytest.mark.liger_op("fused_linear_cross_entropy")
 @pytest.mark.parametrize("bad", BAD_TARGETS)
 def test_fused_linear_cross_entropy_target_out_of_range_raises(liger_device, liger_rng, bad):
-    if liger_device.type != "cpu":
-        pytest.skip("checked on accelerators only with LIGER_KERNEL_CHECK_INDICES=1")
+    skip_unless_indices_checked(liger_device)
     x = make((4, 8), torch.float32, liger_device, liger_rng)
     weight = make((11, 8), torch.float32, liger_device, liger_rng)
     target = torch.tensor([1, bad, -100, 2], device=liger_device)
