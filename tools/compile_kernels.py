@@ -258,8 +258,9 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
         )
     for rows, vocab in conformance_shapes("test_jsd"):
         for beta in (0.0, 0.5, 1.0):
-            yield "jsd", (log_probs(rows, vocab, dtype=d), log_probs(rows, vocab, dtype=d), None, beta, -100)
-        yield "jsd", (log_probs(rows, vocab, dtype=d), log_probs(rows, vocab, dtype=d), labels(rows, vocab), 0.5, -100)
+            yield "jsd", (log_probs(rows, vocab, dtype=d), log_probs(rows, vocab, dtype=d).detach(), None, beta, -100)
+        target = log_probs(rows, vocab, dtype=d).detach()
+        yield "jsd", (log_probs(rows, vocab, dtype=d), target, labels(rows, vocab), 0.5, -100)
     for rows, hidden, vocab in conformance_shapes("test_fused_linear_jsd"):
         n = min(rows, FUSED_ROWS)
         s, t = leaf(n, hidden, dtype=d), leaf(n, hidden, dtype=d)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 from typing import Any, ClassVar
 
 import torch
 
 from liger_kernel.dispatch import dispatcher
 from liger_kernel.ops import _library
+from liger_kernel.settings import flag
 
 #: what :meth:`DispatchedFunction.outputs` gives per output: (shape, dtype),
 #: or None for an output this call does not return
@@ -134,7 +134,7 @@ def require_indices_in_range(name: str, index: torch.Tensor, size: int, what: st
     Without it every backend's kernel still never reads out of bounds: the
     row or position of a bad index comes out NaN, which a loss or an output
     makes visible."""
-    if index.device.type != "cpu" and os.environ.get(CHECK_INDICES_ENV, "") not in ("1", "true", "yes", "on"):
+    if index.device.type != "cpu" and not flag(CHECK_INDICES_ENV):
         return
     if index.numel() == 0 or torch.compiler.is_compiling() or _is_fake(index):
         return
