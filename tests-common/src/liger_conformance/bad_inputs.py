@@ -88,11 +88,40 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
             "student_weight": x(10, 8),
             "teacher_input": x(3, 6),
             "teacher_weight": x(10, 6),
+            "shift_labels": labels(3, 10),
         }
     if op == "kl_div":
         return {"y_pred": x(2, 8).log_softmax(-1), "y_true": x(2, 8).softmax(-1)}
     if op == "tvd":
-        return {"p": x(2, 8).softmax(-1), "q": x(2, 8).softmax(-1)}
+        return {"p": x(2, 8).softmax(-1), "q": x(2, 8).softmax(-1), "shift_labels": labels(2, 8)}
+    if op == "rope":
+        # cos and sin a table of 16 positions, looked up by position_ids
+        return {
+            "q": x(2, 3, 5, 6),
+            "k": x(2, 1, 5, 6),
+            "cos": x(16, 6),
+            "sin": x(16, 6),
+            "position_ids": labels(10, 16).reshape(2, 5),
+            "unsqueeze_dim": 1,
+        }
+    if op == "qwen2vl_mrope":
+        # cos and sin (3 streams, batch, seq, head_dim); the section sums to head_dim / 2
+        return {
+            "q": x(2, 3, 5, 8),
+            "k": x(2, 1, 5, 8),
+            "cos": x(3, 2, 5, 8),
+            "sin": x(3, 2, 5, 8),
+            "mrope_section": [2, 1, 1],
+            "unsqueeze_dim": 1,
+        }
+    if op in ("swiglu", "geglu"):
+        return {"a": x(2, 8), "b": x(2, 8)}
+    if op == "softmax":
+        return {"x": x(2, 8)}
+    if op == "sparsemax":
+        return {"x": x(2, 8), "dim": -1}
+    if op == "dyt":
+        return {"x": x(2, 8), "alpha": torch.full((1,), 0.5, device=device), "gamma": x(8), "beta": x(8)}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -150,6 +179,25 @@ def _zero_dim(op: str, argument: str) -> BadInput:
     return BadInput(op, f"{argument}-0d", f"`{argument}` 0-D", argument, ValueError, _change(argument, _scalar))
 
 
+def _each(how: Callable[[Any], Any], *names: str) -> Callable[[Arguments], None]:
+    """The same change to several arguments (cos and sin, say), so they still agree with each other."""
+
+    def spoil(args: Arguments) -> None:
+        for name in names:
+            args[name] = how(args[name])
+
+    return spoil
+
+
+def _gate_cases(op: str) -> list[BadInput]:
+    return [
+        _shape(op, "b", "narrower than `a`", lambda b: b[:, :7]),
+        _dtype(op, "b", torch.bfloat16),
+        _dtype(op, "a", torch.int32),
+        _device(op, "b"),
+    ]
+
+
 CASES: list[BadInput] = [
     _dtype("rms_norm", "X", torch.int32),
     _shape("rms_norm", "W", "shorter than the last dimension of `X`", lambda w: w[:7]),
@@ -169,6 +217,34 @@ CASES: list[BadInput] = [
     _empty_row("rms_norm", "X", "W"),
     *_eps_cases("fused_add_rms_norm"),
     _empty_row("fused_add_rms_norm", "X", "R", "W"),
+    _shape("fused_add_rms_norm", "R", "narrower than `X`", lambda r: r[:, :7]),
+    BadInput(
+        "fused_add_rms_norm",
+        "R-float16",
+        "`R` of dtype float16 (`X` float32)",
+        "R",
+        TypeError,
+        _change("R", lambda r: r.to(torch.float16)),
+    ),
+    _shape("fused_add_rms_norm", "W", "shorter than the last dimension of `X`", lambda w: w[:7]),
+    BadInput(
+        "fused_add_rms_norm",
+        "casting_mode",
+        "`casting_mode` = `'gemma2'`",
+        "casting_mode",
+        ValueError,
+        _set(casting_mode="gemma2"),
+    ),
+    BadInput(
+        "fused_add_rms_norm",
+        "X-int64",
+        "`X` and `R` of dtype int64",
+        "X",
+        TypeError,
+        _each(lambda t: t.to(torch.int64), "X", "R"),
+    ),
+    _device("fused_add_rms_norm", "R"),
+    _device("fused_add_rms_norm", "W"),
     _dtype("layer_norm", "X", torch.int32),
     _shape("layer_norm", "W", "shorter than the last dimension of `X`", lambda w: w[:7]),
     _shape("layer_norm", "B", "shorter than the last dimension of `X`", lambda b: b[:7]),
@@ -186,8 +262,179 @@ CASES: list[BadInput] = [
         ValueError,
         _change("X", _no_width),
     ),
+    BadInput(
+        "group_norm",
+        "num_groups-zero",
+        "`num_groups` = 0",
+        "num_groups",
+        ValueError,
+        _set(num_groups=0),
+    ),
+    BadInput(
+        "group_norm",
+        "num_groups-float",
+        "`num_groups` = 2.0 (a float)",
+        "num_groups",
+        TypeError,
+        _set(num_groups=2.0),
+    ),
+    BadInput(
+        "group_norm",
+        "num_groups-indivisible",
+        "`num_groups` = 3, not dividing `num_channels` = 4",
+        "num_groups",
+        ValueError,
+        _set(num_groups=3),
+    ),
+    BadInput(
+        "group_norm",
+        "num_channels-mismatch",
+        "`num_channels` = 6, not the channels of `X` (4)",
+        "num_channels",
+        ValueError,
+        _set(num_channels=6),
+    ),
+    _shape("group_norm", "X", "1-D (no channel dimension)", lambda t: t[0, :, 0], "1d"),
+    _shape("group_norm", "weight", "not one per channel", lambda w: w[:3]),
+    _shape("group_norm", "bias", "not one per channel", lambda b: b[:3]),
+    _dtype("group_norm", "X", torch.int32),
+    _device("group_norm", "weight"),
+    _device("group_norm", "bias"),
     *_eps_cases("poly_norm"),
     _empty_row("poly_norm", "X"),
+    _shape("poly_norm", "W", "with 4 weights (not 3)", lambda w: torch.cat((w, w[:1]))),
+    _shape("poly_norm", "W", "of shape (1, 3) (not 1-D)", lambda w: w.unsqueeze(0), "2d"),
+    _shape("poly_norm", "B", "with 2 elements (not 1)", lambda b: torch.cat((b, b))),
+    _shape("poly_norm", "B", "of shape (1, 1) (not 1-D)", lambda b: b.unsqueeze(0), "2d"),
+    _dtype("poly_norm", "X", torch.int32),
+    _device("poly_norm", "W"),
+    _device("poly_norm", "B"),
+    BadInput("rope", "q-3d", "`q` 3-D", "q", ValueError, _change("q", lambda t: t[0])),
+    BadInput(
+        "rope",
+        "q-odd-head-dim",
+        "`q`, `k`, `cos` and `sin` with an odd head_dim (5)",
+        "q",
+        ValueError,
+        _each(lambda t: t[..., :5], "q", "k", "cos", "sin"),
+    ),
+    _shape("rope", "k", "with another sequence length than `q`", lambda t: t[:, :, :4], "seq"),
+    BadInput(
+        "rope", "sin-shape", "`sin` of another shape than `cos`", "cos", ValueError, _change("sin", lambda t: t[:-1])
+    ),
+    BadInput("rope", "cos-1d", "`cos` and `sin` 1-D", "cos", ValueError, _each(lambda t: t[0], "cos", "sin")),
+    BadInput(
+        "rope",
+        "cos-head-dim",
+        "`cos` and `sin` with another head_dim than `q`",
+        "cos",
+        ValueError,
+        _each(lambda t: t[:, :4], "cos", "sin"),
+    ),
+    _dtype("rope", "position_ids", torch.float32),
+    _shape("rope", "position_ids", "shorter than the sequence", lambda t: t[:, :4], "length"),
+    BadInput("rope", "unsqueeze_dim", "`unsqueeze_dim` = 3", "unsqueeze_dim", ValueError, _set(unsqueeze_dim=3)),
+    _device("rope", "sin"),
+    BadInput("qwen2vl_mrope", "q-3d", "`q` 3-D", "q", ValueError, _change("q", lambda t: t[0])),
+    _dtype("qwen2vl_mrope", "q", torch.int32),
+    BadInput(
+        "qwen2vl_mrope",
+        "q-odd-head-dim",
+        "`q`, `k`, `cos` and `sin` with an odd head_dim (7)",
+        "q",
+        ValueError,
+        _each(lambda t: t[..., :7], "q", "k", "cos", "sin"),
+    ),
+    _shape("qwen2vl_mrope", "k", "with another sequence length than `q`", lambda t: t[:, :, :4], "seq"),
+    _shape("qwen2vl_mrope", "k", "with another batch than `q`", lambda t: t[:1], "batch"),
+    _shape("qwen2vl_mrope", "k", "with another head_dim than `q`", lambda t: t[..., :6], "head-dim"),
+    BadInput(
+        "qwen2vl_mrope",
+        "cos-3d",
+        "`cos` and `sin` 3-D (no streams)",
+        "cos",
+        ValueError,
+        _each(lambda t: t[0], "cos", "sin"),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "cos-two-streams",
+        "`cos` and `sin` with 2 streams (not 3)",
+        "cos",
+        ValueError,
+        _each(lambda t: t[:2], "cos", "sin"),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "cos-batch",
+        "`cos` and `sin` with another batch than `q` (not 1 either)",
+        "cos",
+        ValueError,
+        _each(lambda t: torch.cat((t, t), dim=1), "cos", "sin"),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "cos-seq",
+        "`cos` and `sin` with another sequence length than `q`",
+        "cos",
+        ValueError,
+        _each(lambda t: t[:, :, :4], "cos", "sin"),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "cos-head-dim",
+        "`cos` and `sin` with another head_dim than `q`",
+        "cos",
+        ValueError,
+        _each(lambda t: t[..., :6], "cos", "sin"),
+    ),
+    _shape("qwen2vl_mrope", "sin", "of another shape than `cos`", lambda t: t[:, :1]),
+    _device("qwen2vl_mrope", "sin"),
+    BadInput(
+        "qwen2vl_mrope",
+        "section-sum",
+        "`mrope_section` = [2, 1, 2] (not summing to head_dim / 2)",
+        "mrope_section",
+        ValueError,
+        _set(mrope_section=[2, 1, 2]),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "section-two",
+        "`mrope_section` = [2, 2] (not 3 sections)",
+        "mrope_section",
+        ValueError,
+        _set(mrope_section=[2, 2]),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "section-negative",
+        "`mrope_section` = [3, -1, 2]",
+        "mrope_section",
+        ValueError,
+        _set(mrope_section=[3, -1, 2]),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "section-float",
+        "`mrope_section` = [2.0, 1, 1] (a float in it)",
+        "mrope_section",
+        TypeError,
+        _set(mrope_section=[2.0, 1, 1]),
+    ),
+    BadInput(
+        "qwen2vl_mrope",
+        "section-int",
+        "`mrope_section` = 4 (not a sequence)",
+        "mrope_section",
+        TypeError,
+        _set(mrope_section=4),
+    ),
+    BadInput(
+        "qwen2vl_mrope", "unsqueeze_dim", "`unsqueeze_dim` = 3", "unsqueeze_dim", ValueError, _set(unsqueeze_dim=3)
+    ),
+    *_gate_cases("swiglu"),
+    *_gate_cases("geglu"),
     _shape("cross_entropy", "input", "3-D", lambda t: t.unsqueeze(0), "3d"),
     _dtype("cross_entropy", "input", torch.int64),
     _shape("cross_entropy", "target", "with fewer rows than `input`", lambda t: t[:2]),
@@ -307,6 +554,44 @@ CASES: list[BadInput] = [
     BadInput(
         "jsd", "ignore_index-float", "`ignore_index` = -100.0", "ignore_index", TypeError, _set(ignore_index=-100.0)
     ),
+    _shape("fused_linear_jsd", "student_input", "3-D", lambda t: t.unsqueeze(0), "3d"),
+    _shape(
+        "fused_linear_jsd",
+        "student_weight",
+        "with another hidden size than `student_input`",
+        lambda w: w[:, :-1],
+        "hidden",
+    ),
+    _shape(
+        "fused_linear_jsd",
+        "teacher_weight",
+        "with another hidden size than `teacher_input`",
+        lambda w: w[:, :-1],
+        "hidden",
+    ),
+    _shape(
+        "fused_linear_jsd", "teacher_weight", "with another vocabulary than `student_weight`", lambda w: w[:9], "vocab"
+    ),
+    _shape("fused_linear_jsd", "teacher_input", "with fewer rows than `student_input`", lambda t: t[:2], "rows"),
+    _dtype("fused_linear_jsd", "student_weight", torch.int32),
+    _dtype("fused_linear_jsd", "teacher_input", torch.int32),
+    _shape("fused_linear_jsd", "shift_labels", "with fewer rows than `student_input`", lambda t: t[:2]),
+    BadInput("fused_linear_jsd", "jsd_beta", "`jsd_beta` = 2", "jsd_beta", ValueError, _set(jsd_beta=2.0)),
+    BadInput(
+        "fused_linear_jsd", "temperature-zero", "`temperature` = 0", "temperature", ValueError, _set(temperature=0.0)
+    ),
+    BadInput(
+        "fused_linear_jsd",
+        "temperature-negative",
+        "`temperature` = -1",
+        "temperature",
+        ValueError,
+        _set(temperature=-1.0),
+    ),
+    _device("fused_linear_jsd", "student_weight"),
+    _device("fused_linear_jsd", "teacher_input"),
+    _device("fused_linear_jsd", "teacher_weight"),
+    _device("fused_linear_jsd", "shift_labels"),
     BadInput(
         "fused_linear_jsd",
         "temperature-str",
@@ -337,6 +622,37 @@ CASES: list[BadInput] = [
     ),
     BadInput("kl_div", "reduction", "`reduction` = `'average'`", "reduction", ValueError, _set(reduction="average")),
     *_eps_cases("kl_div", positive=True),
+    _shape("tvd", "q", "with another last dimension than `p`", lambda t: t[:, :5]),
+    _dtype("tvd", "p", torch.int32),
+    _device("tvd", "q"),
+    _shape("tvd", "shift_labels", "with fewer rows than `p`", lambda t: t[:-1]),
+    _dtype("tvd", "shift_labels", torch.float32),
+    _device("tvd", "shift_labels"),
+    BadInput("tvd", "reduction", "`reduction` = `'average'`", "reduction", ValueError, _set(reduction="average")),
+    _dtype("softmax", "x", torch.int32),
+    _zero_dim("softmax", "x"),
+    _empty_row("softmax", "x"),
+    _dtype("sparsemax", "x", torch.int32),
+    _zero_dim("sparsemax", "x"),
+    BadInput(
+        "sparsemax",
+        "x-empty-dim",
+        "`x` of shape (2, 0, 3) with `dim` = 1 (an empty dimension to normalize)",
+        "x",
+        ValueError,
+        lambda a: a.update(x=a["x"].new_ones((2, 0, 3)), dim=1),
+    ),
+    BadInput("sparsemax", "dim-too-large", "`dim` = 2 (for 2-D `x`)", "dim", ValueError, _set(dim=2)),
+    BadInput("sparsemax", "dim-too-small", "`dim` = -3 (for 2-D `x`)", "dim", ValueError, _set(dim=-3)),
+    BadInput("sparsemax", "dim-float", "`dim` = 1.0 (a float)", "dim", TypeError, _set(dim=1.0)),
+    _shape("dyt", "gamma", "shorter than the last dimension of `x`", lambda t: t[:5]),
+    _shape("dyt", "beta", "shorter than the last dimension of `x`", lambda t: t[:5]),
+    _shape("dyt", "alpha", "with 2 elements (not 1)", lambda t: torch.cat((t, t)), "two-elements"),
+    _dtype("dyt", "x", torch.int32),
+    _dtype("dyt", "gamma", torch.int32),
+    _device("dyt", "alpha"),
+    _device("dyt", "gamma"),
+    _device("dyt", "beta"),
 ]
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -97,41 +95,6 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "dyt")
 
 
-@pytest.mark.parametrize(
-    ("case", "argument", "error"),
-    [
-        ("gamma-shape", "gamma", ValueError),
-        ("beta-shape", "beta", ValueError),
-        ("alpha-two-elements", "alpha", ValueError),
-        ("int-x", "x", TypeError),
-        ("int-gamma", "gamma", TypeError),
-        ("alpha-device", "alpha", ValueError),
-        ("gamma-device", "gamma", ValueError),
-        ("beta-device", "beta", ValueError),
-    ],
-)
-def test_bad_arguments(liger_device, liger_rng, case, argument, error):
-    x, alpha, gamma, beta = inputs((2, 8), torch.float32, liger_device, liger_rng)
-    if case == "gamma-shape":
-        gamma = gamma[:5]
-    elif case == "beta-shape":
-        beta = beta[:5]
-    elif case == "alpha-two-elements":
-        alpha = torch.ones(2, device=liger_device)
-    elif case == "int-x":
-        x = x.to(torch.int32)
-    elif case == "int-gamma":
-        gamma = gamma.to(torch.int32)
-    elif case == "alpha-device":
-        alpha = meta_like(alpha)
-    elif case == "gamma-device":
-        gamma = meta_like(gamma)
-    else:
-        beta = meta_like(beta)
-    with raises_naming(error, argument):
-        LigerDyTFunction.apply(x, alpha, gamma, beta)
-
-
 def test_zero_width(liger_device, liger_rng):
     """DyT is elementwise, so a last dimension of 0 is well defined: an empty y,
     empty dx, dgamma and dbeta, and a zero dalpha (a sum over no elements), on every backend."""
@@ -141,3 +104,9 @@ def test_zero_width(liger_device, liger_rng):
     y.backward(torch.ones_like(y))
     assert tuple(x.grad.shape) == (3, 0) and tuple(gamma.grad.shape) == (0,) and tuple(beta.grad.shape) == (0,)
     assert torch.equal(alpha.grad, torch.zeros_like(alpha))
+
+
+@pytest.mark.parametrize("case", bad_inputs.cases("dyt"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

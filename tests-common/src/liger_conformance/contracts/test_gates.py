@@ -8,12 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -112,27 +110,14 @@ def test_deterministic(liger_device, liger_dtype, liger_rng, gate):
     run_twice_bitwise(once, function.__name__)
 
 
-@pytest.mark.parametrize("gate", GATES)
-@pytest.mark.parametrize(
-    ("case", "argument", "error"),
-    [
-        ("b-shape", "b", ValueError),
-        ("b-dtype", "b", TypeError),
-        ("int-a", "a", TypeError),
-        ("b-device", "b", ValueError),
-    ],
-)
-def test_bad_arguments(liger_device, liger_rng, gate, case, argument, error):
-    function, _ = gate
-    a = make((2, 8), torch.float32, liger_device, liger_rng)
-    b = make((2, 8), torch.float32, liger_device, liger_rng)
-    if case == "b-shape":
-        b = b[:, :7]
-    elif case == "b-dtype":
-        b = b.to(torch.bfloat16)
-    elif case == "int-a":
-        a = a.to(torch.int32)
-    else:
-        b = meta_like(b)
-    with raises_naming(error, argument):
-        function.apply(a, b)
+BAD_INPUTS = [
+    pytest.param(case, id=f"{op}-{case.name}", marks=pytest.mark.liger_op(op))
+    for op in ("swiglu", "geglu")
+    for case in bad_inputs.cases(op)
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

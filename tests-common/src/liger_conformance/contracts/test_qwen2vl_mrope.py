@@ -6,12 +6,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
 )
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
@@ -199,69 +197,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "qwen2vl_mrope")
 
 
-BAD = [
-    ("q-3d", "q", ValueError),
-    ("q-int", "q", TypeError),
-    ("q-odd-head-dim", "q", ValueError),
-    ("k-seq", "k", ValueError),
-    ("k-batch", "k", ValueError),
-    ("k-head-dim", "k", ValueError),
-    ("cos-3d", "cos", ValueError),
-    ("cos-two-streams", "cos", ValueError),
-    ("cos-batch", "cos", ValueError),
-    ("cos-seq", "cos", ValueError),
-    ("cos-head-dim", "cos", ValueError),
-    ("sin-shape", "sin", ValueError),
-    ("sin-device", "sin", ValueError),
-    ("section-sum", "mrope_section", ValueError),
-    ("section-two", "mrope_section", ValueError),
-    ("section-negative", "mrope_section", ValueError),
-    ("section-float", "mrope_section", TypeError),
-    ("section-int", "mrope_section", TypeError),
-    ("unsqueeze_dim", "unsqueeze_dim", ValueError),
-]
-
-
-@pytest.mark.parametrize(("case", "argument", "error"), BAD, ids=[case for case, _, _ in BAD])
-def test_bad_arguments(liger_device, liger_rng, case, argument, error):
-    q, k, cos, sin, section, dim = build((2, 3, 1, 5, 8, [2, 1, 1]), torch.float32, liger_device, liger_rng)
-    if case == "q-3d":
-        q = q[0]
-    elif case == "q-int":
-        q = q.to(torch.int32)
-    elif case == "q-odd-head-dim":
-        q, k, cos, sin = q[..., :7], k[..., :7], cos[..., :7], sin[..., :7]
-    elif case == "k-seq":
-        k = k[:, :, :4]
-    elif case == "k-batch":
-        k = k[:1]
-    elif case == "k-head-dim":
-        k = k[..., :6]
-    elif case == "cos-3d":
-        cos, sin = cos[0], sin[0]
-    elif case == "cos-two-streams":
-        cos, sin = cos[:2], sin[:2]
-    elif case == "cos-batch":
-        cos, sin = torch.cat((cos, cos), dim=1), torch.cat((sin, sin), dim=1)
-    elif case == "cos-seq":
-        cos, sin = cos[:, :, :4], sin[:, :, :4]
-    elif case == "cos-head-dim":
-        cos, sin = cos[..., :6], sin[..., :6]
-    elif case == "sin-shape":
-        sin = sin[:, :1]
-    elif case == "sin-device":
-        sin = meta_like(sin)
-    elif case == "section-sum":
-        section = [2, 1, 2]
-    elif case == "section-two":
-        section = [2, 2]
-    elif case == "section-negative":
-        section = [3, -1, 2]
-    elif case == "section-float":
-        section = [2.0, 1, 1]
-    elif case == "section-int":
-        section = 4
-    elif case == "unsqueeze_dim":
-        dim = 3
-    with raises_naming(error, argument):
-        LigerQwen2VLMRopeFunction.apply(q, k, cos, sin, section, dim)
+@pytest.mark.parametrize("case", bad_inputs.cases("qwen2vl_mrope"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

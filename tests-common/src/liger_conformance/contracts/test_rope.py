@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size, oracles
+from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -125,45 +123,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "rope")
 
 
-BAD = [
-    ("q-3d", "q", ValueError),
-    ("q-odd-head-dim", "q", ValueError),
-    ("k-seq", "k", ValueError),
-    ("sin-shape", "cos", ValueError),
-    ("cos-1d", "cos", ValueError),
-    ("cos-head-dim", "cos", ValueError),
-    ("position_ids-float", "position_ids", TypeError),
-    ("position_ids-length", "position_ids", ValueError),
-    ("unsqueeze_dim", "unsqueeze_dim", ValueError),
-    ("sin-device", "sin", ValueError),
-]
-
-
-@pytest.mark.parametrize(("case", "argument", "error"), BAD, ids=[case for case, _, _ in BAD])
-def test_bad_arguments(liger_device, liger_rng, case, argument, error):
-    q, k, cos, sin, position_ids, dim = build(
-        "table-position-ids", (2, 3, 5, 6), torch.float32, liger_device, liger_rng
-    )
-    if case == "q-3d":
-        q = q[0]
-    elif case == "q-odd-head-dim":
-        q, k = make((2, 3, 5, 5), torch.float32, liger_device, liger_rng), k[..., :5]
-        cos, sin = cos[:, :5], sin[:, :5]
-    elif case == "k-seq":
-        k = k[:, :, :4]
-    elif case == "sin-shape":
-        sin = sin[:-1]
-    elif case == "cos-1d":
-        cos, sin = cos[0], sin[0]
-    elif case == "cos-head-dim":
-        cos, sin = cos[:, :4], sin[:, :4]
-    elif case == "position_ids-float":
-        position_ids = position_ids.float()
-    elif case == "position_ids-length":
-        position_ids = position_ids[:, :4]
-    elif case == "unsqueeze_dim":
-        dim = 3
-    else:
-        sin = meta_like(sin)
-    with raises_naming(error, argument):
-        LigerRopeFunction.apply(q, k, cos, sin, position_ids, dim)
+@pytest.mark.parametrize("case", bad_inputs.cases("rope"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -90,15 +89,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "softmax")
 
 
-@pytest.mark.parametrize(
-    ("case", "error"),
-    [("int", TypeError), ("0-D", ValueError), ("empty-last-dim", ValueError)],
-)
-def test_bad_input(liger_device, case, error):
-    x = {
-        "int": torch.ones((2, 8), dtype=torch.int32, device=liger_device),
-        "0-D": torch.ones((), device=liger_device),
-        "empty-last-dim": torch.ones((2, 0), device=liger_device),
-    }[case]
-    with raises_naming(error, "x"):
-        LigerSoftmaxFunction.apply(x)
+@pytest.mark.parametrize("case", bad_inputs.cases("softmax"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

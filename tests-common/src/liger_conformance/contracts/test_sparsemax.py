@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
 )
@@ -130,32 +129,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "sparsemax")
 
 
-@pytest.mark.parametrize(
-    ("case", "argument", "error"),
-    [
-        ("int-x", "x", TypeError),
-        ("0-D", "x", ValueError),
-        ("empty-dim", "x", ValueError),
-        ("dim-too-large", "dim", ValueError),
-        ("dim-too-small", "dim", ValueError),
-        ("dim-not-int", "dim", TypeError),
-    ],
-)
-def test_bad_arguments(liger_device, case, argument, error):
-    x = torch.ones((2, 8), device=liger_device)
-    dim = -1
-    if case == "int-x":
-        x = x.to(torch.int32)
-    elif case == "0-D":
-        x = torch.ones((), device=liger_device)
-    elif case == "empty-dim":
-        x = torch.ones((2, 0, 3), device=liger_device)
-        dim = 1
-    elif case == "dim-too-large":
-        dim = 2
-    elif case == "dim-too-small":
-        dim = -3
-    else:
-        dim = 1.0
-    with raises_naming(error, argument):
-        LigerSparsemaxFunction.apply(x, dim=dim)
+@pytest.mark.parametrize("case", bad_inputs.cases("sparsemax"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)

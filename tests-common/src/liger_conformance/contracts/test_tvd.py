@@ -7,12 +7,10 @@ import math
 import pytest
 import torch
 
-from liger_conformance import by_size
+from liger_conformance import bad_inputs, by_size
 from liger_conformance.contracts._support import (
     compare_with_oracle,
     make,
-    meta_like,
-    raises_naming,
     run_twice_bitwise,
     shape_id,
     targets,
@@ -175,41 +173,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     run_twice_bitwise(once, "tvd")
 
 
-BAD_ARGUMENTS = {
-    "q_shape": ("q", ValueError),
-    "p_dtype": ("p", TypeError),
-    "q_device": ("q", ValueError),
-    "labels_shape": ("shift_labels", ValueError),
-    "labels_dtype": ("shift_labels", TypeError),
-    "labels_device": ("shift_labels", ValueError),
-    "reduction": ("reduction", ValueError),
-}
-
-
-@pytest.mark.parametrize("bad", list(BAD_ARGUMENTS))
-def test_bad_arguments(liger_device, liger_rng, bad):
-    argument, error = BAD_ARGUMENTS[bad]
-    p, q = pair((4, 8), torch.float32, liger_device, liger_rng)
-    args = {
-        "p": p,
-        "q": q,
-        "shift_labels": labels((4, 8), liger_device, liger_rng, "some"),
-        "reduction": "batchmean",
-        "ignore_index": -100,
-    }
-    if bad == "q_shape":
-        args["q"] = q[:, :5]
-    elif bad == "p_dtype":
-        args["p"] = torch.zeros((4, 8), dtype=torch.int32, device=liger_device)
-    elif bad == "q_device":
-        args["q"] = meta_like(q)
-    elif bad == "labels_shape":
-        args["shift_labels"] = args["shift_labels"][:3]
-    elif bad == "labels_dtype":
-        args["shift_labels"] = args["shift_labels"].float()
-    elif bad == "labels_device":
-        args["shift_labels"] = meta_like(args["shift_labels"])
-    elif bad == "reduction":
-        args["reduction"] = "average"
-    with raises_naming(error, argument):
-        LigerTVDLossFunction.apply(*args.values())
+@pytest.mark.parametrize("case", bad_inputs.cases("tvd"), ids=bad_inputs.case_id)
+def test_bad_input(liger_device, liger_rng, case):
+    """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    bad_inputs.expect_refused(case, liger_device, liger_rng)
