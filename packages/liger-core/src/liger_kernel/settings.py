@@ -29,10 +29,10 @@ SETTINGS: dict[str, str] = {
     "LIGER_KERNEL_STRICT": "flag: falling back to the 'torch' backend is an error",
     "LIGER_KERNEL_LOG": "flag: print each op's route once",
     "LIGER_KERNEL_CHECK_INDICES": "flag: check target and position-id values on every device (one host sync per call)",
-    "LIGER_KERNEL_OPERATORS": "1: eager calls go through the torch.ops.liger operators (read by liger_kernel.ops at import)",
+    "LIGER_KERNEL_OPERATORS": "flag: eager calls go through the torch.ops.liger operators (read by liger_kernel.ops at import)",
 }
 #: the settings that :func:`flag` parses
-FLAGS = ("LIGER_KERNEL_STRICT", "LIGER_KERNEL_LOG", "LIGER_KERNEL_CHECK_INDICES")
+FLAGS = ("LIGER_KERNEL_STRICT", "LIGER_KERNEL_LOG", "LIGER_KERNEL_CHECK_INDICES", "LIGER_KERNEL_OPERATORS")
 
 _ON = ("1", "true", "yes", "on")
 _OFF = ("", "0", "false", "no", "off")

@@ -51,7 +51,6 @@ through the operators while ``torch.compile`` traces, or always after
 from __future__ import annotations
 
 import inspect
-import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from liger_kernel.dispatch import dispatcher
+from liger_kernel.settings import flag
 
 if TYPE_CHECKING:
     from liger_kernel.ops._contract import DispatchedFunction
@@ -86,7 +86,7 @@ _SCHEMA_TYPES = {
     "list[int]": "int[]",
 }
 
-_enabled = os.environ.get("LIGER_KERNEL_OPERATORS", "0") not in ("", "0")
+_enabled = flag("LIGER_KERNEL_OPERATORS")
 
 
 def use_operators(enabled: bool = True) -> None:
