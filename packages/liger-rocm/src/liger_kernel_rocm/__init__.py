@@ -6,33 +6,12 @@ liger-cuda and liger-rocm installed each build picks its own vendor.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
+from liger_kernel.triton import portable_ops
 from liger_kernel_rocm.probe import probe
 
 #: Every op runs the portable kernels (see liger_kernel_rocm.ops for why that
 #: module sits in between).
-OPS = {
-    op: f"liger_kernel_rocm.ops:{cls}"
-    for op, cls in {
-        "rms_norm": "RMSNormFunction",
-        "fused_add_rms_norm": "FusedAddRMSNormFunction",
-        "layer_norm": "LayerNormFunction",
-        "group_norm": "GroupNormFunction",
-        "poly_norm": "PolyNormFunction",
-        "rope": "RopeFunction",
-        "qwen2vl_mrope": "Qwen2VLMRopeFunction",
-        "swiglu": "SiLUMulFunction",
-        "geglu": "GELUMulFunction",
-        "cross_entropy": "CrossEntropyFunction",
-        "fused_linear_cross_entropy": "FusedLinearCrossEntropyFunction",
-        "jsd": "JSDFunction",
-        "fused_linear_jsd": "FusedLinearJSDFunction",
-        "kl_div": "KLDivFunction",
-        "tvd": "TVDFunction",
-        "softmax": "SoftmaxFunction",
-        "sparsemax": "SparsemaxFunction",
-        "dyt": "DyTFunction",
-    }.items()
-}
+OPS = portable_ops("liger_kernel_rocm.ops")
 
 BACKEND = Backend(
     name="rocm",

@@ -8,33 +8,12 @@ Launches are sized by :mod:`.profile`.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
+from liger_kernel.triton import portable_ops
 from liger_kernel_xpu.probe import probe
 
 #: Every op runs a portable kernel, re-exported by liger_kernel_xpu.ops (whose
 #: import checks the Triton build); none needs an XPU override.
-OPS: dict[str, str] = {
-    op: f"liger_kernel_xpu.ops:{cls}"
-    for op, cls in {
-        "rms_norm": "RMSNormFunction",
-        "fused_add_rms_norm": "FusedAddRMSNormFunction",
-        "layer_norm": "LayerNormFunction",
-        "group_norm": "GroupNormFunction",
-        "poly_norm": "PolyNormFunction",
-        "rope": "RopeFunction",
-        "qwen2vl_mrope": "Qwen2VLMRopeFunction",
-        "swiglu": "SiLUMulFunction",
-        "geglu": "GELUMulFunction",
-        "cross_entropy": "CrossEntropyFunction",
-        "fused_linear_cross_entropy": "FusedLinearCrossEntropyFunction",
-        "jsd": "JSDFunction",
-        "fused_linear_jsd": "FusedLinearJSDFunction",
-        "kl_div": "KLDivFunction",
-        "tvd": "TVDFunction",
-        "softmax": "SoftmaxFunction",
-        "sparsemax": "SparsemaxFunction",
-        "dyt": "DyTFunction",
-    }.items()
-}
+OPS = portable_ops("liger_kernel_xpu.ops")
 
 BACKEND = Backend(
     name="xpu",

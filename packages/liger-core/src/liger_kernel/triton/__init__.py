@@ -6,3 +6,43 @@ backend imports this package: importing it imports ``triton``, which liger-core
 does not depend on. Kernels use ``tl.*`` math only, so they also run under the
 Triton interpreter (``TRITON_INTERPRET=1``) on CPU tensors.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: op -> (module, autograd Function) of the portable kernel serving it. Strings
+#: only: a backend description names them without importing triton.
+PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
+    "rms_norm": ("liger_kernel.triton.rms_norm", "RMSNormFunction"),
+    "fused_add_rms_norm": ("liger_kernel.triton.fused_add_rms_norm", "FusedAddRMSNormFunction"),
+    "layer_norm": ("liger_kernel.triton.layer_norm", "LayerNormFunction"),
+    "group_norm": ("liger_kernel.triton.group_norm", "GroupNormFunction"),
+    "poly_norm": ("liger_kernel.triton.poly_norm", "PolyNormFunction"),
+    "rope": ("liger_kernel.triton.rope", "RopeFunction"),
+    "qwen2vl_mrope": ("liger_kernel.triton.qwen2vl_mrope", "Qwen2VLMRopeFunction"),
+    "swiglu": ("liger_kernel.triton.swiglu", "SiLUMulFunction"),
+    "geglu": ("liger_kernel.triton.geglu", "GELUMulFunction"),
+    "cross_entropy": ("liger_kernel.triton.cross_entropy", "CrossEntropyFunction"),
+    "fused_linear_cross_entropy": ("liger_kernel.triton.fused_linear_cross_entropy", "FusedLinearCrossEntropyFunction"),
+    "jsd": ("liger_kernel.triton.jsd", "JSDFunction"),
+    "fused_linear_jsd": ("liger_kernel.triton.fused_linear_jsd", "FusedLinearJSDFunction"),
+    "kl_div": ("liger_kernel.triton.kl_div", "KLDivFunction"),
+    "tvd": ("liger_kernel.triton.tvd", "TVDFunction"),
+    "softmax": ("liger_kernel.triton.softmax", "SoftmaxFunction"),
+    "sparsemax": ("liger_kernel.triton.sparsemax", "SparsemaxFunction"),
+    "dyt": ("liger_kernel.triton.dyt", "DyTFunction"),
+}
+
+
+def portable_ops(via: str | None = None) -> dict[str, str]:
+    """A ``Backend.ops`` table in which every op runs its portable kernel:
+    named where it lives, or re-exported by the module ``via`` (a vendor
+    module that checks its Triton build when imported)."""
+    return {op: f"{via or module}:{name}" for op, (module, name) in PORTABLE_FUNCTIONS.items()}
+
+
+def portable_functions() -> dict[str, Any]:
+    """Every portable Function by class name (imports triton)."""
+    return {name: getattr(importlib.import_module(module), name) for module, name in PORTABLE_FUNCTIONS.values()}
