@@ -438,3 +438,17 @@ def test_fp32_head_over_bf16_hidden_states():
         x.detach().double(), w.detach().double(), None, target, beta=0.1, loss_type="sigmoid", ignore_index=-100
     )
     torch.testing.assert_close(loss.double(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 4), (4, 1)])
+def test_grpo_refuses_an_is_ratio_of_another_shape(shape):
+    batch, seq, hidden, vocab = 2, 3, 4, 5
+    with pytest.raises(ValueError, match="vllm_is_ratio must be"):
+        LigerFusedLinearGRPOLoss()(
+            torch.randn(batch, seq, hidden),
+            torch.randn(vocab, hidden),
+            torch.randint(0, vocab, (batch, seq)),
+            torch.ones(batch, seq),
+            torch.randn(batch),
+            vllm_is_ratio=torch.ones(shape),
+        )
