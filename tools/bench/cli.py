@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -222,103 +223,139 @@ def main(argv: list[str] | None = None) -> int:
         "train": [],
         "dispatch_overhead": None,
     }
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    sections: list[str] = []
-
+    run = _Run(args, runner, progress, payload, base, args.out, impls, sweep_tokens)
+    run.out.mkdir(parents=True, exist_ok=True)
     if run_table:
-        for impl in impls:
-            payload["ops"] += runner.run(
-                {**base, "kind": "ops", "impl": impl, "ops": ops, "modes": [*MODES, SPLIT]}, progress
-            )
-        text, payload["table"] = report.op_table(payload["ops"], ops, impls, targets_apply)
-        sections.append(
-            f"ops: full step (forward + backward), {args.dtype} on {args.device}, scale {args.scale:g}\n{text}"
-        )
-        if device.type == "cuda":
-            sections.append(
-                "ops: host and device time of the full step\n" + report.split_table(payload["ops"], ops, impls)
-            )
-        report.write_csv(out / "ops.csv", payload["ops"], report.OP_FIELDS)
-        written.append(out / "ops.csv")
-        if not args.no_plots:
-            report.plot_op_times(out / "ops_time.png", payload["ops"], ops, impls, targets_apply)
-            report.plot_op_memory(out / "ops_memory.png", payload["ops"], ops, impls)
-            written += [out / "ops_time.png", out / "ops_memory.png"]
-
+        _op_tables(run, ops, targets_apply, device)
     if args.sweep:
-        for impl in impls:
-            job = {**base, "kind": "ops", "impl": impl, "ops": [args.sweep], "tokens": sweep_tokens, "modes": ["full"]}
-            payload["sweep"] += runner.run(job, progress)
-        sections.append(f"sweep: {args.sweep}, full step\n" + report.sweep_table(payload["sweep"]))
-        report.write_csv(out / "sweep.csv", payload["sweep"], report.OP_FIELDS)
-        written.append(out / "sweep.csv")
-        if not args.no_plots:
-            report.plot_sweep(out / f"sweep_{args.sweep}.png", payload["sweep"], args.sweep, impls)
-            written.append(out / f"sweep_{args.sweep}.png")
-
+        _sweep(run)
     if args.train:
-        for impl, compiled in [(i, False) for i in impls] + [(i, True) for i in impls if args.train_compile]:
-            job = {
-                **base,
-                "kind": "train",
-                "compile": compiled,
-                "impl": impl,
-                "batch": args.train_batch,
-                "seq": args.train_seq,
-                "steps": args.train_steps,
-                "warmup": args.train_warmup,
-                "optimizer": args.train_optim,
-            }
-            payload["train"] += runner.run(job, progress)
-        sections.append("training step: Llama, random init\n" + report.train_table(payload["train"]))
-        report.write_csv(out / "train.csv", payload["train"], report.TRAIN_FIELDS)
-        written.append(out / "train.csv")
-        if not args.no_plots and any(not r.get("error") for r in payload["train"]):
-            report.plot_train(out / "train.png", payload["train"])
-            written.append(out / "train.png")
-
+        _train(run)
     if args.dispatch_overhead:
-        from .overhead import dispatch_overhead
+        _dispatch_overhead(run, device)
+    _summary(run)
+    return 0
 
-        try:
-            o = payload["dispatch_overhead"] = dispatch_overhead(device, calls=500 if args.quick else 2000)
-            sections.append(
-                f"dispatch overhead on {o['device']} (LigerSiLUMulFunction, tiny tensors, best of "
-                f"{o['repeats']} x {o['calls']} calls):\n"
-                f"  through liger_kernel.ops: {o['dispatched_us']:.2f} us/call\n"
-                f"  {o['backend_function']} directly: {o['direct_us']:.2f} us/call\n"
-                f"  dispatch layer adds: {o['overhead_us']:.2f} us/call"
-                + (
-                    f"\n  through the liger::swiglu operator (compiled graphs; eager after use_operators()): "
-                    f"{o['operator_us']:.2f} us/call"
-                    if o.get("operator_us") is not None
-                    else ""
-                )
-            )
-        except Exception as exc:
-            payload["dispatch_overhead"] = {"error": f"{type(exc).__name__}: {exc}"}
-            sections.append(f"dispatch overhead: ERR {type(exc).__name__}: {exc}")
 
-    report.write_json(out / "results.json", payload)
-    written.insert(0, out / "results.json")
-    header = ", ".join(
-        f"{report.IMPL_LABEL.get(k, k)}: {v.get('liger_kernel_version') or 'eager'}" for k, v in runner.env.items()
+@dataclass
+class _Run:
+    """One invocation's state: what each section adds its results, text and files to."""
+
+    args: argparse.Namespace
+    runner: Runner
+    progress: Progress
+    payload: dict[str, Any]
+    base: dict[str, Any]
+    out: Path
+    impls: list[str]
+    sweep_tokens: list[int]
+    sections: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
+def _op_tables(run: _Run, ops: list[str], targets_apply: bool, device: torch.device) -> None:
+    for impl in run.impls:
+        run.payload["ops"] += run.runner.run(
+            {**run.base, "kind": "ops", "impl": impl, "ops": ops, "modes": [*MODES, SPLIT]}, run.progress
+        )
+    text, run.payload["table"] = report.op_table(run.payload["ops"], ops, run.impls, targets_apply)
+    run.sections.append(
+        f"ops: full step (forward + backward), {run.args.dtype} on {run.args.device}, scale {run.args.scale:g}\n{text}"
     )
-    env = next(iter(runner.env.values()), {})
+    if device.type == "cuda":
+        run.sections.append(
+            "ops: host and device time of the full step\n" + report.split_table(run.payload["ops"], ops, run.impls)
+        )
+    report.write_csv(run.out / "ops.csv", run.payload["ops"], report.OP_FIELDS)
+    run.written.append(run.out / "ops.csv")
+    if not run.args.no_plots:
+        report.plot_op_times(run.out / "ops_time.png", run.payload["ops"], ops, run.impls, targets_apply)
+        report.plot_op_memory(run.out / "ops_memory.png", run.payload["ops"], ops, run.impls)
+        run.written += [run.out / "ops_time.png", run.out / "ops_memory.png"]
+
+
+def _sweep(run: _Run) -> None:
+    for impl in run.impls:
+        job = {
+            **run.base,
+            "kind": "ops",
+            "impl": impl,
+            "ops": [run.args.sweep],
+            "tokens": run.sweep_tokens,
+            "modes": ["full"],
+        }
+        run.payload["sweep"] += run.runner.run(job, run.progress)
+    run.sections.append(f"sweep: {run.args.sweep}, full step\n" + report.sweep_table(run.payload["sweep"]))
+    report.write_csv(run.out / "sweep.csv", run.payload["sweep"], report.OP_FIELDS)
+    run.written.append(run.out / "sweep.csv")
+    if not run.args.no_plots:
+        report.plot_sweep(run.out / f"sweep_{run.args.sweep}.png", run.payload["sweep"], run.args.sweep, run.impls)
+        run.written.append(run.out / f"sweep_{run.args.sweep}.png")
+
+
+def _train(run: _Run) -> None:
+    for impl, compiled in [(i, False) for i in run.impls] + [(i, True) for i in run.impls if run.args.train_compile]:
+        job = {
+            **run.base,
+            "kind": "train",
+            "compile": compiled,
+            "impl": impl,
+            "batch": run.args.train_batch,
+            "seq": run.args.train_seq,
+            "steps": run.args.train_steps,
+            "warmup": run.args.train_warmup,
+            "optimizer": run.args.train_optim,
+        }
+        run.payload["train"] += run.runner.run(job, run.progress)
+    run.sections.append("training step: Llama, random init\n" + report.train_table(run.payload["train"]))
+    report.write_csv(run.out / "train.csv", run.payload["train"], report.TRAIN_FIELDS)
+    run.written.append(run.out / "train.csv")
+    if not run.args.no_plots and any(not r.get("error") for r in run.payload["train"]):
+        report.plot_train(run.out / "train.png", run.payload["train"])
+        run.written.append(run.out / "train.png")
+
+
+def _dispatch_overhead(run: _Run, device: torch.device) -> None:
+    from .overhead import dispatch_overhead
+
+    try:
+        o = run.payload["dispatch_overhead"] = dispatch_overhead(device, calls=500 if run.args.quick else 2000)
+        run.sections.append(
+            f"dispatch overhead on {o['device']} (LigerSiLUMulFunction, tiny tensors, best of "
+            f"{o['repeats']} x {o['calls']} calls):\n"
+            f"  through liger_kernel.ops: {o['dispatched_us']:.2f} us/call\n"
+            f"  {o['backend_function']} directly: {o['direct_us']:.2f} us/call\n"
+            f"  dispatch layer adds: {o['overhead_us']:.2f} us/call"
+            + (
+                f"\n  through the liger::swiglu operator (compiled graphs; eager after use_operators()): "
+                f"{o['operator_us']:.2f} us/call"
+                if o.get("operator_us") is not None
+                else ""
+            )
+        )
+    except Exception as exc:
+        run.payload["dispatch_overhead"] = {"error": f"{type(exc).__name__}: {exc}"}
+        run.sections.append(f"dispatch overhead: ERR {type(exc).__name__}: {exc}")
+
+
+def _summary(run: _Run) -> None:
+    report.write_json(run.out / "results.json", run.payload)
+    run.written.insert(0, run.out / "results.json")
+    header = ", ".join(
+        f"{report.IMPL_LABEL.get(k, k)}: {v.get('liger_kernel_version') or 'eager'}" for k, v in run.runner.env.items()
+    )
+    env = next(iter(run.runner.env.values()), {})
     versions = f"torch {env.get('torch', torch.__version__)}" + (
         f" · triton {env['triton']}" if env.get("triton") else ""
     )
-    print(f"device {env.get('device', args.device)} · {versions}")
+    print(f"device {env.get('device', run.args.device)} · {versions}")
     if header:
         print(header)
-    routes = runner.env.get("liger", {}).get("routes", {})
+    routes = run.runner.env.get("liger", {}).get("routes", {})
     served: dict[str, list[str]] = {}
     for op, route in routes.items():
         served.setdefault(f"{route['backend']} ({route['distribution']})", []).append(op)
     for backend, names in served.items():
-        print(f"ours on {args.device}: {backend} serves {', '.join(names)}")
-    print("\n\n".join(sections))
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
-    return 0
+        print(f"ours on {run.args.device}: {backend} serves {', '.join(names)}")
+    print("\n\n".join(run.sections))
+    print("wrote " + ", ".join(str(p) for p in run.written), file=sys.stderr)
