@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 
 import pytest
 import torch
@@ -177,3 +178,70 @@ def test_unknown_model_type_is_left_alone(caplog):
     model = torch.nn.Linear(2, 2)
     _apply_liger_kernel_to_instance(model=model)
     assert "has no Liger patch" in caplog.text
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The patch-function registry, restored after the test."""
+    from liger_kernel.transformers import monkey_patch
+
+    monkeypatch.setattr(monkey_patch, "MODEL_TYPE_TO_APPLY_LIGER_FN", dict(monkey_patch.MODEL_TYPE_TO_APPLY_LIGER_FN))
+    monkeypatch.setattr(monkey_patch, "PATCH_FUNCTIONS", dict(monkey_patch.PATCH_FUNCTIONS))
+    return monkey_patch
+
+
+def test_hand_written_patch_function_hook(registry, monkeypatch):
+    """A family outside the table: its own switches, the table's decoder patch for the rest."""
+    calls = []
+    monkeypatch.setattr(registry, "apply_liger_kernel_to_hybrid", None, raising=False)  # removed afterwards
+
+    @registry.patch_function("hybrid", "hybrid_text")
+    def apply_liger_kernel_to_hybrid(
+        rope: bool = True, rms_norm: bool = True, layer_norm: bool = True, model: torch.nn.Module | None = None
+    ) -> None:
+        calls.append({"rope": rope, "rms_norm": rms_norm, "layer_norm": layer_norm})
+        registry._patch(registry.FAMILIES["llama"], rope, False, False, rms_norm, False, model)
+
+    assert registry.MODEL_TYPE_TO_APPLY_LIGER_FN["hybrid"] is apply_liger_kernel_to_hybrid
+    assert registry.MODEL_TYPE_TO_APPLY_LIGER_FN["hybrid_text"] is apply_liger_kernel_to_hybrid
+    assert registry.apply_liger_kernel_to_hybrid is apply_liger_kernel_to_hybrid
+
+    model = build("llama")
+    model.config.model_type = "hybrid_text"
+    # swiglu is not one of its switches: dropped, as for a generated function
+    _apply_liger_kernel_to_instance(model=model, rope=False, swiglu=True, layer_norm=False)
+    assert calls == [{"rope": False, "rms_norm": True, "layer_norm": False}]
+    assert type(model.model.norm) is LigerRMSNorm
+    assert not any(isinstance(m, LigerSwiGLUMLP) for m in model.modules())
+
+
+def test_patch_function_hook_refuses_loose_signatures_and_duplicates(registry):
+    def apply_liger_kernel_to_loose(model=None, **switches):
+        pass
+
+    with pytest.raises(TypeError, match="explicit keyword parameters"):
+        registry.patch_function("loose")(apply_liger_kernel_to_loose)
+
+    def apply_liger_kernel_to_no_model(rope: bool = True) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="no model"):
+        registry.patch_function("no_model")(apply_liger_kernel_to_no_model)
+
+    def apply_liger_kernel_to_llama2(rope: bool = True, model=None) -> None:
+        pass
+
+    with pytest.raises(ValueError, match=r"\['llama'\] already registered"):
+        registry.patch_function("llama")(apply_liger_kernel_to_llama2)
+    assert "loose" not in registry.MODEL_TYPE_TO_APPLY_LIGER_FN
+
+
+def test_a_table_row_is_a_whole_family():
+    """Every generated function patches exactly what its row names."""
+    for family, spec in PATCH_FAMILIES.items():
+        function = MODEL_TYPE_TO_APPLY_LIGER_FN[family]
+        assert function.__name__ == f"apply_liger_kernel_to_{family}" == spec.function_name
+        assert spec.mlp_switch in inspect.signature(function).parameters
+        modeling = _modeling(family)
+        for name in (spec.causal_lm, spec.rms_norm, spec.mlp):
+            assert name is None or hasattr(modeling, name), f"{spec.module} has no {name}"

@@ -54,7 +54,7 @@ import inspect
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -117,6 +117,8 @@ class KernelContext:
         self.materialize_grads = True
         self.output_specs: list[tuple[torch.Size, torch.dtype] | None] = []
         self.device: torch.device | None = None
+        #: how the backward operator gets saved_tensors back (set after the forward)
+        self.recipe: _Recipe | None = None
 
     def save_for_backward(self, *tensors: Any) -> None:
         self.saved_tensors = tensors
@@ -133,6 +135,8 @@ class KernelContext:
     def mark_dirty(self, *tensors: Any) -> None:
         raise RuntimeError("a backend Function may not write its inputs inside a liger operator")
 
+
+# -- the state a forward leaves for its backward ---------------------------------
 
 _STATE: dict[int, KernelContext] = {}
 
@@ -158,6 +162,69 @@ def _state(handle: torch.Tensor) -> KernelContext:
         ) from None
 
 
+def _storage(t: Any) -> int | None:
+    return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) and t.numel() else None
+
+
+class _View(NamedTuple):
+    """A saved tensor as a view of the backward operator's ``sources[source]``."""
+
+    source: int
+    shape: torch.Size
+    stride: tuple[int, ...]
+    offset: int  # from the source's own storage offset
+    source_stride: tuple[int, ...]
+
+
+class _Recipe:
+    """How to get each tensor the backend saved back in the backward operator.
+
+    A tensor over the storage of a ``backward_reads`` source is kept as a
+    :class:`_View` and rebuilt over the tensor the backward operator is given
+    for that source: a compiler owns those storages, may reuse them once it
+    thinks them dead and may recompute them for the backward, so no reference
+    to them is kept here. Any other tensor is the backend's own (rstd, a
+    gradient buffer) and is kept as it is."""
+
+    def __init__(
+        self, saved: Sequence[Any], sources: Sequence[Any], args: Sequence[Any], present: Sequence[Any], function: Any
+    ) -> None:
+        owned = {_storage(t): i for i, t in enumerate(sources) if _storage(t) is not None}
+        others = {_storage(t) for t in (*args, *present)} - {None} - set(owned)
+        self.entries: list[Any] = []
+        for t in saved:
+            key = _storage(t)
+            if key in owned:
+                source = sources[owned[key]]
+                offset = t.storage_offset() - source.storage_offset()
+                self.entries.append(_View(owned[key], t.shape, t.stride(), offset, source.stride()))
+            elif key in others:
+                raise RuntimeError(
+                    f"{function.__module__}.{function.__qualname__} saved a tensor over an argument or output its "
+                    "op's backward_reads does not name; name it there so that compilers keep it for the backward"
+                )
+            else:
+                self.entries.append(t)
+
+    def rebuild(self, sources: Sequence[Any], cls: type[DispatchedFunction]) -> tuple[Any, ...]:
+        return tuple(self._rebuilt(entry, sources, cls) for entry in self.entries)
+
+    @staticmethod
+    def _rebuilt(entry: Any, sources: Sequence[Any], cls: type[DispatchedFunction]) -> Any:
+        if not isinstance(entry, _View):
+            return entry
+        source = sources[entry.source]
+        if tuple(source.stride()) != tuple(entry.source_stride):
+            raise RuntimeError(
+                f"{cls.__name__} backward: {cls.backward_reads[entry.source]!r} came back with strides "
+                f"{tuple(source.stride())}, not the forward's {tuple(entry.source_stride)}"
+            )
+        return source.as_strided(entry.shape, entry.stride, source.storage_offset() + entry.offset)
+
+
+# -- the operator schema, from the op's check() signature ---------------------------
+
+
 @dataclass(frozen=True)
 class _Parameter:
     name: str
@@ -166,75 +233,74 @@ class _Parameter:
     is_dtype: bool = False  # crosses the operator by name
 
 
-@dataclass
-class Operator:
-    """The two operators of one op, and how its arguments map onto them."""
+def _parameter(cls: type[DispatchedFunction], name: str, param: inspect.Parameter) -> _Parameter:
+    annotation = param.annotation if isinstance(param.annotation, str) else inspect.formatannotation(param.annotation)
+    if annotation == "Any":
+        return _Parameter(name, None, param.default)
+    if annotation not in _SCHEMA_TYPES:
+        raise TypeError(f"{cls.__name__}.check: argument {name!r} has annotation {annotation!r} with no schema type")
+    return _Parameter(name, _SCHEMA_TYPES[annotation], param.default, annotation == "torch.dtype | None")
 
-    cls: type[DispatchedFunction]
-    parameters: tuple[_Parameter, ...]
-    forward: Any = None
-    backward: Any = None
+
+class Schema:
+    """How an op's arguments map onto its forward operator's.
+
+    The operator takes the arguments ``check`` annotates with a schema type (the
+    "taken" ones; dtypes by name), then ``needs_input_grad``; the backend gets
+    the full positional list back, with the defaults of the others and every
+    ``in_place`` turned off."""
+
+    def __init__(self, cls: type[DispatchedFunction]) -> None:
+        self.cls = cls
+        self.parameters = tuple(_parameter(cls, n, p) for n, p in inspect.signature(cls.check).parameters.items())
+        self.taken = [i for i, p in enumerate(self.parameters) if p.schema_type is not None]
+        self.tensor_positions = [i for i, p in enumerate(self.parameters) if p.schema_type in ("Tensor", "Tensor?")]
+        self._in_place = [i for i, p in enumerate(self.parameters) if p.name == "in_place"]
+        self._names = [p.name for p in self.parameters]
 
     @property
-    def taken(self) -> list[int]:
-        return [i for i, p in enumerate(self.parameters) if p.schema_type is not None]
+    def forward(self) -> str:
+        fields = [f"{self.parameters[i].schema_type} {self.parameters[i].name}" for i in self.taken]
+        return "(" + ", ".join([*fields, "bool[] needs_input_grad"]) + ") -> Tensor[]"
 
-    def full_args(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        """The backend's positional arguments from the operator's."""
-        given = iter(values)
-        args = [next(given) if p.schema_type is not None else p.default for p in self.parameters]
-        return tuple(
-            getattr(torch, a) if p.is_dtype and isinstance(a, str) else a
-            for p, a in zip(self.parameters, args, strict=True)
-        )
+    def operator_values(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The forward operator's arguments for ``apply``'s (checked, positional) ``args``."""
+        args = (*args, *(p.default for p in self.parameters[len(args) :]))
+        grad = torch.is_grad_enabled()
+        needs = [grad and isinstance(a, torch.Tensor) and a.requires_grad for a in args]
+        taken = [
+            _DTYPE_NAMES[args[i]] if self.parameters[i].is_dtype and args[i] is not None else args[i]
+            for i in self.taken
+        ]
+        return (*taken, needs)
+
+    def backend_args(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        """The backend Function's positional arguments from the forward operator's."""
+        given = iter(values[:-1])
+        args = []
+        for i, p in enumerate(self.parameters):
+            value = next(given) if p.schema_type is not None else p.default
+            if p.is_dtype and isinstance(value, str):
+                value = getattr(torch, value)
+            args.append(False if i in self._in_place else value)
+        return tuple(args)
 
     def sources(self, args: Sequence[Any], outputs: Sequence[Any], present: Sequence[Any]) -> list[Any]:
         """The arguments and outputs named by ``cls.backward_reads``, in that
-        order (None where absent). ``outputs`` are the backend's, by position."""
-        names = [p.name for p in self.parameters]
+        order (None where absent). ``outputs`` are the backend's, by position,
+        ``present`` the operator's (the backend's less the absent ones)."""
         found = []
         for read in self.cls.backward_reads:
             if isinstance(read, int):
                 found.append(None if outputs[read] is None else present[sum(o is not None for o in outputs[:read])])
             else:
-                found.append(args[names.index(read)])
+                found.append(args[self._names.index(read)])
         return found
 
-    def tensor_positions(self) -> list[int]:
-        return [i for i, p in enumerate(self.parameters) if p.schema_type in ("Tensor", "Tensor?")]
-
-
-def _parameters(cls: type[DispatchedFunction]) -> tuple[_Parameter, ...]:
-    found = []
-    for name, param in inspect.signature(cls.check).parameters.items():
-        annotation = (
-            param.annotation if isinstance(param.annotation, str) else inspect.formatannotation(param.annotation)
-        )
-        if annotation == "Any":
-            schema_type = None
-        elif annotation in _SCHEMA_TYPES:
-            schema_type = _SCHEMA_TYPES[annotation]
-        else:
-            raise TypeError(
-                f"{cls.__name__}.check: argument {name!r} has annotation {annotation!r} with no schema type"
-            )
-        found.append(_Parameter(name, schema_type, param.default, annotation == "torch.dtype | None"))
-    return tuple(found)
-
-
-def _schema_default(value: Any) -> str:
-    if value is None:
-        return "None"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, str):
-        return repr(value)
-    return repr(value)
-
-
-def _forward_schema(parameters: Sequence[_Parameter]) -> str:
-    fields = [f"{p.schema_type} {p.name}" for p in parameters if p.schema_type is not None]
-    return "(" + ", ".join([*fields, "bool[] needs_input_grad"]) + ") -> Tensor[]"
+    def outputs(self, args: Sequence[Any], present: Sequence[Any]) -> tuple[Any, ...]:
+        """The backend's outputs (None where absent) from the operator's ``present`` ones."""
+        given = iter(present)
+        return tuple(next(given) if spec is not None else None for spec in self.cls.outputs(*args))
 
 
 _BACKWARD_SCHEMA = (
@@ -251,198 +317,14 @@ _GRAD_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64, tor
 _DTYPE_NAMES = {dtype: str(dtype).removeprefix("torch.") for dtype in _GRAD_DTYPES}
 
 
-def _present(specs: Sequence[Any]) -> list[int]:
-    return [i for i, spec in enumerate(specs) if spec is not None]
-
-
 def _contiguous_new(t: torch.Tensor, inputs: Sequence[Any]) -> torch.Tensor:
     """``t`` contiguous and sharing no storage with ``inputs`` (an operator's
     outputs may not alias its arguments)."""
     t = t.contiguous()
-    ptr = t.untyped_storage().data_ptr() if t.numel() else None
-    for other in inputs:
-        if isinstance(other, torch.Tensor) and ptr is not None and other.numel():
-            if other.untyped_storage().data_ptr() == ptr:
-                return t.clone()
+    ptr = _storage(t)
+    if ptr is not None and any(_storage(other) == ptr for other in inputs):
+        return t.clone()
     return t
-
-
-def _build(cls: type[DispatchedFunction]) -> Operator:
-    op = Operator(cls, _parameters(cls))
-    name = f"{NAMESPACE}::{cls.op}"
-    tensor_positions = op.tensor_positions()
-    in_place = [i for i, p in enumerate(op.parameters) if p.name == "in_place"]
-
-    def backend_args(values: Sequence[Any]) -> tuple[Any, ...]:
-        args = list(op.full_args(values[:-1]))
-        for i in in_place:
-            args[i] = False
-        return tuple(args)
-
-    def forward_impl(*values: Any) -> list[torch.Tensor]:
-        args = backend_args(values)
-        needs = tuple(values[-1])
-        device_type = args[0].device.type
-        function = dispatcher.function(cls.op, device_type, cls.__name__)
-        ctx = KernelContext(function, needs)
-        ctx.device = args[0].device
-        with torch.no_grad():
-            outputs = function.forward(ctx, *args)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        present = [_contiguous_new(o, tensors) for o in outputs if o is not None]
-        ctx.output_specs = [None if o is None else (o.shape, o.dtype) for o in outputs]
-        if not any(needs):
-            return [*present, torch.zeros((), dtype=torch.int64)]
-        ctx.recipe = _recipe(ctx.saved_tensors, op.sources(args, outputs, present), args, present, function)
-        ctx.saved_tensors = ()
-        return [*present, _keep(ctx)]
-
-    def forward_fake(*values: Any) -> list[torch.Tensor]:
-        args = backend_args(values)
-        device = args[0].device
-        specs = cls.outputs(*args)
-        outs = [torch.empty(spec[0], dtype=spec[1], device=device) for spec in specs if spec is not None]
-        return [*outs, torch.empty((), dtype=torch.int64, device="cpu")]
-
-    forward_op = torch.library.custom_op(name, forward_impl, mutates_args=(), schema=_forward_schema(op.parameters))
-    forward_op.register_fake(forward_fake)
-
-    def backward_impl(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes):
-        grads, sources = _unpack(grads, has_grad), _unpack(sources, has_source)
-        ctx = _state(handle)
-        device = ctx.device
-        ctx.needs_input_grad = tuple(needs)
-        ctx.saved_tensors = _rebuild(ctx.recipe, sources, cls)
-        given = iter(grads)
-        full_grads = []
-        for spec in ctx.output_specs:
-            if spec is None:
-                full_grads.append(None)
-                continue
-            grad = next(given)
-            if grad is None and ctx.materialize_grads:
-                grad = torch.zeros(spec[0], dtype=spec[1], device=device)
-            full_grads.append(grad)
-        with torch.no_grad():
-            result = ctx.function.backward(ctx, *full_grads)
-        result = result if isinstance(result, tuple) else (result,)
-        returned = []
-        shapes = _split_sizes(sizes, ranks)
-        needed = [i for i in tensor_positions if needs[i]]
-        for i, shape, code in zip(needed, shapes, dtypes, strict=True):
-            dtype = _GRAD_DTYPES[code]
-            grad = result[i]
-            if grad is None:
-                grad = torch.zeros(shape, dtype=dtype, device=device)
-            # fused_add_rms_norm's dX and dR are one tensor: returns may not alias either
-            returned.append(_contiguous_new(grad.to(dtype), [*(g for g in grads if g is not None), *returned]))
-        return returned
-
-    def backward_fake(handle, grads, has_grad, sources, has_source, needs, sizes, ranks, dtypes):
-        device = grads[0].device  # a backward runs only for an output that has a gradient
-        shapes = _split_sizes(sizes, ranks)
-        return [torch.empty(s, dtype=_GRAD_DTYPES[d], device=device) for s, d in zip(shapes, dtypes, strict=True)]
-
-    backward_op = torch.library.custom_op(f"{name}_backward", backward_impl, mutates_args=(), schema=_BACKWARD_SCHEMA)
-    backward_op.register_fake(backward_fake)
-
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: list[torch.Tensor]) -> None:
-        args = backend_args(inputs)
-        specs = cls.outputs(*args)
-        present = iter(output[:-1])
-        outputs = tuple(next(present) if spec is not None else None for spec in specs)
-        # saved, not kept as attributes: autograd frees them after the backward,
-        # and a compiler keeps (or recomputes) exactly these for it
-        ctx.save_for_backward(output[-1], *op.sources(args, outputs, output[:-1]))
-        ctx.n_outputs = len(output) - 1
-        ctx.input_meta = [
-            (args[i].shape, args[i].dtype) if isinstance(args[i], torch.Tensor) else None for i in range(len(args))
-        ]
-
-    def backward_formula(ctx: Any, grads: list[torch.Tensor | None]) -> tuple[Any, ...]:
-        # ctx.needs_input_grad covers the operator's arguments (taken ones, then needs_input_grad)
-        taken = op.taken
-        needs = [False] * len(op.parameters)
-        for position, i in enumerate(taken):
-            needs[i] = bool(ctx.needs_input_grad[position])
-        needed = [i for i in tensor_positions if needs[i] and ctx.input_meta[i] is not None]
-        sizes: list[Any] = []
-        ranks, dtypes = [], []
-        for i in needed:
-            shape, dtype = ctx.input_meta[i]
-            sizes.extend(shape)
-            ranks.append(len(shape))
-            dtypes.append(_GRAD_DTYPES.index(dtype))
-        for i in tensor_positions:
-            if ctx.input_meta[i] is None:
-                needs[i] = False
-        output_grads = list(grads[: ctx.n_outputs])
-        handle, *sources = ctx.saved_tensors
-        # lists of optional tensors are passed as tensors and a presence mask:
-        # Inductor mislays the arguments after a Tensor?[] holding None (torch 2.13)
-        computed = []
-        if needed:
-            packed = (*_pack(output_grads), *_pack(sources))
-            computed = backward_op(handle, *packed, needs, sizes, ranks, dtypes)
-        by_position = dict(zip(needed, computed, strict=True))
-        return (*(by_position.get(i) for i in taken), None)
-
-    forward_op.register_autograd(backward_formula, setup_context=setup_context)
-    op.forward, op.backward = forward_op, backward_op
-    return op
-
-
-def _storage(t: torch.Tensor) -> int | None:
-    return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) and t.numel() else None
-
-
-def _recipe(
-    saved: Sequence[Any], sources: Sequence[Any], args: Sequence[Any], present: Sequence[Any], function: Any
-) -> list[Any]:
-    """How to get each tensor the backend saved back in the backward operator.
-
-    A tensor over the storage of a ``backward_reads`` source is kept as (source
-    index, size, stride, offset) and rebuilt over the tensor the backward
-    operator is given for that source: a compiler owns those storages, may
-    reuse them once it thinks them dead and may recompute them for the
-    backward, so no reference to them is kept here. Any other tensor is the
-    backend's own (rstd, a gradient buffer) and is kept as it is."""
-    owned = {_storage(t): i for i, t in enumerate(sources) if _storage(t) is not None}
-    others = {_storage(t) for t in (*args, *present)} - {None} - set(owned)
-    recipe: list[Any] = []
-    for t in saved:
-        key = _storage(t)
-        if key in owned:
-            source = sources[owned[key]]
-            recipe.append(
-                (owned[key], t.shape, t.stride(), t.storage_offset() - source.storage_offset(), source.stride())
-            )
-        elif key in others:
-            raise RuntimeError(
-                f"{function.__module__}.{function.__qualname__} saved a tensor over an argument or output its op's "
-                "backward_reads does not name; name it there so that compilers keep it for the backward"
-            )
-        else:
-            recipe.append(t)
-    return recipe
-
-
-def _rebuild(recipe: Sequence[Any], sources: Sequence[Any], cls: Any) -> tuple[Any, ...]:
-    saved = []
-    for entry in recipe:
-        if not isinstance(entry, tuple):
-            saved.append(entry)
-            continue
-        index, shape, stride, offset, source_stride = entry
-        source = sources[index]
-        if tuple(source.stride()) != tuple(source_stride):
-            raise RuntimeError(
-                f"{cls.__name__} backward: {cls.backward_reads[index]!r} came back with strides "
-                f"{tuple(source.stride())}, not the forward's {tuple(source_stride)}"
-            )
-        saved.append(source.as_strided(shape, stride, source.storage_offset() + offset))
-    return tuple(saved)
 
 
 def _pack(tensors: Sequence[torch.Tensor | None]) -> tuple[list[torch.Tensor], list[bool]]:
@@ -462,6 +344,156 @@ def _split_sizes(sizes: Sequence[Any], ranks: Sequence[int]) -> list[list[Any]]:
     return shapes
 
 
+# -- the two operators of one op ------------------------------------------------------
+
+
+class Operator:
+    """``liger::<op>`` and ``liger::<op>_backward``, registered on construction.
+
+    ``forward`` and ``backward`` are the registered operators; the methods
+    below are their implementations, fake implementations and autograd
+    formula."""
+
+    def __init__(self, cls: type[DispatchedFunction]) -> None:
+        self.cls = cls
+        self.schema = Schema(cls)
+        name = f"{NAMESPACE}::{cls.op}"
+        self.forward = torch.library.custom_op(name, self._forward, mutates_args=(), schema=self.schema.forward)
+        self.forward.register_fake(self._forward_fake)
+        self.backward = torch.library.custom_op(
+            f"{name}_backward", self._backward, mutates_args=(), schema=_BACKWARD_SCHEMA
+        )
+        self.backward.register_fake(self._backward_fake)
+        self.forward.register_autograd(self._autograd_backward, setup_context=self._setup_context)
+
+    def call(self, args: tuple[Any, ...]) -> Any:
+        """The op through the forward operator, returned as ``apply`` returns it."""
+        values = self.schema.operator_values(args)
+        outputs = self.forward(*values)
+        backend_outputs = self.schema.outputs(self.schema.backend_args(values), outputs[:-1])
+        return outputs[0] if len(backend_outputs) == 1 else backend_outputs
+
+    # forward operator
+
+    def _forward(self, *values: Any) -> list[torch.Tensor]:
+        args = self.schema.backend_args(values)
+        needs = tuple(values[-1])
+        function = dispatcher.function(self.cls.op, args[0].device.type, self.cls.__name__)
+        ctx = KernelContext(function, needs)
+        ctx.device = args[0].device
+        with torch.no_grad():
+            outputs = function.forward(ctx, *args)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        present = [_contiguous_new(o, tensors) for o in outputs if o is not None]
+        ctx.output_specs = [None if o is None else (o.shape, o.dtype) for o in outputs]
+        if not any(needs):
+            return [*present, torch.zeros((), dtype=torch.int64)]
+        ctx.recipe = _Recipe(ctx.saved_tensors, self.schema.sources(args, outputs, present), args, present, function)
+        ctx.saved_tensors = ()
+        return [*present, _keep(ctx)]
+
+    def _forward_fake(self, *values: Any) -> list[torch.Tensor]:
+        args = self.schema.backend_args(values)
+        device = args[0].device
+        outs = [torch.empty(s[0], dtype=s[1], device=device) for s in self.cls.outputs(*args) if s is not None]
+        return [*outs, torch.empty((), dtype=torch.int64, device="cpu")]
+
+    # backward operator
+
+    def _backward(
+        self,
+        handle: torch.Tensor,
+        grads: list[torch.Tensor],
+        has_grad: list[bool],
+        sources: list[torch.Tensor],
+        has_source: list[bool],
+        needs: list[bool],
+        sizes: list[Any],
+        ranks: list[int],
+        dtypes: list[int],
+    ) -> list[torch.Tensor]:
+        given, sources = _unpack(grads, has_grad), _unpack(sources, has_source)
+        ctx = _state(handle)
+        ctx.needs_input_grad = tuple(needs)
+        ctx.saved_tensors = ctx.recipe.rebuild(sources, self.cls)
+        with torch.no_grad():
+            result = ctx.function.backward(ctx, *self._output_grads(ctx, given))
+        result = result if isinstance(result, tuple) else (result,)
+        returned: list[torch.Tensor] = []
+        needed = [i for i in self.schema.tensor_positions if needs[i]]
+        for i, shape, code in zip(needed, _split_sizes(sizes, ranks), dtypes, strict=True):
+            dtype = _GRAD_DTYPES[code]
+            grad = result[i]
+            if grad is None:
+                grad = torch.zeros(shape, dtype=dtype, device=ctx.device)
+            # fused_add_rms_norm's dX and dR are one tensor: returns may not alias either
+            returned.append(_contiguous_new(grad.to(dtype), [*(g for g in given if g is not None), *returned]))
+        return returned
+
+    @staticmethod
+    def _output_grads(ctx: KernelContext, given: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
+        """The backend backward's gradient per output of its forward (None for
+        an absent output; zeros for a missing one, unless it asked otherwise)."""
+        grads = iter(given)
+        full: list[torch.Tensor | None] = []
+        for spec in ctx.output_specs:
+            grad = None if spec is None else next(grads)
+            if spec is not None and grad is None and ctx.materialize_grads:
+                grad = torch.zeros(spec[0], dtype=spec[1], device=ctx.device)
+            full.append(grad)
+        return full
+
+    def _backward_fake(
+        self,
+        handle: torch.Tensor,
+        grads: list[torch.Tensor],
+        has_grad: list[bool],
+        sources: list[torch.Tensor],
+        has_source: list[bool],
+        needs: list[bool],
+        sizes: list[Any],
+        ranks: list[int],
+        dtypes: list[int],
+    ) -> list[torch.Tensor]:
+        device = grads[0].device  # a backward runs only for an output that has a gradient
+        shapes = _split_sizes(sizes, ranks)
+        return [torch.empty(s, dtype=_GRAD_DTYPES[d], device=device) for s, d in zip(shapes, dtypes, strict=True)]
+
+    # autograd formula of the forward operator
+
+    def _setup_context(self, ctx: Any, inputs: tuple[Any, ...], output: list[torch.Tensor]) -> None:
+        args = self.schema.backend_args(inputs)
+        outputs = self.schema.outputs(args, output[:-1])
+        # saved, not kept as attributes: autograd frees them after the backward,
+        # and a compiler keeps (or recomputes) exactly these for it
+        ctx.save_for_backward(output[-1], *self.schema.sources(args, outputs, output[:-1]))
+        ctx.n_outputs = len(output) - 1
+        ctx.input_meta = [(a.shape, a.dtype) if isinstance(a, torch.Tensor) else None for a in args]
+
+    def _autograd_backward(self, ctx: Any, grads: list[torch.Tensor | None]) -> tuple[Any, ...]:
+        taken = self.schema.taken
+        # ctx.needs_input_grad covers the operator's arguments (taken ones, then needs_input_grad);
+        # an absent optional tensor needs none
+        needs = [False] * len(self.schema.parameters)
+        for position, i in enumerate(taken):
+            needs[i] = bool(ctx.needs_input_grad[position]) and ctx.input_meta[i] is not None
+        needed = [i for i in self.schema.tensor_positions if needs[i]]
+        if not needed:
+            return (*(None for _ in taken), None)
+        shapes = [ctx.input_meta[i][0] for i in needed]
+        sizes = [size for shape in shapes for size in shape]
+        ranks = [len(shape) for shape in shapes]
+        dtypes = [_GRAD_DTYPES.index(ctx.input_meta[i][1]) for i in needed]
+        handle, *sources = ctx.saved_tensors
+        # lists of optional tensors are passed as tensors and a presence mask:
+        # Inductor mislays the arguments after a Tensor?[] holding None (torch 2.13)
+        packed = (*_pack(grads[: ctx.n_outputs]), *_pack(sources))
+        computed = self.backward(handle, *packed, needs, sizes, ranks, dtypes)
+        by_position = dict(zip(needed, computed, strict=True))
+        return (*(by_position.get(i) for i in taken), None)
+
+
 _OPERATORS: dict[str, Operator] = {}
 
 
@@ -469,7 +501,7 @@ def operator(cls: type[DispatchedFunction]) -> Operator:
     """The operators of ``cls.op`` (registered on first use)."""
     found = _OPERATORS.get(cls.op)
     if found is None:
-        found = _OPERATORS[cls.op] = _build(cls)
+        found = _OPERATORS[cls.op] = Operator(cls)
     return found
 
 
@@ -477,19 +509,9 @@ def arguments(cls: type[DispatchedFunction], args: tuple[Any, ...]) -> tuple[Ope
     """``cls``'s operators and the forward operator's arguments for ``apply``'s
     (checked, positional) ``args``: the taken ones, then needs_input_grad."""
     op = operator(cls)
-    args = (*args, *(p.default for p in op.parameters[len(args) :]))
-    grad = torch.is_grad_enabled()
-    needs = [grad and isinstance(a, torch.Tensor) and a.requires_grad for a in args]
-    taken = [_DTYPE_NAMES[args[i]] if op.parameters[i].is_dtype and args[i] is not None else args[i] for i in op.taken]
-    return op, (*taken, needs)
+    return op, op.schema.operator_values(args)
 
 
 def call(cls: type[DispatchedFunction], args: tuple[Any, ...]) -> Any:
     """``cls``'s op through its forward operator, returned as ``apply`` returns it."""
-    op, values = arguments(cls, args)
-    outputs = op.forward(*values)
-    specs = cls.outputs(*op.full_args(values[:-1]))
-    if len(specs) == 1:
-        return outputs[0]
-    present = iter(outputs[:-1])
-    return tuple(next(present) if spec is not None else None for spec in specs)
+    return operator(cls).call(args)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from liger_kernel.transformers import monkey_patch
 from liger_kernel.transformers.cross_entropy import LigerCrossEntropyLoss
 from liger_kernel.transformers.dyt import LigerDyT
 from liger_kernel.transformers.fused_add_rms_norm import LigerFusedAddRMSNorm
@@ -31,31 +32,21 @@ from liger_kernel.transformers.sparsemax import LigerSparsemax
 from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP
 from liger_kernel.transformers.tvd import LigerTVDLoss
 
+# The model patching names. monkey_patch needs only torch to import (the table
+# of families); Transformers is required when a name is first used.
 _PATCHING = (
     "MODEL_TYPE_TO_APPLY_LIGER_FN",
     "_apply_liger_kernel",
     "_apply_liger_kernel_to_instance",
-    "apply_liger_kernel_to_gemma",
-    "apply_liger_kernel_to_gemma2",
-    "apply_liger_kernel_to_gemma3_text",
-    "apply_liger_kernel_to_granite",
-    "apply_liger_kernel_to_llama",
-    "apply_liger_kernel_to_mistral",
-    "apply_liger_kernel_to_mixtral",
-    "apply_liger_kernel_to_olmo2",
-    "apply_liger_kernel_to_phi3",
-    "apply_liger_kernel_to_qwen2",
-    "apply_liger_kernel_to_qwen3",
-    "apply_liger_kernel_to_qwen3_moe",
+    *sorted(monkey_patch.PATCH_FUNCTIONS),
     "revert_liger_kernel_patches",
 )
 
 
 def __getattr__(name: str) -> Any:
     if name in _PATCHING:
-        module = importlib.import_module("liger_kernel.transformers.monkey_patch")
-        module._require_transformers()
-        return getattr(module, name)
+        monkey_patch._require_transformers()
+        return getattr(monkey_patch, name)
     if name == "AutoLigerKernelForCausalLM":
         return importlib.import_module("liger_kernel.transformers.auto_model").AutoLigerKernelForCausalLM
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,9 @@
 """Patching Hugging Face Transformers models to use the Liger ops.
 
-``apply_liger_kernel_to_<family>(...)`` takes explicit keyword switches, one per
-op, and works at two levels:
+Each family is one row of :data:`FAMILIES` (a :class:`Family`: its class-name
+prefix and the Liger modules it takes); ``apply_liger_kernel_to_<model_type>``
+is generated from the row, with explicit keyword switches, one per op, and
+works at two levels:
 
 - **Classes** (always): in ``transformers.models.<family>.modeling_<family>`` it
   replaces the RMSNorm and MLP class names with the Liger modules (models built
@@ -14,6 +16,9 @@ op, and works at two levels:
   setting the few plain attributes it adds (eps, offset, casting mode). The
   parameters are the same objects, so weights, devices, dtypes, optimizer
   state and tied weights are kept; the state-dict keys do not change.
+
+A family the table cannot describe (vision-language models, hybrids) gets a
+hand-written function registered with :func:`patch_function`.
 
 Every class-level replacement is recorded; :func:`revert_liger_kernel_patches`
 puts the stock Transformers objects back (models converted in place keep
@@ -29,10 +34,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import linecache
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -159,57 +165,67 @@ def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module])
     return count
 
 
-# -- one family ---------------------------------------------------------------
+# -- the family table -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Family:
-    """Where a family's pieces live in Transformers, and their Liger counterparts."""
+    """One row of :data:`FAMILIES`: a decoder family laid out the way most of
+    Transformers is, and the Liger modules that replace its pieces.
 
-    module: str
-    causal_lm: str
-    rms_norm: str
-    liger_rms_norm: type[LigerRMSNorm]
-    mlp: str | None = None
+    Transformers' names follow from ``model_type`` and ``prefix``: the module
+    ``transformers.models.<package>.modeling_<package>`` (``package`` defaults
+    to ``model_type``) holds ``<prefix>ForCausalLM``, ``<prefix>RMSNorm``,
+    ``<prefix>MLP`` when ``liger_mlp`` is given and ``<prefix>Experts`` when
+    ``moe`` is set. The patch function is ``apply_liger_kernel_to_<model_type>``.
+    """
+
+    model_type: str
+    prefix: str
+    liger_rms_norm: type[LigerRMSNorm] = LigerRMSNorm
+    #: replaces the dense MLP; None: the family has none to replace
     liger_mlp: type[nn.Module] | None = None
-    experts: str | None = None
+    #: mixture of experts: the experts' gate and the forward that keeps the router loss
     moe: bool = False
+    package: str | None = None
+    #: the loss the patch function installs by default: plain cross-entropy
+    #: (the logits stay materialized) instead of the fused linear one
+    plain_cross_entropy: bool = False
+    doc: str | None = None
+
+    @property
+    def module(self) -> str:
+        package = self.package or self.model_type
+        return f"transformers.models.{package}.modeling_{package}"
+
+    @property
+    def causal_lm(self) -> str:
+        return f"{self.prefix}ForCausalLM"
+
+    @property
+    def rms_norm(self) -> str:
+        return f"{self.prefix}RMSNorm"
+
+    @property
+    def mlp(self) -> str | None:
+        return f"{self.prefix}MLP" if self.liger_mlp is not None else None
+
+    @property
+    def experts(self) -> str | None:
+        return f"{self.prefix}Experts" if self.moe else None
+
+    @property
+    def mlp_switch(self) -> str:
+        """The patch function's keyword for the MLP (its activation's name)."""
+        return "geglu" if self.liger_mlp is LigerGEGLUMLP else "swiglu"
+
+    @property
+    def function_name(self) -> str:
+        return f"apply_liger_kernel_to_{self.model_type}"
 
     def modeling(self) -> Any:
         _require_transformers()
         return importlib.import_module(self.module)
-
-
-def _family(name: str, prefix: str, **kwargs: Any) -> Family:
-    kwargs.setdefault("liger_rms_norm", LigerRMSNorm)
-    return Family(
-        module=f"transformers.models.{name}.modeling_{name}",
-        causal_lm=f"{prefix}ForCausalLM",
-        rms_norm=f"{prefix}RMSNorm",
-        **kwargs,
-    )
-
-
-FAMILIES: dict[str, Family] = {
-    "llama": _family("llama", "Llama", mlp="LlamaMLP", liger_mlp=LigerSwiGLUMLP),
-    "mistral": _family("mistral", "Mistral", mlp="MistralMLP", liger_mlp=LigerSwiGLUMLP),
-    "mixtral": _family("mixtral", "Mixtral", experts="MixtralExperts", moe=True),
-    "qwen2": _family("qwen2", "Qwen2", mlp="Qwen2MLP", liger_mlp=LigerSwiGLUMLP),
-    "qwen3": _family("qwen3", "Qwen3", mlp="Qwen3MLP", liger_mlp=LigerSwiGLUMLP),
-    "qwen3_moe": _family(
-        "qwen3_moe", "Qwen3Moe", mlp="Qwen3MoeMLP", liger_mlp=LigerSwiGLUMLP, experts="Qwen3MoeExperts", moe=True
-    ),
-    "gemma": _family("gemma", "Gemma", liger_rms_norm=LigerRMSNormForGemma, mlp="GemmaMLP", liger_mlp=LigerGEGLUMLP),
-    "gemma2": _family(
-        "gemma2", "Gemma2", liger_rms_norm=LigerRMSNormForGemma2, mlp="Gemma2MLP", liger_mlp=LigerGEGLUMLP
-    ),
-    "gemma3_text": _family(
-        "gemma3", "Gemma3", liger_rms_norm=LigerRMSNormForGemma2, mlp="Gemma3MLP", liger_mlp=LigerGEGLUMLP
-    ),
-    "phi3": _family("phi3", "Phi3", mlp="Phi3MLP", liger_mlp=LigerPhi3SwiGLUMLP),
-    "granite": _family("granite", "Granite", mlp="GraniteMLP", liger_mlp=LigerSwiGLUMLP),
-    "olmo2": _family("olmo2", "Olmo2", liger_rms_norm=LigerRMSNormForOlmo2, mlp="Olmo2MLP", liger_mlp=LigerSwiGLUMLP),
-}
 
 
 def _patch(
@@ -221,16 +237,12 @@ def _patch(
     mlp: bool,
     model: nn.Module | None,
 ) -> None:
+    """What every generated patch function does (hand-written ones may call it
+    for their text decoder)."""
     if cross_entropy and fused_linear_cross_entropy:
         raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
-    from liger_kernel.transformers.model.causal_lm import (
-        causal_lm_forward,
-        liger_causal_lm_loss,
-        moe_causal_lm_forward,
-    )
-
     modeling = family.modeling()
-    causal_lm_cls = getattr(modeling, family.causal_lm)
+    # looked up before patching: the instance conversion finds modules by their stock class
     stock_rms_norm = _original(modeling, family.rms_norm)
     stock_mlp = _original(modeling, family.mlp) if family.mlp else None
 
@@ -239,18 +251,8 @@ def _patch(
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
     if mlp:
-        if family.mlp:
-            _replace(modeling, family.mlp, family.liger_mlp)
-        experts_cls = getattr(modeling, family.experts, None) if family.experts else None
-        if experts_cls is not None:
-            _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
-        elif family.experts:
-            # Transformers releases before the fused experts modules keep one MLP per expert.
-            logger.info("%s has no %s; the experts' SwiGLU is left stock", family.module, family.experts)
-    if fused_linear_cross_entropy:
-        _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
-    if cross_entropy:
-        _replace(causal_lm_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
+        _patch_mlp(family, modeling)
+    _patch_loss(family, modeling, cross_entropy, fused_linear_cross_entropy)
 
     # The forward and the loss are class attributes that every existing
     # instance (and subclass) already sees; only modules need converting.
@@ -262,173 +264,209 @@ def _patch(
         _convert_mlps(model, stock_mlp, family.liger_mlp)
 
 
-# -- the public patch functions ----------------------------------------------
-# Explicit keyword parameters (no **kwargs): frameworks read their signatures.
+def _patch_mlp(family: Family, modeling: Any) -> None:
+    if family.mlp:
+        _replace(modeling, family.mlp, family.liger_mlp)
+    if not family.experts:
+        return
+    experts_cls = getattr(modeling, family.experts, None)
+    if experts_cls is None:
+        # Transformers releases before the fused experts modules keep one MLP per expert.
+        logger.info("%s has no %s; the experts' SwiGLU is left stock", family.module, family.experts)
+        return
+    _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
 
 
-def apply_liger_kernel_to_llama(
+def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
+    from liger_kernel.transformers.model.causal_lm import (
+        causal_lm_forward,
+        liger_causal_lm_loss,
+        moe_causal_lm_forward,
+    )
+
+    causal_lm_cls = getattr(modeling, family.causal_lm)
+    if fused_linear_cross_entropy:
+        _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
+    if cross_entropy:
+        _replace(causal_lm_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
+
+
+# -- the public patch functions ------------------------------------------------
+
+#: model_type -> the patch function of that family
+MODEL_TYPE_TO_APPLY_LIGER_FN: dict[str, Callable[..., None]] = {}
+#: name -> patch function: the ``apply_liger_kernel_to_*`` names this module
+#: (and ``liger_kernel.transformers``) exports
+PATCH_FUNCTIONS: dict[str, Callable[..., None]] = {}
+
+_Patcher = TypeVar("_Patcher", bound=Callable[..., None])
+
+
+def patch_function(*model_types: str) -> Callable[[_Patcher], _Patcher]:
+    """Register a hand-written patch function for ``model_types``.
+
+    This is the hook for a family :class:`Family` cannot describe: a
+    vision-language model (a vision tower, a multimodal RoPE, a
+    ``ForConditionalGeneration`` head), a hybrid whose layers are not all
+    attention blocks, a family whose classes Transformers names otherwise. Write
+    the function in this module, below :data:`FAMILIES`, with explicit keyword
+    parameters (frameworks read them with ``inspect.signature``) ending in
+    ``model: nn.Module | None = None``; make every class-level change through
+    ``_replace`` so that :func:`revert_liger_kernel_patches` undoes it, and call
+    ``_patch`` with a :class:`Family` for the parts that are a plain decoder::
+
+        @patch_function("qwen2_vl")
+        def apply_liger_kernel_to_qwen2_vl(rope: bool = True, ..., model: nn.Module | None = None) -> None:
+            ...
+
+    It becomes ``liger_kernel.transformers.<name>`` and the
+    ``MODEL_TYPE_TO_APPLY_LIGER_FN`` entry of each model type, exactly as a
+    table row's generated function does.
+    """
+
+    def register(function: _Patcher) -> _Patcher:
+        parameters = inspect.signature(function).parameters
+        loose = [p.name for p in parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if loose or "model" not in parameters:
+            raise TypeError(
+                f"patch function {function.__name__} must take explicit keyword parameters ending in model=None "
+                f"(frameworks read its signature); it has {'*' + ', *'.join(loose) if loose else 'no model'}"
+            )
+        taken = [t for t in model_types if t in MODEL_TYPE_TO_APPLY_LIGER_FN]
+        if taken or function.__name__ in PATCH_FUNCTIONS:
+            raise ValueError(f"patch function {function.__name__}: {taken or function.__name__} already registered")
+        for model_type in model_types:
+            MODEL_TYPE_TO_APPLY_LIGER_FN[model_type] = function
+        PATCH_FUNCTIONS[function.__name__] = function
+        globals()[function.__name__] = function
+        return function
+
+    return register
+
+
+# The functions of the table's rows are written out as source and compiled, as
+# dataclasses writes __init__: real parameters with defaults, so inspect.signature,
+# getfullargspec, positional calls and __defaults__ all see what a hand-written
+# function would give (a **kwargs function with __signature__ set would not).
+_FUNCTION_SOURCE = """\
+from __future__ import annotations
+
+
+def {name}(
     rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
+    cross_entropy: bool = {plain},
+    fused_linear_cross_entropy: bool = {fused},
     rms_norm: bool = True,
-    swiglu: bool = True,
+    {switch}: bool = True,
     model: nn.Module | None = None,
 ) -> None:
-    """Patch Llama: RoPE, RMSNorm, SwiGLU MLP and the fused linear cross-entropy
-    loss (or the plain cross-entropy loss). With ``model=``, also convert that
-    model's existing modules in place."""
-    _patch(FAMILIES["llama"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
+    _patch(FAMILIES[{model_type!r}], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, {switch}, model)
+"""
 
 
-def apply_liger_kernel_to_mistral(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Mistral (as :func:`apply_liger_kernel_to_llama`)."""
-    _patch(FAMILIES["mistral"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
+def _generate(family: Family) -> Callable[..., None]:
+    name = family.function_name
+    source = _FUNCTION_SOURCE.format(
+        name=name,
+        model_type=family.model_type,
+        plain=family.plain_cross_entropy,
+        fused=not family.plain_cross_entropy,
+        switch=family.mlp_switch,
+    )
+    filename = f"<liger_kernel.transformers family {family.model_type}>"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), globals(), namespace)
+    # so that inspect.getsource and tracebacks show the function
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    function = namespace[name]
+    function.__doc__ = family.doc or f"Patch {family.prefix} (as :func:`apply_liger_kernel_to_llama`)."
+    return function
 
 
-def apply_liger_kernel_to_mixtral(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Mixtral. ``swiglu`` covers the experts' gate (``_apply_gate``,
-    used by the grouped_mm and batched_mm experts implementations); the fused
-    loss keeps the router load-balancing loss."""
-    _patch(FAMILIES["mixtral"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-def apply_liger_kernel_to_qwen2(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Qwen2 (as :func:`apply_liger_kernel_to_llama`)."""
-    _patch(FAMILIES["qwen2"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-def apply_liger_kernel_to_qwen3(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Qwen3; ``rms_norm`` includes the per-head q/k norms."""
-    _patch(FAMILIES["qwen3"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-def apply_liger_kernel_to_qwen3_moe(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Qwen3-MoE: dense MLP layers and the experts' gate (see Mixtral)."""
-    _patch(FAMILIES["qwen3_moe"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-def apply_liger_kernel_to_gemma(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    geglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Gemma: RMSNorm with offset 1 and "gemma" casting, GEGLU MLP."""
-    _patch(FAMILIES["gemma"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, geglu, model)
-
-
-def apply_liger_kernel_to_gemma2(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    geglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Gemma-2; the fused loss applies ``final_logit_softcapping``."""
-    _patch(FAMILIES["gemma2"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, geglu, model)
-
-
-def apply_liger_kernel_to_gemma3_text(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    geglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch the Gemma-3 text model (``Gemma3ForCausalLM``), q/k norms included."""
-    _patch(FAMILIES["gemma3_text"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, geglu, model)
-
-
-def apply_liger_kernel_to_phi3(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Phi-3: fused gate_up SwiGLU MLP; RoPE handles partial rotary."""
-    _patch(FAMILIES["phi3"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-def apply_liger_kernel_to_granite(
-    rope: bool = True,
-    cross_entropy: bool = True,
-    fused_linear_cross_entropy: bool = False,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch Granite. Cross-entropy by default; the fused loss, if chosen,
-    divides by ``logits_scaling`` as the stock head does."""
-    _patch(FAMILIES["granite"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-def apply_liger_kernel_to_olmo2(
-    rope: bool = True,
-    cross_entropy: bool = False,
-    fused_linear_cross_entropy: bool = True,
-    rms_norm: bool = True,
-    swiglu: bool = True,
-    model: nn.Module | None = None,
-) -> None:
-    """Patch OLMo-2: post-norms and full-width q/k norms (casting "gemma")."""
-    _patch(FAMILIES["olmo2"], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, swiglu, model)
-
-
-MODEL_TYPE_TO_APPLY_LIGER_FN: dict[str, Callable[..., None]] = {
-    "llama": apply_liger_kernel_to_llama,
-    "mistral": apply_liger_kernel_to_mistral,
-    "mixtral": apply_liger_kernel_to_mixtral,
-    "qwen2": apply_liger_kernel_to_qwen2,
-    "qwen3": apply_liger_kernel_to_qwen3,
-    "qwen3_moe": apply_liger_kernel_to_qwen3_moe,
-    "gemma": apply_liger_kernel_to_gemma,
-    "gemma2": apply_liger_kernel_to_gemma2,
-    "gemma3_text": apply_liger_kernel_to_gemma3_text,
-    "phi3": apply_liger_kernel_to_phi3,
-    "granite": apply_liger_kernel_to_granite,
-    "olmo2": apply_liger_kernel_to_olmo2,
+#: The families patched from the table: adding one is adding a row (and its
+#: tiny config to tests/transformers/tiny_models.py).
+FAMILIES: dict[str, Family] = {
+    family.model_type: family
+    for family in (
+        Family(
+            "llama",
+            "Llama",
+            liger_mlp=LigerSwiGLUMLP,
+            doc="Patch Llama: RoPE, RMSNorm, SwiGLU MLP and the fused linear cross-entropy\n"
+            "loss (or the plain cross-entropy loss). With ``model=``, also convert that\n"
+            "model's existing modules in place.",
+        ),
+        Family("mistral", "Mistral", liger_mlp=LigerSwiGLUMLP),
+        Family(
+            "mixtral",
+            "Mixtral",
+            moe=True,
+            doc="Patch Mixtral. ``swiglu`` covers the experts' gate (``_apply_gate``,\n"
+            "used by the grouped_mm and batched_mm experts implementations); the fused\n"
+            "loss keeps the router load-balancing loss.",
+        ),
+        Family("qwen2", "Qwen2", liger_mlp=LigerSwiGLUMLP),
+        Family(
+            "qwen3", "Qwen3", liger_mlp=LigerSwiGLUMLP, doc="Patch Qwen3; ``rms_norm`` includes the per-head q/k norms."
+        ),
+        Family(
+            "qwen3_moe",
+            "Qwen3Moe",
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            doc="Patch Qwen3-MoE: dense MLP layers and the experts' gate (see Mixtral).",
+        ),
+        Family(
+            "gemma",
+            "Gemma",
+            liger_rms_norm=LigerRMSNormForGemma,
+            liger_mlp=LigerGEGLUMLP,
+            doc='Patch Gemma: RMSNorm with offset 1 and "gemma" casting, GEGLU MLP.',
+        ),
+        Family(
+            "gemma2",
+            "Gemma2",
+            liger_rms_norm=LigerRMSNormForGemma2,
+            liger_mlp=LigerGEGLUMLP,
+            doc="Patch Gemma-2; the fused loss applies ``final_logit_softcapping``.",
+        ),
+        Family(
+            "gemma3_text",
+            "Gemma3",
+            package="gemma3",
+            liger_rms_norm=LigerRMSNormForGemma2,
+            liger_mlp=LigerGEGLUMLP,
+            doc="Patch the Gemma-3 text model (``Gemma3ForCausalLM``), q/k norms included.",
+        ),
+        Family(
+            "phi3",
+            "Phi3",
+            liger_mlp=LigerPhi3SwiGLUMLP,
+            doc="Patch Phi-3: fused gate_up SwiGLU MLP; RoPE handles partial rotary.",
+        ),
+        Family(
+            "granite",
+            "Granite",
+            liger_mlp=LigerSwiGLUMLP,
+            plain_cross_entropy=True,
+            doc="Patch Granite. Cross-entropy by default; the fused loss, if chosen,\n"
+            "divides by ``logits_scaling`` as the stock head does.",
+        ),
+        Family(
+            "olmo2",
+            "Olmo2",
+            liger_rms_norm=LigerRMSNormForOlmo2,
+            liger_mlp=LigerSwiGLUMLP,
+            doc='Patch OLMo-2: post-norms and full-width q/k norms (casting "gemma").',
+        ),
+    )
 }
+
+for _row in FAMILIES.values():
+    patch_function(_row.model_type)(_generate(_row))
+del _row
+
+# Hand-written patch functions (see patch_function) go here.
 
 
 def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str, Any]:
