@@ -24,12 +24,33 @@ def check_npu_dtype(op: str, dtype: torch.dtype) -> None:
         )
 
 
+#: A multi-row tile's row pitch must be a multiple of this many bytes: the A3
+#: vector cores fault on a 2-D DMA with any other pitch.
+PITCH_ALIGN_BYTES = 32
+
+
+def pitch_aligned(*rows: torch.Tensor) -> bool:
+    """Whether every 2-D ``rows`` tensor has a row pitch a multi-row tile may use."""
+    return all(t.stride(0) * t.element_size() % PITCH_ALIGN_BYTES == 0 for t in rows)
+
+
 def row_plan(
-    op: str, n_rows: int, width: int, dtype: torch.dtype, device: torch.device, max_rows_per_step: int = 64
+    op: str,
+    n_rows: int,
+    width: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    max_rows_per_step: int = 64,
+    tiled: tuple[torch.Tensor, ...] = (),
 ) -> TilePlan:
     """The tiling plan of row op ``op`` (a key of ``tiling.FOOTPRINTS``) on
-    ``device``; kernels that take one row per step pass ``max_rows_per_step=1``."""
+    ``device``; kernels that take one row per step pass ``max_rows_per_step=1``.
+    ``tiled`` are the 2-D tensors the kernel reads or writes in (rows, block)
+    tiles: one of them with an unaligned row pitch limits the plan to one row
+    per step (a 1-D tile has no pitch)."""
     check_npu_dtype(op, dtype)
+    if not pitch_aligned(*tiled):
+        max_rows_per_step = 1
     profile = device_profile(device)
     return plan_rows(
         n_rows,
@@ -57,4 +78,4 @@ def flat_plan(op: str, numel: int, dtype: torch.dtype, device: torch.device) -> 
     )
 
 
-__all__ = ["as_rows", "check_npu_dtype", "flat_plan", "row_plan"]
+__all__ = ["PITCH_ALIGN_BYTES", "as_rows", "check_npu_dtype", "flat_plan", "pitch_aligned", "row_plan"]

@@ -8,8 +8,9 @@ Backward, with n = (x - mean) * rstd and g = dy * W:
     dW = sum over rows of dy * n;  dB = sum over rows of dy
 
 NPU constraints answered: one program per vector core (the grid never exceeds
-65535) looping over its rows ``ROWS`` at a time; each row is walked in
-``BLOCK``-wide sub-blocks sized by the unified-buffer planner, so any H fits.
+65535) looping over its rows ``ROWS`` at a time (one when a row pitch is not
+a multiple of 32 bytes: the A3 vector cores fault on such a 2-D tile); each
+row is walked in ``BLOCK``-wide sub-blocks sized by the unified-buffer planner, so any H fits.
 A row that fits one tile is loaded once; a wider one takes three forward
 passes (mean, variance, output: the two-pass variance avoids the
 cancellation of E[x^2] - mean^2). The backward makes two (row sums, then dx).
@@ -177,7 +178,7 @@ class LayerNormFunction(torch.autograd.Function):
         mean = torch.empty(n_rows, dtype=torch.float32, device=X.device)
         rstd = torch.empty(n_rows, dtype=torch.float32, device=X.device)
         if n_rows:
-            plan = row_plan("layer_norm", n_rows, n_cols, X.dtype, X.device)
+            plan = row_plan("layer_norm", n_rows, n_cols, X.dtype, X.device, tiled=(x, y))
             _layer_norm_forward[(plan.grid,)](
                 x, x.stride(0), y, y.stride(0), W, B if B is not None else W, mean, rstd, n_rows, n_cols, float(eps),
                 HAS_B=B is not None, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
@@ -193,7 +194,7 @@ class LayerNormFunction(torch.autograd.Function):
         dy = as_rows(dY)
         dx = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
         if n_rows:
-            plan = row_plan("layer_norm_backward", n_rows, n_cols, x.dtype, x.device)
+            plan = row_plan("layer_norm_backward", n_rows, n_cols, x.dtype, x.device, tiled=(dy, x, dx))
             dw_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             db_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             _layer_norm_backward[(plan.grid,)](
