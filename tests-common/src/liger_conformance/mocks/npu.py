@@ -167,6 +167,8 @@ class _LaunchMonitor:
         self.peak = 0
         self.launches: list[str] = []
         self.vector_int_compares: dict[str, int] = {}
+        # the interpreter's own overflow guards compare too; they are not the kernel's
+        self.guarding = False
 
     def start(self, kernel: str) -> None:
         self.kernel = kernel
@@ -195,7 +197,7 @@ class _LaunchMonitor:
             )
 
     def count_compare(self, lhs: Any) -> None:
-        if self.kernel is not None and getattr(lhs.data, "size", 1) > 1:
+        if self.kernel is not None and not self.guarding and getattr(lhs.data, "size", 1) > 1:
             self.vector_int_compares[self.kernel] = self.vector_int_compares.get(self.kernel, 0) + 1
 
     def check_pitch(self, pointers: Any, access: str) -> None:
@@ -288,6 +290,18 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
 
         return run
 
+    from triton.language.semantic import TritonSemantic
+
+    original_guard = TritonSemantic.binary_op_sanitize_overflow_impl
+
+    def overflow_guard(self: Any, *args: Any, **kwargs: Any) -> Any:
+        watch.guarding = True
+        try:
+            return original_guard(self, *args, **kwargs)
+        finally:
+            watch.guarding = False
+
+    p.setattr(TritonSemantic, "binary_op_sanitize_overflow_impl", overflow_guard)
     for name in _INT_COMPARES:
         p.setattr(builder, name, counted(getattr(builder, name)))
     p.setattr(builder, "set_grid_dim", set_grid_dim)
