@@ -89,3 +89,34 @@ def test_layer_norm_compares_do_not_grow_with_the_row():
         one = _layer_norm_compares(1)
         three = _layer_norm_compares(3)
     assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
+
+
+@pytest.mark.parametrize("unsqueeze_dim", [1, 2])
+def test_rope_rotates_q_and_k_in_one_launch(unsqueeze_dim):
+    batch, q_heads, k_heads, seq, head_dim = 2, 4, 2, 5, 16
+    layout = (lambda h: (batch, h, seq, head_dim)) if unsqueeze_dim == 1 else (lambda h: (batch, seq, h, head_dim))
+    q = torch.randn(layout(q_heads), requires_grad=True)
+    k = torch.randn(layout(k_heads), requires_grad=True)
+    angles = torch.randn(1, seq, head_dim // 2).repeat(1, 1, 2)
+    cos, sin = angles.cos(), angles.sin()
+    with npu_mock.active():
+        from liger_kernel_ascend.ops.rope import RopeFunction
+
+        start = len(npu_mock.monitor.launches)
+        q_out, k_out = RopeFunction.apply(q, k, cos, sin, None, unsqueeze_dim)
+        forward = npu_mock.monitor.launches[start:]
+        (q_out.sum() + 2 * k_out.sum()).backward()
+        backward = npu_mock.monitor.launches[start + len(forward) :]
+    assert forward == ["_rope_kernel"] and backward == ["_rope_kernel"]
+
+    def rotate_half(x):
+        return torch.cat((-x[..., head_dim // 2 :], x[..., : head_dim // 2]), dim=-1)
+
+    c, s = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    ref_q, ref_k = (x.detach().clone().requires_grad_() for x in (q, k))
+    want_q, want_k = ref_q * c + rotate_half(ref_q) * s, ref_k * c + rotate_half(ref_k) * s
+    (want_q.sum() + 2 * want_k.sum()).backward()
+    torch.testing.assert_close(q_out, want_q)
+    torch.testing.assert_close(k_out, want_k)
+    torch.testing.assert_close(q.grad, ref_q.grad)
+    torch.testing.assert_close(k.grad, ref_k.grad)
