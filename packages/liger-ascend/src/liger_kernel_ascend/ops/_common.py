@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+
 import torch
 
 from liger_kernel.dispatch import device_profile
@@ -32,6 +35,14 @@ PITCH_ALIGN_BYTES = 32
 def pitch_aligned(*rows: torch.Tensor) -> bool:
     """Whether every 2-D ``rows`` tensor has a row pitch a multi-row tile may use."""
     return all(t.stride(0) * t.element_size() % PITCH_ALIGN_BYTES == 0 for t in rows)
+
+
+@functools.cache
+def log_torch_fallback(op: str, reason: str) -> None:
+    """Say once per (op, reason) that an op runs on the torch backend instead of its kernel."""
+    logging.getLogger("liger_kernel").warning(
+        "liger-ascend %s: %s; this call runs on the torch backend (torch_npu kernels) instead", op, reason
+    )
 
 
 def row_plan(
@@ -78,4 +89,12 @@ def flat_plan(op: str, numel: int, dtype: torch.dtype, device: torch.device) -> 
     )
 
 
-__all__ = ["PITCH_ALIGN_BYTES", "as_rows", "check_npu_dtype", "flat_plan", "pitch_aligned", "row_plan"]
+__all__ = [
+    "PITCH_ALIGN_BYTES",
+    "as_rows",
+    "check_npu_dtype",
+    "flat_plan",
+    "log_torch_fallback",
+    "pitch_aligned",
+    "row_plan",
+]
