@@ -183,25 +183,22 @@ def _cross_entropy_kernel(
                     tl.store(g_row + full_end + cols, zeros, mask=full_end + cols < n_cols)
         else:
             # pass 1: online max and sum of exp, argmax, smoothing sums
-            stats = (
-                tl.full([], float("-inf"), tl.float32),  # running max
-                tl.zeros([], tl.float32),  # running sum of exp
-                tl.full([], float("-inf"), tl.float32),  # best logit
-                tl.zeros([], tl.int64),  # its index
-                tl.zeros([], tl.float32),  # sum of w_j * x_j
-                tl.zeros([], tl.float32),  # sum of w_j
-            )
+            run_max = tl.full([], float("-inf"), tl.float32)
+            run_sum = tl.zeros([], tl.float32)
+            best = tl.full([], float("-inf"), tl.float32)
+            best_index = tl.zeros([], tl.int64)
+            wx_sum = tl.zeros([], tl.float32)
+            w_sum = tl.zeros([], tl.float32)
             for start in tl.range(0, full_end, BLOCK):
-                stats = _pass1_block(
-                    x_row, CLASS_W, start, n_cols, softcap, *stats,
+                run_max, run_sum, best, best_index, wx_sum, w_sum = _pass1_block(
+                    x_row, CLASS_W, start, n_cols, softcap, run_max, run_sum, best, best_index, wx_sum, w_sum,
                     HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, WRITE_PRED, False, BLOCK,
                 )  # fmt: skip
             if full_end < n_cols:
-                stats = _pass1_block(
-                    x_row, CLASS_W, full_end, n_cols, softcap, *stats,
+                run_max, run_sum, best, best_index, wx_sum, w_sum = _pass1_block(
+                    x_row, CLASS_W, full_end, n_cols, softcap, run_max, run_sum, best, best_index, wx_sum, w_sum,
                     HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, WRITE_PRED, True, BLOCK,
                 )  # fmt: skip
-            run_max, run_sum, best, best_index, wx_sum, w_sum = stats
             if not HAS_WEIGHT:
                 w_sum += n_cols
             lse = run_max + tl.log(run_sum)
