@@ -24,7 +24,7 @@ def dyt_oracle(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: 
 
 
 SHAPES = by_size(
-    small=[(1, 7), (3, 64), (2, 3, 300), (2, 16411)],
+    small=[(1, 7), (3, 64), (2, 3, 300), (2, 48, 13), (2, 16411)],
     full=[(1, 7), (5, 4097), (4, 2048, 4096), (2, 65537)],
 )
 

@@ -25,7 +25,16 @@ Strict, as the device is, for every kernel launched while it is active:
   counted (they lower to address generation, not UB tiles), nor is the
   compiler's double-buffering of DMA tiles (kernels budget for it themselves).
   On the device the overflow is a compile-time error ("ub overflow, requires N
-  bits while M bits available"); here it fires while the program runs.
+  bits while M bits available"); here it fires while the program runs;
+* row pitch: a 2-D tile load or store whose row stride is not a multiple of
+  :data:`PITCH_ALIGN_BYTES` (32) bytes raises :class:`MisalignedPitchError`,
+  as the A3 vector cores fault on such a DMA (the mask does not matter: the
+  transfer is issued with the pitch).
+
+The monitor also records, without refusing anything, what tests of the
+kernels' structure look at: ``launches`` (kernel names, in order) and
+``vector_int_compares`` (per kernel, how many integer compares of a block
+ran: A2/A3 vector cores have no integer compare, so each one is scalarised).
 
 The stand-in ``torch_npu`` carries ``LIGER_MOCK = "npu"``.
 liger_kernel_ascend.safety honours that marker, together with
@@ -67,6 +76,18 @@ class UBOverflowError(NPULaunchError):
 
 class UnsupportedDtypeError(NPULaunchError):
     pass
+
+
+class MisalignedPitchError(NPULaunchError):
+    pass
+
+
+#: A 2-D tile's row pitch must be a multiple of this many bytes on the A3 vector cores.
+PITCH_ALIGN_BYTES = 32
+
+_INT_COMPARES = tuple(
+    f"create_icmp{kind}" for kind in ("SLE", "SLT", "SGE", "SGT", "ULE", "ULT", "UGE", "UGT", "EQ", "NE")
+)
 
 
 #: Tensor dtypes triton-ascend refuses to compile for the NPU.
@@ -144,9 +165,14 @@ class _LaunchMonitor:
         self.live: dict[int, tuple[weakref.ref[Any], int]] = {}
         self.live_bytes = 0
         self.peak = 0
+        self.launches: list[str] = []
+        self.vector_int_compares: dict[str, int] = {}
+        # the interpreter's own overflow guards compare too; they are not the kernel's
+        self.guarding = False
 
     def start(self, kernel: str) -> None:
         self.kernel = kernel
+        self.launches.append(kernel)
         self.live, self.live_bytes = {}, 0
 
     def stop(self) -> None:
@@ -168,6 +194,25 @@ class _LaunchMonitor:
             raise GridLimitError(
                 f"{self.kernel or 'kernel'}: grid {tuple(int(d) for d in dims)} launches {programs} programs; "
                 f"grid should be less than {MAX_GRID + 1} on the NPU"
+            )
+
+    def count_compare(self, lhs: Any) -> None:
+        if self.kernel is not None and not self.guarding and getattr(lhs.data, "size", 1) > 1:
+            self.vector_int_compares[self.kernel] = self.vector_int_compares.get(self.kernel, 0) + 1
+
+    def check_pitch(self, pointers: Any, access: str) -> None:
+        """Refuse a 2-D tile access whose row pitch is not 32-byte aligned."""
+        addresses = pointers.data
+        if self.kernel is None or getattr(addresses, "ndim", 0) < 2:
+            return
+        if addresses.shape[-2] < 2 or addresses.shape[-1] < 2:
+            return
+        first = (0,) * (addresses.ndim - 2)
+        pitch = int(addresses[(*first, 1, 0)]) - int(addresses[(*first, 0, 0)])
+        if pitch % PITCH_ALIGN_BYTES:
+            raise MisalignedPitchError(
+                f"{self.kernel}: 2-D tile {access} of shape {tuple(addresses.shape)} with a row pitch of {pitch} "
+                f"bytes, not a multiple of {PITCH_ALIGN_BYTES}; the A3 vector cores fault on it"
             )
 
     def track(self, handle: Any) -> None:
@@ -203,6 +248,8 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
     original_set_grid_dim = builder.set_grid_dim
     original_call = interpreter.GridExecutor.__call__
     original_post_init = interpreter.TensorHandle.__post_init__
+    original_load = builder.create_masked_load
+    original_store = builder.create_masked_store
 
     def set_grid_dim(nx: int, ny: int, nz: int) -> None:
         watch.check_grid((nx, ny, nz))
@@ -228,7 +275,38 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
         original_post_init(self)
         watch.track(self)
 
+    def masked_load(ptrs: Any, mask: Any, other: Any, cache_policy: Any, is_volatile: Any) -> Any:
+        watch.check_pitch(ptrs, "load")
+        return original_load(ptrs, mask, other, cache_policy, is_volatile)
+
+    def masked_store(ptrs: Any, value: Any, mask: Any, cache_policy: Any) -> Any:
+        watch.check_pitch(ptrs, "store")
+        return original_store(ptrs, value, mask, cache_policy)
+
+    def counted(compare: Any) -> Any:
+        def run(lhs: Any, rhs: Any) -> Any:
+            watch.count_compare(lhs)
+            return compare(lhs, rhs)
+
+        return run
+
+    from triton.language.semantic import TritonSemantic
+
+    original_guard = TritonSemantic.binary_op_sanitize_overflow_impl
+
+    def overflow_guard(self: Any, *args: Any, **kwargs: Any) -> Any:
+        watch.guarding = True
+        try:
+            return original_guard(self, *args, **kwargs)
+        finally:
+            watch.guarding = False
+
+    p.setattr(TritonSemantic, "binary_op_sanitize_overflow_impl", overflow_guard)
+    for name in _INT_COMPARES:
+        p.setattr(builder, name, counted(getattr(builder, name)))
     p.setattr(builder, "set_grid_dim", set_grid_dim)
+    p.setattr(builder, "create_masked_load", masked_load)
+    p.setattr(builder, "create_masked_store", masked_store)
     p.setattr(interpreter.GridExecutor, "__call__", launch)
     p.setattr(interpreter.TensorHandle, "__post_init__", post_init)
 

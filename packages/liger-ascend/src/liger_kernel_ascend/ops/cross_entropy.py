@@ -52,6 +52,84 @@ def _capped(raw, softcap, HAS_SOFTCAP: tl.constexpr):
 
 
 @triton.jit
+def _pass1_block(
+    x_row, CLASS_W, start, n_cols, softcap, run_max, run_sum, best, best_index, wx_sum, w_sum,
+    HAS_WEIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_SMOOTHING: tl.constexpr, WRITE_PRED: tl.constexpr,
+    TAIL: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Fold one block of the row into pass 1's running statistics. Only the
+    ``TAIL`` block is masked: a full block has no lane compare (the vector
+    cores have no integer compare: each one runs scalar, lane by lane)."""
+    cols = tl.arange(0, BLOCK)
+    if TAIL:
+        mask = start + cols < n_cols
+        # -inf lanes drop out of the max and the sum of exp
+        raw = tl.load(x_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
+    else:
+        raw = tl.load(x_row + start + cols).to(tl.float32)
+    if WRITE_PRED:
+        block_best = tl.max(raw, axis=0)
+        first = start + tl.min(tl.where(raw == block_best, cols, BLOCK), axis=0)
+        best_index = tl.where(block_best > best, first.to(tl.int64), best_index)
+        best = tl.maximum(best, block_best)
+    x = _capped(raw, softcap, HAS_SOFTCAP)
+    if TAIL and HAS_SOFTCAP:
+        x = tl.where(mask, x, float("-inf"))  # the cap maps -inf to -softcap
+    new_max = tl.maximum(run_max, tl.max(x, axis=0))
+    run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
+    run_max = new_max
+    if HAS_SMOOTHING:
+        if TAIL:
+            x = tl.where(mask, x, 0.0)
+        if HAS_WEIGHT:
+            if TAIL:
+                w = tl.load(CLASS_W + start + cols, mask=mask, other=0.0).to(tl.float32)
+            else:
+                w = tl.load(CLASS_W + start + cols).to(tl.float32)
+            wx_sum += tl.sum(w * x, axis=0)
+            w_sum += tl.sum(w, axis=0)
+        else:
+            wx_sum += tl.sum(x, axis=0)
+    return run_max, run_sum, best, best_index, wx_sum, w_sum
+
+
+@triton.jit
+def _pass2_block(
+    x_row, g_row, CLASS_W, start, n_cols, target, lse, p_coef, target_coef, smooth_coef, softcap,
+    HAS_WEIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_SMOOTHING: tl.constexpr,
+    TAIL: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Write the gradient of one block; the [j == t] term is a scalar branch
+    taken by the one block that holds the target."""
+    cols = tl.arange(0, BLOCK)
+    if TAIL:
+        mask = start + cols < n_cols
+        raw = tl.load(x_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+    else:
+        raw = tl.load(x_row + start + cols).to(tl.float32)
+    x = _capped(raw, softcap, HAS_SOFTCAP)
+    grad = tl.exp(x - lse) * p_coef
+    if (target >= start) & (target < start + BLOCK):
+        grad -= tl.where(cols == target - start, target_coef, 0.0)
+    if HAS_SMOOTHING:
+        if HAS_WEIGHT:
+            if TAIL:
+                w = tl.load(CLASS_W + start + cols, mask=mask, other=0.0).to(tl.float32)
+            else:
+                w = tl.load(CLASS_W + start + cols).to(tl.float32)
+            grad -= smooth_coef * w
+        else:
+            grad -= smooth_coef
+    if HAS_SOFTCAP:
+        capped = x / softcap
+        grad *= 1.0 - capped * capped
+    if TAIL:
+        tl.store(g_row + start + cols, grad.to(g_row.dtype.element_ty), mask=mask)
+    else:
+        tl.store(g_row + start + cols, grad.to(g_row.dtype.element_ty))
+
+
+@triton.jit
 def _cross_entropy_kernel(
     X,
     x_stride,
@@ -84,6 +162,8 @@ def _cross_entropy_kernel(
     ce_divisor = tl.load(DIVISORS)
     z_divisor = tl.load(DIVISORS + 1)
     smooth_per_class = label_smoothing / n_cols
+    # blocks below full_end are whole; one masked tail block covers the rest
+    full_end = n_cols // BLOCK * BLOCK
     for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0)):
         row64 = tl.cast(row, tl.int64)
         x_row = X + row64 * x_stride
@@ -96,11 +176,11 @@ def _cross_entropy_kernel(
             if WRITE_PRED:
                 tl.store(PRED + row64, -1)
             if WRITE_GRAD:
-                for start in tl.range(0, n_cols, BLOCK):
-                    offsets = start + cols
-                    tl.store(
-                        g_row + offsets, tl.zeros([BLOCK], tl.float32).to(GRAD.dtype.element_ty), mask=offsets < n_cols
-                    )
+                zeros = tl.zeros([BLOCK], tl.float32).to(GRAD.dtype.element_ty)
+                for start in tl.range(0, full_end, BLOCK):
+                    tl.store(g_row + start + cols, zeros)
+                if full_end < n_cols:
+                    tl.store(g_row + full_end + cols, zeros, mask=full_end + cols < n_cols)
         else:
             # pass 1: online max and sum of exp, argmax, smoothing sums
             run_max = tl.full([], float("-inf"), tl.float32)
@@ -109,28 +189,16 @@ def _cross_entropy_kernel(
             best_index = tl.zeros([], tl.int64)
             wx_sum = tl.zeros([], tl.float32)
             w_sum = tl.zeros([], tl.float32)
-            for start in tl.range(0, n_cols, BLOCK):
-                offsets = start + cols
-                mask = offsets < n_cols
-                # masked lanes load 0 and drop out as -inf afterwards, so no inf meets a multiply
-                raw = tl.load(x_row + offsets, mask=mask, other=0.0).to(tl.float32)
-                if WRITE_PRED:
-                    candidates = tl.where(mask, raw, float("-inf"))
-                    block_best = tl.max(candidates, axis=0)
-                    first = tl.min(tl.where(candidates == block_best, offsets, n_cols), axis=0)
-                    best_index = tl.where(block_best > best, first.to(tl.int64), best_index)
-                    best = tl.maximum(best, block_best)
-                x = tl.where(mask, _capped(raw, softcap, HAS_SOFTCAP), float("-inf"))
-                new_max = tl.maximum(run_max, tl.max(x, axis=0))
-                run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
-                run_max = new_max
-                if HAS_SMOOTHING:
-                    if HAS_WEIGHT:
-                        w = tl.load(CLASS_W + offsets, mask=mask, other=0.0).to(tl.float32)
-                        wx_sum += tl.sum(w * tl.where(mask, x, 0.0), axis=0)
-                        w_sum += tl.sum(w, axis=0)
-                    else:
-                        wx_sum += tl.sum(tl.where(mask, x, 0.0), axis=0)
+            for start in tl.range(0, full_end, BLOCK):
+                run_max, run_sum, best, best_index, wx_sum, w_sum = _pass1_block(
+                    x_row, CLASS_W, start, n_cols, softcap, run_max, run_sum, best, best_index, wx_sum, w_sum,
+                    HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, WRITE_PRED, False, BLOCK,
+                )  # fmt: skip
+            if full_end < n_cols:
+                run_max, run_sum, best, best_index, wx_sum, w_sum = _pass1_block(
+                    x_row, CLASS_W, full_end, n_cols, softcap, run_max, run_sum, best, best_index, wx_sum, w_sum,
+                    HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, WRITE_PRED, True, BLOCK,
+                )  # fmt: skip
             if not HAS_WEIGHT:
                 w_sum += n_cols
             lse = run_max + tl.log(run_sum)
@@ -163,21 +231,16 @@ def _cross_entropy_kernel(
                 p_coef = target_coef + smooth_coef * w_sum
                 if HAS_Z:
                     p_coef += k * 2.0 * lse_square_scale * lse / z_divisor
-                for start in tl.range(0, n_cols, BLOCK):
-                    offsets = start + cols
-                    mask = offsets < n_cols
-                    raw = tl.load(x_row + offsets, mask=mask, other=0.0).to(tl.float32)
-                    x = _capped(raw, softcap, HAS_SOFTCAP)
-                    grad = tl.exp(x - lse) * p_coef - tl.where(offsets == target, target_coef, 0.0)
-                    if HAS_SMOOTHING:
-                        if HAS_WEIGHT:
-                            grad -= smooth_coef * tl.load(CLASS_W + offsets, mask=mask, other=0.0).to(tl.float32)
-                        else:
-                            grad -= smooth_coef
-                    if HAS_SOFTCAP:
-                        capped = x / softcap
-                        grad *= 1.0 - capped * capped
-                    tl.store(g_row + offsets, grad.to(GRAD.dtype.element_ty), mask=mask)
+                for start in tl.range(0, full_end, BLOCK):
+                    _pass2_block(
+                        x_row, g_row, CLASS_W, start, n_cols, target, lse, p_coef, target_coef, smooth_coef, softcap,
+                        HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, False, BLOCK,
+                    )  # fmt: skip
+                if full_end < n_cols:
+                    _pass2_block(
+                        x_row, g_row, CLASS_W, full_end, n_cols, target, lse, p_coef, target_coef, smooth_coef,
+                        softcap, HAS_WEIGHT, HAS_SOFTCAP, HAS_SMOOTHING, True, BLOCK,
+                    )  # fmt: skip
 
 
 def cross_entropy_rows(

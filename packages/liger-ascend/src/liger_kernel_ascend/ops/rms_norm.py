@@ -8,8 +8,9 @@ Backward, with n = x * rstd and g = dy * (offset + W):
     dx = rstd * (g - n * mean(g * n));  dW = sum over rows of dy * n
 
 NPU constraints answered: the grid is one program per vector core (never more
-than 65535) and each program loops over its rows, ``ROWS`` at a time. A row
-that fits one unified-buffer tile is loaded once; a wider one is walked in
+than 65535) and each program loops over its rows, ``ROWS`` at a time (one
+when a row pitch is not a multiple of 32 bytes: the A3 vector cores fault on
+such a 2-D tile). A row that fits one unified-buffer tile is loaded once; a wider one is walked in
 ``BLOCK``-wide sub-blocks, a first pass for the statistics and a second for
 the output, so the live tiles stay inside the UB budget of
 :mod:`liger_kernel_ascend.tiling` whatever H is.
@@ -236,7 +237,7 @@ def rms_norm_forward(
     s = x if residual is None else torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
     r = x if residual is None else residual
     if n_rows:
-        plan = row_plan(op, n_rows, n_cols, x.dtype, x.device)
+        plan = row_plan(op, n_rows, n_cols, x.dtype, x.device, tiled=(x, r, s, y))
         _rms_norm_forward[(plan.grid,)](
             x, x.stride(0), r, r.stride(0), s, s.stride(0), y, y.stride(0), W if W is not None else x, rstd,
             n_rows, n_cols, float(eps), float(offset),
@@ -261,7 +262,8 @@ def rms_norm_backward(
     dx = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
     if not n_rows:
         return dx, (torch.zeros_like(W) if W is not None and need_dw else None)
-    plan = row_plan("rms_norm_backward", n_rows, n_cols, x.dtype, x.device)
+    tiled = (dy, x, dx) if dres is None else (dy, x, dx, dres)
+    plan = row_plan("rms_norm_backward", n_rows, n_cols, x.dtype, x.device, tiled=tiled)
     has_w = W is not None
     partial = torch.zeros((plan.grid, n_cols) if has_w else (1,), dtype=torch.float32, device=x.device)
     _rms_norm_backward[(plan.grid,)](

@@ -7,9 +7,11 @@ s = [s1, s2] the halves of cos and sin at the token's position:
 (the backward is rotate_half transposed), for x in q and k. Math in fp32,
 results in the dtypes of q and k.
 
-NPU constraints answered: one work item is one (batch, position) pair; the
-grid is one program per vector core (never above 65535, however long the
-sequence) and each program loops over its items. Heads are processed in
+NPU constraints answered: one launch rotates q and k (forward, and their
+gradients in backward), each work item reading its cos and sin rows once for
+both; one work item is one (batch, position) pair; the grid is one program per
+vector core (never above 65535, however long the sequence) and each program
+loops over its items. Heads are processed in
 blocks of ``HEADS`` heads x ``HALF`` columns sized by the unified-buffer
 planner, so many heads with a wide head_dim still fit the UB. q and k may be
 (batch, heads, seq, head_dim) or (batch, seq, heads, head_dim) with any
@@ -25,33 +27,38 @@ import triton
 import triton.language as tl
 
 from liger_kernel.backends.torch.rope import position_tables
-from liger_kernel_ascend.ops._common import row_plan
+from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, row_plan
 from liger_kernel_ascend.tiling import next_power_of_2
 
 
 @triton.jit
+def _rotate_heads(
+    X, x_sb, x_sh, x_ss, x_sd, OUT, o_sb, o_sh, o_ss, o_sd, b, s, n_heads, half, cols, col_mask,
+    c1, c2, first_sin, second_sin, HEADS: tl.constexpr,
+):  # fmt: skip
+    """Rotate every head of one (batch, position) item of X into OUT."""
+    for head_start in tl.range(0, n_heads, HEADS):
+        heads = head_start + tl.arange(0, HEADS)
+        mask = (heads < n_heads)[:, None] & col_mask[None, :]
+        x_at = X + b * x_sb + s * x_ss + heads[:, None].to(tl.int64) * x_sh + cols[None, :] * x_sd
+        o_at = OUT + b * o_sb + s * o_ss + heads[:, None].to(tl.int64) * o_sh + cols[None, :] * o_sd
+        x1 = tl.load(x_at, mask=mask, other=0.0).to(tl.float32)
+        x2 = tl.load(x_at + half * x_sd, mask=mask, other=0.0).to(tl.float32)
+        y1 = x1 * c1[None, :] + x2 * first_sin[None, :]
+        y2 = x2 * c2[None, :] + x1 * second_sin[None, :]
+        tl.store(o_at, y1.to(OUT.dtype.element_ty), mask=mask)
+        tl.store(o_at + half * o_sd, y2.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _rope_kernel(
-    X,
-    x_sb,
-    x_sh,
-    x_ss,
-    x_sd,
-    OUT,
-    o_sb,
-    o_sh,
-    o_ss,
-    o_sd,
-    COS,
-    SIN,
-    table_batch_stride,
-    n_batch,
-    n_seq,
-    n_heads,
-    half,
-    BACKWARD: tl.constexpr,
-    HEADS: tl.constexpr,
-    HALF: tl.constexpr,
-):
+    Q, q_sb, q_sh, q_ss, q_sd,
+    QO, qo_sb, qo_sh, qo_ss, qo_sd,
+    K, k_sb, k_sh, k_ss, k_sd,
+    KO, ko_sb, ko_sh, ko_ss, ko_sd,
+    COS, SIN, table_batch_stride, n_batch, n_seq, n_q_heads, n_k_heads, half,
+    BACKWARD: tl.constexpr, HEADS: tl.constexpr, HALF: tl.constexpr,
+):  # fmt: skip
     n_items = n_batch * n_seq
     cols = tl.arange(0, HALF)
     col_mask = cols < half
@@ -69,17 +76,15 @@ def _rope_kernel(
         else:
             first_sin = -s1
             second_sin = s2
-        for head_start in tl.range(0, n_heads, HEADS):
-            heads = head_start + tl.arange(0, HEADS)
-            mask = (heads < n_heads)[:, None] & col_mask[None, :]
-            x_at = X + b * x_sb + s * x_ss + heads[:, None].to(tl.int64) * x_sh + cols[None, :] * x_sd
-            o_at = OUT + b * o_sb + s * o_ss + heads[:, None].to(tl.int64) * o_sh + cols[None, :] * o_sd
-            x1 = tl.load(x_at, mask=mask, other=0.0).to(tl.float32)
-            x2 = tl.load(x_at + half * x_sd, mask=mask, other=0.0).to(tl.float32)
-            y1 = x1 * c1[None, :] + x2 * first_sin[None, :]
-            y2 = x2 * c2[None, :] + x1 * second_sin[None, :]
-            tl.store(o_at, y1.to(OUT.dtype.element_ty), mask=mask)
-            tl.store(o_at + half * o_sd, y2.to(OUT.dtype.element_ty), mask=mask)
+        # q and k share the item's cos and sin rows: one launch, one table read
+        _rotate_heads(
+            Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd, b, s, n_q_heads, half, cols, col_mask,
+            c1, c2, first_sin, second_sin, HEADS,
+        )  # fmt: skip
+        _rotate_heads(
+            K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd, b, s, n_k_heads, half, cols, col_mask,
+            c1, c2, first_sin, second_sin, HEADS,
+        )  # fmt: skip
 
 
 def _tables(
@@ -91,31 +96,62 @@ def _tables(
     return cos.contiguous(), sin.contiguous()
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim: int, backward: bool) -> torch.Tensor:
-    """Apply the rotation (or its transpose) to one of q, k."""
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    if x.numel() == 0:
-        return out
-    if x.stride(3) != 1:
-        # a head_dim that is not unit-stride (an expanded gradient, a strided view) turns each
-        # tile load into a strided copy whose staging buffers overflow the UB at 16+ heads
-        # (bishengir-compile, compile-ascend lane); one contiguous copy keeps the tiles dense
-        x = x.contiguous()
+def _unit_head_dim(x: torch.Tensor) -> torch.Tensor:
+    # a head_dim that is not unit-stride (an expanded gradient, a strided view) turns each
+    # tile load into a strided copy whose staging buffers overflow the UB at 16+ heads
+    # (bishengir-compile, compile-ascend lane); one contiguous copy keeps the tiles dense
+    return x if x.stride(3) == 1 else x.contiguous()
+
+
+def _rotate(
+    q: torch.Tensor | None,
+    k: torch.Tensor | None,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    unsqueeze_dim: int,
+    backward: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Apply the rotation (or its transpose) to q and k in one launch; a None
+    input (a gradient autograd does not need) gives None."""
+    present = [x for x in (q, k) if x is not None]
+    outs = [torch.empty(x.shape, dtype=x.dtype, device=x.device) for x in present]
+    first = present[0]
     head_axis, seq_axis = (1, 2) if unsqueeze_dim == 1 else (2, 1)
-    n_batch, n_heads, n_seq, head_dim = x.shape[0], x.shape[head_axis], x.shape[seq_axis], x.shape[3]
+    n_batch, n_seq, head_dim = first.shape[0], first.shape[seq_axis], first.shape[3]
+    if n_batch * n_seq == 0 or head_dim == 0 or all(x.numel() == 0 for x in present):
+        return _placed(q, k, outs)
+    inputs = [_unit_head_dim(x) for x in present]
+    heads = [x.shape[head_axis] for x in inputs]
     half = head_dim // 2
     half_block = next_power_of_2(half)
-    plan = row_plan("rope", n_batch * n_seq, n_heads * half_block, x.dtype, x.device, max_rows_per_step=1)
-    heads_block = max(1, min(next_power_of_2(n_heads), plan.block // half_block))
-    xs, os_ = x.stride(), out.stride()
+    plan = row_plan("rope", n_batch * n_seq, max(heads) * half_block, first.dtype, first.device, max_rows_per_step=1)
+    heads_block = max(1, min(next_power_of_2(max(heads)), plan.block // half_block))
+    if any(x.stride(head_axis) * x.element_size() % PITCH_ALIGN_BYTES for x in (*inputs, *outs)):
+        heads_block = 1  # a (heads, half) tile needs a 32-byte-aligned head pitch (A3 vector cores)
+
+    def operand(x: torch.Tensor) -> list[Any]:
+        strides = x.stride()
+        return [x, strides[0], strides[head_axis], strides[seq_axis], strides[3]]
+
+    # a missing second operand is the first again with no heads: its loop does nothing
+    pairs = [(inputs[i], outs[i], heads[i]) for i in range(len(inputs))]
+    if len(pairs) == 1:
+        pairs.append((inputs[0], outs[0], 0))
+    (qx, qo, nq), (kx, ko, nk) = pairs
     _rope_kernel[(plan.grid,)](
-        x, xs[0], xs[head_axis], xs[seq_axis], xs[3],
-        out, os_[0], os_[head_axis], os_[seq_axis], os_[3],
-        cos, sin, cos.stride(0) if cos.shape[0] > 1 else 0,
-        n_batch, n_seq, n_heads, half,
+        *operand(qx), *operand(qo), *operand(kx), *operand(ko),
+        cos, sin, cos.stride(0) if cos.shape[0] > 1 else 0, n_batch, n_seq, nq, nk, half,
         BACKWARD=backward, HEADS=heads_block, HALF=half_block,
     )  # fmt: skip
-    return out
+    return _placed(q, k, outs)
+
+
+def _placed(
+    q: torch.Tensor | None, k: torch.Tensor | None, outs: list[torch.Tensor]
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``outs`` (one per present input) back in the (q, k) positions."""
+    it = iter(outs)
+    return (next(it) if q is not None else None), (next(it) if k is not None else None)
 
 
 class RopeFunction(torch.autograd.Function):
@@ -133,13 +169,13 @@ class RopeFunction(torch.autograd.Function):
         cos_t, sin_t = _tables(cos, sin, position_ids, seq_len)
         ctx.save_for_backward(cos_t, sin_t)
         ctx.unsqueeze_dim = unsqueeze_dim
-        return _rotate(q, cos_t, sin_t, unsqueeze_dim, False), _rotate(k, cos_t, sin_t, unsqueeze_dim, False)
+        return _rotate(q, k, cos_t, sin_t, unsqueeze_dim, False)
 
     @staticmethod
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
         cos_t, sin_t = ctx.saved_tensors
-        grads = [
-            _rotate(grad, cos_t, sin_t, ctx.unsqueeze_dim, True) if needed else None
-            for needed, grad in zip(ctx.needs_input_grad[:2], (dq, dk))
-        ]
-        return grads[0], grads[1], None, None, None, None
+        need_q, need_k = ctx.needs_input_grad[:2]
+        if not (need_q or need_k):
+            return None, None, None, None, None, None
+        dq_in, dk_in = _rotate(dq if need_q else None, dk if need_k else None, cos_t, sin_t, ctx.unsqueeze_dim, True)
+        return dq_in, dk_in, None, None, None, None

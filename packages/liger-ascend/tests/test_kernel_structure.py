@@ -1,0 +1,122 @@
+"""The NPU kernels' structure, as the strict mock records it.
+
+A2/A3 vector cores have no integer vector compare: each one runs scalar, lane
+by lane. So a row walked in blocks may compare lanes (a tail mask, the target
+column) a fixed number of times per row, never once per block: the count of
+vector integer compares must not grow with the number of whole blocks. The
+rows below are one whole block plus a tail, then three, so the old kernels
+(a mask and a target compare on every block) fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liger_conformance.mocks import npu as npu_mock
+
+ROWS = 2
+
+
+def _compares(kernel_prefix: str) -> int:
+    counts = npu_mock.monitor.vector_int_compares
+    return sum(count for name, count in counts.items() if name.startswith(kernel_prefix))
+
+
+def _block(op: str, width: int, dtype: torch.dtype, **kwargs: int) -> int:
+    from liger_kernel_ascend.ops._common import row_plan
+
+    return row_plan(op, ROWS, width, dtype, torch.device("cpu"), **kwargs).block
+
+
+def _cross_entropy_compares(whole_blocks: int, dtype: torch.dtype) -> tuple[int, int]:
+    from liger_kernel_ascend.ops.cross_entropy import CrossEntropyFunction
+
+    block = _block("cross_entropy", 1 << 20, dtype, max_rows_per_step=1)
+    vocab = whole_blocks * block + 5
+    logits = torch.randn(ROWS, vocab, dtype=dtype)
+    target = torch.tensor([3, vocab - 2])  # one target in a whole block, one in the tail
+    x = logits.clone().requires_grad_()
+    npu_mock.monitor.vector_int_compares.clear()
+    loss = CrossEntropyFunction.apply(x, target, None, -100, 0.0, 0.1)[0]
+    forward = _compares("_cross_entropy_kernel")
+    loss.backward()
+    backward = _compares("_cross_entropy_kernel") - forward
+    expected = torch.nn.functional.cross_entropy(logits.float(), target, label_smoothing=0.1)
+    torch.testing.assert_close(loss.float(), expected, rtol=1e-5, atol=1e-5)
+    reference = logits.float().requires_grad_()
+    torch.nn.functional.cross_entropy(reference, target, label_smoothing=0.1).backward()
+    rtol, atol = (1e-5, 1e-6) if dtype == torch.float32 else (2e-2, 2e-3)  # bf16 gradient storage
+    torch.testing.assert_close(x.grad.float(), reference.grad, rtol=rtol, atol=atol)
+    return forward, backward
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_cross_entropy_compares_do_not_grow_with_the_vocabulary(dtype):
+    with npu_mock.active():
+        one = _cross_entropy_compares(1, dtype)
+        three = _cross_entropy_compares(3, dtype)
+    assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
+    # per row: the tail mask in each pass, and the target column in pass 2
+    assert three[0] <= ROWS and three[1] <= 3 * ROWS
+
+
+def _layer_norm_compares(whole_blocks: int) -> tuple[int, int]:
+    from liger_kernel_ascend.ops.layer_norm import LayerNormFunction
+
+    block = _block("layer_norm", 1 << 20, torch.float32)
+    width = whole_blocks * block + 5
+    x = torch.randn(ROWS, width, requires_grad=True)
+    w = torch.randn(width, requires_grad=True)
+    b = torch.randn(width, requires_grad=True)
+    dy = torch.randn(ROWS, width)
+    npu_mock.monitor.vector_int_compares.clear()
+    y = LayerNormFunction.apply(x, w, b, 1e-6)
+    forward = _compares("_layer_norm_forward")
+    y.backward(dy)
+    backward = _compares("_layer_norm_backward")
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    reference = torch.nn.functional.layer_norm(leaves[0], (width,), leaves[1], leaves[2], 1e-6)
+    reference.backward(dy)
+    torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    return forward, backward
+
+
+def test_layer_norm_compares_do_not_grow_with_the_row():
+    with npu_mock.active():
+        one = _layer_norm_compares(1)
+        three = _layer_norm_compares(3)
+    assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
+
+
+@pytest.mark.parametrize("unsqueeze_dim", [1, 2])
+def test_rope_rotates_q_and_k_in_one_launch(unsqueeze_dim):
+    batch, q_heads, k_heads, seq, head_dim = 2, 4, 2, 5, 16
+    layout = (lambda h: (batch, h, seq, head_dim)) if unsqueeze_dim == 1 else (lambda h: (batch, seq, h, head_dim))
+    q = torch.randn(layout(q_heads), requires_grad=True)
+    k = torch.randn(layout(k_heads), requires_grad=True)
+    angles = torch.randn(1, seq, head_dim // 2).repeat(1, 1, 2)
+    cos, sin = angles.cos(), angles.sin()
+    with npu_mock.active():
+        from liger_kernel_ascend.ops.rope import RopeFunction
+
+        start = len(npu_mock.monitor.launches)
+        q_out, k_out = RopeFunction.apply(q, k, cos, sin, None, unsqueeze_dim)
+        forward = npu_mock.monitor.launches[start:]
+        (q_out.sum() + 2 * k_out.sum()).backward()
+        backward = npu_mock.monitor.launches[start + len(forward) :]
+    assert forward == ["_rope_kernel"] and backward == ["_rope_kernel"]
+
+    def rotate_half(x):
+        return torch.cat((-x[..., head_dim // 2 :], x[..., : head_dim // 2]), dim=-1)
+
+    c, s = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    ref_q, ref_k = (x.detach().clone().requires_grad_() for x in (q, k))
+    want_q, want_k = ref_q * c + rotate_half(ref_q) * s, ref_k * c + rotate_half(ref_k) * s
+    (want_q.sum() + 2 * want_k.sum()).backward()
+    torch.testing.assert_close(q_out, want_q)
+    torch.testing.assert_close(k_out, want_k)
+    torch.testing.assert_close(q.grad, ref_q.grad)
+    torch.testing.assert_close(k.grad, ref_k.grad)
