@@ -16,7 +16,10 @@ routed automatically. An op the chosen backend lacks falls back to ``torch``,
 logged once, or raises under ``LIGER_KERNEL_STRICT=1``.
 
 The result is cached per (op, device type, requested backend), so the cost of a
-call after the first is two dict lookups. Environment variables are read when
+call after the first is two dict lookups. A route to a Triton backend carries
+that backend's device profile: its kernels, forward and backward, are sized by
+the profile of the backend that was chosen, never by a second lookup that
+could pick another one (:meth:`Dispatcher.profile`). Environment variables are read when
 a route is first resolved, and a ``LIGER_KERNEL_*`` name that does nothing is
 warned about then (:mod:`liger_kernel.settings`); :func:`reset` forgets
 everything.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import threading
@@ -109,6 +113,9 @@ class Route:
     version: str
     implementation: str
     fallback_reason: str | None = None
+    #: ``"module:attr"`` of the device-profile factory of ``backend`` (Triton
+    #: backends; None otherwise): what the route's kernels are sized by
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ class Dispatcher:
         self._registered: dict[str, Installed] = {}
         self._probes: dict[str, tuple[bool, str]] = {}
         self._functions: dict[tuple[str, str, str | None], Any] = {}
-        self._profiles: dict[tuple[str, str, int | None], DeviceProfile] = {}
+        self._profiles: dict[tuple[str, str, str, int | None], DeviceProfile] = {}
         self._logged: set[tuple[str, ...]] = set()
         self._settings_checked = False
         #: device types the mocks make tensors on one device type look like another
@@ -356,7 +363,15 @@ class Dispatcher:
         chosen = self.choose(device_type, self.requested(op, context))
         spec = chosen.backend.ops.get(op)
         if spec is not None:
-            return Route(op, device_type, chosen.backend.name, chosen.distribution, chosen.version, spec)
+            return Route(
+                op,
+                device_type,
+                chosen.backend.name,
+                chosen.distribution,
+                chosen.version,
+                spec,
+                profile=chosen.backend.profile,
+            )
         torch_backend = self.get(TORCH)
         reason = f"backend {chosen.backend.name!r} has no {op!r} implementation"
         if op not in torch_backend.backend.ops:
@@ -371,6 +386,7 @@ class Dispatcher:
             torch_backend.version,
             torch_backend.backend.ops[op],
             fallback_reason=reason if chosen.backend.name != TORCH else None,
+            profile=torch_backend.backend.profile,
         )
 
     def _resolve(self, op: str, device_type: str, context: str | None, label: str) -> Any:
@@ -388,6 +404,8 @@ class Dispatcher:
                     f"import {route.implementation} for op {op!r}: {type(exc).__name__}: {exc}"
                     + (f". Reinstall with: {hint}" if hint else "")
                 ) from exc
+            if route.profile is not None:
+                function = _sized_by(function, route.profile)
             self._announce(route, label)
             self._functions[key] = function
             return function
@@ -432,18 +450,27 @@ class Dispatcher:
         return function
 
     def profile(self, device: Any) -> DeviceProfile:
-        """The device profile of the Triton backend serving ``device``."""
+        """The device profile a Triton kernel running on ``device`` is sized by.
+
+        Inside a routed call it is the profile of the route's backend (see
+        :func:`_sized_by`). A kernel called directly, outside any route (a
+        tool, a kernel test), gets the profile of the backend that routing
+        would choose for ``device`` with no op named.
+        """
+        spec = _route_profile.get()
         device_type = self.device_alias.get(device.type, device.type)
-        key = (device_type, device.type, device.index)
-        found = self._profiles.get(key)
-        if found is None:
+        if spec is None:
             context = _context.get() or self.default_request
             inst = self.choose(device_type, self.requested(None, context))
             if inst.backend.profile is None:
                 raise BackendError(
                     f"backend {inst.backend.name!r} serving {device_type!r} has no Triton device profile"
                 )
-            found = load_attr(inst.backend.profile)(device)
+            spec = inst.backend.profile
+        key = (spec, device_type, device.type, device.index)
+        found = self._profiles.get(key)
+        if found is None:
+            found = load_attr(spec)(device)
             self._profiles[key] = found
         return found
 
@@ -464,7 +491,48 @@ class Dispatcher:
 
 
 _context: contextvars.ContextVar[str | None] = contextvars.ContextVar("liger_backend", default=None)
+#: the profile factory of the route whose Function is running (see _sized_by)
+_route_profile: contextvars.ContextVar[str | None] = contextvars.ContextVar("liger_route_profile", default=None)
 dispatcher = Dispatcher()
+
+
+@functools.cache
+def _sized_by(function: Any, profile: str) -> Any:
+    """``function`` (an autograd Function) whose forward and backward see
+    ``profile`` as the device profile of every kernel they launch.
+
+    The backward is wrapped as well as the forward because autograd may run
+    it on another thread, after the call (and any :func:`use_backend` block)
+    has returned: the route's choice must hold there too. The subclass keeps
+    the Function's names, docstring and signatures; one is made per
+    (Function, profile), so a route resolved twice returns the same class.
+    """
+    forward, backward = function.forward, function.backward
+
+    @functools.wraps(forward)
+    def sized_forward(*args: Any, **kwargs: Any) -> Any:
+        token = _route_profile.set(profile)
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            _route_profile.reset(token)
+
+    @functools.wraps(backward)
+    def sized_backward(*args: Any) -> Any:
+        token = _route_profile.set(profile)
+        try:
+            return backward(*args)
+        finally:
+            _route_profile.reset(token)
+
+    namespace = {
+        "forward": staticmethod(sized_forward),
+        "backward": staticmethod(sized_backward),
+        "__module__": function.__module__,
+        "__qualname__": function.__qualname__,
+        "__doc__": function.__doc__,
+    }
+    return type(function.__name__, (function,), namespace)
 
 
 def set_backend(name: str | None) -> None:
