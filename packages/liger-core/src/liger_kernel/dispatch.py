@@ -170,11 +170,16 @@ class Dispatcher:
         self._broken: list[Broken] = []
         self._registered: dict[str, Installed] = {}
         self._probes: dict[str, tuple[bool, str]] = {}
+        #: (backend, prepare step) pairs that have run and passed; forgotten by
+        #: reset(), since a kernel mock changes what a step finds
+        self._prepared: set[tuple[str, str]] = set()
         self._functions: dict[tuple[str, str, str | None], Any] = {}
         self._profiles: dict[tuple[str, str, str, int | None], DeviceProfile] = {}
         self._logged: set[tuple[str, ...]] = set()
         self._settings_checked = False
-        #: device types the mocks make tensors on one device type look like another
+        #: device type -> the device type its tensors are routed as. Only the
+        #: kernel mocks (liger_conformance.mocks) set it, making CPU tensors
+        #: stand in for a vendor's; see :meth:`mocked`.
         self.device_alias: dict[str, str] = {}
         self.default_request: str | None = None
 
@@ -361,7 +366,7 @@ class Dispatcher:
         """Decide the route without importing the implementation."""
         self._check_settings()
         chosen = self.choose(device_type, self.requested(op, context))
-        spec = chosen.backend.ops.get(op)
+        spec = chosen.backend.implementations.get(op)
         if spec is not None:
             return Route(
                 op,
@@ -374,7 +379,7 @@ class Dispatcher:
             )
         torch_backend = self.get(TORCH)
         reason = f"backend {chosen.backend.name!r} has no {op!r} implementation"
-        if op not in torch_backend.backend.ops:
+        if op not in torch_backend.backend.implementations:
             raise BackendError(f"no backend implements op {op!r}")
         if chosen.backend.name != TORCH and settings.flag("LIGER_KERNEL_STRICT"):
             raise FallbackError(f"{reason} and LIGER_KERNEL_STRICT=1 forbids falling back to 'torch'")
@@ -384,7 +389,7 @@ class Dispatcher:
             TORCH,
             torch_backend.distribution,
             torch_backend.version,
-            torch_backend.backend.ops[op],
+            torch_backend.backend.implementations[op],
             fallback_reason=reason if chosen.backend.name != TORCH else None,
             profile=torch_backend.backend.profile,
         )
@@ -395,14 +400,20 @@ class Dispatcher:
             if key in self._functions:
                 return self._functions[key]
             route = self.select(op, device_type, context)
+            backend = self.get(route.backend).backend
+            step = "import " + route.implementation
             try:
+                if backend.prepare is not None and (backend.name, backend.prepare) not in self._prepared:
+                    step = f"prepare ({backend.prepare})"
+                    load_attr(backend.prepare)()
+                    self._prepared.add((backend.name, backend.prepare))
+                    step = "import " + route.implementation
                 function = load_attr(route.implementation)
             except Exception as exc:
-                hint = self.get(route.backend).backend.install_hint
+                hint = backend.install_hint
                 raise BackendLoadError(
                     f"backend {route.backend!r} ({route.distribution} {route.version}) failed to "
-                    f"import {route.implementation} for op {op!r}: {type(exc).__name__}: {exc}"
-                    + (f". Reinstall with: {hint}" if hint else "")
+                    f"{step} for op {op!r}: {type(exc).__name__}: {exc}" + (f". Reinstall with: {hint}" if hint else "")
                 ) from exc
             if route.profile is not None:
                 function = _sized_by(function, route.profile)
@@ -412,7 +423,7 @@ class Dispatcher:
 
     def setting_problems(self) -> list[str]:
         """The LIGER_KERNEL_* variables in the environment that do nothing."""
-        return settings.problems(self.get(TORCH).backend.ops)
+        return settings.problems(self.get(TORCH).backend.implementations)
 
     def _check_settings(self) -> None:
         if self._settings_checked:
@@ -449,6 +460,13 @@ class Dispatcher:
             function = self._resolve(op, device_type, context, label)
         return function
 
+    def mocked(self, device_type: str) -> bool:
+        """Whether a kernel mock makes CPU tensors stand in for ``device_type``
+        tensors while the Triton interpreter runs the kernels. Nothing is then
+        compiled for a device, so a backend's check of its Triton build or
+        device driver does not apply (its prepare step may skip it)."""
+        return self.device_alias.get("cpu") == device_type and settings.flag("TRITON_INTERPRET")
+
     def profile(self, device: Any) -> DeviceProfile:
         """The device profile a Triton kernel running on ``device`` is sized by.
 
@@ -484,9 +502,10 @@ class Dispatcher:
             self._settings_checked = False
 
     def reset(self) -> None:
-        """Forget discovered backends, probes, routes and profiles."""
+        """Forget discovered backends, prepare steps, probes, routes and profiles."""
         with self._lock:
             self._installed = None
+            self._prepared.clear()
             self.forget_routes()
 
 

@@ -27,10 +27,11 @@ Strict, as the device is, for every kernel launched while it is active:
   On the device the overflow is a compile-time error ("ub overflow, requires N
   bits while M bits available"); here it fires while the program runs.
 
-The stand-in ``torch_npu`` carries ``LIGER_MOCK = "npu"``.
-liger_kernel_ascend.safety honours that marker, together with
-``TRITON_INTERPRET=1``, to skip its check that ``triton`` is triton-ascend:
-the interpreter CI runs comes from NVIDIA's wheel.
+Like every mock, it says it is active in one way only: CPU tensors route as
+``npu`` tensors (:func:`liger_conformance.mocks.routed_as`). With
+``TRITON_INTERPRET=1`` that is what ``dispatcher.mocked("npu")`` reports, and
+liger_kernel_ascend.safety then skips its check that ``triton`` is
+triton-ascend: the interpreter CI runs comes from NVIDIA's wheel.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from liger_conformance.mocks import Patches, patches, routed_as
 
 #: The runtime rejects launches of more programs than this.
 MAX_GRID = 65535
-MOCK_MARKER = "npu"
 
 
 class NPULaunchError(RuntimeError):
@@ -238,7 +238,6 @@ def _torch_npu_module(npu: types.ModuleType) -> types.ModuleType:
     module.__doc__ = "Stand-in for torch_npu installed by liger_conformance.mocks.npu."
     release = re.match(r"\d+(\.\d+)*", torch.__version__)
     module.__version__ = release.group(0) if release else torch.__version__
-    module.LIGER_MOCK = MOCK_MARKER
     module.npu = npu
     return module
 
