@@ -64,10 +64,6 @@ def _install_stand_ins() -> None:
     stand_in = types.ModuleType("torch_npu")
     stand_in.__version__ = torch.__version__.split("+")[0]
     sys.modules.setdefault("torch_npu", stand_in)
-    import liger_kernel_ascend.safety as safety
-
-    # the import-time check needs CANN and an NPU driver; this toolchain has neither
-    safety.check_environment = lambda: None
 
 
 def _constant(value: Any) -> Any:

@@ -43,12 +43,15 @@ def test_core_counts_fall_back_when_nothing_answers(monkeypatch):
         assert npu_profile(torch.device("cpu")).compute_units == FALLBACK_VECTOR_CORES
 
 
-def test_mock_bypass_needs_both_the_marker_and_the_interpreter(monkeypatch):
-    stand_in = types.ModuleType("torch_npu")
-    monkeypatch.setitem(sys.modules, "torch_npu", stand_in)
+def test_mock_bypass_needs_both_npu_routing_and_the_interpreter(monkeypatch):
+    from liger_kernel.dispatch import dispatcher
+
+    monkeypatch.setattr(dispatcher, "device_alias", {})
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert not safety.mock_active()
-    stand_in.LIGER_MOCK = "npu"
+    dispatcher.device_alias["cpu"] = "cuda"  # another vendor's mock
+    assert not safety.mock_active()
+    dispatcher.device_alias["cpu"] = "npu"
     assert safety.mock_active()
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     assert not safety.mock_active()
@@ -112,19 +115,21 @@ def test_torch_and_torch_npu_versions(torch_version, npu_version, problem):
         assert len(problems) == 1 and problem in problems[0]
 
 
-def test_probe_imports_nothing_and_importing_the_kernels_refuses_nvidia_triton():
+def test_probe_imports_nothing_and_the_prepare_step_refuses_nvidia_triton():
     """In a fresh process without the mock: discovering and probing the backend
-    imports neither triton nor the kernels; importing the kernels runs the
-    triton-ascend check, which this machine's NVIDIA triton fails."""
+    imports neither triton nor the kernels; its prepare step, which the
+    dispatcher runs before importing a kernel, runs the triton-ascend check,
+    which this machine's NVIDIA triton fails."""
     import subprocess
 
     code = (
         "import sys\n"
+        "from liger_kernel.backend import load_attr\n"
         "from liger_kernel.dispatch import dispatcher\n"
         "dispatcher.installed(); dispatcher.probe('ascend')\n"
         "print(any(m == 'triton' or m.startswith('triton.') for m in sys.modules), 'liger_kernel_ascend.ops' in sys.modules)\n"
         "try:\n"
-        "    import liger_kernel_ascend.ops\n"
+        "    load_attr(dispatcher.get('ascend').backend.prepare)()\n"
         "except ImportError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )

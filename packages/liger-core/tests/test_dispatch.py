@@ -440,3 +440,50 @@ def test_registered_backend_shadows_and_survives_reset_until_undone(installed_ba
     assert dispatcher.installed()["fast"].distribution == "tests"
     undo()
     assert dispatcher.installed()["fast"].distribution == "liger-fake-backends"
+
+
+def test_a_backends_prepare_step_runs_once_before_its_first_op_import(installed_backends):
+    installed_backends(preparing="liger_fake_backends:PREPARING")
+    dispatcher.installed()
+    fake = sys.modules["liger_fake_backends"]
+    assert fake.PREPARED == [] and "liger_fake_backends.late" not in sys.modules  # discovery prepares nothing
+    a, b = meta_pair()
+    LigerSiLUMulFunction.apply(a, b)
+    assert fake.PREPARED == ["done"]
+    assert "liger_fake_backends.late" in sys.modules
+    dispatcher.forget_routes()  # routes resolved again, for another op too: still prepared once
+    LigerSiLUMulFunction.apply(a, b)
+    dispatcher.function("geglu", "meta", "LigerGELUMulFunction")
+    assert fake.PREPARED == ["done"]
+
+
+def test_a_failing_prepare_step_refuses_the_route_and_names_its_cause(installed_backends):
+    installed_backends(refusing="liger_fake_backends:REFUSING")
+    for _ in range(2):  # nothing is cached: it is tried again on the next call
+        with pytest.raises(BackendLoadError, match=r"failed to prepare \(liger_fake_backends:refuse\) for op 'swiglu'"):
+            LigerSiLUMulFunction.apply(*meta_pair())
+    assert "liger_fake_backends.late" not in sys.modules
+
+
+def test_a_portable_backend_states_only_its_overrides():
+    from liger_kernel.backend import Backend
+    from liger_kernel.triton import PORTABLE_FUNCTIONS
+
+    own = {"rms_norm": "vendor.kernels:RMSNormFunction"}
+    backend = Backend("v", ("meta",), 1, API_VERSION, lambda: (True, ""), own, portable=True, profile="vendor:profile")
+    assert set(backend.implementations) == set(PORTABLE_FUNCTIONS) == set(OPS)
+    assert backend.implementations["rms_norm"] == own["rms_norm"]
+    assert backend.implementations["swiglu"] == "liger_kernel.triton.swiglu:SiLUMulFunction"
+    assert Backend("w", ("meta",), 1, API_VERSION, lambda: (True, ""), own).implementations == own
+    with pytest.raises(ValueError, match="portable=True needs a profile"):
+        Backend("x", ("meta",), 1, API_VERSION, lambda: (True, ""), portable=True)
+
+
+def test_ops_is_the_former_name_of_functions():
+    from liger_kernel.backend import Backend
+
+    table = {"swiglu": "vendor:SiLUMulFunction"}
+    old = Backend(name="o", device_types=("meta",), priority=1, api_version=API_VERSION, probe=None, ops=table)
+    assert old.functions == old.ops == old.implementations == table
+    with pytest.raises(TypeError, match="not both"):
+        Backend("o", ("meta",), 1, API_VERSION, None, functions=table, ops=table)

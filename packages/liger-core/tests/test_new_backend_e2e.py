@@ -109,11 +109,11 @@ def test_a_new_backend_is_discovered_tested_and_picks_up_its_first_op(tmp_path):
     # The guide's worked example: one op module and its entry in the op table.
     source = package / "src" / "liger_kernel_demo"
     (source / "ops" / "swiglu.py").write_text(guide_block('"""SwiGLU gate'))
-    table_line = guide_block("OPS: dict[str, str] = {")
+    table_line = guide_block("FUNCTIONS: dict[str, str] = {")
     init = (source / "__init__.py").read_text()
-    assert init.count("OPS: dict[str, str] = {}\n") == 1
+    assert init.count("FUNCTIONS: dict[str, str] = {}\n") == 1
     (source / "__init__.py").write_text(
-        init.replace("OPS: dict[str, str] = {}\n", table_line.replace("liger_kernel_acme", "liger_kernel_demo"))
+        init.replace("FUNCTIONS: dict[str, str] = {}\n", table_line.replace("liger_kernel_acme", "liger_kernel_demo"))
     )
     site = tmp_path / "site-with-swiglu"
     install(package, site)
@@ -178,7 +178,7 @@ def test_the_lane_goes_to_the_checkout_around_dest_only(tmp_path, monkeypatch, c
     # a second backend's lane is appended after it; the same lane twice is refused
     assert scaffold.main(["acme2", "--device-type", "xpu", "--triton"]) == 0
     triton_init = (checkout / "packages" / "liger-acme2" / "src" / "liger_kernel_acme2" / "__init__.py").read_text()
-    assert 'profile="liger_kernel_acme2.profile:device_profile",' in triton_init
+    assert 'portable=True,\n    profile="liger_kernel_acme2.profile:device_profile",' in triton_init
     lanes_file = str(checkout / "ci" / "lanes.toml")
     elsewhere = tmp_path / "elsewhere"
     assert scaffold.main(["acme", "--device-type", "xpu", "--dest", str(elsewhere), "--lanes-file", lanes_file]) == 2

@@ -68,8 +68,9 @@ def test_backend_claims_cuda_device_type_with_every_core_op():
     from liger_kernel.ops import OPS
 
     assert BACKEND.device_types == ("cuda",)
-    assert set(BACKEND.ops) == set(OPS)
-    assert all(spec.startswith("liger_kernel_rocm.ops:") for spec in BACKEND.ops.values())
+    assert set(BACKEND.implementations) == set(OPS)
+    assert all(spec.startswith("liger_kernel.triton.") for spec in BACKEND.implementations.values())
+    assert BACKEND.prepare == "liger_kernel_rocm.triton_check:require_rocm_triton"
 
 
 rocm_mock = pytest.importorskip("liger_conformance.mocks.rocm")

@@ -16,7 +16,7 @@ import liger_kernel
 from liger_kernel.backend import API_VERSION, Conformance, load_attr
 from liger_kernel.dispatch import TORCH, dispatcher
 from liger_kernel.ops import OPS as PUBLIC_OPS
-from liger_kernel_xpu import BACKEND, OPS
+from liger_kernel_xpu import BACKEND
 from liger_kernel_xpu.probe import RUNTIME_DISTRIBUTIONS, probe, runtime_versions
 
 xpu_mock = pytest.importorskip("liger_conformance.mocks.xpu", reason="liger-conformance provides the XPU mock")
@@ -46,13 +46,13 @@ def test_description():
 def test_the_core_discovers_the_installed_distribution():
     installed = dispatcher.get("xpu")
     assert installed.distribution == "liger-xpu"
-    assert installed.backend.ops == BACKEND.ops
+    assert installed.backend.implementations == BACKEND.implementations
 
 
 def test_every_core_op_has_an_xpu_route_with_the_public_signature():
-    assert set(OPS) == set(PUBLIC_OPS)
+    assert set(BACKEND.implementations) == set(PUBLIC_OPS)
     with xpu_mock.active():
-        for op, spec in OPS.items():
+        for op, spec in BACKEND.implementations.items():
             function = load_attr(spec)
             assert issubclass(function, torch.autograd.Function), spec
             implemented = list(inspect.signature(function.forward).parameters.values())[1:]  # after ctx
@@ -83,6 +83,10 @@ def test_every_op_routes_here_on_xpu_and_nowhere_else():
     with xpu_mock.active():
         for op in PUBLIC_OPS:
             route = dispatcher.select(op, "xpu")
-            assert (route.backend, route.implementation, route.fallback_reason) == ("xpu", OPS[op], None)
+            assert (route.backend, route.implementation, route.fallback_reason) == (
+                "xpu",
+                BACKEND.implementations[op],
+                None,
+            )
     # outside the mock the probe fails, and xpu tensors would take the torch backend
     assert {dispatcher.select(op, "xpu").backend for op in PUBLIC_OPS} == {TORCH}

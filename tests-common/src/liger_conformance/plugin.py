@@ -241,7 +241,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     _load_conformance(settings)
     settings.collected_suite = True
-    implemented = _backend(settings.backend).ops
+    implemented = _backend(settings.backend).implementations
     for item in suite_items:
         op_marker = item.get_closest_marker("liger_op")
         if op_marker is not None and settings.backend != "torch":

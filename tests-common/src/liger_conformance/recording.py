@@ -95,7 +95,7 @@ def recording_backend(
     ``"module:attr"`` Conformance declarations.
     """
     installed = dispatcher.installed()
-    torch_ops = installed[TORCH].backend.ops
+    torch_ops = installed[TORCH].backend.implementations
     ops = list(torch_ops) if ops is None else list(ops)
     unknown = [op for op in ops if op not in torch_ops]
     if unknown:
@@ -110,7 +110,7 @@ def recording_backend(
         priority=priority,
         api_version=API_VERSION,
         probe=probe or (lambda: (True, "recording mock backend of liger-conformance")),
-        ops={op: f"{__name__}:ACTIVE.{slot}.{op}" for op in ops},
+        functions={op: f"{__name__}:ACTIVE.{slot}.{op}" for op in ops},
         install_hint="(a recording mock: see liger_conformance.recording)",
         conformance=conformance,
     )

@@ -3,35 +3,39 @@
 Serves device type ``npu`` (registered by torch_npu). Describing and probing
 this backend imports neither torch_npu nor triton: an NPU tensor exists only
 once torch_npu is loaded (torch >= 2.5 autoloads it), so the probe looks at
-``torch.npu`` and at distribution metadata. The kernels (``.ops``) are
-imported on an op's first NPU call; that import runs the environment checks
-of :mod:`.safety`. Launches are sized by :mod:`.profile` and :mod:`.tiling`.
+``torch.npu`` and at distribution metadata. Before the first kernel is
+imported, the dispatcher runs the prepare step, the environment checks of
+:mod:`.safety`. Launches are sized by :mod:`.profile` and :mod:`.tiling`.
+
+The ops in :data:`FUNCTIONS` have NPU kernels of their own (:mod:`.ops`, each
+module saying which NPU constraint it answers). Every other op runs its
+portable Triton kernel unchanged, which already meets the NPU's limits when
+sized by the NPU profile, as the strict NPU mock checks on every launch:
+persistent grids of at most one program per vector core (the runtime refuses
+more than 65535 programs), tiles no wider than the profile's block, which it
+derives from the 192 KiB unified buffer less a margin for the compiler's
+double-buffered DMA tiles (rows wider than a block are walked in blocks), and
+weight gradients summed in per-program partial buffers, never with atomics.
+The fused linear JSD runs its GEMMs through torch.mm (torch_npu's cube-unit
+kernels) and its loss as the portable JSD kernel.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
 from liger_kernel_ascend.probe import probe
 
-#: Every core op has an NPU kernel in liger_kernel_ascend.ops (see each module
-#: for the NPU constraint it answers).
-OPS: dict[str, str] = {
+#: The ops whose NPU kernel differs from the portable one.
+FUNCTIONS: dict[str, str] = {
     "rms_norm": "liger_kernel_ascend.ops.rms_norm:RMSNormFunction",
     "fused_add_rms_norm": "liger_kernel_ascend.ops.fused_add_rms_norm:FusedAddRMSNormFunction",
     "layer_norm": "liger_kernel_ascend.ops.layer_norm:LayerNormFunction",
-    "group_norm": "liger_kernel_ascend.ops.group_norm:GroupNormFunction",
-    "poly_norm": "liger_kernel_ascend.ops.poly_norm:PolyNormFunction",
     "rope": "liger_kernel_ascend.ops.rope:RopeFunction",
-    "qwen2vl_mrope": "liger_kernel_ascend.ops.qwen2vl_mrope:Qwen2VLMRopeFunction",
     "swiglu": "liger_kernel_ascend.ops.gates:SiLUMulFunction",
     "geglu": "liger_kernel_ascend.ops.gates:GELUMulFunction",
     "cross_entropy": "liger_kernel_ascend.ops.cross_entropy:CrossEntropyFunction",
     "fused_linear_cross_entropy": "liger_kernel_ascend.ops.fused_linear_cross_entropy:FusedLinearCrossEntropyFunction",
-    "jsd": "liger_kernel_ascend.ops.jsd:JSDFunction",
-    "fused_linear_jsd": "liger_kernel_ascend.ops.fused_linear_jsd:FusedLinearJSDFunction",
-    "kl_div": "liger_kernel_ascend.ops.kl_div:KLDivFunction",
-    "tvd": "liger_kernel_ascend.ops.tvd:TVDFunction",
-    "softmax": "liger_kernel_ascend.ops.softmax:SoftmaxFunction",
-    "sparsemax": "liger_kernel_ascend.ops.sparsemax:SparsemaxFunction",
     "dyt": "liger_kernel_ascend.ops.dyt:DyTFunction",
+    "group_norm": "liger_kernel_ascend.ops.group_norm:GroupNormFunction",
+    "qwen2vl_mrope": "liger_kernel_ascend.ops.qwen2vl_mrope:Qwen2VLMRopeFunction",
 }
 
 BACKEND = Backend(
@@ -40,7 +44,9 @@ BACKEND = Backend(
     priority=100,
     api_version=API_VERSION,
     probe=probe,
-    ops=OPS,
+    functions=FUNCTIONS,
+    portable=True,
+    prepare="liger_kernel_ascend.safety:check_environment",
     install_hint="pip install liger-kernel[ascend]  (after CANN, torch and torch-npu)",
     profile="liger_kernel_ascend.profile:npu_profile",
     runtime_versions="liger_kernel_ascend.probe:runtime_versions",

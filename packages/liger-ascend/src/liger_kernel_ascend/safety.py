@@ -1,20 +1,21 @@
-"""Import-time checks that the NPU kernels can run here.
+"""Checks that the NPU kernels can run here: the backend's prepare step.
 
 triton-ascend installs the same top-level ``triton`` package as NVIDIA's
 ``triton`` wheel; whichever was installed last owns the files, and an NVIDIA
 ``triton`` cannot compile for an NPU. torch_npu is built against exactly one
 torch release. Both mistakes otherwise surface as obscure compiler or symbol
-errors deep inside a training step, so the kernels check them once, when
-:mod:`liger_kernel_ascend.ops` is first imported, and raise
-:class:`AscendEnvironmentError`. The backend's probe reports the same
+errors deep inside a training step, so :func:`check_environment`, which the
+dispatcher runs once before it imports the first NPU kernel, checks them and
+raises :class:`AscendEnvironmentError`. The backend's probe reports the same
 problems as its reason for being unavailable; neither imports triton.
 
 Mock bypass: the CPU conformance lane runs these kernels with the Triton
 interpreter of NVIDIA's wheel under the strict NPU mock of
 ``liger_conformance.mocks.npu``. The triton-ascend identity check is skipped
-only when both hold: the imported ``torch_npu`` is the mock's stand-in (it
-carries ``LIGER_MOCK = "npu"``) and ``TRITON_INTERPRET=1`` (nothing is
-compiled for a device). Either alone changes nothing.
+only when the dispatcher says the NPU is mocked
+(:meth:`liger_kernel.dispatch.Dispatcher.mocked`): CPU tensors are routed as
+``npu`` tensors and ``TRITON_INTERPRET=1`` (nothing is compiled for a
+device). Either alone changes nothing.
 """
 
 from __future__ import annotations
@@ -85,10 +86,10 @@ def release(version: str) -> str:
 
 
 def mock_active() -> bool:
-    """True only under the strict NPU mock with the Triton interpreter."""
-    stand_in = sys.modules.get("torch_npu")
-    interpreting = os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "yes", "on")
-    return getattr(stand_in, "LIGER_MOCK", None) == "npu" and interpreting
+    """True only under the NPU mock with the Triton interpreter."""
+    from liger_kernel.dispatch import dispatcher
+
+    return dispatcher.mocked("npu")
 
 
 def canonical_name(name: str) -> str:

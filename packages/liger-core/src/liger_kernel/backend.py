@@ -8,15 +8,21 @@ so discovering and probing a backend never imports ``triton`` or ``torch_npu``.
 
 A backend for Triton hardware also names a :class:`DeviceProfile` factory; the
 portable Triton kernels in :mod:`liger_kernel.triton` size their grids and
-tiles from it.
+tiles from it. Such a backend usually sets ``portable=True`` and lists in
+``functions`` only the ops it overrides. What must hold before its kernels
+are imported (the right Triton build, matching vendor packages) is its
+``prepare`` step, which the dispatcher runs once, before the first import.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from liger_kernel.triton import portable_ops
 
 #: Version of the contract between the core and backend distributions. A
 #: backend built for another version is refused with both numbers named.
@@ -37,9 +43,18 @@ class Backend:
     api_version: the :data:`API_VERSION` the backend was written against.
     probe: returns ``(ok, reason)`` using torch only; ``reason`` says why not,
         or what was found.
-    ops: op name -> ``"module:attr"`` of an ``torch.autograd.Function`` with
-        the signature of the public ``liger_kernel.ops`` Function. Ops not
-        listed fall back to the ``torch`` backend.
+    functions: op name -> ``"module:attr"`` of the backend's own
+        ``torch.autograd.Function`` for that op, with the signature of the
+        public ``liger_kernel.ops`` Function. ``ops`` is its former name, still
+        accepted by the constructor and readable.
+    portable: True: every op not in ``functions`` runs liger-core's portable
+        Triton kernel (:data:`liger_kernel.triton.PORTABLE_FUNCTIONS`), sized
+        by ``profile``. Ops neither listed nor portable fall back to the
+        ``torch`` backend. :attr:`implementations` is the resulting table.
+    prepare: ``"module:attr"`` of ``f() -> None``, run once by the dispatcher
+        before it imports the first of this backend's op implementations; it
+        raises (ideally ImportError, saying how to repair) when they cannot
+        run here. None: nothing to prepare.
     install_hint: the command that installs this backend.
     profile: ``"module:attr"`` of ``f(device) -> DeviceProfile`` for Triton
         backends, else None.
@@ -54,14 +69,47 @@ class Backend:
     priority: int
     api_version: int
     probe: Probe
-    ops: Mapping[str, str] = field(default_factory=dict)
+    functions: Mapping[str, str] = field(default_factory=dict)
     install_hint: str = ""
     profile: str | None = None
     runtime_versions: str | None = None
     conformance: str | None = None
+    portable: bool = False
+    prepare: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.portable and self.profile is None:
+            raise ValueError(f"backend {self.name!r}: portable=True needs a profile to size the portable kernels")
 
     def serves(self, device_type: str) -> bool:
         return "*" in self.device_types or device_type in self.device_types
+
+    @functools.cached_property
+    def implementations(self) -> Mapping[str, str]:
+        """op -> ``"module:attr"`` of what the dispatcher routes the op to:
+        ``functions`` over the portable kernels when ``portable``."""
+        return {**portable_ops(), **self.functions} if self.portable else dict(self.functions)
+
+    @property
+    def ops(self) -> Mapping[str, str]:
+        """Former name of :attr:`functions` (backends written for liger-core 0.9.0)."""
+        return self.functions
+
+
+_dataclass_init = Backend.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init(self: Backend, *args: Any, ops: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+    # ``ops=`` is what backends written for liger-core 0.9.0 pass
+    if ops is not None:
+        if "functions" in kwargs:
+            raise TypeError("Backend() takes functions= or its former name ops=, not both")
+        kwargs["functions"] = ops
+    _dataclass_init(self, *args, **kwargs)
+
+
+Backend.__init__ = _init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ routed automatically. An op the chosen backend lacks falls back to ``torch``,
 logged once, or raises under ``LIGER_KERNEL_STRICT=1``.
 
 The result is cached per (op, device type, requested backend), so the cost of a
-call after the first is two dict lookups. Environment variables are read when
+call after the first is two dict lookups. A route to a Triton backend carries
+that backend's device profile: its kernels, forward and backward, are sized by
+the profile of the backend that was chosen, never by a second lookup that
+could pick another one (:meth:`Dispatcher.profile`). Environment variables are read when
 a route is first resolved, and a ``LIGER_KERNEL_*`` name that does nothing is
 warned about then (:mod:`liger_kernel.settings`); :func:`reset` forgets
 everything.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import threading
@@ -109,6 +113,9 @@ class Route:
     version: str
     implementation: str
     fallback_reason: str | None = None
+    #: ``"module:attr"`` of the device-profile factory of ``backend`` (Triton
+    #: backends; None otherwise): what the route's kernels are sized by
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,11 +170,16 @@ class Dispatcher:
         self._broken: list[Broken] = []
         self._registered: dict[str, Installed] = {}
         self._probes: dict[str, tuple[bool, str]] = {}
+        #: (backend, prepare step) pairs that have run and passed; forgotten by
+        #: reset(), since a kernel mock changes what a step finds
+        self._prepared: set[tuple[str, str]] = set()
         self._functions: dict[tuple[str, str, str | None], Any] = {}
-        self._profiles: dict[tuple[str, str, int | None], DeviceProfile] = {}
+        self._profiles: dict[tuple[str, str, str, int | None], DeviceProfile] = {}
         self._logged: set[tuple[str, ...]] = set()
         self._settings_checked = False
-        #: device types the mocks make tensors on one device type look like another
+        #: device type -> the device type its tensors are routed as. Only the
+        #: kernel mocks (liger_conformance.mocks) set it, making CPU tensors
+        #: stand in for a vendor's; see :meth:`mocked`.
         self.device_alias: dict[str, str] = {}
         self.default_request: str | None = None
 
@@ -354,12 +366,20 @@ class Dispatcher:
         """Decide the route without importing the implementation."""
         self._check_settings()
         chosen = self.choose(device_type, self.requested(op, context))
-        spec = chosen.backend.ops.get(op)
+        spec = chosen.backend.implementations.get(op)
         if spec is not None:
-            return Route(op, device_type, chosen.backend.name, chosen.distribution, chosen.version, spec)
+            return Route(
+                op,
+                device_type,
+                chosen.backend.name,
+                chosen.distribution,
+                chosen.version,
+                spec,
+                profile=chosen.backend.profile,
+            )
         torch_backend = self.get(TORCH)
         reason = f"backend {chosen.backend.name!r} has no {op!r} implementation"
-        if op not in torch_backend.backend.ops:
+        if op not in torch_backend.backend.implementations:
             raise BackendError(f"no backend implements op {op!r}")
         if chosen.backend.name != TORCH and settings.flag("LIGER_KERNEL_STRICT"):
             raise FallbackError(f"{reason} and LIGER_KERNEL_STRICT=1 forbids falling back to 'torch'")
@@ -369,8 +389,9 @@ class Dispatcher:
             TORCH,
             torch_backend.distribution,
             torch_backend.version,
-            torch_backend.backend.ops[op],
+            torch_backend.backend.implementations[op],
             fallback_reason=reason if chosen.backend.name != TORCH else None,
+            profile=torch_backend.backend.profile,
         )
 
     def _resolve(self, op: str, device_type: str, context: str | None, label: str) -> Any:
@@ -379,22 +400,30 @@ class Dispatcher:
             if key in self._functions:
                 return self._functions[key]
             route = self.select(op, device_type, context)
+            backend = self.get(route.backend).backend
+            step = "import " + route.implementation
             try:
+                if backend.prepare is not None and (backend.name, backend.prepare) not in self._prepared:
+                    step = f"prepare ({backend.prepare})"
+                    load_attr(backend.prepare)()
+                    self._prepared.add((backend.name, backend.prepare))
+                    step = "import " + route.implementation
                 function = load_attr(route.implementation)
             except Exception as exc:
-                hint = self.get(route.backend).backend.install_hint
+                hint = backend.install_hint
                 raise BackendLoadError(
                     f"backend {route.backend!r} ({route.distribution} {route.version}) failed to "
-                    f"import {route.implementation} for op {op!r}: {type(exc).__name__}: {exc}"
-                    + (f". Reinstall with: {hint}" if hint else "")
+                    f"{step} for op {op!r}: {type(exc).__name__}: {exc}" + (f". Reinstall with: {hint}" if hint else "")
                 ) from exc
+            if route.profile is not None:
+                function = _sized_by(function, route.profile)
             self._announce(route, label)
             self._functions[key] = function
             return function
 
     def setting_problems(self) -> list[str]:
         """The LIGER_KERNEL_* variables in the environment that do nothing."""
-        return settings.problems(self.get(TORCH).backend.ops)
+        return settings.problems(self.get(TORCH).backend.implementations)
 
     def _check_settings(self) -> None:
         if self._settings_checked:
@@ -431,19 +460,35 @@ class Dispatcher:
             function = self._resolve(op, device_type, context, label)
         return function
 
+    def mocked(self, device_type: str) -> bool:
+        """Whether a kernel mock makes CPU tensors stand in for ``device_type``
+        tensors while the Triton interpreter runs the kernels. Nothing is then
+        compiled for a device, so a backend's check of its Triton build or
+        device driver does not apply (its prepare step may skip it)."""
+        return self.device_alias.get("cpu") == device_type and settings.flag("TRITON_INTERPRET")
+
     def profile(self, device: Any) -> DeviceProfile:
-        """The device profile of the Triton backend serving ``device``."""
+        """The device profile a Triton kernel running on ``device`` is sized by.
+
+        Inside a routed call it is the profile of the route's backend (see
+        :func:`_sized_by`). A kernel called directly, outside any route (a
+        tool, a kernel test), gets the profile of the backend that routing
+        would choose for ``device`` with no op named.
+        """
+        spec = _route_profile.get()
         device_type = self.device_alias.get(device.type, device.type)
-        key = (device_type, device.type, device.index)
-        found = self._profiles.get(key)
-        if found is None:
+        if spec is None:
             context = _context.get() or self.default_request
             inst = self.choose(device_type, self.requested(None, context))
             if inst.backend.profile is None:
                 raise BackendError(
                     f"backend {inst.backend.name!r} serving {device_type!r} has no Triton device profile"
                 )
-            found = load_attr(inst.backend.profile)(device)
+            spec = inst.backend.profile
+        key = (spec, device_type, device.type, device.index)
+        found = self._profiles.get(key)
+        if found is None:
+            found = load_attr(spec)(device)
             self._profiles[key] = found
         return found
 
@@ -457,14 +502,56 @@ class Dispatcher:
             self._settings_checked = False
 
     def reset(self) -> None:
-        """Forget discovered backends, probes, routes and profiles."""
+        """Forget discovered backends, prepare steps, probes, routes and profiles."""
         with self._lock:
             self._installed = None
+            self._prepared.clear()
             self.forget_routes()
 
 
 _context: contextvars.ContextVar[str | None] = contextvars.ContextVar("liger_backend", default=None)
+#: the profile factory of the route whose Function is running (see _sized_by)
+_route_profile: contextvars.ContextVar[str | None] = contextvars.ContextVar("liger_route_profile", default=None)
 dispatcher = Dispatcher()
+
+
+@functools.cache
+def _sized_by(function: Any, profile: str) -> Any:
+    """``function`` (an autograd Function) whose forward and backward see
+    ``profile`` as the device profile of every kernel they launch.
+
+    The backward is wrapped as well as the forward because autograd may run
+    it on another thread, after the call (and any :func:`use_backend` block)
+    has returned: the route's choice must hold there too. The subclass keeps
+    the Function's names, docstring and signatures; one is made per
+    (Function, profile), so a route resolved twice returns the same class.
+    """
+    forward, backward = function.forward, function.backward
+
+    @functools.wraps(forward)
+    def sized_forward(*args: Any, **kwargs: Any) -> Any:
+        token = _route_profile.set(profile)
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            _route_profile.reset(token)
+
+    @functools.wraps(backward)
+    def sized_backward(*args: Any) -> Any:
+        token = _route_profile.set(profile)
+        try:
+            return backward(*args)
+        finally:
+            _route_profile.reset(token)
+
+    namespace = {
+        "forward": staticmethod(sized_forward),
+        "backward": staticmethod(sized_backward),
+        "__module__": function.__module__,
+        "__qualname__": function.__qualname__,
+        "__doc__": function.__doc__,
+    }
+    return type(function.__name__, (function,), namespace)
 
 
 def set_backend(name: str | None) -> None:

@@ -92,7 +92,7 @@ def collect() -> dict[str, Any]:
             "priority": backend.priority,
             "available": available,
             "reason": reason,
-            "ops": sorted(backend.ops),
+            "ops": sorted(backend.implementations),
             "install_hint": backend.install_hint,
         }
         if backend.runtime_versions:

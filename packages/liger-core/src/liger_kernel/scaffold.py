@@ -129,7 +129,7 @@ def core_version() -> str:
 
 def render(template: str, spec: Spec) -> str:
     profile = (
-        f'profile="{spec.package}.profile:device_profile",'
+        f'portable=True,\n    profile="{spec.package}.profile:device_profile",'
         if spec.triton
         else f'profile=None,  # "{spec.package}.profile:device_profile" once ops use the portable Triton kernels'
     )

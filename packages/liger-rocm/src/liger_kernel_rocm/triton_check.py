@@ -133,9 +133,9 @@ def triton_problem() -> str | None:
     """None if the installed triton suits ROCm, else what is wrong and how to fix it."""
     from liger_kernel.dispatch import dispatcher
 
-    if dispatcher.device_alias:
-        # Under a kernel mock CPU tensors stand in for GPU ones and any triton's
-        # interpreter runs the kernels: the build does not matter.
+    if dispatcher.mocked("cuda"):
+        # CPU tensors stand in for GPU ones and any triton's interpreter runs
+        # the kernels: the build does not matter
         return None
     return layout_problem(installed_layout())
 
@@ -157,7 +157,7 @@ def require_rocm_triton() -> None:
         raise ImportError(f"liger-rocm: {problem}")
     from liger_kernel.dispatch import dispatcher
 
-    if dispatcher.device_alias:
+    if dispatcher.mocked("cuda"):
         return
     from triton.runtime import driver
 

@@ -1,19 +1,15 @@
 """liger-xpu: the Intel GPU backend.
 
 Serves device type ``xpu`` (PyTorch's XPU builds). Describing and probing the
-backend imports neither triton nor a kernel; the kernels (:mod:`.ops`, the
-portable Triton kernels of liger-core) are imported on an op's first XPU call,
-and that import checks that the Triton in use is Intel's (:mod:`.triton_check`).
-Launches are sized by :mod:`.profile`.
+backend imports neither triton nor a kernel. Every op runs a portable Triton
+kernel of liger-core, none needing an XPU override: launch sizes come from the
+XPU profile (:mod:`.profile`: sub-groups of 32, at most 32 per work-group,
+blocks that fit shared local memory). Before the first kernel is imported, the
+prepare step checks that the Triton in use is Intel's (:mod:`.triton_check`).
 """
 
 from liger_kernel.backend import API_VERSION, Backend
-from liger_kernel.triton import portable_ops
 from liger_kernel_xpu.probe import probe
-
-#: Every op runs a portable kernel, re-exported by liger_kernel_xpu.ops (whose
-#: import checks the Triton build); none needs an XPU override.
-OPS = portable_ops("liger_kernel_xpu.ops")
 
 BACKEND = Backend(
     name="xpu",
@@ -21,7 +17,8 @@ BACKEND = Backend(
     priority=100,
     api_version=API_VERSION,
     probe=probe,
-    ops=OPS,
+    portable=True,
+    prepare="liger_kernel_xpu.triton_check:require_intel_triton",
     install_hint=(
         "pip install torch --index-url https://download.pytorch.org/whl/xpu && pip install liger-kernel[xpu]"
     ),

@@ -8,8 +8,8 @@ files; kernels then fail with "0 active drivers" or compile for a device that
 is not there. Distribution names do not settle it (a source build of Intel's
 Triton is named ``triton`` too), so the check asks the imported Triton what
 it would use: the ``intel`` backend must be registered and the active driver's
-target must be ``xpu``. It imports triton, so it runs when the kernels are
-imported (:mod:`liger_kernel_xpu.ops`), never in the probe.
+target must be ``xpu``. It imports triton, so it runs as the backend's prepare
+step, before the first kernel is imported, never in the probe.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ import torch
 import liger_kernel
 from liger_kernel.dispatch import dispatcher
 
-#: names the plugin and ``python -m liger_conformance.mock`` accept
+#: names the plugin and ``python -m liger_conformance.run_mocked`` accept
 VENDORS = ("cuda", "rocm", "npu", "xpu")
 
 _MISSING = object()

@@ -36,10 +36,11 @@ kernels' structure look at: ``launches`` (kernel names, in order) and
 ``vector_int_compares`` (per kernel, how many integer compares of a block
 ran: A2/A3 vector cores have no integer compare, so each one is scalarised).
 
-The stand-in ``torch_npu`` carries ``LIGER_MOCK = "npu"``.
-liger_kernel_ascend.safety honours that marker, together with
-``TRITON_INTERPRET=1``, to skip its check that ``triton`` is triton-ascend:
-the interpreter CI runs comes from NVIDIA's wheel.
+Like every mock, it says it is active in one way only: CPU tensors route as
+``npu`` tensors (:func:`liger_conformance.mocks.routed_as`). With
+``TRITON_INTERPRET=1`` that is what ``dispatcher.mocked("npu")`` reports, and
+liger_kernel_ascend.safety then skips its check that ``triton`` is
+triton-ascend: the interpreter CI runs comes from NVIDIA's wheel.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ from liger_conformance.mocks import Patches, patches, routed_as
 
 #: The runtime rejects launches of more programs than this.
 MAX_GRID = 65535
-MOCK_MARKER = "npu"
 
 
 class NPULaunchError(RuntimeError):
@@ -316,7 +316,6 @@ def _torch_npu_module(npu: types.ModuleType) -> types.ModuleType:
     module.__doc__ = "Stand-in for torch_npu installed by liger_conformance.mocks.npu."
     release = re.match(r"\d+(\.\d+)*", torch.__version__)
     module.__version__ = release.group(0) if release else torch.__version__
-    module.LIGER_MOCK = MOCK_MARKER
     module.npu = npu
     return module
 

@@ -13,8 +13,7 @@ dalpha are summed per program into partial buffers: no atomics.
 A narrow H makes their tiles several rows tall; when a row pitch (of x, y, dy
 or dx) is then not a multiple of 32 bytes, the A3 vector cores fault on the
 2-D DMA, so such a call runs on the torch backend (torch_npu's kernels),
-logged once. Importing this module runs the environment checks of
-:mod:`liger_kernel_ascend.safety`.
+logged once.
 """
 
 from __future__ import annotations

@@ -9,8 +9,7 @@ profile derives from the unified-buffer budget, and it uses no atomics.
 Its tiles are (channels x positions) with a row pitch of S positions: when a
 tile holds several channels and S * itemsize is not a multiple of 32 bytes
 (odd spatial sizes), the A3 vector cores fault on the 2-D DMA, so such a call
-runs on the torch backend (torch_npu's kernels), logged once. Importing this
-module runs the environment checks of :mod:`liger_kernel_ascend.ops`.
+runs on the torch backend (torch_npu's kernels), logged once.
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ bf16 and fp32 peak at about 50 KiB of live floating-point values.
 Its tiles hold several heads; when a head pitch (of q, k or their gradients)
 is not a multiple of 32 bytes, the A3 vector cores fault on the 2-D DMA, so
 such a call runs on the torch backend (torch_npu's kernels), logged once.
-Importing it through this package runs the environment checks of
-:mod:`liger_kernel_ascend.safety` first.
 """
 
 from __future__ import annotations

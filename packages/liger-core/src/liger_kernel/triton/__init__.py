@@ -9,9 +9,6 @@ Triton interpreter (``TRITON_INTERPRET=1``) on CPU tensors.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 #: op -> (module, autograd Function) of the portable kernel serving it. Strings
 #: only: a backend description names them without importing triton.
 PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
@@ -36,13 +33,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def portable_ops(via: str | None = None) -> dict[str, str]:
-    """A ``Backend.ops`` table in which every op runs its portable kernel:
-    named where it lives, or re-exported by the module ``via`` (a vendor
-    module that checks its Triton build when imported)."""
-    return {op: f"{via or module}:{name}" for op, (module, name) in PORTABLE_FUNCTIONS.items()}
-
-
-def portable_functions() -> dict[str, Any]:
-    """Every portable Function by class name (imports triton)."""
-    return {name: getattr(importlib.import_module(module), name) for module, name in PORTABLE_FUNCTIONS.values()}
+def portable_ops() -> dict[str, str]:
+    """op -> ``"module:attr"`` of its portable kernel: the table a backend with
+    ``portable=True`` overrides (:attr:`liger_kernel.backend.Backend.implementations`)."""
+    return {op: f"{module}:{name}" for op, (module, name) in PORTABLE_FUNCTIONS.items()}

@@ -7,6 +7,8 @@ record each call and return a simple result.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from liger_kernel.backend import API_VERSION, Backend
@@ -62,3 +64,35 @@ NOT_A_BACKEND = {"name": "fast"}
 BROKEN_IMPL = Backend("brokenimpl", ("meta",), 100, API_VERSION, _ok, {"swiglu": "liger_fake_backends.nowhere:Fn"})
 # Registers the name of liger-core's own backend.
 IMPOSTOR_TORCH = Backend("torch", ("*",), 0, API_VERSION, _ok, {})
+
+PREPARED: list[str] = []
+
+
+def prepare() -> None:
+    # the implementation module must not be imported yet: prepare comes first
+    PREPARED.append("done" if "liger_fake_backends.late" not in sys.modules else "after the import")
+
+
+def refuse() -> None:
+    raise ImportError("the fake runtime is missing (pip install liger-fake-runtime)")
+
+
+# Its ops live in a module of their own, imported after its prepare step.
+PREPARING = Backend(
+    "preparing",
+    ("meta",),
+    100,
+    API_VERSION,
+    _ok,
+    functions={"swiglu": "liger_fake_backends.late:LateSwiGLU", "geglu": "liger_fake_backends.late:LateSwiGLU"},
+    prepare="liger_fake_backends:prepare",
+)
+REFUSING = Backend(
+    "refusing",
+    ("meta",),
+    100,
+    API_VERSION,
+    _ok,
+    functions={"swiglu": "liger_fake_backends.late:LateSwiGLU"},
+    prepare="liger_fake_backends:refuse",
+)

@@ -39,6 +39,6 @@ BACKEND = Backend(
     priority=0,
     api_version=API_VERSION,
     probe=_probe,
-    ops={op: f"{__name__}.{op}:{cls}" for op, cls in OP_CLASSES.items()},
+    functions={op: f"{__name__}.{op}:{cls}" for op, cls in OP_CLASSES.items()},
     install_hint="pip install liger-core",
 )
