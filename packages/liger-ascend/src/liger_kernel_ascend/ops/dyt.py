@@ -27,7 +27,7 @@ from liger_kernel.dispatch import device_profile
 from liger_kernel.triton._launch import as_rows
 from liger_kernel.triton.dyt import DyTFunction as PortableDyTFunction
 from liger_kernel.triton.dyt import backward_tile, forward_tile, tile_plan
-from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, log_torch_fallback, pitch_aligned
+from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, log_torch_fallback, pitch_aligned
 
 
 def _pitch_faults(x: torch.Tensor) -> bool:
@@ -49,6 +49,7 @@ class DyTFunction(PortableDyTFunction):
     def forward(
         ctx: Any, x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None
     ) -> torch.Tensor:
+        check_npu_dtype("dyt", x.dtype)
         ctx.on_torch = _pitch_faults(x)
         if ctx.on_torch:
             log_torch_fallback("dyt", "a multi-row tile's row pitch is not a multiple of 32 bytes")

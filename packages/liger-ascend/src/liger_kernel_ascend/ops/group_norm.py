@@ -23,7 +23,7 @@ from liger_kernel.backends.torch.group_norm import GroupNormFunction as TorchGro
 from liger_kernel.dispatch import device_profile
 from liger_kernel.triton.group_norm import GroupNormFunction as PortableGroupNormFunction
 from liger_kernel.triton.group_norm import tile_shape
-from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, log_torch_fallback
+from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, log_torch_fallback
 
 
 def _pitch_faults(X: torch.Tensor, num_channels: int, num_groups: int) -> bool:
@@ -46,6 +46,7 @@ class GroupNormFunction(PortableGroupNormFunction):
         num_groups: int,
         eps: float,
     ) -> torch.Tensor:
+        check_npu_dtype("group_norm", X.dtype)
         ctx.on_torch = _pitch_faults(X, num_channels, num_groups)
         if ctx.on_torch:
             log_torch_fallback("group_norm", "spatial size x itemsize is not a multiple of 32 bytes")

@@ -24,7 +24,7 @@ import torch
 
 from liger_kernel.backends.torch.qwen2vl_mrope import Qwen2VLMRopeFunction as TorchMRopeFunction
 from liger_kernel.triton.qwen2vl_mrope import Qwen2VLMRopeFunction as PortableMRopeFunction
-from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, log_torch_fallback
+from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, log_torch_fallback
 
 
 def _pitch_faults(unsqueeze_dim: int, *tensors: torch.Tensor) -> bool:
@@ -47,6 +47,7 @@ class Qwen2VLMRopeFunction(PortableMRopeFunction):
         unsqueeze_dim: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # the gradients arrive in the outputs' dense layout, which the head pitch of q and k decides
+        check_npu_dtype("qwen2vl_mrope", q.dtype)
         ctx.on_torch = _pitch_faults(unsqueeze_dim, q, k, q.contiguous()[:1], k.contiguous()[:1])
         if ctx.on_torch:
             log_torch_fallback("qwen2vl_mrope", "a head pitch is not a multiple of 32 bytes")
