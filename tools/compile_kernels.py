@@ -6,7 +6,7 @@ Capture: under each backend's kernel mock (liger_conformance.mocks) every op run
 forward and backward on CPU tensors at the conformance suite's LLM sizes (the
 shapes of its full-size lists with at least LLM_ELEMENTS elements, read from
 the contract modules) in bfloat16; with ``--all`` also at every shape of its
-small and full lists and the sample arguments of ``liger_kernel.samples``, in
+small and full lists and the sample arguments of ``liger_kernel.cli.samples``, in
 float32 too (about 2.5x the configurations, ~10 minutes on 2 busy cores).
 Triton's launch is replaced by a
 recorder, so the launchers build their real arguments and launch options from
@@ -290,8 +290,8 @@ def run_op(op: str, args: tuple) -> None:
 def capture(backend: str, mock: Callable[[], Any]) -> tuple[list, Any, list[str]]:
     """(launches, profile, errors) of every op under ``mock`` with ``backend`` selected."""
     import liger_kernel
+    from liger_kernel.cli.samples import SAMPLES, sample
     from liger_kernel.dispatch import dispatcher
-    from liger_kernel.samples import SAMPLES, sample
 
     launches: list = []
     errors: list[str] = []

@@ -175,7 +175,7 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
 
 
 def main(path: str) -> int:
-    from liger_kernel.samples import SAMPLES, sample
+    from liger_kernel.cli.samples import SAMPLES, sample
 
     recorder = Recorder()
     with npu_mock.active(), recording(recorder):

@@ -12,8 +12,8 @@ import triton.language as tl
 import liger_kernel.ops as public
 import liger_kernel_ascend as ascend
 from liger_conformance.mocks import npu as npu_mock
+from liger_kernel.cli.samples import sample
 from liger_kernel.dispatch import dispatcher
-from liger_kernel.samples import sample
 
 LABELS = {op: cls.__name__ for op, cls in public.OPS.items()}
 

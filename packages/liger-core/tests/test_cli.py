@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import liger_kernel
-from liger_kernel import cli, selftest
+from liger_kernel import cli
+from liger_kernel.cli import selftest
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
@@ -38,7 +39,7 @@ def test_selftest_on_an_unknown_device_type_runs_no_op(capsys):
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_demo_on_a_missing_device_is_one_line(capsys, device):
     pytest.importorskip("transformers")
-    from liger_kernel import demo
+    from liger_kernel.cli import demo
 
     assert demo.main(["--device", device, "--out", "unused"]) == 2
     out, err = capsys.readouterr()

@@ -312,7 +312,7 @@ def test_concurrent_first_calls_resolve_one_route(installed_backends):
 
 def test_info_json_has_backends_and_routes(installed_backends):
     installed_backends(fast=FAST, absent="liger_fake_backends:ABSENT")
-    from liger_kernel.env_report import collect
+    from liger_kernel.cli.env_report import collect
 
     report = json.loads(json.dumps(collect(), default=str))
     backends = {b["name"]: b for b in report["backends"]}
@@ -329,7 +329,7 @@ def test_info_json_has_backends_and_routes(installed_backends):
 
 def test_info_lists_every_other_backend_and_route_and_the_broken_plugin(installed_backends, capsys):
     installed_backends(broken=BROKEN, fast=FAST)
-    from liger_kernel import env_report
+    from liger_kernel.cli import env_report
 
     report = env_report.collect()
     assert {b["name"] for b in report["backends"]} >= {"torch", "fast"}
@@ -349,7 +349,7 @@ def test_info_lists_every_other_backend_and_route_and_the_broken_plugin(installe
 
 def test_info_exits_non_zero_when_a_route_is_broken(monkeypatch, capsys):
     monkeypatch.setenv("LIGER_KERNEL_BACKEND", "nope")
-    from liger_kernel import env_report
+    from liger_kernel.cli import env_report
 
     assert env_report.main([]) == 1
     out = capsys.readouterr().out
@@ -362,7 +362,7 @@ def test_info_exits_non_zero_when_a_route_is_broken(monkeypatch, capsys):
 def test_info_shows_the_settings_in_force_and_what_they_do_not_do(monkeypatch, capsys):
     monkeypatch.setenv("LIGER_KERNEL_STRICT", "1")
     monkeypatch.setenv("LIGER_KERNEL_BACKEND_RMSNORM", "torch")
-    from liger_kernel import env_report
+    from liger_kernel.cli import env_report
 
     assert env_report.main(["--json"]) == 0  # a setting that does nothing is a warning, not a broken route
     report = json.loads(capsys.readouterr().out)
@@ -417,7 +417,7 @@ def test_import_and_probing_leave_triton_and_torch_npu_unimported():
     code = (
         "import sys, liger_kernel\n"
         "from liger_kernel.dispatch import dispatcher\n"
-        "from liger_kernel.env_report import collect\n"
+        "from liger_kernel.cli.env_report import collect\n"
         "[dispatcher.probe(n) for n in dispatcher.installed()]\n"
         "collect()\n"
         "bad = [m for m in ('triton', 'torch_npu') if m in sys.modules]\n"

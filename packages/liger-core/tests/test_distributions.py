@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from liger_kernel import distributions, env_report
+from liger_kernel import distributions
+from liger_kernel.cli import env_report
 
 
 @pytest.fixture

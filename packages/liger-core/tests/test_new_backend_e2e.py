@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from liger_kernel import scaffold
+from liger_kernel.cli import scaffold
 
 REPO = Path(__file__).resolve().parents[3]
 GUIDE = REPO / "docs" / "new-backend.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from liger_kernel import selftest
+from liger_kernel.cli import selftest
 from liger_kernel.ops import OPS
 
 

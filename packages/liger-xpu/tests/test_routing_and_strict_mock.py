@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import liger_kernel.ops as public
+from liger_kernel.cli.samples import sample
 from liger_kernel.dispatch import dispatcher
-from liger_kernel.samples import sample
 
 xpu_mock = pytest.importorskip("liger_conformance.mocks.xpu", reason="liger-conformance provides the XPU mock")
 interpreter = pytest.importorskip("triton.runtime.interpreter")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformers.models.llama.modeling_llama as llama
 
-from liger_kernel import demo
+from liger_kernel.cli import demo
 from liger_kernel.transformers import LigerRMSNorm
 
 SMALL = dict(steps=3, batch_size=2, seq_len=16, vocab_size=64, hidden_size=32, layers=1, heads=2,

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import torch
 
+from liger_kernel.cli.samples import SAMPLES, sample
 from liger_kernel.ops import OPS, _library
-from liger_kernel.samples import SAMPLES, sample
 
 #: one case per op, marked with it (skipped where the backend lacks the op)
 EVERY_OP = [pytest.param(op, marks=pytest.mark.liger_op(op), id=op) for op in sorted(OPS)]

@@ -237,7 +237,15 @@ def _worker(run: str, setup_json: str, out_path: str) -> int:
 
 def _run_in_subprocess(run: str, setup: Setup, out_dir: Path) -> dict[str, Any]:
     result_path = out_dir / f"{run}.json"
-    command = [sys.executable, "-m", "liger_kernel.demo", "--worker", run, json.dumps(asdict(setup)), str(result_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "liger_kernel.cli.demo",
+        "--worker",
+        run,
+        json.dumps(asdict(setup)),
+        str(result_path),
+    ]
     sys.stdout.flush()  # keep our lines ahead of the child's progress bar
     done = subprocess.run(command, check=False)
     if done.returncode != 0:
@@ -251,7 +259,7 @@ def _run_in_subprocess(run: str, setup: Setup, out_dir: Path) -> dict[str, Any]:
 
 
 def _routing_table(device: str) -> str:
-    from liger_kernel.env_report import collect
+    from liger_kernel.cli.env_report import collect
 
     report = collect()
     if "error" in report:

@@ -1,4 +1,12 @@
-"""The ``liger-kernel`` command, and what its subcommands share."""
+"""The ``liger-kernel`` command, and what its subcommands share.
+
+The tooling around the library lives in this package, apart from the
+architecture (contracts in ``ops``, the dispatcher, ``backends``, ``triton``):
+``env_report`` (``info``), ``selftest``, ``demo``, ``scaffold``
+(``new-backend``, with its templates) and ``samples``, the per-op example
+arguments that selftest, the demo and the conformance suite run.
+``python -m liger_kernel.env_report`` still works, as in liger-kernel 0.8.x.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +20,16 @@ if TYPE_CHECKING:
 
 #: subcommand -> (module with main(argv), one-line help)
 COMMANDS = {
-    "info": ("liger_kernel.env_report", "installed distributions, backend probes and op routes"),
-    "selftest": ("liger_kernel.selftest", "run every op forward and backward on this machine and show its route"),
-    "demo": ("liger_kernel.demo", "train a small Llama twice, stock and patched, and compare loss, speed and memory"),
-    "new-backend": ("liger_kernel.scaffold", "generate the distribution of a new backend (liger-NAME) and its CI lane"),
+    "info": ("liger_kernel.cli.env_report", "installed distributions, backend probes and op routes"),
+    "selftest": ("liger_kernel.cli.selftest", "run every op forward and backward on this machine and show its route"),
+    "demo": (
+        "liger_kernel.cli.demo",
+        "train a small Llama twice, stock and patched, and compare loss, speed and memory",
+    ),
+    "new-backend": (
+        "liger_kernel.cli.scaffold",
+        "generate the distribution of a new backend (liger-NAME) and its CI lane",
+    ),
 }
 
 
@@ -124,6 +138,3 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     return int(module.main(rest) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

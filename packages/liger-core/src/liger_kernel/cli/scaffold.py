@@ -146,7 +146,7 @@ def render(template: str, spec: Spec) -> str:
 
 
 def _template(relative: str) -> str:
-    return resources.files("liger_kernel").joinpath(TEMPLATES, relative).read_text(encoding="utf-8")
+    return resources.files("liger_kernel.cli").joinpath(TEMPLATES, relative).read_text(encoding="utf-8")
 
 
 def generate(spec: Spec, dest: Path) -> Path:

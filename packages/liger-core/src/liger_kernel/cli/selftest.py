@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from liger_kernel.cli import DeviceUnavailable, usable_device
+from liger_kernel.cli.samples import sample
 from liger_kernel.dispatch import BackendError, dispatcher
 from liger_kernel.ops import OPS
-from liger_kernel.samples import sample
 from liger_kernel.utils import infer_device
 
 
