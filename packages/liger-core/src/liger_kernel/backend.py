@@ -108,6 +108,12 @@ class DeviceProfile:
         this many times as many elements as its input (tokens x hidden):
         larger chunks make the weight-gradient GEMM read and write that
         gradient fewer times, smaller ones take less memory.
+    lm_head_row_multiple: that chunk's rows are a multiple of this (the GEMM
+        tile along the tokens, so no tile is padded).
+    lm_head_min_rows: the fewest rows such a chunk holds (unless the batch has
+        fewer): each chunk reads and writes the whole weight gradient once, so
+        the weight-gradient GEMM needs enough rows (its inner dimension) to be
+        bound by the matrix units rather than by that traffic.
     """
 
     name: str
@@ -126,6 +132,8 @@ class DeviceProfile:
     reduction_programs_per_unit: int = 1
     vocab_programs_per_unit: int = 1
     lm_head_chunk_ratio: int = 2
+    lm_head_row_multiple: int = 64
+    lm_head_min_rows: int = 64
 
     def grid(self, work_items: int) -> int:
         """Persistent grid for ``work_items`` independent rows or tiles."""

@@ -49,6 +49,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.losses import loss_divisors, reduce_rows, token_accuracy
 from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
 from liger_kernel.triton._launch import as_rows, pipeline_stages, register_block
@@ -364,30 +365,6 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: i
     return VocabLaunch(grid, block, profile.num_warps(block), stages)
 
 
-def loss_divisors(
-    target: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """(D_ce, D_z) as a device tensor of ``dtype``, computed without host sync.
-
-    "mean": D_ce = sum of class_weight[t] over kept rows (their count when no
-    weight), D_z = kept-row count, each replaced by 1 when it is 0."""
-    if reduction != "mean":
-        return torch.ones(2, dtype=dtype, device=target.device)
-    kept = target != ignore_index
-    kept_count = kept.sum(dtype=dtype)
-    if class_weight is None:
-        ce_divisor = kept_count
-    else:
-        safe_target = torch.where(kept, target, 0)
-        ce_divisor = (class_weight.to(dtype)[safe_target] * kept).sum()
-    divisors = torch.stack((ce_divisor, kept_count))
-    return torch.where(divisors == 0, 1.0, divisors)
-
-
 def cross_entropy_rows(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -562,18 +539,6 @@ def warn_if_repeated(ctx: Any, op: str) -> None:
     ctx.backward_done = True
 
 
-def accuracy(predicted: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """Fraction of kept rows whose argmax is the target; 0 with no kept row."""
-    kept = target != ignore_index
-    hits = ((predicted == target) & kept).sum(dtype=torch.float32)
-    return hits / kept.sum(dtype=torch.float32).clamp(min=1.0)
-
-
-def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
-    """The per-row values (already divided by the divisors) reduced as asked."""
-    return rows if reduction == "none" else rows.sum()
-
-
 class CrossEntropyFunction(torch.autograd.Function):
     """Triton cross-entropy with the options of ``LigerCrossEntropyFunction``.
 
@@ -628,9 +593,9 @@ class CrossEntropyFunction(torch.autograd.Function):
             ctx.save_for_backward(logits, target, weight, divisors, lse)
         loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
         z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
-        token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
+        accuracy = token_accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
-        extras = (z_loss, token_accuracy, predicted)
+        extras = (z_loss, accuracy, predicted)
         ctx.mark_non_differentiable(*[extra for extra in extras if extra is not None])
         return loss, *extras
 
