@@ -87,12 +87,12 @@ class DeviceProfile:
     uses_num_warps: False where the compiler ignores num_warps (Ascend).
     direct_launch: True where the Triton build lets a compiled kernel be
         relaunched directly, skipping argument binding (NVIDIA); see
-        ``liger_kernel.triton._launch.launch``.
+        ``liger_kernel.triton.launch.launch``.
     pipeline_stages: ``num_stages`` of the persistent loops whose loads feed
         no ``tl.dot`` (every loop here). Triton on sm_90 pipelines such loads
         through shared memory, and only from 3 stages on; Triton's AMD backend
         prefetches them into registers instead, so there a stage costs VGPRs.
-        1 turns pipelining off. See ``liger_kernel.triton._launch.pipeline_stages``.
+        1 turns pipelining off. See ``liger_kernel.triton.launch.pipeline_stages``.
 
     Tuning, choices a backend measures per architecture (the defaults are the
     choices measured on an H100; liger-cuda's profile records where each came

@@ -52,7 +52,7 @@ from liger_kernel.dispatch import device_profile
 from liger_kernel.losses import loss_divisors, reduce_rows, token_accuracy
 from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton._launch import as_rows, pipeline_stages, register_block
+from liger_kernel.triton.launch import as_rows, pipeline_stages, register_block
 
 #: On-chip bytes budgeted per vocabulary element of a block (its loaded value
 #: and the fp32 values derived from it, in registers and pipeline buffers). On

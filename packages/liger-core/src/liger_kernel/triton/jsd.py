@@ -44,14 +44,14 @@ import triton.language as tl
 from liger_kernel.dispatch import device_profile
 from liger_kernel.losses import kept_divisor
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton._launch import (
+from liger_kernel.triton.cross_entropy import alias, grads_wanted, scale_rows_, warn_if_repeated
+from liger_kernel.triton.launch import (
     accumulator_dtype,
     as_rows,
     launch,
     pipeline_stages,
     register_block,
 )
-from liger_kernel.triton.cross_entropy import alias, grads_wanted, scale_rows_, warn_if_repeated
 
 #: On-chip bytes budgeted per vocabulary element of a block (see the module docstring).
 BYTES_PER_BLOCK_ELEMENT = 48
