@@ -70,7 +70,7 @@ def _normalize(x, rstd, w, offset, MODE: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     if MODE == LLAMA:
         y = (x.to(ACC) * rstd).to(x.dtype).to(ACC)
         if HAS_WEIGHT:
-            y = y * (offset + w.to(ACC))
+            y = y * (offset + w.to(ACC)).to(w.dtype).to(ACC)
     elif MODE == GEMMA:
         y = x.to(ACC) * rstd
         if HAS_WEIGHT:
