@@ -1,24 +1,12 @@
-"""Cross-entropy over a vocabulary as one persistent-grid Triton kernel.
+"""Cross-entropy over a vocabulary as one persistent-grid Triton kernel
+(math: :mod:`liger_kernel.ops.cross_entropy`).
 
-Forward, for row i with raw logits r (width V), target t, class weights w (ones
-if None), smoothing e, z-loss scale s and the reduction's divisors D_ce, D_z:
-    x      = c * tanh(r / c)                   if a softcap c is set, else r
-    lse    = log(sum_j exp(x_j))
-    ce_i   = (1 - e) * w[t] * (lse - x_t) + (e / V) * (W_sum * lse - sum_j w_j * x_j),  W_sum = sum_j w_j
-    z_i    = s * lse**2
-    loss_i = k_i * (ce_i / D_ce + z_i / D_z)
-k_i is 1, or the detached probability exp(x_t - lse) when token scaling is on
-(used by the fused linear cross-entropy). "mean" has D_ce = sum of w[t_i] over
-kept rows and D_z = the kept-row count (each 1 when nothing is kept, so the mean
-is 0, never nan); "sum" and "none" have D_ce = D_z = 1. Ignored rows give 0.
-
-Gradient, with p = softmax(x):
-    dloss_i/dx_j = k_i * [ (1 - e) * w[t] * (p_j - [j == t]) / D_ce
-                          + (e / V) * (W_sum * p_j - w_j) / D_ce
-                          + 2 * s * lse * p_j / D_z ]
-    dloss_i/dr_j = dloss_i/dx_j * (1 - (x_j / c)**2)     with a softcap
-and 0 on ignored rows. A target outside [0, V) that is not ignore_index makes
-its row's loss and gradient NaN (the op contract says where it is an error).
+The kernel stores each row's loss already divided by the reduction's
+divisors (D_ce, D_z) and, with token scaling (the fused linear
+cross-entropy's option), multiplied by the detached target probability; the
+gradient is written in the form p_j * p_coef - smooth_coef * w_j - [j == t] *
+target_coef (see ``_store_row_gradient``). A target outside [0, V) that is not
+ignore_index makes its row NaN (the op contract says where it is an error).
 
 Passes over the logits: the loss Function's forward reads each row once
 (pass 1: online max / sum-exp, argmax, the smoothing sums) and stores its lse;
