@@ -114,7 +114,7 @@ def test_vocabulary_launches_are_the_measured_h100_ones(devices):
     (cross-entropy 16384, JSD 4096, KL-div and TVD 4096)."""
     pytest.importorskip("triton")
     from liger_kernel.triton import cross_entropy, jsd, kl_div
-    from liger_kernel.triton._launch import pipeline_stages, register_block
+    from liger_kernel.triton.launch import pipeline_stages, register_block
 
     profile = nvidia.nvidia_profile(0)
     assert profile.register_bytes is None and profile.register_budget() == profile.onchip_bytes

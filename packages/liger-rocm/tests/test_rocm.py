@@ -105,7 +105,7 @@ def test_persistent_grids_reach_1024_work_groups(props):
 
 def test_loops_are_not_pipelined_into_registers():
     """Triton's AMD pipeliner keeps no-dot loads in registers; 3 stages spill (tools/compile_kernels.py)."""
-    from liger_kernel.triton._launch import pipeline_stages
+    from liger_kernel.triton.launch import pipeline_stages
 
     profile = mock_profile(rocm_mock.MI300X)
     assert profile.pipeline_stages == 1
@@ -117,7 +117,7 @@ def test_vocabulary_blocks_are_sized_by_registers_not_lds():
     import dataclasses
 
     from liger_kernel.triton import cross_entropy, jsd, kl_div
-    from liger_kernel.triton._launch import register_block
+    from liger_kernel.triton.launch import register_block
 
     profile = mock_profile(rocm_mock.MI300X)
     assert profile.register_budget() == 128 * 1024  # 512 KiB of VGPRs per CU over 4 programs

@@ -36,6 +36,19 @@ logger = logging.getLogger("liger_kernel")
 FALLBACK_AI_CORES = 20
 FALLBACK_VECTOR_CORES = 40
 
+#: The cube unit multiplies 16 x 16 fractals of 16-bit operands: chunks of the
+#: fused linear cross-entropy hold a multiple of 16 rows, so no fractal is padded.
+CUBE_FRACTAL_ROWS = 16
+#: Rows of a fused-linear-cross-entropy chunk per cube core (AI core). Each chunk's
+#: weight-gradient GEMM does 2 V H rows flops and reads and writes the fp32
+#: gradient (8 V H bytes): rows / 4 flops per byte. One cube core does 16 x 16 x 16
+#: MACs (8192 flops) a cycle, and an A2 part moves roughly 900 bytes of HBM a cycle
+#: (about 1.6 TB/s at 1.8 GHz), so staying bound by the cube units takes about
+#: 4 * 8192 / 900 = 36 rows per core. An estimate from published figures, not a
+#: measurement: 20 cube cores -> 640 rows, where 2**24-element chunks gave 130 at
+#: a 128256 vocabulary.
+ROWS_PER_CUBE_CORE = 32
+
 
 @dataclass(frozen=True)
 class CoreCounts:
@@ -131,4 +144,7 @@ def npu_profile(device: Any) -> DeviceProfile:
         # One program per vector core: extra programs only queue on the runtime.
         programs_per_unit=1,
         uses_num_warps=False,
+        # The GEMMs run on the cube cores (one per AI core), not the vector cores.
+        lm_head_row_multiple=CUBE_FRACTAL_ROWS,
+        lm_head_min_rows=counts.ai * ROWS_PER_CUBE_CORE,
     )

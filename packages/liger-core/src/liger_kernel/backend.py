@@ -135,12 +135,12 @@ class DeviceProfile:
     uses_num_warps: False where the compiler ignores num_warps (Ascend).
     direct_launch: True where the Triton build lets a compiled kernel be
         relaunched directly, skipping argument binding (NVIDIA); see
-        ``liger_kernel.triton._launch.launch``.
+        ``liger_kernel.triton.launch.launch``.
     pipeline_stages: ``num_stages`` of the persistent loops whose loads feed
         no ``tl.dot`` (every loop here). Triton on sm_90 pipelines such loads
         through shared memory, and only from 3 stages on; Triton's AMD backend
         prefetches them into registers instead, so there a stage costs VGPRs.
-        1 turns pipelining off. See ``liger_kernel.triton._launch.pipeline_stages``.
+        1 turns pipelining off. See ``liger_kernel.triton.launch.pipeline_stages``.
 
     Tuning, choices a backend measures per architecture (the defaults are the
     choices measured on an H100; liger-cuda's profile records where each came
@@ -156,6 +156,12 @@ class DeviceProfile:
         this many times as many elements as its input (tokens x hidden):
         larger chunks make the weight-gradient GEMM read and write that
         gradient fewer times, smaller ones take less memory.
+    lm_head_row_multiple: that chunk's rows are a multiple of this (the GEMM
+        tile along the tokens, so no tile is padded).
+    lm_head_min_rows: the fewest rows such a chunk holds (unless the batch has
+        fewer): each chunk reads and writes the whole weight gradient once, so
+        the weight-gradient GEMM needs enough rows (its inner dimension) to be
+        bound by the matrix units rather than by that traffic.
     """
 
     name: str
@@ -174,6 +180,8 @@ class DeviceProfile:
     reduction_programs_per_unit: int = 1
     vocab_programs_per_unit: int = 1
     lm_head_chunk_ratio: int = 2
+    lm_head_row_multiple: int = 64
+    lm_head_min_rows: int = 64
 
     def grid(self, work_items: int) -> int:
         """Persistent grid for ``work_items`` independent rows or tiles."""

@@ -17,6 +17,7 @@ import torch
 
 pytest.importorskip("triton")
 
+from liger_kernel import losses
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import dispatcher
 from liger_kernel.triton import fused_linear_cross_entropy as flce_module
@@ -37,7 +38,7 @@ def small_profile(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def use_chunk_rows(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
-    monkeypatch.setattr(flce_module, "chunk_rows", lambda n_rows, hidden, vocab, ratio: rows)
+    monkeypatch.setattr(flce_module, "chunk_rows", lambda *sizes: rows)
 
 
 def make_case(dtype: torch.dtype = torch.float32, seed: int = 0, rows: int = ROWS):
@@ -128,10 +129,10 @@ def test_graph_capture_walks_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under a graph capture the kept rows are not counted (a capture may not
     synchronize), and the walk over every row gives the same results."""
     x, w, b, target, _ = make_case()
-    assert flce_module.kept_rows(target, -100) is not None
+    assert losses.kept_rows(target, -100) is not None
     expected = run_both(x, w, b, target)[0]
-    monkeypatch.setattr(flce_module, "stream_capturing", lambda device: True)
-    assert flce_module.kept_rows(target, -100) is None
+    monkeypatch.setattr(losses, "stream_capturing", lambda device: True)
+    assert losses.kept_rows(target, -100) is None
     captured = run_both(x, w, b, target)[0]
     for got, want in zip(captured, expected):
         if want is not None:
@@ -210,12 +211,13 @@ def test_only_weight_requires_grad(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_chunk_rows_rule() -> None:
-    rows = flce_module.chunk_rows(8192, 4096, 128256, 2)
+    rows = losses.chunk_rows(8192, 4096, 128256, 2)
     assert rows == 512  # the TARGETS.md shape: 125 MiB of bf16 logits
     assert rows * 128256 <= 2 * 8192 * 4096
-    assert flce_module.chunk_rows(8192, 4096, 128256, 1) == 256
-    assert flce_module.chunk_rows(5, 16, 150, 2) == 5
-    assert flce_module.chunk_rows(100_000, 8, 1_000_000, 2) == flce_module.CHUNK_ROW_MULTIPLE
+    assert losses.chunk_rows(8192, 4096, 128256, 1) == 256
+    assert losses.chunk_rows(5, 16, 150, 2) == 5
+    assert losses.chunk_rows(100_000, 8, 1_000_000, 2) == losses.CHUNK_ROW_MULTIPLE
+    assert losses.chunk_rows(8192, 4096, 128256, 2, row_multiple=16, min_rows=640) == 640
 
 
 def test_chunks_are_sized_by_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,15 +226,16 @@ def test_chunks_are_sized_by_the_profile(monkeypatch: pytest.MonkeyPatch) -> Non
     seen = []
     sized = flce_module.chunk_rows
 
-    def recording(n_rows: int, hidden: int, vocab: int, ratio: int) -> int:
-        seen.append(ratio)
-        return sized(n_rows, hidden, vocab, ratio)
+    def recording(n_rows: int, hidden: int, vocab: int, ratio: int, multiple: int, fewest: int) -> int:
+        seen.append((ratio, multiple, fewest))
+        return sized(n_rows, hidden, vocab, ratio, multiple, fewest)
 
     monkeypatch.setattr(flce_module, "chunk_rows", recording)
-    monkeypatch.setattr(dispatcher, "profile", lambda device: replace(SMALL_PROFILE, lm_head_chunk_ratio=7))
+    tuned = replace(SMALL_PROFILE, lm_head_chunk_ratio=7, lm_head_row_multiple=8, lm_head_min_rows=3)
+    monkeypatch.setattr(dispatcher, "profile", lambda device: tuned)
     x, w, b, target, _ = make_case(seed=10)
     run_both(x, w, b, target)
-    assert seen and set(seen) == {7}
+    assert seen and set(seen) == {(7, 8, 3)}
 
 
 def test_autocast_runs_the_gemms_in_autocast_dtype() -> None:

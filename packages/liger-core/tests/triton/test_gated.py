@@ -74,7 +74,7 @@ def test_gate_tiles_and_norm_reduction_grids_follow_the_profile_tuning() -> None
     from dataclasses import replace
 
     from liger_kernel.backend import DeviceProfile
-    from liger_kernel.triton._launch import reduction_grid
+    from liger_kernel.triton.launch import reduction_grid
     from liger_kernel.triton.swiglu import gate_launch
 
     base = DeviceProfile(name="fake", compute_units=4, max_block=8192)

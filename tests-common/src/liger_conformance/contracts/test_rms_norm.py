@@ -117,6 +117,23 @@ def test_fp16_rms_in_fp32(liger_device, liger_rng, casting_mode):
     run(X, W, casting_mode=casting_mode, dtype=torch.float16, rng=liger_rng)
 
 
+@pytest.mark.parametrize("weight_dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_llama_rounds_offset_plus_weight(liger_device, liger_rng, weight_dtype):
+    """ "llama" multiplies by offset + W rounded to W's dtype. Here W is half
+    precision, below half its dtype's spacing at 1, so 1 + W rounds to exactly 1
+    (to nearest or toward zero alike) and Y is x * rstd; X is float32, so Y's own
+    rounding is far smaller than the up to 0.45 spacings an unrounded 1 + W adds."""
+    X = make((8, 256), torch.float32, liger_device, liger_rng)
+    spacing = torch.finfo(weight_dtype).eps
+    below_half = torch.rand(256, generator=liger_rng, dtype=torch.float64) * 0.35 + 0.1
+    W = (below_half * spacing).to(weight_dtype).to(liger_device)
+    assert torch.all((1.0 + W.double()).to(weight_dtype) == 1.0)
+    Y = LigerRMSNormFunction.apply(X, W, EPS, 1.0, "llama", False)
+    x = X.double().cpu()
+    expected = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + EPS)
+    torch.testing.assert_close(Y.detach().cpu().double(), expected, rtol=2e-6, atol=1e-6)
+
+
 def test_deterministic(liger_device, liger_dtype, liger_rng):
     X = make((5, 70), liger_dtype, liger_device, liger_rng)
     W = make((70,), liger_dtype, liger_device, liger_rng, shift=1.0)

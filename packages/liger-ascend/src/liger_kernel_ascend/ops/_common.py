@@ -1,4 +1,4 @@
-"""Launch helpers shared by the NPU kernels (``as_rows`` is the portable kernels' own)."""
+"""Launch helpers shared by the NPU kernels (``as_rows`` is the public one of :mod:`liger_kernel.triton.launch`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import torch
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import as_rows
+from liger_kernel.triton.launch import as_rows
 from liger_kernel_ascend.tiling import FOOTPRINTS, TilePlan, plan_elementwise, plan_rows
 
 #: Dtypes the NPU compiler refuses ("[fp8, fp64] is unsupported on Ascend"): the

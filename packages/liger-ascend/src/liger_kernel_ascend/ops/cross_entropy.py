@@ -36,9 +36,9 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.losses import loss_divisors, reduce_rows, token_accuracy
 from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
 from liger_kernel_ascend.ops._common import as_rows, row_plan
 from liger_kernel_ascend.ops.gates import tanh
 
@@ -287,11 +287,6 @@ def cross_entropy_rows(
     return loss, z, predicted
 
 
-def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Per-row values (already divided by the divisors) reduced as asked."""
-    return rows if reduction == "none" else rows.sum()
-
-
 class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -328,9 +323,9 @@ class CrossEntropyFunction(torch.autograd.Function):
             ctx.save_for_backward(logits, target, weight, divisors)
         loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
         z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
-        token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
+        accuracy = token_accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
-        extras = (z_loss, token_accuracy, predicted)
+        extras = (z_loss, accuracy, predicted)
         ctx.mark_non_differentiable(*[extra for extra in extras if extra is not None])
         return loss, *extras
 

@@ -1,24 +1,24 @@
-"""Linear layer fused with cross-entropy (LM head + loss) on the NPU.
+"""Fused linear cross-entropy on the NPU (math and accumulation rule:
+:mod:`liger_kernel.ops.fused_linear_cross_entropy`).
 
-    logits = input @ weight.T + bias     formed one chunk of rows at a time
-    loss   = cross_entropy(logits, target, ce_weight, ...)   (see .cross_entropy)
-For each chunk the NPU cross-entropy kernel writes dlogits over the chunk's
-fp32 logits, then
-    dinput[chunk] = dlogits @ weight;  dweight += dlogits.T @ input[chunk];  dbias += sum(dlogits)
-The "mean" divisors are the whole batch's, computed once up front, so every
-chunk's dlogits are already final. dweight and dbias accumulate in
-``accum_dtype`` (default fp32 for half weights, else the weight's dtype) and
-are returned in the weight's and bias's dtypes. ``use_token_scaling`` scales
-each row's loss (z-loss included) and gradient by the detached probability of
-its target. "mean"/"sum" compute gradients in forward and backward scales them
-by the scalar incoming gradient; "none" replays the chunks in backward with
-each row's gradient scaled by its incoming gradient.
+Layout: the shared chunk walk (:func:`liger_kernel.losses.walk_linear_chunks`)
+with the NPU cross-entropy kernel (:mod:`.cross_entropy`) as its row kernel.
+The GEMMs run on the AI cores' cube units through torch (torch_npu's
+kernels); only the loss runs as a Triton kernel, on the vector cores. Each
+chunk's logits are formed in the GEMM dtype into one reused buffer, and the
+kernel writes dlogits over them; dweight accumulates in place, so no (V, H)
+temporary exists.
 
-NPU constraints answered: the GEMMs run on the AI cores' cube units through
-torch.matmul (torch_npu's kernels); only the loss runs as a Triton kernel, on
-the vector cores with the unified-buffer tiling of :mod:`.cross_entropy`.
-Chunks hold at most :data:`CHUNK_ELEMENTS` fp32 logits (64 MiB), so device
-memory stays bounded as the vocabulary or batch grows.
+NPU constraint answered: the chunk size comes from the device profile's cube
+cores (``lm_head_min_rows``, ``lm_head_row_multiple``, see
+:mod:`liger_kernel_ascend.profile`): each chunk reads and writes the whole
+fp32 weight gradient, so a chunk holds enough rows for the cube units, not
+just a fixed count of logits. fp64 is refused: the cube units have no fp64
+GEMM and the loss kernel cannot compile fp64.
+
+"mean"/"sum" compute the gradients in forward and backward scales them by the
+scalar incoming gradient; "none" replays the chunks in backward with each
+row's gradient scaled by its incoming gradient.
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ from typing import Any, NamedTuple
 
 import torch
 
+from liger_kernel.dispatch import device_profile
+from liger_kernel.losses import LinearGrads, chunk_rows, loss_divisors, reduce_rows, token_accuracy, walk_linear_chunks
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton.cross_entropy import accuracy, loss_divisors
+from liger_kernel.ops.fused_linear_cross_entropy import accumulation_dtype
 from liger_kernel_ascend.ops._common import check_npu_dtype
-from liger_kernel_ascend.ops.cross_entropy import cross_entropy_rows, reduce_rows
-
-#: Most logits one chunk materializes (fp32: 64 MiB).
-CHUNK_ELEMENTS = 1 << 24
-HALF_DTYPES = (torch.float16, torch.bfloat16)
+from liger_kernel_ascend.ops.cross_entropy import cross_entropy_rows
 
 
 class LossOptions(NamedTuple):
@@ -45,21 +43,20 @@ class LossOptions(NamedTuple):
     use_token_scaling: bool
 
 
-class Walk(NamedTuple):
-    loss: torch.Tensor
-    z: torch.Tensor | None
-    predicted: torch.Tensor | None
-    dinput: torch.Tensor | None
-    dweight: torch.Tensor | None
-    dbias: torch.Tensor | None
+def rows_per_chunk(n_rows: int, hidden: int, vocab: int, device: torch.device) -> int:
+    """The chunk rows of this device's profile (see the module docstring)."""
+    profile = device_profile(device)
+    return chunk_rows(
+        n_rows,
+        hidden,
+        vocab,
+        profile.lm_head_chunk_ratio,
+        profile.lm_head_row_multiple,
+        profile.lm_head_min_rows,
+    )
 
 
-def chunk_rows(n_rows: int, vocab: int) -> int:
-    """Rows per chunk: as many as keep the chunk's logits within CHUNK_ELEMENTS."""
-    return max(1, min(n_rows, CHUNK_ELEMENTS // max(1, vocab)))
-
-
-def walk_chunks(
+def walk(
     input: torch.Tensor,
     weight: torch.Tensor,
     target: torch.Tensor,
@@ -69,56 +66,35 @@ def walk_chunks(
     divisors: torch.Tensor,
     accum_dtype: torch.dtype,
     needs: tuple[bool, bool, bool],
-    want: tuple[bool, bool],
+    rows: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None],
     row_scale: torch.Tensor | None = None,
-) -> Walk:
-    """Per-row losses (and z-losses, argmaxes) and the requested gradients, chunk by chunk."""
-    need_dinput, need_dweight, need_dbias = needs
-    need_dbias = need_dbias and bias is not None
-    need_grad = need_dinput or need_dweight or need_dbias
+) -> LinearGrads:
+    """Loss rows into ``rows`` (loss, z, predicted) and the requested (dinput, dweight, dbias)."""
     matmul_dtype = torch.promote_types(input.dtype, weight.dtype)
-    # the cube units have no fp64 GEMM and the loss kernel cannot take fp64 logits: refuse before any work
     check_npu_dtype("fused_linear_cross_entropy", matmul_dtype)
-    x, w = input.to(matmul_dtype), weight.to(matmul_dtype)
-    n_rows, vocab = input.shape[0], weight.shape[0]
-    device = input.device
-    loss = torch.empty(n_rows, dtype=torch.float32, device=device)
-    z = torch.empty(n_rows, dtype=torch.float32, device=device) if want[0] else None
-    predicted = torch.empty(n_rows, dtype=torch.int64, device=device) if want[1] else None
-    dinput = torch.empty(input.shape, dtype=input.dtype, device=device) if need_dinput else None
-    dweight = torch.zeros(weight.shape, dtype=accum_dtype, device=device) if need_dweight else None
-    dbias = torch.zeros(vocab, dtype=accum_dtype, device=device) if need_dbias else None
-    step = chunk_rows(n_rows, vocab)
-    for start in range(0, n_rows, step):
-        rows = slice(start, min(start + step, n_rows))
-        logits = (x[rows] @ w.T).float()
-        if bias is not None:
-            logits += bias.float()
-        part_loss, part_z, part_pred = cross_entropy_rows(
-            logits, target[rows], ce_weight, divisors,
+
+    def row_loss(logits, target, loss, z, predicted, write_grad):
+        part_loss, part_z, part_predicted = cross_entropy_rows(
+            logits, target, ce_weight, divisors,
             ignore_index=options.ignore_index, lse_square_scale=options.lse_square_scale,
             label_smoothing=options.label_smoothing, softcap=options.softcap,
-            grad=logits if need_grad else None, want_z=want[0], want_predicted=want[1],
+            grad=logits if write_grad else None, want_z=z is not None, want_predicted=predicted is not None,
             token_scaling=options.use_token_scaling,
         )  # fmt: skip
-        loss[rows] = part_loss
+        loss.copy_(part_loss)
         if z is not None:
-            z[rows] = part_z
+            z.copy_(part_z)
         if predicted is not None:
-            predicted[rows] = part_pred
-        if not need_grad:
-            continue
-        dlogits = logits
-        if row_scale is not None:
-            dlogits *= row_scale[rows].to(dlogits.dtype).unsqueeze(1)
-        if dbias is not None:
-            dbias += dlogits.sum(dim=0).to(accum_dtype)
-        dlogits = dlogits.to(matmul_dtype)
-        if dinput is not None:
-            dinput[rows] = (dlogits @ w).to(input.dtype)
-        if dweight is not None:
-            dweight += (dlogits.T @ x[rows]).to(accum_dtype)
-    return Walk(loss, z, predicted, dinput, dweight, dbias)
+            predicted.copy_(part_predicted)
+
+    loss_rows, z_rows, predicted = rows
+    return walk_linear_chunks(
+        input.to(matmul_dtype), weight.to(matmul_dtype), bias.to(matmul_dtype) if bias is not None else None,
+        target, row_loss,
+        rows_per_chunk=rows_per_chunk(input.shape[0], input.shape[1], weight.shape[0], input.device),
+        ignore_index=options.ignore_index, want_grads=(needs[0], needs[1], needs[2] and bias is not None),
+        accum_dtype=accum_dtype, loss_rows=loss_rows, z_rows=z_rows, predicted=predicted, row_scale=row_scale,
+    )  # fmt: skip
 
 
 class FusedLinearCrossEntropyFunction(torch.autograd.Function):
@@ -141,21 +117,26 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        if accum_dtype is None:
-            accum_dtype = torch.float32 if weight.dtype in HALF_DTYPES else weight.dtype
+        accum_dtype = accumulation_dtype(weight.dtype, accum_dtype)
         options = LossOptions(ignore_index, lse_square_scale, label_smoothing, softcap, use_token_scaling)
         divisors = loss_divisors(target, ce_weight, ignore_index, reduction)
         # needs_input_grad covers only the arguments passed: bias may be left at its default
         flags = ctx.needs_input_grad
         needs = (flags[0], flags[1], len(flags) > 3 and flags[3])
-        want = (return_z_loss, return_token_accuracy or return_predicted_tokens)
         grads_now = needs if reduction != "none" else (False, False, False)
-        walk = walk_chunks(input, weight, target, bias, ce_weight, options, divisors, accum_dtype, grads_now, want)
-        loss = reduce_rows(walk.loss, reduction).to(loss_dtype(input.dtype))
-        z_loss = reduce_rows(walk.z, reduction).to(loss_dtype(input.dtype)) if walk.z is not None else None
-        token_accuracy = accuracy(walk.predicted, target, ignore_index) if return_token_accuracy else None
-        predicted = walk.predicted if return_predicted_tokens else None
-        extras = (z_loss, token_accuracy, predicted)
+        n_rows, device = input.shape[0], input.device
+        loss_rows = torch.empty(n_rows, dtype=torch.float32, device=device)
+        z_rows = torch.empty_like(loss_rows) if return_z_loss else None
+        want_predicted = return_token_accuracy or return_predicted_tokens
+        predicted = torch.empty(n_rows, dtype=torch.int64, device=device) if want_predicted else None
+        grads = walk(
+            input, weight, target, bias, ce_weight, options, divisors, accum_dtype, grads_now,
+            (loss_rows, z_rows, predicted),
+        )  # fmt: skip
+        loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
+        z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
+        accuracy = token_accuracy(predicted, target, ignore_index) if return_token_accuracy else None
+        extras = (z_loss, accuracy, predicted if return_predicted_tokens else None)
         ctx.mark_non_differentiable(*[extra for extra in extras if extra is not None])
         ctx.reduction = reduction
         ctx.dtypes = (input.dtype, weight.dtype, bias.dtype if bias is not None else None)
@@ -163,7 +144,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
             ctx.save_for_backward(input, weight, target, bias, ce_weight, divisors)
             ctx.replay = (options, accum_dtype, needs)
         else:
-            ctx.save_for_backward(walk.dinput, walk.dweight, walk.dbias)
+            ctx.save_for_backward(*grads)
         return loss, *extras
 
     @staticmethod
@@ -171,11 +152,11 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         if ctx.reduction == "none":
             input, weight, target, bias, ce_weight, divisors = ctx.saved_tensors
             options, accum_dtype, needs = ctx.replay
-            walk = walk_chunks(
-                input, weight, target, bias, ce_weight, options, divisors, accum_dtype, needs, (False, False),
-                row_scale=grad_loss,
+            scratch = torch.empty(input.shape[0], dtype=torch.float32, device=input.device)
+            grads = walk(
+                input, weight, target, bias, ce_weight, options, divisors, accum_dtype, needs,
+                (scratch, None, None), row_scale=grad_loss,
             )  # fmt: skip
-            grads = (walk.dinput, walk.dweight, walk.dbias)
         else:
             grads = tuple(g * grad_loss.to(g.dtype) if g is not None else None for g in ctx.saved_tensors)
         dinput, dweight, dbias = (g.to(dtype) if g is not None else None for g, dtype in zip(grads, ctx.dtypes))

@@ -1,14 +1,23 @@
 """Linear layer fused with cross-entropy: the LM head and its loss.
 
-    logits = input @ weight.T + bias            (BT, V), never held whole in fp32
+    logits = input @ weight.T + bias            (BT, V), never held whole
     loss   = cross_entropy(logits, target, ce_weight, ...)   (see cross_entropy)
-Backends walk the tokens in chunks: for each chunk they form its logits, the
-loss and dlogits, and accumulate
-    dinput = dlogits @ weight;  dweight += dlogits.T @ input;  dbias += sum(dlogits)
-so peak memory is one chunk's logits, not the whole batch's. accum_dtype (e.g.
-torch.float32) is the dtype dweight and dbias are accumulated in, None or a
-floating dtype; they are returned in weight's dtype. use_token_scaling multiplies each row's loss by the
-(detached) predicted probability of its target.
+with the gradients
+    dinput = dlogits @ weight;  dweight = dlogits.T @ input;  dbias = sum over rows of dlogits
+Backends walk the tokens in chunks and add each chunk's share to dweight and
+dbias, so peak memory is one chunk's logits, not the whole batch's.
+
+Accumulation (the rule every backend follows): dweight and dbias are
+accumulated in ``accum_dtype`` and returned in weight's (bias's) dtype.
+``accum_dtype=None`` means float32 for float16 / bfloat16 weights and the
+weight's own dtype otherwise (:func:`accumulation_dtype`): a half-precision
+accumulator would round the running sum once per chunk, so its error would
+grow with the number of chunks, which is a backend's choice and not the
+caller's. Each chunk's product may be formed in the GEMM dtype before it is
+added; the conformance suite bounds |dweight - exact| per dtype.
+
+use_token_scaling multiplies each row's loss (z-loss included) and its
+gradient by the (detached) predicted probability of its target.
 """
 
 from __future__ import annotations
@@ -25,6 +34,15 @@ from liger_kernel.ops._contract import (
     require_tensor,
 )
 from liger_kernel.ops.cross_entropy import check_loss_options, loss_outputs, require_target_in_range
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def accumulation_dtype(weight_dtype: torch.dtype, accum_dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype dweight and dbias are accumulated in (see the module docstring)."""
+    if accum_dtype is not None:
+        return accum_dtype
+    return torch.float32 if weight_dtype in HALF_DTYPES else weight_dtype
 
 
 class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):

@@ -3,8 +3,11 @@
 Forward, per row x of width H:
     rstd = 1 / sqrt(mean(x**2) + eps)
     y    = (x * rstd) * (offset + W)
-casting_mode "llama": rstd in fp32, x * rstd cast back to x.dtype, then times W;
-"gemma": all of it in fp32, cast once at the end; "none": all in x.dtype.
+casting_mode "llama": rstd in fp32, x * rstd rounded to x.dtype, then times
+(offset + W) rounded to W's dtype (what a model that stores its weight with the
+offset folded in multiplies by); "gemma": all of it in fp32, cast once at the
+end; "none": all in x.dtype. The backward uses offset + W unrounded (the two
+differ by one rounding of W's dtype).
 
 Backward, with n = x * rstd and g = dy * (offset + W):
     dx = rstd * (g - n * mean(g * n))

@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, launch
+from liger_kernel.triton.launch import accumulator_dtype, launch
 
 #: columns per program, and partial rows loaded per step: a (ROWS, COLS) tile
 #: of independent loads keeps enough bytes in flight that the walk over a

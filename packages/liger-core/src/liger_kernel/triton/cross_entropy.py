@@ -1,24 +1,12 @@
-"""Cross-entropy over a vocabulary as one persistent-grid Triton kernel.
+"""Cross-entropy over a vocabulary as one persistent-grid Triton kernel
+(math: :mod:`liger_kernel.ops.cross_entropy`).
 
-Forward, for row i with raw logits r (width V), target t, class weights w (ones
-if None), smoothing e, z-loss scale s and the reduction's divisors D_ce, D_z:
-    x      = c * tanh(r / c)                   if a softcap c is set, else r
-    lse    = log(sum_j exp(x_j))
-    ce_i   = (1 - e) * w[t] * (lse - x_t) + (e / V) * (W_sum * lse - sum_j w_j * x_j),  W_sum = sum_j w_j
-    z_i    = s * lse**2
-    loss_i = k_i * (ce_i / D_ce + z_i / D_z)
-k_i is 1, or the detached probability exp(x_t - lse) when token scaling is on
-(used by the fused linear cross-entropy). "mean" has D_ce = sum of w[t_i] over
-kept rows and D_z = the kept-row count (each 1 when nothing is kept, so the mean
-is 0, never nan); "sum" and "none" have D_ce = D_z = 1. Ignored rows give 0.
-
-Gradient, with p = softmax(x):
-    dloss_i/dx_j = k_i * [ (1 - e) * w[t] * (p_j - [j == t]) / D_ce
-                          + (e / V) * (W_sum * p_j - w_j) / D_ce
-                          + 2 * s * lse * p_j / D_z ]
-    dloss_i/dr_j = dloss_i/dx_j * (1 - (x_j / c)**2)     with a softcap
-and 0 on ignored rows. A target outside [0, V) that is not ignore_index makes
-its row's loss and gradient NaN (the op contract says where it is an error).
+The kernel stores each row's loss already divided by the reduction's
+divisors (D_ce, D_z) and, with token scaling (the fused linear
+cross-entropy's option), multiplied by the detached target probability; the
+gradient is written in the form p_j * p_coef - smooth_coef * w_j - [j == t] *
+target_coef (see ``_store_row_gradient``). A target outside [0, V) that is not
+ignore_index makes its row NaN (the op contract says where it is an error).
 
 Passes over the logits: the loss Function's forward reads each row once
 (pass 1: online max / sum-exp, argmax, the smoothing sums) and stores its lse;
@@ -49,9 +37,10 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.losses import loss_divisors, reduce_rows, token_accuracy
 from liger_kernel.ops._contract import mark_overwritten, overwritable
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton._launch import as_rows, pipeline_stages, register_block
+from liger_kernel.triton.launch import as_rows, pipeline_stages, register_block
 
 #: On-chip bytes budgeted per vocabulary element of a block (its loaded value
 #: and the fp32 values derived from it, in registers and pipeline buffers). On
@@ -364,30 +353,6 @@ def vocab_launch(n_rows: int, n_cols: int, device: torch.device, element_size: i
     return VocabLaunch(grid, block, profile.num_warps(block), stages)
 
 
-def loss_divisors(
-    target: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """(D_ce, D_z) as a device tensor of ``dtype``, computed without host sync.
-
-    "mean": D_ce = sum of class_weight[t] over kept rows (their count when no
-    weight), D_z = kept-row count, each replaced by 1 when it is 0."""
-    if reduction != "mean":
-        return torch.ones(2, dtype=dtype, device=target.device)
-    kept = target != ignore_index
-    kept_count = kept.sum(dtype=dtype)
-    if class_weight is None:
-        ce_divisor = kept_count
-    else:
-        safe_target = torch.where(kept, target, 0)
-        ce_divisor = (class_weight.to(dtype)[safe_target] * kept).sum()
-    divisors = torch.stack((ce_divisor, kept_count))
-    return torch.where(divisors == 0, 1.0, divisors)
-
-
 def cross_entropy_rows(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -562,18 +527,6 @@ def warn_if_repeated(ctx: Any, op: str) -> None:
     ctx.backward_done = True
 
 
-def accuracy(predicted: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """Fraction of kept rows whose argmax is the target; 0 with no kept row."""
-    kept = target != ignore_index
-    hits = ((predicted == target) & kept).sum(dtype=torch.float32)
-    return hits / kept.sum(dtype=torch.float32).clamp(min=1.0)
-
-
-def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
-    """The per-row values (already divided by the divisors) reduced as asked."""
-    return rows if reduction == "none" else rows.sum()
-
-
 class CrossEntropyFunction(torch.autograd.Function):
     """Triton cross-entropy with the options of ``LigerCrossEntropyFunction``.
 
@@ -628,9 +581,9 @@ class CrossEntropyFunction(torch.autograd.Function):
             ctx.save_for_backward(logits, target, weight, divisors, lse)
         loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
         z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
-        token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
+        accuracy = token_accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
-        extras = (z_loss, token_accuracy, predicted)
+        extras = (z_loss, accuracy, predicted)
         ctx.mark_non_differentiable(*[extra for extra in extras if extra is not None])
         return loss, *extras
 

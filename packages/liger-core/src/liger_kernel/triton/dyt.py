@@ -31,7 +31,7 @@ import triton.language as tl
 
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import (
+from liger_kernel.triton.launch import (
     MIN_BLOCK,
     TILE,
     as_rows,

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from liger_kernel.triton._launch import as_rows, shaped
+from liger_kernel.triton.launch import as_rows, shaped
 from liger_kernel.triton.rms_norm import CASTING_MODES, rms_norm_backward, rms_norm_forward
 
 

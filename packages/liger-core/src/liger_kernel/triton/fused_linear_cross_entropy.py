@@ -1,27 +1,23 @@
-"""Fused linear cross-entropy: the LM head and its loss, chunk by chunk over tokens.
+"""Fused linear cross-entropy, portable Triton: the GEMMs in torch, the loss in
+:func:`liger_kernel.triton.cross_entropy.cross_entropy_rows` (math: the contract,
+:mod:`liger_kernel.ops.fused_linear_cross_entropy`).
 
-    logits = input @ weight.T + bias                      (BT, V), one chunk of rows at a time
-    loss   = cross_entropy(logits, target, ce_weight, ...) (see liger_kernel.triton.cross_entropy)
-For each chunk of rows, in the compute dtype:
-    logits_c = input_c @ weight.T (+ bias)                 cuBLAS (torch.mm / addmm)
-    dlogits_c  written over logits_c by the cross-entropy kernel, divided by the
-               global reduction divisor (computed once on the device, no sync)
-    dinput_c = dlogits_c @ weight;  dweight += dlogits_c.T @ input_c;  dbias += sum_rows(dlogits_c)
-With reduction "mean" or "sum" all of it happens in forward and backward only
-multiplies the three gradients by the scalar grad_output (a device-side no-op
-when it is 1). With "none" the gradient depends on one grad_output per row, so
-backward runs the chunks again with each row's gradient scaled before the GEMMs.
+The walk over token chunks is the shared one
+(:func:`liger_kernel.losses.walk_linear_chunks`): each chunk's logits are
+formed in the GEMM dtype by cuBLAS (mm / addmm) into one reused buffer, and
+the kernel writes dlogits over them, already divided by the reduction's
+divisors (computed once on the device, no sync). With reduction "mean" or
+"sum" all gradients are formed in forward, and backward multiplies them by
+the scalar grad_output in place (a device-side no-op when it is 1); "none"
+needs one grad_output per row, so backward walks the chunks again.
 
 Rows whose target is ignored are left out of the chunks (SKIP_IGNORED_ROWS):
-their loss and gradient are zero, so they need no GEMM. Counting the kept rows
-is the one host synchronization of a walk; while the stream is being captured
-into a graph (CUDA graphs, torch.compile's "reduce-overhead"), where nothing
-may synchronize, every row is walked instead.
+one host synchronization per walk, none while a graph is being captured.
 
-Memory: one chunk of logits (the profile's ``lm_head_chunk_ratio`` times the
-size of input, see :func:`chunk_rows`) and one gathered chunk of input, dinput, and dweight /
-dbias in accum_dtype (weight's dtype when None; returned in weight's dtype). use_token_scaling multiplies each row's
-loss (and its gradient) by the detached softmax probability of its target.
+Memory: one chunk of logits, sized by the device profile
+(``lm_head_chunk_ratio`` times the input, see :func:`chunk_rows`), one
+gathered chunk of input, dinput, and dweight / dbias in the contract's
+accumulation dtype, with no (V, H) temporary.
 """
 
 from __future__ import annotations
@@ -31,85 +27,21 @@ from typing import Any
 import torch
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.losses import chunk_rows, loss_divisors, reduce_rows, token_accuracy, walk_linear_chunks
 from liger_kernel.ops.cross_entropy import loss_dtype
+from liger_kernel.ops.fused_linear_cross_entropy import accumulation_dtype
 from liger_kernel.triton.cross_entropy import (
-    accuracy,
     alias,
     cross_entropy_rows,
     grads_wanted,
-    loss_divisors,
-    reduce_rows,
     scale_rows_,
     warn_if_repeated,
 )
 
-#: Chunk rows are rounded down to a multiple of this, for GEMM tiles.
-CHUNK_ROW_MULTIPLE = 64
 #: Rows with an ignored target skip all three GEMMs and the loss kernel. It
 #: costs one host synchronization per walk (the count of kept rows sizes the
 #: GEMMs) and saves their share of the work: 1/7 at the benchmark shape.
 SKIP_IGNORED_ROWS = True
-
-
-def chunk_rows(n_rows: int, hidden: int, vocab: int, ratio: int) -> int:
-    """Rows per chunk: the chunk's logits (rows x vocab) stay within ``ratio``
-    x (n_rows x hidden) elements (the profile's ``lm_head_chunk_ratio``),
-    rounded down to a multiple of CHUNK_ROW_MULTIPLE, at least one multiple,
-    at most n_rows. E.g. (8192, 4096, 128256) at ratio 2 -> 512 rows: 125 MiB
-    of bf16 logits."""
-    rows = ratio * n_rows * hidden // max(vocab, 1)
-    rows = max(CHUNK_ROW_MULTIPLE, rows // CHUNK_ROW_MULTIPLE * CHUNK_ROW_MULTIPLE)
-    return max(1, min(n_rows, rows))
-
-
-def _accumulate_weight_grad(
-    grad_weight: torch.Tensor, dlogits: torch.Tensor, input_chunk: torch.Tensor, first: bool, slice_rows: int
-) -> None:
-    """grad_weight (+)= dlogits.T @ input_chunk, without a (V, H) temporary.
-
-    In the GEMM dtype cuBLAS accumulates straight into grad_weight. In another
-    accum dtype the product is formed a vocabulary slice at a time (at most one
-    chunk of logits worth of elements) and added in that dtype."""
-    if grad_weight.dtype == dlogits.dtype:
-        if first:
-            torch.mm(dlogits.t(), input_chunk, out=grad_weight)
-        else:
-            grad_weight.addmm_(dlogits.t(), input_chunk)
-        return
-    for start in range(0, grad_weight.shape[0], slice_rows):
-        product = torch.mm(dlogits[:, start : start + slice_rows].t(), input_chunk)
-        if first:
-            grad_weight[start : start + slice_rows].copy_(product)
-        else:
-            grad_weight[start : start + slice_rows].add_(product)
-
-
-def stream_capturing(device: torch.device) -> bool:
-    """Whether the current stream of ``device`` is being captured into a graph
-    (``torch.cuda``'s probe, or the same one of another device module)."""
-    probe = getattr(getattr(torch, device.type, None), "is_current_stream_capturing", None)
-    return bool(probe()) if probe is not None else False
-
-
-def kept_rows(target: torch.Tensor, ignore_index: int) -> torch.Tensor | None:
-    """Indices of the rows whose target is not ignored, or None when no row is
-    ignored (or SKIP_IGNORED_ROWS is off, or a graph capture forbids the
-    count's host synchronization: the GEMM sizes depend on the count)."""
-    if not SKIP_IGNORED_ROWS or stream_capturing(target.device):
-        return None
-    rows = torch.nonzero(target != ignore_index).squeeze(1)
-    return None if rows.numel() == target.shape[0] else rows
-
-
-def _take(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
-    """The selected rows: a view for a slice, a copy for an index tensor."""
-    return values[rows] if isinstance(rows, slice) else values.index_select(0, rows)
-
-
-def _put(values: torch.Tensor, rows: slice | torch.Tensor, chunk: torch.Tensor) -> None:
-    """Write back what _take gave (a slice's view already is values itself)."""
-    if not isinstance(rows, slice):
-        values.index_copy_(0, rows, chunk)
 
 
 def _run_chunks(
@@ -127,80 +59,29 @@ def _run_chunks(
     predicted: torch.Tensor | None = None,
     row_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """One walk over the token chunks: per-row losses into ``loss_rows`` (and
-    ``z_rows`` / ``predicted``), and the requested (dinput, dweight, dbias),
-    each row's gradient multiplied by ``row_scale`` when given.
+    """The shared walk with this backend's row kernel and the profile's chunk size."""
+    profile = device_profile(x.device)
 
-    Rows with an ignored target contribute nothing (loss 0, predicted -1, zero
-    gradient), so with SKIP_IGNORED_ROWS only the kept rows are chunked,
-    gathered a chunk at a time, and the results scattered back."""
-    n_rows, hidden = x.shape
-    vocab = weight.shape[0]
-    want_input, want_weight, want_bias = want_grads
-    write_grad = any(want_grads)
-    rows_per_chunk = chunk_rows(n_rows, hidden, vocab, device_profile(x.device).lm_head_chunk_ratio)
-    kept = kept_rows(target, options["ignore_index"])
-    if kept is None:
-        n_kept = n_rows
-        selections = [slice(start, min(start + rows_per_chunk, n_rows)) for start in range(0, n_rows, rows_per_chunk)]
-    else:
-        n_kept = kept.numel()
-        selections = [kept[start : start + rows_per_chunk] for start in range(0, n_kept, rows_per_chunk)]
-        loss_rows.zero_()
-        for rows, fill in ((z_rows, 0), (predicted, -1)):
-            if rows is not None:
-                rows.fill_(fill)
-    grad_input = None
-    if want_input:
-        grad_input = torch.empty_like(x) if kept is None else torch.zeros_like(x)
-    # The first chunk overwrites grad_weight, so only a walk without chunks needs zeros.
-    allocate = torch.empty if n_kept > 0 else torch.zeros
-    grad_weight = allocate(weight.shape, dtype=accum_dtype, device=x.device) if want_weight else None
-    grad_bias = torch.zeros(vocab, dtype=accum_dtype, device=x.device) if want_bias else None
-    logits_buffer = torch.empty(min(rows_per_chunk, max(n_kept, 1)), vocab, dtype=x.dtype, device=x.device)
-    slice_rows = max(1, rows_per_chunk * vocab // max(hidden, 1))
-    for index, rows in enumerate(selections):
-        input_chunk = _take(x, rows)
-        logits = logits_buffer[: input_chunk.shape[0]]
-        if bias is None:
-            torch.mm(input_chunk, weight.t(), out=logits)
-        else:
-            torch.addmm(bias, input_chunk, weight.t(), out=logits)
-        chunk_outputs = {
-            "loss": (loss_rows, _take(loss_rows, rows)),
-            "z": (z_rows, _take(z_rows, rows) if z_rows is not None else None),
-            "predicted": (predicted, _take(predicted, rows) if predicted is not None else None),
-        }
+    def row_loss(logits, target, loss, z, predicted, write_grad):
         cross_entropy_rows(
-            logits,
-            _take(target, rows),
-            ce_weight,
-            divisors,
-            chunk_outputs["loss"][1],
-            grad=logits if write_grad else None,
-            z_rows=chunk_outputs["z"][1],
-            predicted=chunk_outputs["predicted"][1],
-            **options,
-        )
-        for values, chunk in chunk_outputs.values():
-            if values is not None:
-                _put(values, rows, chunk)
-        if not write_grad:
-            del input_chunk
-            continue
-        if row_scale is not None:
-            scale_rows_(logits, _take(row_scale, rows))
-        if grad_weight is not None:
-            _accumulate_weight_grad(grad_weight, logits, input_chunk, index == 0, slice_rows)
-        if grad_bias is not None:
-            grad_bias += logits.sum(dim=0, dtype=accum_dtype)
-        if grad_input is not None:
-            # a gathered input chunk is dead now: its buffer takes dinput
-            torch.mm(logits, weight, out=grad_input[rows] if isinstance(rows, slice) else input_chunk)
-            _put(grad_input, rows, input_chunk)
-        # a gathered chunk is freed before the next one is gathered
-        del input_chunk
-    return grad_input, grad_weight, grad_bias
+            logits, target, ce_weight, divisors, loss,
+            grad=logits if write_grad else None, z_rows=z, predicted=predicted, **options,
+        )  # fmt: skip
+
+    rows = chunk_rows(
+        x.shape[0],
+        x.shape[1],
+        weight.shape[0],
+        profile.lm_head_chunk_ratio,
+        profile.lm_head_row_multiple,
+        profile.lm_head_min_rows,
+    )
+    return walk_linear_chunks(
+        x, weight, bias, target, row_loss,
+        rows_per_chunk=rows, ignore_index=options["ignore_index"], want_grads=want_grads,
+        accum_dtype=accum_dtype, loss_rows=loss_rows, z_rows=z_rows, predicted=predicted,
+        row_scale=row_scale, skip_ignored=SKIP_IGNORED_ROWS,
+    )  # fmt: skip
 
 
 def _gemm_dtype(input: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
@@ -268,7 +149,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
             loss_rows,
             options,
             (False, False, False) if per_row_grad else want_grads,
-            accum_dtype or weight.dtype,
+            accumulation_dtype(weight.dtype, accum_dtype),
             z_rows=z_rows,
             predicted=predicted,
         )
@@ -277,7 +158,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         if per_row_grad:
             ctx.options = options
             ctx.want_grads = want_grads
-            ctx.accum_dtype = accum_dtype or weight.dtype
+            ctx.accum_dtype = accumulation_dtype(weight.dtype, accum_dtype)
             ctx.save_for_backward(x, w, b, target, ce_weight, divisors)
         else:
             # Kept on ctx, not saved: backward scales these buffers in place and
@@ -286,9 +167,9 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
 
         loss = reduce_rows(loss_rows, reduction).to(loss_dtype(input.dtype))
         z_loss = reduce_rows(z_rows, reduction).to(loss_dtype(input.dtype)) if z_rows is not None else None
-        token_accuracy = accuracy(predicted, target, ignore_index) if return_token_accuracy else None
+        accuracy = token_accuracy(predicted, target, ignore_index) if return_token_accuracy else None
         predicted = predicted if return_predicted_tokens else None
-        extras = (z_loss, token_accuracy, predicted)
+        extras = (z_loss, accuracy, predicted)
         ctx.mark_non_differentiable(*[extra for extra in extras if extra is not None])
         return loss, *extras
 

@@ -37,7 +37,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, launch, pipeline_stages, statistics_dtype
+from liger_kernel.triton.launch import accumulator_dtype, launch, pipeline_stages, statistics_dtype
 
 
 @triton.jit

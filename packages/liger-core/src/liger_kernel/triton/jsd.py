@@ -42,15 +42,16 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
+from liger_kernel.losses import kept_divisor
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.triton._launch import (
+from liger_kernel.triton.cross_entropy import alias, grads_wanted, scale_rows_, warn_if_repeated
+from liger_kernel.triton.launch import (
     accumulator_dtype,
     as_rows,
     launch,
     pipeline_stages,
     register_block,
 )
-from liger_kernel.triton.cross_entropy import alias, grads_wanted, scale_rows_, warn_if_repeated
 
 #: On-chip bytes budgeted per vocabulary element of a block (see the module docstring).
 BYTES_PER_BLOCK_ELEMENT = 48
@@ -263,16 +264,6 @@ def jsd_rows(
         STAGES=plan.stages,
         num_warps=plan.num_warps,
     )
-
-
-def kept_divisor(
-    shift_labels: torch.Tensor | None, ignore_index: int, n_rows: int, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor:
-    """The kept-row count as a 1-element device tensor of ``dtype``, 1 when no row is kept (no host sync)."""
-    if shift_labels is None:
-        return torch.full((1,), float(max(n_rows, 1)), dtype=dtype, device=device)
-    kept = (shift_labels != ignore_index).sum(dtype=dtype).reshape(1)
-    return kept.clamp_(min=1.0)
 
 
 #: Input dtypes whose gradient is formed in backward, with the incoming gradient

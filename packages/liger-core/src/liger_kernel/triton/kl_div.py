@@ -30,7 +30,7 @@ import triton.language as tl
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops.kl_div import loss_dtype, reduction_divisor
-from liger_kernel.triton._launch import (
+from liger_kernel.triton.launch import (
     RowLaunch,
     accumulator_dtype,
     as_rows,

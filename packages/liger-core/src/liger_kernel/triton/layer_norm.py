@@ -32,7 +32,8 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import (
+from liger_kernel.triton._partials import sum_partials
+from liger_kernel.triton.launch import (
     accumulator_dtype,
     as_rows,
     launch,
@@ -43,7 +44,6 @@ from liger_kernel.triton._launch import (
     shaped,
     statistics_dtype,
 )
-from liger_kernel.triton._partials import sum_partials
 
 
 @triton.jit

@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import (
+from liger_kernel.triton.launch import (
     MIN_BLOCK,
     accumulator_dtype,
     as_rows,

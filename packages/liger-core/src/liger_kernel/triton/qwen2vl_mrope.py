@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import launch
+from liger_kernel.triton.launch import launch
 from liger_kernel.triton.rope import _head_strides, _head_tiling, _qk_grads, _rotate_heads, _unit_stride_last
 
 

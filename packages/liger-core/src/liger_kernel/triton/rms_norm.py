@@ -41,7 +41,8 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import (
+from liger_kernel.triton._partials import sum_partials
+from liger_kernel.triton.launch import (
     accumulator_dtype,
     as_rows,
     launch,
@@ -52,7 +53,6 @@ from liger_kernel.triton._launch import (
     shaped,
     statistics_dtype,
 )
-from liger_kernel.triton._partials import sum_partials
 
 CASTING_MODES = {"llama": 0, "gemma": 1, "none": 2}
 LLAMA: tl.constexpr = tl.constexpr(0)
@@ -70,7 +70,7 @@ def _normalize(x, rstd, w, offset, MODE: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     if MODE == LLAMA:
         y = (x.to(ACC) * rstd).to(x.dtype).to(ACC)
         if HAS_WEIGHT:
-            y = y * (offset + w.to(ACC))
+            y = y * (offset + w.to(ACC)).to(w.dtype).to(ACC)
     elif MODE == GEMMA:
         y = x.to(ACC) * rstd
         if HAS_WEIGHT:

@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import MIN_BLOCK, accumulator_dtype, launch, pipeline_stages
+from liger_kernel.triton.launch import MIN_BLOCK, accumulator_dtype, launch, pipeline_stages
 
 
 @triton.jit

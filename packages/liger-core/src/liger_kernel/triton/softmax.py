@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import accumulator_dtype, as_rows, launch, pipeline_stages, row_launch, shaped
+from liger_kernel.triton.launch import accumulator_dtype, as_rows, launch, pipeline_stages, row_launch, shaped
 
 
 @triton.jit

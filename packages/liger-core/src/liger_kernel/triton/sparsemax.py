@@ -41,7 +41,7 @@ import triton.language as tl
 
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton._launch import (
+from liger_kernel.triton.launch import (
     MIN_BLOCK,
     RowLaunch,
     accumulator_dtype,

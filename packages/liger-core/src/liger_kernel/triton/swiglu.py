@@ -26,7 +26,7 @@ import triton.language as tl
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops._contract import mark_overwritten, overwritable
-from liger_kernel.triton._launch import RowLaunch, accumulator_dtype, pipeline_stages
+from liger_kernel.triton.launch import RowLaunch, accumulator_dtype, pipeline_stages
 
 
 @triton.jit

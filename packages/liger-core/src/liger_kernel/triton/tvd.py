@@ -29,8 +29,8 @@ import triton.language as tl
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops.kl_div import loss_dtype
 from liger_kernel.ops.tvd import reduction_divisor
-from liger_kernel.triton._launch import accumulator_dtype, as_rows, launch, pipeline_stages, shaped
 from liger_kernel.triton.kl_div import streaming_launch
+from liger_kernel.triton.launch import accumulator_dtype, as_rows, launch, pipeline_stages, shaped
 
 
 @triton.jit

@@ -1,32 +1,12 @@
-"""Cross-entropy over a vocabulary in pure PyTorch, walked in row chunks.
+"""Cross-entropy in pure PyTorch (math: :mod:`liger_kernel.ops.cross_entropy`).
 
-For row i with logits x (width V), target t, class weights w (ones if None),
-smoothing e and z-loss scale s:
-    x     <- softcap * tanh(x / softcap)            if softcap is set
-    lse   = log(sum(exp(x)));  logp = x - lse
-    ce_i  = (1 - e) * w[t] * -logp[t] + (e / V) * sum_j w[j] * -logp[j]
-    z_i   = s * lse**2
-Rows whose target is ``ignore_index`` contribute nothing. "mean" divides the
-sum of ce_i by D_ce = sum of w[t_i] over kept rows (the kept-row count when w
-is None) and the sum of z_i by D_z = the kept-row count; a zero divisor (no
-kept row) counts as 1, so the mean is then 0. "sum" adds; "none" keeps rows.
-
-Gradient, per kept row, with p = softmax(x) and the divisors folded in:
-    dx_j = [(1 - e) * w[t] * (p_j - [j == t]) + (e / V) * (W_sum * p_j - w[j])] / D_ce
-           + 2 * s * lse * p_j / D_z,                W_sum = sum_j w[j]
-    dx_raw = dx * (1 - (x_capped / softcap)**2)      through the softcap
-The forward pass computes it (it needs the same softmax) and keeps it as the
-only (BT, V) buffer; backward multiplies it by the incoming gradient.
-
-Extras carry no gradient: z_loss reduced like the loss; token_accuracy, the
-fraction of kept rows whose argmax of the raw logits is the target (fp32
-scalar, 0 with no kept row); predicted_tokens, each row's argmax (int64, -1 on
-ignored rows).
-
-Chunking: CHUNK_ELEMENTS bounds one chunk (rows x V) to 2**24 elements, 64 MiB
-in fp32, so the temporaries of :func:`loss_and_grad` stay a few such buffers
-whatever the batch and vocabulary. The fused linear cross-entropy uses the same
-rule and the same per-chunk math.
+Layout: the rows are walked in chunks of at most CHUNK_ELEMENTS (2**24)
+values, 64 MiB in fp32, so the temporaries of :func:`loss_and_grad` stay a few
+such buffers whatever the batch and vocabulary. The math runs in fp32 (fp64
+for fp64 inputs). The forward forms the gradient too (it needs the same
+softmax) and keeps it as the only (BT, V) buffer; backward multiplies it by
+the incoming gradient. The fused linear cross-entropy runs the same per-chunk
+function as its row kernel.
 """
 
 from __future__ import annotations
@@ -37,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
+from liger_kernel.losses import loss_divisors, reduce_rows, token_accuracy
 from liger_kernel.ops.cross_entropy import loss_dtype
 
 CHUNK_ELEMENTS = 1 << 24
@@ -60,29 +41,6 @@ class ChunkResult(NamedTuple):
     grad: torch.Tensor | None  # (n, V) dloss/dlogits, written over the logits
 
 
-class Divisors(NamedTuple):
-    ce: torch.Tensor  # 0-d, in the compute dtype
-    z: torch.Tensor
-    kept: torch.Tensor  # 0-d int64 count of kept rows
-
-
-def divisors(
-    target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int, reduction: str, dtype: torch.dtype
-) -> Divisors:
-    """The "mean" divisors over the whole batch (ones for "sum" and "none"); no host sync."""
-    keep = target != ignore_index
-    kept = keep.sum()
-    one = torch.ones((), dtype=dtype, device=target.device)
-    if reduction != "mean":
-        return Divisors(one, one, kept)
-    if weight is None:
-        ce_div = kept.to(dtype)
-    else:
-        ce_div = torch.where(keep, weight[torch.where(keep, target, 0)], 0).sum().to(dtype)
-    z_div = kept.to(dtype)
-    return Divisors(torch.where(ce_div == 0, one, ce_div), torch.where(z_div == 0, one, z_div), kept)
-
-
 def loss_and_grad(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -95,15 +53,14 @@ def loss_and_grad(
     z_divisor: torch.Tensor,
     need_grad: bool,
     token_scaling: bool = False,
-    row_scale: torch.Tensor | None = None,
 ) -> ChunkResult:
     """Per-row loss of one chunk and, if asked, its gradient.
 
     ``logits`` (n, V) must be a tensor the caller owns, in the compute dtype:
     it is overwritten (capped, then turned into the gradient). ``weight`` is in
     the compute dtype. ``token_scaling`` multiplies each row's loss and gradient
-    by the detached probability of its target; ``row_scale`` (n,) further
-    multiplies the gradient rows (an incoming per-row gradient).
+    by the detached probability of its target. ``ce`` and ``z`` come back not
+    yet divided by the divisors (the gradient is).
     """
     vocab = logits.shape[1]
     keep = target != ignore_index
@@ -141,8 +98,6 @@ def loss_and_grad(
     if not need_grad:
         return ChunkResult(ce, z, predicted, None)
 
-    if row_scale is not None:
-        row_factor = row_factor * row_scale.to(lse.dtype)
     cap_slope = 1.0 - (logits / softcap).square_() if softcap is not None else None
     weight_sum = weight.sum() if weight is not None else vocab
     smooth = label_smoothing / vocab
@@ -161,35 +116,24 @@ def loss_and_grad(
     return ChunkResult(ce, z, predicted, grad)
 
 
-def reduce_rows(
-    ce: torch.Tensor, z: torch.Tensor, reduction: str, divs: Divisors, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, z_loss) reduced as the contract says, cast to ``dtype``."""
-    if reduction == "none":
-        return (ce + z).to(dtype), z.to(dtype)
-    ce_total, z_total = ce.sum(), z.sum()
-    if reduction == "mean":
-        ce_total, z_total = ce_total / divs.ce, z_total / divs.z
-    return (ce_total + z_total).to(dtype), z_total.to(dtype)
-
-
-def token_accuracy(predicted: torch.Tensor, target: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    correct = (predicted == target).sum()
-    return (correct.to(torch.float32) / kept.clamp(min=1).to(torch.float32)).reshape(())
+def row_losses(part: ChunkResult, divisors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss_i, z_i) of a chunk divided by the reduction's divisors (D_ce, D_z)."""
+    z = part.z / divisors[1]
+    return part.ce / divisors[0] + z, z
 
 
 def extras(
     z_loss: torch.Tensor,
     predicted: torch.Tensor,
     target: torch.Tensor,
-    kept: torch.Tensor,
+    ignore_index: int,
     return_z_loss: bool,
     return_token_accuracy: bool,
     return_predicted_tokens: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     return (
         z_loss if return_z_loss else None,
-        token_accuracy(predicted, target, kept) if return_token_accuracy else None,
+        token_accuracy(predicted, target, ignore_index) if return_token_accuracy else None,
         predicted if return_predicted_tokens else None,
     )
 
@@ -223,12 +167,12 @@ class CrossEntropyFunction(torch.autograd.Function):
         math_dtype = compute_dtype(input, weight)
         n_rows, vocab = input.shape
         class_weight = weight.to(math_dtype) if weight is not None else None
-        divs = divisors(target, class_weight, ignore_index, reduction, math_dtype)
+        divisors = loss_divisors(target, class_weight, ignore_index, reduction, math_dtype)
         need_grad = ctx.needs_input_grad[0]
         # The buffer starts as an fp32 copy of the logits and becomes the gradient, chunk by chunk.
         grad = input.to(math_dtype, memory_format=torch.contiguous_format, copy=True) if need_grad else None
-        ce = torch.empty(n_rows, dtype=math_dtype, device=input.device)
-        z = torch.empty_like(ce)
+        loss_rows = torch.empty(n_rows, dtype=math_dtype, device=input.device)
+        z_rows = torch.empty_like(loss_rows)
         predicted = torch.empty(n_rows, dtype=torch.int64, device=input.device)
         for rows in row_chunks(n_rows, vocab):
             logits = grad[rows] if grad is not None else input[rows].to(math_dtype, copy=True)
@@ -240,14 +184,15 @@ class CrossEntropyFunction(torch.autograd.Function):
                 lse_square_scale,
                 label_smoothing,
                 softcap,
-                divs.ce,
-                divs.z,
+                divisors[0],
+                divisors[1],
                 need_grad,
             )
-            ce[rows], z[rows], predicted[rows] = part.ce, part.z, part.predicted
-        loss, z_loss = reduce_rows(ce, z, reduction, divs, loss_dtype(input.dtype))
+            (loss_rows[rows], z_rows[rows]), predicted[rows] = row_losses(part, divisors), part.predicted
+        out_dtype = loss_dtype(input.dtype)
+        loss, z_loss = reduce_rows(loss_rows, reduction).to(out_dtype), reduce_rows(z_rows, reduction).to(out_dtype)
         z_out, accuracy, predicted_out = extras(
-            z_loss, predicted, target, divs.kept, return_z_loss, return_token_accuracy, return_predicted_tokens
+            z_loss, predicted, target, ignore_index, return_z_loss, return_token_accuracy, return_predicted_tokens
         )
         ctx.save_for_backward(grad)
         ctx.input_dtype = input.dtype

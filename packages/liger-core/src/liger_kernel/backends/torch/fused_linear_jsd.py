@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
-from liger_kernel.backends.torch.jsd import jsd_terms, kept_divisor
+from liger_kernel.backends.torch.jsd import jsd_terms
+from liger_kernel.losses import kept_divisor
 from liger_kernel.ops.cross_entropy import loss_dtype
 
 CHUNK_ELEMENTS = 1 << 24

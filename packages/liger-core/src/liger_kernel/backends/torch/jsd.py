@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
+from liger_kernel.losses import kept_divisor
 from liger_kernel.ops.cross_entropy import loss_dtype
 
 CHUNK_ELEMENTS = 1 << 24
@@ -59,16 +60,6 @@ def jsd_terms(x: torch.Tensor, y: torch.Tensor, beta: float) -> tuple[torch.Tens
     student_term = _where_alive(q, (1.0 - beta) * q * (x - log_m))
     loss = (_where_alive(p, beta * p * (y - log_m)) + student_term).sum(dim=-1)
     return loss, student_term
-
-
-def kept_divisor(
-    shift_labels: torch.Tensor | None, ignore_index: int, rows: int, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor:
-    """The kept-row count as a 0-d tensor of ``dtype`` (1 when no row is kept); no host sync."""
-    if shift_labels is None:
-        return torch.tensor(float(max(rows, 1)), dtype=dtype, device=device)
-    kept = (shift_labels != ignore_index).sum().to(dtype)
-    return torch.where(kept == 0, torch.ones_like(kept), kept)
 
 
 class JSDFunction(torch.autograd.Function):

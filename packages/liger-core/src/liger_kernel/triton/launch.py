@@ -1,4 +1,4 @@
-"""Launch sizing shared by the portable Triton kernels (a small, stable API).
+"""Launch sizing shared by the portable Triton kernels and by vendor kernels (a small, stable, public API).
 
 ``row_block(width, profile) -> int``
     Columns a row kernel handles per step: the next power of two >= ``width``

@@ -1,0 +1,297 @@
+"""The torch-level parts of the vocabulary losses, shared by every backend.
+
+The math is the contracts' (:mod:`liger_kernel.ops.cross_entropy`,
+:mod:`liger_kernel.ops.fused_linear_cross_entropy`, :mod:`liger_kernel.ops.jsd`);
+this module holds what an implementation does around its row kernel, written
+once for the torch backend, the portable Triton kernels and vendor backends
+(liger-ascend imports it). Nothing here imports triton.
+
+Reductions, without a host synchronization:
+
+``loss_divisors(target, class_weight, ignore_index, reduction, dtype)``
+    (D_ce, D_z) of the cross-entropy's "mean" as a (2,) tensor (ones otherwise).
+``kept_divisor(shift_labels, ignore_index, n_rows, dtype, device)``
+    The kept-row count of the JSD family as a 0-d tensor, 1 when none is kept.
+``reduce_rows(rows, reduction)``
+    Per-row values, already divided by the divisors, reduced as asked.
+``token_accuracy(predicted, target, ignore_index)``
+    The contract's token accuracy.
+
+The fused linear cross-entropy's walk over chunks of tokens:
+
+``walk_linear_chunks(x, weight, bias, target, row_loss, ...)``
+    The one chunk walker. A backend gives it its row-loss kernel (a
+    :class:`RowLoss`) and how many rows a chunk holds; it forms each chunk's
+    logits, lets the kernel write the loss rows and dlogits over them, and
+    accumulates dinput, dweight and dbias without any (V, H) temporary.
+``chunk_rows(n_rows, hidden, vocab, ratio, row_multiple, min_rows)``
+    The chunk rule the Triton backends size from their device profile.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import torch
+
+
+def loss_divisors(
+    target: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """(D_ce, D_z) as a (2,) tensor of ``dtype`` on target's device.
+
+    "mean": D_ce = sum of class_weight[t] over kept rows (their count without a
+    weight), D_z = the kept-row count, each 1 where it would be 0 (the mean of
+    nothing is 0). "sum" and "none": ones."""
+    if reduction != "mean":
+        return torch.ones(2, dtype=dtype, device=target.device)
+    kept = target != ignore_index
+    kept_count = kept.sum(dtype=dtype)
+    if class_weight is None:
+        ce_divisor = kept_count
+    else:
+        ce_divisor = (class_weight.to(dtype)[torch.where(kept, target, 0)] * kept).sum()
+    divisors = torch.stack((ce_divisor, kept_count))
+    return torch.where(divisors == 0, 1.0, divisors)
+
+
+def kept_divisor(
+    shift_labels: torch.Tensor | None, ignore_index: int, n_rows: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """The rows a JSD-family mean divides by, as a 0-d tensor of ``dtype``:
+    every row without labels, else those not ignored; 1 where it would be 0."""
+    if shift_labels is None:
+        return torch.tensor(float(max(n_rows, 1)), dtype=dtype, device=device)
+    return (shift_labels != ignore_index).sum(dtype=dtype).clamp_(min=1.0)
+
+
+def reduce_rows(rows: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-row values already divided by the reduction's divisors: kept for
+    "none", summed otherwise."""
+    return rows if reduction == "none" else rows.sum()
+
+
+def token_accuracy(predicted: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Fraction of kept rows whose argmax is the target, a float32 scalar; 0 with no kept row."""
+    kept = target != ignore_index
+    hits = ((predicted == target) & kept).sum(dtype=torch.float32)
+    return hits / kept.sum(dtype=torch.float32).clamp(min=1.0)
+
+
+# --------------------------------------------------------------------------- the chunk walker
+
+
+class RowLoss(Protocol):
+    """A backend's cross-entropy over the rows of one chunk of logits.
+
+    Writes into ``loss`` each row's loss already divided by the reduction's
+    divisors (and times the token scale when that option is on), into ``z`` its
+    z-loss and into ``predicted`` its argmax when they are given (0, 0 and -1
+    on ignored rows); with ``write_grad`` it overwrites ``logits`` with
+    dloss/dlogits. The class weights, divisors and options are the kernel's
+    own (bound when the backend builds it)."""
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        loss: torch.Tensor,
+        z: torch.Tensor | None,
+        predicted: torch.Tensor | None,
+        write_grad: bool,
+    ) -> None: ...
+
+
+class LinearGrads(NamedTuple):
+    dinput: torch.Tensor | None
+    dweight: torch.Tensor | None
+    dbias: torch.Tensor | None
+
+
+#: Chunk rows are rounded down to a multiple of this by default (a GEMM tile).
+CHUNK_ROW_MULTIPLE = 64
+
+
+def chunk_rows(
+    n_rows: int,
+    hidden: int,
+    vocab: int,
+    ratio: int,
+    row_multiple: int = CHUNK_ROW_MULTIPLE,
+    min_rows: int | None = None,
+) -> int:
+    """Rows per chunk: the chunk's logits (rows x vocab) hold at most ``ratio``
+    x (n_rows x hidden) elements, rounded down to a multiple of ``row_multiple``,
+    at least ``min_rows`` (default one multiple), at most n_rows. E.g.
+    (8192, 4096, 128256) at ratio 2 -> 512 rows: 125 MiB of bf16 logits."""
+    rows = ratio * n_rows * hidden // max(vocab, 1) // row_multiple * row_multiple
+    fewest = row_multiple if min_rows is None else min_rows
+    return max(1, min(n_rows, max(rows, fewest)))
+
+
+def stream_capturing(device: torch.device) -> bool:
+    """Whether the current stream of ``device`` is being captured into a graph
+    (``torch.cuda``'s probe, or the same one of another device module)."""
+    probe = getattr(getattr(torch, device.type, None), "is_current_stream_capturing", None)
+    return bool(probe()) if probe is not None else False
+
+
+def kept_rows(target: torch.Tensor, ignore_index: int) -> torch.Tensor | None:
+    """Indices of the rows whose target is not ignored, or None when every row
+    is kept or a graph capture forbids counting them (the count is a host
+    synchronization, and the GEMM sizes depend on it)."""
+    if stream_capturing(target.device):
+        return None
+    rows = torch.nonzero(target != ignore_index).squeeze(1)
+    return None if rows.numel() == target.shape[0] else rows
+
+
+def _take(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
+    """The selected rows: a view for a slice, a copy for an index tensor."""
+    return values[rows] if isinstance(rows, slice) else values.index_select(0, rows)
+
+
+def _put(values: torch.Tensor, rows: slice | torch.Tensor, chunk: torch.Tensor) -> None:
+    """Write back what _take gave (a slice's view already is values itself)."""
+    if not isinstance(rows, slice):
+        values.index_copy_(0, rows, chunk)
+
+
+#: Device types whose GEMM can add a half-precision product into a float32
+#: accumulator itself (``torch.addmm(..., out_dtype=torch.float32)``); learnt
+#: on first use, as torch implements that overload for some devices only.
+_WIDE_GEMM: dict[str, bool] = {}
+
+
+def _wide_addmm(grad_weight: torch.Tensor, dlogits: torch.Tensor, input_chunk: torch.Tensor) -> bool:
+    """grad_weight += dlogits.T @ input_chunk by one GEMM with a wider output, if the device has it."""
+    device_type = grad_weight.device.type
+    if _WIDE_GEMM.get(device_type, True):
+        try:
+            torch.addmm(grad_weight, dlogits.t(), input_chunk, out_dtype=grad_weight.dtype, out=grad_weight)
+        except torch.OutOfMemoryError:
+            raise
+        except (NotImplementedError, RuntimeError, TypeError):
+            _WIDE_GEMM[device_type] = False
+            return False
+        _WIDE_GEMM[device_type] = True
+        return True
+    return False
+
+
+def accumulate_weight_grad(
+    grad_weight: torch.Tensor, dlogits: torch.Tensor, input_chunk: torch.Tensor, first: bool, slice_rows: int
+) -> None:
+    """grad_weight (+)= dlogits.T @ input_chunk, with no (V, H) temporary.
+
+    In the GEMM's dtype the GEMM accumulates straight into grad_weight; so it
+    does into a float32 accumulator of half-precision operands where the
+    device's GEMM takes a wider output. Elsewhere the product is formed
+    ``slice_rows`` vocabulary rows at a time (a temporary no larger than the
+    chunk's logits) and added in the accumulator's dtype."""
+    if grad_weight.dtype == dlogits.dtype:
+        if first:
+            torch.mm(dlogits.t(), input_chunk, out=grad_weight)
+        else:
+            grad_weight.addmm_(dlogits.t(), input_chunk)
+        return
+    if first:
+        grad_weight.zero_()
+    if grad_weight.dtype == torch.float32 and _wide_addmm(grad_weight, dlogits, input_chunk):
+        return
+    for start in range(0, grad_weight.shape[0], slice_rows):
+        grad_weight[start : start + slice_rows].add_(torch.mm(dlogits[:, start : start + slice_rows].t(), input_chunk))
+
+
+def walk_linear_chunks(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    target: torch.Tensor,
+    row_loss: RowLoss,
+    *,
+    rows_per_chunk: int,
+    ignore_index: int,
+    want_grads: tuple[bool, bool, bool],
+    accum_dtype: torch.dtype,
+    loss_rows: torch.Tensor,
+    z_rows: torch.Tensor | None = None,
+    predicted: torch.Tensor | None = None,
+    row_scale: torch.Tensor | None = None,
+    logits_dtype: torch.dtype | None = None,
+    skip_ignored: bool = True,
+) -> LinearGrads:
+    """One walk over the token chunks of ``x @ weight.T + bias``.
+
+    ``x``, ``weight`` and ``bias`` come in the GEMM dtype. Per-row outputs go
+    into ``loss_rows`` (and ``z_rows`` / ``predicted``); the requested
+    (dinput, dweight, dbias) come back, dweight and dbias in ``accum_dtype``,
+    each row's gradient times ``row_scale`` when given. One chunk of logits in
+    ``logits_dtype`` (default: the GEMM dtype) is allocated once and reused.
+
+    With ``skip_ignored`` the rows whose target is ignored (loss 0, predicted
+    -1, zero gradient) are left out of the GEMMs: only the kept rows are
+    chunked, gathered a chunk at a time and their results scattered back. It
+    costs one host synchronization per walk (see :func:`kept_rows`)."""
+    n_rows, hidden = x.shape
+    vocab = weight.shape[0]
+    want_input, want_weight, want_bias = want_grads
+    write_grad = any(want_grads)
+    logits_dtype = logits_dtype or x.dtype
+    kept = kept_rows(target, ignore_index) if skip_ignored else None
+    if kept is None:
+        n_kept = n_rows
+        selections = [slice(start, min(start + rows_per_chunk, n_rows)) for start in range(0, n_rows, rows_per_chunk)]
+    else:
+        n_kept = kept.numel()
+        selections = [kept[start : start + rows_per_chunk] for start in range(0, n_kept, rows_per_chunk)]
+        loss_rows.zero_()
+        for rows, fill in ((z_rows, 0), (predicted, -1)):
+            if rows is not None:
+                rows.fill_(fill)
+    grad_input = None
+    if want_input:
+        grad_input = torch.empty_like(x) if kept is None else torch.zeros_like(x)
+    # The first chunk overwrites grad_weight, so only a walk without chunks needs zeros.
+    allocate = torch.empty if n_kept > 0 else torch.zeros
+    grad_weight = allocate(weight.shape, dtype=accum_dtype, device=x.device) if want_weight else None
+    grad_bias = torch.zeros(vocab, dtype=accum_dtype, device=x.device) if want_bias else None
+    logits_buffer = torch.empty(min(rows_per_chunk, max(n_kept, 1)), vocab, dtype=logits_dtype, device=x.device)
+    slice_rows = max(1, rows_per_chunk * vocab // max(hidden, 1))
+    for index, rows in enumerate(selections):
+        input_chunk = _take(x, rows)
+        logits = logits_buffer[: input_chunk.shape[0]]
+        if logits_dtype == x.dtype:
+            if bias is None:
+                torch.mm(input_chunk, weight.t(), out=logits)
+            else:
+                torch.addmm(bias, input_chunk, weight.t(), out=logits)
+        else:
+            logits.copy_(input_chunk @ weight.t() if bias is None else torch.addmm(bias, input_chunk, weight.t()))
+        loss_chunk = _take(loss_rows, rows)
+        z_chunk = _take(z_rows, rows) if z_rows is not None else None
+        predicted_chunk = _take(predicted, rows) if predicted is not None else None
+        row_loss(logits, _take(target, rows), loss_chunk, z_chunk, predicted_chunk, write_grad)
+        for values, chunk in ((loss_rows, loss_chunk), (z_rows, z_chunk), (predicted, predicted_chunk)):
+            if values is not None:
+                _put(values, rows, chunk)
+        if not write_grad:
+            continue
+        if row_scale is not None:
+            logits.mul_(_take(row_scale, rows).to(logits.dtype).unsqueeze(1))
+        if grad_bias is not None:
+            grad_bias += logits.sum(dim=0, dtype=accum_dtype)
+        dlogits = logits if logits.dtype == x.dtype else logits.to(x.dtype)
+        if grad_weight is not None:
+            accumulate_weight_grad(grad_weight, dlogits, input_chunk, index == 0, slice_rows)
+        if grad_input is not None:
+            # a gathered input chunk is dead now: its buffer takes dinput
+            torch.mm(dlogits, weight, out=grad_input[rows] if isinstance(rows, slice) else input_chunk)
+            _put(grad_input, rows, input_chunk)
+        # a gathered chunk is freed before the next one is gathered
+        del input_chunk, dlogits
+    return LinearGrads(grad_input, grad_weight, grad_bias)
