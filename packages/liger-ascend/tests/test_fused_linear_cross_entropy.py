@@ -73,10 +73,11 @@ def weight_sized_outputs(tokens):
 
 @pytest.mark.parametrize("chunks", [2, 4])
 def test_no_weight_sized_temporary_per_chunk(chunks):
-    """Only the fp32 dW accumulator, its scaling by grad_output in backward and
-    the cast to bf16 are weight-sized: a chunk adds its product in place."""
+    """Only the dW accumulator (the weight's dtype: accum_dtype=None) and its
+    scaling by grad_output in backward are weight-sized: a chunk adds its
+    product in place."""
     walked, weight_sized = weight_sized_outputs(chunks * ROWS_PER_CUBE_CORE)
     assert walked == chunks
-    assert sorted(str(dtype) for dtype, _ in weight_sized) == ["torch.bfloat16", "torch.float32", "torch.float32"], (
+    assert sorted(str(dtype) for dtype, _ in weight_sized) == ["torch.bfloat16", "torch.bfloat16"], (
         weight_sized
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from liger_conformance import bad_inputs, by_size, oracles
 from liger_conformance.contracts._support import (
@@ -140,26 +141,68 @@ def test_option_mean(liger_device, liger_dtype, liger_rng, option):
     run(args, dtype=liger_dtype, rng=liger_rng)
 
 
-def test_weight_gradient_error_bound(liger_device, liger_dtype, liger_rng):
-    """accum_dtype=None accumulates dweight in float32 for half-precision weights
-    (the contract's rule), so its error stays within one spacing of the dtype
-    (relative to the largest entry) however many chunks a backend walks: 1024
-    tokens make many chunks on the Triton backends, where a half-precision
-    accumulator rounded the running sum once per chunk (1.3-1.6 spacings here)."""
+def _half_precision_case(liger_dtype, liger_device, liger_rng, accum_dtype):
+    """1024 tokens: many chunks on every backend, so a half-precision running
+    sum of dweight is rounded many times; a vocabulary of 1000 gives the weight
+    a shape no other tensor of the op has."""
     if liger_dtype not in (torch.float16, torch.bfloat16):
-        pytest.skip("the rule is about half-precision weights; wider ones accumulate in their own dtype")
-    tokens, hidden, vocab = 1024, 16, 1024
-    args = case(tokens, hidden, vocab, liger_dtype, liger_device, liger_rng, {}, "none")
-    weight = args["weight"].detach().requires_grad_()
-    args["weight"] = weight
+        pytest.skip("the accumulation rule is about half-precision weights")
+    args = case(1024, 16, 1000, liger_dtype, liger_device, liger_rng, {}, "none")
+    args["weight"] = args["weight"].detach().requires_grad_()
+    args["accum_dtype"] = accum_dtype
+    return args
+
+
+def test_float32_accumulation_bounds_the_weight_gradient(liger_device, liger_dtype, liger_rng):
+    """accum_dtype=float32: |dweight - exact| within one spacing of the dtype
+    (relative to the largest entry) however many chunks a backend walks."""
+    args = _half_precision_case(liger_dtype, liger_device, liger_rng, torch.float32)
+    weight = args["weight"]
     loss, *_ = LigerFusedLinearCrossEntropyFunction.apply(*args.values())
     loss.backward()
+    assert weight.grad.dtype == liger_dtype
     x64 = args["input"].detach().double().cpu()
     w64 = weight.detach().double().cpu().requires_grad_()
     torch.nn.functional.cross_entropy(x64 @ w64.T, args["target"].cpu()).backward()
     error = (weight.grad.double().cpu() - w64.grad).abs().max()
     bound = torch.finfo(liger_dtype).eps * w64.grad.abs().max()
     assert error <= bound, f"max |dW - exact| = {error:.3g} > {bound:.3g} (one {liger_dtype} spacing of max |dW|)"
+
+
+class _Float32Buffers(TorchDispatchMode):
+    """The shapes of the float32 tensors aten ops return in new storage."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        inputs = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        existing = {t.untyped_storage().data_ptr() for t in inputs}
+        out = func(*args, **(kwargs or {}))
+        for value in torch.utils._pytree.tree_leaves(out):
+            if (
+                isinstance(value, torch.Tensor)
+                and value.dtype == torch.float32
+                and value.untyped_storage().data_ptr() not in existing
+            ):
+                self.shapes.append(tuple(value.shape))
+        return out
+
+
+def test_default_accumulation_keeps_the_weight_dtype(liger_device, liger_dtype, liger_rng):
+    """accum_dtype=None accumulates dweight in the weight's dtype: no float32
+    buffer of the weight's shape is made, forward or backward."""
+    args = _half_precision_case(liger_dtype, liger_device, liger_rng, None)
+    weight = args["weight"]
+    with _Float32Buffers() as buffers:
+        loss, *_ = LigerFusedLinearCrossEntropyFunction.apply(*args.values())
+        loss.backward()
+    assert weight.grad.dtype == liger_dtype
+    assert tuple(weight.shape) not in buffers.shapes, (
+        f"a float32 buffer of the weight's shape {tuple(weight.shape)}: accum_dtype=None must accumulate "
+        "the weight gradient in the weight's dtype"
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

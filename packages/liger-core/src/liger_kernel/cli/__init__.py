@@ -137,4 +137,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
     module = importlib.import_module(COMMANDS[command][0])
     return int(module.main(rest) or 0)
-

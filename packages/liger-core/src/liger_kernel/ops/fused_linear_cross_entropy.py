@@ -9,12 +9,15 @@ dbias, so peak memory is one chunk's logits, not the whole batch's.
 
 Accumulation (the rule every backend follows): dweight and dbias are
 accumulated in ``accum_dtype`` and returned in weight's (bias's) dtype.
-``accum_dtype=None`` means float32 for float16 / bfloat16 weights and the
-weight's own dtype otherwise (:func:`accumulation_dtype`): a half-precision
-accumulator would round the running sum once per chunk, so its error would
-grow with the number of chunks, which is a backend's choice and not the
-caller's. Each chunk's product may be formed in the GEMM dtype before it is
-added; the conformance suite bounds |dweight - exact| per dtype.
+``accum_dtype=None`` means the weight's own dtype (:func:`accumulation_dtype`),
+as in liger-kernel 0.8.x: no float32 copy of the weight gradient, which at an
+LLM's vocabulary is twice the weight's size again (2 GB for 128256 x 4096).
+A half-precision accumulator rounds the running sum once per chunk, so its
+error grows with the number of chunks; ``accum_dtype=torch.float32`` bounds
+it to one spacing of the dtype, at that memory. Each chunk's product may be
+formed in the GEMM dtype before it is added; the conformance suite checks
+both: no float32 weight-sized buffer under ``None``, the error bound under
+float32.
 
 use_token_scaling multiplies each row's loss (z-loss included) and its
 gradient by the (detached) predicted probability of its target.
@@ -35,14 +38,10 @@ from liger_kernel.ops._contract import (
 )
 from liger_kernel.ops.cross_entropy import check_loss_options, loss_outputs, require_target_in_range
 
-HALF_DTYPES = (torch.float16, torch.bfloat16)
-
 
 def accumulation_dtype(weight_dtype: torch.dtype, accum_dtype: torch.dtype | None) -> torch.dtype:
     """The dtype dweight and dbias are accumulated in (see the module docstring)."""
-    if accum_dtype is not None:
-        return accum_dtype
-    return torch.float32 if weight_dtype in HALF_DTYPES else weight_dtype
+    return weight_dtype if accum_dtype is None else accum_dtype
 
 
 class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
