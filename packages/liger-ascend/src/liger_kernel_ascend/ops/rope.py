@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.backends.torch.rope import position_tables
-from liger_kernel_ascend.ops._common import row_plan
+from liger_kernel_ascend.ops._common import stacked_plan
 from liger_kernel_ascend.tiling import next_power_of_2
 
 
@@ -105,15 +105,15 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim
     n_batch, n_heads, n_seq, head_dim = x.shape[0], x.shape[head_axis], x.shape[seq_axis], x.shape[3]
     half = head_dim // 2
     half_block = next_power_of_2(half)
-    plan = row_plan("rope", n_batch * n_seq, n_heads * half_block, x.dtype, x.device, max_rows_per_step=1)
-    heads_block = max(1, min(next_power_of_2(n_heads), plan.block // half_block))
+    variant = dict(BACKWARD=backward)
+    plan = stacked_plan(_rope_kernel, n_batch * n_seq, n_heads, half_block, x.dtype, x.device, variant)
     xs, os_ = x.stride(), out.stride()
     _rope_kernel[(plan.grid,)](
         x, xs[0], xs[head_axis], xs[seq_axis], xs[3],
         out, os_[0], os_[head_axis], os_[seq_axis], os_[3],
         cos, sin, cos.stride(0) if cos.shape[0] > 1 else 0,
         n_batch, n_seq, n_heads, half,
-        BACKWARD=backward, HEADS=heads_block, HALF=half_block,
+        **variant, HEADS=plan.rows_per_step, HALF=half_block,
     )  # fmt: skip
     return out
 
