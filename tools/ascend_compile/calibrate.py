@@ -57,8 +57,15 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
 #: tile sizes (outer, inner) each variant is compiled at, over the range the planner picks from:
 #: single rows at widening blocks, and several-row tiles of various shapes
 SINGLE_ROWS = [(1, 16), (1, 64), (1, 256), (1, 1024), (1, 2048), (1, 4096), (1, 8192)]
-ROW_POINTS = [*SINGLE_ROWS, (2, 1024), (4, 512), (8, 256), (16, 64), (64, 16)]
-HEAD_POINTS = [(1, 4), (1, 16), (1, 64), (1, 128), (2, 4), (4, 64), (16, 64), (32, 64), (8, 128), (64, 32)]
+ROW_POINTS = [
+    *SINGLE_ROWS,
+    *[(2, 64), (4, 16), (2, 256), (8, 64), (16, 64), (64, 16), (4, 512), (8, 256)],
+    *[(2, 1024), (2, 2048), (4, 1024), (2, 4096), (4, 2048)],
+]
+HEAD_POINTS = [
+    *[(1, 4), (1, 16), (1, 64), (1, 128)],
+    *[(2, 4), (4, 4), (8, 4), (16, 16), (8, 32), (4, 64), (16, 64), (32, 64), (8, 128), (64, 32)],
+]
 FLAT_POINTS = [*SINGLE_ROWS, (1, 16384)]
 #: a fit must follow every measurement it keeps this closely (the compile lane allows 5%)
 FIT_TOLERANCE = 0.03
@@ -122,24 +129,50 @@ def calibrate(points: list[tuple[int, int, int]], two_axes: bool) -> dict[str, A
     """A variant's table entry from its measurements (outer, inner, bytes)."""
     row, saturated = unsaturated(sorted((i, b) for o, i, b in points if o == 1))
     saturated_points = [(1, i, b) for i, b in saturated]
-    stacked = sorted((p for p in points if p[0] > 1), key=lambda p: p[0] * p[1])
+    stacked = [p for p in points if p[0] > 1]
+    kept: list[tuple[int, int, int]] = []
     if two_axes:
-        # several-row tiles: drop the largest while the fit misses one (the compiler
-        # gives up multi-buffering there too), keeping enough to determine four coefficients
+        fitted = list(stacked)
+        # several-row tiles: set aside the point the fit misses most until it follows the rest, keeping
+        # enough to determine the four coefficients; a point set aside costs what it measured if that is
+        # more than the fit says (never estimate below the compiler), else (the compiler dropped double
+        # buffers to fit it) the fit's larger figure
         while True:
-            coefficients = fit_polynomial(stacked, True)
+            coefficients = fit_polynomial(fitted, True)
             cost = UBCost(*coefficients)
-            if len(stacked) <= 4 or max(abs(cost.bytes(o, i) / b - 1) for o, i, b in stacked) <= FIT_TOLERANCE:
+            worst = max(fitted, key=lambda p: abs(cost.bytes(p[0], p[1]) / p[2] - 1))
+            if len(fitted) <= 6 or abs(cost.bytes(worst[0], worst[1]) / worst[2] - 1) <= FIT_TOLERANCE:
                 break
-            saturated_points.append(stacked.pop())
+            fitted.remove(worst)
+        kept = [p for p in stacked if p in fitted or p[2] > cost.bytes(p[0], p[1])]
+        saturated_points += [p for p in stacked if p not in kept]
     else:
         coefficients = fit_polynomial([(1, i, b) for i, b in row], False)
     return {
         "cost": coefficients,
         "single_row": [list(p) for p in row],
+        "stacked": [list(p) for p in sorted(kept)],
         "measured": [list(p) for p in sorted(points) if tuple(p) not in set(saturated_points)],
         "saturated": [list(p) for p in sorted(saturated_points)],
     }
+
+
+def previous_measurements() -> dict[tuple[str, str, str, int, int], int | None]:
+    """The compiler's bytes per (variant, outer, inner) the current table holds for kernels whose
+    source has not changed since (None: the tile overflowed), so a recalibration compiles only what is new."""
+    if not TABLE.exists():
+        return {}
+    known: dict[tuple[str, str, str, int, int], int | None] = {}
+    for kernel, entry in json.loads(TABLE.read_text())["kernels"].items():
+        if kernel not in KERNEL_TILES or entry["cache_key"] != cache_key(kernel):
+            continue
+        for v in entry["variants"]:
+            key = (kernel, v["dtype"], json.dumps(v["constants"], sort_keys=True))
+            for o, i, b in v["measured"] + v.get("saturated", []):
+                known[(*key, o, i)] = b
+            for o, i in v.get("overflowed", []):
+                known[(*key, o, i)] = None
+    return known
 
 
 def cache_key(kernel: str) -> str:
@@ -159,15 +192,29 @@ def main(configs_path: str, workers: int) -> int:
             sibling = copy.deepcopy(config)
             sibling["constants"][single] = not config["constants"][single]
             variants.setdefault(variant_key(sibling), sibling)
-    jobs = [(key, o, i) for key, config in variants.items() for o, i in points_of(key[0])]
+    known = previous_measurements()
+    jobs = [(*key, o, i) for key in variants for o, i in points_of(key[0])]
+    todo = [job for job in jobs if job not in known]
+    print(
+        f"{len(jobs)} tile sizes of {len(variants)} variants: {len(jobs) - len(todo)} measured before, {len(todo)} to compile"
+    )
     os.environ.setdefault("TRITON_ALWAYS_COMPILE", "1")
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(ascend_compile.compile_one, [at_tile(variants[k], o, i) for k, o, i in jobs]))
+        results = list(pool.map(ascend_compile.compile_one, [at_tile(variants[j[:3]], j[3], j[4]) for j in todo]))
+    for job, result in zip(todo, results):
+        if result["error"] and not ascend_compile.UB_OVERFLOW.search(result["error"]):
+            print(f"{job}: {result['error']}", file=sys.stderr)
+            return 1
+        # None: the compiler cannot fit the tile (UB overflow); it lies outside what the planner may pick
+        known[job] = None if result["error"] else result["ub_bytes"]
     measured: dict[tuple[str, str, str], list[tuple[int, int, int]]] = {key: [] for key in variants}
-    for (key, o, i), result in zip(jobs, results):
-        # a point the compiler cannot fit (UB overflow) lies outside what the planner may pick
-        if result["error"] is None:
-            measured[key].append((o, i, result["ub_bytes"]))
+    overflowed: dict[tuple[str, str, str], list[tuple[int, int]]] = {key: [] for key in variants}
+    for job in jobs:
+        key, o, i = job[:3], job[3], job[4]
+        if known[job] is None:
+            overflowed[key].append((o, i))
+        else:
+            measured[key].append((o, i, known[job]))
     kernels: dict[str, Any] = {}
     for (kernel, dtype, variant), points in sorted(measured.items()):
         outer, inner, single = KERNEL_TILES[kernel]
@@ -178,6 +225,7 @@ def main(configs_path: str, workers: int) -> int:
             kernel, {"cache_key": cache_key(kernel), "tile": [outer, inner], "single_block": single, "variants": []}
         )
         fitted = calibrate(points, outer is not None)
+        fitted["overflowed"] = [list(p) for p in overflowed[kernel, dtype, variant]]
         entry["variants"].append({"dtype": dtype, "constants": json.loads(variant), **fitted})
         cost = ub_calibration.variant_cost(fitted)
         worst = max(abs(cost.bytes(o, i) / b - 1) for o, i, b in fitted["measured"])

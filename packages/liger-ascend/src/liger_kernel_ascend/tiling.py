@@ -57,8 +57,10 @@ class UBCost:
 
     A tile of one row costs what the compiler allocated, ``single_row``
     ((inner, bytes) pairs measured at increasing ``inner``), interpolated
-    linearly between measurements: a single row compiles differently (no
-    broadcast of per-column tiles across rows). Any other tile costs
+    linearly between measurements and extrapolated from the outermost two: a
+    single row compiles differently (no broadcast of per-column tiles across
+    rows). A tile of several rows costs what the compiler allocated where
+    ``stacked`` holds a measurement of it ((outer, inner, bytes)), else
 
         per_element * outer * inner + per_inner * inner + per_outer * outer + fixed
 
@@ -70,13 +72,20 @@ class UBCost:
     per_outer: float = 0.0
     fixed: float = 0.0
     single_row: tuple[tuple[int, int], ...] = ()
+    stacked: tuple[tuple[int, int, int], ...] = ()
 
     def bytes(self, outer: int, inner: int) -> int:
+        for measured_outer, measured_inner, measured in self.stacked:
+            if (measured_outer, measured_inner) == (outer, inner):
+                return measured
         row = self.single_row
-        if outer == 1 and row and row[0][0] <= inner <= row[-1][0]:
-            for (low, low_bytes), (high, high_bytes) in itertools.pairwise(row):
-                if inner <= high:
-                    return math.ceil(low_bytes + (high_bytes - low_bytes) * (inner - low) / (high - low))
+        if outer == 1 and len(row) >= 2:
+            segments = list(itertools.pairwise(row))
+            (low, low_bytes), (high, high_bytes) = next(
+                (segment for segment in segments if inner <= segment[1][0]), segments[-1]
+            )
+            return max(0, math.ceil(low_bytes + (high_bytes - low_bytes) * (inner - low) / (high - low)))
+        if outer == 1 and row and inner == row[0][0]:
             return row[0][1]
         return math.ceil(
             self.per_element * outer * inner + self.per_inner * inner + self.per_outer * outer + self.fixed

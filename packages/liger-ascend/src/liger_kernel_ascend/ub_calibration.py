@@ -83,7 +83,11 @@ def tiles(kernel: str) -> KernelTiles | None:
 
 def variant_cost(entry: Mapping[str, Any]) -> UBCost:
     """The :class:`UBCost` of one variant entry of the table."""
-    return UBCost(*entry["cost"], single_row=tuple((int(i), int(b)) for i, b in entry["single_row"]))
+    return UBCost(
+        *entry["cost"],
+        single_row=tuple((int(i), int(b)) for i, b in entry["single_row"]),
+        stacked=tuple((int(o), int(i), int(b)) for o, i, b in entry.get("stacked", [])),
+    )
 
 
 def calibrated_cost(kernel: str, dtype: str, variant: Mapping[str, Any]) -> UBCost | None:
@@ -137,6 +141,10 @@ def _fallback_cost(kernel: str, dtype: str, variant: str) -> UBCost:
         per_outer=max(c.per_outer for c in costs),
         fixed=max(c.fixed for c in costs),
         single_row=tuple((i, max(c.bytes(1, i) for c in costs)) for i in inners),
+        stacked=tuple(
+            (o, i, max(c.bytes(o, i) for c in costs))
+            for o, i in sorted(set.intersection(*({(o, i) for o, i, _ in c.stacked} for c in costs)))
+        ),
     )
 
 
