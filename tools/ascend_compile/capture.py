@@ -114,7 +114,7 @@ def recording(recorder: Recorder) -> Iterator[None]:
     import liger_kernel_ascend.ops._common as common
 
     executor_call = interpreter.GridExecutor.__call__
-    planners = {name: getattr(common, name) for name in ("plan_rows", "plan_elementwise")}
+    planners = {name: getattr(common, name) for name in ("plan_rows", "plan_stacked", "plan_elementwise")}
 
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorder.record(self, args, kwargs)
@@ -166,10 +166,18 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
     yield "rope", "llm", (q, k, cos, sin, None, 1)
     target = torch.zeros(8, dtype=torch.int64)
     weights = torch.ones(vocab, dtype=torch.float32)
-    for softcap, smoothing, weight, z in ((None, 0.0, None, False), (30.0, 0.1, weights, True)):
+    # each option alone, none, and all at once (z-loss, accuracy and predicted tokens go together)
+    for softcap, smoothing, weight, z in (
+        (None, 0.0, None, False),
+        (30.0, 0.0, None, False),
+        (None, 0.1, None, False),
+        (None, 0.0, weights, False),
+        (None, 0.0, None, True),
+        (30.0, 0.1, weights, True),
+    ):
         yield (
             "cross_entropy",
-            f"llm V{vocab} softcap={softcap} smoothing={smoothing} weight={weight is not None}",
+            f"llm V{vocab} softcap={softcap} smoothing={smoothing} weight={weight is not None} z={z}",
             (randn(8, vocab), target, weight, -100, 1e-4 if z else 0.0, smoothing, "mean", softcap, z, z, z),
         )
 

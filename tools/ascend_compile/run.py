@@ -7,9 +7,20 @@
    ``triton`` package, so it cannot share the test environment; a ``.pth``
    file appends the test environment's packages (torch, liger) after its own,
    so ``triton`` there is triton-ascend's;
-3. compile each configuration there (``compile.py``) and print the UB table.
+3. compile each configuration there (``compile.py``) and print the UB table:
+   compiler's bytes beside the planner's estimate. The lane fails on a
+   compile error, a kernel above the planner's budget, an estimate more than
+   5% off the compiler, or a UB calibration that no longer matches the kernels.
 
     python tools/ascend_compile/run.py
+
+With ``--calibrate`` step 3 is preceded by refitting the planner's UB costs
+to the compiler (``calibrate.py``, which rewrites
+``packages/liger-ascend/src/liger_kernel_ascend/ub_calibration.json``) and
+capturing again with the new costs; run it after changing a kernel or how it
+is launched, and commit the table.
+
+    python tools/ascend_compile/run.py --calibrate
 """
 
 from __future__ import annotations
@@ -46,10 +57,14 @@ def toolchain_python() -> Path:
     return python
 
 
-def main() -> int:
+def main(calibrate: bool) -> int:
     BUILD.mkdir(exist_ok=True)
     configs = BUILD / "ascend-kernels.json"
-    subprocess.run([sys.executable, str(Path(__file__).with_name("capture.py")), str(configs)], check=True)
+
+    def capture() -> None:
+        subprocess.run([sys.executable, str(Path(__file__).with_name("capture.py")), str(configs)], check=True)
+
+    capture()
     python = toolchain_python()
     bin_dir = subprocess.run(
         [
@@ -63,9 +78,15 @@ def main() -> int:
     ).stdout.strip()
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     env.pop("TRITON_INTERPRET", None)
+    if calibrate:
+        subprocess.run([str(python), str(Path(__file__).with_name("calibrate.py")), str(configs)], env=env, check=True)
+        # the planner now sizes tiles by the new costs: the launches (and their estimates) change with them
+        capture()
     return subprocess.run([str(python), str(Path(__file__).with_name("compile.py")), str(configs)], env=env).returncode
 
 
 if __name__ == "__main__":
     site.ENABLE_USER_SITE = False
-    sys.exit(main())
+    if sys.argv[1:] not in ([], ["--calibrate"]):
+        sys.exit(f"usage: {sys.argv[0]} [--calibrate]")
+    sys.exit(main(calibrate=sys.argv[1:] == ["--calibrate"]))

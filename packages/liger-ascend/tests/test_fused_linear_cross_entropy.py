@@ -78,6 +78,4 @@ def test_no_weight_sized_temporary_per_chunk(chunks):
     product in place."""
     walked, weight_sized = weight_sized_outputs(chunks * ROWS_PER_CUBE_CORE)
     assert walked == chunks
-    assert sorted(str(dtype) for dtype, _ in weight_sized) == ["torch.bfloat16", "torch.bfloat16"], (
-        weight_sized
-    )
+    assert sorted(str(dtype) for dtype, _ in weight_sized) == ["torch.bfloat16", "torch.bfloat16"], weight_sized

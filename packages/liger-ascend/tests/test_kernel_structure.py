@@ -23,16 +23,20 @@ def _compares(kernel_prefix: str) -> int:
     return sum(count for name, count in counts.items() if name.startswith(kernel_prefix))
 
 
-def _block(op: str, width: int, dtype: torch.dtype, **kwargs: int) -> int:
+def _block(kernel, variant: dict, width: int, dtype: torch.dtype, **kwargs: int) -> int:
+    """The block the planner gives ``kernel`` launched with constexprs ``variant``."""
     from liger_kernel_ascend.ops._common import row_plan
 
-    return row_plan(op, ROWS, width, dtype, torch.device("cpu"), **kwargs).block
+    return row_plan(kernel, ROWS, width, dtype, torch.device("cpu"), variant, **kwargs).block
 
 
 def _cross_entropy_compares(whole_blocks: int, dtype: torch.dtype) -> tuple[int, int]:
-    from liger_kernel_ascend.ops.cross_entropy import CrossEntropyFunction
+    from liger_kernel_ascend.ops.cross_entropy import CrossEntropyFunction, _cross_entropy_kernel
 
-    block = _block("cross_entropy", 1 << 20, dtype, max_rows_per_step=1)
+    # the forward's variant (label smoothing, no gradient written); the count must not grow in either pass
+    variant = dict(HAS_WEIGHT=False, HAS_SOFTCAP=False, HAS_SMOOTHING=True, HAS_Z=False, TOKEN_SCALING=False,
+                   WRITE_Z=False, WRITE_PRED=False, WRITE_GRAD=False)  # fmt: skip
+    block = _block(_cross_entropy_kernel, variant, 1 << 20, dtype, max_rows_per_step=1)
     vocab = whole_blocks * block + 5
     logits = torch.randn(ROWS, vocab, dtype=dtype)
     target = torch.tensor([3, vocab - 2])  # one target in a whole block, one in the tail
@@ -62,9 +66,9 @@ def test_cross_entropy_compares_do_not_grow_with_the_vocabulary(dtype):
 
 
 def _layer_norm_compares(whole_blocks: int) -> tuple[int, int]:
-    from liger_kernel_ascend.ops.layer_norm import LayerNormFunction
+    from liger_kernel_ascend.ops.layer_norm import LayerNormFunction, _layer_norm_forward
 
-    block = _block("layer_norm", 1 << 20, torch.float32)
+    block = _block(_layer_norm_forward, dict(HAS_B=True), 1 << 20, torch.float32)
     width = whole_blocks * block + 5
     x = torch.randn(ROWS, width, requires_grad=True)
     w = torch.randn(width, requires_grad=True)
@@ -85,10 +89,12 @@ def _layer_norm_compares(whole_blocks: int) -> tuple[int, int]:
 
 
 def test_layer_norm_compares_do_not_grow_with_the_row():
+    # 3 and 5 whole blocks plus a tail: both walk the row in blocks (one whole block
+    # and a tail fits a single wider tile, a path without a walk)
     with npu_mock.active():
-        one = _layer_norm_compares(1)
         three = _layer_norm_compares(3)
-    assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
+        five = _layer_norm_compares(5)
+    assert three == five, f"vector integer compares (forward, backward): {three} at 3 whole blocks, {five} at 5"
 
 
 @pytest.mark.parametrize("unsqueeze_dim", [1, 2])

@@ -8,36 +8,37 @@ meet:
   beyond the number of cores only queue behind each other, so the planner
   launches at most one program per core and lets each program loop over its
   share of the rows;
-* the UB: every tile that is live at one time (inputs staged by DMA, which the
-  compiler double-buffers, plus fp32 working copies) must fit together.
+* the UB: every buffer the compiler places in it at one time (tiles staged
+  by DMA and their double buffers, fp32 working copies, index tiles, masks,
+  scratch) must fit together.
 
+What a tile costs is not counted here by hand: each kernel variant's
+:class:`UBCost` is fitted to the bytes bishengir's memory planning allocates
+(``tools/ascend_compile/calibrate.py``, stored in ``ub_calibration.json``).
 For an op over ``rows`` rows of ``width`` elements the plan is:
 
-    block        = widest power of two (>= min_block) whose live tiles fit
-                   the budget, no wider than the row needs;
+    block        = the whole row (next power of two) if it fits the budget,
+                   else the widest power of two (>= MIN_BLOCK) that fits
     sub_blocks   = ceil(width / block)         (>1: the kernel loops over the
                                                row in sub-blocks)
-    rows_per_step= largest power of two with rows_per_step * block still in
-                   budget, no more than rows / cores (so every core has work)
+    rows_per_step= largest power of two whose (rows_per_step x block) tile
+                   still fits, no more than rows / cores (so every core has work)
     grid         = min(ceil(rows / rows_per_step), cores, max_grid)
-
-Bytes one element of a tile costs, from :data:`FOOTPRINTS`:
-
-    bytes_per_element = 2 * io_tiles * dtype_bytes + 4 * fp32_tiles
-
-(``2 *`` because the compiler double-buffers DMA tiles.)
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The runtime refuses a launch of more programs than this.
 MAX_GRID = 65535
 #: Unified buffer of one vector core on Atlas A2 (910B) parts.
 UB_BYTES_A2 = 192 * 1024
-#: Part of the UB left to the compiler's own temporaries and alignment padding.
+#: Part of the UB the planner leaves free: what the fitted costs miss (their
+#: fit error, anything the binary step after memory planning adds).
 UB_SAFETY_MARGIN = 1 / 8
 #: UB accesses are 32-byte aligned; narrower blocks waste DMA bandwidth.
 MIN_BLOCK = 16
@@ -46,41 +47,49 @@ MAX_ROWS_PER_STEP = 64
 
 
 @dataclass(frozen=True)
-class Footprint:
-    """How many row-tiles an op keeps live in the UB at once.
+class UBCost:
+    """Unified-buffer bytes one kernel variant allocates for a tile of
+    ``outer`` x ``inner`` elements (rows or heads x columns; ``outer`` is 1
+    for a kernel with one tile axis), as bishengir's memory planning places
+    its buffers: 2-D tiles (inputs, their DMA double buffers, fp32 working
+    copies, index tiles and masks), per-column tiles (weights, accumulators),
+    per-row values, and a fixed part (scalars, alignment).
 
-    io_tiles: tiles moved by DMA in the storage dtype (double-buffered).
-    fp32_tiles: fp32 working tiles (upcast inputs, intermediates, accumulators).
-    """
+    A tile of one row costs what the compiler allocated, ``single_row``
+    ((inner, bytes) pairs measured at increasing ``inner``), interpolated
+    linearly between measurements and extrapolated from the outermost two: a
+    single row compiles differently (no broadcast of per-column tiles across
+    rows). A tile of several rows costs what the compiler allocated where
+    ``stacked`` holds a measurement of it ((outer, inner, bytes)), else
 
-    io_tiles: int
-    fp32_tiles: int
+        per_element * outer * inner + per_inner * inner + per_outer * outer + fixed
 
-    def bytes_per_element(self, dtype_bytes: int) -> int:
-        return 2 * self.io_tiles * dtype_bytes + 4 * self.fp32_tiles
+    Both are fitted to the compiler per kernel, dtype and constexpr variant by
+    ``tools/ascend_compile/calibrate.py`` (see :mod:`liger_kernel_ascend.ub_calibration`)."""
 
+    per_element: float
+    per_inner: float = 0.0
+    per_outer: float = 0.0
+    fixed: float = 0.0
+    single_row: tuple[tuple[int, int], ...] = ()
+    stacked: tuple[tuple[int, int, int], ...] = ()
 
-#: Live tiles per kernel, counted from the kernels in liger_kernel_ascend.ops.
-FOOTPRINTS: dict[str, Footprint] = {
-    # x, w in; y out | x32, w32, n
-    "rms_norm": Footprint(io_tiles=3, fp32_tiles=3),
-    # dy, x, w in; dx out | dy32, x32, w32, g, n, dw partial
-    "rms_norm_backward": Footprint(io_tiles=4, fp32_tiles=6),
-    # x, r, w in; y, s out | s32, w32, n
-    "fused_add_rms_norm": Footprint(io_tiles=5, fp32_tiles=3),
-    # x, w, b in; y out | x32, centred, w32, b32
-    "layer_norm": Footprint(io_tiles=4, fp32_tiles=4),
-    # dy, x, w in; dx out | dy32, x32, w32, g, n, dw and db partials
-    "layer_norm_backward": Footprint(io_tiles=4, fp32_tiles=7),
-    # logits (and class weights) in, gradient out | x32, exp, weights, gradient
-    "cross_entropy": Footprint(io_tiles=3, fp32_tiles=4),
-    # q halves and cos/sin halves in, two halves out | the same in fp32
-    "rope": Footprint(io_tiles=8, fp32_tiles=6),
-    # a, b in; c out | a32, b32, gate
-    "gate": Footprint(io_tiles=3, fp32_tiles=3),
-    # dc, a, b in; da, db out | dc32, a32, b32, gate, two gradients
-    "gate_backward": Footprint(io_tiles=5, fp32_tiles=6),
-}
+    def bytes(self, outer: int, inner: int) -> int:
+        for measured_outer, measured_inner, measured in self.stacked:
+            if (measured_outer, measured_inner) == (outer, inner):
+                return measured
+        row = self.single_row
+        if outer == 1 and len(row) >= 2:
+            segments = list(itertools.pairwise(row))
+            (low, low_bytes), (high, high_bytes) = next(
+                (segment for segment in segments if inner <= segment[1][0]), segments[-1]
+            )
+            return max(0, math.ceil(low_bytes + (high_bytes - low_bytes) * (inner - low) / (high - low)))
+        if outer == 1 and row and inner == row[0][0]:
+            return row[0][1]
+        return math.ceil(
+            self.per_element * outer * inner + self.per_inner * inner + self.per_outer * outer + self.fixed
+        )
 
 
 @dataclass(frozen=True)
@@ -115,34 +124,56 @@ def onchip_budget(ub_bytes: int, margin: float = UB_SAFETY_MARGIN) -> int:
     return int(ub_bytes * (1 - margin))
 
 
+def _widest(fits: Callable[[int], bool], start: int, most: int) -> int:
+    """The largest power of two in [start, most] up to which ``fits`` holds (tried from ``start``
+    upwards, doubling), or 0 when even ``start`` does not fit."""
+    best = 0
+    size = start
+    while size <= most and fits(size):
+        best, size = size, size * 2
+    return best
+
+
+def _too_small(budget_bytes: int, needed: int) -> ValueError:
+    return ValueError(
+        f"the smallest tile needs {needed} bytes of unified buffer, more than the {budget_bytes}-byte budget"
+    )
+
+
 def plan_rows(
     rows: int,
     width: int,
-    dtype_bytes: int,
-    footprint: Footprint,
+    cost: UBCost,
     *,
     cores: int,
     budget_bytes: int,
+    single_block_cost: UBCost | None = None,
     max_grid: int = MAX_GRID,
     max_rows_per_step: int = MAX_ROWS_PER_STEP,
 ) -> TilePlan:
-    """Plan a row-wise op (one row's result depends on that whole row)."""
+    """Plan a row-wise op (one row's result depends on that whole row).
+
+    ``cost`` is the kernel's when it walks a row in sub-blocks;
+    ``single_block_cost`` (default ``cost``) its cost when the whole row is
+    one block, for kernels compiled differently then."""
     if rows < 0 or width < 1:
         raise ValueError(f"cannot plan rows={rows}, width={width}")
     if cores < 1 or max_grid < 1:
         raise ValueError(f"cores and max_grid must be positive, got {cores} and {max_grid}")
-    per_element = footprint.bytes_per_element(dtype_bytes)
-    fitting = prev_power_of_2(max(1, budget_bytes // per_element))
-    if fitting < MIN_BLOCK:
-        raise ValueError(
-            f"a {MIN_BLOCK}-element tile needs {MIN_BLOCK * per_element} bytes of unified buffer, "
-            f"more than the {budget_bytes}-byte budget"
-        )
-    block = max(MIN_BLOCK, min(next_power_of_2(width), fitting))
+    single = single_block_cost or cost
+    whole_row = max(MIN_BLOCK, next_power_of_2(width))
+    if single.bytes(1, whole_row) <= budget_bytes:
+        block, chosen = whole_row, single
+    else:
+        # walked in sub-blocks: at most half the row, so the kernel is the walking variant
+        block = _widest(lambda b: cost.bytes(1, b) <= budget_bytes, MIN_BLOCK, whole_row // 2)
+        chosen = cost
+        if not block:
+            raise _too_small(budget_bytes, cost.bytes(1, MIN_BLOCK))
     sub_blocks = math.ceil(width / block)
-    rows_fitting = prev_power_of_2(max(1, budget_bytes // (block * per_element)))
     rows_per_core = prev_power_of_2(max(1, rows // cores))
-    rows_per_step = max(1, min(rows_fitting, rows_per_core, max_rows_per_step))
+    most_rows = max(1, min(rows_per_core, max_rows_per_step))
+    rows_per_step = _widest(lambda r: chosen.bytes(r, block) <= budget_bytes, 1, most_rows) or 1
     steps = max(1, math.ceil(rows / rows_per_step))
     grid = max(1, min(steps, cores, max_grid))
     return TilePlan(
@@ -150,33 +181,46 @@ def plan_rows(
         rows_per_step=rows_per_step,
         block=block,
         sub_blocks=sub_blocks,
-        bytes_per_step=rows_per_step * block * per_element,
+        bytes_per_step=chosen.bytes(rows_per_step, block),
         steps=steps,
     )
 
 
-def plan(
-    op: str,
-    rows: int,
-    width: int,
-    dtype_bytes: int,
+def plan_stacked(
+    items: int,
+    stack: int,
+    inner: int,
+    cost: UBCost,
     *,
     cores: int,
     budget_bytes: int,
     max_grid: int = MAX_GRID,
 ) -> TilePlan:
-    """Plan ``op`` (a key of :data:`FOOTPRINTS`) over ``rows`` x ``width``."""
-    if op not in FOOTPRINTS:
-        raise KeyError(f"no footprint for op {op!r}; known: {', '.join(sorted(FOOTPRINTS))}")
-    return plan_rows(
-        rows, width, dtype_bytes, FOOTPRINTS[op], cores=cores, budget_bytes=budget_bytes, max_grid=max_grid
+    """Plan an op whose program takes one work item at a time and walks a
+    stack of ``stack`` rows of ``inner`` columns each (``inner`` fixed by the
+    data, e.g. half a head dimension) in tiles of ``rows_per_step`` rows
+    (``block`` is ``inner``, ``sub_blocks`` the tiles per item)."""
+    if items < 0 or stack < 1 or inner < 1:
+        raise ValueError(f"cannot plan items={items}, stack={stack}, inner={inner}")
+    if cores < 1 or max_grid < 1:
+        raise ValueError(f"cores and max_grid must be positive, got {cores} and {max_grid}")
+    rows_per_step = _widest(lambda r: cost.bytes(r, inner) <= budget_bytes, 1, next_power_of_2(stack))
+    if not rows_per_step:
+        raise _too_small(budget_bytes, cost.bytes(1, inner))
+    steps = max(1, items)
+    return TilePlan(
+        grid=max(1, min(steps, cores, max_grid)),
+        rows_per_step=rows_per_step,
+        block=inner,
+        sub_blocks=math.ceil(stack / rows_per_step),
+        bytes_per_step=cost.bytes(rows_per_step, inner),
+        steps=steps,
     )
 
 
 def plan_elementwise(
     numel: int,
-    dtype_bytes: int,
-    footprint: Footprint,
+    cost: UBCost,
     *,
     cores: int,
     budget_bytes: int,
@@ -184,12 +228,10 @@ def plan_elementwise(
 ) -> TilePlan:
     """Plan an element-wise op over a flat range: tiles of ``block`` elements,
     ``grid`` programs striding over the tiles."""
-    per_element = footprint.bytes_per_element(dtype_bytes)
-    fitting = prev_power_of_2(max(1, budget_bytes // per_element))
-    if fitting < MIN_BLOCK:
-        raise ValueError(f"a {MIN_BLOCK}-element tile does not fit the {budget_bytes}-byte budget")
-    per_core = next_power_of_2(max(1, math.ceil(numel / cores)))
-    block = max(MIN_BLOCK, min(fitting, per_core))
+    per_core = max(MIN_BLOCK, next_power_of_2(max(1, math.ceil(numel / cores))))
+    block = _widest(lambda b: cost.bytes(1, b) <= budget_bytes, MIN_BLOCK, per_core)
+    if not block:
+        raise _too_small(budget_bytes, cost.bytes(1, MIN_BLOCK))
     tiles = max(1, math.ceil(numel / block))
     grid = max(1, min(tiles, cores, max_grid))
     return TilePlan(
@@ -197,6 +239,6 @@ def plan_elementwise(
         rows_per_step=1,
         block=block,
         sub_blocks=tiles,
-        bytes_per_step=block * per_element,
+        bytes_per_step=cost.bytes(1, block),
         steps=tiles,
     )

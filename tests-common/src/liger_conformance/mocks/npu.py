@@ -16,16 +16,19 @@ Strict, as the device is, for every kernel launched while it is active:
 * dtypes: a launch that passes a float64 or fp8 tensor raises
   :class:`UnsupportedDtypeError`, as triton-ascend's front end refuses to
   compile such a kernel ("[fp8, fp64] is unsupported on Ascend");
-* unified buffer: while a launch runs, every floating-point block value
-  (``tl.load`` results, ``tl.zeros`` accumulators, arithmetic on them) is
-  tracked while it is alive in the program; when the live bytes exceed the
-  emulated UB, :class:`UBOverflowError` is raised. This approximates what the
-  Ascend compiler must place in the UB at one time: values a program still
-  holds, at their element width. Integer offsets, masks and pointers are not
-  counted (they lower to address generation, not UB tiles), nor is the
-  compiler's double-buffering of DMA tiles (kernels budget for it themselves).
-  On the device the overflow is a compile-time error ("ub overflow, requires N
-  bits while M bits available"); here it fires while the program runs;
+* unified buffer: a launch of a kernel that liger-ascend's UB calibration
+  knows (``liger_kernel_ascend.ub_calibration``: the bytes bishengir's memory
+  planning allocates for it, index tiles, masks, DMA double buffers and
+  scratch included, fitted per kernel, dtype and constexpr variant) needs
+  what the calibration says for its constexprs; above the emulated UB it
+  raises :class:`UBOverflowError` before any program runs, as the compiler
+  refuses it ("ub overflow, requires N bits while M bits available"). Any
+  other kernel (the portable ones, a test's own) is checked by what the
+  compiler must hold at the least: its floating-point block values
+  (``tl.load`` results, ``tl.zeros`` accumulators, arithmetic on them),
+  tracked while the program holds them, the error raised when their live
+  bytes exceed the UB. That count leaves out index tiles, masks and double
+  buffers, so it passes kernels the compiler may refuse.
 * row pitch: a 2-D tile load or store whose row stride is not a multiple of
   :data:`PITCH_ALIGN_BYTES` (32) bytes raises :class:`MisalignedPitchError`,
   as the A3 vector cores fault on such a DMA (the mask does not matter: the
@@ -152,10 +155,30 @@ class _FakeNPUDriver:
         return torch.device("cpu")
 
 
-class _LaunchMonitor:
-    """Tracks the floating-point values alive in the running launch.
+def calibrated_bytes(executor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    """UB bytes the compiler allocates for this launch (the interpreter's
+    ``GridExecutor`` and its arguments) per liger-ascend's calibration, or
+    None when the calibration does not know the kernel (or liger-ascend is absent)."""
+    try:
+        from liger_kernel_ascend import ub_calibration
+    except ImportError:
+        return None
+    name = ub_calibration.kernel_name(executor.fn)
+    if ub_calibration.tiles(name) is None:
+        return None
+    bound = {**dict(zip(executor.arg_names, args)), **kwargs}
+    constants = {k: bound[k] for k in executor.constexprs if k in bound}
+    # the dtype the launcher planned for: the kernel's first pointer argument
+    first = next(bound[k] for k in executor.arg_names if isinstance(bound.get(k), torch.Tensor))
+    return ub_calibration.launch_bytes(name, ub_calibration.triton_dtype(first.dtype), constants)
 
-    ``peak`` is the most live bytes any launch held since the mock became
+
+class _LaunchMonitor:
+    """Checks each launch against the emulated UB: by the calibrated bytes of
+    the kernel when liger-ascend's calibration knows it, else by the
+    floating-point values alive in the program.
+
+    ``peak`` is the most bytes any launch needed since the mock became
     active (tests read it to show how close the kernels come to the UB)."""
 
     def __init__(self, ub_bytes: int) -> None:
@@ -169,15 +192,27 @@ class _LaunchMonitor:
         self.vector_int_compares: dict[str, int] = {}
         # the interpreter's own overflow guards compare too; they are not the kernel's
         self.guarding = False
+        #: bytes of the running launch per the calibration (None: counted by live values)
+        self.calibrated: int | None = None
 
-    def start(self, kernel: str) -> None:
+    def start(self, kernel: str, calibrated: int | None = None) -> None:
         self.kernel = kernel
         self.launches.append(kernel)
         self.live, self.live_bytes = {}, 0
+        self.calibrated = calibrated
+        if calibrated is not None:
+            self.peak = max(self.peak, calibrated)
+            if calibrated > self.ub_bytes:
+                raise UBOverflowError(
+                    f"{kernel}: ub overflow, requires {calibrated * 8} bits while {self.ub_bytes * 8} bits "
+                    f"available (the compiler's allocation for these constexprs, per liger-ascend's UB "
+                    f"calibration: {calibrated} bytes; unified buffer: {self.ub_bytes} bytes)"
+                )
 
     def stop(self) -> None:
         self.kernel = None
         self.live, self.live_bytes = {}, 0
+        self.calibrated = None
 
     def _drop(self, table: dict[int, Any], key: int) -> None:
         # a value from an earlier launch's table must not touch this one's count
@@ -217,7 +252,7 @@ class _LaunchMonitor:
 
     def track(self, handle: Any) -> None:
         data, dtype = handle.data, handle.dtype
-        if self.kernel is None or getattr(data, "ndim", 0) == 0:
+        if self.kernel is None or self.calibrated is not None or getattr(data, "ndim", 0) == 0:
             return
         if not (hasattr(dtype, "is_floating") and dtype.is_floating()):
             return
@@ -257,8 +292,8 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
 
     def launch(self: Any, *args: Any, **kwargs: Any) -> Any:
         check_dtypes(getattr(self.fn, "__name__", "kernel"), args, kwargs)
-        watch.start(getattr(self.fn, "__name__", "kernel"))
         try:
+            watch.start(getattr(self.fn, "__name__", "kernel"), calibrated_bytes(self, args, kwargs))
             return original_call(self, *args, **kwargs)
         except interpreter.InterpreterError as exc:
             # the interpreter wraps errors raised inside a program; surface ours as the device would

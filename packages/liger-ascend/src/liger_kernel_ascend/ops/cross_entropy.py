@@ -270,8 +270,13 @@ def cross_entropy_rows(
     predicted = torch.empty(n_rows, dtype=torch.int64, device=device) if want_predicted else None
     if n_rows == 0:
         return loss, z, predicted
-    plan = row_plan("cross_entropy", n_rows, n_cols, logits.dtype, device, max_rows_per_step=1)
     weight = class_weight.contiguous() if class_weight is not None else None
+    variant = dict(
+        HAS_WEIGHT=weight is not None, HAS_SOFTCAP=softcap is not None, HAS_SMOOTHING=label_smoothing > 0,
+        HAS_Z=lse_square_scale != 0, TOKEN_SCALING=token_scaling,
+        WRITE_Z=want_z, WRITE_PRED=want_predicted, WRITE_GRAD=grad is not None,
+    )  # fmt: skip
+    plan = row_plan(_cross_entropy_kernel, n_rows, n_cols, logits.dtype, device, variant, max_rows_per_step=1)
     _cross_entropy_kernel[(plan.grid,)](
         logits, logits.stride(0), target, target.stride(0),
         weight if weight is not None else loss, divisors.to(torch.float32),
@@ -279,10 +284,7 @@ def cross_entropy_rows(
         grad if grad is not None else logits, grad.stride(0) if grad is not None else 0,
         n_rows, n_cols, ignore_index, float(lse_square_scale), float(label_smoothing),
         float(softcap) if softcap is not None else 1.0,
-        HAS_WEIGHT=weight is not None, HAS_SOFTCAP=softcap is not None, HAS_SMOOTHING=label_smoothing > 0,
-        HAS_Z=lse_square_scale != 0, TOKEN_SCALING=token_scaling,
-        WRITE_Z=want_z, WRITE_PRED=want_predicted, WRITE_GRAD=grad is not None,
-        BLOCK=plan.block,
+        **variant, BLOCK=plan.block,
     )  # fmt: skip
     return loss, z, predicted
 

@@ -84,8 +84,9 @@ def _gate_backward(DC, A, B, DA, DB, numel, GATE: tl.constexpr, BLOCK: tl.conste
 def _gate_apply(gate: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     c = torch.empty_like(a)
     if a.numel():
-        plan = flat_plan("gate", a.numel(), a.dtype, a.device)
-        _gate_forward[(plan.grid,)](a, b, c, a.numel(), GATE=gate, BLOCK=plan.block)
+        variant = dict(GATE=gate)
+        plan = flat_plan(_gate_forward, a.numel(), a.dtype, a.device, variant)
+        _gate_forward[(plan.grid,)](a, b, c, a.numel(), **variant, BLOCK=plan.block)
     return c
 
 
@@ -98,8 +99,9 @@ def _gate_grads(
     da = a if overwrite[0] else torch.empty_like(a)
     db = b if overwrite[1] else torch.empty_like(b)
     if a.numel():
-        plan = flat_plan("gate_backward", a.numel(), a.dtype, a.device)
-        _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), GATE=gate, BLOCK=plan.block)
+        variant = dict(GATE=gate)
+        plan = flat_plan(_gate_backward, a.numel(), a.dtype, a.device, variant)
+        _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), **variant, BLOCK=plan.block)
     mark_overwritten(*(grad for grad, over in zip((da, db), overwrite) if over))
     return da, db
 

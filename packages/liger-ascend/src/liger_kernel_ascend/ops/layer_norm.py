@@ -283,10 +283,11 @@ class LayerNormFunction(torch.autograd.Function):
         mean = torch.empty(n_rows, dtype=torch.float32, device=X.device)
         rstd = torch.empty(n_rows, dtype=torch.float32, device=X.device)
         if n_rows:
-            plan = row_plan("layer_norm", n_rows, n_cols, X.dtype, X.device, tiled=(x, y))
+            variant = dict(HAS_B=B is not None)
+            plan = row_plan(_layer_norm_forward, n_rows, n_cols, X.dtype, X.device, variant, tiled=(x, y))
             _layer_norm_forward[(plan.grid,)](
                 x, x.stride(0), y, y.stride(0), W, B if B is not None else W, mean, rstd, n_rows, n_cols, float(eps),
-                HAS_B=B is not None, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
+                **variant, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
             )  # fmt: skip
         ctx.save_for_backward(x, W, B, mean, rstd)
         ctx.shape = X.shape
@@ -299,7 +300,7 @@ class LayerNormFunction(torch.autograd.Function):
         dy = as_rows(dY)
         dx = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
         if n_rows:
-            plan = row_plan("layer_norm_backward", n_rows, n_cols, x.dtype, x.device, tiled=(dy, x, dx))
+            plan = row_plan(_layer_norm_backward, n_rows, n_cols, x.dtype, x.device, {}, tiled=(dy, x, dx))
             dw_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             db_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             _layer_norm_backward[(plan.grid,)](

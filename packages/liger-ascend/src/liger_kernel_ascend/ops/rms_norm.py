@@ -231,18 +231,17 @@ def rms_norm_forward(
     """(y, rstd, normalized input) for 2-D ``x``; with ``residual`` the input
     is x + residual, returned as the third value (else ``x`` itself)."""
     n_rows, n_cols = x.shape
-    op = "rms_norm" if residual is None else "fused_add_rms_norm"
     y = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
     rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)
     s = x if residual is None else torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
     r = x if residual is None else residual
     if n_rows:
-        plan = row_plan(op, n_rows, n_cols, x.dtype, x.device, tiled=(x, r, s, y))
+        variant = dict(CAST=cast, HAS_W=W is not None, HAS_RESIDUAL=residual is not None)
+        plan = row_plan(_rms_norm_forward, n_rows, n_cols, x.dtype, x.device, variant, tiled=(x, r, s, y))
         _rms_norm_forward[(plan.grid,)](
             x, x.stride(0), r, r.stride(0), s, s.stride(0), y, y.stride(0), W if W is not None else x, rstd,
             n_rows, n_cols, float(eps), float(offset),
-            CAST=cast, HAS_W=W is not None, HAS_RESIDUAL=residual is not None, SINGLE_BLOCK=plan.sub_blocks == 1,
-            ROWS=plan.rows_per_step, BLOCK=plan.block,
+            **variant, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
         )  # fmt: skip
     return y, rstd, s
 
@@ -263,15 +262,15 @@ def rms_norm_backward(
     if not n_rows:
         return dx, (torch.zeros_like(W) if W is not None and need_dw else None)
     tiled = (dy, x, dx) if dres is None else (dy, x, dx, dres)
-    plan = row_plan("rms_norm_backward", n_rows, n_cols, x.dtype, x.device, tiled=tiled)
     has_w = W is not None
+    variant = dict(CAST=cast, HAS_W=has_w, HAS_DRES=dres is not None)
+    plan = row_plan(_rms_norm_backward, n_rows, n_cols, x.dtype, x.device, variant, tiled=tiled)
     partial = torch.zeros((plan.grid, n_cols) if has_w else (1,), dtype=torch.float32, device=x.device)
     _rms_norm_backward[(plan.grid,)](
         dy, dy.stride(0), x, x.stride(0), dx, dx.stride(0),
         dres if dres is not None else dy, dres.stride(0) if dres is not None else 0,
         W if has_w else x, rstd, partial, n_rows, n_cols, float(offset),
-        CAST=cast, HAS_W=has_w, HAS_DRES=dres is not None, SINGLE_BLOCK=plan.sub_blocks == 1,
-        ROWS=plan.rows_per_step, BLOCK=plan.block,
+        **variant, SINGLE_BLOCK=plan.sub_blocks == 1, ROWS=plan.rows_per_step, BLOCK=plan.block,
     )  # fmt: skip
     dW = partial.sum(0).to(W.dtype) if has_w and need_dw else None
     return dx, dW

@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from liger_kernel.backends.torch.rope import position_tables
-from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, row_plan
+from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, stacked_plan
 from liger_kernel_ascend.tiling import next_power_of_2
 
 
@@ -124,8 +124,9 @@ def _rotate(
     heads = [x.shape[head_axis] for x in inputs]
     half = head_dim // 2
     half_block = next_power_of_2(half)
-    plan = row_plan("rope", n_batch * n_seq, max(heads) * half_block, first.dtype, first.device, max_rows_per_step=1)
-    heads_block = max(1, min(next_power_of_2(max(heads)), plan.block // half_block))
+    variant = dict(BACKWARD=backward)
+    plan = stacked_plan(_rope_kernel, n_batch * n_seq, max(heads), half_block, first.dtype, first.device, variant)
+    heads_block = plan.rows_per_step
     if any(x.stride(head_axis) * x.element_size() % PITCH_ALIGN_BYTES for x in (*inputs, *outs)):
         heads_block = 1  # a (heads, half) tile needs a 32-byte-aligned head pitch (A3 vector cores)
 
@@ -141,7 +142,7 @@ def _rotate(
     _rope_kernel[(plan.grid,)](
         *operand(qx), *operand(qo), *operand(kx), *operand(ko),
         cos, sin, cos.stride(0) if cos.shape[0] > 1 else 0, n_batch, n_seq, nq, nk, half,
-        BACKWARD=backward, HEADS=heads_block, HALF=half_block,
+        **variant, HEADS=heads_block, HALF=half_block,
     )  # fmt: skip
     return _placed(q, k, outs)
 
