@@ -1,8 +1,5 @@
-"""Residual add fused with RMSNorm on the NPU.
-
-Forward: S = X + R (rounded to X.dtype); Y = rms_norm(S, W, eps, offset,
-casting_mode); returns (Y, S). Backward: dS = drms_norm(dY) + dS_out;
-dX = dR = dS; dW as in RMSNorm.
+"""Residual add fused with RMSNorm on the NPU
+(math: :mod:`liger_kernel.ops.fused_add_rms_norm`).
 
 NPU constraints answered: the RMSNorm kernels of :mod:`.rms_norm` (one program
 per vector core, UB-sized sub-blocks) with the add done in the first pass over

@@ -1,11 +1,5 @@
-"""LayerNorm on the NPU: rows spread over the vector cores, UB-sized tiles.
-
-Forward, per row x of width H (see liger_kernel.ops.layer_norm):
-    mean = sum(x) / H;  rstd = 1 / sqrt(sum((x - mean)**2) / H + eps)
-    y = (x - mean) * rstd * W + B          statistics in fp32, y in x.dtype
-Backward, with n = (x - mean) * rstd and g = dy * W:
-    dx = rstd * (g - mean(g) - n * mean(g * n))
-    dW = sum over rows of dy * n;  dB = sum over rows of dy
+"""LayerNorm on the NPU: rows spread over the vector cores, UB-sized tiles
+(math: :mod:`liger_kernel.ops.layer_norm`; statistics in fp32, y in x.dtype).
 
 NPU constraints answered: one program per vector core (the grid never exceeds
 65535) looping over its rows ``ROWS`` at a time (one when a row pitch is not

@@ -1,11 +1,5 @@
-"""RMSNorm on the NPU: rows spread over the vector cores, UB-sized tiles.
-
-Forward, per row x of width H (see liger_kernel.ops.rms_norm):
-    rstd = 1 / sqrt(mean(x**2) + eps);  y = (x * rstd) * (offset + W)
-casting "llama": rstd in fp32, x * rstd rounded to x.dtype before the weight;
-"gemma": all in fp32, rounded once; "none": every intermediate rounded to x.dtype.
-Backward, with n = x * rstd and g = dy * (offset + W):
-    dx = rstd * (g - n * mean(g * n));  dW = sum over rows of dy * n
+"""RMSNorm on the NPU: rows spread over the vector cores, UB-sized tiles
+(math and casting modes: :mod:`liger_kernel.ops.rms_norm`).
 
 NPU constraints answered: the grid is one program per vector core (never more
 than 65535) and each program loops over its rows, ``ROWS`` at a time (one

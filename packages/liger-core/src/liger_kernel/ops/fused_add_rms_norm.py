@@ -1,6 +1,6 @@
 """Residual add fused with RMSNorm.
 
-Forward: S = X + R; Y = rms_norm(S, W, eps, offset, casting_mode) (see
+Forward: S = X + R (in X.dtype); Y = rms_norm(S, W, eps, offset, casting_mode) (see
 :mod:`liger_kernel.ops.rms_norm`); returns (Y, S) so the caller keeps the new
 residual stream.
 

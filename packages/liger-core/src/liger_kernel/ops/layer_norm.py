@@ -2,7 +2,7 @@
 
 Forward, per row x of width H:
     mean = sum(x) / H;  rstd = 1 / sqrt(sum((x - mean)**2) / H + eps)
-    n = (x - mean) * rstd;  y = n * W + B
+    n = (x - mean) * rstd;  y = n * W + B     (B optional: 0 if None)
 statistics in fp32, y in x.dtype.
 
 Backward, with g = dy * W:

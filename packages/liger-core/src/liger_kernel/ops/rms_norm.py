@@ -1,17 +1,19 @@
 """RMSNorm.
 
 Forward, per row x of width H:
-    rstd = 1 / sqrt(mean(x**2) + eps)
-    y    = (x * rstd) * (offset + W)
-casting_mode "llama": rstd in fp32, x * rstd rounded to x.dtype, then times
+    rstd = 1 / sqrt(mean(x**2) + eps);  n = x * rstd
+    y    = n * (offset + W)
+Without W (elementwise_affine=False) y = n and offset has no effect.
+casting_mode "llama": rstd in fp32, n rounded to x.dtype, then times
 (offset + W) rounded to W's dtype (what a model that stores its weight with the
 offset folded in multiplies by); "gemma": all of it in fp32, cast once at the
 end; "none": all in x.dtype. The backward uses offset + W unrounded (the two
 differ by one rounding of W's dtype).
 
-Backward, with n = x * rstd and g = dy * (offset + W):
+Backward, with g = dy * (offset + W):
     dx = rstd * (g - n * mean(g * n))
-    dW = sum over rows of dy * n
+    dW = sum over rows of dy * n     (n as the forward multiplied it by W: in x.dtype for "llama")
+
 row_mode is a kernel hint that backends may ignore. ``in_place`` is accepted
 for compatibility with liger-kernel 0.8.x, where True let the backward write
 dx over dy; here no backend writes dy, whatever it says: dy may be a tensor

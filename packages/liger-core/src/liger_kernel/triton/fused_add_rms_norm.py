@@ -1,9 +1,6 @@
 """Residual add fused with RMSNorm, portable Triton kernels
 (math: :mod:`liger_kernel.ops.fused_add_rms_norm`).
 
-Forward: S = X + R;  Y = rms_norm(S, W, eps, offset, casting_mode); returns (Y, S).
-Backward: dS = drms_norm(dY) + dS_out;  dX = dR = dS;  dW as in RMSNorm.
-
 The RMSNorm kernels of :mod:`liger_kernel.triton.rms_norm` take the residual
 as an option: the forward adds R while loading X and stores S in the same pass,
 and the backward adds dS_out to dx before storing it, so the add costs no extra

@@ -1,15 +1,8 @@
 """LayerNorm over the last dimension, portable Triton kernels
 (math: :mod:`liger_kernel.ops.layer_norm`).
 
-Forward, per row x of width H:
-    mean = sum(x) / H;  rstd = 1 / sqrt(sum((x - mean)**2) / H + eps)
-    n = (x - mean) * rstd;  y = n * W + B      (B optional)
-statistics and y in fp32, y stored in x.dtype; mean and rstd are kept for the
-backward.
-
-Backward, with g = dy * W:
-    dx = rstd * (g - mean(g) - n * mean(g * n))
-    dW = sum over rows of dy * n;  dB = sum over rows of dy
+Statistics and y in fp32, y stored in x.dtype; mean and rstd are kept for
+the backward.
 
 Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
 rows; a row that fits ``profile.max_block`` stays in registers, a wider one is

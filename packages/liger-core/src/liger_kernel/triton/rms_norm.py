@@ -1,16 +1,9 @@
 """RMSNorm, portable Triton kernels (math: :mod:`liger_kernel.ops.rms_norm`).
 
-Forward, per row x of width H:
-    rstd = 1 / sqrt(mean(x**2) + eps);  n = x * rstd;  y = n * (offset + W)
-casting_mode "llama": rstd in fp32, n rounded to x.dtype before the product
-with W; "gemma": everything in fp32, rounded once at the end; "none": n and y
-in x.dtype (the sum of squares is still accumulated in fp32). Without W,
-y = n. The kernels optionally add a residual first (S = X + R, stored), which
-is how :mod:`liger_kernel.triton.fused_add_rms_norm` reuses them.
-
-Backward, with g = dy * (offset + W):
-    dx = rstd * (g - n * mean(g * n))   (+ dS_out for the fused residual)
-    dW = sum over rows of dy * n        (n as the forward multiplied it by W)
+Precision: as the contract's casting modes, except that "none" still
+accumulates the sum of squares in fp32. The kernels optionally add a residual
+first (S = X + R, stored), which is how :mod:`liger_kernel.triton.fused_add_rms_norm`
+reuses them; the backward then adds dS_out to dx.
 
 Layout: a persistent grid of ``profile.grid(rows)`` programs, each walking rows
 ``pid, pid + grid, ...``. A row no wider than ``profile.max_block`` is loaded

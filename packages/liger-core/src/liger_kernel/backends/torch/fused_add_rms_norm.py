@@ -1,11 +1,9 @@
-"""Residual add fused with RMSNorm, in pure PyTorch.
+"""Residual add fused with RMSNorm, in pure PyTorch
+(math: :mod:`liger_kernel.ops.fused_add_rms_norm`).
 
-Forward: S = X + R (in X.dtype); Y = rms_norm(S, W, eps, offset, casting_mode)
-as in :mod:`liger_kernel.backends.torch.rms_norm`; returns (Y, S).
-
-Backward: dS = drms_norm(dY) + dS_out, in fp32; dX = dR = dS; dW as in RMSNorm.
-``in_place`` (write S over X) is not used: S is a fresh tensor, so X and R
-stay valid for the caller.
+S = X + R in X.dtype, then the RMSNorm of :mod:`liger_kernel.backends.torch.rms_norm`;
+the backward adds dS_out in the compute dtype. ``in_place`` (write S over X)
+is not used: S is a fresh tensor, so X and R stay valid for the caller.
 """
 
 from __future__ import annotations

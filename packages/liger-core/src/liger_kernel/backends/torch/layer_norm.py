@@ -1,12 +1,8 @@
-"""LayerNorm over the last dimension, in pure PyTorch.
+"""LayerNorm over the last dimension, in pure PyTorch
+(math: :mod:`liger_kernel.ops.layer_norm`).
 
-Forward, per row x of width H, in fp32:
-    mean = sum(x) / H;  rstd = 1 / sqrt(sum((x - mean)**2) / H + eps)
-    n = (x - mean) * rstd;  y = n * W + B        (y cast to x.dtype)
-
-Backward, in fp32, with g = dy * W:
-    dx = rstd * (g - mean(g) - n * mean(g * n))
-    dW = sum over rows of dy * n;  dB = sum over rows of dy
+Forward and backward in the compute dtype (fp32, fp64 for fp64 inputs); the
+forward keeps mean and rstd for the backward.
 """
 
 from __future__ import annotations

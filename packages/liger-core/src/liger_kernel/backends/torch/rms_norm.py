@@ -1,20 +1,9 @@
-"""RMSNorm in pure PyTorch.
+"""RMSNorm in pure PyTorch (math: :mod:`liger_kernel.ops.rms_norm`).
 
-Forward, per row x of width H:
-    rstd = 1 / sqrt(mean(x**2) + eps)
-    y    = (x * rstd) * (offset + W)
-casting_mode "llama": rstd in fp32, n = x * rstd cast back to x.dtype, then
-times (offset + W); "gemma": everything in fp32, cast once at the end; "none":
-everything in x.dtype. Without W (elementwise_affine=False) y = x * rstd and
-offset has no effect.
-
-Backward, in fp32, with n = x * rstd and g = dy * (offset + W):
-    dx = rstd * (g - n * mean(g * n))
-    dW = sum over rows of dy * n     (n as the forward multiplied it: in x.dtype for "llama")
-
-``in_place`` allows a backend to write dx over dy; here dx is always a fresh
-tensor, so the caller's dy is never touched. ``row_mode`` is a kernel hint
-with no meaning for this backend.
+Computes in the compute dtype (fp32, fp64 for fp64 inputs) except what
+casting_mode "none" keeps in x.dtype; the backward always in the compute
+dtype. dx is a fresh tensor (the caller's dy is never touched, whatever
+``in_place`` says); ``row_mode`` has no meaning here.
 """
 
 from __future__ import annotations
