@@ -1,15 +1,9 @@
 """Dynamic Tanh over the last dimension, portable Triton kernels
 (math: :mod:`liger_kernel.ops.dyt`).
 
-Forward, with u = alpha * x and p = sigmoid(-2 * |u|) (``tl.*`` math only):
-    t = tanh(u) = sign(u) * (1 - 2 * p);  y = gamma * t + beta      (beta optional)
-in fp32 (fp64 if any input is fp64), y stored in x.dtype. Only x is saved.
-
-Backward, with t and p recomputed from x, and 1 - t**2 = 4 * p * (1 - p)
-(p is the small side of the sigmoid, so both stay accurate where |t| nears 1):
-    g = dy * gamma * (1 - t**2);  dx = g * alpha
-    dalpha = sum over all elements of g * x
-    dgamma = sum over rows of dy * t;  dbeta = sum over rows of dy
+tanh and its slope come from ``tl.*`` math only (no libdevice, so the
+interpreter and every vendor run them), through ``_small_sigmoid``. Only x is
+saved; the backward recomputes tanh from it.
 
 Layout: x is seen as (rows, H) and walked in tiles of ``BLOCK_ROWS`` rows by
 ``BLOCK_COLS`` columns. Each program takes one column block at a time (gamma

@@ -2,15 +2,7 @@
 
 X (N, C, *spatial) is seen as N * G rows, one per (sample, group), each a
 (C / G, S) matrix of the group's channels by the S flattened spatial positions.
-Forward, per row of K = (C / G) * S values:
-    mean = sum(x) / K;  rstd = 1 / sqrt(sum((x - mean)**2) / K + eps)
-    y = (x - mean) * rstd * weight[c] + bias[c]
-statistics and y in fp32 (fp64 for fp64 input), y stored in x.dtype; mean and
-rstd are kept per row for the backward.
-
-Backward, per row, with n = (x - mean) * rstd and g = dy * weight[c]:
-    dx = rstd * (g - mean(g) - n * mean(g * n))
-    dweight[c] = sum over samples and positions of dy * n;  dbias[c] = the same of dy
+mean and rstd are kept per row for the backward.
 
 Layout: a persistent grid walks the rows. A row is processed in tiles of
 (BLOCK_C channels) x (BLOCK_S positions), BLOCK_C * BLOCK_S <= profile.max_block,

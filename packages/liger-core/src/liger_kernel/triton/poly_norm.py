@@ -1,16 +1,8 @@
 """PolyNorm, portable Triton kernels (math: :mod:`liger_kernel.ops.poly_norm`).
 
-Forward, per row x of width H, with r_p = 1 / sqrt(mean(x**(2p)) + eps) and
-n_p = x**p * r_p for p = 1, 2, 3:
-    y = W[0] * n_3 + W[1] * n_2 + W[2] * n_1 + B
-powers, statistics and y in fp32 (fp64 for fp64 input), y stored in x.dtype;
-(r_1, r_2, r_3) are kept per row for the backward.
-
-Backward, with s_p = sum over the row of dy * n_p:
-    dx = W[2] * r_1 * (dy - n_1 * s_1 / H)
-       + W[1] * 2x * r_2 * (dy - n_2 * s_2 / H)
-       + W[0] * 3x**2 * r_3 * (dy - n_3 * s_3 / H)
-    dW[3 - p] = sum over rows of s_p;  dB = sum over rows and columns of dy
+(r_1, r_2, r_3) are kept per row for the backward, which forms the row sums
+s_p = sum over the row of dy * n_p (so mean(dy * n_p) = s_p / H) and adds them
+up across rows for dW.
 
 Layout as in :mod:`liger_kernel.triton.rms_norm`: a persistent grid walking
 rows; a row that fits ``profile.max_block`` stays in registers, a wider one is

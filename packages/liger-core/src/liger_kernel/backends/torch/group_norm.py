@@ -1,13 +1,7 @@
-"""GroupNorm in pure PyTorch.
+"""GroupNorm in pure PyTorch (math: :mod:`liger_kernel.ops.group_norm`).
 
-X is (N, C, *spatial), seen as (N, G, K) with K = (C / G) * prod(spatial).
-Forward, per (sample, group) row of K values, in fp32 (fp64 for fp64 input):
-    mean = sum(x) / K;  rstd = 1 / sqrt(sum((x - mean)**2) / K + eps)
-    n = (x - mean) * rstd;  y = n * weight[c] + bias[c]     (y cast to x.dtype)
-
-Backward, in the same precision, with g = dy * weight[c]:
-    dx = rstd * (g - mean(g) - n * mean(g * n))
-    dweight[c] = sum over samples and positions of dy * n;  dbias[c] = the same of dy
+X (N, C, *spatial) is seen as (N, G, K) with K = (C / G) * prod(spatial): one
+row per (sample, group). Forward and backward in the compute dtype.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""PolyNorm in pure PyTorch.
+"""PolyNorm in pure PyTorch (math: :mod:`liger_kernel.ops.poly_norm`).
 
-Forward, per row x of width H, in fp32 (fp64 for fp64 input), with
-r_p = 1 / sqrt(mean(x**(2p)) + eps) and n_p = x**p * r_p:
-    y = W[0] * n_3 + W[1] * n_2 + W[2] * n_1 + B        (y cast to x.dtype)
-
-Backward, in the same precision:
-    dx = sum over p of W[3 - p] * p * x**(p - 1) * r_p * (dy - n_p * mean(dy * n_p))
-    dW[3 - p] = sum of dy * n_p;  dB = sum of dy       (over all rows and columns)
-
-``in_place`` allows a backend to write dx over dy; here dx is always a fresh
-tensor, so the caller's dy is never touched.
+Forward and backward in the compute dtype; dx is always a fresh tensor, so
+the caller's dy is never touched, whatever ``in_place`` says.
 """
 
 from __future__ import annotations
