@@ -1,11 +1,5 @@
-"""Rotary position embedding on the NPU (rotate-half convention).
-
-With x = [x1, x2] split in halves of the head dimension and c = [c1, c2],
-s = [s1, s2] the halves of cos and sin at the token's position:
-    forward:  x1' = x1 * c1 - x2 * s1;   x2' = x2 * c2 + x1 * s2
-    backward: dx1 = g1 * c1 + g2 * s2;   dx2 = g2 * c2 - g1 * s1
-(the backward is rotate_half transposed), for x in q and k. Math in fp32,
-results in the dtypes of q and k.
+"""Rotary position embedding on the NPU (math: :mod:`liger_kernel.ops.rope`,
+applied on the halves of head_dim as the contract writes it out).
 
 NPU constraints answered: one launch rotates q and k (forward, and their
 gradients in backward), each work item reading its cos and sin rows once for

@@ -14,7 +14,9 @@ c and s_ broadcast over heads at ``unsqueeze_dim`` (1 for q of shape
 have fewer heads than q (grouped-query attention).
 
 Backward is the inverse rotation: dq = dq' * c + rotate_half^T(dq' * s_),
-with rotate_half^T(y) = [y2, -y1]; cos and sin get no gradient.
+with rotate_half^T(y) = [y2, -y1]; cos and sin get no gradient (on the halves
+as in :mod:`liger_kernel.ops.rope`, with c and s_ for cos and sin). Computed
+in fp32 (fp64 for fp64 inputs); q' and k' in the dtypes of q and k.
 """
 
 from __future__ import annotations

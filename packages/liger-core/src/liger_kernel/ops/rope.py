@@ -7,13 +7,18 @@ cos and sin are (batch or 1, seq, head_dim); they are unsqueezed at
 ``unsqueeze_dim`` to broadcast over heads: 1 for q of shape
 (batch, heads, seq, head_dim), 2 for (batch, seq, heads, head_dim). If cos and
 sin are 2-D (max_positions, head_dim) then ``position_ids`` (batch, seq) picks
-their rows; with 3-D cos and sin, position_ids is ignored, as in Transformers.
+their rows (the first seq rows when it is None); with 3-D cos and sin,
+position_ids is ignored, as in Transformers.
 An id outside [0, max_positions) is an error (IndexError; see
 ``require_indices_in_range`` for where it is checked), and where it is not
 checked, its position's outputs are NaN: no backend reads outside the table.
 
 Backward is the inverse rotation: dq = dq' * cos + rotate_half^T(dq' * sin),
-with rotate_half^T(y) = [y2, -y1]; cos and sin get no gradient.
+with rotate_half^T(y) = [y2, -y1]; cos and sin get no gradient. Written on the
+halves, with cos = [c1, c2], sin = [s1, s2] and g = dq':
+    q' = [q1 * c1 - q2 * s1,  q2 * c2 + q1 * s2]
+    dq = [g1 * c1 + g2 * s2,  g2 * c2 - g1 * s1]
+Computed in fp32 (fp64 for fp64 inputs); q' and k' in the dtypes of q and k.
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
 """Qwen2-VL multimodal rotary position embedding (M-RoPE), portable Triton kernel
 (math: :mod:`liger_kernel.ops.qwen2vl_mrope`; Hugging Face rotate-half convention).
 
-With x = [x1, x2] (halves of head_dim) and, at column d of a half, the cos
-and sin of stream i(d) (0, 1 or 2 by the ``mrope_section`` that d falls in):
-c = [c1, c2] = cos[i(d), b, s, d] and cos[i(d), b, s, half + d], sin likewise,
-    forward:  x' = [x1 * c1 - x2 * s1,  x2 * c2 + x1 * s2]
-    backward: dx = [dy1 * c1 + dy2 * s2,  dy2 * c2 - dy1 * s1]
-(the inverse rotation; cos and sin get no gradient). Arithmetic in fp32 (fp64
-for fp64 inputs); outputs in the dtype of q and k.
-
 One program per (batch, seq) token, persistent over tokens: it gathers that
 token's merged cos and sin rows once, each column from its own stream (the
 stream offset is a per-column vector, so no merged table is built in memory),

@@ -1,11 +1,7 @@
 """Rotary position embedding, portable Triton kernels
 (math: :mod:`liger_kernel.ops.rope`; Hugging Face rotate-half convention).
 
-With x = [x1, x2] (halves of head_dim) and cos = [c1, c2], sin = [s1, s2]:
-    forward:  x' = [x1 * c1 - x2 * s1,  x2 * c2 + x1 * s2]
-    backward: dx = [dy1 * c1 + dy2 * s2,  dy2 * c2 - dy1 * s1]
-(the inverse rotation; cos and sin get no gradient). Arithmetic in fp32 (fp64
-for fp64 inputs); outputs in the dtype of q and k.
+The rotation is applied on the halves of head_dim, as the contract writes it out.
 
 One program per (batch, seq) position, persistent over positions: it loads
 that position's cos and sin rows once (row ``position_ids[b, s]`` of a 2-D

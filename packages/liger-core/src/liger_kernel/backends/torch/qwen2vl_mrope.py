@@ -1,15 +1,9 @@
-"""Qwen2-VL multimodal rotary position embedding (M-RoPE) in pure PyTorch.
+"""Qwen2-VL multimodal rotary position embedding (M-RoPE) in pure PyTorch
+(math: :mod:`liger_kernel.ops.qwen2vl_mrope`).
 
-The three (temporal, height, width) streams of cos and sin, each
-(3, batch or 1, seq, head_dim), are merged into one (batch or 1, seq,
-head_dim) table: column j comes from the stream whose ``mrope_section`` holds
-j mod (head_dim / 2). Then, with x = [x1, x2] split in halves,
-rotate_half(x) = [-x2, x1] and rotate_half^T(y) = [y2, -y1]:
-    forward:  x' = x * c + rotate_half(x) * s
-    backward: dx = dx' * c + rotate_half^T(dx' * s)
-for x in (q, k), c and s unsqueezed at ``unsqueeze_dim`` to broadcast over
-heads. Math in fp32 (float64 for float64 inputs); q' and k' in the dtypes of
-q and k.
+The three streams of cos and sin are merged into one (batch or 1, seq,
+head_dim) table, column by column from the stream its section names; then
+the rotation of :mod:`liger_kernel.backends.torch.rope`.
 """
 
 from __future__ import annotations

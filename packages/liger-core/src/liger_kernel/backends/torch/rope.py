@@ -1,13 +1,7 @@
-"""Rotary position embedding (rotate-half convention) in pure PyTorch.
+"""Rotary position embedding in pure PyTorch (math: :mod:`liger_kernel.ops.rope`).
 
-With x = [x1, x2] split in halves of the head dimension,
-rotate_half(x) = [-x2, x1] and rotate_half^T(y) = [y2, -y1]:
-    forward:  x' = x * cos + rotate_half(x) * sin
-    backward: dx = dx' * cos + rotate_half^T(dx' * sin)
-for x in (q, k). cos and sin are (batch or 1, seq, head_dim), or
-(positions, head_dim) with rows picked by ``position_ids`` (the first ``seq``
-rows when it is None), unsqueezed at ``unsqueeze_dim`` to broadcast over heads.
-Math in fp32 (float64 for float64 inputs); q' and k' in the dtypes of q and k.
+cos and sin are brought to (batch or 1, seq, head_dim) tables first
+(:func:`position_tables`), then broadcast over heads at ``unsqueeze_dim``.
 """
 
 from __future__ import annotations
