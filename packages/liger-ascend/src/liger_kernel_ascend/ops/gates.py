@@ -1,12 +1,6 @@
-"""SwiGLU and GEGLU gates on the NPU, element-wise over flat tiles.
-
-SwiGLU: c = silu(a) * b, silu(a) = a * sigmoid(a); with s = sigmoid(a)
-    da = dc * b * s * (1 + a * (1 - s));  db = dc * a * s
-GEGLU:  c = gelutanh(a) * b, gelutanh(a) = 0.5 * a * (1 + tanh(u)),
-    u = sqrt(2/pi) * (a + 0.044715 * a**3)
-    da = dc * b * (0.5 * (1 + tanh(u)) + 0.5 * a * (1 - tanh(u)**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2))
-    db = dc * gelutanh(a)
-Math in fp32, results in the input dtype; tanh from tl.exp (no libdevice).
+"""SwiGLU and GEGLU gates on the NPU, element-wise over flat tiles (math:
+:mod:`liger_kernel.ops.swiglu`, :mod:`liger_kernel.ops.geglu`; tanh from
+tl.exp, no libdevice).
 
 NPU constraints answered: the tensors are walked as one flat range in tiles
 of ``BLOCK`` elements sized by the unified-buffer planner, which counts the

@@ -4,6 +4,7 @@
 Backward:
     d gelu_tanh / da = 0.5 * (1 + tanh(u)) + 0.5 * a * (1 - tanh(u)**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2)
     da = dc * b * d gelu_tanh / da;  db = dc * gelu_tanh(a)
+computed in fp32 (fp64 for fp64 inputs), stored in the input dtype.
 
 A backend may write da and db over a and b during backward (``overwrites``):
 in an MLP they are the projections' outputs, dead once the gate's backward ran.

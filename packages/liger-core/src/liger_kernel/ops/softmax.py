@@ -2,7 +2,9 @@
 
 Forward, per row x:
     y = exp(x - max(x)) / sum(exp(x - max(x)))
-computed in fp32 (fp64 for fp64 inputs), y stored in x.dtype.
+computed in fp32 (fp64 for fp64 inputs), y stored in x.dtype. An entry of
+-inf (a masked score) gets probability 0; a row of -inf only is nan, as in
+PyTorch.
 
 Backward, from the saved y:
     dx = y * (dy - sum(dy * y))

@@ -4,7 +4,12 @@ Forward, per row x (the slice along ``dim``): the Euclidean projection of x
 onto the probability simplex,
     y = max(x - tau, 0),  tau the one threshold with sum(y) = 1;
 with S = {i : x_i > tau} (the support), tau = (sum over S of x - 1) / |S|.
-Computed in fp32 (fp64 for fp64 inputs), y stored in x.dtype.
+y is shift invariant (x and x - max(x) give the same y; backends take the
+shifted row, which keeps large-magnitude rows accurate), and tau >= max(x) - 1.
+Computed in fp32 (fp64 for fp64 inputs), y stored in x.dtype. Rounding may put
+a computed tau on either side of an input equal to it (common with
+half-precision inputs, whose grid is coarse); backends count an input within a
+few units in the last place of tau as a tie: y = 0 there, as in exact arithmetic.
 
 Backward, from the saved y (S = {i : y_i > 0}):
     dx_i = dy_i - (sum over S of dy) / |S|   for i in S,   dx_i = 0 elsewhere

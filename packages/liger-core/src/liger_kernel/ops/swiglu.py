@@ -3,7 +3,7 @@
 Backward, with s = sigmoid(a):
     da = dc * b * s * (1 + a * (1 - s))
     db = dc * a * s
-computed in fp32, stored in the input dtype.
+computed in fp32 (fp64 for fp64 inputs), stored in the input dtype.
 
 A backend may write da and db over a and b during backward (``overwrites``):
 in an MLP they are the projections' outputs, dead once the gate's backward ran.

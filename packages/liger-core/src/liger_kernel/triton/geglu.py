@@ -1,11 +1,6 @@
 """GEGLU gate, portable Triton kernels (math: :mod:`liger_kernel.ops.geglu`).
 
-Forward:  c = gelu_tanh(a) * b,
-          gelu_tanh(a) = 0.5 * a * (1 + t),  t = tanh(u),  u = sqrt(2/pi) * (a + 0.044715 * a**3)
-Backward: gelu' = 0.5 * (1 + t) + 0.5 * a * (1 - t**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2)
-          da = dc * b * gelu';  db = dc * gelu_tanh(a)
-computed in fp32 (fp64 for fp64 inputs), stored in the input dtype. tanh is
-taken as 2 * sigmoid(2u) - 1 (``tl.*`` math only, so the interpreter runs it).
+tanh is taken as 2 * sigmoid(2u) - 1 (``tl.*`` math only, so the interpreter runs it).
 
 Launch and memory as in :mod:`liger_kernel.triton.swiglu`: a persistent grid
 over tiles of the flattened inputs; da and db overwrite non-leaf a and b.

@@ -1,20 +1,15 @@
 """Softmax over the last dimension, portable Triton kernels
 (math: :mod:`liger_kernel.ops.softmax`).
 
-Forward, per row x:
-    m = max(x);  s = sum(exp(x - m));  y = exp(x - m) / s
-in fp32 (fp64 for fp64 inputs), y stored in x.dtype and saved for the backward.
-
-Backward:
-    dx = y * (dy - sum(dy * y))
+y is saved for the backward.
 
 Layout: a persistent grid walking rows. A row that fits ``profile.max_block``
 is loaded once and kept in registers. A wider row is walked in blocks: the
-forward takes m and s in one pass as an online softmax (each block rescales the
+forward takes the row max m and s = sum(exp(x - m)) in one pass as an online softmax (each block rescales the
 running sum by exp(m_old - m_new) when it raises the maximum), then writes y in
 a second pass; the backward sums dy * y in one pass and writes dx in another.
-Entries of -inf (masked scores) get probability 0, also when every entry of
-the leading blocks is -inf; a row of -inf only is nan, as in PyTorch.
+-inf entries get probability 0 (the contract) also when every entry of the
+leading blocks is -inf.
 """
 
 from __future__ import annotations

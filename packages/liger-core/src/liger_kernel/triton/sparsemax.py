@@ -1,10 +1,9 @@
 """Sparsemax along one dimension, portable Triton kernels
 (math: :mod:`liger_kernel.ops.sparsemax`).
 
-Forward, per row x (``dim`` moved last), on z = x - max(x) in fp32 (fp64 for
-fp64 inputs): y = max(z - tau, 0) with sum(y) = 1. tau is found without a sort
+tau is found, per row z = x - max(x) (``dim`` moved last), without a sort
 by Michelot's fixed-point iteration, which is exact:
-    t_0 = -1  (every z <= -1 lies outside the support, since tau >= max(z) - 1)
+    t_0 = -1  (every z <= -1 lies outside the support: tau >= max(z) - 1)
     S_k = {i : z_i > t_k};  tau_k = (sum over S_k of z - 1) / |S_k|
     t_(k+1) = max(t_k, tau_k)
 until |S_k| stops changing. tau_k never exceeds the true tau (S_k holds the
@@ -13,16 +12,10 @@ is the support and its tau_k is tau exactly: no tolerance, no fixed step
 count. Taking the max keeps t non-decreasing under rounding, so |S_k| never
 grows and the loop ends after at most width steps; in practice 2 to 12
 (measured on normal rows of widths 8 to 128256 and scales 0.01 to 1000).
-Rounding: the sum of z over a wide support carries a rounding error that can
-put tau on either side of an input equal to it (ties at the threshold are
-common with half-precision inputs: the grid is coarse). So tau is refined once
-by the residual, tau += (sum over S of (z - tau) - 1) / |S|, whose terms are
-the small y values, and a value within a few units in the last place of the
-refined tau (``TIE_EPS``) counts as equal to it: y = 0, as in exact
-arithmetic. Then y = max(z - tau, 0), stored in x.dtype and saved.
-
-Backward, with S = {i : y_i > 0}:
-    dx = dy - (sum over S of dy) / |S| on S, 0 elsewhere
+Rounding: the sum of z over a wide support carries a rounding error, so tau
+is refined once by the residual, tau += (sum over S of (z - tau) - 1) / |S|,
+whose terms are the small y values, and ties follow the contract's rule
+(``TIE_EPS`` units in the last place). y is saved for the backward.
 
 Layout: a persistent grid walking rows. A row that fits half of
 ``profile.max_block`` (see ``sparsemax_launch``) stays in registers for every

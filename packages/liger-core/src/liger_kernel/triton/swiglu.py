@@ -1,9 +1,6 @@
 """SwiGLU gate, portable Triton kernels (math: :mod:`liger_kernel.ops.swiglu`).
 
-Forward:  c = silu(a) * b,  silu(a) = a * s,  s = sigmoid(a)
-Backward: da = dc * b * s * (1 + a * (1 - s));  db = dc * a * s
-computed in fp32 (fp64 for fp64 inputs), stored in the input dtype; s is
-recomputed in the backward rather than saved.
+sigmoid(a) is recomputed in the backward rather than saved.
 
 As the op contract allows (``overwrites``), backward writes da and db over a
 and b when they are non-leaf tensors that require grad (or contiguous copies

@@ -1,11 +1,4 @@
-"""GEGLU gate in pure PyTorch: c = gelu_tanh(a) * b, with
-    gelu_tanh(a) = 0.5 * a * (1 + tanh(u)),  u = sqrt(2/pi) * (a + 0.044715 * a**3)
-
-Backward:
-    gelu_tanh'(a) = 0.5 * (1 + tanh(u)) + 0.5 * a * (1 - tanh(u)**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * a**2)
-    da = dc * b * gelu_tanh'(a);  db = dc * gelu_tanh(a)
-All math in fp32 (float64 for float64 inputs); results in the input dtype.
-"""
+"""GEGLU gate in pure PyTorch (math: :mod:`liger_kernel.ops.geglu`)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Softmax over the last dimension, in pure PyTorch.
-
-Forward, per row x, in fp32 (fp64 for fp64 inputs):
-    e = exp(x - max(x));  y = e / sum(e)        (y cast to x.dtype)
-
-Backward, in fp32, from the saved y:
-    dx = y * (dy - sum(dy * y))
-"""
+"""Softmax over the last dimension, in pure PyTorch
+(math: :mod:`liger_kernel.ops.softmax`); y is saved for the backward."""
 
 from __future__ import annotations
 

@@ -1,17 +1,11 @@
-"""Sparsemax along one dimension, in pure PyTorch.
+"""Sparsemax along one dimension, in pure PyTorch (math: :mod:`liger_kernel.ops.sparsemax`).
 
-Forward, per row x (moved to the last dimension), in fp32 (fp64 for fp64
-inputs), on z = x - max(x) (sparsemax is shift invariant; the shift keeps
-large-magnitude rows accurate):
+tau by sorting, per row z = x - max(x) (``dim`` moved last):
     sort z descending into s;  c_k = s_1 + ... + s_k
     k* = the largest k with 1 + k * s_k > c_k   (the support size)
     tau = (c_k* - 1) / k*, refined once by the residual:
     tau += (sum over {z > tau} of (z - tau) - 1) / k*
-    y = max(z - tau, 0), values within a few units in the last place of tau
-    counted as ties with it (y = 0)                   (y cast to x.dtype)
-
-Backward, in fp32, from the saved y, with S = {i : y_i > 0}:
-    dx = dy - (sum over S of dy) / |S| on S, 0 elsewhere
+then the contract's tie rule. y is saved for the backward.
 """
 
 from __future__ import annotations

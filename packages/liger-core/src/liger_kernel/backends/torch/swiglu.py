@@ -1,9 +1,4 @@
-"""SwiGLU gate in pure PyTorch: c = silu(a) * b, silu(a) = a * sigmoid(a).
-
-Backward, with s = sigmoid(a):
-    da = dc * b * s * (1 + a * (1 - s));  db = dc * a * s
-All math in fp32 (float64 for float64 inputs); results in the input dtype.
-"""
+"""SwiGLU gate in pure PyTorch (math: :mod:`liger_kernel.ops.swiglu`)."""
 
 from __future__ import annotations
 
