@@ -21,7 +21,9 @@ the same divisor, X taken as free coordinates (no renormalization):
     beta = 0:   dl_j/dX_j = -P_j
     beta = 1:   dl_j/dX_j = Q_j * (X_j - Y_j + 1)
     otherwise:  dl_j/dX_j = (1 - beta) * Q_j * (X_j - log M_j)
-and 0 on ignored rows. Backends may compute it in the forward pass and scale
+and 0 on ignored rows. Two identities that backends use: for beta = 1,
+dl_j/dX_j = l_j + Q_j; otherwise dl_j/dX_j is also the student's term of l_j,
+so l_j = beta * P_j * (Y_j - log M_j) + dl_j/dX_j. Backends may compute it in the forward pass and scale
 it by the incoming gradient in backward. ``target`` takes no gradient:
 passing a target that requires grad while autograd records is an error
 (detach it), as for kl_div's y_true.

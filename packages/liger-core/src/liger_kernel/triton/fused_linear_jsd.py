@@ -1,13 +1,10 @@
-"""Two LM heads and the generalized JSD between them (distillation), chunk by chunk over tokens.
+"""Two LM heads and the generalized JSD between them (distillation), chunk by chunk over tokens
+(math: :mod:`liger_kernel.ops.fused_linear_jsd`).
 
-    s = student_input @ student_weight.T,  t = teacher_input @ teacher_weight.T    (rows, V): one chunk at a time
-    loss = jsd(log_softmax(s / T), log_softmax(t / T))        (see liger_kernel.ops.jsd)
-For each chunk of rows, with k = 1 / T:
-    s_c, t_c  = the chunk's logits                         torch.mm (cuBLAS), each head in its GEMM dtype
-    ds_c      written over s_c by the JSD kernel in logits mode (liger_kernel.triton.jsd):
-              ds_j = k * (g_j - Q_j * sum_j g_j) / D,   g = dl/dX, Q = softmax(k * s), D = kept rows
-    dstudent_input_c = ds_c @ student_weight;  dstudent_weight += ds_c.T @ student_input_c
-Everything happens in forward; backward multiplies both gradients by the
+Per chunk of rows: the two heads' logits by torch.mm (cuBLAS), each in its
+GEMM dtype; the JSD kernel in logits mode (:mod:`liger_kernel.triton.jsd`)
+writes dlogits over the student's; then the chunk's share of dstudent_input
+and dstudent_weight. Everything happens in forward; backward multiplies both gradients by the
 scalar incoming gradient (a device-side no-op when it is 1). The teacher gets
 no gradient.
 

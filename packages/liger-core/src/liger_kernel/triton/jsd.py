@@ -1,15 +1,8 @@
 """Generalized JSD over a vocabulary, portable Triton kernel
 (math: :mod:`liger_kernel.ops.jsd`).
 
-Per element, X = log Q (student), Y = log P (teacher), P = exp(Y), Q = exp(X):
-    beta = 0:   l = P * (Y - X);                    dl/dX = -P
-    beta = 1:   l = Q * (X - Y);                    dl/dX = l + Q
-    otherwise:  M = beta * P + (1 - beta) * Q
-                dl/dX = (1 - beta) * Q * (X - log M)          (also the student's term of l)
-                l = beta * P * (Y - log M) + dl/dX
-A term whose probability is 0 is 0 (p log p -> 0), so -inf entries and
-exponentials that underflow give no nan. loss = sum of l over kept rows /
-D, D the kept-row count (1 when none is kept), read from the device (no sync).
+Each element's loss is formed from its gradient by the contract's identities.
+The divisor D, the kept-row count, is read from the device (no sync).
 
 One kernel serves two callers:
 * :class:`JSDFunction`, on log-probabilities: one pass over each row writes
@@ -22,8 +15,8 @@ One kernel serves two callers:
 * the fused linear JSD (``FROM_LOGITS``), on one chunk of raw logits s (student)
   and t (teacher) with 1/temperature k: pass 1 keeps online max / sum-exp of
   k*s and k*t for their log-sum-exps, pass 2 sums l and g = dl/dX over the row,
-  pass 3 writes the gradient through log_softmax and the temperature over s:
-      X = k*s - lse_s,  Y = k*t - lse_t,  ds_j = k * (g_j - Q_j * sum_j g_j) / D
+  pass 3 writes the gradient through log_softmax and the temperature over s
+  (:mod:`liger_kernel.ops.fused_linear_jsd`).
 
 A persistent grid walks the rows; each row is walked in vocabulary blocks in
 fp32 (fp64 for fp64 inputs). The block is capped by the profile's register

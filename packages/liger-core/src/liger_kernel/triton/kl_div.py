@@ -1,17 +1,10 @@
 """Kullback-Leibler divergence over the last dimension, portable Triton kernels
 (math: :mod:`liger_kernel.ops.kl_div`).
 
-Forward, pointwise for y = y_pred (log-probabilities) and t = y_true, in fp32
-(fp64 for fp64 input):
-    l = t * (log(max(t, eps)) - y)        log_target=False
-    l = exp(t) * (t - y)                  log_target=True
-"none" stores l (float32) per element; the other reductions store one fp32
-sum per row, which the host adds and divides by the reduction's divisor D.
-
-Backward, to y_pred only, with g the incoming gradient:
-    dl/dy = -t * g / D   or   -exp(t) * g / D
-written in y_pred's dtype; for a scalar loss the factor -g / D is one device
-value (no host synchronization).
+"none" stores l per element; the other reductions store one fp32 sum per
+row, which the host adds and divides by the reduction's divisor D. In the
+backward, for a scalar loss, the factor -g / D is one device value (no host
+synchronization).
 
 Layout: a persistent grid walks rows; each row is walked in blocks of at most
 ``streaming_block`` columns, so any vocabulary fits and neither input is ever

@@ -1,17 +1,11 @@
 """Total variation distance over the last dimension, portable Triton kernels
 (math: :mod:`liger_kernel.ops.tvd`).
 
-Forward, pointwise for probabilities p and q, in fp32 (fp64 for fp64 input):
-    l = 0.5 * |p - q|,   0 on rows whose shift label is ignore_index
-"none" stores l (float32) per element; the other reductions store one fp32
-sum per row, which the host adds and divides by the reduction's divisor D
-(K kept rows for "batchmean", K * V for "mean", a K of 0 counting as 1).
-
-Backward, with g the incoming gradient, 0 on ignored rows:
-    dl/dp = 0.5 * sign(p - q) * g / D;   dl/dq = -dl/dp
-recomputed from p and q (no gradient buffer is kept between forward and
-backward), one kernel writing whichever of dp and dq autograd needs, each in
-its input's dtype. For a scalar loss g / D is one device value: the kept-row
+"none" stores l per element; the other reductions store one fp32 sum per
+row, which the host adds and divides by the reduction's divisor D. The
+backward recomputes its gradients from p and q (no gradient buffer is kept
+between forward and backward), one kernel writing whichever of dp and dq
+autograd needs. For a scalar loss g / D is one device value: the kept-row
 count is never brought to the host.
 
 Layout as in :mod:`liger_kernel.triton.kl_div`: a persistent grid over rows,

@@ -1,13 +1,10 @@
-"""Two LM heads and the generalized JSD between them (distillation), in pure PyTorch.
+"""Two LM heads and the generalized JSD between them (distillation), in pure PyTorch
+(math: :mod:`liger_kernel.ops.fused_linear_jsd`).
 
-Per chunk of rows, never the whole batch's logits:
-    s = (student_input[chunk] @ student_weight.T) / temperature   in fp32 (float64 for float64 inputs)
-    t = (teacher_input[chunk] @ teacher_weight.T) / temperature
-    X = log_softmax(s);  Y = log_softmax(t)
-    loss_i, g = jsd_terms(X, Y, beta)          (see liger_kernel.backends.torch.jsd)
-    dlogits = (g - exp(X) * sum_j g_j) / temperature / kept
-    dstudent_input[chunk] = dlogits @ student_weight;  dstudent_weight += dlogits.T @ student_input[chunk]
-Rows whose label is ignored get zero loss and gradient. The GEMMs run in the
+Per chunk of rows, never the whole batch's logits: the chunk's logits in fp32
+(float64 for float64 inputs), the terms of
+:func:`liger_kernel.backends.torch.jsd.jsd_terms`, then the chunk's share of
+dstudent_input and dstudent_weight. The GEMMs run in the
 promoted dtype of each head's input and weight (the gradient GEMMs in fp32
 for fp16, whose range cannot hold dlogits before a loss scale multiplies
 them); dstudent_weight accumulates in fp32 for half weights. Gradients are computed in forward; backward scales them

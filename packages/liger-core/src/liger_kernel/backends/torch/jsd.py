@@ -1,15 +1,5 @@
-"""Generalized JSD over log-probabilities, in pure PyTorch, walked in row chunks.
-
-Per element, with X = log Q (input), Y = log P (target), P = exp(Y), Q = exp(X),
-computed in fp32 (float64 for float64 inputs):
-    beta = 0:   l = P * (Y - X);                    dl/dX = -P
-    beta = 1:   l = Q * (X - Y);                    dl/dX = Q * (X - Y + 1)
-    otherwise:  M = beta * P + (1 - beta) * Q
-                l = beta * P * (Y - log M) + (1 - beta) * Q * (X - log M)
-                dl/dX = (1 - beta) * Q * (X - log M)
-a term with zero probability is 0. loss = sum of l over kept rows / kept-row
-count (1 when none is kept); the gradient carries the same divisor and is 0
-on ignored rows.
+"""Generalized JSD over log-probabilities, in pure PyTorch, walked in row chunks
+(math: :mod:`liger_kernel.ops.jsd`). Computed in fp32 (float64 for float64 inputs).
 
 The forward pass computes the gradient (it needs the same exponentials) and
 keeps it, in the input's dtype (fp32 for fp16 input, whose range cannot hold

@@ -1,14 +1,5 @@
-"""Kullback-Leibler divergence over the last dimension, in pure PyTorch.
-
-Forward, pointwise for y = y_pred (log-probabilities) and t = y_true, in fp32
-(fp64 for fp64 input):
-    l = t * (log(max(t, eps)) - y)        log_target=False
-    l = exp(t) * (t - y)                  log_target=True
-then "none" keeps l, "sum" adds it, "mean" divides the sum by the element
-count and "batchmean" by y_pred.shape[0].
-
-Backward, to y_pred only, with g the incoming gradient and D the divisor:
-    dl/dy = -t * g / D   or   -exp(t) * g / D          (in y_pred's dtype)
+"""Kullback-Leibler divergence over the last dimension, in pure PyTorch
+(math: :mod:`liger_kernel.ops.kl_div`).
 
 Rows are processed in chunks of at most CHUNK_ELEMENTS values, so the fp32
 temporaries stay bounded whatever the batch and vocabulary.

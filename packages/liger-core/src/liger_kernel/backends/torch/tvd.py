@@ -1,12 +1,5 @@
-"""Total variation distance over the last dimension, in pure PyTorch.
-
-Forward, pointwise for probabilities p and q, in fp32 (fp64 for fp64 input):
-    l = 0.5 * |p - q|,  0 on rows whose shift label is ignore_index
-then "none" keeps l, "sum" adds it, "batchmean" divides the sum by K (kept
-rows) and "mean" by K * V; a K of 0 counts as 1.
-
-Backward, with g the incoming gradient and D the divisor, 0 on ignored rows:
-    dl/dp = 0.5 * sign(p - q) * g / D;   dl/dq = -dl/dp
+"""Total variation distance over the last dimension, in pure PyTorch
+(math: :mod:`liger_kernel.ops.tvd`).
 
 The divisor stays a device tensor (no host synchronization), and rows are
 processed in chunks of at most CHUNK_ELEMENTS values.
