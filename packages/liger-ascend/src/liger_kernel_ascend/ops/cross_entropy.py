@@ -1,19 +1,9 @@
-"""Cross-entropy over a vocabulary on the NPU, in two passes over UB-sized blocks.
+"""Cross-entropy over a vocabulary on the NPU, in two passes over UB-sized blocks
+(math: :mod:`liger_kernel.ops.cross_entropy`).
 
-For row i with raw logits r (width V), target t, class weights w (ones if
-None), smoothing e, z-loss scale s, divisors D_ce, D_z of the reduction:
-    x      = c * tanh(r / c)  with a softcap c, else r
-    lse    = log(sum_j exp(x_j))
-    ce_i   = (1 - e) * w[t] * (lse - x_t) + (e / V) * (W_sum * lse - sum_j w_j * x_j),   W_sum = sum_j w_j
-    z_i    = s * lse**2
-    loss_i = k_i * (ce_i / D_ce + z_i / D_z)
-k_i is 1, or the detached probability exp(x_t - lse) with token scaling (FLCE).
-"mean": D_ce = sum of w[t_i] over kept rows, D_z = kept-row count (1 when 0:
-the mean of nothing is 0); "sum"/"none": 1. Ignored rows give 0.
-Gradient, with p = softmax(x):
-    dloss_i/dx_j = k_i * ((1 - e) * w[t] * (p_j - [j == t]) / D_ce + (e / V) * (W_sum * p_j - w_j) / D_ce
-                          + 2 * s * lse * p_j / D_z)
-    dloss_i/dr_j = dloss_i/dx_j * (1 - (x_j / c)**2)     with a softcap
+Each row's loss and gradient are stored already divided by the reduction's
+divisors (D_ce, D_z) and, with token scaling (the fused linear
+cross-entropy's option), multiplied by the detached target probability k_i.
 
 NPU constraints answered: a vocabulary row (32k-256k logits) never fits the
 192 KiB unified buffer, so each row is walked in ``BLOCK``-wide blocks sized

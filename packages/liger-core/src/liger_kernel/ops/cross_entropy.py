@@ -7,6 +7,8 @@ smoothing e and z-loss scale s:
     ce_i  = (1 - e) * w[t] * -logp[t] + (e / V) * sum_j w[j] * -logp[j]
     z_i   = s * lse**2
     loss_i = ce_i + z_i
+where the smoothing term, in the sums a single pass over the row can keep, is
+(e / V) * (W_sum * lse - sum_j w[j] * x_j),  W_sum = sum_j w[j].
 Rows whose target is ``ignore_index`` contribute nothing; any other target
 outside [0, V) is an error (IndexError, see ``require_target_in_range``), or
 where it cannot be checked without a host synchronization, a NaN loss and
@@ -16,7 +18,7 @@ w is None) and the sum of z_i by the kept-row count; "sum" adds; "none" returns
 the per-row loss (BT,). With no kept row the mean is 0, not nan.
 
 Backward, per kept row, with p = softmax(x) and the reduction's divisor folded in:
-    dce/dx_j = (1 - e) * w[t] * (p_j - [j == t]) + (e / V) * (W_sum * p_j - w[j]),  W_sum = sum_j w[j]
+    dce/dx_j = (1 - e) * w[t] * (p_j - [j == t]) + (e / V) * (W_sum * p_j - w[j])
     dz/dx_j  = 2 * s * lse * p_j
 then through the softcap: dx_raw = dx * (1 - tanh(x_raw / softcap)**2).
 
