@@ -15,8 +15,8 @@ columns), and a single row by the compiler's bytes interpolated between
 the measured blocks; tiles past the point where the compiler stops
 multi-buffering to fit are left out (``unsaturated``). The fit is written as ``liger_kernel_ascend/ub_calibration.json``,
 which the planner and the strict NPU mock both read, together with each
-kernel's ``cache_key`` (Triton's hash of its source and of the functions it
-calls), so the compile lane can tell a table that no longer matches the kernels.
+kernel's ``source_key`` (a hash of its source and of the jit functions it can
+call, see ``compile.source_key``), so the compile lane can tell a table that no longer matches the kernels.
 
     python tools/ascend_compile/run.py --calibrate
 """
@@ -24,7 +24,6 @@ calls), so the compile lane can tell a table that no longer matches the kernels.
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import sys
@@ -164,7 +163,7 @@ def previous_measurements() -> dict[tuple[str, str, str, int, int], int | None]:
         return {}
     known: dict[tuple[str, str, str, int, int], int | None] = {}
     for kernel, entry in json.loads(TABLE.read_text())["kernels"].items():
-        if kernel not in KERNEL_TILES or entry["cache_key"] != cache_key(kernel):
+        if kernel not in KERNEL_TILES or entry.get("source_key") != ascend_compile.source_key(kernel):
             continue
         for v in entry["variants"]:
             key = (kernel, v["dtype"], json.dumps(v["constants"], sort_keys=True))
@@ -173,11 +172,6 @@ def previous_measurements() -> dict[tuple[str, str, str, int, int], int | None]:
             for o, i in v.get("overflowed", []):
                 known[(*key, o, i)] = None
     return known
-
-
-def cache_key(kernel: str) -> str:
-    module, name = kernel.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name).cache_key
 
 
 def main(configs_path: str, workers: int) -> int:
@@ -222,7 +216,13 @@ def main(configs_path: str, workers: int) -> int:
             print(f"{kernel} {dtype} {variant}: only {len(points)} tile sizes compiled", file=sys.stderr)
             return 1
         entry = kernels.setdefault(
-            kernel, {"cache_key": cache_key(kernel), "tile": [outer, inner], "single_block": single, "variants": []}
+            kernel,
+            {
+                "source_key": ascend_compile.source_key(kernel),
+                "tile": [outer, inner],
+                "single_block": single,
+                "variants": [],
+            },
         )
         fitted = calibrate(points, outer is not None)
         fitted["overflowed"] = [list(p) for p in overflowed[kernel, dtype, variant]]

@@ -16,6 +16,7 @@ of the furthest ``hivm.hir.pointer_cast`` into the ``ub`` address space.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -197,16 +198,30 @@ def label(config: dict[str, Any]) -> str:
 TOLERANCE = 0.05
 
 
+def source_key(kernel: str) -> str:
+    """What a calibration of ``kernel`` (``module.name``) is valid for: a hash of its source and of
+    every ``@triton.jit`` function its module can call (the module's globals, imported ones too).
+    Triton's ``cache_key`` would also do, but it holds the kernel's line number, so an edited
+    docstring above a kernel would make its calibration stale."""
+    from triton.runtime.jit import JITFunction
+
+    module = importlib.import_module(kernel.rsplit(".", 1)[0])
+    digest = hashlib.sha256(getattr(module, kernel.rsplit(".", 1)[1]).src.encode())
+    for name, value in sorted(vars(module).items()):
+        if isinstance(value, JITFunction):
+            digest.update(f"\0{name}\0{value.src}".encode())
+    return digest.hexdigest()
+
+
 def calibration_problems(configs: list[dict[str, Any]]) -> list[str]:
     """Why liger-ascend's UB calibration does not describe these kernels, if it does not: a kernel
-    whose source changed since (its Triton ``cache_key``), a launched variant it never fitted."""
+    whose source changed since (:func:`source_key`), a launched variant it never fitted."""
     _install_stand_ins()
     from liger_kernel_ascend import ub_calibration
 
     problems = []
     for kernel, entry in sorted(ub_calibration.table().items()):
-        module, name = kernel.rsplit(".", 1)
-        if getattr(importlib.import_module(module), name).cache_key != entry["cache_key"]:
+        if source_key(kernel) != entry.get("source_key"):
             problems.append(f"{kernel} changed since it was calibrated")
     for config in configs:
         kernel = f"{config['module']}.{config['kernel']}"

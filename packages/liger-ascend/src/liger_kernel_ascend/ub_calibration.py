@@ -2,8 +2,8 @@
 
 ``ub_calibration.json`` (next to this module) holds, per kernel (``module.name``),
 its tile axes (outer, inner: the constexprs the planner chooses), the
-constexpr that marks a row held in one block, Triton's ``cache_key`` of the
-kernel when it was calibrated, and per variant (dtype of the kernel's first
+constexpr that marks a row held in one block, a hash of the kernel's source
+(and of the jit functions it can call) when it was calibrated, and per variant (dtype of the kernel's first
 pointer argument + its other constexprs) the fitted :class:`UBCost` with the
 compiler's bytes it was fitted to. It is generated, never edited by hand:
 

@@ -24,9 +24,9 @@ import torch
 
 from liger_kernel.backends.torch.dyt import DyTFunction as TorchDyTFunction
 from liger_kernel.dispatch import device_profile
-from liger_kernel.triton.launch import as_rows
 from liger_kernel.triton.dyt import DyTFunction as PortableDyTFunction
 from liger_kernel.triton.dyt import backward_tile, forward_tile, tile_plan
+from liger_kernel.triton.launch import as_rows
 from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, log_torch_fallback, pitch_aligned
 
 
