@@ -294,7 +294,12 @@ class LayerNormFunction(torch.autograd.Function):
         dy = as_rows(dY)
         dx = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
         if n_rows:
-            plan = row_plan(_layer_norm_backward, n_rows, n_cols, x.dtype, x.device, {}, tiled=(dy, x, dx))
+            # one row per step: with several rows bishengir allocates far more UB than the single-row
+            # cost grows by (193220 bytes at 2 x 512, against 54 KB fitted from the other tiles), which
+            # the compile lane caught; single rows are measured at every block width
+            plan = row_plan(
+                _layer_norm_backward, n_rows, n_cols, x.dtype, x.device, {}, max_rows_per_step=1, tiled=(dy, x, dx)
+            )
             dw_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             db_partial = torch.zeros((plan.grid, n_cols), dtype=torch.float32, device=x.device)
             _layer_norm_backward[(plan.grid,)](
