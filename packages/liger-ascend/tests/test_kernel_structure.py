@@ -120,3 +120,57 @@ def test_rope_rotates_q_and_k_in_one_launch(unsqueeze_dim):
     torch.testing.assert_close(k_out, want_k)
     torch.testing.assert_close(q.grad, ref_q.grad)
     torch.testing.assert_close(k.grad, ref_k.grad)
+
+
+def _no_torch_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    fallbacks = [r.getMessage() for r in caplog.records if "runs on the torch backend" in r.getMessage()]
+    assert not fallbacks, fallbacks
+
+
+def _mrope_reference(x, cos, sin, mrope_section, unsqueeze_dim):
+    sections = list(mrope_section) * 2
+    merged = [
+        torch.cat([part[i % 3] for i, part in enumerate(t.split(sections, dim=-1))], dim=-1).unsqueeze(unsqueeze_dim)
+        for t in (cos, sin)
+    ]
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * merged[0] + rotated * merged[1]
+
+
+@pytest.mark.parametrize("unsqueeze_dim", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(
+    ("head_dim", "mrope_section"),
+    # head_dim 16: every head pitch 32-byte aligned; 10: none is (20 or 40 bytes, 60 or 120 across seq)
+    [(16, [2, 3, 3]), (10, [1, 2, 2])],
+    ids=["aligned", "unaligned"],
+)
+def test_mrope_reads_its_sections_contiguously_and_stays_on_the_npu(
+    unsqueeze_dim, dtype, head_dim, mrope_section, caplog
+):
+    batch, q_heads, k_heads, seq = 2, 4, 2, 3
+    layout = (lambda h: (batch, h, seq, head_dim)) if unsqueeze_dim == 1 else (lambda h: (batch, seq, h, head_dim))
+    q = torch.randn(layout(q_heads), dtype=dtype, requires_grad=True)
+    k = torch.randn(layout(k_heads), dtype=dtype, requires_grad=True)
+    cos, sin = (f(torch.randn(3, batch, seq, head_dim)).to(dtype) for f in (torch.cos, torch.sin))
+    dq, dk = torch.randn(q.shape, dtype=dtype), torch.randn(k.shape, dtype=dtype)
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        from liger_kernel_ascend.ops.qwen2vl_mrope import Qwen2VLMRopeFunction
+
+        npu_mock.monitor.discrete_loads.clear()
+        start = len(npu_mock.monitor.launches)
+        q_out, k_out = Qwen2VLMRopeFunction.apply(q, k, cos, sin, mrope_section, unsqueeze_dim)
+        torch.autograd.backward((q_out, k_out), (dq, dk))
+        launches = npu_mock.monitor.launches[start:]
+        discrete = dict(npu_mock.monitor.discrete_loads)
+    _no_torch_fallback(caplog)
+    assert launches == ["_mrope_kernel", "_mrope_kernel"]
+    assert discrete == {}, f"gather-style loads per kernel: {discrete}"
+    ref_q, ref_k = (x.detach().float().requires_grad_() for x in (q, k))
+    want_q = _mrope_reference(ref_q, cos.float(), sin.float(), mrope_section, unsqueeze_dim)
+    want_k = _mrope_reference(ref_k, cos.float(), sin.float(), mrope_section, unsqueeze_dim)
+    torch.autograd.backward((want_q, want_k), (dq.float(), dk.float()))
+    tol = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
+    for got, want in ((q_out, want_q), (k_out, want_k), (q.grad, ref_q.grad), (k.grad, ref_k.grad)):
+        torch.testing.assert_close(got.float(), want, **tol)
