@@ -174,3 +174,35 @@ def test_mrope_reads_its_sections_contiguously_and_stays_on_the_npu(
     tol = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
     for got, want in ((q_out, want_q), (k_out, want_k), (q.grad, ref_q.grad), (k.grad, ref_k.grad)):
         torch.testing.assert_close(got.float(), want, **tol)
+
+
+def _group_norm_compares(whole_blocks: int) -> tuple[int, int]:
+    from liger_kernel.dispatch import device_profile
+    from liger_kernel_ascend.ops.group_norm import GroupNormFunction, tiles
+
+    channels, groups = 4, 2
+    block_s = tiles(device_profile(torch.device("cpu")), channels // groups, 1 << 20, 4).block_s
+    positions = whole_blocks * block_s + 5
+    x = torch.randn(ROWS // 2 + 1, channels, positions, requires_grad=True)
+    w = torch.randn(channels, requires_grad=True)
+    b = torch.randn(channels, requires_grad=True)
+    dy = torch.randn(x.shape)
+    npu_mock.monitor.vector_int_compares.clear()
+    y = GroupNormFunction.apply(x, w, b, channels, groups, 1e-6)
+    forward = _compares("_group_norm_forward")
+    y.backward(dy)
+    backward = _compares("_group_norm_backward")
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    reference = torch.nn.functional.group_norm(leaves[0], groups, leaves[1], leaves[2], 1e-6)
+    reference.backward(dy)
+    torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    return forward, backward
+
+
+def test_group_norm_compares_do_not_grow_with_the_row():
+    with npu_mock.active():
+        one = _group_norm_compares(1)
+        three = _group_norm_compares(3)
+    assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
