@@ -206,3 +206,57 @@ def test_group_norm_compares_do_not_grow_with_the_row():
         one = _group_norm_compares(1)
         three = _group_norm_compares(3)
     assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
+
+
+@pytest.mark.parametrize(
+    ("width", "dy_pitch"),
+    # 33 fp32 columns: x, y and dx rows 132 bytes apart; 40 columns (160 bytes, aligned)
+    # with a gradient whose rows are 44 elements (176 bytes) apart: only the backward is unaligned
+    [(33, 33), (40, 44)],
+    ids=["unaligned-rows", "unaligned-gradient"],
+)
+def test_dyt_stays_on_the_npu_at_an_unaligned_row_pitch(width, dy_pitch, caplog):
+    from liger_kernel_ascend.ops.dyt import DyTFunction
+
+    x = torch.randn(6, width, requires_grad=True)
+    alpha = torch.tensor([0.7], requires_grad=True)
+    gamma = torch.randn(width, requires_grad=True)
+    beta = torch.randn(width, requires_grad=True)
+    dy = torch.randn(6, dy_pitch)[:, :width]
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        start = len(npu_mock.monitor.launches)
+        y = DyTFunction.apply(x, alpha, gamma, beta)
+        y.backward(dy)
+        launches = npu_mock.monitor.launches[start:]
+    _no_torch_fallback(caplog)
+    assert launches == ["_dyt_forward_kernel", "_dyt_backward_kernel"]
+    leaves = [t.detach().clone().requires_grad_() for t in (x, alpha, gamma, beta)]
+    want = leaves[2] * torch.tanh(leaves[1] * leaves[0]) + leaves[3]
+    want.backward(dy)
+    torch.testing.assert_close(y, want)
+    for got, ref in zip((x.grad, alpha.grad, gamma.grad, beta.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 3, 5), (3, 6, 7)], ids=["2x4x3x5", "3x6x7"])
+def test_group_norm_stays_on_the_npu_at_an_odd_spatial_size(shape, caplog):
+    from liger_kernel_ascend.ops.group_norm import GroupNormFunction
+
+    channels, groups = shape[1], 2
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.randn(channels, requires_grad=True)
+    b = torch.randn(channels, requires_grad=True)
+    dy = torch.randn(shape)
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        start = len(npu_mock.monitor.launches)
+        y = GroupNormFunction.apply(x, w, b, channels, groups, 1e-6)
+        y.backward(dy)
+        launches = npu_mock.monitor.launches[start:]
+    _no_torch_fallback(caplog)
+    assert [name.removesuffix("_kernel") for name in launches] == ["_group_norm_forward", "_group_norm_backward"]
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    reference = torch.nn.functional.group_norm(leaves[0], groups, leaves[1], leaves[2], 1e-6)
+    reference.backward(dy)
+    torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
