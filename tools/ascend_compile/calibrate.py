@@ -49,6 +49,7 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel_ascend.ops.layer_norm._layer_norm_backward": ("ROWS", "BLOCK", "SINGLE_BLOCK"),
     "liger_kernel_ascend.ops.cross_entropy._cross_entropy_kernel": (None, "BLOCK", None),
     "liger_kernel_ascend.ops.rope._rope_kernel": ("HEADS", "HALF", None),
+    "liger_kernel_ascend.ops.qwen2vl_mrope._mrope_kernel": ("HEADS", "HALF", None),
     "liger_kernel_ascend.ops.gates._gate_forward": (None, "BLOCK", None),
     "liger_kernel_ascend.ops.gates._gate_backward": (None, "BLOCK", None),
 }

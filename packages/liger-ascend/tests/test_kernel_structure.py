@@ -126,3 +126,143 @@ def test_rope_rotates_q_and_k_in_one_launch(unsqueeze_dim):
     torch.testing.assert_close(k_out, want_k)
     torch.testing.assert_close(q.grad, ref_q.grad)
     torch.testing.assert_close(k.grad, ref_k.grad)
+
+
+def _no_torch_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    fallbacks = [r.getMessage() for r in caplog.records if "runs on the torch backend" in r.getMessage()]
+    assert not fallbacks, fallbacks
+
+
+def _mrope_reference(x, cos, sin, mrope_section, unsqueeze_dim):
+    sections = list(mrope_section) * 2
+    merged = [
+        torch.cat([part[i % 3] for i, part in enumerate(t.split(sections, dim=-1))], dim=-1).unsqueeze(unsqueeze_dim)
+        for t in (cos, sin)
+    ]
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * merged[0] + rotated * merged[1]
+
+
+@pytest.mark.parametrize("unsqueeze_dim", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(
+    ("head_dim", "mrope_section"),
+    # head_dim 16: every head pitch 32-byte aligned; 10: none is (20 or 40 bytes, 60 or 120 across seq)
+    [(16, [2, 3, 3]), (10, [1, 2, 2])],
+    ids=["aligned", "unaligned"],
+)
+def test_mrope_reads_its_sections_contiguously_and_stays_on_the_npu(
+    unsqueeze_dim, dtype, head_dim, mrope_section, caplog
+):
+    batch, q_heads, k_heads, seq = 2, 4, 2, 3
+    layout = (lambda h: (batch, h, seq, head_dim)) if unsqueeze_dim == 1 else (lambda h: (batch, seq, h, head_dim))
+    q = torch.randn(layout(q_heads), dtype=dtype, requires_grad=True)
+    k = torch.randn(layout(k_heads), dtype=dtype, requires_grad=True)
+    cos, sin = (f(torch.randn(3, batch, seq, head_dim)).to(dtype) for f in (torch.cos, torch.sin))
+    dq, dk = torch.randn(q.shape, dtype=dtype), torch.randn(k.shape, dtype=dtype)
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        from liger_kernel_ascend.ops.qwen2vl_mrope import Qwen2VLMRopeFunction
+
+        npu_mock.monitor.discrete_loads.clear()
+        start = len(npu_mock.monitor.launches)
+        q_out, k_out = Qwen2VLMRopeFunction.apply(q, k, cos, sin, mrope_section, unsqueeze_dim)
+        torch.autograd.backward((q_out, k_out), (dq, dk))
+        launches = npu_mock.monitor.launches[start:]
+        discrete = dict(npu_mock.monitor.discrete_loads)
+    _no_torch_fallback(caplog)
+    assert launches == ["_mrope_kernel", "_mrope_kernel"]
+    assert discrete == {}, f"gather-style loads per kernel: {discrete}"
+    ref_q, ref_k = (x.detach().float().requires_grad_() for x in (q, k))
+    want_q = _mrope_reference(ref_q, cos.float(), sin.float(), mrope_section, unsqueeze_dim)
+    want_k = _mrope_reference(ref_k, cos.float(), sin.float(), mrope_section, unsqueeze_dim)
+    torch.autograd.backward((want_q, want_k), (dq.float(), dk.float()))
+    tol = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
+    for got, want in ((q_out, want_q), (k_out, want_k), (q.grad, ref_q.grad), (k.grad, ref_k.grad)):
+        torch.testing.assert_close(got.float(), want, **tol)
+
+
+def _group_norm_compares(whole_blocks: int) -> tuple[int, int]:
+    from liger_kernel.dispatch import device_profile
+    from liger_kernel_ascend.ops.group_norm import GroupNormFunction, tiles
+
+    channels, groups = 4, 2
+    block_s = tiles(device_profile(torch.device("cpu")), channels // groups, 1 << 20, 4).block_s
+    positions = whole_blocks * block_s + 5
+    x = torch.randn(ROWS // 2 + 1, channels, positions, requires_grad=True)
+    w = torch.randn(channels, requires_grad=True)
+    b = torch.randn(channels, requires_grad=True)
+    dy = torch.randn(x.shape)
+    npu_mock.monitor.vector_int_compares.clear()
+    y = GroupNormFunction.apply(x, w, b, channels, groups, 1e-6)
+    forward = _compares("_group_norm_forward")
+    y.backward(dy)
+    backward = _compares("_group_norm_backward")
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    reference = torch.nn.functional.group_norm(leaves[0], groups, leaves[1], leaves[2], 1e-6)
+    reference.backward(dy)
+    torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    return forward, backward
+
+
+def test_group_norm_compares_do_not_grow_with_the_row():
+    with npu_mock.active():
+        one = _group_norm_compares(1)
+        three = _group_norm_compares(3)
+    assert one == three, f"vector integer compares (forward, backward): {one} at 1 whole block, {three} at 3"
+
+
+@pytest.mark.parametrize(
+    ("width", "dy_pitch"),
+    # 33 fp32 columns: x, y and dx rows 132 bytes apart; 40 columns (160 bytes, aligned)
+    # with a gradient whose rows are 44 elements (176 bytes) apart: only the backward is unaligned
+    [(33, 33), (40, 44)],
+    ids=["unaligned-rows", "unaligned-gradient"],
+)
+def test_dyt_stays_on_the_npu_at_an_unaligned_row_pitch(width, dy_pitch, caplog):
+    from liger_kernel_ascend.ops.dyt import DyTFunction
+
+    x = torch.randn(6, width, requires_grad=True)
+    alpha = torch.tensor([0.7], requires_grad=True)
+    gamma = torch.randn(width, requires_grad=True)
+    beta = torch.randn(width, requires_grad=True)
+    dy = torch.randn(6, dy_pitch)[:, :width]
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        start = len(npu_mock.monitor.launches)
+        y = DyTFunction.apply(x, alpha, gamma, beta)
+        y.backward(dy)
+        launches = npu_mock.monitor.launches[start:]
+    _no_torch_fallback(caplog)
+    assert launches == ["_dyt_forward_kernel", "_dyt_backward_kernel"]
+    leaves = [t.detach().clone().requires_grad_() for t in (x, alpha, gamma, beta)]
+    want = leaves[2] * torch.tanh(leaves[1] * leaves[0]) + leaves[3]
+    want.backward(dy)
+    torch.testing.assert_close(y, want)
+    for got, ref in zip((x.grad, alpha.grad, gamma.grad, beta.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 3, 5), (3, 6, 7)], ids=["2x4x3x5", "3x6x7"])
+def test_group_norm_stays_on_the_npu_at_an_odd_spatial_size(shape, caplog):
+    from liger_kernel_ascend.ops.group_norm import GroupNormFunction
+
+    channels, groups = shape[1], 2
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.randn(channels, requires_grad=True)
+    b = torch.randn(channels, requires_grad=True)
+    dy = torch.randn(shape)
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        start = len(npu_mock.monitor.launches)
+        y = GroupNormFunction.apply(x, w, b, channels, groups, 1e-6)
+        y.backward(dy)
+        launches = npu_mock.monitor.launches[start:]
+    _no_torch_fallback(caplog)
+    assert [name.removesuffix("_kernel") for name in launches] == ["_group_norm_forward", "_group_norm_backward"]
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    reference = torch.nn.functional.group_norm(leaves[0], groups, leaves[1], leaves[2], 1e-6)
+    reference.backward(dy)
+    torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

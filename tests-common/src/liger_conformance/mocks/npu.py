@@ -37,7 +37,10 @@ Strict, as the device is, for every kernel launched while it is active:
 The monitor also records, without refusing anything, what tests of the
 kernels' structure look at: ``launches`` (kernel names, in order) and
 ``vector_int_compares`` (per kernel, how many integer compares of a block
-ran: A2/A3 vector cores have no integer compare, so each one is scalarised).
+ran: A2/A3 vector cores have no integer compare, so each one is scalarised)
+and ``discrete_loads`` (per kernel, how many block loads had addresses that
+are not an affine function of the lane index: the compiler lowers such a
+gather to one scalar load per lane, ``DiscreteMemAccess``).
 
 Like every mock, it says it is active in one way only: CPU tensors route as
 ``npu`` tensors (:func:`liger_conformance.mocks.routed_as`). With
@@ -57,6 +60,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from liger_conformance.mocks import Patches, patches, routed_as
@@ -190,6 +194,7 @@ class _LaunchMonitor:
         self.peak = 0
         self.launches: list[str] = []
         self.vector_int_compares: dict[str, int] = {}
+        self.discrete_loads: dict[str, int] = {}
         # the interpreter's own overflow guards compare too; they are not the kernel's
         self.guarding = False
         #: bytes of the running launch per the calibration (None: counted by live values)
@@ -234,6 +239,18 @@ class _LaunchMonitor:
     def count_compare(self, lhs: Any) -> None:
         if self.kernel is not None and not self.guarding and getattr(lhs.data, "size", 1) > 1:
             self.vector_int_compares[self.kernel] = self.vector_int_compares.get(self.kernel, 0) + 1
+
+    def count_discrete(self, pointers: Any) -> None:
+        """Record a block load whose addresses do not step evenly along every axis."""
+        addresses = pointers.data
+        if self.kernel is None or getattr(addresses, "size", 1) < 3:
+            return
+        addresses = addresses.astype(np.int64)
+        for axis in range(addresses.ndim):
+            steps = np.diff(addresses, axis=axis)
+            if steps.size and (steps != steps.flat[0]).any():
+                self.discrete_loads[self.kernel] = self.discrete_loads.get(self.kernel, 0) + 1
+                return
 
     def check_pitch(self, pointers: Any, access: str) -> None:
         """Refuse a 2-D tile access whose row pitch is not 32-byte aligned."""
@@ -312,6 +329,7 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
 
     def masked_load(ptrs: Any, mask: Any, other: Any, cache_policy: Any, is_volatile: Any) -> Any:
         watch.check_pitch(ptrs, "load")
+        watch.count_discrete(ptrs)
         return original_load(ptrs, mask, other, cache_policy, is_volatile)
 
     def masked_store(ptrs: Any, value: Any, mask: Any, cache_policy: Any) -> Any:

@@ -12,8 +12,9 @@ dalpha are summed per program into partial buffers: no atomics.
 
 A narrow H makes their tiles several rows tall; when a row pitch (of x, y, dy
 or dx) is then not a multiple of 32 bytes, the A3 vector cores fault on the
-2-D DMA, so such a call runs on the torch backend (torch_npu's kernels),
-logged once.
+2-D DMA, so such a call takes one row per tile (a tile with no pitch), checked
+again in backward for the gradient's layout. Importing this module runs the
+environment checks of :mod:`liger_kernel_ascend.safety`.
 """
 
 from __future__ import annotations
@@ -22,45 +23,30 @@ from typing import Any
 
 import torch
 
-from liger_kernel.backends.torch.dyt import DyTFunction as TorchDyTFunction
-from liger_kernel.dispatch import device_profile
-from liger_kernel.triton.dyt import DyTFunction as PortableDyTFunction
-from liger_kernel.triton.dyt import backward_tile, forward_tile, tile_plan
+from liger_kernel.triton.dyt import dyt_backward, dyt_forward
 from liger_kernel.triton.launch import as_rows
-from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, log_torch_fallback, pitch_aligned
+from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, pitch_aligned
 
 
-def _pitch_faults(x: torch.Tensor) -> bool:
-    """Whether the portable kernels would use multi-row tiles with an unaligned
-    pitch: x's rows, and the dense (rows, H) outputs and gradients."""
-    rows = as_rows(x)
-    n_rows, n_cols = rows.shape
-    if n_rows == 0 or (pitch_aligned(rows) and n_cols * rows.element_size() % PITCH_ALIGN_BYTES == 0):
-        return False
-    profile = device_profile(x.device)
-    tiles = (forward_tile(profile), backward_tile(profile))
-    return any(tile_plan(profile, n_rows, n_cols, tile).block_rows > 1 for tile in tiles)
+def _row_limit(*rows: torch.Tensor) -> int | None:
+    """One row per tile when a 2-D ``rows`` tensor, or the dense (rows, H)
+    result written alongside, has a row pitch not 32-byte aligned."""
+    dense_pitch = rows[0].shape[1] * rows[0].element_size()
+    return None if pitch_aligned(*rows) and dense_pitch % PITCH_ALIGN_BYTES == 0 else 1
 
 
-class DyTFunction(PortableDyTFunction):
-    """The portable DyT kernels, or the torch backend where their tiles would fault."""
-
+class DyTFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None
     ) -> torch.Tensor:
         check_npu_dtype("dyt", x.dtype)
-        ctx.on_torch = _pitch_faults(x)
-        if ctx.on_torch:
-            log_torch_fallback("dyt", "a multi-row tile's row pitch is not a multiple of 32 bytes")
-            return TorchDyTFunction.forward(ctx, x, alpha, gamma, beta)
-        return PortableDyTFunction.forward(ctx, x, alpha, gamma, beta)
+        return dyt_forward(ctx, x, alpha, gamma, beta, max_block_rows=_row_limit(as_rows(x)))
 
     @staticmethod
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:
-        if ctx.on_torch:
-            return TorchDyTFunction.backward(ctx, dy)
-        return PortableDyTFunction.backward(ctx, dy)
+        x_rows = ctx.saved_tensors[0]
+        return dyt_backward(ctx, dy, max_block_rows=_row_limit(x_rows, as_rows(dy)))
 
 
 __all__ = ["DyTFunction"]

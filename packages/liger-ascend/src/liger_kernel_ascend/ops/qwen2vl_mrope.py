@@ -1,18 +1,19 @@
-"""Qwen2-VL multimodal rotary position embedding (M-RoPE) on the NPU: the
-portable kernel of :mod:`liger_kernel.triton.qwen2vl_mrope` where the chip can
-run it (math in :mod:`liger_kernel.ops.qwen2vl_mrope`).
+"""Qwen2-VL multimodal rotary position embedding (M-RoPE) on the NPU
+(math: :mod:`liger_kernel.ops.qwen2vl_mrope`; rotate-half convention).
 
-It meets the NPU's grid and UB limits: its grid is ``profile.grid(tokens)``,
-one program per vector core here (never above 65535, however long the
-sequence), each looping over its tokens; its (heads x head_dim / 2) tiles are
-capped by ``profile.max_block``, which the NPU profile sizes to the unified
-buffer less its safety margin. Under the strict NPU mock, forward plus
-backward of (28 or 64 heads, head_dim 128) and (128 heads, head_dim 256) in
-bf16 and fp32 peak at about 50 KiB of live floating-point values.
-
-Its tiles hold several heads; when a head pitch (of q, k or their gradients)
-is not a multiple of 32 bytes, the A3 vector cores fault on the 2-D DMA, so
-such a call runs on the torch backend (torch_npu's kernels), logged once.
+The rotation is the rope kernel's (:mod:`liger_kernel_ascend.ops.rope`): one
+launch rotates q and k (or their gradients), one program per vector core
+looping over (batch, position) items, heads in UB-sized (heads x head_dim / 2)
+tiles, one head per tile when a head pitch is not a multiple of 32 bytes (the
+A3 vector cores fault on such a 2-D tile). What is M-RoPE's own is where an
+item's cos and sin come from: column d of a half takes stream 0, 1 or 2
+(temporal, height, width) by the section it falls in. A per-column stream
+offset would make every table load a gather, which the compiler lowers to one
+scalar load per column (``DiscreteMemAccess``). Here the section bounds are
+compile-time constants: each stream's row is loaded contiguously, masked to
+its own columns, and the three are added (each column is non-zero in exactly
+one of them, so the sum is exact). One compiled kernel per ``mrope_section``,
+of which a model has one.
 """
 
 from __future__ import annotations
@@ -21,21 +22,86 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import triton
+import triton.language as tl
 
-from liger_kernel.backends.torch.qwen2vl_mrope import Qwen2VLMRopeFunction as TorchMRopeFunction
-from liger_kernel.triton.qwen2vl_mrope import Qwen2VLMRopeFunction as PortableMRopeFunction
-from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, check_npu_dtype, log_torch_fallback
-
-
-def _pitch_faults(unsqueeze_dim: int, *tensors: torch.Tensor) -> bool:
-    """Whether a multi-head tile of one of ``tensors`` would have an unaligned head pitch."""
-    head_axis = 1 if unsqueeze_dim == 1 else 2
-    return any(t.shape[head_axis] > 1 and t.stride(head_axis) * t.element_size() % PITCH_ALIGN_BYTES for t in tensors)
+from liger_kernel_ascend.ops.rope import _rotate_heads, rotate_qk
 
 
-class Qwen2VLMRopeFunction(PortableMRopeFunction):
-    """The portable M-RoPE kernel, or the torch backend where its tiles would fault."""
+@triton.jit
+def _section_row(TABLE, row, stream_stride, cols, in_temporal, in_height, in_width):
+    """One half of a token's merged cos (or sin) row: each column from its stream."""
+    temporal = tl.load(TABLE + row + cols, mask=in_temporal, other=0.0)
+    height = tl.load(TABLE + row + stream_stride + cols, mask=in_height, other=0.0)
+    width = tl.load(TABLE + row + 2 * stream_stride + cols, mask=in_width, other=0.0)
+    return temporal.to(tl.float32) + height.to(tl.float32) + width.to(tl.float32)
 
+
+@triton.jit
+def _mrope_kernel(
+    Q, q_sb, q_sh, q_ss, q_sd,
+    QO, qo_sb, qo_sh, qo_ss, qo_sd,
+    K, k_sb, k_sh, k_ss, k_sd,
+    KO, ko_sb, ko_sh, ko_ss, ko_sd,
+    COS, SIN, table_stream_stride, table_batch_stride, table_seq_stride,
+    n_batch, n_seq, n_q_heads, n_k_heads, half,
+    BACKWARD: tl.constexpr, HEADS: tl.constexpr, HALF: tl.constexpr,
+    TEMPORAL: tl.constexpr, HEIGHT: tl.constexpr,
+):  # fmt: skip
+    n_items = n_batch * n_seq
+    cols = tl.arange(0, HALF)
+    col_mask = cols < half
+    # the section masks are the same for every item: computed once per program
+    in_temporal = cols < TEMPORAL
+    in_height = (cols >= TEMPORAL) & (cols < TEMPORAL + HEIGHT)
+    in_width = (cols >= TEMPORAL + HEIGHT) & col_mask
+    for item in tl.range(tl.program_id(0), n_items, tl.num_programs(0)):
+        b = tl.cast(item // n_seq, tl.int64)
+        s = tl.cast(item % n_seq, tl.int64)
+        row = b * table_batch_stride + s * table_seq_stride
+        c1 = _section_row(COS, row, table_stream_stride, cols, in_temporal, in_height, in_width)
+        c2 = _section_row(COS, row + half, table_stream_stride, cols, in_temporal, in_height, in_width)
+        s1 = _section_row(SIN, row, table_stream_stride, cols, in_temporal, in_height, in_width)
+        s2 = _section_row(SIN, row + half, table_stream_stride, cols, in_temporal, in_height, in_width)
+        if BACKWARD:
+            first_sin = s2
+            second_sin = -s1
+        else:
+            first_sin = -s1
+            second_sin = s2
+        _rotate_heads(
+            Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd, b, s, n_q_heads, half, cols, col_mask,
+            c1, c2, first_sin, second_sin, HEADS,
+        )  # fmt: skip
+        _rotate_heads(
+            K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd, b, s, n_k_heads, half, cols, col_mask,
+            c1, c2, first_sin, second_sin, HEADS,
+        )  # fmt: skip
+
+
+def _tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin with one layout and unit-stride columns (what the kernel's row loads assume)."""
+    if cos.stride() != sin.stride() or cos.stride(-1) != 1:
+        return cos.contiguous(), sin.contiguous()
+    return cos, sin
+
+
+def _mrope(
+    q: torch.Tensor | None,
+    k: torch.Tensor | None,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mrope_section: Sequence[int],
+    unsqueeze_dim: int,
+    backward: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    temporal, height, _ = mrope_section
+    batch_stride = cos.stride(1) if cos.shape[1] > 1 else 0
+    tables = (cos, sin, cos.stride(0), batch_stride, cos.stride(2))
+    return rotate_qk(_mrope_kernel, q, k, tables, unsqueeze_dim, backward, TEMPORAL=temporal, HEIGHT=height)
+
+
+class Qwen2VLMRopeFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
@@ -46,19 +112,28 @@ class Qwen2VLMRopeFunction(PortableMRopeFunction):
         mrope_section: Sequence[int],
         unsqueeze_dim: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # the gradients arrive in the outputs' dense layout, which the head pitch of q and k decides
-        check_npu_dtype("qwen2vl_mrope", q.dtype)
-        ctx.on_torch = _pitch_faults(unsqueeze_dim, q, k, q.contiguous()[:1], k.contiguous()[:1])
-        if ctx.on_torch:
-            log_torch_fallback("qwen2vl_mrope", "a head pitch is not a multiple of 32 bytes")
-            return TorchMRopeFunction.forward(ctx, q, k, cos, sin, mrope_section, unsqueeze_dim)
-        return PortableMRopeFunction.forward(ctx, q, k, cos, sin, mrope_section, unsqueeze_dim)
+        cos, sin = _tables(cos, sin)
+        ctx.save_for_backward(cos, sin)
+        ctx.mrope_section = tuple(mrope_section)
+        ctx.unsqueeze_dim = unsqueeze_dim
+        return _mrope(q, k, cos, sin, mrope_section, unsqueeze_dim, backward=False)
 
     @staticmethod
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
-        if ctx.on_torch:
-            return TorchMRopeFunction.backward(ctx, dq, dk)
-        return PortableMRopeFunction.backward(ctx, dq, dk)
+        cos, sin = ctx.saved_tensors
+        need_q, need_k = ctx.needs_input_grad[:2]
+        if not (need_q or need_k):
+            return None, None, None, None, None, None
+        dq_in, dk_in = _mrope(
+            dq if need_q else None,
+            dk if need_k else None,
+            cos,
+            sin,
+            ctx.mrope_section,
+            ctx.unsqueeze_dim,
+            backward=True,
+        )
+        return dq_in, dk_in, None, None, None, None
 
 
 __all__ = ["Qwen2VLMRopeFunction"]

@@ -90,6 +90,10 @@ def _tables(
     return cos.contiguous(), sin.contiguous()
 
 
+def _table_operands(cos: torch.Tensor, sin: torch.Tensor) -> tuple[Any, ...]:
+    return cos, sin, cos.stride(0) if cos.shape[0] > 1 else 0
+
+
 def _unit_head_dim(x: torch.Tensor) -> torch.Tensor:
     # a head_dim that is not unit-stride (an expanded gradient, a strided view) turns each
     # tile load into a strided copy whose staging buffers overflow the UB at 16+ heads
@@ -97,16 +101,20 @@ def _unit_head_dim(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(3) == 1 else x.contiguous()
 
 
-def _rotate(
+def rotate_qk(
+    kernel: Any,
     q: torch.Tensor | None,
     k: torch.Tensor | None,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
+    tables: tuple[Any, ...],
     unsqueeze_dim: int,
     backward: bool,
+    **table_constants: Any,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Apply the rotation (or its transpose) to q and k in one launch; a None
-    input (a gradient autograd does not need) gives None."""
+    """Apply ``kernel``'s rotation (or its transpose) to q and k in one launch;
+    a None input (a gradient autograd does not need) gives None. ``kernel``
+    takes the (q, q out, k, k out) operands, then ``tables`` (its cos and sin
+    and how to find a token's rows), then the sizes and the tile constants of
+    :func:`_rope_kernel`, then ``table_constants``."""
     present = [x for x in (q, k) if x is not None]
     outs = [torch.empty(x.shape, dtype=x.dtype, device=x.device) for x in present]
     first = present[0]
@@ -118,8 +126,8 @@ def _rotate(
     heads = [x.shape[head_axis] for x in inputs]
     half = head_dim // 2
     half_block = next_power_of_2(half)
-    variant = dict(BACKWARD=backward)
-    plan = stacked_plan(_rope_kernel, n_batch * n_seq, max(heads), half_block, first.dtype, first.device, variant)
+    variant = dict(BACKWARD=backward, **table_constants)
+    plan = stacked_plan(kernel, n_batch * n_seq, max(heads), half_block, first.dtype, first.device, variant)
     heads_block = plan.rows_per_step
     if any(x.stride(head_axis) * x.element_size() % PITCH_ALIGN_BYTES for x in (*inputs, *outs)):
         heads_block = 1  # a (heads, half) tile needs a 32-byte-aligned head pitch (A3 vector cores)
@@ -133,9 +141,8 @@ def _rotate(
     if len(pairs) == 1:
         pairs.append((inputs[0], outs[0], 0))
     (qx, qo, nq), (kx, ko, nk) = pairs
-    _rope_kernel[(plan.grid,)](
-        *operand(qx), *operand(qo), *operand(kx), *operand(ko),
-        cos, sin, cos.stride(0) if cos.shape[0] > 1 else 0, n_batch, n_seq, nq, nk, half,
+    kernel[(plan.grid,)](
+        *operand(qx), *operand(qo), *operand(kx), *operand(ko), *tables, n_batch, n_seq, nq, nk, half,
         **variant, HEADS=heads_block, HALF=half_block,
     )  # fmt: skip
     return _placed(q, k, outs)
@@ -164,7 +171,7 @@ class RopeFunction(torch.autograd.Function):
         cos_t, sin_t = _tables(cos, sin, position_ids, seq_len)
         ctx.save_for_backward(cos_t, sin_t)
         ctx.unsqueeze_dim = unsqueeze_dim
-        return _rotate(q, k, cos_t, sin_t, unsqueeze_dim, False)
+        return rotate_qk(_rope_kernel, q, k, _table_operands(cos_t, sin_t), unsqueeze_dim, False)
 
     @staticmethod
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
@@ -172,5 +179,12 @@ class RopeFunction(torch.autograd.Function):
         need_q, need_k = ctx.needs_input_grad[:2]
         if not (need_q or need_k):
             return None, None, None, None, None, None
-        dq_in, dk_in = _rotate(dq if need_q else None, dk if need_k else None, cos_t, sin_t, ctx.unsqueeze_dim, True)
+        dq_in, dk_in = rotate_qk(
+            _rope_kernel,
+            dq if need_q else None,
+            dk if need_k else None,
+            _table_operands(cos_t, sin_t),
+            ctx.unsqueeze_dim,
+            True,
+        )
         return dq_in, dk_in, None, None, None, None

@@ -156,14 +156,17 @@ class TilePlan(NamedTuple):
     num_warps: int
 
 
-def tile_plan(profile: DeviceProfile, n_rows: int, n_cols: int, elements: int) -> TilePlan:
+def tile_plan(
+    profile: DeviceProfile, n_rows: int, n_cols: int, elements: int, max_block_rows: int | None = None
+) -> TilePlan:
     """Tiles of at most ``elements``: as wide as the row needs, then as many
-    rows as still fit, but no more rows than there are."""
+    rows as still fit, but no more rows than there are (nor than ``max_block_rows``)."""
     block_cols = MIN_BLOCK
     while block_cols < n_cols and block_cols < elements:
         block_cols *= 2
+    row_limit = n_rows if max_block_rows is None else min(n_rows, max_block_rows)
     block_rows = 1
-    while block_rows * block_cols * 2 <= elements and block_rows < n_rows:
+    while block_rows * block_cols * 2 <= elements and block_rows < row_limit:
         block_rows *= 2
     row_tiles = max(1, -(-n_rows // block_rows))
     return TilePlan(block_rows, block_cols, row_tiles, profile.num_warps(block_rows * block_cols))
@@ -186,96 +189,113 @@ def _math_dtype(*tensors: torch.Tensor | None) -> tl.dtype:
     return tl.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else tl.float32
 
 
+def dyt_forward(
+    ctx: Any,
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor | None,
+    max_block_rows: int | None = None,
+) -> torch.Tensor:
+    """The forward of :class:`DyTFunction`, its tiles at most ``max_block_rows`` rows tall."""
+    x_rows = as_rows(x)
+    n_rows, n_cols = x_rows.shape
+    gamma_c = gamma.contiguous()
+    beta_c = beta.contiguous() if beta is not None else None
+    y = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
+    if n_rows:
+        profile = device_profile(x.device)
+        plan = tile_plan(profile, n_rows, n_cols, forward_tile(profile), max_block_rows)
+        launch(
+            profile,
+            _dyt_forward_kernel,
+            profile.grid(plan.row_tiles),
+            x_rows,
+            x_rows.stride(0),
+            alpha,
+            gamma_c,
+            beta_c if beta_c is not None else gamma_c,
+            y,
+            n_rows,
+            n_cols,
+            HAS_BETA=beta is not None,
+            ACC=_math_dtype(x, alpha, gamma, beta),
+            BLOCK_ROWS=plan.block_rows,
+            BLOCK_COLS=plan.block_cols,
+            STAGES=pipeline_stages(profile, plan.block_rows * plan.block_cols * x.element_size()),
+            num_warps=plan.num_warps,
+        )
+    ctx.save_for_backward(x_rows, alpha, gamma_c)
+    ctx.x_shape, ctx.beta_dtype = x.shape, beta.dtype if beta is not None else None
+    ctx.acc = _math_dtype(x, alpha, gamma, beta)
+    return shaped(y, x.shape)
+
+
+def dyt_backward(ctx: Any, dy: torch.Tensor, max_block_rows: int | None = None) -> tuple[Any, ...]:
+    """The backward of :class:`DyTFunction`, its tiles at most ``max_block_rows`` rows tall."""
+    x_rows, alpha, gamma = ctx.saved_tensors
+    n_rows, n_cols = x_rows.shape
+    needs_dx, needs_dalpha, needs_dgamma, needs_dbeta = ctx.needs_input_grad[:4]
+    needs_dbeta = needs_dbeta and ctx.beta_dtype is not None
+    device = x_rows.device
+    partial_dtype = torch.float64 if ctx.acc == tl.float64 else torch.float32
+    dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=device) if needs_dx else None
+    profile = device_profile(device)
+    plan = tile_plan(profile, n_rows, n_cols, backward_tile(profile), max_block_rows)
+    grid = reduction_grid(profile, plan.row_tiles)
+    # every program stores its whole row of each partial buffer, so none needs zeroing
+    dgamma_partial = torch.empty((grid, n_cols), dtype=partial_dtype, device=device) if needs_dgamma else None
+    dbeta_partial = torch.empty((grid, n_cols), dtype=partial_dtype, device=device) if needs_dbeta else None
+    dalpha_partial = torch.empty(grid, dtype=partial_dtype, device=device) if needs_dalpha else None
+    if n_rows and (needs_dx or needs_dalpha or needs_dgamma or needs_dbeta):
+        dy_rows = as_rows(dy)
+        placeholder = dgamma_partial if dgamma_partial is not None else x_rows
+        launch(
+            profile,
+            _dyt_backward_kernel,
+            grid,
+            dy_rows,
+            dy_rows.stride(0),
+            x_rows,
+            x_rows.stride(0),
+            alpha,
+            gamma,
+            dx if dx is not None else dy_rows,
+            placeholder,
+            dbeta_partial if dbeta_partial is not None else placeholder,
+            dalpha_partial if dalpha_partial is not None else placeholder,
+            n_rows,
+            n_cols,
+            COMPUTE_DX=needs_dx,
+            COMPUTE_DALPHA=needs_dalpha,
+            COMPUTE_DGAMMA=needs_dgamma,
+            COMPUTE_DBETA=needs_dbeta,
+            ACC=ctx.acc,
+            BLOCK_ROWS=plan.block_rows,
+            BLOCK_COLS=plan.block_cols,
+            STAGES=pipeline_stages(
+                profile, plan.block_rows * plan.block_cols * (x_rows.element_size() + dy_rows.element_size())
+            ),
+            num_warps=plan.num_warps,
+        )
+    elif n_rows == 0:
+        for partial in (dgamma_partial, dbeta_partial, dalpha_partial):
+            if partial is not None:
+                partial.zero_()
+    dx = shaped(dx, ctx.x_shape) if dx is not None else None
+    dalpha = dalpha_partial.sum().reshape(alpha.shape).to(alpha.dtype) if dalpha_partial is not None else None
+    dgamma = dgamma_partial.sum(0).to(gamma.dtype) if dgamma_partial is not None else None
+    dbeta = dbeta_partial.sum(0).to(ctx.beta_dtype) if dbeta_partial is not None else None
+    return dx, dalpha, dgamma, dbeta
+
+
 class DyTFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None
     ) -> torch.Tensor:
-        x_rows = as_rows(x)
-        n_rows, n_cols = x_rows.shape
-        gamma_c = gamma.contiguous()
-        beta_c = beta.contiguous() if beta is not None else None
-        y = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)
-        if n_rows:
-            profile = device_profile(x.device)
-            plan = tile_plan(profile, n_rows, n_cols, forward_tile(profile))
-            launch(
-                profile,
-                _dyt_forward_kernel,
-                profile.grid(plan.row_tiles),
-                x_rows,
-                x_rows.stride(0),
-                alpha,
-                gamma_c,
-                beta_c if beta_c is not None else gamma_c,
-                y,
-                n_rows,
-                n_cols,
-                HAS_BETA=beta is not None,
-                ACC=_math_dtype(x, alpha, gamma, beta),
-                BLOCK_ROWS=plan.block_rows,
-                BLOCK_COLS=plan.block_cols,
-                STAGES=pipeline_stages(profile, plan.block_rows * plan.block_cols * x.element_size()),
-                num_warps=plan.num_warps,
-            )
-        ctx.save_for_backward(x_rows, alpha, gamma_c)
-        ctx.x_shape, ctx.beta_dtype = x.shape, beta.dtype if beta is not None else None
-        ctx.acc = _math_dtype(x, alpha, gamma, beta)
-        return shaped(y, x.shape)
+        return dyt_forward(ctx, x, alpha, gamma, beta)
 
     @staticmethod
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:
-        x_rows, alpha, gamma = ctx.saved_tensors
-        n_rows, n_cols = x_rows.shape
-        needs_dx, needs_dalpha, needs_dgamma, needs_dbeta = ctx.needs_input_grad[:4]
-        needs_dbeta = needs_dbeta and ctx.beta_dtype is not None
-        device = x_rows.device
-        partial_dtype = torch.float64 if ctx.acc == tl.float64 else torch.float32
-        dx = torch.empty((n_rows, n_cols), dtype=x_rows.dtype, device=device) if needs_dx else None
-        profile = device_profile(device)
-        plan = tile_plan(profile, n_rows, n_cols, backward_tile(profile))
-        grid = reduction_grid(profile, plan.row_tiles)
-        # every program stores its whole row of each partial buffer, so none needs zeroing
-        dgamma_partial = torch.empty((grid, n_cols), dtype=partial_dtype, device=device) if needs_dgamma else None
-        dbeta_partial = torch.empty((grid, n_cols), dtype=partial_dtype, device=device) if needs_dbeta else None
-        dalpha_partial = torch.empty(grid, dtype=partial_dtype, device=device) if needs_dalpha else None
-        if n_rows and (needs_dx or needs_dalpha or needs_dgamma or needs_dbeta):
-            dy_rows = as_rows(dy)
-            placeholder = dgamma_partial if dgamma_partial is not None else x_rows
-            launch(
-                profile,
-                _dyt_backward_kernel,
-                grid,
-                dy_rows,
-                dy_rows.stride(0),
-                x_rows,
-                x_rows.stride(0),
-                alpha,
-                gamma,
-                dx if dx is not None else dy_rows,
-                placeholder,
-                dbeta_partial if dbeta_partial is not None else placeholder,
-                dalpha_partial if dalpha_partial is not None else placeholder,
-                n_rows,
-                n_cols,
-                COMPUTE_DX=needs_dx,
-                COMPUTE_DALPHA=needs_dalpha,
-                COMPUTE_DGAMMA=needs_dgamma,
-                COMPUTE_DBETA=needs_dbeta,
-                ACC=ctx.acc,
-                BLOCK_ROWS=plan.block_rows,
-                BLOCK_COLS=plan.block_cols,
-                STAGES=pipeline_stages(
-                    profile, plan.block_rows * plan.block_cols * (x_rows.element_size() + dy_rows.element_size())
-                ),
-                num_warps=plan.num_warps,
-            )
-        elif n_rows == 0:
-            for partial in (dgamma_partial, dbeta_partial, dalpha_partial):
-                if partial is not None:
-                    partial.zero_()
-        dx = shaped(dx, ctx.x_shape) if dx is not None else None
-        dalpha = dalpha_partial.sum().reshape(alpha.shape).to(alpha.dtype) if dalpha_partial is not None else None
-        dgamma = dgamma_partial.sum(0).to(gamma.dtype) if dgamma_partial is not None else None
-        dbeta = dbeta_partial.sum(0).to(ctx.beta_dtype) if dbeta_partial is not None else None
-        return dx, dalpha, dgamma, dbeta
+        return dyt_backward(ctx, dy)
