@@ -88,13 +88,29 @@ def _layer_norm_compares(whole_blocks: int) -> tuple[int, int]:
     return forward, backward
 
 
+def _walked_blocks() -> int:
+    """The fewest whole blocks (plus a tail) whose row the forward walks in blocks: narrower
+    rows fit one wider tile, a path with no walk to count compares over."""
+    from liger_kernel_ascend.ops._common import row_plan
+    from liger_kernel_ascend.ops.layer_norm import _layer_norm_forward
+
+    block = _block(_layer_norm_forward, dict(HAS_B=True), 1 << 20, torch.float32)
+    for whole in range(1, 64):
+        plan = row_plan(_layer_norm_forward, ROWS, whole * block + 5, torch.float32, torch.device("cpu"),
+                        dict(HAS_B=True))  # fmt: skip
+        if plan.sub_blocks > 1:
+            return whole
+    raise AssertionError("no row width below 64 blocks is walked in blocks")
+
+
 def test_layer_norm_compares_do_not_grow_with_the_row():
-    # 3 and 5 whole blocks plus a tail: both walk the row in blocks (one whole block
-    # and a tail fits a single wider tile, a path without a walk)
     with npu_mock.active():
-        three = _layer_norm_compares(3)
-        five = _layer_norm_compares(5)
-    assert three == five, f"vector integer compares (forward, backward): {three} at 3 whole blocks, {five} at 5"
+        fewest = _walked_blocks()
+        first = _layer_norm_compares(fewest)
+        more = _layer_norm_compares(fewest + 2)
+    assert first == more, (
+        f"vector integer compares (forward, backward): {first} at {fewest} whole blocks, {more} at {fewest + 2}"
+    )
 
 
 @pytest.mark.parametrize("unsqueeze_dim", [1, 2])

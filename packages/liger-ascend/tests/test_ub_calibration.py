@@ -26,7 +26,9 @@ def _id(item):
 def test_each_fitted_cost_is_within_five_percent_of_the_compiler_at_every_measured_tile(item):
     _, variant = item
     cost = ub_calibration.variant_cost(variant)
-    assert len(variant["measured"]) >= 4
+    # three widths at least to interpolate over: cross-entropy with every option and the gradient
+    # written keeps only 16, 64 and 256 (from 1024 on the compiler stops double-buffering to fit)
+    assert len(variant["measured"]) >= 3
     for outer, inner, compiled in variant["measured"]:
         assert abs(cost.bytes(outer, inner) / compiled - 1) <= TOLERANCE, (outer, inner, compiled)
 
