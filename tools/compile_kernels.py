@@ -297,6 +297,12 @@ def capture(backend: str, mock: Callable[[], Any]) -> tuple[list, Any, list[str]
     errors: list[str] = []
     with mock(), recording(launches):
         liger_kernel.set_backend(backend)
+        # Launches are recorded, never run, and compiled for explicit targets: the backend's
+        # prepare step (a check that the installed Triton drives its device) does not apply here.
+        # The mocks make the dispatcher skip it only while the interpreter runs the kernels.
+        installed = dispatcher.get(backend).backend
+        if installed.prepare is not None:
+            dispatcher._prepared.add((installed.name, installed.prepare))
         try:
             profile = dispatcher.profile(torch.device("cpu"))  # CPU tensors stand for the mock's GPU
             samples = (
