@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from liger_kernel_ascend.ops.rope import _rotate_heads, rotate_qk
+from liger_kernel_ascend.ops.rope import rotate_item, rotate_qk
 
 
 @triton.jit
@@ -63,19 +63,10 @@ def _mrope_kernel(
         c2 = _section_row(COS, row + half, table_stream_stride, cols, in_temporal, in_height, in_width)
         s1 = _section_row(SIN, row, table_stream_stride, cols, in_temporal, in_height, in_width)
         s2 = _section_row(SIN, row + half, table_stream_stride, cols, in_temporal, in_height, in_width)
-        if BACKWARD:
-            first_sin = s2
-            second_sin = -s1
-        else:
-            first_sin = -s1
-            second_sin = s2
-        _rotate_heads(
-            Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd, b, s, n_q_heads, half, cols, col_mask,
-            c1, c2, first_sin, second_sin, HEADS,
-        )  # fmt: skip
-        _rotate_heads(
-            K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd, b, s, n_k_heads, half, cols, col_mask,
-            c1, c2, first_sin, second_sin, HEADS,
+        rotate_item(
+            Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd,
+            K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd,
+            b, s, n_q_heads, n_k_heads, half, cols, col_mask, c1, c2, s1, s2, BACKWARD, HEADS,
         )  # fmt: skip
 
 

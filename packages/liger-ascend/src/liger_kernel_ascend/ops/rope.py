@@ -45,6 +45,32 @@ def _rotate_heads(
 
 
 @triton.jit
+def rotate_item(
+    Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd,
+    K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd,
+    b, s, n_q_heads, n_k_heads, half, cols, col_mask, c1, c2, s1, s2,
+    BACKWARD: tl.constexpr, HEADS: tl.constexpr,
+):  # fmt: skip
+    """Rotate the q and k heads of one item by its cos (c1, c2) and sin (s1, s2)
+    halves, or by the transpose in backward (shared by RoPE and M-RoPE, which
+    differ only in how they read those halves)."""
+    if BACKWARD:
+        first_sin = s2
+        second_sin = -s1
+    else:
+        first_sin = -s1
+        second_sin = s2
+    _rotate_heads(
+        Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd, b, s, n_q_heads, half, cols, col_mask,
+        c1, c2, first_sin, second_sin, HEADS,
+    )  # fmt: skip
+    _rotate_heads(
+        K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd, b, s, n_k_heads, half, cols, col_mask,
+        c1, c2, first_sin, second_sin, HEADS,
+    )  # fmt: skip
+
+
+@triton.jit
 def _rope_kernel(
     Q, q_sb, q_sh, q_ss, q_sd,
     QO, qo_sb, qo_sh, qo_ss, qo_sd,
@@ -64,20 +90,11 @@ def _rope_kernel(
         c2 = tl.load(COS + table + half + cols, mask=col_mask, other=0.0).to(tl.float32)
         s1 = tl.load(SIN + table + cols, mask=col_mask, other=0.0).to(tl.float32)
         s2 = tl.load(SIN + table + half + cols, mask=col_mask, other=0.0).to(tl.float32)
-        if BACKWARD:
-            first_sin = s2
-            second_sin = -s1
-        else:
-            first_sin = -s1
-            second_sin = s2
         # q and k share the item's cos and sin rows: one launch, one table read
-        _rotate_heads(
-            Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd, b, s, n_q_heads, half, cols, col_mask,
-            c1, c2, first_sin, second_sin, HEADS,
-        )  # fmt: skip
-        _rotate_heads(
-            K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd, b, s, n_k_heads, half, cols, col_mask,
-            c1, c2, first_sin, second_sin, HEADS,
+        rotate_item(
+            Q, q_sb, q_sh, q_ss, q_sd, QO, qo_sb, qo_sh, qo_ss, qo_sd,
+            K, k_sb, k_sh, k_ss, k_sd, KO, ko_sb, ko_sh, ko_ss, ko_sd,
+            b, s, n_q_heads, n_k_heads, half, cols, col_mask, c1, c2, s1, s2, BACKWARD, HEADS,
         )  # fmt: skip
 
 
