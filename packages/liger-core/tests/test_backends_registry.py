@@ -16,12 +16,12 @@ import warnings
 
 import pytest
 import torch
+
+import liger_kernel.backends as backends
 from liger_conformance.mocks import cuda as cuda_mock
 from liger_conformance.mocks import npu as npu_mock
 from liger_conformance.mocks import rocm as rocm_mock
 from liger_conformance.mocks import xpu as xpu_mock
-
-import liger_kernel.backends as backends
 from liger_kernel.backends import Capability, register_impl
 from liger_kernel.backends import registry as registry_module
 from liger_kernel.cli.env_report import collect, failures, format_report
@@ -208,7 +208,9 @@ def test_a_plain_callable_for_an_op_of_its_own_gets_its_keywords():
     torch.testing.assert_close(backends.dispatch("acme_scale", x, factor=2.0, mode="fast"), x * 2)
     assert CALLS == ["mode=fast"]
     assert backends.available_impls("acme_scale", "cpu") == ["acme-cpu"]
-    with pytest.raises(backends.NoImplAvailableError, match="'acme_scale' on device type 'meta'.*acme-cpu \\(serves cpu\\)"):
+    with pytest.raises(
+        backends.NoImplAvailableError, match="'acme_scale' on device type 'meta'.*acme-cpu \\(serves cpu\\)"
+    ):
         backends.dispatch("acme_scale", torch.ones(3, device="meta"))
     with pytest.raises(ValueError, match="no kernel variants"):
         backends.dispatch("swiglu", *pair(), mode="static_persistent")

@@ -342,10 +342,7 @@ class Dispatcher:
         candidates = [
             inst
             for name, inst in self.installed().items()
-            if name != TORCH
-            and not inst.backend.per_op
-            and inst.backend.serves(device_type)
-            and self.probe(name)[0]
+            if name != TORCH and not inst.backend.per_op and inst.backend.serves(device_type) and self.probe(name)[0]
         ]
         claimants = [b for b in self.broken() if b.claims(device_type)]
         if not candidates:

@@ -75,7 +75,10 @@ class Capability:
             if self.min_cc is not None and (major, minor) < tuple(self.min_cc):
                 return False, f"the device is sm_{major}{minor}, below the required sm_{self.min_cc[0]}{self.min_cc[1]}"
             if self.max_cc is not None and (major, minor) > tuple(self.max_cc):
-                return False, f"the device is sm_{major}{minor}, above the supported sm_{self.max_cc[0]}{self.max_cc[1]}"
+                return (
+                    False,
+                    f"the device is sm_{major}{minor}, above the supported sm_{self.max_cc[0]}{self.max_cc[1]}",
+                )
             held.append(f"CUDA device sm_{major}{minor}")
         if self.predicate is not None:
             try:

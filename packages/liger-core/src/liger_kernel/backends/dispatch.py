@@ -116,9 +116,7 @@ def available_impls(op_name: str, device: Any = None) -> list[str]:
     usable = [
         inst
         for name, inst in dispatcher.installed().items()
-        if op_name in inst.backend.implementations
-        and inst.backend.serves(device_type)
-        and dispatcher.probe(name)[0]
+        if op_name in inst.backend.implementations and inst.backend.serves(device_type) and dispatcher.probe(name)[0]
     ]
     # at equal priority the device's own backend keeps the op (Dispatcher.select)
     usable.sort(key=lambda inst: (-inst.backend.priority, inst.backend.per_op, inst.backend.name))
@@ -129,9 +127,7 @@ def all_impls(op_name: str) -> list[str]:
     """Every installed implementation of ``op_name``, available here or not."""
     discover(op_name)
     return sorted(
-        impl_name(inst.backend)
-        for inst in dispatcher.installed().values()
-        if op_name in inst.backend.implementations
+        impl_name(inst.backend) for inst in dispatcher.installed().values() if op_name in inst.backend.implementations
     )
 
 
