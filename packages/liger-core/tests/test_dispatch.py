@@ -407,8 +407,8 @@ def test_every_liger_kernel_variable_the_code_reads_is_in_the_one_list():
     root = Path(__file__).resolve().parents[3]
     sources = [*root.glob("packages/*/src/**/*.py"), *root.glob("tests-common/src/**/*.py")]
     named = {m for path in sources for m in re.findall(r"LIGER_KERNEL_[A-Z_]+", path.read_text())}
-    per_op = {settings.per_op_variable(op) for op in OPS}
-    unknown = named - set(settings.SETTINGS) - per_op - {settings.PER_OP_BACKEND, settings.PREFIX}
+    per_op = {settings.per_op_variable(op, prefix) for prefix in settings.PER_OP_PREFIXES for op in OPS}
+    unknown = named - set(settings.SETTINGS) - per_op - {*settings.PER_OP_PREFIXES, settings.PREFIX}
     assert not unknown, f"LIGER_KERNEL_* names read but not in liger_kernel.settings.SETTINGS: {unknown}"
     assert {"LIGER_KERNEL_BACKEND", "LIGER_KERNEL_STRICT", "LIGER_KERNEL_OPERATORS"} <= named
 

@@ -42,6 +42,8 @@ BACKEND = Backend(
     name="ascend",
     device_types=("npu",),
     priority=100,
+    # liger-kernel 0.8.5's implementation name (its older name was "ascend", as here)
+    aliases=("ascend-triton",),
     api_version=API_VERSION,
     probe=probe,
     functions=FUNCTIONS,

@@ -62,6 +62,15 @@ class Backend:
         vendor runtime packages' versions for ``liger-kernel info``.
     conformance: ``"module:attr"`` of the :class:`Conformance` declarations the
         shared conformance suite reads.
+    aliases: other names it may be requested by: the implementation names of
+        liger-kernel 0.8.5's registry (``"nvidia-triton"``), the first being the
+        one :mod:`liger_kernel.backends` reports it by. A name of an installed
+        backend takes precedence over an alias.
+    per_op: True for a backend that only supplements others, op by op (what
+        :func:`liger_kernel.backends.register_impl` makes): it is never the
+        backend of a device type; automatic selection gives it an op it
+        implements where it outranks the backend chosen for the device type,
+        and an op it lacks is routed as if it had not been requested.
     """
 
     name: str
@@ -76,6 +85,8 @@ class Backend:
     conformance: str | None = None
     portable: bool = False
     prepare: str | None = None
+    aliases: tuple[str, ...] = ()
+    per_op: bool = False
 
     def __post_init__(self) -> None:
         if self.portable and self.profile is None:

@@ -4,16 +4,25 @@ Backends are discovered from the ``liger_kernel.backends`` entry-point group on
 first use. For an op called on a tensor of device type ``D``, the backend is,
 first match wins:
 
-1. ``LIGER_KERNEL_BACKEND_<OP>`` (e.g. ``LIGER_KERNEL_BACKEND_RMS_NORM``),
+1. ``LIGER_KERNEL_BACKEND_<OP>`` (e.g. ``LIGER_KERNEL_BACKEND_RMS_NORM``; alias
+   ``LIGER_KERNEL_IMPL_<OP>``),
 2. ``LIGER_KERNEL_BACKEND`` (alias ``LIGER_KERNEL_IMPL``),
 3. the innermost :func:`use_backend` context, else :func:`set_backend`,
 4. the installed backends serving ``D`` whose probe passes, highest priority,
 5. the ``torch`` backend.
 
-An explicitly requested backend must exist and pass its probe, or the call
-raises; if it does not serve ``D`` (a CPU tensor in a CUDA process), ``D`` is
-routed automatically. An op the chosen backend lacks falls back to ``torch``,
-logged once, or raises under ``LIGER_KERNEL_STRICT=1``.
+A backend may be requested by its name or one of its aliases (liger-kernel
+0.8.5's implementation names, such as ``nvidia-triton``). An explicitly
+requested backend must exist and pass its probe, or the call raises; if it
+does not serve ``D`` (a CPU tensor in a CUDA process), ``D`` is routed
+automatically. An op the chosen backend lacks falls back to ``torch``, logged
+once, or raises under ``LIGER_KERNEL_STRICT=1``.
+
+Backends with ``per_op=True`` (the implementations registered through
+:mod:`liger_kernel.backends`) supplement the others op by op: in step 4 one
+takes an op it implements from the backend chosen for ``D`` when its priority
+is higher, and when one is requested for an op it lacks, that op is routed as
+in step 4 (logged once; an error under ``LIGER_KERNEL_STRICT=1``).
 
 The result is cached per (op, device type, requested backend), so the cost of a
 call after the first is two dict lookups. A route to a Triton backend carries
@@ -75,12 +84,20 @@ class BackendError(RuntimeError):
     """Base of every routing error."""
 
 
-class UnknownBackendError(BackendError):
+class BackendRequestError(BackendError):
+    """A requested backend cannot be used: unknown, or its probe fails."""
+
+
+class UnknownBackendError(BackendRequestError):
     pass
 
 
-class BackendUnavailableError(BackendError):
+class BackendUnavailableError(BackendRequestError):
     pass
+
+
+class NoRouteError(BackendError):
+    """No backend may run the op: none implements it, or strict mode forbids the fallback."""
 
 
 class BackendLoadError(BackendError):
@@ -91,7 +108,7 @@ class BackendConflictError(BackendError):
     pass
 
 
-class FallbackError(BackendError):
+class FallbackError(NoRouteError):
     """Raised instead of falling back to ``torch`` under LIGER_KERNEL_STRICT=1."""
 
 
@@ -280,13 +297,23 @@ class Dispatcher:
         return found
 
     def get(self, name: str) -> Installed:
+        """The backend called ``name``, or else the one with that alias."""
         installed = self.installed()
         if name in installed:
             return installed[name]
+        claimants = [inst for inst in installed.values() if name in inst.backend.aliases]
+        if len(claimants) == 1:
+            return claimants[0]
+        if claimants:
+            who = " and ".join(f"{inst.backend.name!r} ({inst.distribution})" for inst in claimants)
+            raise BackendConflictError(f"backends {who} both claim the name {name!r}; request one by its own name")
         broken = [b for b in self.broken() if b.name == name]
         if broken:
             raise _broken_error(broken, f"backend {name!r} was requested but cannot be used")
-        names = ", ".join(sorted(installed))
+        names = ", ".join(
+            f"{n} (alias {', '.join(inst.backend.aliases)})" if inst.backend.aliases else n
+            for n, inst in sorted(installed.items())
+        )
         unusable = sorted({b.name for b in self.broken()})
         also = f"; installed but broken: {', '.join(unusable)}" if unusable else ""
         raise UnknownBackendError(f"unknown backend {name!r}; installed backends: {names}{also}")
@@ -303,7 +330,10 @@ class Dispatcher:
 
     # -- selection -------------------------------------------------------
     def requested(self, op: str | None, context: str | None) -> str | None:
-        per_op = os.environ.get(settings.per_op_variable(op)) if op else None
+        per_op = None
+        if op:
+            variables = (settings.per_op_variable(op, prefix) for prefix in settings.PER_OP_PREFIXES)
+            per_op = next(filter(None, map(os.environ.get, variables)), None)
         return (
             per_op or os.environ.get("LIGER_KERNEL_BACKEND") or os.environ.get("LIGER_KERNEL_IMPL") or context or None
         )
@@ -312,7 +342,7 @@ class Dispatcher:
         candidates = [
             inst
             for name, inst in self.installed().items()
-            if name != TORCH and inst.backend.serves(device_type) and self.probe(name)[0]
+            if name != TORCH and not inst.backend.per_op and inst.backend.serves(device_type) and self.probe(name)[0]
         ]
         claimants = [b for b in self.broken() if b.claims(device_type)]
         if not candidates:
@@ -362,10 +392,41 @@ class Dispatcher:
             )
         return chosen if chosen.backend.serves(device_type) else self._auto(device_type)
 
+    def _supplement(self, op: str, device_type: str, chosen: Installed) -> Installed:
+        """The ``per_op`` backend that outranks ``chosen`` for ``op`` on ``device_type``, else ``chosen``."""
+        better = [
+            inst
+            for name, inst in self.installed().items()
+            if inst.backend.per_op
+            and op in inst.backend.implementations
+            and inst.backend.serves(device_type)
+            and inst.backend.priority > chosen.backend.priority
+            and self.probe(name)[0]
+        ]
+        if not better:
+            return chosen
+        better.sort(key=lambda inst: -inst.backend.priority)
+        if len(better) > 1 and better[0].backend.priority == better[1].backend.priority:
+            a, b = better[0], better[1]
+            raise BackendConflictError(
+                f"backends {a.backend.name!r} and {b.backend.name!r} both implement op {op!r} on device type "
+                f"{device_type!r} at priority {a.backend.priority}; choose with LIGER_KERNEL_BACKEND_{op.upper()}"
+            )
+        return better[0]
+
     def select(self, op: str, device_type: str, context: str | None = None) -> Route:
         """Decide the route without importing the implementation."""
         self._check_settings()
-        chosen = self.choose(device_type, self.requested(op, context))
+        requested = self.requested(op, context)
+        chosen = self.choose(device_type, requested)
+        passed_over = None
+        if chosen.backend.per_op and op not in chosen.backend.implementations:
+            passed_over = f"backend {chosen.backend.name!r} has no {op!r} implementation"
+            if settings.flag("LIGER_KERNEL_STRICT"):
+                raise FallbackError(f"{passed_over} and LIGER_KERNEL_STRICT=1 forbids routing it elsewhere")
+            chosen, requested = self._auto(device_type), None
+        if not requested:
+            chosen = self._supplement(op, device_type, chosen)
         spec = chosen.backend.implementations.get(op)
         if spec is not None:
             return Route(
@@ -375,12 +436,21 @@ class Dispatcher:
                 chosen.distribution,
                 chosen.version,
                 spec,
+                fallback_reason=passed_over,
                 profile=chosen.backend.profile,
             )
         torch_backend = self.get(TORCH)
         reason = f"backend {chosen.backend.name!r} has no {op!r} implementation"
+        if passed_over:
+            reason = f"{passed_over}, nor has {chosen.backend.name!r}"
         if op not in torch_backend.backend.implementations:
-            raise BackendError(f"no backend implements op {op!r}")
+            holders = [
+                self._why_not(name, inst, device_type)
+                for name, inst in sorted(self.installed().items())
+                if op in inst.backend.implementations
+            ]
+            where = f"; backends that implement it: {', '.join(holders)}" if holders else ""
+            raise NoRouteError(f"no backend implements op {op!r} on device type {device_type!r}{where}")
         if chosen.backend.name != TORCH and settings.flag("LIGER_KERNEL_STRICT"):
             raise FallbackError(f"{reason} and LIGER_KERNEL_STRICT=1 forbids falling back to 'torch'")
         return Route(
@@ -393,6 +463,13 @@ class Dispatcher:
             fallback_reason=reason if chosen.backend.name != TORCH else None,
             profile=torch_backend.backend.profile,
         )
+
+    def _why_not(self, name: str, inst: Installed, device_type: str) -> str:
+        """Why backend ``name`` does not serve an op it implements on ``device_type``."""
+        if not inst.backend.serves(device_type):
+            return f"{name} (serves {', '.join(inst.backend.device_types)})"
+        ok, reason = self.probe(name)
+        return f"{name} (unavailable: {reason})" if not ok else f"{name} (not chosen)"
 
     def _resolve(self, op: str, device_type: str, context: str | None, label: str) -> Any:
         with self._lock:
@@ -423,7 +500,14 @@ class Dispatcher:
 
     def setting_problems(self) -> list[str]:
         """The LIGER_KERNEL_* variables in the environment that do nothing."""
-        return settings.problems(self.get(TORCH).backend.implementations)
+        return settings.problems(self.ops())
+
+    def ops(self) -> list[str]:
+        """Every op some installed backend implements: the torch backend's, then any others."""
+        ops = list(self.get(TORCH).backend.implementations)
+        for inst in self.installed().values():
+            ops += [op for op in inst.backend.implementations if op not in ops]
+        return ops
 
     def _check_settings(self) -> None:
         if self._settings_checked:
@@ -439,9 +523,10 @@ class Dispatcher:
         self._logged.add(key)
         if route.fallback_reason:
             logger.warning(
-                "%s on %s falls back to the 'torch' backend: %s",
+                "%s on %s falls back to the %r backend: %s",
                 label,
                 route.device_type,
+                route.backend,
                 route.fallback_reason,
             )
         if settings.flag("LIGER_KERNEL_LOG"):
@@ -454,7 +539,7 @@ class Dispatcher:
     def function(self, op: str, device_type: str, label: str) -> Any:
         """The autograd Function serving ``op`` on ``device_type`` (hot path)."""
         device_type = self.device_alias.get(device_type, device_type)
-        context = _context.get() or self.default_request
+        context = current_request()
         function = self._functions.get((op, device_type, context))
         if function is None:
             function = self._resolve(op, device_type, context, label)
@@ -574,6 +659,11 @@ def use_backend(name: str) -> Iterator[None]:
 
 def reset() -> None:
     dispatcher.reset()
+
+
+def current_request() -> str | None:
+    """The backend requested from Python here: the innermost :func:`use_backend`, else :func:`set_backend`'s."""
+    return _context.get() or dispatcher.default_request
 
 
 def device_profile(device: Any) -> DeviceProfile:

@@ -3,7 +3,7 @@ check that a name set in the environment is one liger-kernel reads.
 
 A misspelt setting does nothing, which is why it is checked: every
 ``LIGER_KERNEL_*`` variable that is not in :data:`SETTINGS` (nor a
-``LIGER_KERNEL_BACKEND_<OP>`` of a known op) gets a warning naming the
+``LIGER_KERNEL_BACKEND_<OP>`` or ``LIGER_KERNEL_IMPL_<OP>`` of a known op) gets a warning naming the
 closest known name, once, when the dispatcher resolves its first route
 (``liger-kernel info`` shows the same warnings). A flag read by the dispatcher
 whose value is neither on (1, true, yes, on) nor off (0, false, no, off, empty)
@@ -19,13 +19,16 @@ from collections.abc import Iterable, Mapping
 PREFIX = "LIGER_KERNEL_"
 #: ``LIGER_KERNEL_BACKEND_<OP>``, OP being an op name in upper case (``RMS_NORM``)
 PER_OP_BACKEND = "LIGER_KERNEL_BACKEND_"
+#: ``LIGER_KERNEL_IMPL_<OP>``: liger-kernel 0.8.5's name of the per-op variable, its alias
+PER_OP_IMPL = "LIGER_KERNEL_IMPL_"
+PER_OP_PREFIXES = (PER_OP_BACKEND, PER_OP_IMPL)
 
 #: Every LIGER_KERNEL_* variable liger-kernel reads (besides the per-op
 #: backend variables), with what it does. Read by the dispatcher
 #: (liger_kernel.dispatch) unless said otherwise.
 SETTINGS: dict[str, str] = {
     "LIGER_KERNEL_BACKEND": "the backend every op uses (a backend name)",
-    "LIGER_KERNEL_IMPL": "alias of LIGER_KERNEL_BACKEND",
+    "LIGER_KERNEL_IMPL": "alias of LIGER_KERNEL_BACKEND (LIGER_KERNEL_IMPL_<OP>: of LIGER_KERNEL_BACKEND_<OP>)",
     "LIGER_KERNEL_STRICT": "flag: falling back to the 'torch' backend is an error",
     "LIGER_KERNEL_LOG": "flag: print each op's route once",
     "LIGER_KERNEL_CHECK_INDICES": "flag: check target and position-id values on every device (one host sync per call)",
@@ -38,9 +41,10 @@ _ON = ("1", "true", "yes", "on")
 _OFF = ("", "0", "false", "no", "off")
 
 
-def per_op_variable(op: str) -> str:
-    """The variable that picks the backend of one op: ``LIGER_KERNEL_BACKEND_RMS_NORM``."""
-    return PER_OP_BACKEND + op.upper()
+def per_op_variable(op: str, prefix: str = PER_OP_BACKEND) -> str:
+    """The variable that picks the backend of one op: ``LIGER_KERNEL_BACKEND_RMS_NORM``
+    (with ``prefix=PER_OP_IMPL``, its alias ``LIGER_KERNEL_IMPL_RMS_NORM``)."""
+    return prefix + op.upper()
 
 
 def flag(name: str) -> bool:
@@ -59,7 +63,7 @@ def problems(ops: Iterable[str], environ: Mapping[str, str] | None = None) -> li
     (an unknown name, or a per-op variable of an op not in ``ops``) or whose
     flag value means neither on nor off."""
     ops = list(ops)
-    per_op = [per_op_variable(op) for op in ops]
+    per_op = [per_op_variable(op, prefix) for prefix in PER_OP_PREFIXES for op in ops]
     known = [*SETTINGS, *per_op]
     found = []
     for name, value in in_force(environ).items():
@@ -75,9 +79,11 @@ def problems(ops: Iterable[str], environ: Mapping[str, str] | None = None) -> li
             found.append(f"{name}={value!r} is ignored: setting names are upper case; did you mean {upper}?")
             continue
         # match the part after the common prefix, which would make anything look close
-        if upper.startswith(PER_OP_BACKEND):
-            op = name[len(PER_OP_BACKEND) :].lower()
-            what, prefix, pool, listing = f"there is no op {op!r}", PER_OP_BACKEND, per_op, f"ops: {', '.join(ops)}"
+        prefix = next((p for p in PER_OP_PREFIXES if upper.startswith(p)), None)
+        if prefix is not None:
+            op = name[len(prefix) :].lower()
+            pool = [per_op_variable(known_op, prefix) for known_op in ops]
+            what, listing = f"there is no op {op!r}", f"ops: {', '.join(ops)}"
         else:
             what, prefix, pool, listing = (
                 "liger-kernel reads no such setting",

@@ -13,6 +13,8 @@ BACKEND = Backend(
     name="cuda",
     device_types=("cuda",),
     priority=100,
+    # liger-kernel 0.8.5 names: its implementation name, and the bare DSL name it took for it
+    aliases=("nvidia-triton", "triton"),
     api_version=API_VERSION,
     probe=probe,
     portable=True,

@@ -18,6 +18,8 @@ BACKEND = Backend(
     name="rocm",
     device_types=("cuda",),
     priority=100,
+    # the <vendor>-<dsl> implementation names of liger-kernel 0.8.5's registry
+    aliases=("rocm-triton", "amd-triton"),
     api_version=API_VERSION,
     probe=probe,
     portable=True,

@@ -15,6 +15,8 @@ BACKEND = Backend(
     name="xpu",
     device_types=("xpu",),
     priority=100,
+    # the <vendor>-<dsl> implementation name of liger-kernel 0.8.5's registry
+    aliases=("intel-triton",),
     api_version=API_VERSION,
     probe=probe,
     portable=True,

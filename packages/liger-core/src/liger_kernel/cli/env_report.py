@@ -89,6 +89,8 @@ def collect() -> dict[str, Any]:
             "distribution": inst.distribution,
             "version": inst.version,
             "device_types": list(backend.device_types),
+            "aliases": list(backend.aliases),
+            "per_op": backend.per_op,
             "priority": backend.priority,
             "available": available,
             "reason": reason,
@@ -122,8 +124,16 @@ def collect() -> dict[str, Any]:
     if accelerator:
         device_types.add(accelerator)
 
+    # ops that only implementations registered with liger_kernel.backends.register_impl have come
+    # last, on the device types those serve
+    extra = {
+        op: [inst.backend for inst in installed.values() if op in inst.backend.implementations]
+        for op in dispatcher.ops()
+        if op not in OPS
+    }
     for device_type in sorted(device_types):
-        for op in OPS:
+        served_extra = [op for op, holders in extra.items() if any(b.serves(device_type) for b in holders)]
+        for op in [*OPS, *served_extra]:
             route: dict[str, Any] = {"op": op, "device_type": device_type}
             try:
                 chosen = dispatcher.select(op, device_type, dispatcher.default_request)
@@ -171,9 +181,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines += ["", "Backends (highest priority first):"]
     for b in report["backends"]:
         status = "available" if b["available"] else "unavailable"
+        aliases = f" (alias {', '.join(b['aliases'])})" if b.get("aliases") else ""
+        kind = "  per-op" if b.get("per_op") else ""
         lines.append(
-            f"  {b['name']:<8} {b['distribution']} {b['version']}  devices={','.join(b['device_types'])}"
-            f"  priority={b['priority']}  {status}: {b['reason']}"
+            f"  {b['name']:<8}{aliases} {b['distribution']} {b['version']}  devices={','.join(b['device_types'])}"
+            f"  priority={b['priority']}{kind}  {status}: {b['reason']}"
         )
     for b in report["broken_backends"]:
         devices = ",".join(b["device_types"]) if b["device_types"] is not None else "unknown"

@@ -37,6 +37,8 @@ BACKEND = Backend(
     name="torch",
     device_types=("*",),
     priority=0,
+    # the pure-PyTorch name of liger-kernel 0.8.5 (its PYTORCH_FALLBACK capability)
+    aliases=("pytorch",),
     api_version=API_VERSION,
     probe=_probe,
     functions={op: f"{__name__}.{op}:{cls}" for op, cls in OP_CLASSES.items()},
