@@ -43,21 +43,51 @@ def preference_outputs(x, w, b, target, ignore_index, average, ref=None):
     return logps[:half], logps[half:], ref_c, ref_r, logits[:half].mean(), logits[half:].mean()
 
 
-def dpo(x, w, b, target, *, beta, loss_type, ignore_index, ref=None, average=False, nll=False):
+def dpo(
+    x, w, b, target, *, beta, loss_type, ignore_index, ref=None, average=False, nll=False, smoothing=0.0, tau=0.05,
+    alpha=1.0,
+):
     c, r, rc, rr, cm, rm = preference_outputs(x, w, b, target, ignore_index, average, ref)
     cr, rr_ = c - rc, r - rr
+    margin = beta * (cr - rr_)
+    if loss_type in ("ipo", "sigmoid_norm"):
+        counted = (target != ignore_index).sum(-1).clamp(min=1).to(c.dtype)
+        half = counted.shape[0] // 2
+        # per-token log-ratios: with average the log-probabilities already are per-token means
+        per_c, per_r = (cr, rr_) if average else (cr / counted[:half], rr_ / counted[half:])
     if loss_type == "sigmoid":
-        losses = -F.logsigmoid(beta * cr - beta * rr_)
+        losses = -F.logsigmoid(margin)
+    elif loss_type == "hinge":
+        losses = torch.clamp(1 - margin, min=0)
+    elif loss_type == "ipo":
+        losses = (per_c - per_r - 1 / (2 * beta)) ** 2
+    elif loss_type == "sigmoid_norm":
+        losses = torch.log1p(torch.exp(-beta * (per_c - per_r)))
+    elif loss_type == "exo_pair":
+        # KL between the Bernoulli (sigmoid(margin), 1 - sigmoid(margin)) and (1 - eps, eps)
+        q = torch.sigmoid(margin)
+        losses = q * torch.log(q / (1 - smoothing)) + (1 - q) * torch.log((1 - q) / smoothing)
+    elif loss_type == "robust":
+        losses = ((1 - smoothing) * torch.log1p(torch.exp(-margin)) - smoothing * torch.log1p(torch.exp(margin))) / (
+            1 - 2 * smoothing
+        )
+    elif loss_type == "bco_pair":
+        losses = torch.log1p(torch.exp(-beta * cr)) + torch.log1p(torch.exp(beta * rr_))
     elif loss_type == "apo_zero":
         losses = 1 - torch.sigmoid(beta * cr) + torch.sigmoid(beta * rr_)
     elif loss_type == "apo_down":
         losses = torch.sigmoid(beta * cr) + 1 - torch.sigmoid(beta * (cr - rr_))
     elif loss_type == "sppo_hard":
         losses = (cr - 0.5 / beta) ** 2 + (rr_ + 0.5 / beta) ** 2
+    elif loss_type == "discopop":
+        gate = 1 / (1 + torch.exp(-margin / tau))
+        losses = (1 - gate) * torch.log1p(torch.exp(-margin)) + gate * torch.exp(-margin)
+    elif loss_type == "sft":
+        losses = torch.zeros_like(margin)
     else:  # nca_pair
         losses = -F.logsigmoid(beta * cr) - 0.5 * F.logsigmoid(-beta * cr) - 0.5 * F.logsigmoid(-beta * rr_)
-    nll_loss = chosen_nll(x, w, b, target, ignore_index) if nll else torch.zeros(())
-    return losses.mean() + nll_loss, (c, r, cm, rm, nll_loss, beta * cr, beta * rr_)
+    nll_loss = chosen_nll(x, w, b, target, ignore_index) if nll or loss_type == "sft" else torch.zeros(())
+    return losses.mean() + alpha * nll_loss, (c, r, cm, rm, nll_loss, beta * cr, beta * rr_)
 
 
 def orpo(x, w, b, target, *, beta, ignore_index):

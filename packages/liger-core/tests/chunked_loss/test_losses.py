@@ -108,6 +108,79 @@ def test_dpo(chunk_size, bias, ignore_index, loss_type, use_ref, average, nll):
     assert mine["rx"].grad is None and ref_w.grad is None
 
 
+DPO_VARIANTS = [
+    # (loss_type, label_smoothing, discopop_tau, average_log_prob)
+    ("hinge", 0.0, 0.05, False),
+    ("ipo", 0.0, 0.05, False),
+    ("ipo", 0.0, 0.05, True),
+    ("sigmoid_norm", 0.0, 0.05, False),
+    ("exo_pair", 1e-3, 0.05, False),
+    ("exo_pair", 0.2, 0.05, True),
+    ("robust", 0.0, 0.05, False),
+    ("robust", 0.3, 0.05, False),
+    ("bco_pair", 0.0, 0.05, False),
+    ("discopop", 0.0, 0.05, False),
+    ("discopop", 0.0, 0.5, True),
+    ("sft", 0.0, 0.05, False),
+]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2])
+@pytest.mark.parametrize(("loss_type", "smoothing", "tau", "average"), DPO_VARIANTS)
+def test_dpo_loss_types_and_their_parameters(chunk_size, loss_type, smoothing, tau, average):
+    """Every loss type 0.8.5 (and TRL's DPO trainer) names, with label_smoothing, discopop_tau and alpha."""
+    torch.manual_seed(1)
+    w, b = head(True)
+    mine, theirs = twins(x=leaf(2 * PAIRS, SEQ, HIDDEN), w=w, b=b, rx=leaf(2 * PAIRS, SEQ, HIDDEN))
+    ref_w, ref_b = head(True)
+    target = labels(2 * PAIRS, -100)
+    loss_fn = LigerFusedLinearDPOLoss(
+        beta=0.3, alpha=0.7, compute_nll_loss=True, average_log_prob=average, chunk_size=chunk_size,
+        loss_type=loss_type, label_smoothing=smoothing, discopop_tau=tau,
+    )  # fmt: skip
+    loss, outputs = loss_fn(mine["w"], mine["x"], target, mine["b"], mine["rx"], ref_w, ref_b)
+    expected, expected_outputs = ref.dpo(
+        theirs["x"], theirs["w"], theirs["b"], target, beta=0.3, loss_type=loss_type, ignore_index=-100,
+        ref=(theirs["rx"], ref_w, ref_b), average=average, nll=True, smoothing=smoothing, tau=tau, alpha=0.7,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    for got, want in zip(outputs, expected_outputs):
+        assert_close(got, want)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+
+
+def test_dpo_sft_is_the_chosen_nll_even_without_compute_nll_loss():
+    torch.manual_seed(2)
+    w, _ = head(False)
+    x = leaf(2 * PAIRS, SEQ, HIDDEN)
+    target = labels(2 * PAIRS, -100)
+    loss, _ = LigerFusedLinearDPOLoss(loss_type="sft", use_ref_model=False)(w, x, target)
+    assert_close(loss, ref.chosen_nll(x, w, None, target, -100))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"loss_type": "exo_pair"}, "label_smoothing"),
+        ({"loss_type": "robust", "label_smoothing": 0.5}, "label_smoothing"),
+        ({"loss_type": "discopop", "discopop_tau": 0.0}, "discopop_tau"),
+        ({"loss_type": "aot"}, "whole batch"),
+        ({"loss_type": "aot_unpaired"}, "whole batch"),
+        ({"loss_type": "kto"}, "unknown DPO loss_type"),
+    ],
+)
+def test_dpo_refuses_options_that_do_not_go_together(options, message):
+    with pytest.raises(ValueError, match=message):
+        LigerFusedLinearDPOLoss(**options)
+    with pytest.raises(ValueError, match=message):
+        functional.liger_fused_linear_dpo(
+            torch.zeros(2, 1, HIDDEN), torch.zeros(VOCAB, HIDDEN), torch.zeros(2, 1, dtype=torch.long),
+            **options,
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize("chunk_size", CHUNKS)
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("ignore_index", IGNORE)
