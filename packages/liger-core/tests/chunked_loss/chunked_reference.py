@@ -6,6 +6,8 @@ code with liger_kernel.chunked_loss.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -165,6 +167,8 @@ def grpo(
     max_len=None,
     delta=None,
     bias_kl=False,
+    is_ratio=None,
+    vespo=(2.0, 3.0, 3.0, 2.0),
 ):
     def per_token_logps(xx, ww, bb):
         logp = F.log_softmax(full_logits(xx, ww, bb) / temperature, dim=-1)
@@ -184,11 +188,17 @@ def grpo(
         tau = torch.where(a > 0, 1.0, 1.05)
         per_token = -a * 4 / tau * torch.sigmoid(tau * (coef - 1))
         clipped = torch.zeros_like(coef, dtype=torch.bool)
+    elif loss_type == "vespo":
+        phi = gamma_weights(adv, logps.detach() - old, mask, is_ratio, *vespo)
+        per_token = -phi * a * logps
+        clipped = torch.zeros_like(coef, dtype=torch.bool)
     else:
         capped = coef if delta is None else torch.clamp(coef, max=delta)
         per_token = torch.maximum(-capped * a, -torch.clamp(coef, 1 - eps_low, 1 + eps_high) * a)
         clipped = ((coef < 1 - eps_low) & (a < 0)) | ((coef > 1 + eps_high) & (a > 0))
     per_token = per_token.expand_as(mask)
+    if is_ratio is not None and loss_type != "vespo":
+        per_token = per_token * is_ratio.reshape(mask.shape[0], -1)
     metrics = []
     if beta != 0:
         if ref_logps is None:
@@ -201,10 +211,25 @@ def grpo(
         loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
     elif loss_type == "dr_grpo":
         loss = (per_token * mask).sum() / (mask.shape[0] * max_len)
+    elif loss_type == "luspo":
+        loss = (per_token * mask).sum(1).mean()
     else:
         loss = (per_token * mask).sum() / mask.sum()
     metrics.append((clipped.expand_as(mask) * mask).sum() / mask.sum())
     return loss, metrics
+
+
+def gamma_weights(adv, log_ratio, mask, is_ratio, k_pos, lambda_pos, k_neg, lambda_neg):
+    """VESPO's phi(w) = e^lambda w^k e^(-lambda w) per row, w the clamped sequence importance weight."""
+    log_w = (torch.clamp(log_ratio, -20, 20) * mask).sum(1, keepdim=True)
+    if is_ratio is not None:
+        ratio = is_ratio.reshape(mask.shape[0], -1)
+        log_ratio_is = torch.clamp(torch.log(ratio), math.log(1e-8), 20)
+        log_w = log_w + (log_ratio_is * (mask if ratio.shape[1] > 1 else 1)).sum(1, keepdim=True)
+    w = torch.exp(torch.clamp(log_w, math.log(1e-8), 20))
+    k = torch.where(adv[:, None] >= 0, k_pos, k_neg)
+    lam = torch.where(adv[:, None] >= 0, lambda_pos, lambda_neg)
+    return math.e**lam * w**k * torch.exp(-lam * w)
 
 
 def jsd_rows(s, t, beta):

@@ -43,17 +43,17 @@ def head(bias: bool, scale=0.3):
     return leaf(VOCAB, HIDDEN, scale=scale), (leaf(VOCAB, scale=0.1) if bias else None)
 
 
-def assert_close(actual, expected):
-    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=1e-7, atol=1e-9)
+def assert_close(actual, expected, rtol=1e-7):
+    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=rtol, atol=1e-9 * rtol / 1e-7)
 
 
-def assert_same_grads(ours: dict, theirs: dict):
+def assert_same_grads(ours: dict, theirs: dict, rtol=1e-7):
     for name, (mine, oracle) in {k: (ours[k], theirs[k]) for k in ours}.items():
         if mine is None:
             assert oracle is None, name
             continue
         assert mine.grad is not None, f"no gradient for {name}"
-        assert_close(mine.grad, oracle.grad)
+        assert_close(mine.grad, oracle.grad, rtol)
 
 
 def twins(**tensors):
@@ -273,6 +273,10 @@ GRPO_CASES = [
     ("sapo", 0.04, "logps", "token", True),
     ("grpo", 0.04, "model", "token", False),
     ("delta+bias_kl", 0.04, "logps", "token", True),
+    ("vespo", 0.0, None, "token", True),
+    ("vespo", 0.04, "logps", "token", True),
+    ("luspo", 0.0, None, "sequence", True),
+    ("luspo", 0.04, "model", "token", True),
 ]
 
 
@@ -322,7 +326,8 @@ def test_grpo(chunk_size, bias, loss_type, beta, ref_source, level, off_policy):
         assert_close(got, want)
     backward_with(loss)
     backward_with(expected)
-    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+    # VESPO's weights are exp(lambda + k log w - lambda w): its reference, evaluated directly, differs in the last bits
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs, 1e-6 if loss_type == "vespo" else 1e-7)
     assert mine["rx"].grad is None
 
 
@@ -422,7 +427,7 @@ def test_no_grad_call_computes_the_loss_without_gradients():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: LigerFusedLinearDPOLoss(loss_type="ipo"), "loss_type"),
+        (lambda: LigerFusedLinearDPOLoss(loss_type="aot"), "loss_type"),
         (lambda: LigerFusedLinearGRPOLoss(loss_type="ppo"), "loss_type"),
         (lambda: LigerFusedLinearJSDLoss(temperature=0), "temperature"),
         (
@@ -483,8 +488,6 @@ def test_grpo_takes_the_keywords_trl_passes():
     assert_close(loss, expected)
     assert len(metrics) == 2
     assert_close(metrics[0], torch.tensor(math.exp(-0.1) + 0.1 - 1, dtype=DTYPE))
-    with pytest.raises(ValueError, match="not supported"):
-        LigerFusedLinearGRPOLoss(loss_type="vespo")
 
 
 def test_kto_takes_preference_labels_as_a_list():
@@ -525,3 +528,107 @@ def test_grpo_refuses_an_is_ratio_of_another_shape(shape):
             torch.randn(batch),
             vllm_is_ratio=torch.ones(shape),
         )
+
+
+@pytest.mark.parametrize("ratio_shape", [(5,), (5, 1), (5, SEQ)])
+def test_vespo_folds_the_is_ratio_into_its_gamma_weights(ratio_shape):
+    torch.manual_seed(5)
+    rows = 5
+    w, b = head(True, scale=0.5)
+    mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b)
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ)
+    mask[1, 2:] = 0
+    advantages = torch.randn(rows, dtype=DTYPE)
+    with torch.no_grad():
+        policy = torch.log_softmax(ref.full_logits(theirs["x"], w, b), -1).gather(-1, ids[..., None])[..., 0]
+    old = policy + 0.05 * torch.randn_like(policy)
+    ratio = torch.rand(*ratio_shape, dtype=DTYPE) + 0.5
+    vespo = (1.5, 2.5, 2.0, 1.5)
+    loss, metrics = LigerFusedLinearGRPOLoss(
+        beta=0.0, loss_type="vespo", chunk_size=2, use_ref_model=False,
+        vespo_k_pos=vespo[0], vespo_lambda_pos=vespo[1], vespo_k_neg=vespo[2], vespo_lambda_neg=vespo[3],
+    )(mine["x"], mine["w"], ids, mask, advantages, mine["b"], old_per_token_logps=old, vllm_is_ratio=ratio)  # fmt: skip
+    expected, expected_metrics = ref.grpo(
+        theirs["x"], theirs["w"], theirs["b"], ids, mask, advantages, beta=0.0, eps_low=0.2, eps_high=0.2,
+        loss_type="vespo", old=old, is_ratio=ratio, vespo=vespo,
+    )  # fmt: skip
+    assert_close(loss, expected, 1e-6)
+    assert_close(metrics[-1], expected_metrics[-1])
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs, 1e-6)
+
+
+def test_get_gamma_weights_is_one_on_policy_and_detached():
+    from liger_kernel.chunked_loss.grpo_loss import get_gamma_weights
+
+    torch.manual_seed(6)
+    adv = torch.tensor([1.0, -1.0, 0.0])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    on_policy = torch.zeros(3, 3, requires_grad=True)
+    phi = get_gamma_weights(adv, on_policy, mask)
+    assert phi.shape == (3, 1) and not phi.requires_grad
+    torch.testing.assert_close(phi, torch.ones(3, 1))  # phi(1) = 1 whatever k and lambda
+    log_ratio = torch.randn(3, 3)
+    torch.testing.assert_close(
+        get_gamma_weights(adv, log_ratio, mask, None, 2.0, 3.0, 3.0, 2.0),
+        ref.gamma_weights(adv, log_ratio, mask, None, 2.0, 3.0, 3.0, 2.0),
+    )
+
+
+def test_grpo_refuses_sequence_level_weights_for_token_level_loss_types():
+    for loss_type in ("cispo", "sapo", "vespo"):
+        with pytest.raises(ValueError, match="importance_sampling_level='token'"):
+            LigerFusedLinearGRPOLoss(loss_type=loss_type, importance_sampling_level="sequence")
+
+
+def test_grpo_functional_takes_the_vespo_parameters_before_num_items_in_batch():
+    """0.8.5's positional order: ..., use_bias_correction_kl, vespo_k_pos, ..., vespo_lambda_neg, num_items_in_batch."""
+    import inspect
+
+    names = list(inspect.signature(functional.liger_fused_linear_grpo).parameters)
+    assert names[-6:] == [
+        "use_bias_correction_kl", "vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg",
+        "num_items_in_batch",
+    ]  # fmt: skip
+
+
+def test_a_ppo_loss_subclasses_the_ppo_base_as_with_0_8_5():
+    """A loss written against 0.8.5's LigerFusedLinearPPOBase: its own ppo_loss_fn, forward and backward."""
+    from liger_kernel.chunked_loss.fused_linear_ppo import LigerFusedLinearPPOBase
+
+    class MeanLogProb(LigerFusedLinearPPOBase):
+        @staticmethod
+        def ppo_loss_fn(per_token_logps, attention_mask, advantages, full_attention_mask, **kwargs):
+            loss = -(per_token_logps * attention_mask * advantages[:, None]).sum() / full_attention_mask.sum()
+            return loss, [(attention_mask.sum() / full_attention_mask.sum()).detach()]
+
+        @classmethod
+        def forward(cls, ctx, _input, weight, selected_token_ids, attention_mask, advantages, bias=None, chunk_size=1):
+            return super().forward(
+                cls=cls, ctx=ctx, _input=_input, weight=weight, selected_token_ids=selected_token_ids,
+                attention_mask=attention_mask, advantages=advantages, bias=bias, chunk_size=chunk_size,
+            )  # fmt: skip
+
+        @staticmethod
+        def backward(ctx, grad_output, *grad_metrics):
+            grads = LigerFusedLinearPPOBase.backward(ctx, grad_output)
+            return (*grads[:6], None)
+
+    torch.manual_seed(7)
+    rows = 3
+    w, b = head(True)
+    mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b)
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ)
+    mask[0, 3:] = 0
+    adv = torch.randn(rows, dtype=DTYPE)
+    loss, metrics = MeanLogProb.apply(mine["x"], mine["w"], ids, mask, adv, mine["b"], 2)
+    logps = torch.log_softmax(ref.full_logits(theirs["x"], theirs["w"], theirs["b"]), -1).gather(-1, ids[..., None])
+    expected = -(logps[..., 0] * mask * adv[:, None]).sum() / mask.sum()
+    assert_close(loss, expected)
+    assert_close(metrics[0], torch.tensor(1.0, dtype=DTYPE))
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
