@@ -632,3 +632,28 @@ def test_a_ppo_loss_subclasses_the_ppo_base_as_with_0_8_5():
     backward_with(loss)
     backward_with(expected)
     assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+
+
+@pytest.mark.parametrize("module", [LigerFusedLinearJSDLoss, LigerFusedLinearCosineSimilarityLoss])
+def test_distillation_takes_batch_seq_hidden_inputs_as_trl_gkd_passes(module):
+    """TRL's GKD trainer passes (batch, seq, hidden) hidden states and (batch, seq) labels."""
+    torch.manual_seed(8)
+    batch, teacher_hidden = 2, 6
+    w, b = head(True)
+    mine, theirs = twins(x=leaf(batch, SEQ, HIDDEN), w=w, b=b)
+    teacher_x = leaf(batch, SEQ, teacher_hidden)
+    teacher_w = leaf(VOCAB, teacher_hidden, scale=0.3)
+    target = labels(batch, -100)
+    loss_fn = module(weight_hard_loss=0.0, weight_soft_loss=1.0, beta=0.4, chunk_size=3)
+    loss = loss_fn(mine["x"], mine["w"], teacher_x, teacher_w, target, mine["b"])
+    rows_fn = ref.jsd_rows if module is LigerFusedLinearJSDLoss else ref.cosine_rows
+    expected, _, _ = ref.distillation(
+        theirs["x"].reshape(-1, HIDDEN), theirs["w"], theirs["b"], teacher_x.reshape(-1, teacher_hidden), teacher_w,
+        None, target.reshape(-1), rows_fn=lambda s, t: rows_fn(s, t, 0.4), w_hard=0.0, w_soft=1.0, ignore_index=-100,
+        temperature=1.0,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads(mine, theirs)
+    assert mine["x"].grad.shape == (batch, SEQ, HIDDEN)
