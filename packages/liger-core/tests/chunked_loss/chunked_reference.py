@@ -46,7 +46,19 @@ def preference_outputs(x, w, b, target, ignore_index, average, ref=None):
 
 
 def dpo(
-    x, w, b, target, *, beta, loss_type, ignore_index, ref=None, average=False, nll=False, smoothing=0.0, tau=0.05,
+    x,
+    w,
+    b,
+    target,
+    *,
+    beta,
+    loss_type,
+    ignore_index,
+    ref=None,
+    average=False,
+    nll=False,
+    smoothing=0.0,
+    tau=0.05,
     alpha=1.0,
 ):
     c, r, rc, rr, cm, rm = preference_outputs(x, w, b, target, ignore_index, average, ref)

@@ -65,7 +65,9 @@ def check_dpo_options(loss_type: str, label_smoothing: float, discopop_tau: floa
     if loss_type not in DPO_LOSS_TYPES:
         raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {DPO_LOSS_TYPES}")
     if loss_type == "exo_pair" and not 0.0 < label_smoothing < 1.0:
-        raise ValueError(f"loss_type='exo_pair' needs 0 < label_smoothing < 1 (the paper uses 1e-3), got {label_smoothing}")
+        raise ValueError(
+            f"loss_type='exo_pair' needs 0 < label_smoothing < 1 (the paper uses 1e-3), got {label_smoothing}"
+        )
     if loss_type == "robust" and not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"loss_type='robust' needs 0 <= label_smoothing < 0.5, got {label_smoothing}")
     if loss_type == "discopop" and discopop_tau <= 0:

@@ -150,7 +150,9 @@ class LigerFusedLinearPPOBase(torch.autograd.Function):
             ref_logps = rows_of(ref_per_token_logps, rows) if use_ref_model else None
             if with_ref_model:
                 with torch.no_grad():
-                    ref_logps = cls.chunk_forward(ref_input.index_select(0, rows), ref_weight, token_ids, ref_bias, temperature)
+                    ref_logps = cls.chunk_forward(
+                        ref_input.index_select(0, rows), ref_weight, token_ids, ref_bias, temperature
+                    )
             return cls.ppo_loss_fn(
                 per_token_logps=logps,
                 attention_mask=attention_mask.index_select(0, rows).to(logps.dtype),
