@@ -6,6 +6,8 @@ code with liger_kernel.chunked_loss.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -43,21 +45,63 @@ def preference_outputs(x, w, b, target, ignore_index, average, ref=None):
     return logps[:half], logps[half:], ref_c, ref_r, logits[:half].mean(), logits[half:].mean()
 
 
-def dpo(x, w, b, target, *, beta, loss_type, ignore_index, ref=None, average=False, nll=False):
+def dpo(
+    x,
+    w,
+    b,
+    target,
+    *,
+    beta,
+    loss_type,
+    ignore_index,
+    ref=None,
+    average=False,
+    nll=False,
+    smoothing=0.0,
+    tau=0.05,
+    alpha=1.0,
+):
     c, r, rc, rr, cm, rm = preference_outputs(x, w, b, target, ignore_index, average, ref)
     cr, rr_ = c - rc, r - rr
+    margin = beta * (cr - rr_)
+    if loss_type in ("ipo", "sigmoid_norm"):
+        counted = (target != ignore_index).sum(-1).clamp(min=1).to(c.dtype)
+        half = counted.shape[0] // 2
+        # per-token log-ratios: with average the log-probabilities already are per-token means
+        per_c, per_r = (cr, rr_) if average else (cr / counted[:half], rr_ / counted[half:])
     if loss_type == "sigmoid":
-        losses = -F.logsigmoid(beta * cr - beta * rr_)
+        losses = -F.logsigmoid(margin)
+    elif loss_type == "hinge":
+        losses = torch.clamp(1 - margin, min=0)
+    elif loss_type == "ipo":
+        losses = (per_c - per_r - 1 / (2 * beta)) ** 2
+    elif loss_type == "sigmoid_norm":
+        losses = torch.log1p(torch.exp(-beta * (per_c - per_r)))
+    elif loss_type == "exo_pair":
+        # KL between the Bernoulli (sigmoid(margin), 1 - sigmoid(margin)) and (1 - eps, eps)
+        q = torch.sigmoid(margin)
+        losses = q * torch.log(q / (1 - smoothing)) + (1 - q) * torch.log((1 - q) / smoothing)
+    elif loss_type == "robust":
+        losses = ((1 - smoothing) * torch.log1p(torch.exp(-margin)) - smoothing * torch.log1p(torch.exp(margin))) / (
+            1 - 2 * smoothing
+        )
+    elif loss_type == "bco_pair":
+        losses = torch.log1p(torch.exp(-beta * cr)) + torch.log1p(torch.exp(beta * rr_))
     elif loss_type == "apo_zero":
         losses = 1 - torch.sigmoid(beta * cr) + torch.sigmoid(beta * rr_)
     elif loss_type == "apo_down":
         losses = torch.sigmoid(beta * cr) + 1 - torch.sigmoid(beta * (cr - rr_))
     elif loss_type == "sppo_hard":
         losses = (cr - 0.5 / beta) ** 2 + (rr_ + 0.5 / beta) ** 2
+    elif loss_type == "discopop":
+        gate = 1 / (1 + torch.exp(-margin / tau))
+        losses = (1 - gate) * torch.log1p(torch.exp(-margin)) + gate * torch.exp(-margin)
+    elif loss_type == "sft":
+        losses = torch.zeros_like(margin)
     else:  # nca_pair
         losses = -F.logsigmoid(beta * cr) - 0.5 * F.logsigmoid(-beta * cr) - 0.5 * F.logsigmoid(-beta * rr_)
-    nll_loss = chosen_nll(x, w, b, target, ignore_index) if nll else torch.zeros(())
-    return losses.mean() + nll_loss, (c, r, cm, rm, nll_loss, beta * cr, beta * rr_)
+    nll_loss = chosen_nll(x, w, b, target, ignore_index) if nll or loss_type == "sft" else torch.zeros(())
+    return losses.mean() + alpha * nll_loss, (c, r, cm, rm, nll_loss, beta * cr, beta * rr_)
 
 
 def orpo(x, w, b, target, *, beta, ignore_index):
@@ -135,6 +179,8 @@ def grpo(
     max_len=None,
     delta=None,
     bias_kl=False,
+    is_ratio=None,
+    vespo=(2.0, 3.0, 3.0, 2.0),
 ):
     def per_token_logps(xx, ww, bb):
         logp = F.log_softmax(full_logits(xx, ww, bb) / temperature, dim=-1)
@@ -154,11 +200,17 @@ def grpo(
         tau = torch.where(a > 0, 1.0, 1.05)
         per_token = -a * 4 / tau * torch.sigmoid(tau * (coef - 1))
         clipped = torch.zeros_like(coef, dtype=torch.bool)
+    elif loss_type == "vespo":
+        phi = gamma_weights(adv, logps.detach() - old, mask, is_ratio, *vespo)
+        per_token = -phi * a * logps
+        clipped = torch.zeros_like(coef, dtype=torch.bool)
     else:
         capped = coef if delta is None else torch.clamp(coef, max=delta)
         per_token = torch.maximum(-capped * a, -torch.clamp(coef, 1 - eps_low, 1 + eps_high) * a)
         clipped = ((coef < 1 - eps_low) & (a < 0)) | ((coef > 1 + eps_high) & (a > 0))
     per_token = per_token.expand_as(mask)
+    if is_ratio is not None and loss_type != "vespo":
+        per_token = per_token * is_ratio.reshape(mask.shape[0], -1)
     metrics = []
     if beta != 0:
         if ref_logps is None:
@@ -171,10 +223,25 @@ def grpo(
         loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
     elif loss_type == "dr_grpo":
         loss = (per_token * mask).sum() / (mask.shape[0] * max_len)
+    elif loss_type == "luspo":
+        loss = (per_token * mask).sum(1).mean()
     else:
         loss = (per_token * mask).sum() / mask.sum()
     metrics.append((clipped.expand_as(mask) * mask).sum() / mask.sum())
     return loss, metrics
+
+
+def gamma_weights(adv, log_ratio, mask, is_ratio, k_pos, lambda_pos, k_neg, lambda_neg):
+    """VESPO's phi(w) = e^lambda w^k e^(-lambda w) per row, w the clamped sequence importance weight."""
+    log_w = (torch.clamp(log_ratio, -20, 20) * mask).sum(1, keepdim=True)
+    if is_ratio is not None:
+        ratio = is_ratio.reshape(mask.shape[0], -1)
+        log_ratio_is = torch.clamp(torch.log(ratio), math.log(1e-8), 20)
+        log_w = log_w + (log_ratio_is * (mask if ratio.shape[1] > 1 else 1)).sum(1, keepdim=True)
+    w = torch.exp(torch.clamp(log_w, math.log(1e-8), 20))
+    k = torch.where(adv[:, None] >= 0, k_pos, k_neg)
+    lam = torch.where(adv[:, None] >= 0, lambda_pos, lambda_neg)
+    return math.e**lam * w**k * torch.exp(-lam * w)
 
 
 def jsd_rows(s, t, beta):

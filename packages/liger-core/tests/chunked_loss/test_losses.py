@@ -43,17 +43,17 @@ def head(bias: bool, scale=0.3):
     return leaf(VOCAB, HIDDEN, scale=scale), (leaf(VOCAB, scale=0.1) if bias else None)
 
 
-def assert_close(actual, expected):
-    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=1e-7, atol=1e-9)
+def assert_close(actual, expected, rtol=1e-7):
+    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=rtol, atol=1e-9 * rtol / 1e-7)
 
 
-def assert_same_grads(ours: dict, theirs: dict):
+def assert_same_grads(ours: dict, theirs: dict, rtol=1e-7):
     for name, (mine, oracle) in {k: (ours[k], theirs[k]) for k in ours}.items():
         if mine is None:
             assert oracle is None, name
             continue
         assert mine.grad is not None, f"no gradient for {name}"
-        assert_close(mine.grad, oracle.grad)
+        assert_close(mine.grad, oracle.grad, rtol)
 
 
 def twins(**tensors):
@@ -106,6 +106,79 @@ def test_dpo(chunk_size, bias, ignore_index, loss_type, use_ref, average, nll):
     backward_with(expected)
     assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
     assert mine["rx"].grad is None and ref_w.grad is None
+
+
+DPO_VARIANTS = [
+    # (loss_type, label_smoothing, discopop_tau, average_log_prob)
+    ("hinge", 0.0, 0.05, False),
+    ("ipo", 0.0, 0.05, False),
+    ("ipo", 0.0, 0.05, True),
+    ("sigmoid_norm", 0.0, 0.05, False),
+    ("exo_pair", 1e-3, 0.05, False),
+    ("exo_pair", 0.2, 0.05, True),
+    ("robust", 0.0, 0.05, False),
+    ("robust", 0.3, 0.05, False),
+    ("bco_pair", 0.0, 0.05, False),
+    ("discopop", 0.0, 0.05, False),
+    ("discopop", 0.0, 0.5, True),
+    ("sft", 0.0, 0.05, False),
+]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2])
+@pytest.mark.parametrize(("loss_type", "smoothing", "tau", "average"), DPO_VARIANTS)
+def test_dpo_loss_types_and_their_parameters(chunk_size, loss_type, smoothing, tau, average):
+    """Every loss type 0.8.5 (and TRL's DPO trainer) names, with label_smoothing, discopop_tau and alpha."""
+    torch.manual_seed(1)
+    w, b = head(True)
+    mine, theirs = twins(x=leaf(2 * PAIRS, SEQ, HIDDEN), w=w, b=b, rx=leaf(2 * PAIRS, SEQ, HIDDEN))
+    ref_w, ref_b = head(True)
+    target = labels(2 * PAIRS, -100)
+    loss_fn = LigerFusedLinearDPOLoss(
+        beta=0.3, alpha=0.7, compute_nll_loss=True, average_log_prob=average, chunk_size=chunk_size,
+        loss_type=loss_type, label_smoothing=smoothing, discopop_tau=tau,
+    )  # fmt: skip
+    loss, outputs = loss_fn(mine["w"], mine["x"], target, mine["b"], mine["rx"], ref_w, ref_b)
+    expected, expected_outputs = ref.dpo(
+        theirs["x"], theirs["w"], theirs["b"], target, beta=0.3, loss_type=loss_type, ignore_index=-100,
+        ref=(theirs["rx"], ref_w, ref_b), average=average, nll=True, smoothing=smoothing, tau=tau, alpha=0.7,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    for got, want in zip(outputs, expected_outputs):
+        assert_close(got, want)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+
+
+def test_dpo_sft_is_the_chosen_nll_even_without_compute_nll_loss():
+    torch.manual_seed(2)
+    w, _ = head(False)
+    x = leaf(2 * PAIRS, SEQ, HIDDEN)
+    target = labels(2 * PAIRS, -100)
+    loss, _ = LigerFusedLinearDPOLoss(loss_type="sft", use_ref_model=False)(w, x, target)
+    assert_close(loss, ref.chosen_nll(x, w, None, target, -100))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"loss_type": "exo_pair"}, "label_smoothing"),
+        ({"loss_type": "robust", "label_smoothing": 0.5}, "label_smoothing"),
+        ({"loss_type": "discopop", "discopop_tau": 0.0}, "discopop_tau"),
+        ({"loss_type": "aot"}, "whole batch"),
+        ({"loss_type": "aot_unpaired"}, "whole batch"),
+        ({"loss_type": "kto"}, "unknown DPO loss_type"),
+    ],
+)
+def test_dpo_refuses_options_that_do_not_go_together(options, message):
+    with pytest.raises(ValueError, match=message):
+        LigerFusedLinearDPOLoss(**options)
+    with pytest.raises(ValueError, match=message):
+        functional.liger_fused_linear_dpo(
+            torch.zeros(2, 1, HIDDEN), torch.zeros(VOCAB, HIDDEN), torch.zeros(2, 1, dtype=torch.long),
+            **options,
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize("chunk_size", CHUNKS)
@@ -200,6 +273,10 @@ GRPO_CASES = [
     ("sapo", 0.04, "logps", "token", True),
     ("grpo", 0.04, "model", "token", False),
     ("delta+bias_kl", 0.04, "logps", "token", True),
+    ("vespo", 0.0, None, "token", True),
+    ("vespo", 0.04, "logps", "token", True),
+    ("luspo", 0.0, None, "sequence", True),
+    ("luspo", 0.04, "model", "token", True),
 ]
 
 
@@ -249,7 +326,8 @@ def test_grpo(chunk_size, bias, loss_type, beta, ref_source, level, off_policy):
         assert_close(got, want)
     backward_with(loss)
     backward_with(expected)
-    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+    # VESPO's weights are exp(lambda + k log w - lambda w): its reference, evaluated directly, differs in the last bits
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs, 1e-6 if loss_type == "vespo" else 1e-7)
     assert mine["rx"].grad is None
 
 
@@ -349,7 +427,7 @@ def test_no_grad_call_computes_the_loss_without_gradients():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: LigerFusedLinearDPOLoss(loss_type="ipo"), "loss_type"),
+        (lambda: LigerFusedLinearDPOLoss(loss_type="aot"), "loss_type"),
         (lambda: LigerFusedLinearGRPOLoss(loss_type="ppo"), "loss_type"),
         (lambda: LigerFusedLinearJSDLoss(temperature=0), "temperature"),
         (
@@ -410,8 +488,6 @@ def test_grpo_takes_the_keywords_trl_passes():
     assert_close(loss, expected)
     assert len(metrics) == 2
     assert_close(metrics[0], torch.tensor(math.exp(-0.1) + 0.1 - 1, dtype=DTYPE))
-    with pytest.raises(ValueError, match="not supported"):
-        LigerFusedLinearGRPOLoss(loss_type="vespo")
 
 
 def test_kto_takes_preference_labels_as_a_list():
@@ -452,3 +528,132 @@ def test_grpo_refuses_an_is_ratio_of_another_shape(shape):
             torch.randn(batch),
             vllm_is_ratio=torch.ones(shape),
         )
+
+
+@pytest.mark.parametrize("ratio_shape", [(5,), (5, 1), (5, SEQ)])
+def test_vespo_folds_the_is_ratio_into_its_gamma_weights(ratio_shape):
+    torch.manual_seed(5)
+    rows = 5
+    w, b = head(True, scale=0.5)
+    mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b)
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ)
+    mask[1, 2:] = 0
+    advantages = torch.randn(rows, dtype=DTYPE)
+    with torch.no_grad():
+        policy = torch.log_softmax(ref.full_logits(theirs["x"], w, b), -1).gather(-1, ids[..., None])[..., 0]
+    old = policy + 0.05 * torch.randn_like(policy)
+    ratio = torch.rand(*ratio_shape, dtype=DTYPE) + 0.5
+    vespo = (1.5, 2.5, 2.0, 1.5)
+    loss, metrics = LigerFusedLinearGRPOLoss(
+        beta=0.0, loss_type="vespo", chunk_size=2, use_ref_model=False,
+        vespo_k_pos=vespo[0], vespo_lambda_pos=vespo[1], vespo_k_neg=vespo[2], vespo_lambda_neg=vespo[3],
+    )(mine["x"], mine["w"], ids, mask, advantages, mine["b"], old_per_token_logps=old, vllm_is_ratio=ratio)  # fmt: skip
+    expected, expected_metrics = ref.grpo(
+        theirs["x"], theirs["w"], theirs["b"], ids, mask, advantages, beta=0.0, eps_low=0.2, eps_high=0.2,
+        loss_type="vespo", old=old, is_ratio=ratio, vespo=vespo,
+    )  # fmt: skip
+    assert_close(loss, expected, 1e-6)
+    assert_close(metrics[-1], expected_metrics[-1])
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs, 1e-6)
+
+
+def test_get_gamma_weights_is_one_on_policy_and_detached():
+    from liger_kernel.chunked_loss.grpo_loss import get_gamma_weights
+
+    torch.manual_seed(6)
+    adv = torch.tensor([1.0, -1.0, 0.0])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    on_policy = torch.zeros(3, 3, requires_grad=True)
+    phi = get_gamma_weights(adv, on_policy, mask)
+    assert phi.shape == (3, 1) and not phi.requires_grad
+    torch.testing.assert_close(phi, torch.ones(3, 1))  # phi(1) = 1 whatever k and lambda
+    log_ratio = torch.randn(3, 3)
+    torch.testing.assert_close(
+        get_gamma_weights(adv, log_ratio, mask, None, 2.0, 3.0, 3.0, 2.0),
+        ref.gamma_weights(adv, log_ratio, mask, None, 2.0, 3.0, 3.0, 2.0),
+    )
+
+
+def test_grpo_refuses_sequence_level_weights_for_token_level_loss_types():
+    for loss_type in ("cispo", "sapo", "vespo"):
+        with pytest.raises(ValueError, match="importance_sampling_level='token'"):
+            LigerFusedLinearGRPOLoss(loss_type=loss_type, importance_sampling_level="sequence")
+
+
+def test_grpo_functional_takes_the_vespo_parameters_before_num_items_in_batch():
+    """0.8.5's positional order: ..., use_bias_correction_kl, vespo_k_pos, ..., vespo_lambda_neg, num_items_in_batch."""
+    import inspect
+
+    names = list(inspect.signature(functional.liger_fused_linear_grpo).parameters)
+    assert names[-6:] == [
+        "use_bias_correction_kl", "vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg",
+        "num_items_in_batch",
+    ]  # fmt: skip
+
+
+def test_a_ppo_loss_subclasses_the_ppo_base_as_with_0_8_5():
+    """A loss written against 0.8.5's LigerFusedLinearPPOBase: its own ppo_loss_fn, forward and backward."""
+    from liger_kernel.chunked_loss.fused_linear_ppo import LigerFusedLinearPPOBase
+
+    class MeanLogProb(LigerFusedLinearPPOBase):
+        @staticmethod
+        def ppo_loss_fn(per_token_logps, attention_mask, advantages, full_attention_mask, **kwargs):
+            loss = -(per_token_logps * attention_mask * advantages[:, None]).sum() / full_attention_mask.sum()
+            return loss, [(attention_mask.sum() / full_attention_mask.sum()).detach()]
+
+        @classmethod
+        def forward(cls, ctx, _input, weight, selected_token_ids, attention_mask, advantages, bias=None, chunk_size=1):
+            return super().forward(
+                cls=cls, ctx=ctx, _input=_input, weight=weight, selected_token_ids=selected_token_ids,
+                attention_mask=attention_mask, advantages=advantages, bias=bias, chunk_size=chunk_size,
+            )  # fmt: skip
+
+        @staticmethod
+        def backward(ctx, grad_output, *grad_metrics):
+            grads = LigerFusedLinearPPOBase.backward(ctx, grad_output)
+            return (*grads[:6], None)
+
+    torch.manual_seed(7)
+    rows = 3
+    w, b = head(True)
+    mine, theirs = twins(x=leaf(rows, SEQ, HIDDEN), w=w, b=b)
+    ids = torch.randint(0, VOCAB, (rows, SEQ))
+    mask = torch.ones(rows, SEQ)
+    mask[0, 3:] = 0
+    adv = torch.randn(rows, dtype=DTYPE)
+    loss, metrics = MeanLogProb.apply(mine["x"], mine["w"], ids, mask, adv, mine["b"], 2)
+    logps = torch.log_softmax(ref.full_logits(theirs["x"], theirs["w"], theirs["b"]), -1).gather(-1, ids[..., None])
+    expected = -(logps[..., 0] * mask * adv[:, None]).sum() / mask.sum()
+    assert_close(loss, expected)
+    assert_close(metrics[0], torch.tensor(1.0, dtype=DTYPE))
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads({"x": mine["x"], "w": mine["w"], "b": mine["b"]}, theirs)
+
+
+@pytest.mark.parametrize("module", [LigerFusedLinearJSDLoss, LigerFusedLinearCosineSimilarityLoss])
+def test_distillation_takes_batch_seq_hidden_inputs_as_trl_gkd_passes(module):
+    """TRL's GKD trainer passes (batch, seq, hidden) hidden states and (batch, seq) labels."""
+    torch.manual_seed(8)
+    batch, teacher_hidden = 2, 6
+    w, b = head(True)
+    mine, theirs = twins(x=leaf(batch, SEQ, HIDDEN), w=w, b=b)
+    teacher_x = leaf(batch, SEQ, teacher_hidden)
+    teacher_w = leaf(VOCAB, teacher_hidden, scale=0.3)
+    target = labels(batch, -100)
+    loss_fn = module(weight_hard_loss=0.0, weight_soft_loss=1.0, beta=0.4, chunk_size=3)
+    loss = loss_fn(mine["x"], mine["w"], teacher_x, teacher_w, target, mine["b"])
+    rows_fn = ref.jsd_rows if module is LigerFusedLinearJSDLoss else ref.cosine_rows
+    expected, _, _ = ref.distillation(
+        theirs["x"].reshape(-1, HIDDEN), theirs["w"], theirs["b"], teacher_x.reshape(-1, teacher_hidden), teacher_w,
+        None, target.reshape(-1), rows_fn=lambda s, t: rows_fn(s, t, 0.4), w_hard=0.0, w_soft=1.0, ignore_index=-100,
+        temperature=1.0,
+    )  # fmt: skip
+    assert_close(loss, expected)
+    backward_with(loss)
+    backward_with(expected)
+    assert_same_grads(mine, theirs)
+    assert mine["x"].grad.shape == (batch, SEQ, HIDDEN)

@@ -185,3 +185,36 @@ def test_memory_bounded_by_a_chunk(liger_device, liger_rng):
 def test_bad_input(liger_device, liger_rng, case):
     """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
     bad_inputs.expect_refused(case, liger_device, liger_rng)
+
+
+@pytest.mark.parametrize("accum_dtype", [None, torch.float32])
+def test_accum_dtype_and_implementation_choice(liger_device, liger_dtype, liger_rng, liger_backend, accum_dtype):
+    """0.8.5's accum_dtype, jsd_impl and jsd_mode, consumed by the contract: same loss and gradients."""
+    args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, ignored="some")
+    scale = loss_scale(liger_dtype, 6, 97)
+    compare_with_oracle(
+        lambda *a: LigerFusedLinearJSDFunction.apply(*a, accum_dtype=accum_dtype, jsd_impl=liger_backend) * scale,
+        lambda a: fused_linear_jsd_oracle(*a.values()) * scale,
+        args,
+        dtype=liger_dtype,
+        rng=liger_rng,
+        grads=("student_input", "student_weight"),
+        outputs=("loss",),
+        reduced=("loss", "student_weight"),
+        output_dtypes={"loss": (torch.float32,)},
+        overwrites=LigerFusedLinearJSDFunction.overwrites,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "error", "message"),
+    [
+        ({"accum_dtype": torch.int32}, (TypeError, ValueError), "accum_dtype"),
+        ({"jsd_mode": "cute"}, ValueError, "jsd_mode"),
+        ({"jsd_impl": 3}, TypeError, "jsd_impl"),
+    ],
+)
+def test_bad_implementation_choice(liger_device, liger_rng, option, error, message):
+    args = case(2, 8, 33, torch.float32, liger_device, liger_rng)
+    with pytest.raises(error, match=message):
+        LigerFusedLinearJSDFunction.apply(*args.values(), **option)

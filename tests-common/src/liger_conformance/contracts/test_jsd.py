@@ -210,3 +210,13 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
 def test_bad_input(liger_device, liger_rng, case):
     """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
     bad_inputs.expect_refused(case, liger_device, liger_rng)
+
+
+def test_implementation_choice(liger_device, liger_dtype, liger_rng, liger_backend):
+    """0.8.5's jsd_impl / jsd_mode: jsd_impl names the backend the call routes to, jsd_mode must be None."""
+    x = log_probs((5, 33), liger_dtype, liger_device, liger_rng)
+    y = log_probs((5, 33), liger_dtype, liger_device, liger_rng)
+    chosen = LigerJSDFunction.apply(x, y, None, 0.3, -100, liger_backend, None)
+    torch.testing.assert_close(chosen, LigerJSDFunction.apply(x, y, None, 0.3))
+    with pytest.raises(ValueError, match="jsd_mode"):
+        LigerJSDFunction.apply(x, y, jsd_mode="cute")

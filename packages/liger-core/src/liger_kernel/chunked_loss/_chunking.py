@@ -145,25 +145,51 @@ def walk_chunks(
     return ChunkWalk(loss, metrics, dinput, dweight, dbias)
 
 
+def save_walk(ctx, walk: ChunkWalk, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """Keep a walk's gradients on an autograd ``ctx`` for :func:`walk_gradients`."""
+    ctx.save_for_backward(walk.dinput, walk.dweight, walk.dbias)
+    ctx.param_dtypes = (input.dtype, weight.dtype, None if bias is None else bias.dtype)
+
+
+def walk_gradients(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """(dinput, dweight, dbias) saved by :func:`save_walk`, scaled by the loss's incoming gradient."""
+
+    def scaled(grad: torch.Tensor | None, dtype: torch.dtype | None) -> torch.Tensor | None:
+        return None if grad is None else (grad * grad_loss.to(grad.dtype)).to(dtype)
+
+    return tuple(scaled(g, dtype) for g, dtype in zip(ctx.saved_tensors, ctx.param_dtypes))
+
+
 class ChunkedLinearLossFunction(torch.autograd.Function):
     """``apply(input, weight, bias, chunks, term) -> (loss, *metrics)``; see the module docstring."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, chunks, term):  # type: ignore[override]
         walk = walk_chunks(input, weight, bias, chunks, term, ctx.needs_input_grad[:3])
-        ctx.save_for_backward(walk.dinput, walk.dweight, walk.dbias)
-        ctx.param_dtypes = (input.dtype, weight.dtype, None if bias is None else bias.dtype)
+        save_walk(ctx, walk, input, weight, bias)
         ctx.mark_non_differentiable(*walk.metrics)
         return (walk.loss, *walk.metrics)
 
     @staticmethod
     def backward(ctx, grad_loss, *_metric_grads):  # type: ignore[override]
-        grads = ctx.saved_tensors
+        return (*walk_gradients(ctx, grad_loss), None, None)
 
-        def scaled(grad: torch.Tensor | None, dtype: torch.dtype | None) -> torch.Tensor | None:
-            return None if grad is None else (grad * grad_loss.to(grad.dtype)).to(dtype)
 
-        return (*(scaled(g, dtype) for g, dtype in zip(grads, ctx.param_dtypes)), None, None)
+def check_linear_head(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """Raise a ValueError unless ``weight`` is (vocab, hidden) over ``input``'s last dim and ``bias`` (vocab,)."""
+    if weight.dim() != 2 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"input's last dimension ({input.shape[-1]}) must match weight's hidden size; "
+            f"weight must be (vocab, hidden), got {tuple(weight.shape)}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+
+
+def wants_gradients(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether autograd records and one of input, weight, bias requires grad."""
+    differentiable = (input, weight) if bias is None else (input, weight, bias)
+    return torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)
 
 
 def chunked_linear_loss(
@@ -174,15 +200,8 @@ def chunked_linear_loss(
     term: ChunkTerm,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The loss summed over ``chunks`` of rows of ``input``, differentiable in input, weight and bias."""
-    if weight.dim() != 2 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"input's last dimension ({input.shape[-1]}) must match weight's hidden size; "
-            f"weight must be (vocab, hidden), got {tuple(weight.shape)}"
-        )
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    differentiable = (input, weight) if bias is None else (input, weight, bias)
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)):
+    check_linear_head(input, weight, bias)
+    if not wants_gradients(input, weight, bias):
         # evaluation (e.g. under torch.no_grad): the chunk terms alone, no gradients
         walk = walk_chunks(input, weight, bias, chunks, term, (False, False, False))
         return walk.loss, walk.metrics

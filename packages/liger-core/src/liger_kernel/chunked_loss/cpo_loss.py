@@ -41,7 +41,7 @@ def liger_fused_linear_cpo(
     if loss_type not in CPO_LOSS_TYPES:
         raise ValueError(f"unknown CPO loss_type {loss_type!r}; expected one of {CPO_LOSS_TYPES}")
 
-    def pair_loss(chosen, rejected, _ref_chosen, _ref_rejected):
+    def pair_loss(chosen, rejected, *_):
         z = beta * (chosen - rejected)
         losses = smoothed_sigmoid_loss(z, label_smoothing) if loss_type == "sigmoid" else torch.relu(1 - z)
         return losses, (beta * chosen, beta * rejected)

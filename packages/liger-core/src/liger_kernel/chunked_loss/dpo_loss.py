@@ -1,44 +1,127 @@
-"""Direct Preference Optimization over a fused LM head, chunked (see :mod:`.fused_linear_preference`).
+"""Direct Preference Optimization and its variants over a fused LM head, chunked
+(see :mod:`.fused_linear_preference`).
 
-With log-ratios against the reference model (zero without one)
-    c = logp_chosen - ref_logp_chosen,   r = logp_rejected - ref_logp_rejected
-the per-pair loss, by ``loss_type``, is
-    sigmoid    -log sigmoid(beta (c - r))
-    apo_zero   (1 - sigmoid(beta c)) + sigmoid(beta r)
-    apo_down   sigmoid(beta c) + 1 - sigmoid(beta (c - r))
-    sppo_hard  (c - 1 / (2 beta))^2 + (r + 1 / (2 beta))^2
-    nca_pair   -log sigmoid(beta c) - log sigmoid(-beta c) / 2 - log sigmoid(-beta r) / 2
-averaged over pairs. Extra outputs: the rewards ``beta c`` and ``beta r`` per pair.
+With the log-ratios against the reference model (the policy's log-probabilities
+alone without one)
+    c = logp_chosen - ref_logp_chosen,   r = logp_rejected - ref_logp_rejected,   z = beta (c - r)
+and, for the length-normalised types, c' = c / n_chosen, r' = r / n_rejected (the
+rows' counted tokens; c' = c and r' = r when ``average_log_prob`` already averages),
+the per-pair loss, by ``loss_type`` (s is ``label_smoothing``, tau ``discopop_tau``), is
+    sigmoid       -log sigmoid(z)                                         (DPO)
+    hinge         max(0, 1 - z)                                           (SLiC)
+    ipo           (c' - r' - 1 / (2 beta))^2                              (IPO, beta is its tau)
+    sigmoid_norm  -log sigmoid(beta (c' - r'))
+    exo_pair      sigmoid(z) (log sigmoid(z) - log(1 - s)) + sigmoid(-z) (log sigmoid(-z) - log s)   (EXO, s > 0)
+    robust        (-(1 - s) log sigmoid(z) + s log sigmoid(-z)) / (1 - 2 s)                          (cDPO, 0 <= s < 1/2)
+    bco_pair      -log sigmoid(beta c) - log sigmoid(-beta r)
+    nca_pair      -log sigmoid(beta c) - log sigmoid(-beta c) / 2 - log sigmoid(-beta r) / 2
+    sppo_hard     (c - 1 / (2 beta))^2 + (r + 1 / (2 beta))^2
+    apo_zero      (1 - sigmoid(beta c)) + sigmoid(beta r)
+    apo_down      sigmoid(beta c) + 1 - sigmoid(z)
+    discopop      (1 - sigmoid(z / tau)) (-log sigmoid(z)) + sigmoid(z / tau) exp(-z)
+    sft           0 (the loss is the chosen rows' NLL alone, computed whatever ``compute_nll_loss`` says)
+averaged over pairs, plus ``alpha`` times the chosen rows' NLL with ``compute_nll_loss``.
+Extra outputs: the rewards ``beta c`` and ``beta r`` per pair.
+
+liger-kernel 0.8.5 rejects ``ipo``, ``sigmoid_norm`` and ``sft``; they are the
+length-normalised and SFT losses of TRL's DPO trainer. ``aot`` and ``aot_unpaired``
+sort the log-ratios across the whole batch, which a chunk cannot see, and are refused.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 from liger_kernel.chunked_loss.fused_linear_preference import fused_linear_preference_loss
 
-DPO_LOSS_TYPES = ("sigmoid", "apo_zero", "apo_down", "sppo_hard", "nca_pair")
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "sigmoid_norm",
+    "exo_pair",
+    "robust",
+    "bco_pair",
+    "nca_pair",
+    "sppo_hard",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+)
+BATCH_SORTED_LOSS_TYPES = ("aot", "aot_unpaired")
+
+
+def check_dpo_options(loss_type: str, label_smoothing: float, discopop_tau: float) -> None:
+    """Raise a ValueError naming the bad option unless the loss type and its parameters go together."""
+    if loss_type in BATCH_SORTED_LOSS_TYPES:
+        raise ValueError(
+            f"DPO loss_type {loss_type!r} sorts log-ratios across the whole batch, which the chunked loss "
+            f"cannot do; use one of {DPO_LOSS_TYPES}"
+        )
+    if loss_type not in DPO_LOSS_TYPES:
+        raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {DPO_LOSS_TYPES}")
+    if loss_type == "exo_pair" and not 0.0 < label_smoothing < 1.0:
+        raise ValueError(
+            f"loss_type='exo_pair' needs 0 < label_smoothing < 1 (the paper uses 1e-3), got {label_smoothing}"
+        )
+    if loss_type == "robust" and not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"loss_type='robust' needs 0 <= label_smoothing < 0.5, got {label_smoothing}")
+    if loss_type == "discopop" and discopop_tau <= 0:
+        raise ValueError(f"loss_type='discopop' needs discopop_tau > 0, got {discopop_tau}")
 
 
 def dpo_pair_losses(
-    chosen_ratio: torch.Tensor, rejected_ratio: torch.Tensor, beta: float, loss_type: str
+    chosen_ratio: torch.Tensor,
+    rejected_ratio: torch.Tensor,
+    beta: float,
+    loss_type: str,
+    label_smoothing: float = 0.0,
+    discopop_tau: float = 0.05,
+    chosen_tokens: torch.Tensor | None = None,
+    rejected_tokens: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-pair DPO loss from the policy/reference log-ratios, for one ``loss_type``."""
+    """Per-pair loss of ``loss_type`` (module docstring) from the log-ratios c and r.
+
+    ``chosen_tokens``/``rejected_tokens`` divide the ratios for the length-normalised
+    types (None: already per-token means)."""
+    c, r = chosen_ratio, rejected_ratio
+    z = beta * (c - r)
+    s = label_smoothing
+    if loss_type in ("ipo", "sigmoid_norm"):
+        c_mean = c if chosen_tokens is None else c / chosen_tokens
+        r_mean = r if rejected_tokens is None else r / rejected_tokens
+        if loss_type == "ipo":
+            return (c_mean - r_mean - 1 / (2 * beta)) ** 2
+        return -F.logsigmoid(beta * (c_mean - r_mean))
     if loss_type == "sigmoid":
-        return -F.logsigmoid(beta * (chosen_ratio - rejected_ratio))
-    if loss_type == "apo_zero":
-        return (1 - torch.sigmoid(beta * chosen_ratio)) + torch.sigmoid(beta * rejected_ratio)
-    if loss_type == "apo_down":
-        return torch.sigmoid(beta * chosen_ratio) + 1 - torch.sigmoid(beta * (chosen_ratio - rejected_ratio))
-    if loss_type == "sppo_hard":
-        return (chosen_ratio - 1 / (2 * beta)) ** 2 + (rejected_ratio + 1 / (2 * beta)) ** 2
-    if loss_type == "nca_pair":
-        return (
-            -F.logsigmoid(beta * chosen_ratio)
-            - 0.5 * F.logsigmoid(-beta * chosen_ratio)
-            - 0.5 * F.logsigmoid(-beta * rejected_ratio)
+        return -F.logsigmoid(z)
+    if loss_type == "hinge":
+        return torch.relu(1 - z)
+    if loss_type == "exo_pair":
+        return torch.sigmoid(z) * (F.logsigmoid(z) - math.log1p(-s)) + torch.sigmoid(-z) * (
+            F.logsigmoid(-z) - math.log(s)
         )
+    if loss_type == "robust":
+        return (-(1 - s) * F.logsigmoid(z) + s * F.logsigmoid(-z)) / (1 - 2 * s)
+    if loss_type == "bco_pair":
+        return -F.logsigmoid(beta * c) - F.logsigmoid(-beta * r)
+    if loss_type == "nca_pair":
+        return -F.logsigmoid(beta * c) - 0.5 * F.logsigmoid(-beta * c) - 0.5 * F.logsigmoid(-beta * r)
+    if loss_type == "sppo_hard":
+        return (c - 1 / (2 * beta)) ** 2 + (r + 1 / (2 * beta)) ** 2
+    if loss_type == "apo_zero":
+        return (1 - torch.sigmoid(beta * c)) + torch.sigmoid(beta * r)
+    if loss_type == "apo_down":
+        return torch.sigmoid(beta * c) + 1 - torch.sigmoid(z)
+    if loss_type == "discopop":
+        modulation = torch.sigmoid(z / discopop_tau)
+        return (1 - modulation) * -F.logsigmoid(z) + modulation * torch.exp(-z)
+    if loss_type == "sft":
+        return torch.zeros_like(z)
     raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {DPO_LOSS_TYPES}")
 
 
@@ -58,15 +141,18 @@ def liger_fused_linear_dpo(
     average_log_prob: bool = False,
     chunk_size: int = 1,
     loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    discopop_tau: float = 0.05,
+    alpha: float = 1.0,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """DPO loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
-    if loss_type not in DPO_LOSS_TYPES:
-        raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {DPO_LOSS_TYPES}")
+    check_dpo_options(loss_type, label_smoothing, discopop_tau)
 
-    def pair_loss(chosen, rejected, ref_chosen, ref_rejected):
+    def pair_loss(chosen, rejected, ref_chosen, ref_rejected, chosen_tokens, rejected_tokens):
         chosen_ratio = chosen - ref_chosen if ref_chosen is not None else chosen
         rejected_ratio = rejected - ref_rejected if ref_rejected is not None else rejected
-        losses = dpo_pair_losses(chosen_ratio, rejected_ratio, beta, loss_type)
+        counts = (None, None) if average_log_prob else (chosen_tokens, rejected_tokens)
+        losses = dpo_pair_losses(chosen_ratio, rejected_ratio, beta, loss_type, label_smoothing, discopop_tau, *counts)
         return losses, (beta * chosen_ratio, beta * rejected_ratio)
 
     return fused_linear_preference_loss(
@@ -76,7 +162,8 @@ def liger_fused_linear_dpo(
         bias,
         pair_loss,
         ignore_index=ignore_index,
-        compute_nll_loss=compute_nll_loss,
+        alpha=alpha,
+        compute_nll_loss=compute_nll_loss or loss_type == "sft",
         average_log_prob=average_log_prob,
         chunk_size=chunk_size,
         use_ref_model=use_ref_model and ref_input is not None,
@@ -99,18 +186,23 @@ class LigerFusedLinearDPOLoss(torch.nn.Module):
         self,
         ignore_index: int = -100,
         beta: float = 0.1,
+        alpha: float = 1.0,
         compute_nll_loss: bool = False,
         compiled: bool = True,
         use_ref_model: bool = True,
         average_log_prob: bool = False,
         chunk_size: int = 1,
         loss_type: str = "sigmoid",
+        label_smoothing: float = 0.0,
+        discopop_tau: float = 0.05,
     ):
         super().__init__()
-        if loss_type not in DPO_LOSS_TYPES:
-            raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {DPO_LOSS_TYPES}")
+        check_dpo_options(loss_type, label_smoothing, discopop_tau)
         self.ignore_index = ignore_index
         self.beta = beta
+        self.alpha = alpha
+        self.label_smoothing = label_smoothing
+        self.discopop_tau = discopop_tau
         self.compute_nll_loss = compute_nll_loss
         self.compiled = compiled
         self.use_ref_model = use_ref_model
@@ -135,4 +227,7 @@ class LigerFusedLinearDPOLoss(torch.nn.Module):
             self.average_log_prob,
             self.chunk_size,
             self.loss_type,
+            self.label_smoothing,
+            self.discopop_tau,
+            self.alpha,
         )

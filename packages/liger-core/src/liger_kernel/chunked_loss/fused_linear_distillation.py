@@ -1,7 +1,8 @@
 """Distillation losses (JSD, cosine similarity) over fused student and teacher LM heads, chunked.
 
 Rows of ``student_input`` (N, Hs) and ``teacher_input`` (N, Ht) line up with
-``true_labels`` (N,). Per chunk of ``chunk_size`` rows,
+``true_labels`` (N,); (batch, seq, hidden) inputs with (batch, seq) labels, as
+TRL's GKD trainer passes them, are their N = batch * seq rows. Per chunk of ``chunk_size`` rows,
     s = student_input @ student_weight.T + student_bias
     t = teacher_input @ teacher_weight.T + teacher_bias      (no gradients)
     hard = sum over counted rows of cross_entropy(s, label)
@@ -47,9 +48,14 @@ def fused_linear_distillation_loss(
     """The distillation loss described in the module docstring."""
     if temperature == 0:
         raise ValueError("temperature cannot be 0")
+    if student_input.dim() == 3 and teacher_input.dim() == 3 and true_labels.shape == student_input.shape[:2]:
+        student_input = student_input.reshape(-1, student_input.shape[-1])
+        teacher_input = teacher_input.reshape(-1, teacher_input.shape[-1])
+        true_labels = true_labels.reshape(-1)
     if student_input.dim() != 2 or teacher_input.shape[0] != student_input.shape[0]:
         raise ValueError(
-            f"student_input and teacher_input must be (rows, hidden) with the same rows; "
+            f"student_input and teacher_input must be (rows, hidden), or (batch, seq, hidden) with (batch, seq) "
+            f"true_labels, with the same rows; "
             f"got {tuple(student_input.shape)} and {tuple(teacher_input.shape)}"
         )
     if true_labels.shape != (student_input.shape[0],):

@@ -36,10 +36,11 @@ from liger_kernel.chunked_loss._chunking import (
 )
 
 PairLoss = Callable[
-    [torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"],
+    [torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None", torch.Tensor, torch.Tensor],
     tuple[torch.Tensor, Sequence[torch.Tensor]],
 ]
-"""``pair_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps) -> (per-pair losses, aux)``.
+"""``pair_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_tokens,
+rejected_tokens) -> (per-pair losses, aux)``; the token counts are each row's counted tokens (at least 1).
 
 ``aux`` entries are either per-pair tensors (concatenated over chunks) or 0-dim
 sums over the chunk's pairs (summed over chunks, then divided by P).
@@ -106,7 +107,8 @@ def fused_linear_preference_loss(
                 del ref_logits
             ref_chosen, ref_rejected = ref_logps[:half], ref_logps[half:]
 
-        losses, aux = pair_loss(logps[:half], logps[half:], ref_chosen, ref_rejected)
+        tokens = mask.sum(-1).clamp(min=1).to(logps.dtype)
+        losses, aux = pair_loss(logps[:half], logps[half:], ref_chosen, ref_rejected, tokens[:half], tokens[half:])
         loss = alpha * nll + losses.sum() / num_pairs
         metrics = (
             logps[:half],

@@ -29,7 +29,7 @@ def liger_fused_linear_orpo(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """ORPO loss; ``nll_target`` (same shape as ``target``) replaces the chosen rows' NLL labels when given."""
 
-    def pair_loss(chosen, rejected, _ref_chosen, _ref_rejected):
+    def pair_loss(chosen, rejected, *_):
         log_odds = (chosen - rejected) - (torch.log1p(-torch.exp(chosen)) - torch.log1p(-torch.exp(rejected)))
         ratio = F.logsigmoid(log_odds)
         return -beta * ratio, (beta * chosen, beta * rejected, ratio.sum(), log_odds.sum())

@@ -30,7 +30,7 @@ def liger_fused_linear_simpo(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """SimPO loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
 
-    def pair_loss(chosen, rejected, _ref_chosen, _ref_rejected):
+    def pair_loss(chosen, rejected, *_):
         z = beta * (chosen - rejected) - gamma
         return smoothed_sigmoid_loss(z, label_smoothing), (beta * chosen, beta * rejected)
 

@@ -9,6 +9,7 @@ with the same arguments.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from typing import Any, ClassVar
@@ -47,6 +48,16 @@ class DispatchedFunction:
     #: buffers), nothing else. Under an operator (torch.compile) these are
     #: what the compiler keeps alive for the backward; see ops/_library.py.
     backward_reads: ClassVar[tuple[str | int, ...]] = ()
+    #: Trailing ``check`` arguments the contract consumes itself (0.8.5's
+    #: per-call implementation choice, say): backends never get them and they
+    #: are not operator arguments. ``call_context(*values)`` turns their
+    #: values into the context the call is routed in.
+    contract_args: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    def call_context(*values: Any) -> contextlib.AbstractContextManager[Any]:
+        """The context a call runs in, from its ``contract_args`` values."""
+        return contextlib.nullcontext()
 
     @staticmethod
     def check(*args: Any, **kwargs: Any) -> None:
@@ -67,10 +78,16 @@ class DispatchedFunction:
             # keyword argument, so backends always get the full positional list.
             args = cls._bind(args, kwargs)
         cls.check(*args)
-        if _library.operators_in_use():
-            return _library.call(cls, args)
-        function = dispatcher.function(cls.op, args[0].device.type, cls.__name__)
-        return function.apply(*args)
+        context = contextlib.nullcontext()
+        if cls.contract_args:
+            backend_count = len(inspect.signature(cls.check).parameters) - len(cls.contract_args)
+            args, consumed = args[:backend_count], args[backend_count:]
+            context = cls.call_context(*consumed)
+        with context:
+            if _library.operators_in_use():
+                return _library.call(cls, args)
+            function = dispatcher.function(cls.op, args[0].device.type, cls.__name__)
+            return function.apply(*args)
 
     @classmethod
     def _bind(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:

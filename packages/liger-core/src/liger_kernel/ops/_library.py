@@ -252,7 +252,11 @@ class Schema:
 
     def __init__(self, cls: type[DispatchedFunction]) -> None:
         self.cls = cls
-        self.parameters = tuple(_parameter(cls, n, p) for n, p in inspect.signature(cls.check).parameters.items())
+        self.parameters = tuple(
+            _parameter(cls, n, p)
+            for n, p in inspect.signature(cls.check).parameters.items()
+            if n not in cls.contract_args  # consumed by the contract, never a backend's
+        )
         self.taken = [i for i, p in enumerate(self.parameters) if p.schema_type is not None]
         self.tensor_positions = [i for i, p in enumerate(self.parameters) if p.schema_type in ("Tensor", "Tensor?")]
         self._in_place = [i for i, p in enumerate(self.parameters) if p.name == "in_place"]

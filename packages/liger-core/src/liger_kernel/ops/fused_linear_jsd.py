@@ -13,6 +13,14 @@ Backends walk the rows in chunks, forming only one chunk of each logit matrix
 at a time, so that neither (rows, V) matrix ever exists whole; rows whose
 label is ignored need no GEMM at all. The loss is float32 for half-precision
 inputs (float64 for float64).
+
+``accum_dtype`` (0.8.5: the dtype dstudent_weight accumulates in, None for the
+weight's own) is accepted and checked to be a floating dtype or None; the backends
+keep their own accumulation, at least as wide as the weight (the torch backend sums
+half-precision weights' gradient in fp32, the Triton backends sum the chunks' GEMMs,
+each accumulated in fp32, into the weight's dtype). ``jsd_impl`` and ``jsd_mode``
+choose the backend as for :mod:`liger_kernel.ops.jsd`. The three are consumed by
+the contract and never reach a backend.
 """
 
 from __future__ import annotations
@@ -20,15 +28,17 @@ from __future__ import annotations
 import torch
 
 from liger_kernel.ops._contract import (
+    FLOAT_DTYPES,
     DispatchedFunction,
+    require_dtype_choice,
     require_ndim,
     require_real,
     require_same_device,
     require_tensor,
 )
 from liger_kernel.ops.cross_entropy import loss_dtype
+from liger_kernel.ops.jsd import check_implementation_choice, check_shift_labels, implementation_context
 from liger_kernel.ops.jsd import check_scalar_options as check_jsd_options
-from liger_kernel.ops.jsd import check_shift_labels
 
 
 def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight: torch.Tensor) -> None:
@@ -52,6 +62,11 @@ def check_scalar_options(jsd_beta: float, ignore_index: int, temperature: float)
 class LigerFusedLinearJSDFunction(DispatchedFunction):
     op = "fused_linear_jsd"
     backward_reads = ("student_input", "student_weight", "teacher_input", "teacher_weight")  # fp16 recomputes
+    contract_args = ("accum_dtype", "jsd_impl", "jsd_mode")
+
+    @staticmethod
+    def call_context(accum_dtype=None, jsd_impl=None, jsd_mode=None):  # type: ignore[override]
+        return implementation_context(jsd_impl, jsd_mode)
 
     @staticmethod
     def outputs(student_input, *_):
@@ -67,6 +82,9 @@ class LigerFusedLinearJSDFunction(DispatchedFunction):
         jsd_beta: float = 0.5,
         ignore_index: int = -100,
         temperature: float = 1.0,
+        accum_dtype: torch.dtype | None = None,
+        jsd_impl: str | None = None,
+        jsd_mode: str | None = None,
     ) -> None:
         _require_head("student_input", student_input, "student_weight", student_weight)
         _require_head("teacher_input", teacher_input, "teacher_weight", teacher_weight)
@@ -82,6 +100,8 @@ class LigerFusedLinearJSDFunction(DispatchedFunction):
             )
         check_shift_labels(shift_labels, student_input.shape[0])
         check_scalar_options(jsd_beta, ignore_index, temperature)
+        require_dtype_choice("accum_dtype", accum_dtype, FLOAT_DTYPES)
+        check_implementation_choice("jsd_impl", jsd_impl, "jsd_mode", jsd_mode)
         require_same_device(
             "student_input",
             {

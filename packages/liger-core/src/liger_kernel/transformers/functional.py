@@ -254,11 +254,13 @@ def liger_fused_linear_jsd(
     jsd_beta: float = 0.5,
     ignore_index: int = -100,
     temperature: float = 1.0,
+    accum_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Generalized JSD between two LM heads' distributions without materializing their logits."""
     return LigerFusedLinearJSDFunction.apply(
-        student_input, student_weight, teacher_input, teacher_weight, shift_labels, jsd_beta, ignore_index, temperature
-    )
+        student_input, student_weight, teacher_input, teacher_weight, shift_labels, jsd_beta, ignore_index,
+        temperature, accum_dtype,
+    )  # fmt: skip
 
 
 def liger_softmax(x: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,19 @@ from liger_kernel.ops.fused_linear_jsd import check_scalar_options
 
 
 class LigerFusedLinearJSD(nn.Module):
-    def __init__(self, jsd_beta: float = 0.5, ignore_index: int = -100, temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        jsd_beta: float = 0.5,
+        ignore_index: int = -100,
+        temperature: float = 1.0,
+        accum_dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         check_scalar_options(jsd_beta, ignore_index, temperature)
         self.jsd_beta = jsd_beta
         self.ignore_index = ignore_index
         self.temperature = temperature
+        self.accum_dtype = accum_dtype
 
     def forward(
         self,
@@ -43,6 +50,7 @@ class LigerFusedLinearJSD(nn.Module):
             self.jsd_beta,
             self.ignore_index,
             self.temperature,
+            self.accum_dtype,
         )
 
     def extra_repr(self) -> str:

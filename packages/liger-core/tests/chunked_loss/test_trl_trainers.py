@@ -1,0 +1,107 @@
+"""TRL 1.12's trainers with ``use_liger_kernel=True`` against their own non-Liger runs (tiny random Llama, CPU).
+
+Each test checks that the Liger chunked loss ran (a forward hook on the trainer's
+``liger_loss``) and that the first step's loss matches the trainer's loss without
+Liger from the same weights and batch, to 1e-4 (both fp32; the two paths sum in
+different orders). Needs ``trl`` 1.12 (whose trainers import
+``liger_kernel.chunked_loss``) and ``datasets``; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+trl = pytest.importorskip("trl", reason="trl is not installed")
+datasets = pytest.importorskip("datasets", reason="datasets (a trl dependency) is not installed")
+transformers = pytest.importorskip("transformers")
+dpo_trainer_module = pytest.importorskip("trl.trainer.dpo_trainer")
+
+from test_trl import tiny_llama, word_tokenizer  # noqa: E402
+
+from liger_kernel.chunked_loss import LigerFusedLinearDPOLoss  # noqa: E402
+
+if getattr(dpo_trainer_module, "LigerFusedLinearDPOLoss", None) is not LigerFusedLinearDPOLoss:
+    pytest.skip(f"trl {trl.__version__} does not use liger_kernel.chunked_loss", allow_module_level=True)
+
+TOLERANCE = 1e-4
+PREFERENCES = {
+    "prompt": ["the cat", "a dog", "the mat", "red cat"],
+    "chosen": [" sat on the mat", " ran fast", " is red", " is slow"],
+    "rejected": [" ran", " sat slow on a mat", " blue", " dog"],
+}
+# TRL 1.12's DPO loss types; it builds LigerFusedLinearDPOLoss(beta=..., loss_type=loss_type[0]) and nothing else
+SQUARED_MARGIN = pytest.mark.xfail(
+    strict=True,
+    reason="first-step loss differs from TRL's by ~1e-4 relative: the squared losses (~25 at beta=0.1) magnify a "
+    "log-ratio difference between the two paths that the other loss types stay within tolerance of; not yet traced",
+)
+DPO_LOSS_TYPES = [
+    "sigmoid", "hinge", pytest.param("ipo", marks=SQUARED_MARGIN), "nca_pair", "robust", "bco_pair",
+    pytest.param("sppo_hard", marks=SQUARED_MARGIN), "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+]  # fmt: skip
+
+
+def first_logged_loss(trainer) -> float:
+    trainer.train()
+    return next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
+
+
+def common_args(tmp_path, **extra):
+    return dict(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, learning_rate=1e-3, report_to=[],
+        use_cpu=True, logging_steps=1, save_strategy="no", seed=0, **extra,
+    )  # fmt: skip
+
+
+def perturbed(model):
+    """A copy of ``model`` with other weights: a reference model that differs from the policy, so that log-ratios are not 0."""
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return other
+
+
+def run_dpo(tmp_path, loss_type: str, use_liger: bool):
+    tokenizer = word_tokenizer()
+    model = tiny_llama(len(tokenizer))
+    torch.manual_seed(1)
+    ref_model = perturbed(model)
+    args = trl.DPOConfig(**common_args(tmp_path, max_length=32, use_liger_kernel=use_liger, loss_type=[loss_type]))
+    trainer = trl.DPOTrainer(
+        model=model, ref_model=ref_model, args=args, train_dataset=datasets.Dataset.from_dict(PREFERENCES),
+        processing_class=tokenizer,
+    )  # fmt: skip
+    calls = []
+    if use_liger:
+        assert isinstance(trainer.liger_loss, LigerFusedLinearDPOLoss)
+        trainer.liger_loss.register_forward_hook(lambda module, inputs, output: calls.append(output[0].detach()))
+    return first_logged_loss(trainer), calls
+
+
+@pytest.mark.parametrize("loss_type", DPO_LOSS_TYPES)
+def test_dpo_trainer_first_step_matches_without_liger(tmp_path, monkeypatch, loss_type):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    liger_loss, calls = run_dpo(tmp_path / "liger", loss_type, use_liger=True)
+    plain_loss, _ = run_dpo(tmp_path / "plain", loss_type, use_liger=False)
+    assert len(calls) == 1, "the Liger DPO loss did not run"
+    assert liger_loss == pytest.approx(plain_loss, abs=TOLERANCE, rel=TOLERANCE)
+
+
+@pytest.mark.parametrize("loss_type", ["exo_pair", "aot", "aot_unpaired"])
+def test_dpo_trainer_loss_types_the_chunked_loss_refuses_say_why(tmp_path, monkeypatch, loss_type):
+    """TRL 1.12 does not pass label_smoothing to the Liger loss (exo_pair needs it > 0) and aot sorts the batch."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tokenizer = word_tokenizer()
+    model = tiny_llama(len(tokenizer))
+    args = trl.DPOConfig(
+        **common_args(tmp_path, max_length=32, use_liger_kernel=True, loss_type=[loss_type], label_smoothing=1e-3)
+    )
+    with pytest.raises(ValueError, match="label_smoothing" if loss_type == "exo_pair" else "whole batch"):
+        trl.DPOTrainer(
+            model=model, ref_model=copy.deepcopy(model), args=args,
+            train_dataset=datasets.Dataset.from_dict(PREFERENCES), processing_class=tokenizer,
+        )  # fmt: skip
