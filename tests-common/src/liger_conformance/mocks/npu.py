@@ -327,14 +327,16 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
         original_post_init(self)
         watch.track(self)
 
-    def masked_load(ptrs: Any, mask: Any, other: Any, cache_policy: Any, is_volatile: Any) -> Any:
+    # The interpreter's own arguments after the pointers change between Triton
+    # releases (3.8 added one to loads): pass them through untouched.
+    def masked_load(ptrs: Any, *rest: Any, **options: Any) -> Any:
         watch.check_pitch(ptrs, "load")
         watch.count_discrete(ptrs)
-        return original_load(ptrs, mask, other, cache_policy, is_volatile)
+        return original_load(ptrs, *rest, **options)
 
-    def masked_store(ptrs: Any, value: Any, mask: Any, cache_policy: Any) -> Any:
+    def masked_store(ptrs: Any, *rest: Any, **options: Any) -> Any:
         watch.check_pitch(ptrs, "store")
-        return original_store(ptrs, value, mask, cache_policy)
+        return original_store(ptrs, *rest, **options)
 
     def counted(compare: Any) -> Any:
         def run(lhs: Any, rhs: Any) -> Any:
