@@ -278,7 +278,7 @@ class Distribution:
         offered = set(mod.all_names or ()) | mod.explicit
         out = []
         for name in mod.exported:
-            if name.startswith("_") and name not in offered or name in _NOT_API:
+            if (name.startswith("_") and name not in offered) or name in _NOT_API:
                 continue
             entry = self.resolve(module, name)
             if entry is None:
@@ -389,7 +389,10 @@ def _default_matches(text: str, value: Any, namespace: dict[str, Any]) -> bool:
         expected = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         try:
-            expected = eval(text, dict(namespace))  # names such as torch.float32 or a module constant
+            import torch
+
+            # names such as torch.float32 or a module constant
+            expected = eval(text, {"torch": torch, **namespace})
         except Exception:
             return False
     if expected is value:
@@ -416,7 +419,7 @@ def call_signature(obj: Any, kind: str) -> inspect.Signature | None:
             return inspect.signature(check.__func__)
         if forward is None:
             return None
-        params = list(inspect.signature(getattr(obj, "forward")).parameters.values())
+        params = list(inspect.signature(obj.forward).parameters.values())
         return inspect.Signature(params[1:])
     if kind == "triton_kernel":
         obj = getattr(obj, "fn", obj)  # a JITFunction (or autotuner) wraps the Python function
@@ -513,13 +516,20 @@ _NAMES_23 = re.compile(
     r"liger_?mlp|relu_?squared|llama4|fused_?gate_?up|fused_?moe|moe_?config",
     re.IGNORECASE,
 )
-_NAMES_24 = re.compile(r"gemma3|gemma4|llava|internvl|paligemma|pixtral|qwen2_?5?_?vl|qwen3_?5|glm4v|smolvlm|mllama|vision")
+_NAMES_24 = re.compile(
+    r"gemma3|gemma4|llava|internvl|paligemma|pixtral|qwen2_?5?_?vl|qwen3_?5|glm4v|smolvlm|mllama|vision"
+)
 
 
 # Names that exist here but whose 0.8.5 signature has an option that needs
 # kernel work: partial rotary (rotary_dim) and the gate/down multipliers of
 # Falcon-H1's MLP come with the text families.
-_SIGNATURE_ISSUES = {"LigerRopeFunction": "23", "liger_rope": "23", "liger_rotary_pos_emb": "23", "LigerSiLUMulFunction": "23"}
+_SIGNATURE_ISSUES = {
+    "LigerRopeFunction": "23",
+    "liger_rope": "23",
+    "liger_rotary_pos_emb": "23",
+    "LigerSiLUMulFunction": "23",
+}
 
 
 def issue_for(module: str, name: str | None) -> str:

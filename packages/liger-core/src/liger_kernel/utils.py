@@ -106,7 +106,7 @@ def _family_by_name(name: str, table: tuple[tuple[tuple[str, ...], str], ...], f
     return next((family for tags, family in table if any(tag in name for tag in tags)), fallback)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def infer_device_arch(device_id: int = 0) -> str:
     """A coarse architecture name of device ``device_id``, for tuning tables.
 

@@ -15,7 +15,7 @@ import functools
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from packaging.version import InvalidVersion, Version
@@ -119,7 +119,11 @@ amp_custom_fwd, amp_custom_bwd = get_amp_custom_fwd_bwd()
 class _TritonDtypes(Mapping):
     """torch dtype -> triton.language dtype; triton is imported on the first lookup."""
 
-    _NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+    _NAMES: ClassVar[dict[torch.dtype, str]] = {
+        torch.float32: "float32",
+        torch.float16: "float16",
+        torch.bfloat16: "bfloat16",
+    }
 
     def __getitem__(self, dtype: torch.dtype) -> Any:
         name = self._NAMES[dtype]

@@ -36,4 +36,3 @@ class LigerTritonFileCacheManager(FileCacheManager):
                 os.unlink(staging)
             raise
         return target
-
