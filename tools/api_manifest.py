@@ -622,8 +622,20 @@ def report(manifest: dict[str, Any]) -> str:
 
 
 def _write(manifest: dict[str, Any], path: Path) -> None:
+    """JSON with one line per entry: small, and a changed mark is a one-line diff."""
+    lines = ["{", f' "distribution": {json.dumps(manifest["distribution"])},', f' "version": {json.dumps(VERSION)},']
+    lines.append(' "modules": {')
+    modules = list(manifest["modules"].items())
+    for m, (name, data) in enumerate(modules):
+        head = {k: v for k, v in data.items() if k != "entries"}
+        opening = json.dumps(head)[:-1] + (", " if head else "") + '"entries": ['
+        entries = [f"   {json.dumps(entry)}" for entry in data["entries"]]
+        body = ",\n".join(entries)
+        closing = "]}" + ("," if m < len(modules) - 1 else "")
+        lines.append(f"  {json.dumps(name)}: {opening}" + (f"\n{body}\n  {closing}" if entries else closing))
+    lines += [" }", "}"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
