@@ -331,8 +331,8 @@ class Distribution:
         init = _method(cls, "__init__")
         if init is not None:
             init_sig = mod.with_values(signature_of(init, True))
-        elif "dataclass" in {d.split(".")[-1] for d in _decorator_names(cls)}:
-            init_sig = _dataclass_fields(cls)
+        elif "dataclass" in {d.split(".")[-1] for d in _decorator_names(cls)} and not cls.bases:
+            init_sig = _dataclass_fields(cls)  # (with a base, the base's fields come first: not known here)
         else:
             init_sig = None
         autograd = False
