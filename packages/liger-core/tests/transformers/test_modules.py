@@ -90,7 +90,9 @@ def test_cross_entropy_module_and_extras():
     target = torch.randint(0, 7, (10,))
     target[2] = -100
     torch.testing.assert_close(LigerCrossEntropyLoss()(logits, target), F.cross_entropy(logits, target), **TOL)
-    loss, z_loss = LigerCrossEntropyLoss(lse_square_scale=1e-2, return_z_loss=True)(logits, target)
+    out = LigerCrossEntropyLoss(lse_square_scale=1e-2, return_z_loss=True)(logits, target)
+    loss, z_loss = out.loss, out.z_loss
+    assert out.token_accuracy is None and out.predicted_tokens is None
     kept = target != -100
     expected_z = 1e-2 * torch.logsumexp(logits[kept], -1).pow(2).mean()
     torch.testing.assert_close(z_loss, expected_z, **TOL)

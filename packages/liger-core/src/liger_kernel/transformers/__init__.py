@@ -10,6 +10,7 @@ Supported Transformers: >=4.52,<6 (tested with 5.x).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from liger_kernel.transformers import monkey_patch
@@ -43,6 +44,11 @@ _PATCHING = (
 )
 
 
+def is_transformers_available() -> bool:
+    """Whether the ``transformers`` package is installed (the model patching needs it)."""
+    return importlib.util.find_spec("transformers") is not None
+
+
 def __getattr__(name: str) -> Any:
     if name in _PATCHING:
         monkey_patch._require_transformers()
@@ -72,6 +78,7 @@ __all__ = [
     "LigerSwiGLUMLP",
     "LigerTVDLoss",
     "liger_multimodal_rotary_pos_emb",
+    "is_transformers_available",
     "liger_rotary_pos_emb",
     *_PATCHING,
 ]

@@ -3,10 +3,12 @@
 Each function calls the public op Function of :mod:`liger_kernel.ops`, so the
 call is routed by the dispatcher to the backend serving the tensors' device.
 With no extra outputs requested, the cross-entropy functions return the loss
-tensor alone; otherwise a tuple ``(loss, <requested extras in order>)``.
+tensor alone; otherwise a :class:`CrossEntropyOutput`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch.nn import _reduction as _Reduction
@@ -33,20 +35,21 @@ from liger_kernel.ops import (
 )
 
 
-def _loss_and_extras(
-    result: tuple, return_z_loss: bool, return_token_accuracy: bool, return_predicted_tokens: bool
-) -> torch.Tensor | tuple:
-    loss, z_loss, token_accuracy, predicted_tokens = result
-    requested = [
-        value
-        for wanted, value in (
-            (return_z_loss, z_loss),
-            (return_token_accuracy, token_accuracy),
-            (return_predicted_tokens, predicted_tokens),
-        )
-        if wanted
-    ]
-    return (loss, *requested) if requested else loss
+@dataclass
+class CrossEntropyOutput:
+    """What a cross-entropy function returns when an extra output is requested:
+    the loss, and each extra output (None where not requested)."""
+
+    loss: torch.Tensor
+    z_loss: torch.Tensor | None = None
+    token_accuracy: torch.Tensor | None = None
+    predicted_tokens: torch.Tensor | None = None
+
+
+def _loss_or_output(result: tuple, *requested: bool) -> torch.Tensor | CrossEntropyOutput:
+    """The loss alone when no extra output is requested, else all four (the
+    op gives None for each one not requested)."""
+    return CrossEntropyOutput(*result) if any(requested) else result[0]
 
 
 def liger_rms_norm(
@@ -67,7 +70,7 @@ def liger_fused_add_rms_norm(
     eps: float,
     offset: float = 0.0,
     casting_mode: str = "llama",
-    in_place: bool = False,
+    in_place: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return LigerFusedAddRMSNormFunction.apply(X, R, W, eps, offset, casting_mode, in_place)
 
@@ -137,7 +140,7 @@ def liger_cross_entropy(
     return_z_loss: bool = False,
     return_token_accuracy: bool = False,
     return_predicted_tokens: bool = False,
-) -> torch.Tensor | tuple:
+) -> torch.Tensor | CrossEntropyOutput:
     """``torch.nn.functional.cross_entropy`` with Liger's extra options.
 
     The deprecated ``size_average`` and ``reduce`` mean what they mean to
@@ -160,7 +163,7 @@ def liger_cross_entropy(
         return_token_accuracy,
         return_predicted_tokens,
     )
-    return _loss_and_extras(result, return_z_loss, return_token_accuracy, return_predicted_tokens)
+    return _loss_or_output(result, return_z_loss, return_token_accuracy, return_predicted_tokens)
 
 
 def liger_fused_linear_cross_entropy(
@@ -179,8 +182,15 @@ def liger_fused_linear_cross_entropy(
     use_token_scaling: bool = False,
     return_token_accuracy: bool = False,
     return_predicted_tokens: bool = False,
-) -> torch.Tensor | tuple:
-    """Cross-entropy of ``input @ weight.T + bias`` without materializing the logits."""
+    chunk_mem_const: int = 1,
+) -> torch.Tensor | CrossEntropyOutput:
+    """Cross-entropy of ``input @ weight.T + bias`` without materializing the logits.
+
+    ``chunk_mem_const`` (a positive int) is a chunk-size hint of liger-kernel
+    0.8.x's NVIDIA kernel; accepted and checked, and the backend sizes its
+    chunks from the device instead."""
+    if isinstance(chunk_mem_const, bool) or not isinstance(chunk_mem_const, int) or chunk_mem_const < 1:
+        raise ValueError(f"chunk_mem_const must be a positive int, got {chunk_mem_const!r}")
     result = LigerFusedLinearCrossEntropyFunction.apply(
         input,
         weight,
@@ -198,14 +208,14 @@ def liger_fused_linear_cross_entropy(
         return_token_accuracy,
         return_predicted_tokens,
     )
-    return _loss_and_extras(result, return_z_loss, return_token_accuracy, return_predicted_tokens)
+    return _loss_or_output(result, return_z_loss, return_token_accuracy, return_predicted_tokens)
 
 
 def liger_kl_div(
     input: torch.Tensor,
     target: torch.Tensor,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
+    size_average: bool | None = True,
+    reduce: bool | None = True,
     reduction: str = "mean",
     log_target: bool = False,
     eps: float = 1e-10,
@@ -214,10 +224,12 @@ def liger_kl_div(
     probabilities or, with ``log_target``, log-probabilities); ``eps`` bounds
     log(target) from below. The target takes no gradient.
 
-    ``size_average`` and ``reduce``, when given, decide the reduction as they
-    do for torch (``reduce=False`` gives the pointwise loss).
+    ``size_average`` and ``reduce`` default to True, as in liger-kernel 0.8.x,
+    where they were ignored. Here, when either is False they decide the
+    reduction as they do for torch (``reduce=False`` gives the pointwise loss,
+    ``size_average=False`` the sum), in place of ``reduction``.
     """
-    if size_average is not None or reduce is not None:
+    if size_average is False or reduce is False:
         reduction = _Reduction.legacy_get_string(size_average, reduce)
     return LigerKLDivLossFunction.apply(input, target, reduction, log_target, eps)
 
@@ -268,9 +280,9 @@ def liger_softmax(x: torch.Tensor) -> torch.Tensor:
     return LigerSoftmaxFunction.apply(x)
 
 
-def liger_sparsemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Sparsemax along ``dim``: max(x - tau, 0) summing to 1, exactly 0 below the threshold tau."""
-    return LigerSparsemaxFunction.apply(x, dim)
+def liger_sparsemax(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Sparsemax along ``dim``: max(input - tau, 0) summing to 1, exactly 0 below the threshold tau."""
+    return LigerSparsemaxFunction.apply(input, dim)
 
 
 def liger_dyt(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:

@@ -9,6 +9,20 @@ Triton interpreter (``TRITON_INTERPRET=1``) on CPU tensors.
 
 from __future__ import annotations
 
+import os
+
+#: Where :func:`apply_liger_triton_cache_manager` points Triton.
+CACHE_MANAGER = "liger_kernel.triton.monkey_patch:LigerTritonFileCacheManager"
+
+
+def apply_liger_triton_cache_manager() -> None:
+    """Make Triton write its cache files atomically (set ``TRITON_CACHE_MANAGER``
+    to :class:`liger_kernel.triton.monkey_patch.LigerTritonFileCacheManager`),
+    so that ranks sharing a cache directory never read each other's half-written
+    files. Takes effect for kernels compiled afterwards; imports nothing."""
+    os.environ["TRITON_CACHE_MANAGER"] = CACHE_MANAGER
+
+
 #: op -> (module, autograd Function) of the portable kernel serving it. Strings
 #: only: a backend description names them without importing triton.
 PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
