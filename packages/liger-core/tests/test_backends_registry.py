@@ -316,3 +316,31 @@ def test_op_impl_call_conventions():
         impl.call(a, b=b)
     plain = dataclasses.replace(impl, autograd_function=None, forward=lambda x, *, k=1: x * k)
     torch.testing.assert_close(plain.call(a, k=2), a * 2)
+
+
+def test_the_top_level_offers_0_8_5_registry_names():
+    import liger_kernel
+
+    assert liger_kernel.set_impl is backends.set_impl
+    assert liger_kernel.get_impl is liger_kernel.get_backend is backends.get_impl
+    assert liger_kernel.available_impls is liger_kernel.available_backends is backends.available_impls
+    with cuda_mock.active():
+        liger_kernel.set_impl("nvidia-triton")
+        assert liger_kernel.get_backend() == "nvidia-triton"
+        assert route("rms_norm", "cuda") == "cuda"
+        assert liger_kernel.available_impls("rms_norm", "cuda")[0] == "nvidia-triton"
+    liger_kernel.set_backend(None)
+    assert liger_kernel.get_impl() is None
+
+
+def test_importing_the_top_level_and_functional_imports_no_triton_kernel():
+    import subprocess
+
+    script = (
+        "import sys; sys.modules['triton'] = None\n"  # an import of triton now raises
+        "import liger_kernel, liger_kernel.functional, liger_kernel.ops.backends\n"
+        "kernels = [m for m in sys.modules if m.startswith('liger_kernel.triton.')]\n"
+        "assert not kernels, kernels"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -20,12 +20,14 @@ stays the truth.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import json
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -171,6 +173,35 @@ def test_defaults_that_name_things_are_evaluated(dtype, matches):
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     ours = [inspect.Parameter("x", kind), inspect.Parameter("dtype", kind, default=getattr(torch, dtype))]
     assert (not tool.compare_parameters(expected, ours, {})) is matches
+
+
+@dataclasses.dataclass
+class _Gate:
+    modules: list = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize(
+    "factory, field, matches",
+    [
+        ("list", dataclasses.field(default_factory=list), True),
+        ("_Gate", dataclasses.field(default_factory=_Gate), True),  # a factory named in the module
+        ("list", dataclasses.field(default_factory=tuple), False),  # another factory
+        ("list", dataclasses.field(default=None), False),  # a plain default where 0.8.5 has a factory
+        ("list", dataclasses.field(), False),  # no default
+    ],
+)
+def test_dataclass_default_factories_are_compared(factory, field, matches):
+    entry = {
+        "name": "Info",
+        "kind": "class",
+        "signature": [
+            {"name": "name", "kind": "POSITIONAL_OR_KEYWORD", "default": None},
+            {"name": "items", "kind": "POSITIONAL_OR_KEYWORD", "default": f"field(default_factory={factory})"},
+        ],
+    }
+    ours = dataclasses.make_dataclass("Info", [("name", str), ("items", object, field)])
+    problems = tool.compare(entry, ours, types.SimpleNamespace(_Gate=_Gate))
+    assert (not problems) is matches, problems
 
 
 SOURCES = {
