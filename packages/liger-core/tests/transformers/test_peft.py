@@ -1,0 +1,101 @@
+"""PEFT LoRA and Liger patching, in either order: the Liger modules keep the
+adapters' layers and call them, and losses and adapter gradients match the
+unpatched model's (rtol 1e-4: float32, the fused loss sums in another order)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from tiny_models import batch, build, count_op_calls
+
+peft = pytest.importorskip("peft")
+
+from peft.tuners.lora import Linear as LoraLinear  # noqa: E402
+
+from liger_kernel.transformers import (  # noqa: E402
+    LigerGEGLUMLP,
+    LigerRMSNorm,
+    LigerSwiGLUMLP,
+    _apply_liger_kernel_to_instance,
+    apply_liger_kernel_to_llama,
+)
+
+RTOL = 1e-4
+LIGER_MLP = {"llama": LigerSwiGLUMLP, "gemma2": LigerGEGLUMLP}
+
+
+def _lora(model, target_modules, **extra):
+    # random lora_B as well as lora_A, so that every adapter weight gets a gradient at once
+    torch.manual_seed(1)
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=target_modules, init_lora_weights=False, **extra)
+    return peft.get_peft_model(model, config)
+
+
+def _step(model, data) -> tuple[float, dict[str, torch.Tensor]]:
+    model.train()
+    loss = model(**data).loss
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad and p.grad is not None}
+    return loss.item(), grads
+
+
+def _same_step(stock, patched) -> dict[str, int]:
+    data = batch()
+    stock_loss, stock_grads = _step(stock, data)
+    with count_op_calls() as calls:
+        loss, grads = _step(patched, data)
+    assert loss == pytest.approx(stock_loss, rel=RTOL)
+    assert grads.keys() == stock_grads.keys() and grads
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, stock_grads[name], rtol=RTOL, atol=1e-6, msg=name)
+    return calls
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_all_linear_lora_then_patch_keeps_the_adapters(family):
+    stock = _lora(build(family), "all-linear")
+    patched = copy.deepcopy(stock)
+    # what Trainer(use_liger_kernel=True) does with a PEFT model
+    _apply_liger_kernel_to_instance(model=patched.get_base_model())
+
+    mlps = [layer.mlp for layer in patched.get_base_model().model.layers]
+    assert all(type(mlp) is LIGER_MLP[family] for mlp in mlps)
+    assert all(isinstance(mlp.gate_proj, LoraLinear) and isinstance(mlp.down_proj, LoraLinear) for mlp in mlps)
+    assert all(isinstance(m, LigerRMSNorm) for m in patched.modules() if "norm" in type(m).__name__.lower())
+    assert patched.state_dict().keys() == stock.state_dict().keys()
+
+    calls = _same_step(stock, patched)
+    gate = "swiglu" if family == "llama" else "geglu"
+    assert calls[gate] == 2 and calls["fused_linear_cross_entropy"] == 1
+
+
+def test_patch_then_lora():
+    base = build("llama")
+    liger = copy.deepcopy(base)
+    apply_liger_kernel_to_llama(model=liger)
+    stock, patched = _lora(base, "all-linear"), _lora(liger, "all-linear")
+    assert all(isinstance(layer.mlp.up_proj, LoraLinear) for layer in patched.get_base_model().model.layers)
+    calls = _same_step(stock, patched)
+    assert calls["swiglu"] == 2 and calls["fused_linear_cross_entropy"] == 1
+
+
+def test_lora_on_lm_head_trains(caplog):
+    stock = _lora(build("llama"), ["q_proj", "gate_proj", "lm_head"])
+    patched = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=patched.get_base_model())
+    calls = _same_step(stock, patched)  # lm_head's lora_A and lora_B gradients included
+    assert {"lora_A", "lora_B"} <= {
+        part for name in patched.state_dict() if "lm_head" in name for part in name.split(".")
+    }
+    assert not calls["fused_linear_cross_entropy"] and calls["cross_entropy"] == 1
+    assert "not a plain nn.Linear" in caplog.text
+
+
+def test_lm_head_in_modules_to_save_keeps_the_fused_loss():
+    stock = _lora(build("llama"), ["q_proj"], modules_to_save=["lm_head"])
+    patched = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=patched.get_base_model())
+    calls = _same_step(stock, patched)  # the trained copy of lm_head gets the gradient
+    assert calls["fused_linear_cross_entropy"] == 1
