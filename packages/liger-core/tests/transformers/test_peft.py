@@ -41,32 +41,39 @@ def _step(model, data) -> tuple[float, dict[str, torch.Tensor]]:
     return loss.item(), grads
 
 
-def _same_step(stock, patched) -> dict[str, int]:
+def _as_trainer_patches(peft_model):
+    """What Trainer(use_liger_kernel=True) does with a PEFT model; returns it."""
+    _apply_liger_kernel_to_instance(model=peft_model.get_base_model())
+    return peft_model
+
+
+def _same_step(stock, make_patched) -> tuple[object, dict[str, int]]:
+    """One training step of ``stock``, then of the model ``make_patched()``
+    returns (class-level patches reach every instance, so the stock step runs
+    first); returns that model and the op calls of its step."""
     data = batch()
     stock_loss, stock_grads = _step(stock, data)
+    patched = make_patched()
     with count_op_calls() as calls:
         loss, grads = _step(patched, data)
     assert loss == pytest.approx(stock_loss, rel=RTOL)
     assert grads.keys() == stock_grads.keys() and grads
     for name, grad in grads.items():
         torch.testing.assert_close(grad, stock_grads[name], rtol=RTOL, atol=1e-6, msg=name)
-    return calls
+    return patched, calls
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2"])
 def test_all_linear_lora_then_patch_keeps_the_adapters(family):
     stock = _lora(build(family), "all-linear")
-    patched = copy.deepcopy(stock)
-    # what Trainer(use_liger_kernel=True) does with a PEFT model
-    _apply_liger_kernel_to_instance(model=patched.get_base_model())
+    copied = copy.deepcopy(stock)
+    patched, calls = _same_step(stock, lambda: _as_trainer_patches(copied))
 
     mlps = [layer.mlp for layer in patched.get_base_model().model.layers]
     assert all(type(mlp) is LIGER_MLP[family] for mlp in mlps)
     assert all(isinstance(mlp.gate_proj, LoraLinear) and isinstance(mlp.down_proj, LoraLinear) for mlp in mlps)
     assert all(isinstance(m, LigerRMSNorm) for m in patched.modules() if "norm" in type(m).__name__.lower())
     assert patched.state_dict().keys() == stock.state_dict().keys()
-
-    calls = _same_step(stock, patched)
     gate = "swiglu" if family == "llama" else "geglu"
     assert calls[gate] == 2 and calls["fused_linear_cross_entropy"] == 1
 
@@ -74,28 +81,31 @@ def test_all_linear_lora_then_patch_keeps_the_adapters(family):
 def test_patch_then_lora():
     base = build("llama")
     liger = copy.deepcopy(base)
-    apply_liger_kernel_to_llama(model=liger)
-    stock, patched = _lora(base, "all-linear"), _lora(liger, "all-linear")
+    stock = _lora(base, "all-linear")
+
+    def patch_then_lora():
+        apply_liger_kernel_to_llama(model=liger)
+        return _lora(liger, "all-linear")
+
+    patched, calls = _same_step(stock, patch_then_lora)
     assert all(isinstance(layer.mlp.up_proj, LoraLinear) for layer in patched.get_base_model().model.layers)
-    calls = _same_step(stock, patched)
     assert calls["swiglu"] == 2 and calls["fused_linear_cross_entropy"] == 1
 
 
 def test_lora_on_lm_head_trains(caplog):
-    stock = _lora(build("llama"), ["q_proj", "gate_proj", "lm_head"])
-    patched = copy.deepcopy(stock)
-    _apply_liger_kernel_to_instance(model=patched.get_base_model())
-    calls = _same_step(stock, patched)  # lm_head's lora_A and lora_B gradients included
-    assert {"lora_A", "lora_B"} <= {
-        part for name in patched.state_dict() if "lm_head" in name for part in name.split(".")
-    }
+    stock = _lora(build("llama"), ["q_proj", "lm_head"])
+    head_adapters = [n for n, p in stock.named_parameters() if "lm_head.lora_" in n and p.requires_grad]
+    assert len(head_adapters) == 2
+    copied = copy.deepcopy(stock)
+    # _same_step compares every adapter's gradient, lm_head's lora_A and lora_B included
+    _, calls = _same_step(stock, lambda: _as_trainer_patches(copied))
     assert not calls["fused_linear_cross_entropy"] and calls["cross_entropy"] == 1
     assert "not a plain nn.Linear" in caplog.text
 
 
 def test_lm_head_in_modules_to_save_keeps_the_fused_loss():
     stock = _lora(build("llama"), ["q_proj"], modules_to_save=["lm_head"])
-    patched = copy.deepcopy(stock)
-    _apply_liger_kernel_to_instance(model=patched.get_base_model())
-    calls = _same_step(stock, patched)  # the trained copy of lm_head gets the gradient
+    copied = copy.deepcopy(stock)
+    # the trained copy of lm_head gets the gradient, through the fused loss
+    _, calls = _same_step(stock, lambda: _as_trainer_patches(copied))
     assert calls["fused_linear_cross_entropy"] == 1

@@ -49,9 +49,9 @@ def _check(out, expected, rel: float = 1e-5) -> None:
 def test_fused_loss_honours_token_scaling_and_returns_accuracy(family):
     stock = build(family)
     patched = copy.deepcopy(stock)
-    {"llama": apply_liger_kernel_to_llama, "gemma2": apply_liger_kernel_to_gemma2}[family](model=patched)
     data = batch()
-    logits = stock(input_ids=data["input_ids"]).logits  # gemma2: softcapped as the fused loss softcaps
+    logits = stock(input_ids=data["input_ids"]).logits  # unpatched; gemma2: softcapped as the fused loss softcaps
+    {"llama": apply_liger_kernel_to_llama, "gemma2": apply_liger_kernel_to_gemma2}[family](model=patched)
     with count_op_calls() as calls:
         scaled = patched(**data, **OPTIONS)
     assert calls["fused_linear_cross_entropy"] == 1
@@ -73,34 +73,37 @@ def test_fused_loss_honours_token_scaling_and_returns_accuracy(family):
 def test_options_hold_when_logits_are_returned():
     stock = build("llama")
     patched = copy.deepcopy(stock)
+    data = batch()
+    with torch.no_grad():
+        logits = stock(input_ids=data["input_ids"]).logits
     apply_liger_kernel_to_llama(model=patched)
     patched.eval()
-    data = batch()
     with count_op_calls() as calls:
         out = patched(**data, **OPTIONS)
     assert calls["cross_entropy"] == 1 and not calls["fused_linear_cross_entropy"]
-    torch.testing.assert_close(out.logits, stock(input_ids=data["input_ids"]).logits)
+    torch.testing.assert_close(out.logits, logits)
     _check(out, _reference(out.logits, data["labels"], token_scaling=True))
 
 
 def test_num_items_in_batch_divides_the_scaled_sum():
-    model = build("llama")
-    apply_liger_kernel_to_llama(model=model)
+    stock = build("llama")
+    patched = copy.deepcopy(stock)
     data = batch()
-    mean = model(**data, use_token_scaling=True).loss
+    mean = _reference(stock(input_ids=data["input_ids"]).logits, data["labels"], token_scaling=True)["loss"]
+    apply_liger_kernel_to_llama(model=patched)
     kept = (data["labels"][:, 1:] != -100).sum()
-    summed = model(**data, use_token_scaling=True, num_items_in_batch=torch.tensor(40)).loss
+    summed = patched(**data, use_token_scaling=True, num_items_in_batch=torch.tensor(40)).loss
     assert summed.item() == pytest.approx(mean.item() * kept.item() / 40, rel=1e-5)
 
 
 def test_moe_forward_returns_the_extras():
     stock = build("mixtral")
     patched = copy.deepcopy(stock)
-    apply_liger_kernel_to_mixtral(model=patched)
     data = batch()
+    logits = stock(input_ids=data["input_ids"]).logits
+    apply_liger_kernel_to_mixtral(model=patched)
     out = patched(**data, **OPTIONS)
     assert isinstance(out, LigerMoeCausalLMOutputWithPast)
-    logits = stock(input_ids=data["input_ids"]).logits
     expected = _reference(logits, data["labels"], token_scaling=True)
     assert out.token_accuracy.item() == pytest.approx(expected["token_accuracy"].item(), abs=1e-6)
     aux = patched.router_aux_loss_coef * out.aux_loss
@@ -110,9 +113,9 @@ def test_moe_forward_returns_the_extras():
 def test_plain_cross_entropy_patch_honours_token_scaling(caplog):
     stock = build("llama")
     patched = copy.deepcopy(stock)
-    apply_liger_kernel_to_llama(model=patched, cross_entropy=True, fused_linear_cross_entropy=False)
     data = batch()
     logits = stock(input_ids=data["input_ids"]).logits
+    apply_liger_kernel_to_llama(model=patched, cross_entropy=True, fused_linear_cross_entropy=False)
     with count_op_calls() as calls, caplog.at_level(logging.WARNING):
         out = patched(**data, use_token_scaling=True, return_token_accuracy=True)
     assert calls["cross_entropy"] == 1
