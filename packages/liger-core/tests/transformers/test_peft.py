@@ -109,3 +109,38 @@ def test_lm_head_in_modules_to_save_keeps_the_fused_loss():
     # the trained copy of lm_head gets the gradient, through the fused loss
     _, calls = _same_step(stock, lambda: _as_trainer_patches(copied))
     assert calls["fused_linear_cross_entropy"] == 1
+
+
+class _Scaled(torch.nn.Module):
+    """A projection wrapped by something that is not a Linear (as a quantized or adapter layer is)."""
+
+    def __init__(self, inner: torch.nn.Linear) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.inner(x)
+
+
+def test_conversion_keeps_any_sub_module_and_refuses_unused_parameters():
+    stock = build("llama")
+    for layer in stock.model.layers:
+        layer.mlp.up_proj = _Scaled(layer.mlp.up_proj)
+    patched = copy.deepcopy(stock)
+    data = batch()
+    with torch.no_grad():
+        expected = stock(input_ids=data["input_ids"]).logits
+    apply_liger_kernel_to_llama(model=patched)
+    assert all(
+        type(layer.mlp) is LigerSwiGLUMLP and type(layer.mlp.up_proj) is _Scaled for layer in patched.model.layers
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(patched(input_ids=data["input_ids"]).logits, expected, rtol=1e-5, atol=1e-5)
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    odd = build("llama")
+    odd.model.layers[0].mlp.extra = torch.nn.Linear(4, 4)  # a stock forward may use it; the Liger one would not
+    with pytest.raises(TypeError, match=r"sub-modules \['extra'\] hold parameters"):
+        apply_liger_kernel_to_llama(model=odd)

@@ -356,9 +356,8 @@ def _split_kwargs(decoder: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _extras(result: CausalLMLoss | None) -> dict[str, Any]:
-    if result is None:
-        return {"loss": None}
-    return {"loss": result.loss, "token_accuracy": result.token_accuracy, "predicted_tokens": result.predicted_tokens}
+    """The output fields of the loss (its names are the outputs' field names)."""
+    return {"loss": None} if result is None else result._asdict()
 
 
 def _cache_kwargs(cache: Any) -> dict[str, Any]:
