@@ -23,3 +23,11 @@ def stock_transformers() -> Iterator[None]:
     revert_liger_kernel_patches()
     yield
     revert_liger_kernel_patches()
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The causal-LM forward warns once per process; every test sees its own first time."""
+    from liger_kernel.transformers.model import causal_lm
+
+    monkeypatch.setattr(causal_lm, "_warned", set())

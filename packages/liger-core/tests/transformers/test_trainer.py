@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
+import torch
 from tiny_models import batch, build, count_op_calls
 
 pytest.importorskip("accelerate")
@@ -28,11 +29,12 @@ def _dataset(n: int = 8) -> list[dict]:
     return rows
 
 
-def _train(tmp_path, use_liger_kernel: bool) -> tuple[object, list[float]]:
-    model = build("llama", device="cpu")
+def _train(tmp_path, use_liger_kernel: bool, model=None, **extra_args) -> tuple[object, list[float]]:
+    model = build("llama", device="cpu") if model is None else model
     args = TrainingArguments(
         output_dir=str(tmp_path / ("liger" if use_liger_kernel else "stock")),
         use_liger_kernel=use_liger_kernel,
+        **extra_args,
         max_steps=3,
         per_device_train_batch_size=2,
         learning_rate=1e-2,
@@ -67,4 +69,39 @@ def test_trainer_use_liger_kernel_routes_through_the_ops(tmp_path):
         _, stock_losses = _train(tmp_path, use_liger_kernel=False)
     assert not stock_calls
     assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
+def test_trainer_passes_liger_kernel_config_to_the_patch(tmp_path):
+    config = {"rope": False, "swiglu": False, "cross_entropy": True, "fused_linear_cross_entropy": False}
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, liger_kernel_config=config)
+    assert not any(isinstance(m, LigerSwiGLUMLP) for m in model.modules())
+    assert calls["cross_entropy"] == 3 and calls["rms_norm"] == 3 * 5
+    assert not (calls["rope"] or calls["swiglu"] or calls["fused_linear_cross_entropy"])
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    _, stock_losses = _train(tmp_path, use_liger_kernel=False)
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
+def test_trainer_use_liger_kernel_on_a_peft_lora_model(tmp_path):
+    peft = pytest.importorskip("peft")
+
+    def lora_model():
+        torch.manual_seed(1)
+        lora = peft.LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
+        return peft.get_peft_model(build("llama", device="cpu"), lora)
+
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=lora_model())
+    assert all(type(layer.mlp) is LigerSwiGLUMLP for layer in model.get_base_model().model.layers)
+    assert calls["swiglu"] == 3 * 2 and calls["fused_linear_cross_entropy"] == 3
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=lora_model())
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)

@@ -105,3 +105,18 @@ def count_op_calls() -> Iterator[collections.Counter]:
         yield counts
     finally:
         del dispatcher.function
+
+
+WORDS = "the cat dog sat ran on mat fast slow red blue is a".split()
+
+
+def word_tokenizer() -> Any:
+    """A word-level tokenizer over :data:`WORDS` (ids below ``VOCAB``), built in memory."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )

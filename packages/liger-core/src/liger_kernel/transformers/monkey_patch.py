@@ -14,8 +14,11 @@ works at two levels:
 - **An instance** (``model=``): converts that model's existing RMSNorm and MLP
   modules in place by switching their ``__class__`` to the Liger module and
   setting the few plain attributes it adds (eps, offset, casting mode). The
-  parameters are the same objects, so weights, devices, dtypes, optimizer
-  state and tied weights are kept; the state-dict keys do not change.
+  parameters and sub-modules are the same objects, so weights, devices,
+  dtypes, optimizer state and tied weights are kept, the state-dict keys do
+  not change, and projections wrapped by PEFT (LoRA) or a quantization
+  library stay wrapped: the Liger MLP calls ``self.gate_proj(x)`` whatever
+  ``gate_proj`` is. Patching before or after ``peft.get_peft_model`` works.
 
 A family the table cannot describe (vision-language models, hybrids) gets a
 hand-written function registered with :func:`patch_function`.
@@ -115,25 +118,40 @@ _MODULE_INTERNALS = frozenset(vars(nn.Module()))
 
 
 def _adopt(module: nn.Module, liger_cls: type[nn.Module], *args: Any, **kwargs: Any) -> None:
-    """Turn ``module`` into a ``liger_cls`` in place, keeping its parameters.
+    """Turn ``module`` into a ``liger_cls`` in place: change what it computes,
+    keep what it holds.
 
     A throw-away ``liger_cls(*args, **kwargs)`` built on the meta device
-    supplies the plain attributes the Liger module reads; its parameter names
-    must match the module's, so no weight is dropped or invented.
+    supplies the plain attributes the Liger module reads (eps, offset, config).
+    The module keeps its own parameters and its own sub-modules, whatever they
+    are: a LoRA layer or a quantized linear in place of a projection is called
+    by the Liger forward just as the stock forward called it. What is checked
+    is that nothing is dropped or invented: the module's direct parameters are
+    the template's, it has every sub-module the Liger forward calls, and a
+    sub-module the Liger forward never calls holds no parameters.
     """
     with torch.device("meta"):
         template = liger_cls(*args, **kwargs)
-    wanted = {name for name, _ in template.named_parameters()}
-    have = {name for name, _ in module.named_parameters()}
+    wanted = set(template._parameters)
+    have = set(module._parameters)
     if wanted != have:
         raise TypeError(
-            f"cannot convert {type(module).__name__} to {liger_cls.__name__}: parameters {sorted(have)} "
+            f"cannot convert {type(module).__name__} to {liger_cls.__name__}: its own parameters {sorted(have)} "
             f"do not match {sorted(wanted)}"
         )
-    for name in [n for n, child in module.named_children() if n not in template._modules]:
-        if any(True for _ in module._modules[name].parameters()):
-            raise TypeError(f"cannot convert {type(module).__name__}: submodule {name!r} holds parameters")
-        del module._modules[name]
+    missing = [name for name in template._modules if module._modules.get(name) is None]
+    if missing:
+        raise TypeError(f"cannot convert {type(module).__name__} to {liger_cls.__name__}: it has no {missing}")
+    unused = [
+        name
+        for name, child in module.named_children()
+        if name not in template._modules and any(True for _ in child.parameters())
+    ]
+    if unused:
+        raise TypeError(
+            f"cannot convert {type(module).__name__} to {liger_cls.__name__}: sub-modules {unused} hold "
+            "parameters the Liger forward would not use"
+        )
     for name, value in vars(template).items():
         if name not in _MODULE_INTERNALS:
             module.__dict__[name] = value
@@ -158,7 +176,9 @@ def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module])
         if type(module) is stock_cls:
             config = getattr(module, "config", None) or model.config
             if liger_cls is LigerSwiGLUMLP:
-                _adopt(module, liger_cls, config, intermediate_size=module.gate_proj.out_features)
+                # a wrapped projection (LoRA, quantized) still reports its width
+                width = getattr(module.gate_proj, "out_features", None)
+                _adopt(module, liger_cls, config, intermediate_size=width)
             else:
                 _adopt(module, liger_cls, config)
             count += 1

@@ -16,30 +16,72 @@ the next-token labels, and ``logits`` is None. Otherwise the logits are
 computed as the stock forward does and the loss, if labels are given, is the
 model's own ``loss_function``.
 
+The fused loss reads ``lm_head.weight`` in place of calling ``lm_head``, so it
+is used only when ``lm_head`` is a plain ``nn.Linear`` (or PEFT's
+``modules_to_save`` copy of one). Any other head (a LoRA layer, a quantized
+linear, a module with its own forward hook) is called, and the loss is the
+Liger cross-entropy of its logits: its adapters train and nothing is
+silently skipped, at the memory of the logits (a warning says so once).
+
 The loss matches Transformers' ``ForCausalLMLoss``: labels are shifted left by
 one and padded with ``ignore_index`` (unless ``shift_labels`` is given, already
 shifted); with ``num_items_in_batch`` (gradient accumulation) the loss is the
 sum over tokens divided by it, else the mean over non-ignored tokens.
+
+Loss options, keyword arguments of both forwards (TRL's ``SFTTrainer`` passes
+the first two when ``use_liger_kernel=True``):
+
+- ``use_token_scaling``: each token's loss is scaled by the (detached)
+  predicted probability of its target (TRL's ``loss_type="dft"``);
+- ``return_token_accuracy``: ``outputs.token_accuracy``, the fraction of
+  non-ignored targets that are their logits' argmax;
+- ``return_predicted_tokens``: ``outputs.predicted_tokens``, that argmax per
+  position (-1 where ignored).
+
+They hold on every path: the fused loss, the Liger cross-entropy of a head
+that cannot be fused, and evaluation with logits. Any other keyword is passed
+to the decoder stack, as the stock forward does; one the decoder does not
+declare is reported once in a warning rather than dropped unnoticed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
-from typing import Any
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from transformers.modeling_outputs import CausalLMOutputWithPast, MoeCausalLMOutputWithPast
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import can_return_tuple
 
+from liger_kernel.losses import loss_divisors
 from liger_kernel.ops import LigerCrossEntropyFunction, LigerFusedLinearCrossEntropyFunction
+from liger_kernel.transformers.model.output_classes import LigerCausalLMOutputWithPast, LigerMoeCausalLMOutputWithPast
+
+logger = logging.getLogger(__name__)
 
 #: Transformers 5.x renamed the output's ``past_key_values`` to ``cache``.
 CACHE_FIELD = "cache" if "cache" in {f.name for f in dataclasses.fields(CausalLMOutputWithPast)} else "past_key_values"
 
+#: the loss options (module docstring), keywords of both forwards
+LOSS_OPTIONS = ("use_token_scaling", "return_token_accuracy", "return_predicted_tokens")
+
 #: keyword arguments meant for the loss, not for the decoder stack
-_LOSS_KWARGS = ("num_items_in_batch", "shift_labels", "ignore_index")
+_LOSS_KWARGS = ("num_items_in_batch", "shift_labels", "ignore_index", *LOSS_OPTIONS)
+
+
+class CausalLMLoss(NamedTuple):
+    """The next-token loss and the extras asked for (None otherwise)."""
+
+    loss: torch.Tensor
+    token_accuracy: torch.Tensor | None = None
+    predicted_tokens: torch.Tensor | None = None
 
 
 def _slice_logits_to_keep(hidden_states: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:
@@ -64,28 +106,32 @@ def _next_token_targets(
 
 
 def _token_loss(
-    compute: Any,
+    compute: Callable[[str], CausalLMLoss],
     num_items_in_batch: torch.Tensor | int | None,
-) -> torch.Tensor:
+) -> CausalLMLoss:
     """Run ``compute(reduction)`` and normalise as ``fixed_cross_entropy`` does."""
     if num_items_in_batch is None:
         return compute("mean")
-    loss = compute("sum")
+    result = compute("sum")
     if torch.is_tensor(num_items_in_batch):
-        num_items_in_batch = num_items_in_batch.to(loss.device)
-    return loss / num_items_in_batch
+        num_items_in_batch = num_items_in_batch.to(result.loss.device)
+    return result._replace(loss=result.loss / num_items_in_batch)
 
 
 def fused_causal_lm_loss(
     hidden_states: torch.Tensor,
-    lm_head: torch.nn.Module,
+    lm_head: nn.Linear,
     labels: torch.Tensor | None = None,
     shift_labels: torch.Tensor | None = None,
     num_items_in_batch: torch.Tensor | int | None = None,
     ignore_index: int = -100,
     softcap: float | None = None,
-) -> torch.Tensor:
-    """Next-token loss of ``lm_head(hidden_states)`` without forming the logits."""
+    use_token_scaling: bool = False,
+    return_token_accuracy: bool = False,
+    return_predicted_tokens: bool = False,
+) -> CausalLMLoss:
+    """Next-token loss of ``lm_head(hidden_states)`` without forming the logits;
+    ``lm_head`` must be a plain ``nn.Linear`` (see :func:`fusable_lm_head`)."""
     targets = _next_token_targets(labels, shift_labels, ignore_index).to(hidden_states.device)
     flat = hidden_states.reshape(-1, hidden_states.shape[-1])
     if flat.shape[0] != targets.shape[0]:
@@ -93,15 +139,69 @@ def fused_causal_lm_loss(
             f"{flat.shape[0]} positions are kept for the loss but the labels give {targets.shape[0]} targets; "
             "with logits_to_keep, pass labels (or shift_labels) for the kept positions only"
         )
-    bias = getattr(lm_head, "bias", None)
 
-    def compute(reduction: str) -> torch.Tensor:
-        loss, _, _, _ = LigerFusedLinearCrossEntropyFunction.apply(
-            flat, lm_head.weight, targets, bias, None, ignore_index, 0.0, 0.0, reduction, softcap
+    def compute(reduction: str) -> CausalLMLoss:
+        loss, _, accuracy, predicted = LigerFusedLinearCrossEntropyFunction.apply(
+            flat,
+            lm_head.weight,
+            targets,
+            bias=lm_head.bias,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            softcap=softcap,
+            use_token_scaling=use_token_scaling,
+            return_token_accuracy=return_token_accuracy,
+            return_predicted_tokens=return_predicted_tokens,
         )
-        return loss
+        return CausalLMLoss(loss, accuracy, predicted)
 
     return _token_loss(compute, num_items_in_batch)
+
+
+def logits_causal_lm_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    shift_labels: torch.Tensor | None = None,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    ignore_index: int = -100,
+    use_token_scaling: bool = False,
+    return_token_accuracy: bool = False,
+    return_predicted_tokens: bool = False,
+) -> CausalLMLoss:
+    """The same loss and extras as :func:`fused_causal_lm_loss`, from logits
+    already formed (softcapped and scaled as the model's head does), by the
+    Liger cross-entropy op."""
+    targets = _next_token_targets(labels, shift_labels, ignore_index).to(logits.device)
+    flat = logits.reshape(-1, logits.shape[-1])
+
+    def compute(reduction: str) -> CausalLMLoss:
+        loss, _, accuracy, predicted = LigerCrossEntropyFunction.apply(
+            flat,
+            targets,
+            ignore_index=ignore_index,
+            reduction="none" if use_token_scaling else reduction,
+            return_token_accuracy=return_token_accuracy,
+            return_predicted_tokens=return_predicted_tokens,
+        )
+        if use_token_scaling:
+            # The cross-entropy op has no token scaling; with no smoothing and
+            # no z-loss a row's loss is -log p(target), so exp(-loss) is the
+            # probability the scaling multiplies by (0 rows stay 0).
+            loss = (loss * torch.exp(-loss).detach()).sum()
+            if reduction == "mean":
+                loss = loss / loss_divisors(targets, None, ignore_index, "mean", loss.dtype)[0]
+        return CausalLMLoss(loss, accuracy, predicted)
+
+    return _token_loss(compute, num_items_in_batch)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
 
 
 def liger_causal_lm_loss(
@@ -111,19 +211,56 @@ def liger_causal_lm_loss(
     num_items_in_batch: torch.Tensor | int | None = None,
     ignore_index: int = -100,
     shift_labels: torch.Tensor | None = None,
+    use_token_scaling: bool = False,
     **kwargs: Any,
 ) -> torch.Tensor:
     """Drop-in for Transformers' ``ForCausalLMLoss`` computed by the Liger
     cross-entropy op (installed as the model's ``loss_function`` when a patch
-    function is called with ``cross_entropy=True``)."""
-    targets = _next_token_targets(labels, shift_labels, ignore_index).to(logits.device)
-    flat = logits.reshape(-1, vocab_size)
+    function is called with ``cross_entropy=True``). The stock forward passes
+    it every keyword it was given; ``use_token_scaling`` is honoured, the
+    other extras have no place in the stock output and are warned about."""
+    extras = [name for name in ("return_token_accuracy", "return_predicted_tokens") if kwargs.get(name)]
+    if extras:
+        _warn_once(
+            "plain-ce-extras",
+            "%s asked of the plain cross-entropy loss: the stock forward has no output for it; patch with "
+            "fused_linear_cross_entropy=True for outputs.token_accuracy / outputs.predicted_tokens",
+            ", ".join(extras),
+        )
+    result = logits_causal_lm_loss(
+        logits.reshape(-1, vocab_size),
+        labels=labels,
+        shift_labels=shift_labels,
+        num_items_in_batch=num_items_in_batch,
+        ignore_index=ignore_index,
+        use_token_scaling=use_token_scaling,
+    )
+    return result.loss
 
-    def compute(reduction: str) -> torch.Tensor:
-        loss, _, _, _ = LigerCrossEntropyFunction.apply(flat, targets, None, ignore_index, 0.0, 0.0, reduction)
-        return loss
 
-    return _token_loss(compute, num_items_in_batch)
+def _active_module_to_save(lm_head: nn.Module) -> nn.Module | None:
+    """The module PEFT's ``ModulesToSaveWrapper`` calls (lm_head listed in
+    ``modules_to_save``), None when it cannot tell."""
+    if lm_head.disable_adapters or not lm_head.active_adapters:
+        return lm_head.original_module
+    active = lm_head.active_adapters[0]
+    return lm_head.modules_to_save[active] if active in lm_head.modules_to_save else None
+
+
+def fusable_lm_head(lm_head: nn.Module) -> nn.Linear | None:
+    """The ``nn.Linear`` whose weight and bias the fused loss may read in place
+    of calling ``lm_head``, or None when ``lm_head`` computes anything else."""
+    peft_utils = sys.modules.get("peft.utils")  # a PEFT wrapper means peft is imported
+    wrapper = getattr(peft_utils, "ModulesToSaveWrapper", None)
+    if wrapper is not None and isinstance(lm_head, wrapper):
+        lm_head = _active_module_to_save(lm_head)
+    plain = (
+        isinstance(lm_head, nn.Linear)
+        and type(lm_head).forward is nn.Linear.forward
+        and "forward" not in vars(lm_head)  # accelerate's hooks replace the instance's forward
+        and not (lm_head._forward_hooks or lm_head._forward_pre_hooks)
+    )
+    return lm_head if plain else None
 
 
 def _loss_and_logits(
@@ -133,8 +270,8 @@ def _loss_and_logits(
     logits_to_keep: int | torch.Tensor,
     skip_logits: bool | None,
     loss_kwargs: dict[str, Any],
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(loss or None, logits or None) for the shared part of both forwards."""
+) -> tuple[CausalLMLoss | None, torch.Tensor | None]:
+    """(loss and extras or None, logits or None) for the shared part of both forwards."""
     config = model.config
     hidden_states = _slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
     softcap = getattr(config, "final_logit_softcapping", None)
@@ -144,34 +281,83 @@ def _loss_and_logits(
         skip_logits = model.training and has_targets
     if skip_logits and not has_targets:
         raise ValueError("skip_logits=True needs labels or shift_labels to compute a loss from")
+    targets = {
+        "labels": labels,
+        "shift_labels": loss_kwargs.get("shift_labels"),
+        "num_items_in_batch": loss_kwargs.get("num_items_in_batch"),
+        "ignore_index": loss_kwargs.get("ignore_index", -100),
+    }
+    options = {name: bool(loss_kwargs.get(name, False)) for name in LOSS_OPTIONS}
 
-    if skip_logits:
+    head = fusable_lm_head(model.lm_head) if skip_logits else None
+    if head is not None:
         if logits_scaling:
             hidden_states = hidden_states / logits_scaling
-        loss = fused_causal_lm_loss(
-            hidden_states,
-            model.lm_head,
-            labels=labels,
-            shift_labels=loss_kwargs.get("shift_labels"),
-            num_items_in_batch=loss_kwargs.get("num_items_in_batch"),
-            ignore_index=loss_kwargs.get("ignore_index", -100),
-            softcap=softcap,
+        return fused_causal_lm_loss(hidden_states, head, softcap=softcap, **targets, **options), None
+    if skip_logits:
+        _warn_once(
+            f"head-{type(model.lm_head).__qualname__}",
+            "lm_head is a %s, not a plain nn.Linear: the loss is computed from its logits (Liger cross-entropy) "
+            "so that its own forward (adapters, quantization) runs and trains; the fused linear cross-entropy, "
+            "which never forms the logits, needs a plain linear head",
+            type(model.lm_head).__name__,
         )
-        return loss, None
 
     logits = model.lm_head(hidden_states)
     if logits_scaling:
         logits = logits / logits_scaling
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
-    loss = None
+    result = None
     if has_targets:
-        loss = model.loss_function(logits=logits, labels=labels, vocab_size=config.vocab_size, **loss_kwargs)
-    return loss, logits
+        if skip_logits or any(options.values()):
+            result = logits_causal_lm_loss(logits, **targets, **options)
+        else:
+            stock_kwargs = {name: loss_kwargs[name] for name in loss_kwargs if name not in LOSS_OPTIONS}
+            result = CausalLMLoss(
+                model.loss_function(logits=logits, labels=labels, vocab_size=config.vocab_size, **stock_kwargs)
+            )
+    return result, None if skip_logits else logits
 
 
-def _split_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {name: kwargs.pop(name) for name in _LOSS_KWARGS if name in kwargs}
+@functools.cache
+def _decoder_keywords(decoder_cls: type) -> frozenset[str]:
+    """Keywords the decoder stack declares: its own parameters and
+    Transformers' ``TransformersKwargs``."""
+    parameters = inspect.signature(decoder_cls.forward).parameters.values()
+    names = {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    try:
+        from transformers.utils.generic import TransformersKwargs
+    except ImportError:  # older Transformers: nothing more is declared
+        return frozenset(names)
+    return frozenset(names | TransformersKwargs.__optional_keys__ | TransformersKwargs.__required_keys__)
+
+
+def _warn_undeclared(decoder: nn.Module, kwargs: dict[str, Any]) -> None:
+    if torch.compiler.is_compiling():  # the eager calls have warned already; nothing to trace here
+        return
+    undeclared = sorted(set(kwargs) - _decoder_keywords(type(decoder)))
+    if undeclared:
+        _warn_once(
+            f"kwargs-{type(decoder).__qualname__}-{undeclared}",
+            "%s are neither loss options of the Liger causal-LM forward (%s) nor declared by %s.forward; they are "
+            "passed to it as the stock forward does, and may be ignored",
+            ", ".join(undeclared),
+            ", ".join(_LOSS_KWARGS),
+            type(decoder).__name__,
+        )
+
+
+def _split_kwargs(decoder: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the loss keywords out of ``kwargs``; warn of any the decoder does not declare."""
+    loss_kwargs = {name: kwargs.pop(name) for name in _LOSS_KWARGS if name in kwargs}
+    _warn_undeclared(decoder, kwargs)
+    return loss_kwargs
+
+
+def _extras(result: CausalLMLoss | None) -> dict[str, Any]:
+    """The output fields of the loss (its names are the outputs' field names)."""
+    return {"loss": None} if result is None else result._asdict()
 
 
 def _cache_kwargs(cache: Any) -> dict[str, Any]:
@@ -191,9 +377,10 @@ def causal_lm_forward(
     logits_to_keep: int | torch.Tensor = 0,
     skip_logits: bool | None = None,
     **kwargs: Any,
-) -> CausalLMOutputWithPast:
-    """``<Family>ForCausalLM.forward`` with the fused LM-head loss (module docstring)."""
-    loss_kwargs = _split_kwargs(kwargs)
+) -> LigerCausalLMOutputWithPast:
+    """``<Family>ForCausalLM.forward`` with the fused LM-head loss and the loss
+    options (module docstring)."""
+    loss_kwargs = _split_kwargs(self.model, kwargs)
     outputs = self.model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -203,9 +390,9 @@ def causal_lm_forward(
         **_cache_kwargs(cache),
         **kwargs,
     )
-    loss, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
-    return CausalLMOutputWithPast(
-        loss=loss,
+    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    return LigerCausalLMOutputWithPast(
+        **_extras(result),
         logits=logits,
         hidden_states=outputs.hidden_states,
         attentions=outputs.attentions,
@@ -237,13 +424,13 @@ def moe_causal_lm_forward(
     logits_to_keep: int | torch.Tensor = 0,
     skip_logits: bool | None = None,
     **kwargs: Any,
-) -> MoeCausalLMOutputWithPast:
+) -> LigerMoeCausalLMOutputWithPast:
     """Mixture-of-experts ``ForCausalLM.forward`` with the fused LM-head loss;
     adds ``router_aux_loss_coef * aux_loss`` (the family's own
     ``load_balancing_loss_func``) as the stock forward does."""
     if output_router_logits is None:
         output_router_logits = self.config.output_router_logits
-    loss_kwargs = _split_kwargs(kwargs)
+    loss_kwargs = _split_kwargs(self.model, kwargs)
     outputs = self.model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -254,16 +441,16 @@ def moe_causal_lm_forward(
         **_cache_kwargs(cache),
         **kwargs,
     )
-    loss, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
     aux_loss = None
     if output_router_logits:
         aux_loss = _load_balancing_loss_func(type(self))(
             outputs.router_logits, self.num_experts, self.num_experts_per_tok, attention_mask
         )
-        if loss is not None:
-            loss = loss + self.router_aux_loss_coef * aux_loss.to(loss.device)
-    return MoeCausalLMOutputWithPast(
-        loss=loss,
+        if result is not None:
+            result = result._replace(loss=result.loss + self.router_aux_loss_coef * aux_loss.to(result.loss.device))
+    return LigerMoeCausalLMOutputWithPast(
+        **_extras(result),
         aux_loss=aux_loss,
         logits=logits,
         hidden_states=outputs.hidden_states,
