@@ -327,14 +327,15 @@ def _strict_launches(p: Patches, ub_bytes: int) -> None:
         original_post_init(self)
         watch.track(self)
 
-    def masked_load(ptrs: Any, mask: Any, other: Any, cache_policy: Any, is_volatile: Any) -> Any:
+    # the cache and eviction arguments after the pointers differ between Triton releases: passed on as given
+    def masked_load(ptrs: Any, *rest: Any) -> Any:
         watch.check_pitch(ptrs, "load")
         watch.count_discrete(ptrs)
-        return original_load(ptrs, mask, other, cache_policy, is_volatile)
+        return original_load(ptrs, *rest)
 
-    def masked_store(ptrs: Any, value: Any, mask: Any, cache_policy: Any) -> Any:
+    def masked_store(ptrs: Any, *rest: Any) -> Any:
         watch.check_pitch(ptrs, "store")
-        return original_store(ptrs, value, mask, cache_policy)
+        return original_store(ptrs, *rest)
 
     def counted(compare: Any) -> Any:
         def run(lhs: Any, rhs: Any) -> Any:
