@@ -185,6 +185,13 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
     yield "jsd", f"llm V{vocab}", (randn(8, vocab), target_probs, None, 0.5, -100)
     yield "group_norm", "llm C512 G32 64x64", (randn(2, 512, 64, 64), randn(512), randn(512), 512, 32, 1e-6)
     yield "group_norm", "llm C320 G32 32x32", (randn(2, 320, 32, 32), randn(320), randn(320), 320, 32, 1e-6)
+    # 6 channels per group: the channel blocks have a masked tail, in one tile (8x8) or walked (64x64)
+    for side in (8, 64):
+        yield (
+            "group_norm",
+            f"llm C192 G32 {side}x{side}",
+            (randn(2, 192, side, side), randn(192), randn(192), 192, 32, 1e-6),
+        )
     target = torch.zeros(8, dtype=torch.int64)
     weights = torch.ones(vocab, dtype=torch.float32)
     # each option alone, none, and all at once (z-loss, accuracy and predicted tokens go together)

@@ -331,3 +331,26 @@ def test_group_norm_holds_a_small_group_in_one_tile_whatever_its_channel_count(s
     assert len(tiles) == 2  # one forward and one backward launch
     for tile in tiles:
         assert tile["SINGLE_TILE"] and tile["BLOCK_C"] >= channels_per_group and tile["BLOCK_S"] >= positions, tile
+
+
+def test_group_norm_walks_a_wide_group_in_channel_blocks_with_a_masked_tail():
+    from liger_kernel_ascend.ops.group_norm import _group_norm_backward, _group_norm_forward, tiles
+
+    def walked_with_tail(kernel, channels_per_group, positions):
+        plan = tiles(kernel, torch.float32, torch.device("cpu"), channels_per_group, positions, 4, 4)
+        return not plan.single and plan.block_c > 1 and channels_per_group % plan.block_c
+
+    with npu_mock.active():
+        # the narrowest group the calibrated planner walks in channel blocks that do not divide it
+        shape = next(
+            (1, 2 * cpg, positions)
+            for positions in (64, 128, 256, 512, 1024, 2048)
+            for cpg in (3, 5, 6, 10, 12)
+            if walked_with_tail(_group_norm_forward, cpg, positions)
+            and walked_with_tail(_group_norm_backward, cpg, positions)
+        )
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.randn(shape[1], requires_grad=True)
+    b = torch.randn(shape[1], requires_grad=True)
+    for tile in _group_norm_launch_tiles(x, w, b, 2, torch.randn(shape)):
+        assert not tile["SINGLE_TILE"] and (shape[1] // 2) % tile["BLOCK_C"], tile
