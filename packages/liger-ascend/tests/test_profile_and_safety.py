@@ -247,11 +247,3 @@ def test_the_profile_gives_each_portable_kernel_the_widest_tiles_its_calibrated_
     # the widest: a block twice as wide overflows some kernel's tile
     assert not portable.fits(dataclasses.replace(profile, max_block=2 * profile.max_block), portable.MAX_BLOCK_TILES)
 
-
-def test_a_smaller_unified_buffer_narrows_the_portable_kernels_blocks(monkeypatch):
-    with npu_mock.active():
-        full = npu_profile(torch.device("cpu"))
-    monkeypatch.setenv("LIGER_ASCEND_UB_BYTES", str(UB_BYTES_A2 // 4))
-    with npu_mock.active():
-        quarter = npu_profile(torch.device("cpu"))
-    assert quarter.max_block < full.max_block
