@@ -246,4 +246,3 @@ def test_the_profile_gives_each_portable_kernel_the_widest_tiles_its_calibrated_
             assert needed <= profile.onchip_bytes, (kernel, outer, inner, needed)
     # the widest: a block twice as wide overflows some kernel's tile
     assert not portable.fits(dataclasses.replace(profile, max_block=2 * profile.max_block), portable.MAX_BLOCK_TILES)
-
