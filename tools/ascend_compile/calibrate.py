@@ -1,4 +1,4 @@
-"""Fit the unified-buffer cost of every kernel the NPU planner sizes, from bishengir's memory plan.
+"""Fit the unified-buffer cost of every kernel the NPU backend launches, from bishengir's memory plan.
 
 Runs in the toolchain environment (see ``run.py``), on the configurations
 ``capture.py`` recorded. The configurations of one kernel that differ only in
@@ -40,7 +40,7 @@ from liger_kernel_ascend.tiling import UBCost
 
 TABLE = Path(__file__).resolve().parents[2] / "packages/liger-ascend/src/liger_kernel_ascend/ub_calibration.json"
 
-#: kernels the planner sizes -> (outer tile axis or None, inner tile axis, single-block flag or None);
+#: kernels the NPU backend launches -> (outer tile axis or None, inner tile axis, single-block flag or None);
 #: the single-block flag is the constexpr that is true when the whole row is one tile
 KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel_ascend.ops.rms_norm._rms_norm_forward": ("ROWS", "BLOCK", "SINGLE_BLOCK"),
