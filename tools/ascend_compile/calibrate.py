@@ -1,4 +1,4 @@
-"""Fit the unified-buffer cost of every kernel the NPU planner sizes, from bishengir's memory plan.
+"""Fit the unified-buffer cost of every kernel the NPU backend launches, from bishengir's memory plan.
 
 Runs in the toolchain environment (see ``run.py``), on the configurations
 ``capture.py`` recorded. The configurations of one kernel that differ only in
@@ -40,7 +40,7 @@ from liger_kernel_ascend.tiling import UBCost
 
 TABLE = Path(__file__).resolve().parents[2] / "packages/liger-ascend/src/liger_kernel_ascend/ub_calibration.json"
 
-#: kernels the planner sizes -> (outer tile axis or None, inner tile axis, single-block flag or None);
+#: kernels the NPU backend launches -> (outer tile axis or None, inner tile axis, single-block flag or None);
 #: the single-block flag is the constexpr that is true when the whole row is one tile
 KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel_ascend.ops.rms_norm._rms_norm_forward": ("ROWS", "BLOCK", "SINGLE_BLOCK"),
@@ -52,6 +52,23 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel_ascend.ops.qwen2vl_mrope._mrope_kernel": ("HEADS", "HALF", None),
     "liger_kernel_ascend.ops.gates._gate_forward": (None, "BLOCK", None),
     "liger_kernel_ascend.ops.gates._gate_backward": (None, "BLOCK", None),
+    "liger_kernel_ascend.ops.group_norm._group_norm_forward": ("BLOCK_C", "BLOCK_S", "SINGLE_TILE"),
+    "liger_kernel_ascend.ops.group_norm._group_norm_backward": ("BLOCK_C", "BLOCK_S", "SINGLE_TILE"),
+    # the portable kernels the NPU backend runs (sized by the NPU profile, see liger_kernel_ascend.portable)
+    "liger_kernel.triton.dyt._dyt_forward_kernel": ("BLOCK_ROWS", "BLOCK_COLS", None),
+    "liger_kernel.triton.dyt._dyt_backward_kernel": ("BLOCK_ROWS", "BLOCK_COLS", None),
+    "liger_kernel.triton.poly_norm._poly_norm_forward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.poly_norm._poly_norm_backward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.softmax._softmax_forward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.softmax._softmax_backward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.sparsemax._sparsemax_forward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.sparsemax._sparsemax_backward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.jsd._jsd_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.kl_div._kl_div_forward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.kl_div._kl_div_backward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.tvd._tvd_forward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.tvd._tvd_backward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.cross_entropy._scale_rows_kernel": (None, "BLOCK", None),
 }
 
 #: tile sizes (outer, inner) each variant is compiled at, over the range the planner picks from:
@@ -67,6 +84,8 @@ HEAD_POINTS = [
     *[(2, 4), (4, 4), (8, 4), (16, 16), (8, 32), (4, 64), (16, 64), (32, 64), (8, 128), (64, 32)],
 ]
 FLAT_POINTS = [*SINGLE_ROWS, (1, 16384)]
+#: channels x positions of a group (group_norm): also the narrow position runs of small spatial sizes
+GROUP_POINTS = [*ROW_POINTS, (1, 1), (1, 8), (4, 1), (8, 8), (64, 1), (8, 64)]
 #: a fit must follow every measurement it keeps this closely (the compile lane allows 5%)
 FIT_TOLERANCE = 0.03
 #: a single-row block whose marginal bytes per column fall below this share of the
@@ -90,7 +109,9 @@ def variant_key(config: dict[str, Any]) -> tuple[str, str, str]:
 
 def points_of(kernel: str) -> list[tuple[int, int]]:
     outer, _, _ = KERNEL_TILES[kernel]
-    return FLAT_POINTS if outer is None else HEAD_POINTS if outer == "HEADS" else ROW_POINTS
+    if outer is None:
+        return FLAT_POINTS
+    return {"HEADS": HEAD_POINTS, "BLOCK_C": GROUP_POINTS}.get(outer, ROW_POINTS)
 
 
 def at_tile(config: dict[str, Any], outer: int, inner: int) -> dict[str, Any]:

@@ -227,8 +227,7 @@ def calibration_problems(configs: list[dict[str, Any]]) -> list[str]:
         kernel = f"{config['module']}.{config['kernel']}"
         axes = ub_calibration.tiles(kernel)
         if axes is None:
-            if config.get("planner_bytes"):
-                problems.append(f"{kernel} is sized by the planner but not calibrated")
+            problems.append(f"{kernel} is launched but not calibrated")
             continue
         dtype = next(t[1:] for t in config["signature"].values() if t.startswith("*"))
         variant = {k: v for k, v in config["constants"].items() if k not in (axes.outer, axes.inner)}
@@ -248,7 +247,7 @@ def main(path: str, workers: int) -> int:
     Path(path).with_suffix(".results.json").write_text(
         json.dumps([{**config, **result} for config, result in zip(configs, results)], indent=1)
     )
-    failures = over_budget = off = under = 0
+    failures = over_budget = off = under = unestimated = 0
     print(f"{'kernel configuration':<110} {'compiler UB':>11} {'planner':>9} {'diff':>7}")
     for config, result in zip(configs, results):
         planner = config.get("planner_bytes")
@@ -269,6 +268,9 @@ def main(path: str, workers: int) -> int:
             if abs(ratio) > TOLERANCE:
                 off += 1
                 flags.append(f"PLANNER OFF BY MORE THAN {TOLERANCE:.0%}")
+        else:
+            unestimated += 1
+            flags.append("NO PLANNER ESTIMATE")
         if result.get("crashes"):
             flags.append(f"compiler crashed {result['crashes']}x, then compiled")
         note = f"  ({'; '.join(flags)})" if flags else ""
@@ -276,15 +278,16 @@ def main(path: str, workers: int) -> int:
     planned = sum(1 for c in configs if c.get("planner_bytes"))
     print(
         f"\n{len(configs)} configurations: {len(configs) - failures} compiled to memory planning, {failures} failed; "
-        f"{over_budget} above the planner's budget of {budget} bytes; of the {planned} the planner sized, "
-        f"{off} differ from the compiler by more than {TOLERANCE:.0%} ({under} need more than estimated)"
+        f"{over_budget} above the planner's budget of {budget} bytes; {planned} with a planner estimate, "
+        f"{len(configs) - planned} without; {off} estimates differ from the compiler by more than {TOLERANCE:.0%} "
+        f"({under} need more than estimated)"
     )
     problems = calibration_problems(configs)
     for problem in problems:
         print(f"stale UB calibration: {problem}")
     if problems:
         print("regenerate it: python tools/ascend_compile/run.py --calibrate")
-    return 1 if failures or over_budget or off or problems else 0
+    return 1 if failures or over_budget or off or unestimated or problems else 0
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@
    so ``triton`` there is triton-ascend's;
 3. compile each configuration there (``compile.py``) and print the UB table:
    compiler's bytes beside the planner's estimate. The lane fails on a
-   compile error, a kernel above the planner's budget, an estimate more than
-   5% off the compiler, or a UB calibration that no longer matches the kernels.
+   compile error, a kernel above the planner's budget, a configuration with
+   no estimate (a kernel the calibration lacks), an estimate more than 5% off
+   the compiler, or a UB calibration that no longer matches the kernels.
 
     python tools/ascend_compile/run.py
 

@@ -199,11 +199,11 @@ def test_mrope_reads_its_sections_contiguously_and_stays_on_the_npu(
 
 
 def _group_norm_compares(whole_blocks: int) -> tuple[int, int]:
-    from liger_kernel.dispatch import device_profile
-    from liger_kernel_ascend.ops.group_norm import GroupNormFunction, tiles
+    from liger_kernel_ascend.ops.group_norm import GroupNormFunction, _group_norm_backward, tiles
 
     channels, groups = 4, 2
-    block_s = tiles(device_profile(torch.device("cpu")), channels // groups, 1 << 20, 4).block_s
+    # the backward's blocks are the narrower (its tiles cost more): whole blocks in both passes
+    block_s = tiles(_group_norm_backward, torch.float32, torch.device("cpu"), channels // groups, 1 << 20, 4).block_s
     positions = whole_blocks * block_s + 5
     x = torch.randn(ROWS // 2 + 1, channels, positions, requires_grad=True)
     w = torch.randn(channels, requires_grad=True)
@@ -282,3 +282,75 @@ def test_group_norm_stays_on_the_npu_at_an_odd_spatial_size(shape, caplog):
     torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
     for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def _group_norm_launch_tiles(x, w, b, groups, dy) -> list[dict]:
+    """Forward and backward of group_norm under the strict mock: the tile constexprs of each launch."""
+    from triton.runtime import interpreter
+
+    from liger_kernel_ascend.ops.group_norm import GroupNormFunction
+
+    recorded = []
+    with npu_mock.active():
+        checked_launch = interpreter.GridExecutor.__call__
+
+        def record(executor, *args, **kwargs):
+            recorded.append({k: kwargs[k] for k in ("BLOCK_C", "BLOCK_S", "SINGLE_TILE")})
+            return checked_launch(executor, *args, **kwargs)
+
+        interpreter.GridExecutor.__call__ = record
+        try:
+            y = GroupNormFunction.apply(x, w, b, x.shape[1], groups, 1e-6)
+            y.backward(dy)
+        finally:
+            interpreter.GridExecutor.__call__ = checked_launch
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    reference = torch.nn.functional.group_norm(leaves[0], groups, leaves[1], leaves[2], 1e-6)
+    reference.backward(dy)
+    torch.testing.assert_close(y, reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip((x.grad, w.grad, b.grad), (t.grad for t in leaves)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    return recorded
+
+
+@pytest.mark.parametrize(
+    ("shape", "groups"),
+    # 6 channels per group of 16 positions (64-byte position rows); 3 channels of one position each
+    [((2, 12, 4, 4), 2), ((4, 6), 2)],
+    ids=["6-channels", "3-channels-1-position"],
+)
+def test_group_norm_holds_a_small_group_in_one_tile_whatever_its_channel_count(shape, groups):
+    # A group whose channel count has only small power-of-two divisors (6: 2, 3: 1) is not cut into
+    # tiles of that many channels: the channel block is the next power of two, its tail masked.
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.randn(shape[1], requires_grad=True)
+    b = torch.randn(shape[1], requires_grad=True)
+    tiles = _group_norm_launch_tiles(x, w, b, groups, torch.randn(shape))
+    channels_per_group = shape[1] // groups
+    positions = x[0, 0].numel()
+    assert len(tiles) == 2  # one forward and one backward launch
+    for tile in tiles:
+        assert tile["SINGLE_TILE"] and tile["BLOCK_C"] >= channels_per_group and tile["BLOCK_S"] >= positions, tile
+
+
+def test_group_norm_walks_a_wide_group_in_channel_blocks_with_a_masked_tail():
+    from liger_kernel_ascend.ops.group_norm import _group_norm_backward, _group_norm_forward, tiles
+
+    def walked_with_tail(kernel, channels_per_group, positions):
+        plan = tiles(kernel, torch.float32, torch.device("cpu"), channels_per_group, positions, 4, 4)
+        return not plan.single and plan.block_c > 1 and channels_per_group % plan.block_c
+
+    with npu_mock.active():
+        # the narrowest group the calibrated planner walks in channel blocks that do not divide it
+        shape = next(
+            (1, 2 * cpg, positions)
+            for positions in (64, 128, 256, 512, 1024, 2048)
+            for cpg in (3, 5, 6, 10, 12)
+            if walked_with_tail(_group_norm_forward, cpg, positions)
+            and walked_with_tail(_group_norm_backward, cpg, positions)
+        )
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.randn(shape[1], requires_grad=True)
+    b = torch.randn(shape[1], requires_grad=True)
+    for tile in _group_norm_launch_tiles(x, w, b, 2, torch.randn(shape)):
+        assert not tile["SINGLE_TILE"] and (shape[1] // 2) % tile["BLOCK_C"], tile

@@ -229,3 +229,20 @@ def test_a_stack_mismatch_is_logged_when_the_kernels_load(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="liger_kernel"):
         safety.check_environment()
     assert "triton-ascend 3.2.1 is not a declared release" in caplog.text
+
+
+def test_the_profile_gives_each_portable_kernel_the_widest_tiles_its_calibrated_cost_fits():
+    import dataclasses
+
+    from liger_kernel_ascend import portable, ub_calibration
+
+    with npu_mock.active():
+        profile = npu_profile(torch.device("cpu"))
+    sized = {**portable.MAX_BLOCK_TILES, **portable.REGISTER_TILES}
+    for kernel, tiles in sized.items():
+        assert ub_calibration.tiles(kernel) is not None, f"{kernel} is not calibrated"
+        for outer, inner in tiles(profile):
+            needed = ub_calibration.worst_cost(kernel).bytes(outer, inner)
+            assert needed <= profile.onchip_bytes, (kernel, outer, inner, needed)
+    # the widest: a block twice as wide overflows some kernel's tile
+    assert not portable.fits(dataclasses.replace(profile, max_block=2 * profile.max_block), portable.MAX_BLOCK_TILES)

@@ -12,10 +12,11 @@ module saying which NPU constraint it answers). Every other op runs its
 portable Triton kernel unchanged, which already meets the NPU's limits when
 sized by the NPU profile, as the strict NPU mock checks on every launch:
 persistent grids of at most one program per vector core (the runtime refuses
-more than 65535 programs), tiles no wider than the profile's block, which it
-derives from the 192 KiB unified buffer less a margin for the compiler's
-double-buffered DMA tiles (rows wider than a block are walked in blocks), and
-weight gradients summed in per-program partial buffers, never with atomics.
+more than 65535 programs), tiles no wider than the profile's block, the widest
+for which every portable kernel's tile fits the 192 KiB unified buffer less a
+margin by the bytes the compiler allocates for it (:mod:`.portable`, rows
+wider than a block are walked in blocks), and weight gradients summed in
+per-program partial buffers, never with atomics.
 The fused linear JSD runs its GEMMs through torch.mm (torch_npu's cube-unit
 kernels) and its loss as the portable JSD kernel.
 """

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from liger_kernel.backend import DeviceProfile
-from liger_kernel_ascend.tiling import MAX_GRID, UB_BYTES_A2, UB_SAFETY_MARGIN, onchip_budget, prev_power_of_2
+from liger_kernel_ascend.tiling import MAX_GRID, UB_BYTES_A2, UB_SAFETY_MARGIN, onchip_budget
 
 logger = logging.getLogger("liger_kernel")
 
@@ -131,20 +131,23 @@ def npu_profile(device: Any) -> DeviceProfile:
     except Exception:
         name = "Ascend NPU"
     budget = onchip_budget(ub_bytes(), ub_margin())
-    return DeviceProfile(
-        name=name,
-        compute_units=vector,
-        # The vector unit has no warps; these fields only keep generic code sane.
-        warp_size=1,
-        max_num_warps=1,
-        max_grid=MAX_GRID,
-        onchip_bytes=budget,
-        # Portable kernels keep about six fp32 tiles of max_block live at once.
-        max_block=prev_power_of_2(budget // (6 * 4)),
-        # One program per vector core: extra programs only queue on the runtime.
-        programs_per_unit=1,
-        uses_num_warps=False,
-        # The GEMMs run on the cube cores (one per AI core), not the vector cores.
-        lm_head_row_multiple=CUBE_FRACTAL_ROWS,
-        lm_head_min_rows=counts.ai * ROWS_PER_CUBE_CORE,
+    # the portable kernels' blocks (max_block, register_bytes) come from their calibrated UB costs
+    from liger_kernel_ascend.portable import sized
+
+    return sized(
+        DeviceProfile(
+            name=name,
+            compute_units=vector,
+            # The vector unit has no warps; these fields only keep generic code sane.
+            warp_size=1,
+            max_num_warps=1,
+            max_grid=MAX_GRID,
+            onchip_bytes=budget,
+            # One program per vector core: extra programs only queue on the runtime.
+            programs_per_unit=1,
+            uses_num_warps=False,
+            # The GEMMs run on the cube cores (one per AI core), not the vector cores.
+            lm_head_row_multiple=CUBE_FRACTAL_ROWS,
+            lm_head_min_rows=counts.ai * ROWS_PER_CUBE_CORE,
+        )
     )

@@ -68,8 +68,14 @@ def table() -> dict[str, Any]:
     return json.loads(text)["kernels"]
 
 
+def _json_constant(value: Any) -> Any:
+    # a launch passes a Triton dtype constexpr (the accumulator's) as the object; the table spells it
+    # as the capture records it
+    return {"dtype": str(value)} if type(value).__name__ == "dtype" else value
+
+
 def _key(constants: Mapping[str, Any]) -> str:
-    return json.dumps(dict(constants), sort_keys=True)
+    return json.dumps({k: _json_constant(v) for k, v in constants.items()}, sort_keys=True)
 
 
 def tiles(kernel: str) -> KernelTiles | None:
@@ -123,16 +129,26 @@ def _fallback_cost(kernel: str, dtype: str, variant: str) -> UBCost:
             UNCALIBRATED.per_element,
         )
         return UNCALIBRATED
-    same_dtype = [v for v in variants if v["dtype"] == dtype] or variants
-    costs = [variant_cost(v) for v in same_dtype]
     logger.warning(
-        "liger-ascend: %s %s %s has no unified-buffer calibration; sizing it as the most expensive of %d "
-        "calibrated variants (regenerate with `python tools/ascend_compile/run.py --calibrate`)",
+        "liger-ascend: %s %s %s has no unified-buffer calibration; sizing it as the most expensive of the "
+        "kernel's calibrated variants (regenerate with `python tools/ascend_compile/run.py --calibrate`)",
         kernel,
         dtype,
         variant,
-        len(costs),
     )
+    return worst_cost(kernel, dtype)
+
+
+@functools.cache
+def worst_cost(kernel: str, dtype: str | None = None) -> UBCost:
+    """Coefficient by coefficient and measurement by measurement, the largest cost of ``kernel``'s
+    calibrated variants of ``dtype`` (of every dtype when None or none is calibrated): what sizes a
+    launch whose variant is not known in advance (:data:`UNCALIBRATED` for a kernel not calibrated)."""
+    variants = table().get(kernel, {}).get("variants", [])
+    if not variants:
+        return UNCALIBRATED
+    same_dtype = [v for v in variants if v["dtype"] == dtype] or variants
+    costs = [variant_cost(v) for v in same_dtype]
     # single rows only where every variant measured them
     inners = sorted(set.intersection(*({i for i, _ in c.single_row} for c in costs)))
     return UBCost(

@@ -4,11 +4,10 @@
 
 They meet the NPU's limits as they are, sized by the NPU profile: the grid is
 one program per vector core (far below the 65535-program limit), and tiles
-are half (forward) and a quarter (backward) of the profile's block (2048 and
-1024 elements on an A2 vector core), so any hidden size fits. The strict NPU
-mock measures at most 72 KiB of fp32 values live, which leaves room in the
-192 KiB UB for the compiler's double-buffered DMA tiles. dgamma, dbeta and
-dalpha are summed per program into partial buffers: no atomics.
+are half (forward) and a quarter (backward) of the profile's block, which
+:mod:`liger_kernel_ascend.portable` sizes so that every such tile fits the UB
+budget by the kernels' calibrated costs (what bishengir allocates for them).
+dgamma, dbeta and dalpha are summed per program into partial buffers: no atomics.
 
 A narrow H makes their tiles several rows tall; when a row pitch (of x, y, dy
 or dx) is then not a multiple of 32 bytes, the A3 vector cores fault on the
