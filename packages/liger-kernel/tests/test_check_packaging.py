@@ -63,3 +63,47 @@ def test_only_liger_cuda_may_require_triton():
         "liger-rocm": ['pytorch-triton-rocm; extra == "dev"'],
         "liger-ascend": [],
     }
+
+
+def test_the_declared_layout_ships_liger_kernel_in_the_liger_kernel_distribution():
+    # liger-kernel 0.8.x owns liger_kernel/: any other owner loses its files on `pip install -U liger-kernel`
+    shipped = dict(map(check_packaging.declared_files, check_packaging.PACKAGES))
+    owners = [name for name, files in shipped.items() if "liger_kernel/__init__.py" in files]
+    assert owners == ["liger-kernel"]
+    assert check_packaging.layout_problems(shipped) == []
+
+
+def test_a_core_package_owned_elsewhere_or_a_file_in_two_wheels_is_a_layout_problem():
+    old_layout = {
+        "liger-core": ["liger_kernel/__init__.py", "liger_kernel/ops/rms_norm.py"],
+        "liger-kernel": ["liger_kernel-0.9.0.dist-info/METADATA"],
+        "liger-cuda": ["liger_kernel_cuda/__init__.py", "liger_kernel/ops/rms_norm.py"],
+    }
+    [owner, shared] = check_packaging.layout_problems(old_layout)
+    assert owner.startswith("liger_kernel/__init__.py is shipped by liger-core, not by liger-kernel alone")
+    assert shared == "liger_kernel/ops/rms_norm.py is shipped by liger-core and liger-cuda"
+    assert check_packaging.layout_problems({"liger-kernel": []}) == [
+        "liger_kernel/__init__.py is shipped by no distribution, not by liger-kernel alone: "
+        "liger-kernel 0.8.x owns it, so an upgrade would delete it"
+    ]
+
+
+def test_the_requirement_closure_follows_a_cycle_once():
+    def wheel(*requires: str) -> SimpleNamespace:
+        parsed = [Requirement(r) for r in requires]
+        return SimpleNamespace(
+            deps=lambda extras: [
+                r for r in parsed if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in extras)
+            ]
+        )
+
+    wheels = {
+        "liger-kernel": wheel("torch>=2.4", 'liger-cuda==0.9.0; extra == "cuda"'),
+        "liger-cuda": wheel("liger-kernel==0.9.0", "triton>=3.0"),
+    }
+    assert check_packaging.closure(wheels, "liger-kernel", {"cuda"}) == {
+        "torch": ">=2.4",
+        "liger-cuda": "==0.9.0",
+        "liger-kernel": "==0.9.0",
+        "triton": ">=3.0",
+    }

@@ -53,9 +53,9 @@ def test_version_names_core_and_every_backend_distribution(installed_backends, c
     installed_backends(fast="liger_fake_backends:FAST", broken="liger_fake_backends.broken:BACKEND")
     assert cli.main(["--version"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"liger-core {liger_kernel.__version__}"
+    assert lines[0] == f"liger-kernel {liger_kernel.__version__}"
     backends = {line.split()[1]: line.split()[2:] for line in lines[1:]}
-    assert backends["torch"][:2] == ["liger-core", liger_kernel.__version__]
+    assert backends["torch"][:2] == ["liger-kernel", liger_kernel.__version__]
     assert backends["fast"] == ["liger-fake-backends", "0.1.0"]
     assert backends["broken"][:3] == ["liger-fake-backends", "0.1.0", "BROKEN"]
 

@@ -49,7 +49,7 @@ def test_discovers_installed_backends_with_their_distribution(installed_backends
     assert set(installed) >= {"torch", "fast"}
     assert installed["fast"].distribution == "liger-fake-backends"
     assert installed["fast"].version == "0.1.0"
-    assert installed["torch"].distribution == "liger-core"
+    assert installed["torch"].distribution == "liger-kernel"
 
 
 def test_highest_priority_available_backend_wins(installed_backends):
@@ -239,9 +239,9 @@ def test_two_distributions_registering_one_backend_name_use_neither(installed_ba
         route()
 
 
-def test_a_second_torch_backend_does_not_displace_liger_cores(installed_backends):
+def test_a_second_torch_backend_does_not_displace_liger_kernels(installed_backends):
     installed_backends(torch="liger_fake_backends:IMPOSTOR_TORCH")
-    assert dispatcher.installed()["torch"].distribution == "liger-core"
+    assert dispatcher.installed()["torch"].distribution == "liger-kernel"
     [rival] = dispatcher.broken()
     assert rival.conflict and rival.distribution == "liger-fake-backends"
     assert route(device_type="cpu") == "torch"

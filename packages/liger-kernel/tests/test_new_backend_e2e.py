@@ -168,7 +168,7 @@ def test_an_existing_package_is_never_overwritten(tmp_path, capsys):
 def test_the_lane_goes_to_the_checkout_around_dest_only(tmp_path, monkeypatch, capsys):
     checkout = tmp_path / "checkout"
     (checkout / "ci").mkdir(parents=True)
-    (checkout / "packages" / "liger-core").mkdir(parents=True)
+    (checkout / "packages" / "liger-kernel").mkdir(parents=True)
     (checkout / "ci" / "lanes.toml").write_text(LANES.read_text())
     monkeypatch.chdir(checkout)
     assert scaffold.main(["acme", "--device-type", "xpu", "--priority", "50"]) == 0

@@ -6,7 +6,7 @@ from importlib import metadata
 from liger_kernel.dispatch import reset, set_backend, use_backend
 
 try:
-    __version__ = metadata.version("liger-core")
+    __version__ = metadata.version("liger-kernel")
 except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 

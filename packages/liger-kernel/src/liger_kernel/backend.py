@@ -47,7 +47,7 @@ class Backend:
         ``torch.autograd.Function`` for that op, with the signature of the
         public ``liger_kernel.ops`` Function. ``ops`` is its former name, still
         accepted by the constructor and readable.
-    portable: True: every op not in ``functions`` runs liger-core's portable
+    portable: True: every op not in ``functions`` runs liger-kernel's portable
         Triton kernel (:data:`liger_kernel.triton.PORTABLE_FUNCTIONS`), sized
         by ``profile``. Ops neither listed nor portable fall back to the
         ``torch`` backend. :attr:`implementations` is the resulting table.
@@ -92,7 +92,7 @@ class Backend:
 
     @property
     def ops(self) -> Mapping[str, str]:
-        """Former name of :attr:`functions` (backends written for liger-core 0.9.0)."""
+        """Former name of :attr:`functions` (backends written for liger-kernel 0.9.0)."""
         return self.functions
 
 
@@ -101,7 +101,7 @@ _dataclass_init = Backend.__init__
 
 @functools.wraps(_dataclass_init)
 def _init(self: Backend, *args: Any, ops: Mapping[str, str] | None = None, **kwargs: Any) -> None:
-    # ``ops=`` is what backends written for liger-core 0.9.0 pass
+    # ``ops=`` is what backends written for liger-kernel 0.9.0 pass
     if ops is not None:
         if "functions" in kwargs:
             raise TypeError("Backend() takes functions= or its former name ops=, not both")

@@ -29,7 +29,7 @@ recorded as :class:`Broken` (with its distribution, version and the error)
 instead of failing discovery. The cases are: its import raises, it yields
 something other than a :class:`~liger_kernel.backend.Backend`, its core API
 version differs from this core's, or its backend name is registered by another
-entry point too (then neither is used, except that liger-core's own ``torch``
+entry point too (then neither is used, except that liger-kernel's own ``torch``
 backend is kept). Where it matters it is loud:
 
 - requesting it by name (any of the ways above) raises its error
@@ -237,10 +237,10 @@ class Dispatcher:
                 continue
             if backend.api_version != API_VERSION:
                 cause = (
-                    f"it implements core API version {backend.api_version}, but liger-core "
+                    f"it implements core API version {backend.api_version}, but liger-kernel "
                     f"{_core_version()} provides API version {API_VERSION}"
                 )
-                repair = "install versions that match: " + (backend.install_hint or f"pip install -U liger-core {dist}")
+                repair = "install versions that match: " + (backend.install_hint or f"pip install -U liger-kernel {dist}")
                 broken.append(Broken(backend.name, ep.name, dist, version, cause, repair, backend.device_types))
                 continue
             loaded.setdefault(backend.name, []).append((ep.name, Installed(backend, dist, version)))
@@ -249,8 +249,8 @@ class Dispatcher:
             if len(claims) == 1:
                 found[name] = claims[0][1]
                 continue
-            # liger-core's own backend is every route's fallback: it stays, its rivals go
-            keep = next((c for c in claims if name == TORCH and c[1].distribution == "liger-core"), None)
+            # liger-kernel's own backend is every route's fallback: it stays, its rivals go
+            keep = next((c for c in claims if name == TORCH and c[1].distribution == "liger-kernel"), None)
             if keep is not None:
                 found[name] = keep[1]
             who = " and ".join(f"entry point {ep} of {inst.distribution} {inst.version}" for ep, inst in claims)
@@ -273,8 +273,8 @@ class Dispatcher:
                 )
         if TORCH not in found:
             raise BackendLoadError(
-                "the built-in 'torch' backend is not registered: liger-core is not installed "
-                "(run pip install liger-core, or pip install -e packages/liger-core in a checkout)"
+                "the built-in 'torch' backend is not registered: liger-kernel is not installed "
+                "(run pip install liger-kernel, or pip install -e packages/liger-kernel in a checkout)"
             )
         self._broken = broken
         return found
@@ -586,6 +586,6 @@ def _text(exc: BaseException) -> str:
 
 def _core_version() -> str:
     try:
-        return metadata.version("liger-core")
+        return metadata.version("liger-kernel")
     except metadata.PackageNotFoundError:
         return "(not installed)"

@@ -1,6 +1,6 @@
 """Device helpers that training frameworks import from ``liger_kernel.utils``.
 
-These two functions are the only place in liger-core that names vendor
+These two functions are the only place in liger-kernel that names vendor
 devices: they answer "which accelerator is this process on" in the vocabulary
 that torch.distributed and Transformers use.
 """

@@ -147,5 +147,5 @@ def test_missing_transformers_is_a_clear_import_error(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_transformers)
-    with pytest.raises(ImportError, match=r"pip install 'liger-core\[transformers\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'liger-kernel\[transformers\]'"):
         monkey_patch._require_transformers()

@@ -1,1 +1,1 @@
-"""Backends that ship inside liger-core (only the pure-PyTorch one)."""
+"""Backends that ship inside liger-kernel (only the pure-PyTorch one)."""

@@ -90,11 +90,11 @@ def usable_device(spec: str) -> torch.device:
 
 
 def version_lines() -> list[str]:
-    """liger-core's version and each installed backend's distribution and version."""
+    """liger-kernel's version and each installed backend's distribution and version."""
     import liger_kernel
     from liger_kernel.dispatch import BackendError, dispatcher
 
-    lines = [f"liger-core {liger_kernel.__version__}"]
+    lines = [f"liger-kernel {liger_kernel.__version__}"]
     try:
         installed = dispatcher.installed()
         broken = dispatcher.broken()
@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Each command has its own --help, e.g. liger-kernel selftest --help.",
     )
     parser.add_argument(
-        "--version", action="store_true", help="print liger-core's version and the installed backends' versions"
+        "--version", action="store_true", help="print liger-kernel's version and the installed backends' versions"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():

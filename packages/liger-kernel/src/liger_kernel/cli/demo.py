@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _worker(*args.worker)
     if importlib.util.find_spec("transformers") is None:
-        print("liger-kernel demo needs Hugging Face Transformers: pip install 'liger-core[transformers]'")
+        print("liger-kernel demo needs Hugging Face Transformers: pip install 'liger-kernel[transformers]'")
         return 1
     from liger_kernel.cli import DeviceUnavailable, usable_device
     from liger_kernel.utils import infer_device

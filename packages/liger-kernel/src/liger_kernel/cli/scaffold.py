@@ -115,16 +115,16 @@ def validate_device_type(device_type: str, custom: bool) -> None:
 def find_checkout(start: Path) -> Path | None:
     """The liger-kernel checkout containing ``start``, if any."""
     for folder in (start, *start.parents):
-        if (folder / "ci" / "lanes.toml").is_file() and (folder / "packages" / "liger-core").is_dir():
+        if (folder / "ci" / "lanes.toml").is_file() and (folder / "packages" / "liger-kernel").is_dir():
             return folder
     return None
 
 
 def core_version() -> str:
     try:
-        return metadata.version("liger-core")
+        return metadata.version("liger-kernel")
     except metadata.PackageNotFoundError:
-        raise ScaffoldError("liger-core is not installed, so the version to pin is unknown") from None
+        raise ScaffoldError("liger-kernel is not installed, so the version to pin is unknown") from None
 
 
 def render(template: str, spec: Spec) -> str:

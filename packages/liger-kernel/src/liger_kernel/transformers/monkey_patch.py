@@ -56,7 +56,7 @@ from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP,
 logger = logging.getLogger(__name__)
 
 SUPPORTED_TRANSFORMERS = (">=4.52", "<6")
-INSTALL_HINT = "pip install 'liger-core[transformers]'  (or: pip install 'transformers>=4.52,<6')"
+INSTALL_HINT = "pip install 'liger-kernel[transformers]'  (or: pip install 'transformers>=4.52,<6')"
 
 
 def _require_transformers() -> None:

@@ -62,7 +62,7 @@ ACCEL = Backend("accel", ("privateuseone",), 100, API_VERSION, _ok, {"swiglu": "
 NOT_A_BACKEND = {"name": "fast"}
 # Names an implementation module that does not exist.
 BROKEN_IMPL = Backend("brokenimpl", ("meta",), 100, API_VERSION, _ok, {"swiglu": "liger_fake_backends.nowhere:Fn"})
-# Registers the name of liger-core's own backend.
+# Registers the name of liger-kernel's own backend.
 IMPOSTOR_TORCH = Backend("torch", ("*",), 0, API_VERSION, _ok, {})
 
 PREPARED: list[str] = []

@@ -40,5 +40,5 @@ BACKEND = Backend(
     api_version=API_VERSION,
     probe=_probe,
     functions={op: f"{__name__}.{op}:{cls}" for op, cls in OP_CLASSES.items()},
-    install_hint="pip install liger-core",
+    install_hint="pip install liger-kernel",
 )
