@@ -240,7 +240,9 @@ class Dispatcher:
                     f"it implements core API version {backend.api_version}, but liger-kernel "
                     f"{_core_version()} provides API version {API_VERSION}"
                 )
-                repair = "install versions that match: " + (backend.install_hint or f"pip install -U liger-kernel {dist}")
+                repair = "install versions that match: " + (
+                    backend.install_hint or f"pip install -U liger-kernel {dist}"
+                )
                 broken.append(Broken(backend.name, ep.name, dist, version, cause, repair, backend.device_types))
                 continue
             loaded.setdefault(backend.name, []).append((ep.name, Installed(backend, dist, version)))

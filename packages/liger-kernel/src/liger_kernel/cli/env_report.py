@@ -22,7 +22,15 @@ from liger_kernel.backend import API_VERSION, load_attr
 from liger_kernel.dispatch import BackendError, dispatcher
 from liger_kernel.distributions import CHECKED_MODULES, module_owners, shared_module_problem
 
-DISTRIBUTIONS = ("liger-kernel", "liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-xpu", "liger-conformance")
+DISTRIBUTIONS = (
+    "liger-kernel",
+    "liger-core",
+    "liger-cuda",
+    "liger-rocm",
+    "liger-ascend",
+    "liger-xpu",
+    "liger-conformance",
+)
 
 
 def _version(dist: str) -> str | None:
