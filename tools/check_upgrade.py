@@ -277,6 +277,8 @@ def upgrade_and_back(wheels: Path, old: str, work: Path, report: Report) -> None
         if info.get("version") == new and name.lower().replace("_", "-") != "liger-kernel"
     ]
     if leftover:
+        # pip warns that these still pin liger-kernel 0.9.0: 0.8.5 has no use for them
+        print(f"    the {new} distributions that 0.8.5 does not use go: {', '.join(leftover)}")
         venv.pip("uninstall", "-y", *leftover)
     installed = check_files(venv, report, "after the downgrade")
     report.expect(
