@@ -12,11 +12,11 @@ Each entry of the written manifest carries ``missing: "<issue>"`` while this
 tree does not match it, naming the issue that brings it. ``--check`` compares
 the tree with the manifest and prints the counts; ``--update`` rewrites the
 marks from what the tree provides. :func:`compare` is the one statement of
-"matches", shared with ``packages/liger-core/tests/compat/test_api_manifest.py``:
+"matches", shared with ``packages/liger-kernel/tests/compat/test_api_manifest.py``:
 every 0.8.5 parameter present with the same name, kind, position and default;
 extra parameters only after them, and only with defaults.
 
-    python tools/api_manifest.py --source /work/ref/lk085 --write   # build from 0.8.5
+    python tools/api_manifest.py --source DIR --write     # build from 0.8.5
     python tools/api_manifest.py --check                            # counts, exit 1 on stale marks
     python tools/api_manifest.py --update                           # rewrite the marks
 """
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-MANIFEST = REPO / "packages/liger-core/tests/compat/liger_kernel_0_8_5.json"
+MANIFEST = REPO / "packages/liger-kernel/tests/compat/liger_kernel_0_8_5.json"
 PACKAGE = "liger_kernel"
 VERSION = "0.8.5"
 

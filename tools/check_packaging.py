@@ -9,9 +9,15 @@ vendor rules of the design:
 - ``liger-kernel[xpu]`` never brings ``triton`` (PyTorch's XPU wheels ship Intel's);
 - ``liger-kernel[cuda]`` brings ``triton``;
 - plain ``liger-kernel`` / ``liger-core`` bring neither;
+- the ``liger_kernel`` package ships in the ``liger-kernel`` wheel, as it did in
+  0.8.x, and no file ships in two wheels: pip installs a distribution's new
+  files before it uninstalls the old ones, so a path that changes owner on an
+  upgrade (or a downgrade) is deleted by that uninstall
+  (``tools/check_upgrade.py`` shows it on a real upgrade);
+- ``liger-core`` is metadata only and pins ``liger-kernel`` of its version;
 - no wheel but liger-cuda requires ``triton`` (or ``pytorch-triton*``), under
   any extra;
-- each vendor wheel registers its backend entry point and pins liger-core of
+- each vendor wheel registers its backend entry point and pins liger-kernel of
   the same version, and each extra pins its vendor distribution likewise.
 
 It also reports what the installed torch's own metadata requires: torch's own
@@ -20,7 +26,7 @@ installed next to such a torch brings ``triton`` whatever our wheels say
 (the README's Install table has the order that avoids it). That is a fact of
 the environment, not of our packaging, so it is reported, not failed.
 
-Usage: python tools/check_packaging.py [--outdir DIR] [--keep]
+Usage: python tools/check_packaging.py [--outdir DIR]
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ import configparser
 import subprocess
 import sys
 import tempfile
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the workspace's environments run 3.11
+    import tomli as tomllib
 import zipfile
 from email.parser import Parser
 from importlib import metadata
@@ -41,12 +52,18 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = [
     ROOT / "packages" / name
-    for name in ("liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-xpu", "liger-kernel")
+    for name in ("liger-kernel", "liger-core", "liger-cuda", "liger-rocm", "liger-ascend", "liger-xpu")
 ] + [ROOT / "tests-common"]
+#: the distribution that owns the ``liger_kernel`` package (as liger-kernel 0.8.x did)
+CORE = "liger-kernel"
+#: the import package whose files must never change owner between releases
+CORE_PACKAGE = "liger_kernel"
+#: a metadata-only alias of CORE, under the name the design uses
+ALIAS = "liger-core"
 #: the one distribution of ours that may require NVIDIA's triton
 TRITON_VENDOR = "liger-cuda"
 BACKEND_ENTRY_POINTS = {
-    "liger-core": "torch",
+    "liger-kernel": "torch",
     "liger-cuda": "cuda",
     "liger-rocm": "rocm",
     "liger-ascend": "ascend",
@@ -118,6 +135,37 @@ def torch_triton_report() -> tuple[str, list[str]]:
     return version, lines
 
 
+def declared_files(project: Path) -> tuple[str, list[str]]:
+    """(distribution name, the ``__init__.py`` of each import package its wheel ships),
+    read from ``project``'s pyproject.toml without building it."""
+    config = tomllib.loads((project / "pyproject.toml").read_text())
+    wheel = config.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})
+    packages = [] if wheel.get("bypass-selection") else wheel.get("packages", [])
+    return canonicalize_name(config["project"]["name"]), [f"{Path(p).name}/__init__.py" for p in packages]
+
+
+def layout_problems(shipped: dict[str, list[str]]) -> list[str]:
+    """What breaks an upgrade from (or a downgrade to) liger-kernel 0.8.x in ``shipped``
+    (distribution -> the paths its wheel installs; dist-info folders left out)."""
+    problems = []
+    init = f"{CORE_PACKAGE}/__init__.py"
+    owners = sorted(name for name, files in shipped.items() if init in files)
+    if owners != [CORE]:
+        problems.append(
+            f"{init} is shipped by {', '.join(owners) or 'no distribution'}, not by {CORE} alone: "
+            f"liger-kernel 0.8.x owns it, so an upgrade would delete it"
+        )
+    by_path: dict[str, list[str]] = {}
+    for name, files in shipped.items():
+        for path in files:
+            if ".dist-info/" not in path:
+                by_path.setdefault(path, []).append(name)
+    for path, names in sorted(by_path.items()):
+        if len(names) > 1:
+            problems.append(f"{path} is shipped by {' and '.join(sorted(names))}")
+    return problems
+
+
 def build(outdir: Path) -> dict[str, Wheel]:
     for package in PACKAGES:
         done = subprocess.run(
@@ -138,9 +186,14 @@ def build(outdir: Path) -> dict[str, Wheel]:
 def closure(wheels: dict[str, Wheel], root: str, extras: set[str]) -> dict[str, str]:
     """Every distribution name the install would request -> the specifier asked."""
     seen: dict[str, str] = {}
+    visited: set[tuple[str, frozenset[str]]] = set()
     todo = [(root, extras)]
     while todo:
         name, wanted = todo.pop()
+        # liger-kernel[cuda] -> liger-cuda -> liger-kernel is a cycle pip resolves as one set
+        if (name, frozenset(wanted)) in visited:
+            continue
+        visited.add((name, frozenset(wanted)))
         for req in wheels[name].deps(wanted):
             dep = canonicalize_name(req.name)
             seen[dep] = str(req.specifier)
@@ -151,7 +204,7 @@ def closure(wheels: dict[str, Wheel], root: str, extras: set[str]) -> dict[str, 
 
 def check(wheels: dict[str, Wheel]) -> list[str]:
     problems: list[str] = []
-    version = wheels["liger-core"].version
+    version = wheels[CORE].version
 
     def expect(condition: bool, message: str) -> None:
         print(("  ok    " if condition else "  FAIL  ") + message)
@@ -161,20 +214,25 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
     for dist, backend in BACKEND_ENTRY_POINTS.items():
         eps = wheels[dist].entry_points.get("liger_kernel.backends", {})
         expect(backend in eps, f"{dist} registers backend entry point {backend!r} ({eps})")
-        if dist != "liger-core":
+        if dist != CORE:
             pins = {canonicalize_name(r.name): str(r.specifier) for r in wheels[dist].requires}
-            expect(pins.get("liger-core") == f"=={version}", f"{dist} pins liger-core=={version} ({pins})")
+            expect(pins.get(CORE) == f"=={version}", f"{dist} pins {CORE}=={version} ({pins})")
     expect(
         "liger_conformance" in wheels["liger-conformance"].entry_points.get("pytest11", {}),
         "liger-conformance registers its pytest11 plugin",
     )
     expect(
-        "liger-kernel" in wheels["liger-core"].entry_points.get("console_scripts", {}),
-        "liger-core provides the liger-kernel command",
+        "liger-kernel" in wheels[CORE].entry_points.get("console_scripts", {}),
+        f"{CORE} provides the liger-kernel command",
     )
-    expect(not any(f.endswith(".py") for f in wheels["liger-kernel"].files), "liger-kernel is metadata only")
+    expect(not any(f.endswith(".py") for f in wheels[ALIAS].files), f"{ALIAS} is metadata only")
+    alias_pins = {canonicalize_name(r.name): str(r.specifier) for r in wheels[ALIAS].deps(set())}
+    expect(alias_pins.get(CORE) == f"=={version}", f"{ALIAS} pins {CORE}=={version} ({alias_pins})")
+    layout = layout_problems({name: wheel.files for name, wheel in wheels.items()})
+    expect(not layout, f"{CORE} alone ships {CORE_PACKAGE}/, no file ships in two wheels ({'; '.join(layout) or 'ok'})")
 
     cases = {
+        "liger-core": closure(wheels, ALIAS, set()),
         "liger-kernel": closure(wheels, "liger-kernel", set()),
         "liger-kernel[cuda]": closure(wheels, "liger-kernel", {"cuda"}),
         "liger-kernel[rocm]": closure(wheels, "liger-kernel", {"rocm"}),
@@ -184,6 +242,7 @@ def check(wheels: dict[str, Wheel]) -> list[str]:
     for case, deps in cases.items():
         print(f"{case} brings: {', '.join(f'{n}{s}' for n, s in sorted(deps.items()))}")
     expect("triton" not in cases["liger-kernel"], "liger-kernel alone does not bring triton")
+    expect("triton" not in cases["liger-core"], "liger-core alone does not bring triton")
     expect("triton" in cases["liger-kernel[cuda]"], "liger-kernel[cuda] brings triton")
     expect("triton" not in cases["liger-kernel[rocm]"], "liger-kernel[rocm] never brings triton")
     expect("triton" not in cases["liger-kernel[ascend]"], "liger-kernel[ascend] never brings triton")

@@ -5,7 +5,7 @@
 #   2. the Transformers tests on the GPU (families, causal LM, fullgraph compile);
 #   3. the benchmark: op table for torch / ours / peer, the Llama training step
 #      eager and compiled, and the dispatch overhead.
-# Usage, from the repository root with liger-core, liger-cuda and
+# Usage, from the repository root with liger-kernel, liger-cuda and
 # liger-conformance installed (and the peer wheel in .peer/wheels):
 #   OUT=gpu-results bash tools/gpu_acceptance.sh
 # Each part writes its log under $OUT and the run goes on after a failure; the
@@ -32,7 +32,7 @@ export LIGER_KERNEL_STRICT=1
 part conformance python -m pytest -q -p no:cacheprovider --pyargs liger_conformance \
     --liger-backend cuda --liger-require-device --liger-size full
 part transformers env LIGER_TEST_DEVICE=cuda python -m pytest -q -p no:cacheprovider \
-    packages/liger-core/tests/transformers -m "not slow"
+    packages/liger-kernel/tests/transformers -m "not slow"
 unset LIGER_KERNEL_STRICT
 part bench python -m tools.bench --out "$OUT/bench"
 part train python -m tools.bench --train --train-compile --impls torch,liger,peer --out "$OUT/train"

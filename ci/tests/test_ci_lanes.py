@@ -67,8 +67,8 @@ def test_ascend_lanes_never_let_pip_resolve_triton() -> None:
         ("ci/*.py", "ci/lanes.py", True),
         ("ci/*.py", "ci/tests/test_ci_lanes.py", False),
         ("**/conftest.py", "conftest.py", True),
-        ("**/conftest.py", "packages/liger-core/tests/conftest.py", True),
-        ("**/conftest.py", "packages/liger-core/tests/conftest.pyc", False),
+        ("**/conftest.py", "packages/liger-kernel/tests/conftest.py", True),
+        ("**/conftest.py", "packages/liger-kernel/tests/conftest.pyc", False),
         ("ci/gates/nvidia.sh", "ci/gates/nvidia.sh", True),
         ("ci/gates/nvidia.sh", "ci/gates/nvidia_sh", False),
         ("docs/?.md", "docs/a.md", True),
@@ -97,7 +97,7 @@ def test_a_cuda_only_change_runs_no_ascend_lane() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "packages/liger-core/src/liger_kernel/dispatch.py",
+        "packages/liger-kernel/src/liger_kernel/dispatch.py",
         "tests-common/src/liger_conformance/plugin.py",
         "ci/lanes.toml",
     ],
@@ -123,7 +123,8 @@ def test_select_command_on_schedule_and_unknown_base(tmp_path: Path, monkeypatch
     assert lanes.main(["select", "--event", "push", "--base", "0" * 40, "--head", "abc"]) == 0
     assert set(capsys.readouterr().out.split()) == {lane.name for lane in MATRIX.lanes}
     assert lanes.main(["select", "--kind", "cpu", "--files", "packages/liger-rocm/pyproject.toml"]) == 0
-    assert set(capsys.readouterr().out.split()) == CORE_LANES | {"mock-rocm", "compile-kernels"}
+    # a distribution's metadata is what an upgrade from liger-kernel 0.8.x installs
+    assert set(capsys.readouterr().out.split()) == CORE_LANES | {"mock-rocm", "compile-kernels", "upgrade"}
 
 
 def test_tests_groups_keep_only_directories_with_tests(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_outside_the_mock_cpu_tensors_go_to_torch(monkeypatch, capsys):
     with npu_mock.active():
         pass
     public.OPS["rope"].apply(*_inputs("rope"))
-    assert "Using CPU LigerRopeFunction (liger-core" in capsys.readouterr().out
+    assert "Using CPU LigerRopeFunction (liger-kernel" in capsys.readouterr().out
 
 
 @triton.jit

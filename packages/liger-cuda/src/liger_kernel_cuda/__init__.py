@@ -2,7 +2,7 @@
 
 Serves device type ``cuda`` on CUDA builds of torch (a ROCm build reports the
 same device type and is left to liger-rocm). Every op runs a portable Triton
-kernel of liger-core, sized by the NVIDIA profile in :mod:`.profile`; none
+kernel of liger-kernel, sized by the NVIDIA profile in :mod:`.profile`; none
 needs an NVIDIA override.
 """
 

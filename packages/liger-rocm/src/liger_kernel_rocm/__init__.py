@@ -4,7 +4,7 @@ ROCm builds of torch expose AMD GPUs as device type ``cuda``; this backend
 claims that device type only when ``torch.version.hip`` is set, so with both
 liger-cuda and liger-rocm installed each build picks its own vendor.
 
-AMD hardware runs the portable Triton kernels of liger-core unchanged: their
+AMD hardware runs the portable Triton kernels of liger-kernel unchanged: their
 launch sizes come from the AMD profile (64-wide wavefronts cap num_warps at 16,
 blocks at 16384 elements), which is all CDNA needs. Before the first kernel is
 imported, the prepare step checks that the ``triton`` module is ROCm's own

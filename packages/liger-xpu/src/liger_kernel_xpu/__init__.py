@@ -2,7 +2,7 @@
 
 Serves device type ``xpu`` (PyTorch's XPU builds). Describing and probing the
 backend imports neither triton nor a kernel. Every op runs a portable Triton
-kernel of liger-core, none needing an XPU override: launch sizes come from the
+kernel of liger-kernel, none needing an XPU override: launch sizes come from the
 XPU profile (:mod:`.profile`: sub-groups of 32, at most 32 per work-group,
 blocks that fit shared local memory). Before the first kernel is imported, the
 prepare step checks that the Triton in use is Intel's (:mod:`.triton_check`).

@@ -1,0 +1,524 @@
+"""Patching Hugging Face Transformers models to use the Liger ops.
+
+Each family is one row of :data:`FAMILIES` (a :class:`Family`: its class-name
+prefix and the Liger modules it takes); ``apply_liger_kernel_to_<model_type>``
+is generated from the row, with explicit keyword switches, one per op, and
+works at two levels:
+
+- **Classes** (always): in ``transformers.models.<family>.modeling_<family>`` it
+  replaces the RMSNorm and MLP class names with the Liger modules (models built
+  afterwards get them), the module function ``apply_rotary_pos_emb`` (attention
+  looks it up on every call, so existing models use it too), the MoE experts'
+  ``_apply_gate``, and ``<Family>ForCausalLM.forward`` (fused linear
+  cross-entropy) or its ``loss_function`` (cross-entropy).
+- **An instance** (``model=``): converts that model's existing RMSNorm and MLP
+  modules in place by switching their ``__class__`` to the Liger module and
+  setting the few plain attributes it adds (eps, offset, casting mode). The
+  parameters and sub-modules are the same objects, so weights, devices,
+  dtypes, optimizer state and tied weights are kept, the state-dict keys do
+  not change, and projections wrapped by PEFT (LoRA) or a quantization
+  library stay wrapped: the Liger MLP calls ``self.gate_proj(x)`` whatever
+  ``gate_proj`` is. Patching before or after ``peft.get_peft_model`` works.
+
+A family the table cannot describe (vision-language models, hybrids) gets a
+hand-written function registered with :func:`patch_function`.
+
+Every class-level replacement is recorded; :func:`revert_liger_kernel_patches`
+puts the stock Transformers objects back (models converted in place keep
+their Liger modules).
+
+``MODEL_TYPE_TO_APPLY_LIGER_FN`` maps ``config.model_type`` to the patch
+function; :func:`_apply_liger_kernel` and :func:`_apply_liger_kernel_to_instance`
+(which Transformers' ``Trainer`` calls for ``use_liger_kernel=True``) look it up
+and pass on only the keyword arguments it accepts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import linecache
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from liger_kernel.transformers.geglu import LigerGEGLUMLP
+from liger_kernel.transformers.rms_norm import (
+    LigerRMSNorm,
+    LigerRMSNormForGemma,
+    LigerRMSNormForGemma2,
+    LigerRMSNormForOlmo2,
+)
+from liger_kernel.transformers.rope import liger_rotary_pos_emb
+from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP, liger_experts_apply_gate
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_TRANSFORMERS = (">=4.52", "<6")
+INSTALL_HINT = "pip install 'liger-kernel[transformers]'  (or: pip install 'transformers>=4.52,<6')"
+
+
+def _require_transformers() -> None:
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ImportError(
+            f"liger_kernel.transformers patches Hugging Face Transformers models, which is not installed. "
+            f"Install it with: {INSTALL_HINT}"
+        ) from exc
+    major_minor = tuple(int(part) for part in transformers.__version__.split(".")[:2] if part.isdigit())
+    if major_minor < (4, 52) or major_minor >= (6,):
+        logger.warning(
+            "transformers %s is outside the range liger_kernel.transformers supports (%s); patching may fail",
+            transformers.__version__,
+            ",".join(SUPPORTED_TRANSFORMERS),
+        )
+
+
+# -- recording and undoing class-level replacements ---------------------------
+
+_MISSING = object()
+_originals: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+
+
+def _replace(owner: Any, name: str, value: Any) -> None:
+    """``setattr(owner, name, value)``, remembering what was there first."""
+    key = (id(owner), name)
+    if key not in _originals:
+        _originals[key] = (owner, name, vars(owner).get(name, _MISSING))
+    setattr(owner, name, value)
+
+
+def _original(owner: Any, name: str) -> Any:
+    """The stock object at ``owner.name``, even if it has been replaced."""
+    recorded = _originals.get((id(owner), name))
+    return getattr(owner, name) if recorded is None else recorded[2]
+
+
+def revert_liger_kernel_patches() -> None:
+    """Undo every class-level replacement made by the patch functions, so that
+    models built afterwards are stock Transformers models again."""
+    for owner, name, value in reversed(list(_originals.values())):
+        if value is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, value)
+    _originals.clear()
+
+
+# -- converting an existing model's modules in place --------------------------
+
+#: nn.Module's own bookkeeping (parameters, hooks, training flag): never copied
+#: from the template, so the converted module keeps its hooks and state
+_MODULE_INTERNALS = frozenset(vars(nn.Module()))
+
+
+def _adopt(module: nn.Module, liger_cls: type[nn.Module], *args: Any, **kwargs: Any) -> None:
+    """Turn ``module`` into a ``liger_cls`` in place: change what it computes,
+    keep what it holds.
+
+    A throw-away ``liger_cls(*args, **kwargs)`` built on the meta device
+    supplies the plain attributes the Liger module reads (eps, offset, config).
+    The module keeps its own parameters and its own sub-modules, whatever they
+    are: a LoRA layer or a quantized linear in place of a projection is called
+    by the Liger forward just as the stock forward called it. What is checked
+    is that nothing is dropped or invented: the module's direct parameters are
+    the template's, it has every sub-module the Liger forward calls, and a
+    sub-module the Liger forward never calls holds no parameters.
+    """
+    with torch.device("meta"):
+        template = liger_cls(*args, **kwargs)
+    wanted = set(template._parameters)
+    have = set(module._parameters)
+    if wanted != have:
+        raise TypeError(
+            f"cannot convert {type(module).__name__} to {liger_cls.__name__}: its own parameters {sorted(have)} "
+            f"do not match {sorted(wanted)}"
+        )
+    missing = [name for name in template._modules if module._modules.get(name) is None]
+    if missing:
+        raise TypeError(f"cannot convert {type(module).__name__} to {liger_cls.__name__}: it has no {missing}")
+    unused = [
+        name
+        for name, child in module.named_children()
+        if name not in template._modules and any(True for _ in child.parameters())
+    ]
+    if unused:
+        raise TypeError(
+            f"cannot convert {type(module).__name__} to {liger_cls.__name__}: sub-modules {unused} hold "
+            "parameters the Liger forward would not use"
+        )
+    for name, value in vars(template).items():
+        if name not in _MODULE_INTERNALS:
+            module.__dict__[name] = value
+    for name in [n for n in vars(module) if isinstance(getattr(liger_cls, n, None), property)]:
+        del module.__dict__[name]
+    module.__class__ = liger_cls
+
+
+def _convert_rms_norms(model: nn.Module, stock_cls: type, liger_cls: type[LigerRMSNorm]) -> int:
+    count = 0
+    for module in model.modules():
+        if type(module) is stock_cls:
+            eps = getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6))
+            _adopt(module, liger_cls, module.weight.shape[0], eps)
+            count += 1
+    return count
+
+
+def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module]) -> int:
+    count = 0
+    for module in model.modules():
+        if type(module) is stock_cls:
+            config = getattr(module, "config", None) or model.config
+            if liger_cls is LigerSwiGLUMLP:
+                # a wrapped projection (LoRA, quantized) still reports its width
+                width = getattr(module.gate_proj, "out_features", None)
+                _adopt(module, liger_cls, config, intermediate_size=width)
+            else:
+                _adopt(module, liger_cls, config)
+            count += 1
+    return count
+
+
+# -- the family table -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """One row of :data:`FAMILIES`: a decoder family laid out the way most of
+    Transformers is, and the Liger modules that replace its pieces.
+
+    Transformers' names follow from ``model_type`` and ``prefix``: the module
+    ``transformers.models.<package>.modeling_<package>`` (``package`` defaults
+    to ``model_type``) holds ``<prefix>ForCausalLM``, ``<prefix>RMSNorm``,
+    ``<prefix>MLP`` when ``liger_mlp`` is given and ``<prefix>Experts`` when
+    ``moe`` is set. The patch function is ``apply_liger_kernel_to_<model_type>``.
+    """
+
+    model_type: str
+    prefix: str
+    liger_rms_norm: type[LigerRMSNorm] = LigerRMSNorm
+    #: replaces the dense MLP; None: the family has none to replace
+    liger_mlp: type[nn.Module] | None = None
+    #: mixture of experts: the experts' gate and the forward that keeps the router loss
+    moe: bool = False
+    package: str | None = None
+    #: the loss the patch function installs by default: plain cross-entropy
+    #: (the logits stay materialized) instead of the fused linear one
+    plain_cross_entropy: bool = False
+    doc: str | None = None
+
+    @property
+    def module(self) -> str:
+        package = self.package or self.model_type
+        return f"transformers.models.{package}.modeling_{package}"
+
+    @property
+    def causal_lm(self) -> str:
+        return f"{self.prefix}ForCausalLM"
+
+    @property
+    def rms_norm(self) -> str:
+        return f"{self.prefix}RMSNorm"
+
+    @property
+    def mlp(self) -> str | None:
+        return f"{self.prefix}MLP" if self.liger_mlp is not None else None
+
+    @property
+    def experts(self) -> str | None:
+        return f"{self.prefix}Experts" if self.moe else None
+
+    @property
+    def mlp_switch(self) -> str:
+        """The patch function's keyword for the MLP (its activation's name)."""
+        return "geglu" if self.liger_mlp is LigerGEGLUMLP else "swiglu"
+
+    @property
+    def function_name(self) -> str:
+        return f"apply_liger_kernel_to_{self.model_type}"
+
+    def modeling(self) -> Any:
+        _require_transformers()
+        return importlib.import_module(self.module)
+
+
+def _patch(
+    family: Family,
+    rope: bool,
+    cross_entropy: bool,
+    fused_linear_cross_entropy: bool,
+    rms_norm: bool,
+    mlp: bool,
+    model: nn.Module | None,
+) -> None:
+    """What every generated patch function does (hand-written ones may call it
+    for their text decoder)."""
+    if cross_entropy and fused_linear_cross_entropy:
+        raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
+    modeling = family.modeling()
+    # looked up before patching: the instance conversion finds modules by their stock class
+    stock_rms_norm = _original(modeling, family.rms_norm)
+    stock_mlp = _original(modeling, family.mlp) if family.mlp else None
+
+    if rope:
+        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+    if rms_norm:
+        _replace(modeling, family.rms_norm, family.liger_rms_norm)
+    if mlp:
+        _patch_mlp(family, modeling)
+    _patch_loss(family, modeling, cross_entropy, fused_linear_cross_entropy)
+
+    # The forward and the loss are class attributes that every existing
+    # instance (and subclass) already sees; only modules need converting.
+    if model is None:
+        return
+    if rms_norm:
+        _convert_rms_norms(model, stock_rms_norm, family.liger_rms_norm)
+    if mlp and stock_mlp is not None:
+        _convert_mlps(model, stock_mlp, family.liger_mlp)
+
+
+def _patch_mlp(family: Family, modeling: Any) -> None:
+    if family.mlp:
+        _replace(modeling, family.mlp, family.liger_mlp)
+    if not family.experts:
+        return
+    experts_cls = getattr(modeling, family.experts, None)
+    if experts_cls is None:
+        # Transformers releases before the fused experts modules keep one MLP per expert.
+        logger.info("%s has no %s; the experts' SwiGLU is left stock", family.module, family.experts)
+        return
+    _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
+
+
+def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
+    from liger_kernel.transformers.model.causal_lm import (
+        causal_lm_forward,
+        liger_causal_lm_loss,
+        moe_causal_lm_forward,
+    )
+
+    causal_lm_cls = getattr(modeling, family.causal_lm)
+    if fused_linear_cross_entropy:
+        _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
+    if cross_entropy:
+        _replace(causal_lm_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
+
+
+# -- the public patch functions ------------------------------------------------
+
+#: model_type -> the patch function of that family
+MODEL_TYPE_TO_APPLY_LIGER_FN: dict[str, Callable[..., None]] = {}
+#: name -> patch function: the ``apply_liger_kernel_to_*`` names this module
+#: (and ``liger_kernel.transformers``) exports
+PATCH_FUNCTIONS: dict[str, Callable[..., None]] = {}
+
+_Patcher = TypeVar("_Patcher", bound=Callable[..., None])
+
+
+def patch_function(*model_types: str) -> Callable[[_Patcher], _Patcher]:
+    """Register a hand-written patch function for ``model_types``.
+
+    This is the hook for a family :class:`Family` cannot describe: a
+    vision-language model (a vision tower, a multimodal RoPE, a
+    ``ForConditionalGeneration`` head), a hybrid whose layers are not all
+    attention blocks, a family whose classes Transformers names otherwise. Write
+    the function in this module, below :data:`FAMILIES`, with explicit keyword
+    parameters (frameworks read them with ``inspect.signature``) ending in
+    ``model: nn.Module | None = None``; make every class-level change through
+    ``_replace`` so that :func:`revert_liger_kernel_patches` undoes it, and call
+    ``_patch`` with a :class:`Family` for the parts that are a plain decoder::
+
+        @patch_function("qwen2_vl")
+        def apply_liger_kernel_to_qwen2_vl(rope: bool = True, ..., model: nn.Module | None = None) -> None:
+            ...
+
+    It becomes ``liger_kernel.transformers.<name>`` and the
+    ``MODEL_TYPE_TO_APPLY_LIGER_FN`` entry of each model type, exactly as a
+    table row's generated function does.
+    """
+
+    def register(function: _Patcher) -> _Patcher:
+        parameters = inspect.signature(function).parameters
+        loose = [p.name for p in parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if loose or "model" not in parameters:
+            raise TypeError(
+                f"patch function {function.__name__} must take explicit keyword parameters ending in model=None "
+                f"(frameworks read its signature); it has {'*' + ', *'.join(loose) if loose else 'no model'}"
+            )
+        taken = [t for t in model_types if t in MODEL_TYPE_TO_APPLY_LIGER_FN]
+        if taken or function.__name__ in PATCH_FUNCTIONS:
+            raise ValueError(f"patch function {function.__name__}: {taken or function.__name__} already registered")
+        for model_type in model_types:
+            MODEL_TYPE_TO_APPLY_LIGER_FN[model_type] = function
+        PATCH_FUNCTIONS[function.__name__] = function
+        globals()[function.__name__] = function
+        return function
+
+    return register
+
+
+# The functions of the table's rows are written out as source and compiled, as
+# dataclasses writes __init__: real parameters with defaults, so inspect.signature,
+# getfullargspec, positional calls and __defaults__ all see what a hand-written
+# function would give (a **kwargs function with __signature__ set would not).
+_FUNCTION_SOURCE = """\
+from __future__ import annotations
+
+
+def {name}(
+    rope: bool = True,
+    cross_entropy: bool = {plain},
+    fused_linear_cross_entropy: bool = {fused},
+    rms_norm: bool = True,
+    {switch}: bool = True,
+    model: nn.Module | None = None,
+) -> None:
+    _patch(FAMILIES[{model_type!r}], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, {switch}, model)
+"""
+
+
+def _generate(family: Family) -> Callable[..., None]:
+    name = family.function_name
+    source = _FUNCTION_SOURCE.format(
+        name=name,
+        model_type=family.model_type,
+        plain=family.plain_cross_entropy,
+        fused=not family.plain_cross_entropy,
+        switch=family.mlp_switch,
+    )
+    filename = f"<liger_kernel.transformers family {family.model_type}>"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), globals(), namespace)
+    # so that inspect.getsource and tracebacks show the function
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    function = namespace[name]
+    function.__doc__ = family.doc or f"Patch {family.prefix} (as :func:`apply_liger_kernel_to_llama`)."
+    return function
+
+
+#: The families patched from the table: adding one is adding a row (and its
+#: tiny config to tests/transformers/tiny_models.py).
+FAMILIES: dict[str, Family] = {
+    family.model_type: family
+    for family in (
+        Family(
+            "llama",
+            "Llama",
+            liger_mlp=LigerSwiGLUMLP,
+            doc="Patch Llama: RoPE, RMSNorm, SwiGLU MLP and the fused linear cross-entropy\n"
+            "loss (or the plain cross-entropy loss). With ``model=``, also convert that\n"
+            "model's existing modules in place.",
+        ),
+        Family("mistral", "Mistral", liger_mlp=LigerSwiGLUMLP),
+        Family(
+            "mixtral",
+            "Mixtral",
+            moe=True,
+            doc="Patch Mixtral. ``swiglu`` covers the experts' gate (``_apply_gate``,\n"
+            "used by the grouped_mm and batched_mm experts implementations); the fused\n"
+            "loss keeps the router load-balancing loss.",
+        ),
+        Family("qwen2", "Qwen2", liger_mlp=LigerSwiGLUMLP),
+        Family(
+            "qwen3", "Qwen3", liger_mlp=LigerSwiGLUMLP, doc="Patch Qwen3; ``rms_norm`` includes the per-head q/k norms."
+        ),
+        Family(
+            "qwen3_moe",
+            "Qwen3Moe",
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            doc="Patch Qwen3-MoE: dense MLP layers and the experts' gate (see Mixtral).",
+        ),
+        Family(
+            "gemma",
+            "Gemma",
+            liger_rms_norm=LigerRMSNormForGemma,
+            liger_mlp=LigerGEGLUMLP,
+            doc='Patch Gemma: RMSNorm with offset 1 and "gemma" casting, GEGLU MLP.',
+        ),
+        Family(
+            "gemma2",
+            "Gemma2",
+            liger_rms_norm=LigerRMSNormForGemma2,
+            liger_mlp=LigerGEGLUMLP,
+            doc="Patch Gemma-2; the fused loss applies ``final_logit_softcapping``.",
+        ),
+        Family(
+            "gemma3_text",
+            "Gemma3",
+            package="gemma3",
+            liger_rms_norm=LigerRMSNormForGemma2,
+            liger_mlp=LigerGEGLUMLP,
+            doc="Patch the Gemma-3 text model (``Gemma3ForCausalLM``), q/k norms included.",
+        ),
+        Family(
+            "phi3",
+            "Phi3",
+            liger_mlp=LigerPhi3SwiGLUMLP,
+            doc="Patch Phi-3: fused gate_up SwiGLU MLP; RoPE handles partial rotary.",
+        ),
+        Family(
+            "granite",
+            "Granite",
+            liger_mlp=LigerSwiGLUMLP,
+            plain_cross_entropy=True,
+            doc="Patch Granite. Cross-entropy by default; the fused loss, if chosen,\n"
+            "divides by ``logits_scaling`` as the stock head does.",
+        ),
+        Family(
+            "olmo2",
+            "Olmo2",
+            liger_rms_norm=LigerRMSNormForOlmo2,
+            liger_mlp=LigerSwiGLUMLP,
+            doc='Patch OLMo-2: post-norms and full-width q/k norms (casting "gemma").',
+        ),
+    )
+}
+
+for _row in FAMILIES.values():
+    patch_function(_row.model_type)(_generate(_row))
+del _row
+
+# Hand-written patch functions (see patch_function) go here.
+
+
+def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(apply_fn).parameters
+    accepted = {key: value for key, value in kwargs.items() if key in params}
+    ignored = sorted(set(kwargs) - set(accepted))
+    if ignored:
+        logger.info("%s does not take %s; ignored", apply_fn.__name__, ", ".join(ignored))
+    return accepted
+
+
+def _apply_liger_kernel(model_type: str = "", **kwargs: Any) -> None:
+    """Patch the Transformers classes of ``model_type`` (``config.model_type``)."""
+    apply_fn = MODEL_TYPE_TO_APPLY_LIGER_FN.get(model_type)
+    if apply_fn is None:
+        logger.warning(
+            "model type %r has no Liger patch; supported: %s", model_type, ", ".join(MODEL_TYPE_TO_APPLY_LIGER_FN)
+        )
+        return
+    kwargs.pop("model", None)
+    apply_fn(**_accepted(apply_fn, kwargs))
+
+
+def _apply_liger_kernel_to_instance(model: nn.Module, **kwargs: Any) -> None:
+    """Patch ``model`` in place (and its family's classes), by ``model.config.model_type``."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    apply_fn = MODEL_TYPE_TO_APPLY_LIGER_FN.get(model_type) if model_type else None
+    if apply_fn is None:
+        logger.warning(
+            "model type %r has no Liger patch; the model is left unchanged (supported: %s)",
+            model_type,
+            ", ".join(MODEL_TYPE_TO_APPLY_LIGER_FN),
+        )
+        return
+    apply_fn(model=model, **_accepted(apply_fn, kwargs))
