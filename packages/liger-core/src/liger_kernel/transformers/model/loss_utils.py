@@ -52,7 +52,9 @@ def normalize_by_items(loss: torch.Tensor, num_items_in_batch: torch.Tensor | in
     return loss / num_items_in_batch
 
 
-def next_token_targets(labels: torch.Tensor | None, shift_labels: torch.Tensor | None, ignore_index: int) -> torch.Tensor:
+def next_token_targets(
+    labels: torch.Tensor | None, shift_labels: torch.Tensor | None, ignore_index: int
+) -> torch.Tensor:
     """The flat next-token targets: ``shift_labels`` as given, else ``labels``
     shifted left by one and padded with ``ignore_index``."""
     if shift_labels is None:
@@ -107,7 +109,7 @@ def fixed_fused_linear_cross_entropy(
     return loss
 
 
-def LigerForCausalLMLoss(  # noqa: N802 (0.8.5's public name)
+def LigerForCausalLMLoss(
     hidden_states: torch.Tensor,
     lm_head_weight: torch.Tensor,
     labels: torch.Tensor | None,
