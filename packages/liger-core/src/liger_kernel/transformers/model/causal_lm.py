@@ -23,10 +23,9 @@ linear, a module with its own forward hook) is called, and the loss is the
 Liger cross-entropy of its logits: its adapters train and nothing is
 silently skipped, at the memory of the logits (a warning says so once).
 
-The loss matches Transformers' ``ForCausalLMLoss``: labels are shifted left by
-one and padded with ``ignore_index`` (unless ``shift_labels`` is given, already
-shifted); with ``num_items_in_batch`` (gradient accumulation) the loss is the
-sum over tokens divided by it, else the mean over non-ignored tokens.
+The fused loss is ``loss_utils.LigerForCausalLMLoss``, looked up on every call
+(frameworks replace that attribute to adjust it); it and the loss from logits
+match Transformers' ``ForCausalLMLoss`` as :mod:`.loss_utils` states.
 
 Loss options, keyword arguments of both forwards (TRL's ``SFTTrainer`` passes
 the first two when ``use_liger_kernel=True``):
