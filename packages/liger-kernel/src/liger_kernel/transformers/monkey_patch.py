@@ -36,6 +36,7 @@ and pass on only the keyword arguments it accepts.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import linecache
 import logging
@@ -55,11 +56,43 @@ from liger_kernel.transformers.rms_norm import (
 )
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP, liger_experts_apply_gate
+from liger_kernel.utils import PEFT_AVAILABLE  # noqa: F401 (0.8.5 offers it here)
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_TRANSFORMERS = (">=4.52", "<6")
 INSTALL_HINT = "pip install 'liger-kernel[transformers]'  (or: pip install 'transformers>=4.52,<6')"
+
+#: liger-kernel 0.8.5's version constants, read when first asked for (this
+#: module imports without Transformers; these need it installed):
+#: ``transformer_version`` (the installed Transformers, a ``packaging`` Version),
+#: ``MIN_SUPPORTED_TRANSFORMERS_VERSION`` (this project's floor, the lower bound
+#: of :data:`SUPPORTED_TRANSFORMERS`) and ``IS_TRANSFORMERS_V5_OR_LATER``. Where
+#: 0.8.5 refused to import below its floor, this module warns when it patches.
+_VERSION_CONSTANTS = ("transformer_version", "MIN_SUPPORTED_TRANSFORMERS_VERSION", "IS_TRANSFORMERS_V5_OR_LATER")
+
+
+def _version_constants() -> dict[str, Any]:
+    try:
+        installed = importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ImportError(f"Transformers is not installed. Install it with: {INSTALL_HINT}") from exc
+    from packaging.version import Version  # a dependency of Transformers
+
+    transformer_version = Version(installed)
+    return {
+        "transformer_version": transformer_version,
+        "MIN_SUPPORTED_TRANSFORMERS_VERSION": Version(SUPPORTED_TRANSFORMERS[0].removeprefix(">=")),
+        "IS_TRANSFORMERS_V5_OR_LATER": transformer_version >= Version("5.0.0"),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VERSION_CONSTANTS:
+        constants = _version_constants()
+        globals().update(constants)  # computed once; later lookups find the module attributes
+        return constants[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _require_transformers() -> None:
@@ -70,8 +103,9 @@ def _require_transformers() -> None:
             f"liger_kernel.transformers patches Hugging Face Transformers models, which is not installed. "
             f"Install it with: {INSTALL_HINT}"
         ) from exc
-    major_minor = tuple(int(part) for part in transformers.__version__.split(".")[:2] if part.isdigit())
-    if major_minor < (4, 52) or major_minor >= (6,):
+    versions = _version_constants()
+    installed = versions["transformer_version"]
+    if installed < versions["MIN_SUPPORTED_TRANSFORMERS_VERSION"] or installed.major >= 6:
         logger.warning(
             "transformers %s is outside the range liger_kernel.transformers supports (%s); patching may fail",
             transformers.__version__,
@@ -498,7 +532,7 @@ def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str
     return accepted
 
 
-def _apply_liger_kernel(model_type: str = "", **kwargs: Any) -> None:
+def _apply_liger_kernel(model_type: str, **kwargs: Any) -> None:
     """Patch the Transformers classes of ``model_type`` (``config.model_type``)."""
     apply_fn = MODEL_TYPE_TO_APPLY_LIGER_FN.get(model_type)
     if apply_fn is None:

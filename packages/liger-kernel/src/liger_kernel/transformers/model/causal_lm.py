@@ -23,10 +23,9 @@ linear, a module with its own forward hook) is called, and the loss is the
 Liger cross-entropy of its logits: its adapters train and nothing is
 silently skipped, at the memory of the logits (a warning says so once).
 
-The loss matches Transformers' ``ForCausalLMLoss``: labels are shifted left by
-one and padded with ``ignore_index`` (unless ``shift_labels`` is given, already
-shifted); with ``num_items_in_batch`` (gradient accumulation) the loss is the
-sum over tokens divided by it, else the mean over non-ignored tokens.
+The fused loss is ``loss_utils.LigerForCausalLMLoss``, looked up on every call
+(frameworks replace that attribute to adjust it); it and the loss from logits
+match Transformers' ``ForCausalLMLoss`` as :mod:`.loss_utils` states.
 
 Loss options, keyword arguments of both forwards (TRL's ``SFTTrainer`` passes
 the first two when ``use_liger_kernel=True``):
@@ -55,13 +54,13 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import can_return_tuple
 
 from liger_kernel.losses import loss_divisors
-from liger_kernel.ops import LigerCrossEntropyFunction, LigerFusedLinearCrossEntropyFunction
+from liger_kernel.ops import LigerCrossEntropyFunction
+from liger_kernel.transformers.model import loss_utils
 from liger_kernel.transformers.model.output_classes import LigerCausalLMOutputWithPast, LigerMoeCausalLMOutputWithPast
 
 logger = logging.getLogger(__name__)
@@ -97,14 +96,6 @@ def _slice_logits_to_keep(hidden_states: torch.Tensor, logits_to_keep: int | tor
     return hidden_states[:, logits_to_keep, :]
 
 
-def _next_token_targets(
-    labels: torch.Tensor | None, shift_labels: torch.Tensor | None, ignore_index: int
-) -> torch.Tensor:
-    if shift_labels is None:
-        shift_labels = F.pad(labels, (0, 1), value=ignore_index)[..., 1:]
-    return shift_labels.reshape(-1)
-
-
 def _token_loss(
     compute: Callable[[str], CausalLMLoss],
     num_items_in_batch: torch.Tensor | int | None,
@@ -113,9 +104,7 @@ def _token_loss(
     if num_items_in_batch is None:
         return compute("mean")
     result = compute("sum")
-    if torch.is_tensor(num_items_in_batch):
-        num_items_in_batch = num_items_in_batch.to(result.loss.device)
-    return result._replace(loss=result.loss / num_items_in_batch)
+    return result._replace(loss=loss_utils.normalize_by_items(result.loss, num_items_in_batch))
 
 
 def fused_causal_lm_loss(
@@ -131,31 +120,27 @@ def fused_causal_lm_loss(
     return_predicted_tokens: bool = False,
 ) -> CausalLMLoss:
     """Next-token loss of ``lm_head(hidden_states)`` without forming the logits;
-    ``lm_head`` must be a plain ``nn.Linear`` (see :func:`fusable_lm_head`)."""
-    targets = _next_token_targets(labels, shift_labels, ignore_index).to(hidden_states.device)
-    flat = hidden_states.reshape(-1, hidden_states.shape[-1])
-    if flat.shape[0] != targets.shape[0]:
-        raise ValueError(
-            f"{flat.shape[0]} positions are kept for the loss but the labels give {targets.shape[0]} targets; "
-            "with logits_to_keep, pass labels (or shift_labels) for the kept positions only"
-        )
+    ``lm_head`` must be a plain ``nn.Linear`` (see :func:`fusable_lm_head`).
 
-    def compute(reduction: str) -> CausalLMLoss:
-        loss, _, accuracy, predicted = LigerFusedLinearCrossEntropyFunction.apply(
-            flat,
-            lm_head.weight,
-            targets,
-            bias=lm_head.bias,
-            ignore_index=ignore_index,
-            reduction=reduction,
-            softcap=softcap,
-            use_token_scaling=use_token_scaling,
-            return_token_accuracy=return_token_accuracy,
-            return_predicted_tokens=return_predicted_tokens,
-        )
-        return CausalLMLoss(loss, accuracy, predicted)
-
-    return _token_loss(compute, num_items_in_batch)
+    Computed by ``loss_utils.LigerForCausalLMLoss``, looked up on each call so
+    that replacing that module attribute replaces the loss of every patched
+    forward."""
+    result = loss_utils.LigerForCausalLMLoss(
+        hidden_states=hidden_states,
+        lm_head_weight=lm_head.weight,
+        labels=labels,
+        hidden_size=hidden_states.shape[-1],
+        num_items_in_batch=num_items_in_batch,
+        ignore_index=ignore_index,
+        shift_labels=shift_labels,
+        final_logit_softcapping=softcap,
+        return_token_accuracy=return_token_accuracy,
+        return_predicted_tokens=return_predicted_tokens,
+        bias=lm_head.bias,
+        use_token_scaling=use_token_scaling,
+    )
+    loss, _, token_accuracy, predicted_tokens = loss_utils.unpack_cross_entropy_result(result)
+    return CausalLMLoss(loss, token_accuracy, predicted_tokens)
 
 
 def logits_causal_lm_loss(
@@ -171,7 +156,7 @@ def logits_causal_lm_loss(
     """The same loss and extras as :func:`fused_causal_lm_loss`, from logits
     already formed (softcapped and scaled as the model's head does), by the
     Liger cross-entropy op."""
-    targets = _next_token_targets(labels, shift_labels, ignore_index).to(logits.device)
+    targets = loss_utils.next_token_targets(labels, shift_labels, ignore_index).to(logits.device)
     flat = logits.reshape(-1, logits.shape[-1])
 
     def compute(reduction: str) -> CausalLMLoss:

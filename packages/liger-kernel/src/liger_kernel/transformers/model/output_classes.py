@@ -1,6 +1,8 @@
 """Outputs of the patched causal-LM forwards: Transformers' outputs plus the
 extras the Liger loss can return on request (``return_token_accuracy=True``,
-``return_predicted_tokens=True``); each is None unless asked for."""
+``return_predicted_tokens=True``); each is None unless asked for. The outputs
+of the vision-language families (``Liger<Family>CausalLMOutputWithPast``) come
+with those families' forwards."""
 
 from __future__ import annotations
 
