@@ -30,6 +30,8 @@ import torch
 from liger_kernel.ops._contract import (
     FLOAT_DTYPES,
     DispatchedFunction,
+    check_implementation_choice,
+    implementation_context,
     require_dtype_choice,
     require_ndim,
     require_real,
@@ -37,7 +39,7 @@ from liger_kernel.ops._contract import (
     require_tensor,
 )
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.ops.jsd import check_implementation_choice, check_shift_labels, implementation_context
+from liger_kernel.ops.jsd import check_shift_labels
 from liger_kernel.ops.jsd import check_scalar_options as check_jsd_options
 
 
