@@ -54,9 +54,9 @@ class DispatchedFunction:
     #: values into the context the call is routed in.
     contract_args: ClassVar[tuple[str, ...]] = ()
     #: Keywords this project accepted before a parameter took liger-kernel
-    #: 0.8.5's name (old keyword -> ``check``'s parameter), so that calls
-    #: written against either name bind.
-    keyword_aliases: ClassVar[dict[str, str]] = {}
+    #: 0.8.5's name, as (old keyword, ``check``'s parameter) pairs, so that
+    #: calls written against either name bind.
+    keyword_aliases: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @staticmethod
     def call_context(*values: Any) -> contextlib.AbstractContextManager[Any]:
@@ -99,7 +99,7 @@ class DispatchedFunction:
         if signature is None:
             signature = inspect.signature(cls.check)
             cls._signature = signature
-        for old, new in cls.keyword_aliases.items():
+        for old, new in cls.keyword_aliases:
             if old in kwargs:
                 if new in kwargs:
                     raise TypeError(f"{cls.__name__}.apply: got both {new!r} and its older name {old!r}")

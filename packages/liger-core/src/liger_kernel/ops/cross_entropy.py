@@ -51,6 +51,8 @@ from liger_kernel.ops._contract import (
 )
 
 REDUCTIONS = ("mean", "sum", "none")
+#: log2(e): exp(x) = 2 ** (x * LOG2_E), the form kernels evaluate exponentials in
+LOG2_E = 1.4426950408889634
 
 
 def loss_dtype(input_dtype: torch.dtype) -> torch.dtype:
@@ -120,7 +122,7 @@ class LigerCrossEntropyFunction(DispatchedFunction):
     op = "cross_entropy"
     overwrites = ("_input",)
     backward_reads = ("_input", "target", "weight")
-    keyword_aliases = {"input": "_input"}
+    keyword_aliases = (("input", "_input"),)
 
     @staticmethod
     def outputs(_input, target, weight, ignore_index, lse_square_scale, label_smoothing, reduction, softcap,

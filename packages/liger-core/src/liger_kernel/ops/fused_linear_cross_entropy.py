@@ -51,7 +51,6 @@ from liger_kernel.ops._contract import (
 )
 from liger_kernel.ops.cross_entropy import check_loss_options, loss_outputs, require_target_in_range
 
-
 #: 0.8.5's default ``chunk_mem_const`` (accepted and checked, see the module docstring)
 CHUNK_MEM_CONST = 1
 
@@ -64,7 +63,7 @@ def accumulation_dtype(weight_dtype: torch.dtype, accum_dtype: torch.dtype | Non
 class LigerFusedLinearCrossEntropyFunction(DispatchedFunction):
     op = "fused_linear_cross_entropy"
     backward_reads = ("_input", "weight", "target", "bias", "ce_weight")  # reduction="none" replays
-    keyword_aliases = {"input": "_input"}
+    keyword_aliases = (("input", "_input"),)
     contract_args = ("ce_impl", "ce_mode", "chunk_mem_const")
 
     @staticmethod

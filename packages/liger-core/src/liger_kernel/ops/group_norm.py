@@ -42,7 +42,7 @@ def _require_positive_int(name: str, value: object) -> None:
 class LigerGroupNormFunction(DispatchedFunction):
     op = "group_norm"
     backward_reads = ("X", "affine_scaling_weight", "affine_shifting_bias")
-    keyword_aliases = {"weight": "affine_scaling_weight", "bias": "affine_shifting_bias"}
+    keyword_aliases = (("weight", "affine_scaling_weight"), ("bias", "affine_shifting_bias"))
 
     @staticmethod
     def outputs(X, *_):

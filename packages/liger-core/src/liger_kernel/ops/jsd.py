@@ -78,7 +78,7 @@ class LigerJSDFunction(DispatchedFunction):
     backward_reads = ("_input", "target")  # the fp16 path recomputes in backward
     contract_args = ("jsd_impl", "jsd_mode")
     call_context = staticmethod(implementation_context)
-    keyword_aliases = {"input": "_input"}
+    keyword_aliases = (("input", "_input"),)
 
     @staticmethod
     def outputs(_input, *_):

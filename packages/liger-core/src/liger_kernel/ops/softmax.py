@@ -22,7 +22,7 @@ from liger_kernel.ops._contract import DispatchedFunction, require_tensor
 class LigerSoftmaxFunction(DispatchedFunction):
     op = "softmax"
     backward_reads = (0,)  # y
-    keyword_aliases = {"x": "input_"}
+    keyword_aliases = (("x", "input_"),)
 
     @staticmethod
     def outputs(input_):
