@@ -4,6 +4,7 @@ pass-through arguments and LigerLayerNorm's implementation choice."""
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 
 import pytest
@@ -118,6 +119,7 @@ def test_gemma4_mlp_is_double_wide_on_the_kv_shared_layers(layer_idx, overrides,
 
 
 def test_kl_div_loss_passes_torchs_arguments_through_as_given():
+    assert list(inspect.signature(LigerKLDIVLoss).parameters) == ["eps", "args", "kwargs"]  # 0.8.5's
     # positionally, as torch.nn.KLDivLoss takes them: size_average, reduce, reduction, log_target
     module = LigerKLDIVLoss(1e-10, None, None, "sum", True)
     assert (module.reduction, module.log_target, module.eps) == ("sum", True, 1e-10)
