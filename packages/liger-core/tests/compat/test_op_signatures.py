@@ -135,9 +135,7 @@ class RecordingFLCE(torch.autograd.Function):
 
 def _register_recording(op: str, function: type) -> None:
     # a rank far below the torch backend's, so that only a request routes to it
-    register_impl(op, impl_name=RECORDING, capability=Capability(device_types=("cpu",)), preference_rank=1000)(
-        function
-    )
+    register_impl(op, impl_name=RECORDING, capability=Capability(device_types=("cpu",)), preference_rank=1000)(function)
 
 
 def test_ce_impl_routes_the_call_to_the_named_implementation():

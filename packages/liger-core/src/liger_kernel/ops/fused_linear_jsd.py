@@ -39,8 +39,8 @@ from liger_kernel.ops._contract import (
     require_tensor,
 )
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.ops.jsd import check_shift_labels
 from liger_kernel.ops.jsd import check_scalar_options as check_jsd_options
+from liger_kernel.ops.jsd import check_shift_labels
 
 
 def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight: torch.Tensor) -> None:
