@@ -9,7 +9,11 @@ with the signature a caller uses (the ``forward`` after ``ctx`` for a
 constants. Defaults are kept as source text.
 
 Each entry of the written manifest carries ``missing: "<issue>"`` while this
-tree does not match it, naming the issue that brings it. ``--check`` compares
+tree does not match it, naming the issue that brings it. Names this project
+does not offer on purpose are listed, each with its reason, in ``declined.toml``
+beside the manifest (by the module that defines them; a re-export is declined
+with its definition): they carry no mark, are counted apart, and a declined
+name that matches after all, or names no 0.8.5 entry, is a stale mark. ``--check`` compares
 the tree with the manifest and prints the counts; ``--update`` rewrites the
 marks from what the tree provides. :func:`compare` is the one statement of
 "matches", shared with ``packages/liger-kernel/tests/compat/test_api_manifest.py``:
@@ -39,8 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "packages/liger-kernel/tests/compat/liger_kernel_0_8_5.json"
+DECLINED = MANIFEST.with_name("declined.toml")
 PACKAGE = "liger_kernel"
 VERSION = "0.8.5"
 
@@ -600,11 +610,37 @@ def evaluate(manifest: dict[str, Any]) -> dict[tuple[str, str | None], list[str]
     return results
 
 
-def update_marks(manifest: dict[str, Any]) -> dict[str, Any]:
+def load_declined(path: Path = DECLINED) -> dict[tuple[str, str], str]:
+    """(defining module, name) -> why this project does not offer it."""
+    if not path.is_file():
+        return {}
+    tables = tomllib.loads(path.read_text())
+    return {(module, name): reason for module, names in tables.items() for name, reason in names.items()}
+
+
+def declined_reason(declined: dict[tuple[str, str], str], module: str, entry: dict[str, Any]) -> str | None:
+    """Why ``module.<entry>`` is declined (it, or the definition it re-exports), or None."""
+    for origin in (module, entry.get("defined_in")):
+        if origin is not None and (origin, entry["name"]) in declined:
+            return declined[(origin, entry["name"])]
+    return None
+
+
+def unknown_declined(manifest: dict[str, Any], declined: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    """Declined (module, name) pairs that name no entry of the manifest."""
+    known = {(m, e["name"]) for m, d in manifest["modules"].items() for e in d["entries"]}
+    return sorted(key for key in declined if key not in known)
+
+
+def update_marks(manifest: dict[str, Any], declined: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    declined = load_declined() if declined is None else declined
     results = evaluate(manifest)
     for module, data in manifest["modules"].items():
         _mark(data, results[(module, None)], issue_for(module, None), data.get("missing"))
         for entry in data["entries"]:
+            if declined_reason(declined, module, entry) is not None:
+                entry.pop("missing", None)
+                continue
             _mark(entry, results[(module, entry["name"])], issue_for(module, entry["name"]), entry.get("missing"))
     return manifest
 
@@ -616,27 +652,42 @@ def _mark(item: dict[str, Any], problems: list[str], issue: str, old: str | None
         item.pop("missing", None)
 
 
-def counts(manifest: dict[str, Any]) -> tuple[int, Counter]:
-    matched, missing = 0, Counter()
-    for data in manifest["modules"].values():
+def counts(
+    manifest: dict[str, Any], declined: dict[tuple[str, str], str] | None = None
+) -> tuple[int, Counter, list[tuple[str, str]]]:
+    """Matched names, missing names by issue, and the declined (label, reason) pairs."""
+    declined = load_declined() if declined is None else declined
+    matched, missing, refused = 0, Counter(), []
+    for module, data in manifest["modules"].items():
         for entry in data["entries"]:
-            if "missing" in entry:
+            reason = declined_reason(declined, module, entry)
+            if reason is not None:
+                refused.append((f"{module}.{entry['name']}", reason))
+            elif "missing" in entry:
                 missing[entry["missing"]] += 1
             else:
                 matched += 1
-    return matched, missing
+    return matched, missing, refused
 
 
-def stale_marks(manifest: dict[str, Any]) -> list[str]:
+def stale_marks(manifest: dict[str, Any], declined: dict[tuple[str, str], str] | None = None) -> list[str]:
     """Marks that disagree with the tree: a mark on what now matches, or no
-    mark on what does not."""
+    mark on what does not; a declined name that matches, carries a mark, or
+    names no entry."""
+    declined = load_declined() if declined is None else declined
     results = evaluate(manifest)
-    stale = []
+    stale = [f"{m}.{n}: declined, but 0.8.5 has no such name here" for m, n in unknown_declined(manifest, declined)]
     for module, data in manifest["modules"].items():
         items = [(None, data)] + [(e["name"], e) for e in data["entries"]]
         for name, item in items:
             label = module if name is None else f"{module}.{name}"
             problems = results[(module, name)]
+            if name is not None and declined_reason(declined, module, item) is not None:
+                if not problems:
+                    stale.append(f"{label}: declined, but it matches now; remove it from {DECLINED.name}")
+                elif "missing" in item:
+                    stale.append(f"{label}: declined, remove missing={item['missing']}")
+                continue
             if problems and "missing" not in item:
                 stale.append(f"{label}: not matched ({'; '.join(problems)}) but not marked missing")
             elif not problems and "missing" in item:
@@ -644,17 +695,21 @@ def stale_marks(manifest: dict[str, Any]) -> list[str]:
     return stale
 
 
-def report(manifest: dict[str, Any]) -> str:
-    matched, missing = counts(manifest)
-    total = matched + sum(missing.values())
+def report(manifest: dict[str, Any], declined: dict[tuple[str, str], str] | None = None) -> str:
+    matched, missing, refused = counts(manifest, declined)
+    total = matched + sum(missing.values()) + len(refused)
     modules_missing = Counter(d["missing"] for d in manifest["modules"].values() if "missing" in d)
     by_issue = ", ".join(f"#{issue}: {n}" for issue, n in sorted(missing.items()))
     mod_issue = ", ".join(f"#{issue}: {n}" for issue, n in sorted(modules_missing.items()))
-    return (
-        f"liger-kernel {manifest['version']}: {total} names in {len(manifest['modules'])} modules\n"
-        f"matched {matched} / missing {sum(missing.values())} ({by_issue or 'none'})\n"
-        f"modules missing: {sum(modules_missing.values())} ({mod_issue or 'none'})"
-    )
+    lines = [
+        f"liger-kernel {manifest['version']}: {total} names in {len(manifest['modules'])} modules",
+        f"matched {matched} / missing {sum(missing.values())} ({by_issue or 'none'}) / declined {len(refused)}",
+        f"modules missing: {sum(modules_missing.values())} ({mod_issue or 'none'})",
+    ]
+    if refused:
+        lines.append(f"declined {len(refused)}, with reasons ({DECLINED.name}):")
+        lines += [f"  {label}: {reason}" for label, reason in refused]
+    return "\n".join(lines)
 
 
 def _write(manifest: dict[str, Any], path: Path) -> None:
@@ -679,25 +734,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="an unpacked 0.8.5 wheel (the directory holding liger_kernel/) or a .whl")
     parser.add_argument("--download", action="store_true", help=f"pip download liger-kernel=={VERSION} (no deps)")
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help="the manifest file (default: %(default)s)")
+    parser.add_argument(
+        "--declined", type=Path, default=DECLINED, help="names not offered on purpose (default: %(default)s)"
+    )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", action="store_true", help="build the manifest from 0.8.5 and mark it from this tree")
     action.add_argument("--check", action="store_true", help="print matched / missing by issue; exit 1 on stale marks")
     action.add_argument("--update", action="store_true", help="rewrite the missing marks from what this tree provides")
     args = parser.parse_args(argv)
 
+    declined = load_declined(args.declined)
     if args.write:
-        manifest = update_marks(build(read_sources(args.source, args.download)))
+        manifest = update_marks(build(read_sources(args.source, args.download)), declined)
         _write(manifest, args.manifest)
-        print(report(manifest))
+        print(report(manifest, declined))
         return 0
     manifest = json.loads(args.manifest.read_text())
     if args.update:
-        manifest = update_marks(manifest)
+        manifest = update_marks(manifest, declined)
         _write(manifest, args.manifest)
-        print(report(manifest))
+        print(report(manifest, declined))
         return 0
-    print(report(manifest))
-    stale = stale_marks(manifest)
+    print(report(manifest, declined))
+    stale = stale_marks(manifest, declined)
     for line in stale:
         print(f"stale: {line}")
     return 1 if stale else 0

@@ -20,25 +20,25 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "rms_norm": "Tensor X, Tensor? W, float eps, float offset, str casting_mode, bool in_place",
     "fused_add_rms_norm": "Tensor X, Tensor R, Tensor W, float eps, float offset, str casting_mode, bool in_place",
     "layer_norm": "Tensor X, Tensor W, Tensor? B, float eps",
-    "group_norm": "Tensor X, Tensor weight, Tensor? bias, int num_channels, int num_groups, float eps",
+    "group_norm": "Tensor X, Tensor affine_scaling_weight, Tensor? affine_shifting_bias, int num_channels, int num_groups, float eps",
     "poly_norm": "Tensor X, Tensor W, Tensor B, float eps, bool in_place",
     "rope": "Tensor q, Tensor k, Tensor cos, Tensor sin, Tensor? position_ids, int unsqueeze_dim",
     "qwen2vl_mrope": "Tensor q, Tensor k, Tensor cos, Tensor sin, int[] mrope_section, int unsqueeze_dim",
     "swiglu": "Tensor a, Tensor b",
     "geglu": "Tensor a, Tensor b",
-    "cross_entropy": "Tensor input, Tensor target, Tensor? weight, int ignore_index, float lse_square_scale, "
+    "cross_entropy": "Tensor _input, Tensor target, Tensor? weight, int ignore_index, float lse_square_scale, "
     "float label_smoothing, str reduction, float? softcap, bool return_z_loss, bool return_token_accuracy, "
     "bool return_predicted_tokens",
-    "fused_linear_cross_entropy": "Tensor input, Tensor weight, Tensor target, Tensor? bias, Tensor? ce_weight, "
+    "fused_linear_cross_entropy": "Tensor _input, Tensor weight, Tensor target, Tensor? bias, Tensor? ce_weight, "
     "int ignore_index, float lse_square_scale, float label_smoothing, str reduction, float? softcap, "
     "bool return_z_loss, str? accum_dtype, bool use_token_scaling, bool return_token_accuracy, "
     "bool return_predicted_tokens",
-    "jsd": "Tensor input, Tensor target, Tensor? shift_labels, float beta, int ignore_index",
+    "jsd": "Tensor _input, Tensor target, Tensor? shift_labels, float beta, int ignore_index",
     "fused_linear_jsd": "Tensor student_input, Tensor student_weight, Tensor teacher_input, Tensor teacher_weight, "
     "Tensor? shift_labels, float jsd_beta, int ignore_index, float temperature",
     "kl_div": "Tensor y_pred, Tensor y_true, str reduction, bool log_target, float eps",
     "tvd": "Tensor p, Tensor q, Tensor? shift_labels, str reduction, int ignore_index",
-    "softmax": "Tensor x",
+    "softmax": "Tensor input_",
     "sparsemax": "Tensor x, int dim",
     "dyt": "Tensor x, Tensor alpha, Tensor gamma, Tensor? beta",
 }

@@ -343,7 +343,7 @@ def test_cross_entropy_matches_torch_and_formula(reduction, with_weight, z_scale
 
 def test_cross_entropy_unrequested_extras_are_none_and_extras_carry_no_gradient():
     x, target = leaf(torch.randn(4, 9)), torch.tensor([1, 2, -100, 0])
-    _, z_loss, accuracy, predicted = LigerCrossEntropyFunction.apply(x, target)
+    _, z_loss, accuracy, predicted = LigerCrossEntropyFunction.apply(x, target, None)
     assert z_loss is None and accuracy is None and predicted is None
     _, z_loss, accuracy, predicted = LigerCrossEntropyFunction.apply(
         x, target, None, -100, 0.1, 0.0, "mean", None, True, True, True

@@ -73,15 +73,22 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
     if op == "layer_norm":
         return {"X": x(2, 8), "W": x(8), "B": x(8), "eps": 1e-6}
     if op == "group_norm":
-        return {"X": x(2, 4, 3), "weight": x(4), "bias": x(4), "num_channels": 4, "num_groups": 2, "eps": 1e-6}
+        return {
+            "X": x(2, 4, 3),
+            "affine_scaling_weight": x(4),
+            "affine_shifting_bias": x(4),
+            "num_channels": 4,
+            "num_groups": 2,
+            "eps": 1e-6,
+        }
     if op == "poly_norm":
         return {"X": x(2, 8), "W": x(3), "B": x(1), "eps": 1e-6}
     if op == "cross_entropy":
-        return {"input": x(3, 10), "target": labels(3, 10), "weight": x(10).abs()}
+        return {"_input": x(3, 10), "target": labels(3, 10), "weight": x(10).abs()}
     if op == "fused_linear_cross_entropy":
-        return {"input": x(3, 8), "weight": x(10, 8), "target": labels(3, 10), "bias": x(10), "ce_weight": x(10).abs()}
+        return {"_input": x(3, 8), "weight": x(10, 8), "target": labels(3, 10), "bias": x(10), "ce_weight": x(10).abs()}
     if op == "jsd":
-        return {"input": x(3, 10).log_softmax(-1), "target": x(3, 10).log_softmax(-1), "shift_labels": labels(3, 10)}
+        return {"_input": x(3, 10).log_softmax(-1), "target": x(3, 10).log_softmax(-1), "shift_labels": labels(3, 10)}
     if op == "fused_linear_jsd":
         return {
             "student_input": x(3, 8),
@@ -117,7 +124,7 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
     if op in ("swiglu", "geglu"):
         return {"a": x(2, 8), "b": x(2, 8)}
     if op == "softmax":
-        return {"x": x(2, 8)}
+        return {"input_": x(2, 8)}
     if op == "sparsemax":
         return {"x": x(2, 8), "dim": -1}
     if op == "dyt":
@@ -295,11 +302,11 @@ CASES: list[BadInput] = [
         _set(num_channels=6),
     ),
     _shape("group_norm", "X", "1-D (no channel dimension)", lambda t: t[0, :, 0], "1d"),
-    _shape("group_norm", "weight", "not one per channel", lambda w: w[:3]),
-    _shape("group_norm", "bias", "not one per channel", lambda b: b[:3]),
+    _shape("group_norm", "affine_scaling_weight", "not one per channel", lambda w: w[:3]),
+    _shape("group_norm", "affine_shifting_bias", "not one per channel", lambda b: b[:3]),
     _dtype("group_norm", "X", torch.int32),
-    _device("group_norm", "weight"),
-    _device("group_norm", "bias"),
+    _device("group_norm", "affine_scaling_weight"),
+    _device("group_norm", "affine_shifting_bias"),
     *_eps_cases("poly_norm"),
     _empty_row("poly_norm", "X"),
     _shape("poly_norm", "W", "with 4 weights (not 3)", lambda w: torch.cat((w, w[:1]))),
@@ -435,9 +442,9 @@ CASES: list[BadInput] = [
     ),
     *_gate_cases("swiglu"),
     *_gate_cases("geglu"),
-    _shape("cross_entropy", "input", "3-D", lambda t: t.unsqueeze(0), "3d"),
-    _dtype("cross_entropy", "input", torch.int64),
-    _shape("cross_entropy", "target", "with fewer rows than `input`", lambda t: t[:2]),
+    _shape("cross_entropy", "_input", "3-D", lambda t: t.unsqueeze(0), "3d"),
+    _dtype("cross_entropy", "_input", torch.int64),
+    _shape("cross_entropy", "target", "with fewer rows than `_input`", lambda t: t[:2]),
     _dtype("cross_entropy", "target", torch.float32),
     _shape("cross_entropy", "weight", "not one per class", lambda w: w[:9]),
     BadInput(
@@ -479,15 +486,15 @@ CASES: list[BadInput] = [
         _set(label_smoothing="0.1"),
     ),
     BadInput("cross_entropy", "softcap-inf", "`softcap` = inf", "softcap", ValueError, _set(softcap=math.inf)),
-    _empty_row("cross_entropy", "input", what="vocabulary 0 (shape (rows, 0))"),
-    _shape("fused_linear_cross_entropy", "input", "3-D", lambda t: t.unsqueeze(0), "3d"),
+    _empty_row("cross_entropy", "_input", what="vocabulary 0 (shape (rows, 0))"),
+    _shape("fused_linear_cross_entropy", "_input", "3-D", lambda t: t.unsqueeze(0), "3d"),
     _shape(
-        "fused_linear_cross_entropy", "weight", "with another hidden size than `input`", lambda w: w[:, :7], "hidden"
+        "fused_linear_cross_entropy", "weight", "with another hidden size than `_input`", lambda w: w[:, :7], "hidden"
     ),
     _dtype("fused_linear_cross_entropy", "weight", torch.int32),
     _shape("fused_linear_cross_entropy", "bias", "not one per vocabulary entry", lambda b: b[:9]),
     _shape("fused_linear_cross_entropy", "ce_weight", "not one per class", lambda w: w[:9]),
-    _shape("fused_linear_cross_entropy", "target", "with fewer rows than `input`", lambda t: t[:2]),
+    _shape("fused_linear_cross_entropy", "target", "with fewer rows than `_input`", lambda t: t[:2]),
     BadInput(
         "fused_linear_cross_entropy",
         "reduction",
@@ -531,12 +538,12 @@ CASES: list[BadInput] = [
         ValueError,
         lambda a: a.update(weight=a["weight"][:0], bias=a["bias"][:0], ce_weight=a["ce_weight"][:0]),
     ),
-    _shape("jsd", "input", "3-D", lambda t: t.unsqueeze(0), "3d"),
-    _dtype("jsd", "input", torch.int32),
-    _shape("jsd", "target", "with another vocabulary than `input`", lambda t: t[:, :9], "vocab"),
-    _shape("jsd", "target", "with fewer rows than `input`", lambda t: t[:2], "rows"),
+    _shape("jsd", "_input", "3-D", lambda t: t.unsqueeze(0), "3d"),
+    _dtype("jsd", "_input", torch.int32),
+    _shape("jsd", "target", "with another vocabulary than `_input`", lambda t: t[:, :9], "vocab"),
+    _shape("jsd", "target", "with fewer rows than `_input`", lambda t: t[:2], "rows"),
     _dtype("jsd", "target", torch.int64),
-    _shape("jsd", "shift_labels", "with fewer rows than `input`", lambda t: t[:2]),
+    _shape("jsd", "shift_labels", "with fewer rows than `_input`", lambda t: t[:2]),
     _dtype("jsd", "shift_labels", torch.float32),
     BadInput("jsd", "beta-high", "`beta` = 1.5", "beta", ValueError, _set(beta=1.5)),
     BadInput("jsd", "beta-negative", "`beta` = -0.1", "beta", ValueError, _set(beta=-0.1)),
@@ -629,9 +636,9 @@ CASES: list[BadInput] = [
     _dtype("tvd", "shift_labels", torch.float32),
     _device("tvd", "shift_labels"),
     BadInput("tvd", "reduction", "`reduction` = `'average'`", "reduction", ValueError, _set(reduction="average")),
-    _dtype("softmax", "x", torch.int32),
-    _zero_dim("softmax", "x"),
-    _empty_row("softmax", "x"),
+    _dtype("softmax", "input_", torch.int32),
+    _zero_dim("softmax", "input_"),
+    _empty_row("softmax", "input_"),
     _dtype("sparsemax", "x", torch.int32),
     _zero_dim("sparsemax", "x"),
     BadInput(

@@ -15,7 +15,9 @@ dispatched Functions, their ``check``, which ``apply`` binds against).
 Entries marked ``missing: "<issue>"`` are not matched yet; the test asserts
 they really are still missing or mismatched, so that whoever adds one must
 remove its mark (``python tools/api_manifest.py --update``) and the manifest
-stays the truth.
+stays the truth. Names not offered on purpose are listed with their reasons in
+``declined.toml``; the test asserts each really is absent or different here,
+carries no mark, and names a 0.8.5 entry.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def _load_tool():
 
 
 tool = _load_tool()
+DECLINED = tool.load_declined(HERE / "declined.toml")
 
 
 @pytest.mark.parametrize("module", sorted(MANIFEST["modules"]))
@@ -64,11 +67,59 @@ def test_module_matches_its_manifest_entries(module):
     failures = []
     for entry in data["entries"]:
         problems = tool.status(module, entry)
+        if tool.declined_reason(DECLINED, module, entry) is not None:
+            if not problems:
+                failures.append(f"{entry['name']}: declined, but it matches now; remove it from declined.toml")
+            elif "missing" in entry:
+                failures.append(f"{entry['name']}: declined, remove its missing mark (issue {entry['missing']})")
+            continue
         if "missing" in entry and not problems:
             failures.append(f"{entry['name']}: matches now, remove its missing mark (issue {entry['missing']})")
         elif "missing" not in entry and problems:
             failures.append(f"{entry['name']}: {'; '.join(problems)}")
     assert not failures, "\n".join(failures)
+
+
+def test_every_declined_name_is_a_0_8_5_entry_with_a_reason():
+    assert DECLINED, "declined.toml lists nothing"
+    assert not tool.unknown_declined(MANIFEST, DECLINED)
+    for (module, name), reason in DECLINED.items():
+        assert isinstance(reason, str) and len(reason.split()) >= 4, (module, name, reason)
+
+
+def test_declined_names_are_counted_apart_and_a_true_file_is_no_stale_mark():
+    launch = {"name": "rms_norm_forward", "kind": "function", "signature": []}
+    manifest = {
+        "version": "0.8.5",
+        "modules": {
+            "liger_kernel.ops": {
+                "entries": [
+                    {**launch, "defined_in": "liger_kernel.ops.rms_norm"},
+                    {"name": "LigerRMSNormFunction", "kind": "autograd_function", "signature": None},
+                    {"name": "nowhere", "kind": "function", "signature": [], "missing": "22"},
+                ]
+            },
+            "liger_kernel.ops.rms_norm": {"entries": [dict(launch)]},
+        },
+    }
+    declined = {("liger_kernel.ops.rms_norm", "rms_norm_forward"): "returns kernel internals"}
+    matched, missing, refused = tool.counts(manifest, declined)
+    assert (matched, dict(missing)) == (1, {"22": 1})
+    assert refused == [
+        ("liger_kernel.ops.rms_norm_forward", "returns kernel internals"),  # the re-export, with its definition
+        ("liger_kernel.ops.rms_norm.rms_norm_forward", "returns kernel internals"),
+    ]
+    assert "declined 2, with reasons" in tool.report(manifest, declined)
+    assert "liger_kernel.ops.rms_norm_forward: returns kernel internals" in tool.report(manifest, declined)
+    assert tool.stale_marks(manifest, declined) == []
+    # a mark on a declined name, a declined name that matches, one that names no entry: all stale
+    manifest["modules"]["liger_kernel.ops"]["entries"][0]["missing"] = "22"
+    assert tool.stale_marks(manifest, declined) == ["liger_kernel.ops.rms_norm_forward: declined, remove missing=22"]
+    assert tool.update_marks(manifest, declined)["modules"]["liger_kernel.ops"]["entries"][0].get("missing") is None
+    offered = {("liger_kernel.ops", "LigerRMSNormFunction"): "not offered", ("liger_kernel.ops", "gone"): "x y z w"}
+    stale = tool.stale_marks(manifest, {**declined, **offered})
+    assert "liger_kernel.ops.gone: declined, but 0.8.5 has no such name here" in stale
+    assert any(line.startswith("liger_kernel.ops.LigerRMSNormFunction: declined, but it matches now") for line in stale)
 
 
 def test_every_mark_names_a_known_issue():

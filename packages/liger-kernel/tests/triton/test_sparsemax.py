@@ -46,5 +46,5 @@ def test_sparsemax_wide_support_takes_many_steps(profile, assert_close):
     x = -torch.linspace(0, 1, 97, dtype=torch.float64).repeat(3, 1).float()
     x[1] = x[1] * 0.01
     x[2, 5:] = x[2, 4]  # ties just below the top
-    y = SparsemaxFunction.apply(x)
+    y = SparsemaxFunction.apply(x, -1)
     assert_close(y, reference(x.double(), -1), torch.float32)

@@ -60,7 +60,7 @@ def call_arguments(logits, target, options, device, rng):
         weight = (torch.rand(logits.shape[1], generator=rng, dtype=torch.float64) * 1.5 + 0.5).to(logits.dtype)
         weight = weight.to(device)
     return {
-        "input": logits,
+        "_input": logits,
         "target": target,
         "weight": weight,
         "ignore_index": options.get("ignore_index", -100),
@@ -81,11 +81,11 @@ def run(args, *, dtype, rng, non_leaf=False):
         args,
         dtype=dtype,
         rng=rng,
-        grads=("input",),
+        grads=("_input",),
         outputs=OUTPUTS,
         reduced=("loss", "z_loss") if args["reduction"] != "none" else (),
         output_dtypes=LOSS_DTYPES if dtype == torch.float32 else {"loss": (dtype, torch.float32)},
-        non_leaf=("input",) if non_leaf else (),
+        non_leaf=("_input",) if non_leaf else (),
         overwrites=LigerCrossEntropyFunction.overwrites,
     )
 
@@ -172,7 +172,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     args = case(6, 211, liger_dtype, liger_device, liger_rng, {"label_smoothing": 0.1, "lse_square_scale": 0.01})
 
     def once():
-        x = args["input"].clone().requires_grad_()
+        x = args["_input"].clone().requires_grad_()
         loss = LigerCrossEntropyFunction.apply(x, *list(args.values())[1:])[0]
         loss.backward()
         return loss, x.grad

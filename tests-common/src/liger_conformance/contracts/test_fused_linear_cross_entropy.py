@@ -70,7 +70,7 @@ def call_arguments(x, weight, target, options, device, rng):
     if options.get("ce_weight"):
         ce_weight = (torch.rand(vocab, generator=rng, dtype=torch.float64) * 1.5 + 0.5).to(weight.dtype).to(device)
     return {
-        "input": x,
+        "_input": x,
         "weight": weight,
         "target": target,
         "bias": bias,
@@ -100,7 +100,7 @@ def case(tokens, hidden, vocab, dtype, device, rng, options, ignored="some", x_l
 
 
 def run(args, *, dtype, rng, non_leaf=False):
-    grads = ("input", "weight") + (("bias",) if args["bias"] is not None else ())
+    grads = ("_input", "weight") + (("bias",) if args["bias"] is not None else ())
     return compare_with_oracle(
         LigerFusedLinearCrossEntropyFunction.apply,
         lambda a: oracles.fused_linear_cross_entropy(*a.values()),
@@ -111,7 +111,7 @@ def run(args, *, dtype, rng, non_leaf=False):
         outputs=OUTPUTS,
         reduced=("weight", "bias") + (("loss", "z_loss") if args["reduction"] != "none" else ()),
         output_dtypes={"loss": (dtype, torch.float32)},
-        non_leaf=("input",) if non_leaf else (),
+        non_leaf=("_input",) if non_leaf else (),
         overwrites=LigerFusedLinearCrossEntropyFunction.overwrites,
     )
 
@@ -161,7 +161,7 @@ def test_float32_accumulation_bounds_the_weight_gradient(liger_device, liger_dty
     loss, *_ = LigerFusedLinearCrossEntropyFunction.apply(*args.values())
     loss.backward()
     assert weight.grad.dtype == liger_dtype
-    x64 = args["input"].detach().double().cpu()
+    x64 = args["_input"].detach().double().cpu()
     w64 = weight.detach().double().cpu().requires_grad_()
     torch.nn.functional.cross_entropy(x64 @ w64.T, args["target"].cpu()).backward()
     error = (weight.grad.double().cpu() - w64.grad).abs().max()
@@ -232,7 +232,7 @@ def test_deterministic(liger_device, liger_dtype, liger_rng):
     args = case(7, 16, 211, liger_dtype, liger_device, liger_rng, {"bias": True, "label_smoothing": 0.1})
 
     def once():
-        x, w, b = (args[name].clone().requires_grad_() for name in ("input", "weight", "bias"))
+        x, w, b = (args[name].clone().requires_grad_() for name in ("_input", "weight", "bias"))
         rest = list(args.values())[4:]
         loss = LigerFusedLinearCrossEntropyFunction.apply(x, w, args["target"], b, *rest)[0]
         loss.backward()

@@ -87,14 +87,14 @@ def run(input, target, shift_labels=None, beta=0.5, ignore_index=-100, *, dtype,
     return compare_with_oracle(
         lambda *a: LigerJSDFunction.apply(*a) * scale,
         lambda a: jsd_oracle(*a.values()) * scale,
-        {"input": input, "target": target, "shift_labels": shift_labels, "beta": beta, "ignore_index": ignore_index},
+        {"_input": input, "target": target, "shift_labels": shift_labels, "beta": beta, "ignore_index": ignore_index},
         dtype=dtype,
         rng=rng,
-        grads=("input",),
+        grads=("_input",),
         outputs=("loss",),
         reduced=("loss",),
         output_dtypes={"loss": (torch.float32,)},
-        non_leaf=("input",) if non_leaf else (),
+        non_leaf=("_input",) if non_leaf else (),
         overwrites=LigerJSDFunction.overwrites,
     )
 

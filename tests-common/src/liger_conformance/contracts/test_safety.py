@@ -88,7 +88,7 @@ def test_cross_entropy_logits_saved_by_another_op(liger_device, liger_rng):
     target = targets(6, 40, liger_device, liger_rng)
     leaf, logits = non_leaf(logits0)
     side = logits.pow(2).mean()
-    loss = LigerCrossEntropyFunction.apply(logits, target)[0] + side
+    loss = LigerCrossEntropyFunction.apply(logits, target, None)[0] + side
     if backward_or_raise(loss):
         return
     x64 = logits0.double().requires_grad_(True)
@@ -108,7 +108,7 @@ def test_cross_entropy_leaves_logits_unchanged_until_backward(liger_device, lige
         targets(8, 24, liger_device, liger_rng, ignored="none"),
     )
     _, logits = non_leaf(logits0)
-    loss = LigerCrossEntropyFunction.apply(logits, target)[0]
+    loss = LigerCrossEntropyFunction.apply(logits, target, None)[0]
     assert torch.equal(logits.detach(), logits0)
     expected = (logits0.argmax(dim=-1) == target).float().mean()
     assert (logits.detach().argmax(dim=-1) == target).float().mean() == expected
@@ -209,7 +209,7 @@ def test_cross_entropy_target_out_of_range_raises(liger_device, liger_rng, bad):
     logits = make((4, 11), torch.float32, liger_device, liger_rng)
     target = torch.tensor([1, bad, -100, 2], device=liger_device)
     with raises_naming(IndexError, "target"):
-        LigerCrossEntropyFunction.apply(logits, target)
+        LigerCrossEntropyFunction.apply(logits, target, None)
 
 
 @pytest.mark.liger_op("fused_linear_cross_entropy")

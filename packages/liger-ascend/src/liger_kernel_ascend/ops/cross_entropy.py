@@ -283,9 +283,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
-        weight: torch.Tensor | None = None,
+        weight: torch.Tensor | None,
         ignore_index: int = -100,
         lse_square_scale: float = 0.0,
         label_smoothing: float = 0.0,
@@ -295,6 +295,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         logits = as_rows(input)
         divisors = loss_divisors(target, weight, ignore_index, reduction)
         options = dict(ignore_index=ignore_index, lse_square_scale=lse_square_scale,

@@ -101,7 +101,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         weight: torch.Tensor,
         target: torch.Tensor,
         bias: torch.Tensor | None = None,
@@ -117,6 +117,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         accum_dtype = accumulation_dtype(weight.dtype, accum_dtype)
         options = LossOptions(ignore_index, lse_square_scale, label_smoothing, softcap, use_token_scaling)
         divisors = loss_divisors(target, ce_weight, ignore_index, reduction)

@@ -53,6 +53,10 @@ class DispatchedFunction:
     #: are not operator arguments. ``call_context(*values)`` turns their
     #: values into the context the call is routed in.
     contract_args: ClassVar[tuple[str, ...]] = ()
+    #: Keywords this project accepted before a parameter took liger-kernel
+    #: 0.8.5's name, as (old keyword, ``check``'s parameter) pairs, so that
+    #: calls written against either name bind.
+    keyword_aliases: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @staticmethod
     def call_context(*values: Any) -> contextlib.AbstractContextManager[Any]:
@@ -95,6 +99,11 @@ class DispatchedFunction:
         if signature is None:
             signature = inspect.signature(cls.check)
             cls._signature = signature
+        for old, new in cls.keyword_aliases:
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"{cls.__name__}.apply: got both {new!r} and its older name {old!r}")
+                kwargs = {(new if k == old else k): v for k, v in kwargs.items()}
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -133,6 +142,33 @@ def mark_overwritten(*tensors: torch.Tensor | None) -> None:
     for tensor in tensors:
         if tensor is not None:
             torch.autograd.graph.increment_version(tensor)
+
+
+#: The kernel variants 0.8.5's ``*_mode`` arguments may name here: each backend
+#: has one kernel per op, so only its own (the default) exists.
+IMPLEMENTATION_MODES = (None, "default")
+
+
+def check_implementation_choice(impl_name: str, impl: str | None, mode_name: str, mode: str | None) -> None:
+    """0.8.5's per-call implementation choice (``jsd_impl``/``jsd_mode``,
+    ``ce_impl``/``ce_mode``): ``impl`` a backend name or None, ``mode`` None or
+    "default" (0.8.5's modes pick among kernel variants that do not exist here)."""
+    if impl is not None and not isinstance(impl, str):
+        raise TypeError(f"{impl_name} must be a backend name (str) or None, got {type(impl).__name__}")
+    if mode not in IMPLEMENTATION_MODES:
+        raise ValueError(
+            f"{mode_name} must be None or 'default': each backend has one kernel for this op (got {mode!r}); "
+            f"choose the backend with {impl_name} or LIGER_KERNEL_BACKEND_<OP>"
+        )
+
+
+def implementation_context(impl: str | None = None, mode: str | None = None) -> contextlib.AbstractContextManager[Any]:
+    """Route the call to backend ``impl`` (None: the usual selection), by any
+    name :func:`liger_kernel.use_backend` takes (the registry's names among
+    them); ``mode`` is checked by :func:`check_implementation_choice`."""
+    from liger_kernel.dispatch import use_backend
+
+    return contextlib.nullcontext() if impl is None else use_backend(impl)
 
 
 #: Set to 1 to check index values (targets, position ids) on every device, at

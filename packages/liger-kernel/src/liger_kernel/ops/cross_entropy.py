@@ -26,6 +26,9 @@ Extra outputs (None unless requested): z_loss, reduced like the loss (the loss
 already includes it); token_accuracy, the fraction of kept rows whose argmax is
 the target (a scalar, 0 with no kept row); predicted_tokens, the argmax of every
 row (BT,) int64, -1 on ignored rows. None of the extras carries a gradient.
+
+The signature is 0.8.5's: the logits are ``_input`` (``input=`` is accepted
+too) and ``weight`` has no default (pass None for no class weights).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from liger_kernel.ops._contract import (
 )
 
 REDUCTIONS = ("mean", "sum", "none")
+#: log2(e): exp(x) = 2 ** (x * LOG2_E), the form kernels evaluate exponentials in
+LOG2_E = 1.4426950408889634
 
 
 def loss_dtype(input_dtype: torch.dtype) -> torch.dtype:
@@ -115,21 +120,22 @@ def check_scalar_options(
 
 class LigerCrossEntropyFunction(DispatchedFunction):
     op = "cross_entropy"
-    overwrites = ("input",)
-    backward_reads = ("input", "target", "weight")
+    overwrites = ("_input",)
+    backward_reads = ("_input", "target", "weight")
+    keyword_aliases = (("input", "_input"),)
 
     @staticmethod
-    def outputs(input, target, weight, ignore_index, lse_square_scale, label_smoothing, reduction, softcap,
+    def outputs(_input, target, weight, ignore_index, lse_square_scale, label_smoothing, reduction, softcap,
                 return_z_loss, return_token_accuracy, return_predicted_tokens):  # fmt: skip
         return loss_outputs(
-            input, input.shape[0], reduction, return_z_loss, return_token_accuracy, return_predicted_tokens
+            _input, _input.shape[0], reduction, return_z_loss, return_token_accuracy, return_predicted_tokens
         )
 
     @staticmethod
     def check(
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
-        weight: torch.Tensor | None = None,
+        weight: torch.Tensor | None,
         ignore_index: int = -100,
         lse_square_scale: float = 0.0,
         label_smoothing: float = 0.0,
@@ -139,13 +145,13 @@ class LigerCrossEntropyFunction(DispatchedFunction):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> None:
-        require_tensor("input", input)
-        require_ndim("input", input, (2,))
-        require_rows("input", input, "the vocabulary size")
+        require_tensor("_input", _input)
+        require_ndim("_input", _input, (2,))
+        require_rows("_input", _input, "the vocabulary size")
         check_loss_options(
             target,
-            input.shape[0],
-            input.shape[1],
+            _input.shape[0],
+            _input.shape[1],
             weight,
             "weight",
             label_smoothing,
@@ -153,5 +159,5 @@ class LigerCrossEntropyFunction(DispatchedFunction):
             softcap,
             lse_square_scale,
         )
-        require_same_device("input", {"input": input, "target": target, "weight": weight})
-        require_target_in_range(target, input.shape[1], ignore_index)
+        require_same_device("_input", {"_input": _input, "target": target, "weight": weight})
+        require_target_in_range(target, _input.shape[1], ignore_index)

@@ -40,3 +40,23 @@ class LigerDyTFunction(DispatchedFunction):
             require_tensor("beta", beta)
             require_shape("beta", beta, (x.shape[-1],), "the last dimension of x")
         require_same_device("x", {"x": x, "alpha": alpha, "gamma": gamma, "beta": beta})
+
+
+def liger_dyt_fwd(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+    """0.8.5's DyT forward launch, offered as the op: ``y`` of :class:`LigerDyTFunction`."""
+    return LigerDyTFunction.apply(x, alpha, gamma, beta)
+
+
+def liger_dyt_bwd(
+    dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """0.8.5's DyT backward launch: ``(dx, dalpha, dgamma, dbeta)`` for the
+    incoming gradient ``dy``, as this module's docstring states them (dbeta None
+    without beta). Computed by the op's own backward on whichever backend it
+    routes to, after a forward it runs for that (0.8.5's launch needed no
+    forward); the arguments themselves are not changed or recorded."""
+    inputs = [t.detach().requires_grad_() for t in (x, alpha, gamma, beta) if t is not None]
+    with torch.enable_grad():
+        y = LigerDyTFunction.apply(*inputs, None) if beta is None else LigerDyTFunction.apply(*inputs)
+        grads = torch.autograd.grad(y, inputs, dy)
+    return (*grads, None) if beta is None else tuple(grads)

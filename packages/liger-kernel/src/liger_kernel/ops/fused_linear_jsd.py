@@ -30,6 +30,8 @@ import torch
 from liger_kernel.ops._contract import (
     FLOAT_DTYPES,
     DispatchedFunction,
+    check_implementation_choice,
+    implementation_context,
     require_dtype_choice,
     require_ndim,
     require_real,
@@ -37,8 +39,8 @@ from liger_kernel.ops._contract import (
     require_tensor,
 )
 from liger_kernel.ops.cross_entropy import loss_dtype
-from liger_kernel.ops.jsd import check_implementation_choice, check_shift_labels, implementation_context
 from liger_kernel.ops.jsd import check_scalar_options as check_jsd_options
+from liger_kernel.ops.jsd import check_shift_labels
 
 
 def _require_head(input_name: str, input: torch.Tensor, weight_name: str, weight: torch.Tensor) -> None:

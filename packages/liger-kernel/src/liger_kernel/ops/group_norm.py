@@ -8,6 +8,8 @@ values x:
     mean = sum(x) / K;  rstd = 1 / sqrt(sum((x - mean)**2) / K + eps)
     n = (x - mean) * rstd;  y = n * weight[c] + bias[c]     (c: the value's channel)
 statistics in fp32 (fp64 for fp64 input), y in x.dtype; bias may be None.
+weight and bias are the arguments ``affine_scaling_weight`` and
+``affine_shifting_bias`` (0.8.5's names; ``weight=`` and ``bias=`` are accepted too).
 
 Backward, per sample and group, with g = dy * weight[c]:
     dx = rstd * (g - mean(g) - n * mean(g * n))      (means over the K values)
@@ -39,7 +41,8 @@ def _require_positive_int(name: str, value: object) -> None:
 
 class LigerGroupNormFunction(DispatchedFunction):
     op = "group_norm"
-    backward_reads = ("X", "weight", "bias")
+    backward_reads = ("X", "affine_scaling_weight", "affine_shifting_bias")
+    keyword_aliases = (("weight", "affine_scaling_weight"), ("bias", "affine_shifting_bias"))
 
     @staticmethod
     def outputs(X, *_):
@@ -48,8 +51,8 @@ class LigerGroupNormFunction(DispatchedFunction):
     @staticmethod
     def check(
         X: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
+        affine_scaling_weight: torch.Tensor,
+        affine_shifting_bias: torch.Tensor | None,
         num_channels: int,
         num_groups: int,
         eps: float,
@@ -69,9 +72,10 @@ class LigerGroupNormFunction(DispatchedFunction):
             raise ValueError(f"num_channels is {num_channels} but X has {X.shape[1]} channels (X.shape[1])")
         if num_channels % num_groups != 0:
             raise ValueError(f"num_groups ({num_groups}) must divide num_channels ({num_channels})")
-        require_tensor("weight", weight)
-        require_shape("weight", weight, (num_channels,), "num_channels")
+        weight, bias = affine_scaling_weight, affine_shifting_bias
+        require_tensor("affine_scaling_weight", weight)
+        require_shape("affine_scaling_weight", weight, (num_channels,), "num_channels")
         if bias is not None:
-            require_tensor("bias", bias)
-            require_shape("bias", bias, (num_channels,), "num_channels")
-        require_same_device("X", {"X": X, "weight": weight, "bias": bias})
+            require_tensor("affine_shifting_bias", bias)
+            require_shape("affine_shifting_bias", bias, (num_channels,), "num_channels")
+        require_same_device("X", {"X": X, "affine_scaling_weight": weight, "affine_shifting_bias": bias})

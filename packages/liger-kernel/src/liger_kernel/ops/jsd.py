@@ -33,20 +33,19 @@ The loss is returned in float32 for half-precision input (float64 for float64).
 ``jsd_impl`` and ``jsd_mode`` are 0.8.5's per-call implementation choice, consumed
 by the contract: ``jsd_impl`` names the backend this call routes to (as
 :func:`liger_kernel.use_backend` takes it; None: the usual selection), and
-``jsd_mode`` must be None (each backend has one JSD kernel; 0.8.5's modes pick
-among kernel variants that do not exist here).
+``jsd_mode`` must be None or "default" (each backend has one JSD kernel; 0.8.5's
+modes pick among kernel variants that do not exist here).
 """
 
 from __future__ import annotations
-
-import contextlib
-from typing import Any
 
 import torch
 
 from liger_kernel.ops._contract import (
     INDEX_DTYPES,
     DispatchedFunction,
+    check_implementation_choice,
+    implementation_context,
     require_int,
     require_ndim,
     require_no_grad,
@@ -56,23 +55,6 @@ from liger_kernel.ops._contract import (
     require_tensor,
 )
 from liger_kernel.ops.cross_entropy import loss_dtype
-
-
-def check_implementation_choice(impl_name: str, impl: str | None, mode_name: str, mode: str | None) -> None:
-    if impl is not None and not isinstance(impl, str):
-        raise TypeError(f"{impl_name} must be a backend name (str) or None, got {type(impl).__name__}")
-    if mode is not None:
-        raise ValueError(
-            f"{mode_name} must be None: each backend has one JSD kernel (got {mode!r}); "
-            f"choose the backend with {impl_name} or LIGER_KERNEL_BACKEND_<OP>"
-        )
-
-
-def implementation_context(impl: str | None = None, mode: str | None = None) -> contextlib.AbstractContextManager[Any]:
-    """Route the call to backend ``impl`` (None: the usual selection); ``mode`` is checked to be None."""
-    from liger_kernel.dispatch import use_backend
-
-    return contextlib.nullcontext() if impl is None else use_backend(impl)
 
 
 def check_beta(name: str, beta: float) -> None:
@@ -93,17 +75,18 @@ def check_shift_labels(shift_labels: torch.Tensor | None, rows: int) -> None:
 
 class LigerJSDFunction(DispatchedFunction):
     op = "jsd"
-    backward_reads = ("input", "target")  # the fp16 path recomputes in backward
+    backward_reads = ("_input", "target")  # the fp16 path recomputes in backward
     contract_args = ("jsd_impl", "jsd_mode")
     call_context = staticmethod(implementation_context)
+    keyword_aliases = (("input", "_input"),)
 
     @staticmethod
-    def outputs(input, *_):
-        return (((), loss_dtype(input.dtype)),)
+    def outputs(_input, *_):
+        return (((), loss_dtype(_input.dtype)),)
 
     @staticmethod
     def check(
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
         shift_labels: torch.Tensor | None = None,
         beta: float = 0.5,
@@ -111,12 +94,12 @@ class LigerJSDFunction(DispatchedFunction):
         jsd_impl: str | None = None,
         jsd_mode: str | None = None,
     ) -> None:
-        require_tensor("input", input)
-        require_ndim("input", input, (2,))
+        require_tensor("_input", _input)
+        require_ndim("_input", _input, (2,))
         require_tensor("target", target)
-        require_shape("target", target, tuple(input.shape), "the shape of input")
-        check_shift_labels(shift_labels, input.shape[0])
+        require_shape("target", target, tuple(_input.shape), "the shape of _input")
+        check_shift_labels(shift_labels, _input.shape[0])
         check_scalar_options("beta", beta, ignore_index)
-        require_same_device("input", {"input": input, "target": target, "shift_labels": shift_labels})
-        require_no_grad("target", target, "input")
+        require_same_device("_input", {"_input": _input, "target": target, "shift_labels": shift_labels})
+        require_no_grad("target", target, "_input")
         check_implementation_choice("jsd_impl", jsd_impl, "jsd_mode", jsd_mode)

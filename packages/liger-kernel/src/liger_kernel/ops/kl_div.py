@@ -21,7 +21,7 @@ requires grad while autograd records is an error (detach it).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -34,7 +34,9 @@ from liger_kernel.ops._contract import (
     require_tensor,
 )
 
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
+#: the reductions a divergence loss takes (0.8.5's name for the type)
+REDUCTION_LITERAL = Literal["none", "sum", "mean", "batchmean"]
+REDUCTIONS = get_args(REDUCTION_LITERAL)
 
 
 def loss_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -98,3 +100,13 @@ class LigerKLDivLossFunction(DispatchedFunction):
     @staticmethod
     def outputs(y_pred, y_true, reduction, *_):
         return loss_outputs(y_pred, y_true, reduction)
+
+
+def kldiv_forward_triton(
+    y_pred: torch.Tensor, y_true: torch.Tensor, log_target: bool, reduction: str, eps: float
+) -> torch.Tensor:
+    """0.8.5's KL-divergence forward launch, offered as the op itself: the loss
+    of :class:`LigerKLDivLossFunction` (note the order: ``log_target`` before
+    ``reduction``), on whichever backend the op routes to, with its gradient
+    (0.8.5's launch gave none)."""
+    return LigerKLDivLossFunction.apply(y_pred, y_true, reduction, log_target, eps)

@@ -8,6 +8,8 @@ PyTorch.
 
 Backward, from the saved y:
     dx = y * (dy - sum(dy * y))
+
+The argument is ``input_``, 0.8.5's name (``x=`` is accepted too).
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ from liger_kernel.ops._contract import DispatchedFunction, require_tensor
 class LigerSoftmaxFunction(DispatchedFunction):
     op = "softmax"
     backward_reads = (0,)  # y
+    keyword_aliases = (("x", "input_"),)
 
     @staticmethod
-    def outputs(x):
-        return ((x.shape, x.dtype),)
+    def outputs(input_):
+        return ((input_.shape, input_.dtype),)
 
     @staticmethod
-    def check(x: torch.Tensor) -> None:
-        require_tensor("x", x)
-        if x.dim() == 0:
-            raise ValueError("x must have at least one dimension (softmax runs over the last one), got a 0-D tensor")
-        if x.shape[-1] == 0:
-            raise ValueError(f"x has shape {tuple(x.shape)}: softmax over an empty last dimension has no value")
+    def check(input_: torch.Tensor) -> None:
+        require_tensor("input_", input_)
+        if input_.dim() == 0:
+            raise ValueError(
+                "input_ must have at least one dimension (softmax runs over the last one), got a 0-D tensor"
+            )
+        if input_.shape[-1] == 0:
+            raise ValueError(
+                f"input_ has shape {tuple(input_.shape)}: softmax over an empty last dimension has no value"
+            )

@@ -13,6 +13,9 @@ few units in the last place of tau as a tie: y = 0 there, as in exact arithmetic
 
 Backward, from the saved y (S = {i : y_i > 0}):
     dx_i = dy_i - (sum over S of dy) / |S|   for i in S,   dx_i = 0 elsewhere
+
+``dim`` has no default, as in 0.8.5 (the module :class:`LigerSparsemax` and
+the functional ``liger_sparsemax`` default it to -1).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class LigerSparsemaxFunction(DispatchedFunction):
         return ((x.shape, x.dtype),)
 
     @staticmethod
-    def check(x: torch.Tensor, dim: int = -1) -> None:
+    def check(x: torch.Tensor, dim: int) -> None:
         require_tensor("x", x)
         if x.dim() == 0:
             raise ValueError("x must have at least one dimension, got a 0-D tensor")

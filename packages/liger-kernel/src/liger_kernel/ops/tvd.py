@@ -33,9 +33,12 @@ from liger_kernel.ops._contract import (
     require_same_device,
     require_tensor,
 )
-from liger_kernel.ops.kl_div import check_distribution_pair, loss_outputs
-
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
+from liger_kernel.ops.kl_div import (
+    REDUCTION_LITERAL,  # noqa: F401  (0.8.5 offers it here too)
+    REDUCTIONS,
+    check_distribution_pair,
+    loss_outputs,
+)
 
 
 def check_shift_labels(shift_labels: torch.Tensor | None, reference: str, reference_tensor: torch.Tensor) -> None:

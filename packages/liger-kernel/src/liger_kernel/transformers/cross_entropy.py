@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from liger_kernel.ops.cross_entropy import check_scalar_options
+from liger_kernel.ops.cross_entropy import (
+    LigerCrossEntropyFunction,  # noqa: F401  (0.8.5 re-exports it here)
+    check_scalar_options,
+)
 from liger_kernel.transformers.functional import liger_cross_entropy
 
 

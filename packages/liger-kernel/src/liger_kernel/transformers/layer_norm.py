@@ -1,5 +1,11 @@
 """LayerNorm module: y = (x - mean) / sqrt(var + eps) * weight + bias, through
-:class:`liger_kernel.ops.LigerLayerNormFunction`."""
+:class:`liger_kernel.ops.LigerLayerNormFunction`.
+
+``impl`` (``backend`` is 0.8.5's older name for it) names the backend every
+call of this module routes to, by any name :func:`liger_kernel.use_backend`
+takes; None: the usual selection. ``mode`` must be None or "default": each
+backend has one LayerNorm kernel.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,47 @@ import torch
 from torch import nn
 
 from liger_kernel.ops import LigerLayerNormFunction
+from liger_kernel.ops._contract import check_implementation_choice, implementation_context
 
 
 class LigerLayerNorm(nn.Module):
-    def __init__(self, hidden_size: int, eps: float = 1e-6, bias: bool = False, init_fn: str = "ones") -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        eps: float = 1e-6,
+        bias: bool = False,
+        init_fn: str = "ones",
+        impl: str | None = None,
+        mode: str | None = None,
+        backend: str | None = None,
+    ) -> None:
         super().__init__()
         if init_fn not in ("ones", "zeros"):
             raise ValueError(f"init_fn must be 'ones' or 'zeros', got {init_fn!r}")
+        if impl is not None and backend is not None and impl != backend:
+            raise ValueError(f"impl={impl!r} and backend={backend!r} disagree; backend is an older name for impl")
+        self.impl = impl if impl is not None else backend
+        self.mode = mode
+        check_implementation_choice("impl", self.impl, "mode", mode)
         self.hidden_size = hidden_size
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(hidden_size) if init_fn == "ones" else torch.zeros(hidden_size))
         self.bias = nn.Parameter(torch.zeros(hidden_size)) if bias else None
         self.variance_epsilon = eps
 
+    @property
+    def backend(self) -> str | None:
+        """0.8.5's older name for :attr:`impl`."""
+        return self.impl
+
+    @backend.setter
+    def backend(self, value: str | None) -> None:
+        self.impl = value
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return LigerLayerNormFunction.apply(hidden_states, self.weight, self.bias, self.eps)
+        with implementation_context(self.impl, self.mode):
+            return LigerLayerNormFunction.apply(hidden_states, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.hidden_size}, eps={self.eps}, bias={self.bias is not None}"
+        routed = f", impl={self.impl!r}" if self.impl is not None else ""
+        return f"{self.hidden_size}, eps={self.eps}, bias={self.bias is not None}{routed}"

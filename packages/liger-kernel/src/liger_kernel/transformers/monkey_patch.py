@@ -52,6 +52,7 @@ from liger_kernel.transformers.rms_norm import (
     LigerRMSNorm,
     LigerRMSNormForGemma,
     LigerRMSNormForGemma2,
+    LigerRMSNormForGemma3,
     LigerRMSNormForOlmo2,
 )
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
@@ -488,7 +489,7 @@ FAMILIES: dict[str, Family] = {
             "gemma3_text",
             "Gemma3",
             package="gemma3",
-            liger_rms_norm=LigerRMSNormForGemma2,
+            liger_rms_norm=LigerRMSNormForGemma3,  # Gemma-3 builds its q/k norms with dim=
             liger_mlp=LigerGEGLUMLP,
             doc="Patch the Gemma-3 text model (``Gemma3ForCausalLM``), q/k norms included.",
         ),

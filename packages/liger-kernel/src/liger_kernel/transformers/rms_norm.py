@@ -3,9 +3,11 @@
     y = x / sqrt(mean(x**2) + eps) * (offset + weight)
 
 computed by :class:`liger_kernel.ops.LigerRMSNormFunction` (see its docstring
-for the casting modes). The family variants only change defaults: Gemma keeps
-``weight`` zero-centred (offset 1, all math in fp32), OLMo-2 multiplies by the
-weight before casting back (casting "gemma", offset 0).
+for the casting modes). The family variants only change defaults: Gemma (1 to 3)
+keeps ``weight`` zero-centred (offset 1, all math in fp32), Gemma-4 and OLMo-2
+multiply by the weight itself before casting back (casting "gemma", offset 0).
+The Gemma variants take 0.8.5's signatures (``hidden_size`` for Gemma and
+Gemma-2, ``dim`` for Gemma-3 and -4).
 
 ``in_place=True`` lets a backend overwrite the incoming gradient with dx. That
 is only safe when nothing else reads that gradient, so norms whose output feeds
@@ -73,15 +75,68 @@ class LigerRMSNorm(nn.Module):
 class LigerRMSNormForGemma(LigerRMSNorm):
     """Gemma: ``(1 + weight)``, weight initialised to zeros, fp32 throughout."""
 
-    def __init__(self, dim: int, eps: float = 1e-6, in_place: bool = True) -> None:
-        super().__init__(dim, eps, offset=1.0, casting_mode="gemma", init_fn="zeros", in_place=in_place)
+    def __init__(
+        self,
+        hidden_size: int,
+        eps: float = 1e-6,
+        offset: float = 1.0,
+        casting_mode: str = "gemma",
+        init_fn: str = "zeros",
+        in_place: bool = True,
+        row_mode: Any = None,
+    ) -> None:
+        super().__init__(hidden_size, eps, offset, casting_mode, init_fn, in_place, row_mode)
 
 
 class LigerRMSNormForGemma2(LigerRMSNormForGemma):
-    """Gemma-2/3: as Gemma, but post-norms feed residual adds, so never in place."""
+    """Gemma-2: as Gemma, but post-norms feed residual adds, so not in place by default."""
 
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__(dim, eps, in_place=False)
+    def __init__(
+        self,
+        hidden_size: int,
+        eps: float = 1e-6,
+        offset: float = 1.0,
+        casting_mode: str = "gemma",
+        init_fn: str = "zeros",
+        in_place: bool = False,
+        row_mode: Any = None,
+    ) -> None:
+        super().__init__(hidden_size, eps, offset, casting_mode, init_fn, in_place, row_mode)
+
+
+class LigerRMSNormForGemma3(LigerRMSNorm):
+    """Gemma-3 (its q/k norms take ``dim``): Gemma's ``(1 + weight)`` math, not in place."""
+
+    def __init__(
+        self,
+        dim: int,
+        eps: float = 1e-6,
+        offset: float = 1.0,
+        casting_mode: str = "gemma",
+        init_fn: str = "zeros",
+        in_place: bool = False,
+    ) -> None:
+        super().__init__(dim, eps, offset, casting_mode, init_fn, in_place)
+
+
+class LigerRMSNormForGemma4(LigerRMSNorm):
+    """Gemma-4: unlike Gemma-3, the weight multiplies directly (offset 0, ones at
+    init), fp32 throughout. ``with_scale=False`` is Gemma-4's scale-free norm
+    (its attention value norm): no weight at all, ``y = x * rstd`` through the
+    same op (which takes no weight for that)."""
+
+    def __init__(
+        self,
+        dim: int,
+        eps: float = 1e-6,
+        offset: float = 0.0,
+        casting_mode: str = "gemma",
+        init_fn: str = "ones",
+        in_place: bool = False,
+        with_scale: bool = True,
+    ) -> None:
+        super().__init__(dim, eps, offset, casting_mode, init_fn, in_place, elementwise_affine=with_scale)
+        self.with_scale = with_scale
 
 
 class LigerRMSNormForOlmo2(LigerRMSNorm):

@@ -537,9 +537,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
-        weight: torch.Tensor | None = None,
+        weight: torch.Tensor | None,
         ignore_index: int = -100,
         lse_square_scale: float = 0.0,
         label_smoothing: float = 0.0,
@@ -549,6 +549,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         logits = as_rows(input)
         rows_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
         n_rows = logits.shape[0]

@@ -102,7 +102,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         weight: torch.Tensor,
         target: torch.Tensor,
         bias: torch.Tensor | None = None,
@@ -118,6 +118,7 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         compute_dtype = _gemm_dtype(input, weight)
         x = input.to(compute_dtype)
         w = weight.to(compute_dtype)

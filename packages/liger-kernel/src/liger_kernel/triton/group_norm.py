@@ -246,12 +246,13 @@ class GroupNormFunction(torch.autograd.Function):
     def forward(
         ctx: Any,
         X: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
+        affine_scaling_weight: torch.Tensor,
+        affine_shifting_bias: torch.Tensor | None,
         num_channels: int,
         num_groups: int,
         eps: float,
     ) -> torch.Tensor:
+        weight, bias = affine_scaling_weight, affine_shifting_bias  # 0.8.5's names in the signature
         channels_per_group = num_channels // num_groups
         n_positions = math.prod(X.shape[2:])
         n_rows, row_width = X.shape[0] * num_groups, channels_per_group * n_positions

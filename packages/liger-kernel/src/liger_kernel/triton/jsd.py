@@ -279,12 +279,13 @@ class JSDFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
         shift_labels: torch.Tensor | None = None,
         beta: float = 0.5,
         ignore_index: int = -100,
     ) -> torch.Tensor:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         student = as_rows(input)
         teacher = as_rows(target)
         n_rows = student.shape[0]

@@ -113,7 +113,8 @@ def _softmax_backward_kernel(
 
 class SoftmaxFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, input_: torch.Tensor) -> torch.Tensor:
+        x = input_  # 0.8.5's name in the signature
         x_rows = as_rows(x)
         n_rows, n_cols = x_rows.shape
         y = torch.empty((n_rows, n_cols), dtype=x.dtype, device=x.device)

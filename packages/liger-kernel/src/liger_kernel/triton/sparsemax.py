@@ -210,7 +210,7 @@ def sparsemax_launch(profile: DeviceProfile, n_rows: int, n_cols: int) -> RowLau
 
 class SparsemaxFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, dim: int) -> torch.Tensor:
         moved = x.movedim(dim, -1)
         x_rows = as_rows(moved)
         n_rows, n_cols = x_rows.shape

@@ -152,9 +152,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
-        weight: torch.Tensor | None = None,
+        weight: torch.Tensor | None,
         ignore_index: int = -100,
         lse_square_scale: float = 0.0,
         label_smoothing: float = 0.0,
@@ -164,6 +164,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return_token_accuracy: bool = False,
         return_predicted_tokens: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         math_dtype = compute_dtype(input, weight)
         n_rows, vocab = input.shape
         class_weight = weight.to(math_dtype) if weight is not None else None

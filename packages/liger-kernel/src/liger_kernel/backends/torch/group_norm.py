@@ -30,12 +30,13 @@ class GroupNormFunction(torch.autograd.Function):
     def forward(
         ctx: Any,
         X: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
+        affine_scaling_weight: torch.Tensor,
+        affine_shifting_bias: torch.Tensor | None,
         num_channels: int,
         num_groups: int,
         eps: float,
     ) -> torch.Tensor:
+        weight, bias = affine_scaling_weight, affine_shifting_bias  # 0.8.5's names in the signature
         batch, group_size = X.shape[0], _group_size(X, num_groups)
         math_dtype = compute_dtype(X, weight, bias)
         groups = X.reshape(batch, num_groups, group_size).to(math_dtype)

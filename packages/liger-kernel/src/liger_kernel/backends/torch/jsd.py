@@ -56,12 +56,13 @@ class JSDFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        input: torch.Tensor,
+        _input: torch.Tensor,
         target: torch.Tensor,
         shift_labels: torch.Tensor | None = None,
         beta: float = 0.5,
         ignore_index: int = -100,
     ) -> torch.Tensor:
+        input = _input  # 0.8.5's name in the signature, the usual one below
         math_dtype = compute_dtype(input, target)
         rows, vocab = input.shape
         need_grad = ctx.needs_input_grad[0]

@@ -12,7 +12,8 @@ from liger_kernel.backends.torch._common import compute_dtype
 
 class SoftmaxFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, input_: torch.Tensor) -> torch.Tensor:
+        x = input_  # 0.8.5's name in the signature
         values = x.to(compute_dtype(x))
         exponentials = torch.exp(values - values.amax(dim=-1, keepdim=True))
         y = (exponentials / exponentials.sum(dim=-1, keepdim=True)).to(x.dtype)

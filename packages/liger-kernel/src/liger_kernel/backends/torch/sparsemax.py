@@ -23,7 +23,7 @@ TIE_EPS = {torch.float32: 2.0**-20, torch.float64: 2.0**-49}
 
 class SparsemaxFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, dim: int) -> torch.Tensor:
         moved = x.movedim(dim, -1)
         values = moved.to(compute_dtype(x))
         shifted = values - values.amax(dim=-1, keepdim=True)
