@@ -562,7 +562,7 @@ _NAMES_23 = re.compile(
     re.IGNORECASE,
 )
 _NAMES_24 = re.compile(
-    r"gemma3|gemma4|llava|internvl|paligemma|pixtral|qwen2_?5?_?vl|qwen3_?5|glm4v|smolvlm|mllama|vision",
+    r"gemma3|gemma4|llava|internvl|paligemma|pixtral|qwen2_?5?_?vl|qwen3_?vl|qwen3_?5|glm4v|smolvlm|mllama|vision",
     re.IGNORECASE,
 )
 
