@@ -13,7 +13,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from liger_kernel.chunked_loss.fused_linear_distillation import fused_linear_distillation_loss
+from liger_kernel.chunked_loss._chunking import apply_or_evaluate
+from liger_kernel.chunked_loss.fused_linear_distillation import (
+    LigerFusedLinearDistillationBase,
+    distillation_forward,
+    masked_row_sum,
+)
 
 
 def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float) -> torch.Tensor:
@@ -29,6 +34,52 @@ def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     if beta < 1:
         divergence = divergence + (1 - beta) * (student_logp.exp() * (student_logp - mixture_logp)).sum(-1)
     return divergence
+
+
+class LigerFusedLinearJSDFunction(LigerFusedLinearDistillationBase):
+    """JSD distillation as an autograd Function: ``.apply`` takes ``forward``'s arguments after ctx,
+    positionally."""
+
+    @classmethod
+    def forward(
+        cls,
+        ctx,
+        student_input,
+        student_weight,
+        teacher_input,
+        teacher_weight,
+        true_labels,
+        student_bias,
+        teacher_bias,
+        weight_hard_loss=0.5,
+        weight_soft_loss=0.5,
+        beta=0.5,
+        ignore_index=-100,
+        temperature=1.0,
+        compiled=True,
+        chunk_size=1024,
+        return_soft_hard_loss=False,
+    ):
+        """The generalized JSD distillation loss of the module docstring; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        return distillation_forward(
+            ctx,
+            student_input,
+            student_weight,
+            teacher_input,
+            teacher_weight,
+            true_labels,
+            student_bias,
+            teacher_bias,
+            masked_row_sum(lambda s, t: generalized_jsd(s, t, beta), ignore_index),
+            weight_hard_loss=weight_hard_loss,
+            weight_soft_loss=weight_soft_loss,
+            ignore_index=ignore_index,
+            temperature=temperature,
+            chunk_size=chunk_size,
+            return_soft_hard_loss=return_soft_hard_loss,
+        )
 
 
 def liger_fused_linear_jsd(
@@ -48,31 +99,13 @@ def liger_fused_linear_jsd(
     chunk_size: int = 1024,
     return_soft_hard_loss: bool = False,
 ):
-    """JSD distillation loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
-    return fused_linear_distillation_loss(
-        student_input,
-        student_weight,
-        teacher_input,
-        teacher_weight,
-        true_labels,
-        student_bias,
-        teacher_bias,
-        lambda s, t: generalized_jsd(s, t, beta),
-        weight_hard_loss=weight_hard_loss,
-        weight_soft_loss=weight_soft_loss,
-        ignore_index=ignore_index,
-        temperature=temperature,
-        chunk_size=chunk_size,
-        return_soft_hard_loss=return_soft_hard_loss,
-    )
-
-
-class LigerFusedLinearJSDFunction:
-    """Function-style entry point: ``.apply(...)`` takes ``liger_fused_linear_jsd``'s arguments."""
-
-    apply = staticmethod(liger_fused_linear_jsd)
+    """``LigerFusedLinearJSDFunction.apply``; without gradients to take it only evaluates."""
+    return apply_or_evaluate(
+        LigerFusedLinearJSDFunction, (student_input, student_weight, student_bias),
+        student_input, student_weight, teacher_input, teacher_weight, true_labels, student_bias, teacher_bias,
+        weight_hard_loss, weight_soft_loss, beta, ignore_index, temperature, compiled, chunk_size,
+        return_soft_hard_loss,
+    )  # fmt: skip
 
 
 class LigerFusedLinearJSDLoss(torch.nn.Module):
