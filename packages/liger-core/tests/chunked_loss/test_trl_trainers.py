@@ -186,3 +186,55 @@ def test_gkd_trainer_first_step_matches_without_liger(tmp_path, monkeypatch):
     plain_loss, _ = run_gkd(tmp_path / "plain", use_liger=False)
     assert len(calls) == 1, "the Liger JSD loss did not run"
     assert liger_loss == pytest.approx(plain_loss, abs=TOLERANCE, rel=TOLERANCE)
+
+
+# --------------------------------------------------------------------------- GRPO
+
+PROMPTS = {"prompt": ["the cat", "a dog", "the mat", "red cat"]}
+
+
+def completion_length(completions, **_):
+    """A tiny reward that differs across a group's completions, so that advantages are not all 0."""
+    return [float(len(c)) for c in completions]
+
+
+def grpo_trainer_class():
+    try:
+        from trl.trainer.grpo_trainer import GRPOTrainer
+    except (ImportError, RuntimeError) as exc:  # trl wraps a missing optional dependency in a RuntimeError
+        pytest.skip(f"TRL's GRPO trainer cannot be imported here: {exc}")
+    return GRPOTrainer
+
+
+def run_grpo(tmp_path, loss_type: str, use_liger: bool):
+    trainer_class = grpo_trainer_class()
+    tokenizer = word_tokenizer()
+    model = tiny_llama(len(tokenizer))
+    args = trl.GRPOConfig(
+        **common_args(
+            tmp_path, use_liger_kernel=use_liger, loss_type=loss_type, max_completion_length=4, num_generations=2,
+            beta=0.04, importance_sampling_level="sequence" if loss_type == "luspo" else "token",
+        )
+    )  # fmt: skip
+    trainer = trainer_class(
+        model=model, reward_funcs=completion_length, args=args, train_dataset=datasets.Dataset.from_dict(PROMPTS),
+        processing_class=tokenizer,
+    )  # fmt: skip
+    calls = []
+    if use_liger:
+        assert isinstance(trainer.liger_loss, LigerFusedLinearGRPOLoss)
+        trainer.liger_loss.register_forward_hook(lambda module, inputs, output: calls.append(output[0].detach()))
+    return first_logged_loss(trainer), calls
+
+
+# every loss type TRL 1.12's GRPO trainer passes to LigerFusedLinearGRPOLoss (its GRPOConfig.loss_type)
+GRPO_LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "luspo", "sapo", "vespo"]
+
+
+@pytest.mark.parametrize("loss_type", GRPO_LOSS_TYPES)
+def test_grpo_trainer_first_step_matches_without_liger(tmp_path, monkeypatch, loss_type):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    liger_loss, calls = run_grpo(tmp_path / "liger", loss_type, use_liger=True)
+    plain_loss, _ = run_grpo(tmp_path / "plain", loss_type, use_liger=False)
+    assert len(calls) == 1, "the Liger GRPO loss did not run"
+    assert liger_loss == pytest.approx(plain_loss, abs=TOLERANCE, rel=TOLERANCE)
