@@ -3,7 +3,8 @@
 Each test checks that the Liger chunked loss ran (a forward hook on the trainer's
 ``liger_loss``) and that the first step's loss matches the trainer's loss without
 Liger from the same weights and batch, to 1e-4 (both fp32; the two paths sum in
-different orders). Needs ``trl`` 1.12 (whose trainers import
+different orders). Trainers: DPO (every loss type), KTO, GKD (distillation) and
+GRPO (every loss type). Needs ``trl`` 1.12 (whose trainers import
 ``liger_kernel.chunked_loss``) and ``datasets``; skipped otherwise.
 """
 
@@ -23,6 +24,7 @@ from test_trl import tiny_llama, word_tokenizer  # noqa: E402
 
 from liger_kernel.chunked_loss import (  # noqa: E402
     LigerFusedLinearDPOLoss,
+    LigerFusedLinearGRPOLoss,
     LigerFusedLinearJSDLoss,
     LigerFusedLinearKTOLoss,
 )
