@@ -442,7 +442,10 @@ def call_signature(obj: Any, kind: str) -> inspect.Signature | None:
             return inspect.signature(check.__func__)
         if forward is None:
             return None
-        params = list(inspect.signature(obj.forward).parameters.values())
+        # forward as written, less its first parameter, as the manifest reads 0.8.5's: ctx of a
+        # staticmethod, cls of a classmethod (whose ctx the 0.8.5 entries then keep)
+        function = getattr(forward, "__func__", forward)
+        params = list(inspect.signature(function).parameters.values())
         return inspect.Signature(params[1:])
     if kind == "triton_kernel":
         obj = getattr(obj, "fn", obj)  # a JITFunction (or autotuner) wraps the Python function

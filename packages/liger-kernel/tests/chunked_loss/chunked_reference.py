@@ -245,11 +245,19 @@ def gamma_weights(adv, log_ratio, mask, is_ratio, k_pos, lambda_pos, k_neg, lamb
 
 
 def jsd_rows(s, t, beta):
+    """GKD's generalized JSD (TRL's and liger-kernel 0.8.5's convention): the mixture weighs the teacher by beta;
+    beta = 0 is KL(teacher || student) and beta = 1 is KL(student || teacher)."""
     p_s, p_t = F.softmax(s, -1), F.softmax(t, -1)
-    m = beta * p_s + (1 - beta) * p_t
-    kl_t = (p_t * (p_t.log() - m.log())).sum(-1)
-    kl_s = (p_s * (p_s.log() - m.log())).sum(-1)
-    return beta * kl_t + (1 - beta) * kl_s
+
+    def kl(p, q):
+        return (p * (p.log() - q.log())).sum(-1)
+
+    if beta == 0:
+        return kl(p_t, p_s)
+    if beta == 1:
+        return kl(p_s, p_t)
+    m = (1 - beta) * p_s + beta * p_t
+    return beta * kl(p_t, m) + (1 - beta) * kl(p_s, m)
 
 
 def cosine_rows(s, t, beta):

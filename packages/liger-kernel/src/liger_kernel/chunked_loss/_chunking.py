@@ -9,8 +9,11 @@ autograd graph, evaluates L_k, and takes its gradients at once:
     dx[rows_k] = dL_k / dx[rows_k]      dW += dL_k / dW      db += dL_k / db
 then drops the graph, so at most one chunk's (rows, seq, vocab) logits (and
 their gradient) are alive at a time, never the whole batch's. Backward only
-scales the stored gradients by the incoming scalar gradient. With grad mode
-off, or nothing to differentiate, only the chunk terms are evaluated.
+scales the stored gradients by the incoming scalar gradient. Each loss is a
+``torch.autograd.Function`` whose ``forward`` runs the walk (:func:`function_walk`)
+and whose ``backward`` is :func:`function_gradients`; with grad mode off, or
+nothing to differentiate, the functional forms call ``forward`` without a ctx
+and only the chunk terms are evaluated (:func:`apply_or_evaluate`).
 
 Chunk terms may also report detached metrics: a 0-dim metric is summed over
 the chunks (terms that are batch means are pre-divided by the batch's size),
@@ -160,19 +163,50 @@ def walk_gradients(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, .
     return tuple(scaled(g, dtype) for g, dtype in zip(ctx.saved_tensors, ctx.param_dtypes))
 
 
-class ChunkedLinearLossFunction(torch.autograd.Function):
-    """``apply(input, weight, bias, chunks, term) -> (loss, *metrics)``; see the module docstring."""
+def function_walk(
+    ctx,
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    slots: tuple[int, int, int],
+    chunks: Sequence[torch.Tensor],
+    term: ChunkTerm,
+    input_shape: torch.Size | None = None,
+) -> ChunkWalk:
+    """The walk inside an autograd Function's ``forward``.
 
-    @staticmethod
-    def forward(ctx, input, weight, bias, chunks, term):  # type: ignore[override]
-        walk = walk_chunks(input, weight, bias, chunks, term, ctx.needs_input_grad[:3])
+    ``slots`` are the positions of input, weight and bias among ``forward``'s
+    arguments (after ctx); their gradients are kept on ``ctx`` for
+    :func:`function_gradients`. With ``ctx`` None (evaluation) none are taken.
+    ``input_shape`` is the shape of the Function's input argument when ``input``
+    is a reshaped view of it.
+    """
+    check_linear_head(input, weight, bias)
+    needs = (False, False, False) if ctx is None else tuple(ctx.needs_input_grad[i] for i in slots)
+    walk = walk_chunks(input, weight, bias, chunks, term, needs)
+    if input_shape is not None and walk.dinput is not None:
+        walk = walk._replace(dinput=walk.dinput.reshape(input_shape))
+    if ctx is not None:
         save_walk(ctx, walk, input, weight, bias)
-        ctx.mark_non_differentiable(*walk.metrics)
-        return (walk.loss, *walk.metrics)
+        ctx.gradient_slots = slots
+    return walk
 
-    @staticmethod
-    def backward(ctx, grad_loss, *_metric_grads):  # type: ignore[override]
-        return (*walk_gradients(ctx, grad_loss), None, None)
+
+def function_gradients(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """``backward``'s answer for a Function that ran :func:`function_walk`: the saved gradients at their
+    slots, None for every other argument of the Function being differentiated."""
+    grads: list[torch.Tensor | None] = [None] * len(ctx.needs_input_grad)
+    for slot, grad in zip(ctx.gradient_slots, walk_gradients(ctx, grad_loss)):
+        grads[slot] = grad
+    return tuple(grads)
+
+
+def apply_or_evaluate(function: type[torch.autograd.Function], gradient_args: tuple, *args):
+    """``function.apply(*args)`` when autograd records a gradient for one of ``gradient_args``
+    (input, weight, bias), else ``function.forward(None, *args)``: evaluation, no gradients taken."""
+    if wants_gradients(*gradient_args):
+        return function.apply(*args)
+    return function.forward(None, *args)
 
 
 def check_linear_head(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -190,20 +224,3 @@ def wants_gradients(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     """Whether autograd records and one of input, weight, bias requires grad."""
     differentiable = (input, weight) if bias is None else (input, weight, bias)
     return torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)
-
-
-def chunked_linear_loss(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    chunks: Sequence[torch.Tensor],
-    term: ChunkTerm,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The loss summed over ``chunks`` of rows of ``input``, differentiable in input, weight and bias."""
-    check_linear_head(input, weight, bias)
-    if not wants_gradients(input, weight, bias):
-        # evaluation (e.g. under torch.no_grad): the chunk terms alone, no gradients
-        walk = walk_chunks(input, weight, bias, chunks, term, (False, False, False))
-        return walk.loss, walk.metrics
-    loss, *metrics = ChunkedLinearLossFunction.apply(input, weight, bias, list(chunks), term)
-    return loss, metrics

@@ -35,7 +35,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from liger_kernel.chunked_loss.fused_linear_preference import fused_linear_preference_loss
+from liger_kernel.chunked_loss._chunking import apply_or_evaluate
+from liger_kernel.chunked_loss.fused_linear_preference import LigerFusedLinearPreferenceBase, preference_forward
 
 DPO_LOSS_TYPES = (
     "sigmoid",
@@ -125,6 +126,63 @@ def dpo_pair_losses(
     raise ValueError(f"unknown DPO loss_type {loss_type!r}; expected one of {DPO_LOSS_TYPES}")
 
 
+class LigerFusedLinearDPOFunction(LigerFusedLinearPreferenceBase):
+    """DPO as an autograd Function: ``.apply`` takes ``forward``'s arguments after ctx, positionally."""
+
+    @classmethod
+    def forward(
+        cls,
+        ctx,
+        _input,
+        weight,
+        target,
+        bias=None,
+        ref_input=None,
+        ref_weight=None,
+        ref_bias=None,
+        ignore_index=-100,
+        beta=0.1,
+        compute_nll_loss=False,
+        compiled=True,
+        use_ref_model=True,
+        average_log_prob=False,
+        chunk_size=1,
+        loss_type="sigmoid",
+        label_smoothing=0.0,
+        discopop_tau=0.05,
+        alpha=1.0,
+    ):
+        """The DPO loss of the module docstring; ``compiled`` is accepted for compatibility."""
+        check_dpo_options(loss_type, label_smoothing, discopop_tau)
+
+        def pair_loss(chosen, rejected, ref_chosen, ref_rejected, chosen_tokens, rejected_tokens):
+            chosen_ratio = chosen - ref_chosen if ref_chosen is not None else chosen
+            rejected_ratio = rejected - ref_rejected if ref_rejected is not None else rejected
+            counts = (None, None) if average_log_prob else (chosen_tokens, rejected_tokens)
+            losses = dpo_pair_losses(
+                chosen_ratio, rejected_ratio, beta, loss_type, label_smoothing, discopop_tau, *counts
+            )
+            return losses, (beta * chosen_ratio, beta * rejected_ratio)
+
+        return preference_forward(
+            ctx,
+            _input,
+            weight,
+            target,
+            bias,
+            pair_loss,
+            ignore_index=ignore_index,
+            alpha=alpha,
+            compute_nll_loss=compute_nll_loss or loss_type == "sft",
+            average_log_prob=average_log_prob,
+            chunk_size=chunk_size,
+            use_ref_model=use_ref_model and ref_input is not None,
+            ref_input=ref_input,
+            ref_weight=ref_weight,
+            ref_bias=ref_bias,
+        )
+
+
 def liger_fused_linear_dpo(
     _input: torch.Tensor,
     weight: torch.Tensor,
@@ -145,38 +203,12 @@ def liger_fused_linear_dpo(
     discopop_tau: float = 0.05,
     alpha: float = 1.0,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """DPO loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
-    check_dpo_options(loss_type, label_smoothing, discopop_tau)
-
-    def pair_loss(chosen, rejected, ref_chosen, ref_rejected, chosen_tokens, rejected_tokens):
-        chosen_ratio = chosen - ref_chosen if ref_chosen is not None else chosen
-        rejected_ratio = rejected - ref_rejected if ref_rejected is not None else rejected
-        counts = (None, None) if average_log_prob else (chosen_tokens, rejected_tokens)
-        losses = dpo_pair_losses(chosen_ratio, rejected_ratio, beta, loss_type, label_smoothing, discopop_tau, *counts)
-        return losses, (beta * chosen_ratio, beta * rejected_ratio)
-
-    return fused_linear_preference_loss(
-        _input,
-        weight,
-        target,
-        bias,
-        pair_loss,
-        ignore_index=ignore_index,
-        alpha=alpha,
-        compute_nll_loss=compute_nll_loss or loss_type == "sft",
-        average_log_prob=average_log_prob,
-        chunk_size=chunk_size,
-        use_ref_model=use_ref_model and ref_input is not None,
-        ref_input=ref_input,
-        ref_weight=ref_weight,
-        ref_bias=ref_bias,
-    )
-
-
-class LigerFusedLinearDPOFunction:
-    """Function-style entry point: ``LigerFusedLinearDPOFunction.apply(...)`` takes ``liger_fused_linear_dpo``'s arguments."""
-
-    apply = staticmethod(liger_fused_linear_dpo)
+    """``LigerFusedLinearDPOFunction.apply``; without gradients to take it only evaluates."""
+    return apply_or_evaluate(
+        LigerFusedLinearDPOFunction, (_input, weight, bias),
+        _input, weight, target, bias, ref_input, ref_weight, ref_bias, ignore_index, beta, compute_nll_loss,
+        compiled, use_ref_model, average_log_prob, chunk_size, loss_type, label_smoothing, discopop_tau, alpha,
+    )  # fmt: skip
 
 
 class LigerFusedLinearDPOLoss(torch.nn.Module):

@@ -11,9 +11,18 @@ The loss is
     alpha * NLL(chosen) + pair_loss(logp_chosen, logp_rejected, ref logps) / P
 where NLL is the chosen rows' token cross-entropy, summed and divided by the
 number of counted chosen tokens in the whole batch (only with
-``compute_nll_loss``), and each loss module supplies ``pair_loss`` (one value
+``compute_nll_loss``), and each loss supplies ``pair_loss`` (one value
 per pair, summed). A chunk holds ``chunk_size`` pairs, both rows of a pair
 together (see :mod:`liger_kernel.chunked_loss._chunking`).
+
+:class:`LigerFusedLinearPreferenceBase` is the same walk for a subclass written
+against liger-kernel 0.8.5's base: it overrides
+``preference_loss_fn(chosen_logps, rejected_logps, full_target, beta=..., **loss_kwargs)``
+(with ``ref_chosen_logps``/``ref_rejected_logps`` among the keywords when
+``use_ref_model``), which returns the chunk's preference loss already divided
+by the batch's number of pairs, alone or followed by extra outputs (0-dim ones
+summed over the chunks, others concatenated); its ``forward`` calls
+``LigerFusedLinearPreferenceBase.forward(cls, ctx, ...)``.
 
 Returns ``loss, (chosen_logps, rejected_logps, chosen_logits_mean,
 rejected_logits_mean, nll_loss, *aux)``: per-pair log-probabilities (P,), the
@@ -23,12 +32,15 @@ term, and the loss module's extra outputs.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from liger_kernel.chunked_loss._chunking import (
-    chunked_linear_loss,
+    function_gradients,
+    function_walk,
     linear_logits,
     paired_row_chunks,
     sequence_log_probs,
@@ -46,14 +58,36 @@ rejected_tokens) -> (per-pair losses, aux)``; the token counts are each row's co
 sums over the chunk's pairs (summed over chunks, then divided by P).
 """
 
+ChunkPreferenceLoss = Callable[
+    [torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None", torch.Tensor, torch.Tensor],
+    tuple[torch.Tensor, Sequence[torch.Tensor]],
+]
+"""A :data:`PairLoss` already reduced: ``-> (the chunk's loss over the batch's P pairs, aux)``, 0-dim aux
+summed over chunks as they are."""
 
-def fused_linear_preference_loss(
+#: positions of _input, weight and bias among a preference Function's arguments (after ctx)
+PREFERENCE_SLOTS = (0, 1, 3)
+
+
+def per_pair_mean(pair_loss: PairLoss, num_pairs: int) -> ChunkPreferenceLoss:
+    """``pair_loss``'s per-pair losses summed and its 0-dim aux, each divided by the batch's ``num_pairs``."""
+
+    def chunk_loss(*args: torch.Tensor):
+        losses, aux = pair_loss(*args)
+        return losses.sum() / num_pairs, [a / num_pairs if a.dim() == 0 else a for a in aux]
+
+    return chunk_loss
+
+
+def preference_forward(
+    ctx,
     input: torch.Tensor,
     weight: torch.Tensor,
     target: torch.Tensor,
     bias: torch.Tensor | None,
-    pair_loss: PairLoss,
+    pair_loss: PairLoss | None = None,
     *,
+    chunk_loss: ChunkPreferenceLoss | None = None,
     ignore_index: int = -100,
     alpha: float = 1.0,
     compute_nll_loss: bool = True,
@@ -65,7 +99,8 @@ def fused_linear_preference_loss(
     ref_bias: torch.Tensor | None = None,
     nll_target: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """The paired preference loss described in the module docstring."""
+    """The paired preference loss of the module docstring, inside a Function's ``forward``
+    (``ctx`` None: evaluation). Give ``pair_loss`` (per pair) or ``chunk_loss`` (already reduced)."""
     if input.dim() != 3 or target.shape != input.shape[:2]:
         raise ValueError(
             f"input must be (2 * pairs, seq, hidden) and target (2 * pairs, seq); "
@@ -76,6 +111,9 @@ def fused_linear_preference_loss(
     if use_ref_model and (ref_input is None or ref_weight is None):
         raise ValueError("use_ref_model=True needs ref_input and ref_weight")
     num_pairs = input.shape[0] // 2
+    if (pair_loss is None) == (chunk_loss is None):
+        raise TypeError("give exactly one of pair_loss and chunk_loss")
+    reduced = chunk_loss if chunk_loss is not None else per_pair_mean(pair_loss, num_pairs)
     seq_len, vocab = input.shape[1], weight.shape[0]
     nll_labels = target if nll_target is None else nll_target
     chosen_tokens = (nll_labels[:num_pairs] != ignore_index).sum().clamp(min=1)
@@ -108,19 +146,92 @@ def fused_linear_preference_loss(
             ref_chosen, ref_rejected = ref_logps[:half], ref_logps[half:]
 
         tokens = mask.sum(-1).clamp(min=1).to(logps.dtype)
-        losses, aux = pair_loss(logps[:half], logps[half:], ref_chosen, ref_rejected, tokens[:half], tokens[half:])
-        loss = alpha * nll + losses.sum() / num_pairs
+        preference, aux = reduced(logps[:half], logps[half:], ref_chosen, ref_rejected, tokens[:half], tokens[half:])
+        loss = alpha * nll + preference
         metrics = (
             logps[:half],
             logps[half:],
             logits[:half].detach().sum() / logits_per_side,
             logits[half:].detach().sum() / logits_per_side,
             nll,
-            *(a / num_pairs if a.dim() == 0 else a for a in aux),
+            *aux,
         )
         return loss, metrics
 
-    loss, metrics = chunked_linear_loss(
-        input, weight, bias, paired_row_chunks(num_pairs, chunk_size, input.device), term
-    )
-    return loss, tuple(metrics)
+    chunks = paired_row_chunks(num_pairs, chunk_size, input.device)
+    walk = function_walk(ctx, input, weight, bias, PREFERENCE_SLOTS, chunks, term)
+    return walk.loss, tuple(walk.metrics)
+
+
+def first_gradient(grad_output: tuple) -> torch.Tensor:
+    """The loss's incoming gradient from ``backward``'s arguments; 0.8.5-style subclasses pass their
+    own ``grad_output`` tuple as one argument."""
+    first = grad_output[0]
+    return first[0] if isinstance(first, (tuple, list)) else first
+
+
+class LigerFusedLinearPreferenceBase(torch.autograd.Function):
+    """Base of the paired preference Functions (module docstring); subclasses supply ``preference_loss_fn``."""
+
+    @staticmethod
+    @abstractmethod
+    def preference_loss_fn(*args: Any, **kwargs: Any):
+        """One chunk's preference loss (module docstring)."""
+        raise NotImplementedError("a preference loss defines preference_loss_fn")
+
+    @staticmethod
+    def forward(
+        cls,
+        ctx,
+        _input,
+        weight,
+        target,
+        bias=None,
+        chunk_size=1,
+        ignore_index=-100,
+        alpha=1.0,
+        beta=0.1,
+        compute_nll_loss=True,
+        nll_target=None,
+        compiled=True,
+        use_ref_model=False,
+        ref_input=None,
+        ref_weight=None,
+        ref_bias=None,
+        average_log_prob=True,
+        **loss_kwargs,
+    ):
+        """``cls.preference_loss_fn`` walked over the chunks; ``compiled`` is accepted for compatibility
+        (the math is eager PyTorch)."""
+
+        def chunk_loss(chosen, rejected, ref_chosen, ref_rejected, *_token_counts):
+            kwargs = dict(loss_kwargs)
+            if ref_chosen is not None:
+                kwargs.update(ref_chosen_logps=ref_chosen, ref_rejected_logps=ref_rejected)
+            outputs = cls.preference_loss_fn(chosen, rejected, target, beta=beta, **kwargs)
+            loss, *aux = outputs if isinstance(outputs, tuple) else (outputs,)
+            return loss, aux
+
+        return preference_forward(
+            ctx,
+            _input,
+            weight,
+            target,
+            bias,
+            chunk_loss=chunk_loss,
+            ignore_index=ignore_index,
+            alpha=alpha,
+            compute_nll_loss=compute_nll_loss,
+            average_log_prob=average_log_prob,
+            chunk_size=chunk_size,
+            use_ref_model=use_ref_model,
+            ref_input=ref_input,
+            ref_weight=ref_weight,
+            ref_bias=ref_bias,
+            nll_target=nll_target,
+        )
+
+    @staticmethod
+    def backward(ctx, *grad_output):  # type: ignore[override]
+        """Gradients for _input, weight and bias (positions 0, 1, 3); None for every other argument."""
+        return function_gradients(ctx, first_gradient(grad_output))

@@ -12,7 +12,48 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from liger_kernel.chunked_loss.fused_linear_preference import fused_linear_preference_loss
+from liger_kernel.chunked_loss._chunking import apply_or_evaluate
+from liger_kernel.chunked_loss.fused_linear_preference import LigerFusedLinearPreferenceBase, preference_forward
+
+
+class LigerFusedLinearORPOFunction(LigerFusedLinearPreferenceBase):
+    """ORPO as an autograd Function: ``.apply`` takes ``forward``'s arguments after ctx, positionally."""
+
+    @classmethod
+    def forward(
+        cls,
+        ctx,
+        _input,
+        weight,
+        target,
+        bias=None,
+        ignore_index=-100,
+        beta=0.1,
+        compute_nll_loss=True,
+        nll_target=None,
+        compiled=True,
+        chunk_size=1,
+    ):
+        """The ORPO loss; ``nll_target`` (same shape as ``target``) replaces the chosen rows' NLL labels when given."""
+
+        def pair_loss(chosen, rejected, *_):
+            log_odds = (chosen - rejected) - (torch.log1p(-torch.exp(chosen)) - torch.log1p(-torch.exp(rejected)))
+            ratio = F.logsigmoid(log_odds)
+            return -beta * ratio, (beta * chosen, beta * rejected, ratio.sum(), log_odds.sum())
+
+        return preference_forward(
+            ctx,
+            _input,
+            weight,
+            target,
+            bias,
+            pair_loss,
+            ignore_index=ignore_index,
+            compute_nll_loss=compute_nll_loss,
+            average_log_prob=True,
+            chunk_size=chunk_size,
+            nll_target=nll_target,
+        )
 
 
 def liger_fused_linear_orpo(
@@ -27,31 +68,11 @@ def liger_fused_linear_orpo(
     compiled: bool = True,
     chunk_size: int = 1,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """ORPO loss; ``nll_target`` (same shape as ``target``) replaces the chosen rows' NLL labels when given."""
-
-    def pair_loss(chosen, rejected, *_):
-        log_odds = (chosen - rejected) - (torch.log1p(-torch.exp(chosen)) - torch.log1p(-torch.exp(rejected)))
-        ratio = F.logsigmoid(log_odds)
-        return -beta * ratio, (beta * chosen, beta * rejected, ratio.sum(), log_odds.sum())
-
-    return fused_linear_preference_loss(
-        _input,
-        weight,
-        target,
-        bias,
-        pair_loss,
-        ignore_index=ignore_index,
-        compute_nll_loss=compute_nll_loss,
-        average_log_prob=True,
-        chunk_size=chunk_size,
-        nll_target=nll_target,
-    )
-
-
-class LigerFusedLinearORPOFunction:
-    """Function-style entry point: ``.apply(...)`` takes ``liger_fused_linear_orpo``'s arguments."""
-
-    apply = staticmethod(liger_fused_linear_orpo)
+    """``LigerFusedLinearORPOFunction.apply``; without gradients to take it only evaluates."""
+    return apply_or_evaluate(
+        LigerFusedLinearORPOFunction, (_input, weight, bias),
+        _input, weight, target, bias, ignore_index, beta, compute_nll_loss, nll_target, compiled, chunk_size,
+    )  # fmt: skip
 
 
 class LigerFusedLinearORPOLoss(torch.nn.Module):

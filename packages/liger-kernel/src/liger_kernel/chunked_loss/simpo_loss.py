@@ -10,8 +10,50 @@ from __future__ import annotations
 
 import torch
 
+from liger_kernel.chunked_loss._chunking import apply_or_evaluate
 from liger_kernel.chunked_loss.cpo_loss import smoothed_sigmoid_loss
-from liger_kernel.chunked_loss.fused_linear_preference import fused_linear_preference_loss
+from liger_kernel.chunked_loss.fused_linear_preference import LigerFusedLinearPreferenceBase, preference_forward
+
+
+class LigerFusedLinearSimPOFunction(LigerFusedLinearPreferenceBase):
+    """SimPO as an autograd Function: ``.apply`` takes ``forward``'s arguments after ctx, positionally."""
+
+    @classmethod
+    def forward(
+        cls,
+        ctx,
+        _input,
+        weight,
+        target,
+        bias=None,
+        ignore_index=-100,
+        beta=0.1,
+        alpha=1.0,
+        label_smoothing=0.0,
+        compute_nll_loss=False,
+        compiled=True,
+        gamma=0.5,
+        chunk_size=1,
+    ):
+        """The SimPO loss of the module docstring; ``compiled`` is accepted for compatibility."""
+
+        def pair_loss(chosen, rejected, *_):
+            z = beta * (chosen - rejected) - gamma
+            return smoothed_sigmoid_loss(z, label_smoothing), (beta * chosen, beta * rejected)
+
+        return preference_forward(
+            ctx,
+            _input,
+            weight,
+            target,
+            bias,
+            pair_loss,
+            ignore_index=ignore_index,
+            alpha=alpha,
+            compute_nll_loss=compute_nll_loss,
+            average_log_prob=True,
+            chunk_size=chunk_size,
+        )
 
 
 def liger_fused_linear_simpo(
@@ -23,35 +65,17 @@ def liger_fused_linear_simpo(
     beta: float = 0.1,
     alpha: float = 1.0,
     label_smoothing: float = 0.0,
-    compute_nll_loss: bool = True,
+    compute_nll_loss: bool = False,
     compiled: bool = True,
     gamma: float = 0.5,
     chunk_size: int = 1,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """SimPO loss; ``compiled`` is accepted for compatibility (the math is eager PyTorch)."""
-
-    def pair_loss(chosen, rejected, *_):
-        z = beta * (chosen - rejected) - gamma
-        return smoothed_sigmoid_loss(z, label_smoothing), (beta * chosen, beta * rejected)
-
-    return fused_linear_preference_loss(
-        _input,
-        weight,
-        target,
-        bias,
-        pair_loss,
-        ignore_index=ignore_index,
-        alpha=alpha,
-        compute_nll_loss=compute_nll_loss,
-        average_log_prob=True,
-        chunk_size=chunk_size,
-    )
-
-
-class LigerFusedLinearSimPOFunction:
-    """Function-style entry point: ``.apply(...)`` takes ``liger_fused_linear_simpo``'s arguments."""
-
-    apply = staticmethod(liger_fused_linear_simpo)
+    """``LigerFusedLinearSimPOFunction.apply``; without gradients to take it only evaluates."""
+    return apply_or_evaluate(
+        LigerFusedLinearSimPOFunction, (_input, weight, bias),
+        _input, weight, target, bias, ignore_index, beta, alpha, label_smoothing, compute_nll_loss, compiled,
+        gamma, chunk_size,
+    )  # fmt: skip
 
 
 class LigerFusedLinearSimPOLoss(torch.nn.Module):

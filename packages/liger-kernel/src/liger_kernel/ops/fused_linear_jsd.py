@@ -14,13 +14,13 @@ at a time, so that neither (rows, V) matrix ever exists whole; rows whose
 label is ignored need no GEMM at all. The loss is float32 for half-precision
 inputs (float64 for float64).
 
-``accum_dtype`` (0.8.5: the dtype dstudent_weight accumulates in, None for the
-weight's own) is accepted and checked to be a floating dtype or None; the backends
-keep their own accumulation, at least as wide as the weight (the torch backend sums
-half-precision weights' gradient in fp32, the Triton backends sum the chunks' GEMMs,
-each accumulated in fp32, into the weight's dtype). ``jsd_impl`` and ``jsd_mode``
-choose the backend as for :mod:`liger_kernel.ops.jsd`. The three are consumed by
-the contract and never reach a backend.
+Accumulation follows fused linear cross-entropy's rule
+(:mod:`liger_kernel.ops.fused_linear_cross_entropy`): dstudent_weight is summed
+over the chunks in ``accum_dtype`` and returned in the weight's dtype, ``None``
+meaning the weight's own dtype (its ``accumulation_dtype``); float32 bounds the
+error of half-precision weights' gradient at the memory of a float32 copy.
+``jsd_impl`` and ``jsd_mode`` choose the backend as for :mod:`liger_kernel.ops.jsd`;
+those two are consumed by the contract and never reach a backend.
 """
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ def check_scalar_options(jsd_beta: float, ignore_index: int, temperature: float)
 class LigerFusedLinearJSDFunction(DispatchedFunction):
     op = "fused_linear_jsd"
     backward_reads = ("student_input", "student_weight", "teacher_input", "teacher_weight")  # fp16 recomputes
-    contract_args = ("accum_dtype", "jsd_impl", "jsd_mode")
+    contract_args = ("jsd_impl", "jsd_mode")
 
     @staticmethod
-    def call_context(accum_dtype=None, jsd_impl=None, jsd_mode=None):  # type: ignore[override]
+    def call_context(jsd_impl=None, jsd_mode=None):  # type: ignore[override]
         return implementation_context(jsd_impl, jsd_mode)
 
     @staticmethod

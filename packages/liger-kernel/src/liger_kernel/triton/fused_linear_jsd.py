@@ -14,7 +14,9 @@ host synchronization, and it also gives D.
 
 Memory: one chunk of student logits and one of teacher logits
 (:func:`chunk_rows`: each about as many elements as the student input), one
-gathered chunk of inputs, dstudent_input, and dstudent_weight in the GEMM dtype.
+gathered chunk of inputs, dstudent_input in the GEMM dtype, and dstudent_weight
+in the contract's accumulation dtype (``accum_dtype``, else the weight's), with
+no (V, H) temporary.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 
 import torch
 
+from liger_kernel.losses import accumulate_weight_grad
 from liger_kernel.ops.cross_entropy import loss_dtype
+from liger_kernel.ops.fused_linear_cross_entropy import accumulation_dtype
 from liger_kernel.triton.cross_entropy import alias, grads_wanted, scale_rows_, warn_if_repeated
 from liger_kernel.triton.jsd import jsd_rows
 
@@ -73,11 +77,13 @@ def _walk(
     loss_rows: torch.Tensor,
     options: dict[str, Any],
     want: tuple[bool, bool],
+    accum_dtype: torch.dtype,
     grad_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """One walk over the chunks of kept rows (all rows when ``kept`` is None):
     each kept row's loss into ``loss_rows`` (in the order of ``kept``), and the
-    requested (dstudent_input, dstudent_weight), scaled by ``grad_scale`` when given."""
+    requested (dstudent_input, dstudent_weight), scaled by ``grad_scale`` when given,
+    dstudent_weight in ``accum_dtype``."""
     n_rows, vocab = xs.shape[0], ws.shape[0]
     device = xs.device
     want_input, want_weight = want
@@ -93,7 +99,8 @@ def _walk(
         grad_input = torch.empty_like(xs) if kept is None else torch.zeros_like(xs)
     # The first chunk overwrites grad_weight, so only a walk without chunks needs zeros.
     allocate = torch.empty if n_kept > 0 else torch.zeros
-    grad_weight = allocate(ws.shape, dtype=ws.dtype, device=device) if want_weight else None
+    grad_weight = allocate(ws.shape, dtype=accum_dtype, device=device) if want_weight else None
+    slice_rows = max(1, step * vocab // max(xs.shape[1], 1))
     capacity = min(step, max(n_kept, 1))
     student_buffer = torch.empty(capacity, vocab, dtype=xs.dtype, device=device)
     teacher_buffer = torch.empty(capacity, vocab, dtype=xt.dtype, device=device)
@@ -116,10 +123,7 @@ def _walk(
         )
         position += count
         if grad_weight is not None:
-            if index == 0:
-                torch.mm(student_logits.t(), student_chunk, out=grad_weight)
-            else:
-                grad_weight.addmm_(student_logits.t(), student_chunk)
+            accumulate_weight_grad(grad_weight, student_logits, student_chunk, index == 0, slice_rows)
         if grad_input is not None:
             if isinstance(rows, slice):
                 torch.mm(student_logits, ws, out=grad_input[rows])
@@ -147,6 +151,7 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         jsd_beta: float = 0.5,
         ignore_index: int = -100,
         temperature: float = 1.0,
+        accum_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         student_dtype = gemm_dtype(student_input, student_weight)
         teacher_dtype = gemm_dtype(teacher_input, teacher_weight)
@@ -167,13 +172,16 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         divisor = torch.full((1,), float(max(n_kept, 1)), dtype=rows_dtype, device=xs.device)
         options = {"beta": jsd_beta, "temperature": temperature}
         loss_rows = torch.zeros(max(n_kept, 1), dtype=rows_dtype, device=xs.device)
-        grads = _walk(xs, ws, xt, wt, kept, divisor, loss_rows, options, (False, False) if replay else want)
+        accum_dtype = accumulation_dtype(ws.dtype, accum_dtype)
+        grads = _walk(
+            xs, ws, xt, wt, kept, divisor, loss_rows, options, (False, False) if replay else want, accum_dtype
+        )
 
         ctx.replay = replay
         ctx.input_dtypes = (student_input.dtype, student_weight.dtype)
         if replay:
             ctx.save_for_backward(xs, ws, xt, wt, kept, divisor)
-            ctx.options, ctx.want = options, want
+            ctx.options, ctx.want, ctx.accum_dtype = options, want, accum_dtype
         else:
             # Kept on ctx, not saved: backward scales these buffers in place and hands them on.
             ctx.grad_buffers = grads
@@ -185,7 +193,9 @@ class FusedLinearJSDFunction(torch.autograd.Function):
             xs, ws, xt, wt, kept, divisor = ctx.saved_tensors
             scratch = torch.empty(xs.shape[0], dtype=divisor.dtype, device=xs.device)
             scale = grad_loss.reshape(1).to(divisor.dtype)
-            grads = _walk(xs, ws, xt, wt, kept, divisor, scratch, ctx.options, ctx.want, grad_scale=scale)
+            grads = _walk(
+                xs, ws, xt, wt, kept, divisor, scratch, ctx.options, ctx.want, ctx.accum_dtype, grad_scale=scale
+            )
         else:
             warn_if_repeated(ctx, "fused_linear_jsd")
             grads = tuple(
@@ -195,4 +205,4 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         dinput, dweight = (
             alias(grad.to(dtype)) if grad is not None else None for grad, dtype in zip(grads, ctx.input_dtypes)
         )
-        return dinput, dweight, None, None, None, None, None, None
+        return dinput, dweight, None, None, None, None, None, None, None

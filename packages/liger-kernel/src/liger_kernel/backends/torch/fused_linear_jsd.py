@@ -7,8 +7,9 @@ Per chunk of rows, never the whole batch's logits: the chunk's logits in fp32
 dstudent_input and dstudent_weight. The GEMMs run in the
 promoted dtype of each head's input and weight (the gradient GEMMs in fp32
 for fp16, whose range cannot hold dlogits before a loss scale multiplies
-them); dstudent_weight accumulates in fp32 for half weights. Gradients are computed in forward; backward scales them
-by the incoming scalar gradient.
+them); dstudent_weight accumulates in the contract's accumulation dtype.
+Gradients are computed in forward; backward scales them by the incoming scalar
+gradient.
 
 Chunks: :func:`chunk_rows` rows, so that one chunk of logits holds about as
 many elements as the student input (and never more than CHUNK_ELEMENTS), at
@@ -24,12 +25,12 @@ import torch
 
 from liger_kernel.backends.torch._common import compute_dtype
 from liger_kernel.backends.torch.jsd import jsd_terms
-from liger_kernel.losses import kept_divisor
+from liger_kernel.losses import accumulate_weight_grad, kept_divisor
 from liger_kernel.ops.cross_entropy import loss_dtype
+from liger_kernel.ops.fused_linear_cross_entropy import accumulation_dtype
 
 CHUNK_ELEMENTS = 1 << 24
 MIN_CHUNK_ROWS = 16
-HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def chunk_rows(rows: int, hidden: int, vocab: int) -> int:
@@ -51,6 +52,7 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         jsd_beta: float = 0.5,
         ignore_index: int = -100,
         temperature: float = 1.0,
+        accum_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         math_dtype = compute_dtype(student_input, student_weight, teacher_input, teacher_weight)
         student_gemm = torch.promote_types(student_input.dtype, student_weight.dtype)
@@ -60,7 +62,7 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         rows, vocab = xs.shape[0], ws.shape[0]
         device = xs.device
         need_input, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        accum_dtype = torch.float32 if student_weight.dtype in HALF_DTYPES else student_gemm
+        accum_dtype = accumulation_dtype(student_weight.dtype, accum_dtype)
 
         divisor = kept_divisor(shift_labels, ignore_index, rows, math_dtype, device)
         keep = (shift_labels != ignore_index) if shift_labels is not None else None
@@ -72,6 +74,7 @@ class FusedLinearJSDFunction(torch.autograd.Function):
         grad_input = torch.empty(xs.shape, dtype=grad_gemm, device=device) if need_input else None
         grad_weight = torch.zeros(ws.shape, dtype=accum_dtype, device=device) if need_weight else None
         step = chunk_rows(rows, xs.shape[1], vocab)
+        slice_rows = max(1, step * vocab // max(xs.shape[1], 1))
         for start in range(0, rows, step):
             chunk = slice(start, min(start + step, rows))
             student_logp = torch.log_softmax((xs[chunk] @ ws.T).to(math_dtype) / temperature, dim=-1)
@@ -91,7 +94,7 @@ class FusedLinearJSDFunction(torch.autograd.Function):
             if grad_input is not None:
                 grad_input[chunk] = dlogits @ ws_grad
             if grad_weight is not None:
-                grad_weight += (dlogits.T @ xs[chunk].to(grad_gemm)).to(accum_dtype)
+                accumulate_weight_grad(grad_weight, dlogits, xs[chunk].to(grad_gemm), start == 0, slice_rows)
 
         ctx.save_for_backward(grad_input, grad_weight)
         ctx.dtypes = (student_input.dtype, student_weight.dtype)
@@ -106,4 +109,4 @@ class FusedLinearJSDFunction(torch.autograd.Function):
                 continue
             wide = compute_dtype(grad)
             grads.append((grad.to(wide) * grad_loss.to(wide)).to(dtype))
-        return grads[0], grads[1], None, None, None, None, None, None
+        return grads[0], grads[1], None, None, None, None, None, None, None
