@@ -211,7 +211,9 @@ def grpo_trainer_class():
 def run_grpo(tmp_path, loss_type: str, use_liger: bool):
     trainer_class = grpo_trainer_class()
     tokenizer = word_tokenizer()
-    model = tiny_llama(len(tokenizer))
+    # saved, and passed by path: with beta > 0 the trainer builds its reference model from the model's path
+    model_dir = tmp_path / "model"
+    tiny_llama(len(tokenizer)).save_pretrained(model_dir)
     args = trl.GRPOConfig(
         **common_args(
             tmp_path, use_liger_kernel=use_liger, loss_type=loss_type, max_completion_length=4, num_generations=2,
@@ -219,7 +221,7 @@ def run_grpo(tmp_path, loss_type: str, use_liger: bool):
         )
     )  # fmt: skip
     trainer = trainer_class(
-        model=model, reward_funcs=completion_length, args=args, train_dataset=datasets.Dataset.from_dict(PROMPTS),
+        model=str(model_dir), reward_funcs=completion_length, args=args, train_dataset=datasets.Dataset.from_dict(PROMPTS),
         processing_class=tokenizer,
     )  # fmt: skip
     calls = []
