@@ -145,7 +145,9 @@ def test_the_names_frameworks_import_are_matched():
         assert names <= matched, (module, names - matched)
 
 
-@pytest.mark.skipif(not (REFERENCE / "liger_kernel").is_dir(), reason="LIGER_KERNEL_0_8_5_SOURCE names no unpacked liger-kernel 0.8.5")
+@pytest.mark.skipif(
+    not (REFERENCE / "liger_kernel").is_dir(), reason="LIGER_KERNEL_0_8_5_SOURCE names no unpacked liger-kernel 0.8.5"
+)
 def test_the_manifest_is_what_the_tool_reads_from_0_8_5():
     fresh = tool.build(tool.read_sources(str(REFERENCE), download=False))
 
