@@ -35,7 +35,7 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "bool return_predicted_tokens",
     "jsd": "Tensor _input, Tensor target, Tensor? shift_labels, float beta, int ignore_index",
     "fused_linear_jsd": "Tensor student_input, Tensor student_weight, Tensor teacher_input, Tensor teacher_weight, "
-    "Tensor? shift_labels, float jsd_beta, int ignore_index, float temperature",
+    "Tensor? shift_labels, float jsd_beta, int ignore_index, float temperature, str? accum_dtype",
     "kl_div": "Tensor y_pred, Tensor y_true, str reduction, bool log_target, float eps",
     "tvd": "Tensor p, Tensor q, Tensor? shift_labels, str reduction, int ignore_index",
     "softmax": "Tensor input_",

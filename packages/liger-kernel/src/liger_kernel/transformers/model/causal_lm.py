@@ -163,6 +163,7 @@ def logits_causal_lm_loss(
         loss, _, accuracy, predicted = LigerCrossEntropyFunction.apply(
             flat,
             targets,
+            None,
             ignore_index=ignore_index,
             reduction="none" if use_token_scaling else reduction,
             return_token_accuracy=return_token_accuracy,
