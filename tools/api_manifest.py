@@ -762,7 +762,33 @@ def main(argv: list[str] | None = None) -> int:
     stale = stale_marks(manifest, declined)
     for line in stale:
         print(f"stale: {line}")
+    if args.source or args.download:
+        # the stored names and signatures must still be what 0.8.5 itself offers
+        drift = manifest_drift(build(read_sources(args.source, args.download)), manifest)
+        for line in drift:
+            print(f"differs from {VERSION}: {line}")
+        stale = stale or drift
     return 1 if stale else 0
+
+
+def manifest_drift(fresh: dict, stored: dict) -> list[str]:
+    """Where ``stored`` lists other modules, names or signatures than ``fresh``
+    (built from 0.8.5), ignoring the missing marks."""
+
+    def entries(manifest: dict) -> dict[tuple[str, str], dict]:
+        return {
+            (module, entry["name"]): {k: v for k, v in entry.items() if k != "missing"}
+            for module, data in manifest["modules"].items()
+            for entry in data["entries"]
+        }
+
+    new, old = entries(fresh), entries(stored)
+    lines = [f"{m}.{n}: in {VERSION}, not in the manifest" for m, n in sorted(new.keys() - old.keys())]
+    lines += [f"{m}.{n}: in the manifest, not in {VERSION}" for m, n in sorted(old.keys() - new.keys())]
+    lines += [
+        f"{m}.{n}: {old[m, n]} != {new[m, n]}" for m, n in sorted(new.keys() & old.keys()) if new[m, n] != old[m, n]
+    ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -117,3 +117,55 @@ def test_routed_as_resets_routes():
         assert ("rms_norm", "cuda", None) in dispatcher._functions
     assert dispatcher._functions == {}
     assert "cpu" not in dispatcher.device_alias
+
+
+INTERPRETED_KERNEL = """
+import os
+os.environ["TRITON_INTERPRET"] = "1"
+import torch, triton, triton.language as tl
+from triton.runtime import interpreter
+from liger_conformance.mocks import patch_language_once_per_launch
+
+original_patch = interpreter._patch_lang
+full_patches = []
+interpreter._patch_lang = lambda fn: full_patches.append(fn.__name__) or original_patch(fn)
+patch_language_once_per_launch()
+original_load = tl.load
+
+@triton.jit
+def twice(x):
+    return x * 2
+
+@triton.jit
+def kernel(x_ptr, out_ptr, N: tl.constexpr, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    total = tl.zeros([BLOCK], dtype=tl.float32)
+    for start in range(0, N, BLOCK):
+        total += twice(tl.load(x_ptr + start + offsets))
+    tl.store(out_ptr + offsets, total)
+
+x = torch.arange(32, dtype=torch.float32)
+out = torch.empty(8)
+for _ in range(2):
+    kernel[(1,)](x, out, N=32, BLOCK=8)
+    torch.testing.assert_close(out, 2 * x.view(4, 8).sum(0))
+    assert tl.load is original_load, "the launch left triton.language patched"
+print(full_patches)
+"""
+
+
+def test_language_is_patched_once_per_launch_and_restored_after(tmp_path):
+    """The interpreter speed-up for kernels that call ``@triton.jit`` helpers:
+    the helper's four calls per launch reuse the launch's patch (Triton's own
+    helpers that see ``triton.language.core`` patch that module once), the
+    kernel still computes the same, and the language is restored after each launch."""
+    pytest.importorskip("triton")
+    import subprocess
+
+    script = tmp_path / "interpreted_kernel.py"
+    script.write_text(INTERPRETED_KERNEL)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    patched_for = eval(done.stdout)  # the functions whose call patched the whole language
+    assert patched_for.count("kernel") == 2, patched_for
+    assert "twice" not in patched_for, patched_for

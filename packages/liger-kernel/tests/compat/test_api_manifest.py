@@ -327,3 +327,22 @@ def test_build_reads_names_and_signatures_without_importing():
     assert set(ops) == {"NormFunction"} and ops["NormFunction"]["signature"] == forward
     # an import kept on purpose (noqa: F401) is offered, even under a private name
     assert [e["name"] for e in modules["liger_kernel.shim"]["entries"]] == ["_quiet"]
+
+
+def test_drift_from_0_8_5_names_each_changed_entry():
+    """``api_manifest.py --check --download`` (the upgrade lane) fails on a manifest that no longer
+    lists what 0.8.5 offers: a signature changed, a name dropped, a name added."""
+    import copy
+
+    assert tool.manifest_drift(MANIFEST, MANIFEST) == []
+    edited = copy.deepcopy(MANIFEST)
+    module = "liger_kernel.utils"
+    entries = edited["modules"][module]["entries"]
+    dropped = entries.pop()
+    entries[0] = {**entries[0], "signature": "(changed)"}
+    entries.append({"name": "not_in_0_8_5", "kind": "function"})
+    drift = tool.manifest_drift(MANIFEST, edited)
+    assert len(drift) == 3, drift
+    assert f"{module}.{dropped['name']}: in 0.8.5, not in the manifest" in drift
+    assert f"{module}.not_in_0_8_5: in the manifest, not in 0.8.5" in drift
+    assert any(line.startswith(f"{module}.{entries[0]['name']}: ") for line in drift)

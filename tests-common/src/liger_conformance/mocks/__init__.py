@@ -132,6 +132,7 @@ def use_interpreter() -> None:
     """Run Triton kernels on the CPU. Kernel modules imported before this call
     were already compiled for a real device, so a warning names them."""
     os.environ["TRITON_INTERPRET"] = "1"
+    patch_language_once_per_launch()
     compiled = sorted(m for m in sys.modules if m.startswith("liger_kernel.triton."))
     if compiled:
         import warnings
@@ -142,6 +143,57 @@ def use_interpreter() -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+class _NoPatches:
+    def restore(self) -> None:
+        pass
+
+
+def patch_language_once_per_launch() -> None:
+    """Make the interpreter patch ``triton.language`` once per launch, not once per call.
+
+    The interpreter swaps the language's builtins for its own on every launch
+    and again on every call of a ``@triton.jit`` helper inside the kernel: an
+    ``inspect.getmembers`` walk over the whole language, about a millisecond,
+    for a patch that is already in place (the helper's scope is never restored;
+    the launch's restore undoes everything). Kernels that call a helper in a loop
+    spent most of their interpreted time there. Here a helper's call patches only
+    language modules the running launch has not patched yet. Process-wide and
+    idempotent; a Triton without these internals is left as it is.
+    """
+    try:
+        from triton.runtime import interpreter
+    except ImportError:
+        return
+    original = getattr(interpreter, "_patch_lang", None)
+    if original is None or getattr(original, "_liger_once_per_launch", False):
+        return
+    import triton.language as tl
+
+    patched: set[int] = set()
+
+    def language_modules(fn: Any) -> set[int]:
+        return {id(value) for value in fn.__globals__.values() if value is tl or value is tl.core}
+
+    def patch_lang(fn: Any) -> Any:
+        wanted = language_modules(fn)
+        if patched and wanted <= patched:
+            return _NoPatches()
+        scope = original(fn)
+        if not patched:
+            restore = scope.restore
+
+            def restore_and_forget() -> None:
+                patched.clear()
+                restore()
+
+            scope.restore = restore_and_forget
+        patched.update(wanted)
+        return scope
+
+    patch_lang._liger_once_per_launch = True
+    interpreter._patch_lang = patch_lang
 
 
 @dataclass(frozen=True)
