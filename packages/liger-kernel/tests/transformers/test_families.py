@@ -13,7 +13,6 @@ from tiny_models import FAMILIES, batch, build, count_op_calls, tiny_config
 from liger_kernel.transformers import (
     MODEL_TYPE_TO_APPLY_LIGER_FN,
     LigerGEGLUMLP,
-    LigerPhi3SwiGLUMLP,
     LigerRMSNorm,
     LigerSwiGLUMLP,
     _apply_liger_kernel,
@@ -25,7 +24,6 @@ from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
 STEPS = 3
 TOL = dict(rtol=1e-4, atol=2e-5)
 
-LIGER_MLP = {"gemma": LigerGEGLUMLP, "gemma2": LigerGEGLUMLP, "gemma3_text": LigerGEGLUMLP, "phi3": LigerPhi3SwiGLUMLP}
 MOE = {"mixtral", "qwen3_moe"}
 
 
@@ -49,9 +47,11 @@ def _train(model, steps: int = STEPS) -> list[tuple[float, dict[str, torch.Tenso
 
 
 def _all_kwargs(family: str) -> dict[str, bool]:
-    """Every op switch on, with the fused loss (granite defaults to plain CE)."""
-    switch = "geglu" if family.startswith("gemma") else "swiglu"
-    return {"rope": True, "rms_norm": True, switch: True, "cross_entropy": False, "fused_linear_cross_entropy": True}
+    """Every op switch the family can take on, with the fused loss (granite
+    defaults to plain CE); RoPE off where the family's is not Liger's (GLM-4)."""
+    switch = PATCH_FAMILIES[family].mlp_switch
+    rope = PATCH_FAMILIES[family].liger_rope
+    return {"rope": rope, "rms_norm": True, switch: True, "cross_entropy": False, "fused_linear_cross_entropy": True}
 
 
 def test_every_family_has_a_patch_function():
@@ -68,15 +68,16 @@ def test_patched_classes_train_like_stock(family):
     norms = [m for m in patched.modules() if isinstance(m, LigerRMSNorm)]
     assert len(norms) >= 2 * tiny_config(family).num_hidden_layers + 1
     if family != "mixtral":
-        assert any(isinstance(m, LIGER_MLP.get(family, LigerSwiGLUMLP)) for m in patched.modules())
+        assert any(type(m) is PATCH_FAMILIES[family].liger_mlp for m in patched.modules())
     expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
     assert type(patched).forward is expected_forward
 
     with count_op_calls() as calls:
         patched_history = _train(patched)
     stock_history = _train(stock)
-    assert calls["rms_norm"] and calls["rope"] and calls["fused_linear_cross_entropy"]
-    assert calls["geglu" if family.startswith("gemma") else "swiglu"]
+    assert calls["rms_norm"] and calls["fused_linear_cross_entropy"]
+    assert bool(calls["rope"]) is PATCH_FAMILIES[family].liger_rope
+    assert calls[PATCH_FAMILIES[family].mlp_switch]
 
     for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
         assert patched_loss == pytest.approx(stock_loss, rel=1e-5)
@@ -122,7 +123,8 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
     torch.testing.assert_close(got.logits, expected.logits, **TOL)
     assert hooked, "hooks registered on a converted module must survive the conversion"
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
-    assert calls["rms_norm"] >= n_norms and calls["rope"]
+    assert calls["rms_norm"] >= n_norms
+    assert bool(calls["rope"]) is spec.liger_rope
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -133,7 +135,7 @@ def test_revert_restores_stock_transformers(family):
     causal_lm = getattr(modeling, spec.causal_lm)
     forward = causal_lm.forward
     _apply_liger_kernel(family, **_all_kwargs(family))
-    assert modeling.apply_rotary_pos_emb is not before["apply_rotary_pos_emb"]
+    assert (modeling.apply_rotary_pos_emb is not before["apply_rotary_pos_emb"]) is spec.liger_rope
     assert causal_lm.forward is not forward
 
     from liger_kernel.transformers import revert_liger_kernel_patches
@@ -157,6 +159,19 @@ def test_granite_defaults_to_plain_cross_entropy():
         loss = patched(**data).loss
     assert calls["cross_entropy"] == 1 and not calls["fused_linear_cross_entropy"]
     assert loss.item() == pytest.approx(stock(**data).loss.item(), rel=1e-5)
+
+
+def test_glm4_rope_stays_stock(caplog):
+    """GLM-4 rotates interleaved pairs: rope defaults to False, and rope=True
+    is refused with a warning rather than patched in."""
+    from liger_kernel.transformers import apply_liger_kernel_to_glm4
+
+    assert inspect.signature(apply_liger_kernel_to_glm4).parameters["rope"].default is False
+    modeling = _modeling("glm4")
+    stock_rope = modeling.apply_rotary_pos_emb
+    apply_liger_kernel_to_glm4(rope=True)
+    assert modeling.apply_rotary_pos_emb is stock_rope
+    assert "rope=True is ignored" in caplog.text
 
 
 def test_cross_entropy_and_fused_are_exclusive():

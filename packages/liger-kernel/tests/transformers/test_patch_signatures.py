@@ -59,6 +59,34 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    divides by ``logits_scaling`` as the stock head does.",
     ),
     "apply_liger_kernel_to_olmo2": (_SWIGLU, 'Patch OLMo-2: post-norms and full-width q/k norms (casting "gemma").'),
+    "apply_liger_kernel_to_olmo3": (
+        _SWIGLU,
+        'Patch OLMo-3: as OLMo-2 (post-norms, full-width q/k norms, casting\n    "gemma"); its fp32 cos/sin and '
+        "per-layer-type RoPE tables go to the RoPE\n    op as they are.",
+    ),
+    "apply_liger_kernel_to_smollm3": (
+        _SWIGLU,
+        "Patch SmolLM3 (as Llama); its NoPE layers (``no_rope_layers``) skip the\n    RoPE call, patched or not.",
+    ),
+    "apply_liger_kernel_to_ministral": (_SWIGLU, "Patch Ministral (as Mistral)."),
+    "apply_liger_kernel_to_exaone4": (
+        _SWIGLU,
+        "Patch EXAONE-4: post-norms and per-head q/k norms (Llama math, not in\n    place); its full-attention "
+        "layers beside sliding ones skip RoPE as stock.",
+    ),
+    "apply_liger_kernel_to_hunyuan_v1_dense": (
+        _SWIGLU,
+        "Patch Hunyuan-V1 dense; ``rms_norm`` includes the per-head query/key norms\n    (applied after RoPE).",
+    ),
+    # 0.8.5's GLM-4 function, too, defaults to rope=False
+    "apply_liger_kernel_to_glm4": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch GLM-4: its four norms per layer (post-norms: Llama math, not in\n"
+        "    place), the fused gate_up SwiGLU MLP (:class:`LigerPhi3SwiGLUMLP`) and the\n"
+        "    loss. RoPE stays stock: GLM-4 rotates interleaved pairs of a partial\n"
+        "    rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
+        "    ``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
+    ),
 }
 
 

@@ -63,6 +63,16 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "phi3": ("Phi3Config", {"partial_rotary_factor": 0.5}),
     "granite": ("GraniteConfig", {"logits_scaling": 2.0, "embedding_multiplier": 2.0, "residual_multiplier": 0.5}),
     "olmo2": ("Olmo2Config", {}),
+    "olmo3": ("Olmo3Config", {"sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]}),
+    "smollm3": ("SmolLM3Config", {"no_rope_layers": [1, 0]}),  # layer 1 is a NoPE layer
+    "ministral": ("MinistralConfig", {"head_dim": 8, "sliding_window": 8}),
+    "exaone4": (
+        "Exaone4Config",
+        # the full-attention layer beside a sliding one takes no RoPE
+        {"sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]},
+    ),
+    "hunyuan_v1_dense": ("HunYuanDenseV1Config", {"head_dim": 8}),
+    "glm4": ("Glm4Config", {"head_dim": 8}),
 }
 
 FAMILIES = tuple(CONFIGS)

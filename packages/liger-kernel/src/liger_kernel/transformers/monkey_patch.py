@@ -53,10 +53,16 @@ from liger_kernel.transformers.rms_norm import (
     LigerRMSNormForGemma,
     LigerRMSNormForGemma2,
     LigerRMSNormForGemma3,
+    LigerRMSNormForGlm4,
     LigerRMSNormForOlmo2,
 )
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
-from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP, liger_experts_apply_gate
+from liger_kernel.transformers.swiglu import (
+    LigerHunyuanV1SwiGLUMLP,
+    LigerPhi3SwiGLUMLP,
+    LigerSwiGLUMLP,
+    liger_experts_apply_gate,
+)
 from liger_kernel.utils import PEFT_AVAILABLE  # noqa: F401 (0.8.5 offers it here)
 
 logger = logging.getLogger(__name__)
@@ -206,16 +212,18 @@ def _convert_rms_norms(model: nn.Module, stock_cls: type, liger_cls: type[LigerR
 
 
 def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module]) -> int:
+    parameters = inspect.signature(liger_cls).parameters
     count = 0
     for module in model.modules():
         if type(module) is stock_cls:
             config = getattr(module, "config", None) or model.config
-            if liger_cls is LigerSwiGLUMLP:
+            kwargs = {}
+            if "intermediate_size" in parameters:
                 # a wrapped projection (LoRA, quantized) still reports its width
-                width = getattr(module.gate_proj, "out_features", None)
-                _adopt(module, liger_cls, config, intermediate_size=width)
-            else:
-                _adopt(module, liger_cls, config)
+                kwargs["intermediate_size"] = getattr(module.gate_proj, "out_features", None)
+            if "layer_idx" in parameters:
+                kwargs["layer_idx"] = getattr(module, "layer_idx", None)
+            _adopt(module, liger_cls, config, **kwargs)
             count += 1
     return count
 
@@ -233,6 +241,11 @@ class Family:
     to ``model_type``) holds ``<prefix>ForCausalLM``, ``<prefix>RMSNorm``,
     ``<prefix>MLP`` when ``liger_mlp`` is given and ``<prefix>Experts`` when
     ``moe`` is set. The patch function is ``apply_liger_kernel_to_<model_type>``.
+
+    ``liger_rope=False`` says the family's ``apply_rotary_pos_emb`` is not the
+    math the Liger RoPE op computes (GLM-4 rotates interleaved pairs): its
+    ``rope`` switch defaults to False, and ``rope=True`` leaves it stock with a
+    warning rather than patching in something numerically different.
     """
 
     model_type: str
@@ -246,6 +259,8 @@ class Family:
     #: the loss the patch function installs by default: plain cross-entropy
     #: (the logits stay materialized) instead of the fused linear one
     plain_cross_entropy: bool = False
+    #: the family's rotary embedding is the one the Liger RoPE op computes
+    liger_rope: bool = True
     doc: str | None = None
 
     @property
@@ -301,7 +316,13 @@ def _patch(
     stock_rms_norm = _original(modeling, family.rms_norm)
     stock_mlp = _original(modeling, family.mlp) if family.mlp else None
 
-    if rope:
+    if rope and not family.liger_rope:
+        logger.warning(
+            "%s: its rotary embedding is not the one the Liger RoPE op computes; rope=True is ignored and it "
+            "stays stock",
+            family.function_name,
+        )
+    elif rope:
         _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
@@ -408,7 +429,7 @@ from __future__ import annotations
 
 
 def {name}(
-    rope: bool = True,
+    rope: bool = {rope},
     cross_entropy: bool = {plain},
     fused_linear_cross_entropy: bool = {fused},
     rms_norm: bool = True,
@@ -424,6 +445,7 @@ def _generate(family: Family) -> Callable[..., None]:
     source = _FUNCTION_SOURCE.format(
         name=name,
         model_type=family.model_type,
+        rope=family.liger_rope,
         plain=family.plain_cross_entropy,
         fused=not family.plain_cross_entropy,
         switch=family.mlp_switch,
@@ -513,6 +535,48 @@ FAMILIES: dict[str, Family] = {
             liger_rms_norm=LigerRMSNormForOlmo2,
             liger_mlp=LigerSwiGLUMLP,
             doc='Patch OLMo-2: post-norms and full-width q/k norms (casting "gemma").',
+        ),
+        Family(
+            "olmo3",
+            "Olmo3",
+            liger_rms_norm=LigerRMSNormForOlmo2,
+            liger_mlp=LigerSwiGLUMLP,
+            doc="Patch OLMo-3: as OLMo-2 (post-norms, full-width q/k norms, casting\n"
+            '"gemma"); its fp32 cos/sin and per-layer-type RoPE tables go to the RoPE\n'
+            "op as they are.",
+        ),
+        Family(
+            "smollm3",
+            "SmolLM3",
+            liger_mlp=LigerSwiGLUMLP,
+            doc="Patch SmolLM3 (as Llama); its NoPE layers (``no_rope_layers``) skip the\nRoPE call, patched or not.",
+        ),
+        Family("ministral", "Ministral", liger_mlp=LigerSwiGLUMLP, doc="Patch Ministral (as Mistral)."),
+        Family(
+            "exaone4",
+            "Exaone4",
+            liger_rms_norm=LigerRMSNormForGlm4,
+            liger_mlp=LigerSwiGLUMLP,
+            doc="Patch EXAONE-4: post-norms and per-head q/k norms (Llama math, not in\n"
+            "place); its full-attention layers beside sliding ones skip RoPE as stock.",
+        ),
+        Family(
+            "hunyuan_v1_dense",
+            "HunYuanDenseV1",
+            liger_mlp=LigerHunyuanV1SwiGLUMLP,
+            doc="Patch Hunyuan-V1 dense; ``rms_norm`` includes the per-head query/key norms\n(applied after RoPE).",
+        ),
+        Family(
+            "glm4",
+            "Glm4",
+            liger_rms_norm=LigerRMSNormForGlm4,
+            liger_mlp=LigerPhi3SwiGLUMLP,
+            liger_rope=False,
+            doc="Patch GLM-4: its four norms per layer (post-norms: Llama math, not in\n"
+            "place), the fused gate_up SwiGLU MLP (:class:`LigerPhi3SwiGLUMLP`) and the\n"
+            "loss. RoPE stays stock: GLM-4 rotates interleaved pairs of a partial\n"
+            "rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
+            "``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
         ),
     )
 }

@@ -7,11 +7,13 @@ for the casting modes). The family variants only change defaults: Gemma (1 to 3)
 keeps ``weight`` zero-centred (offset 1, all math in fp32), Gemma-4 and OLMo-2
 multiply by the weight itself before casting back (casting "gemma", offset 0).
 The Gemma variants take 0.8.5's signatures (``hidden_size`` for Gemma and
-Gemma-2, ``dim`` for Gemma-3 and -4).
+Gemma-2, ``dim`` for Gemma-3 and -4). GLM-4 and EXAONE-4 keep the Llama math
+(casting "llama") but have post-norms, so they are not in place.
 
 ``in_place=True`` lets a backend overwrite the incoming gradient with dx. That
 is only safe when nothing else reads that gradient, so norms whose output feeds
-a residual add directly (Gemma-2/3 and OLMo-2 post-norms) use ``in_place=False``.
+a residual add directly (Gemma-2/3, OLMo-2/3, GLM-4 and EXAONE-4 post-norms)
+use ``in_place=False``.
 """
 
 from __future__ import annotations
@@ -144,3 +146,20 @@ class LigerRMSNormForOlmo2(LigerRMSNorm):
 
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
         super().__init__(hidden_size, eps, offset=0.0, casting_mode="gemma", in_place=False)
+
+
+class LigerRMSNormForGlm4(LigerRMSNorm):
+    """GLM-4 (and EXAONE-4): Llama's math, ``weight * x_normed.to(input_dtype)``
+    (casting "llama"); their post-norms feed residual adds, so not in place."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        eps: float = 1e-6,
+        offset: float = 0.0,
+        casting_mode: str = "llama",
+        init_fn: str = "ones",
+        in_place: bool = False,
+        row_mode: Any = None,
+    ) -> None:
+        super().__init__(hidden_size, eps, offset, casting_mode, init_fn, in_place, row_mode)

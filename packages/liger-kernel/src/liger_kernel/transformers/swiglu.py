@@ -45,9 +45,20 @@ class LigerSwiGLUMLP(nn.Module):
         return self.down_proj(LigerSiLUMulFunction.apply(self.gate_proj(x), self.up_proj(x)))
 
 
+class LigerHunyuanV1SwiGLUMLP(LigerSwiGLUMLP):
+    """Drop-in for HunYuanDenseV1MLP, whose constructor also takes the layer
+    index and whether it is a shared-experts MLP (kept as attributes; the
+    width is ``config.intermediate_size`` either way, as the stock module's)."""
+
+    def __init__(self, config: Any, layer_idx: int | None = None, is_shared_mlp: bool = False) -> None:
+        super().__init__(config)
+        self.layer_idx = layer_idx
+        self.is_shared_mlp = is_shared_mlp
+
+
 class LigerPhi3SwiGLUMLP(nn.Module):
-    """Drop-in for Phi3MLP, whose gate and up projections are one fused
-    ``gate_up_proj`` of width 2 * intermediate_size (gate first)."""
+    """Drop-in for Phi3MLP (and Glm4MLP), whose gate and up projections are one
+    fused ``gate_up_proj`` of width 2 * intermediate_size (gate first)."""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
