@@ -1,14 +1,17 @@
 """Causal-LM forwards whose training loss never materializes the logits.
 
 One forward serves every dense family of :mod:`liger_kernel.transformers.monkey_patch`
-(Llama, Mistral, Qwen2/3, Gemma 1/2/3, Phi-3, Granite, OLMo-2) and one the
-mixture-of-experts families (Mixtral, Qwen3-MoE); the family differences are
-read from the config:
+(Llama, Mistral, Ministral, Qwen2/3, Gemma 1/2/3, Phi-3, Granite, OLMo-2/3,
+SmolLM3, EXAONE-4, Hunyuan-V1 dense, GLM-4) and one the mixture-of-experts
+families (Mixtral, Qwen3-MoE); the family differences are read from the config:
 
 - ``final_logit_softcapping`` (Gemma-2/3): logits = c * tanh(logits / c),
   passed to the fused loss as its ``softcap``;
 - ``logits_scaling`` (Granite): logits = lm_head(h) / s, which equals
   lm_head(h / s), so the hidden states are scaled before the fused loss.
+
+0.8.5's per-family ``liger_kernel.transformers.model.<family>.lce_forward``
+functions are these two forwards under 0.8.5's parameters (:mod:`._per_family`).
 
 With labels (or ``shift_labels``) and ``skip_logits`` (default: in training),
 the loss is the fused linear cross-entropy of the final hidden states against

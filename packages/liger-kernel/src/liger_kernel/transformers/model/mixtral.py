@@ -1,0 +1,9 @@
+"""Mixtral: liger-kernel 0.8.5's ``lce_forward`` for ``MixtralForCausalLM``, the shared
+:func:`~liger_kernel.transformers.model.causal_lm.moe_causal_lm_forward` under 0.8.5's
+parameters (see :mod:`liger_kernel.transformers.model._per_family`)."""
+
+from liger_kernel.transformers.model._per_family import MOE, lce_forward_for
+
+lce_forward = lce_forward_for(__name__, MOE)
+
+__all__ = ["lce_forward"]
