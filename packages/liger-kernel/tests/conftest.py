@@ -9,11 +9,11 @@ if os.environ.get("LIGER_TEST_DEVICE", "cpu") == "cpu":
     os.environ.setdefault("TRITON_INTERPRET", "1")
 if os.environ.get("TRITON_INTERPRET") == "1":
     try:
-        from liger_conformance.mocks import patch_language_once_per_launch
+        from liger_conformance.mocks import prepare_interpreter
     except ImportError:  # an environment without tests-common runs the interpreter as it is
         pass
     else:
-        patch_language_once_per_launch()
+        prepare_interpreter()
 
 import shutil
 import sys

@@ -132,7 +132,7 @@ def use_interpreter() -> None:
     """Run Triton kernels on the CPU. Kernel modules imported before this call
     were already compiled for a real device, so a warning names them."""
     os.environ["TRITON_INTERPRET"] = "1"
-    patch_language_once_per_launch()
+    prepare_interpreter()
     compiled = sorted(m for m in sys.modules if m.startswith("liger_kernel.triton."))
     if compiled:
         import warnings
@@ -143,6 +143,48 @@ def use_interpreter() -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+def prepare_interpreter() -> None:
+    """The interpreter repairs every interpreted run needs: language patching
+    once per launch (:func:`patch_language_once_per_launch`) and exact bf16
+    products (:func:`exact_bf16_dot`)."""
+    patch_language_once_per_launch()
+    exact_bf16_dot()
+
+
+def exact_bf16_dot() -> None:
+    """Make the interpreter's ``tl.dot`` read bf16 operands as numbers.
+
+    The interpreter keeps bf16 values as their raw 16 bits in uint16 arrays
+    and hands those to ``np.matmul`` as they are, so a bf16 product comes out
+    as a product of bit patterns (~1e10 for unit values). Widening a bf16 to
+    fp32 is exact (the same bits in the upper half), so the product is the
+    one the hardware computes with an fp32 accumulator. Process-wide and
+    idempotent; a Triton without these internals is left as it is.
+    """
+    try:
+        import numpy as np
+        import triton.language as tl
+        from triton.runtime import interpreter
+    except ImportError:
+        return
+    builder = getattr(interpreter, "InterpreterBuilder", None)
+    original = getattr(builder, "create_dot", None)
+    if original is None or getattr(original, "_liger_exact_bf16", False):
+        return
+
+    def widened(operand: Any) -> Any:
+        if operand.dtype != tl.bfloat16:
+            return operand
+        bits = operand.data.astype(np.uint32) << np.uint32(16)
+        return interpreter.TensorHandle(bits.view(np.float32), tl.float32)
+
+    def create_dot(self: Any, a: Any, b: Any, d: Any, *args: Any) -> Any:
+        return original(self, widened(a), widened(b), d, *args)
+
+    create_dot._liger_exact_bf16 = True
+    builder.create_dot = create_dot
 
 
 class _NoPatches:

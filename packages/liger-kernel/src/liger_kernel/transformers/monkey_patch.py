@@ -9,7 +9,9 @@ works at two levels:
   replaces the RMSNorm and MLP class names with the Liger modules (models built
   afterwards get them), the module function ``apply_rotary_pos_emb`` (attention
   looks it up on every call, so existing models use it too), the MoE experts'
-  ``_apply_gate``, and ``<Family>ForCausalLM.forward`` (fused linear
+  ``forward`` (:class:`liger_kernel.ops.LigerFusedMoEFunction` over the
+  module's own stacked weights: existing models use it too), and
+  ``<Family>ForCausalLM.forward`` (fused linear
   cross-entropy) or its ``loss_function`` (cross-entropy).
 - **An instance** (``model=``): converts that model's existing RMSNorm and MLP
   modules in place by switching their ``__class__`` to the Liger module and
@@ -62,6 +64,7 @@ from liger_kernel.transformers.swiglu import (
     LigerPhi3SwiGLUMLP,
     LigerSwiGLUMLP,
     liger_experts_apply_gate,
+    liger_experts_forward,
 )
 from liger_kernel.utils import PEFT_AVAILABLE  # noqa: F401 (0.8.5 offers it here)
 
@@ -253,7 +256,7 @@ class Family:
     liger_rms_norm: type[LigerRMSNorm] = LigerRMSNorm
     #: replaces the dense MLP; None: the family has none to replace
     liger_mlp: type[nn.Module] | None = None
-    #: mixture of experts: the experts' gate and the forward that keeps the router loss
+    #: mixture of experts: the experts' forward and the causal-LM forward that keeps the router loss
     moe: bool = False
     package: str | None = None
     #: the loss the patch function installs by default: plain cross-entropy
@@ -348,9 +351,12 @@ def _patch_mlp(family: Family, modeling: Any) -> None:
     experts_cls = getattr(modeling, family.experts, None)
     if experts_cls is None:
         # Transformers releases before the fused experts modules keep one MLP per expert.
-        logger.info("%s has no %s; the experts' SwiGLU is left stock", family.module, family.experts)
+        logger.info("%s has no %s; the experts are left stock", family.module, family.experts)
         return
-    _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
+    _replace(experts_cls, "forward", liger_experts_forward(_original(experts_cls, "forward")))
+    if getattr(_original(experts_cls, "_apply_gate"), "__name__", None) == "_default_apply_gate":
+        # a layout the fused op does not compute (expert parallel, say) runs stock, with this gate
+        _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
 
 
 def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
@@ -478,9 +484,10 @@ FAMILIES: dict[str, Family] = {
             "mixtral",
             "Mixtral",
             moe=True,
-            doc="Patch Mixtral. ``swiglu`` covers the experts' gate (``_apply_gate``,\n"
-            "used by the grouped_mm and batched_mm experts implementations); the fused\n"
-            "loss keeps the router load-balancing loss.",
+            doc="Patch Mixtral. ``swiglu`` covers the experts: their forward becomes the\n"
+            "fused MoE op (grouped products with the SwiGLU fused, whatever\n"
+            "``experts_implementation`` the config names); the fused loss keeps the\n"
+            "router load-balancing loss.",
         ),
         Family("qwen2", "Qwen2", liger_mlp=LigerSwiGLUMLP),
         Family(
@@ -491,7 +498,7 @@ FAMILIES: dict[str, Family] = {
             "Qwen3Moe",
             liger_mlp=LigerSwiGLUMLP,
             moe=True,
-            doc="Patch Qwen3-MoE: dense MLP layers and the experts' gate (see Mixtral).",
+            doc="Patch Qwen3-MoE: dense MLP layers and the experts (see Mixtral).",
         ),
         Family(
             "gemma",

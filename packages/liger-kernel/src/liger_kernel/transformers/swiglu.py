@@ -7,12 +7,16 @@ and ``state_dict``s load unchanged.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from liger_kernel.ops import LigerSiLUMulFunction
+from liger_kernel.ops import LigerFusedMoEFunction, LigerSiLUMulFunction
+
+logger = logging.getLogger(__name__)
 
 SILU_NAMES = ("silu", "swish")
 
@@ -77,3 +81,119 @@ def liger_experts_apply_gate(self: nn.Module, gate_up_out: torch.Tensor) -> torc
     ``silu(gate) * up`` of the concatenated [gate; up] projection."""
     gate, up = gate_up_out.chunk(2, dim=-1)
     return LigerSiLUMulFunction.apply(gate, up)
+
+
+class LigerBlockSparseTop2MLP(nn.Module):
+    """Drop-in for the per-expert MLP of Mixtral's older layout
+    (``MixtralBlockSparseTop2MLP``): ``w2(silu(w1(x)) * w3(x))``, width
+    ``config.intermediate_size``."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        check_silu(config)
+        self.ffn_dim = config.intermediate_size
+        self.hidden_dim = config.hidden_size
+        self.w1 = nn.Linear(self.hidden_dim, self.ffn_dim, bias=False)
+        self.w2 = nn.Linear(self.ffn_dim, self.hidden_dim, bias=False)
+        self.w3 = nn.Linear(self.hidden_dim, self.ffn_dim, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.w2(LigerSiLUMulFunction.apply(self.w1(hidden_states), self.w3(hidden_states)))
+
+
+class LigerQwen3MoeSwiGLUMLP(LigerSwiGLUMLP):
+    """Drop-in for one expert of Qwen3-MoE's older per-expert layout
+    (``Qwen3MoeMLP`` built with the experts' width): as
+    :class:`LigerSwiGLUMLP`, its width ``config.moe_intermediate_size`` unless
+    given."""
+
+    def __init__(self, config: Any, intermediate_size: int | None = None) -> None:
+        width = intermediate_size if intermediate_size is not None else config.moe_intermediate_size
+        super().__init__(config, intermediate_size=width)
+
+
+def _config_value(config: Any, *names: str) -> int:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    raise ValueError(f"the config has none of {', '.join(names)}")
+
+
+class LigerExperts(nn.Module):
+    """Every expert of an MoE layer as two stacked weights, in Transformers'
+    fused-experts layout: ``gate_up_proj`` (E, 2I, H) with the gate's rows
+    first and ``down_proj`` (E, H, I), so checkpoints load unchanged. The
+    forward takes the router's choice, ``(hidden_states (T, H), top_k_index
+    (T, K), top_k_weights (T, K))``, and runs
+    :class:`liger_kernel.ops.LigerFusedMoEFunction`.
+
+    E is the config's ``num_experts`` (or ``num_local_experts``,
+    ``n_routed_experts``), I its ``moe_intermediate_size`` (or
+    ``intermediate_size``)."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        check_silu(config)
+        self.config = config
+        self.num_experts = _config_value(config, "num_experts", "num_local_experts", "n_routed_experts")
+        self.hidden_dim = config.hidden_size
+        self.intermediate_dim = _config_value(config, "moe_intermediate_size", "intermediate_size")
+        self.gate_up_proj = nn.Parameter(torch.empty(self.num_experts, 2 * self.intermediate_dim, self.hidden_dim))
+        self.down_proj = nn.Parameter(torch.empty(self.num_experts, self.hidden_dim, self.intermediate_dim))
+
+    def forward(
+        self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
+        x = hidden_states.to(self.gate_up_proj.dtype)
+        out = LigerFusedMoEFunction.apply(x, self.gate_up_proj, self.down_proj, top_k_index, top_k_weights)
+        return out.to(hidden_states.dtype)
+
+
+def fused_experts_layout_problem(experts: nn.Module) -> str | None:
+    """Why a Transformers fused-experts module (``@use_experts_implementation``)
+    is not the computation :class:`LigerFusedMoEFunction` does, or None."""
+    flags = {
+        "has_gate": (True, "has no gate projection"),
+        "has_bias": (False, "has biases"),
+        "is_concatenated": (True, "interleaves gate and up columns"),
+        "has_post_expert_norm": (False, "normalizes each expert's output"),
+        "_is_expert_parallel": (False, "is expert-parallel (its ids include other ranks' experts)"),
+    }
+    for name, (wanted, problem) in flags.items():
+        if bool(getattr(experts, name, wanted)) != wanted:
+            return problem
+    act = _activation(getattr(experts, "config", None))
+    if act not in SILU_NAMES:
+        return f"has activation {act!r}, not SiLU"
+    gate = type(experts).__dict__.get("_apply_gate")
+    if gate is not None and getattr(gate, "__name__", "") not in ("_default_apply_gate", "liger_experts_apply_gate"):
+        return "has its own gate (_apply_gate)"
+    return None
+
+
+def liger_experts_forward(stock_forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The ``forward`` that replaces a Transformers fused-experts class's:
+    :class:`LigerFusedMoEFunction` over the module's own weights (transposed
+    layouts as views, no copy). A module whose layout is another computation
+    (see :func:`fused_experts_layout_problem`) runs ``stock_forward``, and the
+    reason is logged once per class."""
+    told: set[type] = set()
+
+    def forward(
+        self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
+        problem = fused_experts_layout_problem(self)
+        if problem is not None:
+            if type(self) not in told:
+                told.add(type(self))
+                logger.warning("%s %s; its experts run stock", type(self).__name__, problem)
+            return stock_forward(self, hidden_states, top_k_index, top_k_weights)
+        gate_up, down = self.gate_up_proj, self.down_proj
+        if getattr(self, "is_transposed", False):
+            gate_up, down = gate_up.transpose(1, 2), down.transpose(1, 2)
+        x = hidden_states.to(gate_up.dtype)
+        return LigerFusedMoEFunction.apply(x, gate_up, down, top_k_index, top_k_weights).to(hidden_states.dtype)
+
+    forward.__doc__ = liger_experts_forward.__doc__
+    return forward
