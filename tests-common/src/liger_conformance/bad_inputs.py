@@ -129,6 +129,15 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         return {"x": x(2, 8), "dim": -1}
     if op == "dyt":
         return {"x": x(2, 8), "alpha": torch.full((1,), 0.5, device=device), "gamma": x(8), "beta": x(8)}
+    if op == "fused_moe":
+        # 3 tokens, 4 experts (hidden 8, intermediate 6), top-2
+        return {
+            "x": x(3, 8),
+            "gate_up_proj": x(4, 12, 8),
+            "down_proj": x(4, 8, 6),
+            "top_k_index": torch.tensor([[0, 1], [2, 3], [1, 2]], device=device),
+            "top_k_weights": x(3, 2).softmax(-1),
+        }
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -660,6 +669,16 @@ CASES: list[BadInput] = [
     _device("dyt", "alpha"),
     _device("dyt", "gamma"),
     _device("dyt", "beta"),
+    _shape("fused_moe", "x", "3-D (batch, seq, hidden)", lambda t: t[None]),
+    _shape("fused_moe", "gate_up_proj", "with I rows, not 2I (no up projection)", lambda t: t[:, :6], "no-up"),
+    _shape("fused_moe", "down_proj", "with another hidden size than `x`", lambda t: t[:, :5], "hidden"),
+    _shape("fused_moe", "top_k_index", "for another token count than `x`", lambda t: t[:2]),
+    _shape("fused_moe", "top_k_weights", "of another shape than `top_k_index`", lambda t: t[:, :1]),
+    _dtype("fused_moe", "top_k_index", torch.float32),
+    _dtype("fused_moe", "x", torch.int32),
+    _dtype("fused_moe", "down_proj", torch.float64),
+    _device("fused_moe", "gate_up_proj"),
+    _device("fused_moe", "top_k_index"),
 ]
 
 

@@ -97,6 +97,18 @@ def swiglu(a: Tensor, b: Tensor) -> Tensor:
     return a * torch.sigmoid(a) * b
 
 
+def fused_moe(x: Tensor, gate_up_proj: Tensor, down_proj: Tensor, top_k_index: Tensor, top_k_weights: Tensor) -> Tensor:
+    """sum_k w[t, k] * down[e] @ (silu(g) * u), [g; u] = gate_up[e] @ x[t], e = top_k_index[t, k]."""
+    out = torch.zeros_like(x)
+    for expert in range(down_proj.shape[0]):
+        tokens, slots = (top_k_index == expert).nonzero(as_tuple=True)
+        if tokens.numel():
+            g, u = (x[tokens] @ gate_up_proj[expert].T).chunk(2, dim=-1)
+            y = swiglu(g, u) @ down_proj[expert].T
+            out = out.index_add(0, tokens, y * top_k_weights[tokens, slots, None])
+    return out
+
+
 def gelu_tanh(a: Tensor) -> Tensor:
     """0.5 * a * (1 + tanh(sqrt(2/pi) * (a + 0.044715 * a**3)))."""
     return 0.5 * a * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (a + 0.044715 * a.pow(3))))

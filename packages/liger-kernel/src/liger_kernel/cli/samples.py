@@ -108,6 +108,17 @@ SAMPLES: dict[str, Sample] = {
         (_randn(g, d, 2, 4, 6, 8), _randn(g, d, 2, 2, 6, 8), *_rope_tables(g, d, 3, 2, 6, 8), [2, 1, 1], 1),
         (0, 1),
     ),
+    # 5 tokens, 4 experts of hidden 16 and intermediate 16, top-2; expert 3 gets no token
+    "fused_moe": lambda d, g: (
+        (
+            _randn(g, d, 5, 16),
+            _randn(g, d, 4, 32, 16, scale=0.25),
+            _randn(g, d, 4, 16, 16, scale=0.25),
+            torch.tensor([[0, 1], [1, 2], [2, 0], [0, 2], [1, 0]], device=d),
+            torch.softmax(_randn(g, d, 5, 2), dim=-1),
+        ),
+        (0, 1, 2, 4),
+    ),
 }
 
 

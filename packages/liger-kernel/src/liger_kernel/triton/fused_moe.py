@@ -35,6 +35,10 @@ BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 64
 NUM_WARPS = 4
 #: the products' operand loads are what tl.dot pipelines (shared memory on sm_90)
 NUM_STAGES = 3
+#: columns of the down projection's backward, whose epilogue (the gate's
+#: backward) keeps eight tiles of fp32 live: at 64 they outgrow an Intel Xe
+#: core's 128 KiB of shared local memory
+EPILOGUE_BLOCK_N = 32
 
 
 @triton.jit
@@ -51,6 +55,31 @@ def _expert_tile(pid_m, TILE_ENDS, ENDS, n_experts, BLOCK_M: tl.constexpr, E_PAD
     seg_end = tl.where(exists, tl.load(ENDS + expert), 0)
     rows = seg_start + (pid_m - first_tile) * BLOCK_M + tl.arange(0, BLOCK_M)
     return expert.to(tl.int64), rows, rows < seg_end, exists
+
+
+@triton.jit
+def _load_weight_tile(base, ks, cols, k_mask, n_mask, stride_k, stride_n, K_CONTIGUOUS: tl.constexpr):
+    """The (k, n) tile of one expert's weight, loaded along its contiguous
+    dimension: a 2-D tile load must advance by whole rows of memory (the NPU's
+    vector cores fault on a row pitch that is not a multiple of 32 bytes), so
+    a k-contiguous weight is read as (n, k) rows and transposed on chip."""
+    if K_CONTIGUOUS:
+        mask = n_mask[:, None] & k_mask[None, :]
+        return tl.trans(tl.load(base + cols[:, None] * stride_n + ks[None, :] * stride_k, mask=mask, other=0.0))
+    else:
+        mask = k_mask[:, None] & n_mask[None, :]
+        return tl.load(base + ks[:, None] * stride_k + cols[None, :] * stride_n, mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_weight_grad(base, ms, ns, m_mask, n_mask, stride_m, stride_n, tile, M_CONTIGUOUS: tl.constexpr):
+    """Store an (m, n) tile of a weight gradient along its contiguous dimension
+    (see :func:`_load_weight_tile`)."""
+    if M_CONTIGUOUS:
+        mask = n_mask[:, None] & m_mask[None, :]
+        tl.store(base + ns[:, None] * stride_n + ms[None, :] * stride_m, tl.trans(tile), mask=mask)
+    else:
+        tl.store(base + ms[:, None] * stride_m + ns[None, :] * stride_n, tile, mask=m_mask[:, None] & n_mask[None, :])
 
 
 @triton.jit
@@ -72,8 +101,9 @@ def _gate_up_kernel(
     inter,
     top_k,
     stride_we,
-    stride_wn,
-    stride_wk,
+    stride_k,
+    stride_n,
+    W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
     PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
@@ -89,17 +119,16 @@ def _gate_up_kernel(
         tokens = (tl.load(ORDER + rows, mask=row_mask, other=0) // top_k).to(tl.int64)
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         col_mask = cols < inter
-        w_gate = W + expert * stride_we + cols[None, :] * stride_wn
-        w_up = w_gate + inter * stride_wn
+        w_gate = W + expert * stride_we
+        w_up = w_gate + inter * stride_n
         acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
         acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
         for k0 in range(0, hidden, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
             k_mask = ks < hidden
             x = tl.load(X + tokens[:, None] * hidden + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
-            w_mask = k_mask[:, None] & col_mask[None, :]
-            wg = tl.load(w_gate + ks[:, None] * stride_wk, mask=w_mask, other=0.0)
-            wu = tl.load(w_up + ks[:, None] * stride_wk, mask=w_mask, other=0.0)
+            wg = _load_weight_tile(w_gate, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
+            wu = _load_weight_tile(w_up, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
             acc_g = tl.dot(x, wg, acc_g, input_precision=PRECISION)
             acc_u = tl.dot(x, wu, acc_u, input_precision=PRECISION)
         out = GU + rows[:, None].to(tl.int64) * (2 * inter) + cols[None, :]
@@ -122,8 +151,9 @@ def _down_kernel(
     hidden,
     inter,
     stride_we,
-    stride_wn,
-    stride_wk,
+    stride_k,
+    stride_n,
+    W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
     PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
@@ -139,7 +169,7 @@ def _down_kernel(
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         col_mask = cols < hidden
         gu = GU + rows[:, None].to(tl.int64) * (2 * inter)
-        w = W + expert * stride_we + cols[None, :] * stride_wn
+        w = W + expert * stride_we
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
         for k0 in range(0, inter, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
@@ -148,7 +178,7 @@ def _down_kernel(
             g = tl.load(gu + ks[None, :], mask=h_mask, other=0.0).to(ACC)
             u = tl.load(gu + inter + ks[None, :], mask=h_mask, other=0.0).to(ACC)
             h = _silu_mul(g, u).to(GU.dtype.element_ty)
-            wd = tl.load(w + ks[:, None] * stride_wk, mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+            wd = _load_weight_tile(w, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
             acc = tl.dot(h, wd, acc, input_precision=PRECISION)
         slots = tl.load(ORDER + rows, mask=row_mask, other=0).to(tl.int64)
         weights = tl.load(WEIGHTS + slots, mask=row_mask, other=0.0).to(ACC)
@@ -178,8 +208,9 @@ def _down_backward_kernel(
     inter,
     top_k,
     stride_we,
-    stride_wn,
-    stride_wk,
+    stride_k,
+    stride_n,
+    W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
     PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
@@ -197,7 +228,7 @@ def _down_backward_kernel(
         tokens = slots // top_k
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         col_mask = cols < inter
-        w = W + expert * stride_we + cols[None, :] * stride_wk
+        w = W + expert * stride_we
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
         for k0 in range(0, hidden, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
@@ -205,7 +236,7 @@ def _down_backward_kernel(
             dy = tl.load(
                 DY + tokens[:, None] * hidden + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0
             )
-            wd = tl.load(w + ks[:, None] * stride_wn, mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+            wd = _load_weight_tile(w, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
             acc = tl.dot(dy, wd, acc, input_precision=PRECISION)
         tile_mask = row_mask[:, None] & col_mask[None, :]
         gu = rows[:, None].to(tl.int64) * (2 * inter) + cols[None, :]
@@ -233,8 +264,9 @@ def _input_grad_kernel(
     hidden,
     inter,
     stride_we,
-    stride_wn,
-    stride_wk,
+    stride_k,
+    stride_n,
+    W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
     PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
@@ -250,13 +282,13 @@ def _input_grad_kernel(
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         col_mask = cols < hidden
         dgu = DGU + rows[:, None].to(tl.int64) * (2 * inter)
-        w = W + expert * stride_we + cols[None, :] * stride_wk
+        w = W + expert * stride_we
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
         for k0 in range(0, 2 * inter, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
             k_mask = ks < 2 * inter
             a = tl.load(dgu + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
-            wk = tl.load(w + ks[:, None] * stride_wn, mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+            wk = _load_weight_tile(w, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
             acc = tl.dot(a, wk, acc, input_precision=PRECISION)
         slots = tl.load(ORDER + rows, mask=row_mask, other=0).to(tl.int64)
         out = DXS + slots[:, None] * hidden + cols[None, :]
@@ -279,6 +311,7 @@ def _down_weight_grad_kernel(
     stride_de,
     stride_dn,
     stride_dk,
+    OUT_M_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -301,17 +334,18 @@ def _down_weight_grad_kernel(
         r_mask = rows < seg_end
         slots = tl.load(ORDER + rows, mask=r_mask, other=0).to(tl.int64)
         weights = tl.load(WEIGHTS + slots, mask=r_mask, other=0.0).to(ACC)
-        dy = tl.load(
-            DY + (slots // top_k)[None, :] * hidden + ms[:, None], mask=m_mask[:, None] & r_mask[None, :], other=0.0
-        )
-        dy = (dy.to(ACC) * weights[None, :]).to(DY.dtype.element_ty)
+        # read as (rows, hidden) and transposed on chip: a tile load advances by whole rows
+        dy_rows = DY + (slots // top_k)[:, None] * hidden + ms[None, :]
+        dy = tl.load(dy_rows, mask=r_mask[:, None] & m_mask[None, :], other=0.0)
+        dy = tl.trans((dy.to(ACC) * weights[:, None]).to(DY.dtype.element_ty))
         gu = GU + rows[:, None].to(tl.int64) * (2 * inter) + ns[None, :]
         h_mask = r_mask[:, None] & n_mask[None, :]
         g = tl.load(gu, mask=h_mask, other=0.0).to(ACC)
         u = tl.load(gu + inter, mask=h_mask, other=0.0).to(ACC)
         acc = tl.dot(dy, _silu_mul(g, u).to(GU.dtype.element_ty), acc, input_precision=PRECISION)
-    out = DWD + expert.to(tl.int64) * stride_de + ms[:, None] * stride_dn + ns[None, :] * stride_dk
-    tl.store(out, acc.to(DWD.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    base = DWD + expert.to(tl.int64) * stride_de
+    tile = acc.to(DWD.dtype.element_ty)
+    _store_weight_grad(base, ms, ns, m_mask, n_mask, stride_dn, stride_dk, tile, OUT_M_CONTIGUOUS)
 
 
 @triton.jit
@@ -329,6 +363,7 @@ def _gate_up_weight_grad_kernel(
     stride_de,
     stride_dn,
     stride_dk,
+    OUT_M_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -350,15 +385,13 @@ def _gate_up_weight_grad_kernel(
         rows = r0 + tl.arange(0, BLOCK_K)
         r_mask = rows < seg_end
         tokens = (tl.load(ORDER + rows, mask=r_mask, other=0) // top_k).to(tl.int64)
-        dgu = tl.load(
-            DGU + rows[None, :].to(tl.int64) * (2 * inter) + ms[:, None],
-            mask=m_mask[:, None] & r_mask[None, :],
-            other=0.0,
-        )
+        dgu_rows = DGU + rows[:, None].to(tl.int64) * (2 * inter) + ms[None, :]
+        dgu = tl.trans(tl.load(dgu_rows, mask=r_mask[:, None] & m_mask[None, :], other=0.0))
         x = tl.load(X + tokens[:, None] * hidden + ns[None, :], mask=r_mask[:, None] & n_mask[None, :], other=0.0)
         acc = tl.dot(dgu, x, acc, input_precision=PRECISION)
-    out = DWGU + expert.to(tl.int64) * stride_de + ms[:, None] * stride_dn + ns[None, :] * stride_dk
-    tl.store(out, acc.to(DWGU.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    base = DWGU + expert.to(tl.int64) * stride_de
+    tile = acc.to(DWGU.dtype.element_ty)
+    _store_weight_grad(base, ms, ns, m_mask, n_mask, stride_dn, stride_dk, tile, OUT_M_CONTIGUOUS)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -376,6 +409,13 @@ def route(top_k_index: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torc
     ends = torch.cumsum(counts, 0, dtype=torch.int32)
     tile_ends = torch.cumsum(torch.div(counts + (BLOCK_M - 1), BLOCK_M, rounding_mode="floor"), 0, dtype=torch.int32)
     return order, ends, tile_ends
+
+
+def _weight_strides(weight: torch.Tensor, k_dim: int, n_dim: int) -> tuple[int, int, int, bool]:
+    """(expert stride, stride along the product's k, along its n, whether k is
+    the contiguous one) of a stacked (E, ., .) weight."""
+    strides = weight.stride()
+    return strides[0], strides[k_dim], strides[n_dim], strides[k_dim] == 1
 
 
 def _kernel_options(dtype: torch.dtype) -> dict[str, Any]:
@@ -414,13 +454,17 @@ class FusedMoEFunction(torch.autograd.Function):
 
         gu = torch.empty((n_slots, 2 * inter), dtype=x.dtype, device=x.device)
         col_tiles = _cdiv(inter, BLOCK_N)
-        # (E, 2I, H) read as the product's (H, 2I) operand: rows n, reduction k
+        # (E, 2I, H) read as the product's (H, 2I) operand: reduction k over H, columns n over 2I
+        *strides, k_contiguous = _weight_strides(gate_up_proj, 2, 1)
         launch(profile, _gate_up_kernel, row_tiles * col_tiles, x, gate_up_proj, gu, order, tile_ends, ends,
-               n_experts, col_tiles, hidden, inter, top_k, *gate_up_proj.stride(), E_PAD=e_pad, **options)  # fmt: skip
+               n_experts, col_tiles, hidden, inter, top_k, *strides, W_K_CONTIGUOUS=k_contiguous, E_PAD=e_pad,
+               **options)  # fmt: skip
         y = torch.empty((tokens, top_k, hidden), dtype=x.dtype, device=x.device)
         col_tiles = _cdiv(hidden, BLOCK_N)
+        *strides, k_contiguous = _weight_strides(down_proj, 2, 1)
         launch(profile, _down_kernel, row_tiles * col_tiles, gu, down_proj, y, order, weights, tile_ends, ends,
-               n_experts, col_tiles, hidden, inter, *down_proj.stride(), E_PAD=e_pad, **options)  # fmt: skip
+               n_experts, col_tiles, hidden, inter, *strides, W_K_CONTIGUOUS=k_contiguous, E_PAD=e_pad,
+               **options)  # fmt: skip
         ctx.save_for_backward(x, gate_up_proj, down_proj, weights, gu, order, ends, tile_ends)
         ctx.weights_dtype = top_k_weights.dtype
         return y[:, 0] if top_k == 1 else y.sum(dim=1)
@@ -439,14 +483,15 @@ class FusedMoEFunction(torch.autograd.Function):
         e_pad = triton.next_power_of_2(n_experts)
         row_tiles = _cdiv(n_slots, BLOCK_M) + n_experts
 
-        col_tiles = _cdiv(inter, BLOCK_N)
+        col_tiles = _cdiv(inter, EPILOGUE_BLOCK_N)
         dgu = torch.empty_like(gu)
         dw_parts = torch.empty(
             (col_tiles, n_slots), dtype=torch.float32 if x.dtype != torch.float64 else x.dtype, device=x.device
         )
+        *strides, k_contiguous = _weight_strides(down_proj, 1, 2)
         launch(profile, _down_backward_kernel, row_tiles * col_tiles, dy, down_proj, gu, dgu, dw_parts, order, weights,
-               tile_ends, ends, n_experts, col_tiles, n_slots, hidden, inter, top_k, *down_proj.stride(), E_PAD=e_pad,
-               **options)  # fmt: skip
+               tile_ends, ends, n_experts, col_tiles, n_slots, hidden, inter, top_k, *strides,
+               W_K_CONTIGUOUS=k_contiguous, E_PAD=e_pad, **{**options, "BLOCK_N": EPILOGUE_BLOCK_N})  # fmt: skip
         dx = dgate_up = ddown = dweights = None
         if need_weights:
             dweights = dw_parts.sum(dim=0).view(tokens, top_k).to(ctx.weights_dtype)
@@ -454,16 +499,20 @@ class FusedMoEFunction(torch.autograd.Function):
             ddown = torch.empty_like(down_proj)
             m_tiles, n_tiles = _cdiv(hidden, BLOCK_M), _cdiv(inter, BLOCK_N)
             launch(profile, _down_weight_grad_kernel, n_experts * m_tiles * n_tiles, dy, gu, ddown, order, weights, ends,
-                   m_tiles, n_tiles, hidden, inter, top_k, *ddown.stride(), **options)  # fmt: skip
+                   m_tiles, n_tiles, hidden, inter, top_k, *ddown.stride(),
+                   OUT_M_CONTIGUOUS=ddown.stride(1) == 1, **options)  # fmt: skip
         if need_gate_up:
             dgate_up = torch.empty_like(gate_up_proj)
             m_tiles, n_tiles = _cdiv(2 * inter, BLOCK_M), _cdiv(hidden, BLOCK_N)
             launch(profile, _gate_up_weight_grad_kernel, n_experts * m_tiles * n_tiles, dgu, x, dgate_up, order, ends,
-                   m_tiles, n_tiles, hidden, inter, top_k, *dgate_up.stride(), **options)  # fmt: skip
+                   m_tiles, n_tiles, hidden, inter, top_k, *dgate_up.stride(),
+                   OUT_M_CONTIGUOUS=dgate_up.stride(1) == 1, **options)  # fmt: skip
         if need_x:
             dxs = torch.empty((tokens, top_k, hidden), dtype=x.dtype, device=x.device)
             col_tiles = _cdiv(hidden, BLOCK_N)
+            *strides, k_contiguous = _weight_strides(gate_up_proj, 1, 2)
             launch(profile, _input_grad_kernel, row_tiles * col_tiles, dgu, gate_up_proj, dxs, order, tile_ends, ends,
-                   n_experts, col_tiles, hidden, inter, *gate_up_proj.stride(), E_PAD=e_pad, **options)  # fmt: skip
+                   n_experts, col_tiles, hidden, inter, *strides, W_K_CONTIGUOUS=k_contiguous, E_PAD=e_pad,
+                   **options)  # fmt: skip
             dx = dxs[:, 0] if top_k == 1 else dxs.sum(dim=1)
         return dx, dgate_up, ddown, None, dweights
