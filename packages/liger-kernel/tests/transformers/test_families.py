@@ -24,7 +24,7 @@ from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
 STEPS = 3
 TOL = dict(rtol=1e-4, atol=2e-5)
 
-MOE = {"mixtral", "qwen3_moe"}
+MOE = {"mixtral", "qwen3_moe", "hunyuan_v1_moe", "deepseek_v2", "deepseek_v3", "deepseek_v4"}
 
 
 def _modeling(family: str):
@@ -48,10 +48,16 @@ def _train(model, steps: int = STEPS) -> list[tuple[float, dict[str, torch.Tenso
 
 def _all_kwargs(family: str) -> dict[str, bool]:
     """Every op switch the family can take on, with the fused loss (granite
-    defaults to plain CE); RoPE off where the family's is not Liger's (GLM-4)."""
-    switch = PATCH_FAMILIES[family].mlp_switch
-    rope = PATCH_FAMILIES[family].liger_rope
-    return {"rope": rope, "rms_norm": True, switch: True, "cross_entropy": False, "fused_linear_cross_entropy": True}
+    defaults to plain CE); RoPE off where the family's is not Liger's (GLM-4,
+    DeepSeek), the MLP off where its activation is not (DeepSeek-V4)."""
+    spec = PATCH_FAMILIES[family]
+    return {
+        "rope": spec.liger_rope,
+        "rms_norm": True,
+        spec.mlp_switch: spec.liger_activation,
+        "cross_entropy": False,
+        "fused_linear_cross_entropy": True,
+    }
 
 
 def test_every_family_has_a_patch_function():
@@ -67,7 +73,7 @@ def test_patched_classes_train_like_stock(family):
 
     norms = [m for m in patched.modules() if isinstance(m, LigerRMSNorm)]
     assert len(norms) >= 2 * tiny_config(family).num_hidden_layers + 1
-    if family != "mixtral":
+    if PATCH_FAMILIES[family].liger_mlp is not None:
         assert any(type(m) is PATCH_FAMILIES[family].liger_mlp for m in patched.modules())
     expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
     assert type(patched).forward is expected_forward
@@ -77,10 +83,11 @@ def test_patched_classes_train_like_stock(family):
     stock_history = _train(stock)
     assert calls["rms_norm"] and calls["fused_linear_cross_entropy"]
     assert bool(calls["rope"]) is PATCH_FAMILIES[family].liger_rope
-    if PATCH_FAMILIES[family].liger_mlp is not None:
-        assert calls[PATCH_FAMILIES[family].mlp_switch]
+    spec = PATCH_FAMILIES[family]
+    if spec.liger_mlp is not None:
+        assert bool(calls[spec.mlp_switch]) is spec.liger_activation
     if family in MOE:
-        assert calls["fused_moe"]
+        assert bool(calls["fused_moe"]) is spec.liger_activation
 
     for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
         assert patched_loss == pytest.approx(stock_loss, rel=1e-5)
@@ -134,17 +141,18 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
 def test_revert_restores_stock_transformers(family):
     modeling = _modeling(family)
     spec = PATCH_FAMILIES[family]
-    before = {name: getattr(modeling, name) for name in ("apply_rotary_pos_emb", spec.rms_norm, spec.mlp) if name}
+    # DeepSeek-V2 names its rotary function otherwise: no apply_rotary_pos_emb (None) before or after
+    before = {name: getattr(modeling, name, None) for name in ("apply_rotary_pos_emb", spec.rms_norm, spec.mlp) if name}
     causal_lm = getattr(modeling, spec.causal_lm)
     forward = causal_lm.forward
     _apply_liger_kernel(family, **_all_kwargs(family))
-    assert (modeling.apply_rotary_pos_emb is not before["apply_rotary_pos_emb"]) is spec.liger_rope
+    assert (getattr(modeling, "apply_rotary_pos_emb", None) is not before["apply_rotary_pos_emb"]) is spec.liger_rope
     assert causal_lm.forward is not forward
 
     from liger_kernel.transformers import revert_liger_kernel_patches
 
     revert_liger_kernel_patches()
-    assert {name: getattr(modeling, name) for name in before} == before
+    assert {name: getattr(modeling, name, None) for name in before} == before
     assert causal_lm.forward is forward
     model = build(family)
     assert not any(isinstance(m, LigerRMSNorm) for m in model.modules())
@@ -175,6 +183,107 @@ def test_glm4_rope_stays_stock(caplog):
     apply_liger_kernel_to_glm4(rope=True)
     assert modeling.apply_rotary_pos_emb is stock_rope
     assert "rope=True is ignored" in caplog.text
+
+
+def _module_functions(modeling) -> dict[str, object]:
+    return {name: value for name, value in vars(modeling).items() if inspect.isfunction(value)}
+
+
+@pytest.mark.parametrize("family", ["deepseek_v2", "deepseek_v3", "deepseek_v4"])
+def test_deepseek_rope_stays_stock(family, caplog):
+    """DeepSeek's MLA rotates interleaved pairs: rope defaults to False (as in
+    0.8.5), and rope=True leaves every function of the module stock, warning."""
+    function = MODEL_TYPE_TO_APPLY_LIGER_FN[family]
+    assert inspect.signature(function).parameters["rope"].default is False
+    modeling = _modeling(family)
+    functions = _module_functions(modeling)
+    function(rope=True)
+    assert _module_functions(modeling) == functions
+    assert "rope=True is ignored" in caplog.text
+    model = build(family)
+    with count_op_calls() as calls:
+        model(**batch())
+    assert not calls["rope"] and calls["rms_norm"]
+
+
+def test_deepseek_v4_clamped_experts_stay_stock(caplog):
+    """DeepSeek-V4 clamps gate and up by swiglu_limit in its shared and routed
+    experts: swiglu defaults to False, and swiglu=True keeps them stock (with a
+    limit the activations reach, so a SwiGLU patched in would differ)."""
+    import transformers
+
+    from liger_kernel.transformers import apply_liger_kernel_to_deepseek_v4
+
+    assert inspect.signature(apply_liger_kernel_to_deepseek_v4).parameters["swiglu"].default is False
+    modeling = _modeling("deepseek_v4")
+    apply_gate, mlp_forward = modeling.DeepseekV4Experts._apply_gate, modeling.DeepseekV4MLP.forward
+
+    config = tiny_config("deepseek_v4")
+    config.swiglu_limit = 0.05
+
+    def clamped_model():
+        torch.manual_seed(0)
+        return transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager").float().eval()
+
+    stock = clamped_model()
+    data = batch()
+    expected = stock(**data)
+    apply_liger_kernel_to_deepseek_v4(swiglu=True)
+    assert "swiglu=True is ignored" in caplog.text
+    assert modeling.DeepseekV4Experts._apply_gate is apply_gate and modeling.DeepseekV4MLP.forward is mlp_forward
+    patched = clamped_model()
+    with count_op_calls() as calls:
+        got = patched(**data)
+    assert not calls["swiglu"] and calls["rms_norm"]
+    torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    torch.testing.assert_close(got.aux_loss, expected.aux_loss)
+
+
+def test_deepseek_v4_norm_multiplies_its_fp32_weight_before_casting():
+    """DeepSeek-V4 keeps its norm weights in fp32 in a bf16 model and casts
+    once after the weight: its Liger norm matches that, in bf16 too (the Llama
+    casting, rounding before the weight, would not)."""
+    modeling = _modeling("deepseek_v4")
+    spec = PATCH_FAMILIES["deepseek_v4"]
+    torch.manual_seed(0)
+    weight = torch.randn(32)
+    x = torch.randn(3, 5, 32, dtype=torch.bfloat16, requires_grad=True)
+    stock = getattr(modeling, spec.rms_norm)(32, eps=1e-6)
+    liger = spec.liger_rms_norm(32, eps=1e-6)
+    with torch.no_grad():
+        stock.weight.copy_(weight)
+        liger.weight.copy_(weight)
+    expected, got = stock(x), liger(x)
+    assert got.dtype is expected.dtype is torch.bfloat16
+    torch.testing.assert_close(got, expected)
+    g = torch.randn_like(expected)
+    (expected_dx, expected_dw), (dx, dw) = (
+        torch.autograd.grad(y, (x, n.weight), g) for y, n in ((expected, stock), (got, liger))
+    )
+    torch.testing.assert_close(dx, expected_dx, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(dw, expected_dw, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("family", ["hunyuan_v1_moe", "deepseek_v2", "deepseek_v3"])
+def test_moe_family_without_router_loss(family):
+    """These families' stock forward adds no router loss (their modules define
+    no load_balancing_loss_func); the patched MoE forward adds none either,
+    and returns the router logits when asked for."""
+    assert not hasattr(_modeling(family), "load_balancing_loss_func")
+    stock = build(family)
+    _apply_liger_kernel(family, **_all_kwargs(family))
+    patched = build(family, seed=1)
+    patched.load_state_dict(stock.state_dict())
+    assert type(patched).forward is moe_causal_lm_forward
+    data = batch()
+    got = patched(**data, output_router_logits=True)
+    expected = stock(**data, output_router_logits=True)
+    assert got.aux_loss is None and getattr(expected, "aux_loss", None) is None
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    assert len(got.router_logits) == len(expected.router_logits) > 0
+    for mine, theirs in zip(got.router_logits, expected.router_logits):
+        torch.testing.assert_close(mine, theirs, **TOL)
 
 
 def test_cross_entropy_and_fused_are_exclusive():

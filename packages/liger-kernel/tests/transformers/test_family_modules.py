@@ -18,7 +18,7 @@ from liger_kernel.transformers import (
     LigerRMSNorm,
     _apply_liger_kernel_to_instance,
 )
-from liger_kernel.transformers.model.causal_lm import causal_lm_forward
+from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
 from liger_kernel.transformers.monkey_patch import FAMILIES
 
 #: 0.8.5's module name -> the model type whose forward it is
@@ -39,6 +39,9 @@ MODULES = {
     "exaone4": "exaone4",
     "hunyuan_v1": "hunyuan_v1_dense",
     "glm4": "glm4",
+    "deepseek_v2": "deepseek_v2",
+    "deepseek_v3": "deepseek_v3",
+    "deepseek_v4": "deepseek_v4",
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
 
@@ -59,11 +62,16 @@ def test_every_module_is_a_patched_family():
         lce_forward = _lce_forward(module)
         assert lce_forward.__module__ == f"liger_kernel.transformers.model.{module}"
         assert inspect.getsource(lce_forward).startswith("def lce_forward(")
-        assert ("output_router_logits" in inspect.signature(lce_forward).parameters) is FAMILIES[family].moe
+        # 0.8.5 gave DeepSeek-V2/V3 the dense parameters; a router switch always means a MoE family
+        if "output_router_logits" in inspect.signature(lce_forward).parameters:
+            assert FAMILIES[family].moe
+        shared = moe_causal_lm_forward if FAMILIES[family].moe else causal_lm_forward
+        assert lce_forward.__globals__["_FORWARD"] is shared
 
 
-# a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one
-@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2"])
+# a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
+# a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs
+@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "deepseek_v3", "deepseek_v4"])
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])
     data = batch()
@@ -72,7 +80,7 @@ def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     expected = patched(**data)
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
-    if module == "qwen3_moe":
+    if module in ("qwen3_moe", "deepseek_v4"):
         assert got.aux_loss is not None
         torch.testing.assert_close(got.aux_loss, expected.aux_loss)
     got.loss.backward()
@@ -92,6 +100,20 @@ def test_lce_forward_takes_past_key_values_and_return_dict():
         rest = lce_forward(model, input_ids=ids[:, 8:], past_key_values=cache, use_cache=True, return_dict=False)
     assert isinstance(rest, tuple)
     torch.testing.assert_close(rest[0], whole[:, 8:], rtol=1e-5, atol=1e-5)
+
+
+def test_deepseek_v4_lce_forward_takes_return_dict_as_a_keyword():
+    """0.8.5's DeepSeek-V4 forward names no return_dict; given as a keyword it still gives a tuple."""
+    model = build("deepseek_v4")
+    model.eval()
+    ids = batch()["input_ids"]
+    with torch.no_grad():
+        expected = model(input_ids=ids, return_dict=False)
+        got = _lce_forward("deepseek_v4")(model, input_ids=ids, return_dict=False)
+    assert isinstance(got, tuple) and isinstance(expected, tuple)
+    # (aux_loss, logits) first, as stock: the tiny config outputs the router logits
+    torch.testing.assert_close(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1])
 
 
 @pytest.mark.parametrize("module", ["llama", "smollm3"])

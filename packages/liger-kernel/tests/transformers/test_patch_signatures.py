@@ -87,6 +87,45 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
         "    ``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
     ),
+    "apply_liger_kernel_to_hunyuan_v1_moe": (
+        _SWIGLU,
+        "Patch Hunyuan-V1 MoE: RoPE, RMSNorm (the per-head query/key norms too,\n"
+        "    applied after RoPE), the shared MLP, the experts' gate and the loss. Its\n"
+        "    stock forward adds no router loss, and neither does the patched one.",
+    ),
+    # 0.8.5's DeepSeek functions default to rope=False, and V4's to swiglu=False
+    "apply_liger_kernel_to_deepseek_v2": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch DeepSeek-V2: RMSNorm (the attention's q/kv latent norms too), the\n"
+        "    dense and shared-experts SwiGLU MLPs, the experts' gate and the loss (its\n"
+        "    stock forward adds no router loss). RoPE stays stock: MLA rotates\n"
+        "    interleaved pairs of the rope slice (as complex numbers), which the Liger\n"
+        "    RoPE op (rotate-half) does not compute, so ``rope`` defaults to False and\n"
+        "    ``rope=True`` is ignored with a warning. The router stays stock.",
+    ),
+    "apply_liger_kernel_to_deepseek_v3": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch DeepSeek-V3: as DeepSeek-V2 (RMSNorm with the latent norms, dense\n"
+        "    and shared-experts SwiGLU MLPs, the experts' gate, the loss; no router loss\n"
+        "    in its stock forward). RoPE stays stock (``rope`` defaults to False,\n"
+        "    ``rope=True`` is ignored with a warning): with ``rope_interleave`` (its\n"
+        "    default) it rotates interleaved pairs, which the Liger RoPE op does not\n"
+        "    compute, and its rotate-half path without it is left stock too, as in\n"
+        "    0.8.5. The sigmoid, group-limited router stays stock.",
+    ),
+    "apply_liger_kernel_to_deepseek_v4": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False").replace(
+            "swiglu: 'bool' = True", "swiglu: 'bool' = False"
+        ),
+        "Patch DeepSeek-V4: its weighted RMSNorms (fp32 weights multiplied before\n"
+        '    the one cast back, casting "gemma") and the loss, which keeps the router\n'
+        "    load-balancing loss. Stock, as no Liger op computes them: RoPE (interleaved\n"
+        "    pairs; ``rope`` defaults to False), the shared and routed experts (gate and\n"
+        "    up clamped by ``swiglu_limit``; ``swiglu`` defaults to False), the\n"
+        "    weightless query and hyper-connection norms, the hyper-connections, the\n"
+        "    KV compressors and indexer, the attention sinks and the routers. ``True``\n"
+        "    for ``rope`` or ``swiglu`` is ignored with a warning.",
+    ),
 }
 
 

@@ -105,3 +105,26 @@ def test_trainer_use_liger_kernel_on_a_peft_lora_model(tmp_path):
     revert_liger_kernel_patches()
     _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=lora_model())
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
+@pytest.mark.parametrize("family", ["hunyuan_v1_moe", "deepseek_v3"])
+def test_trainer_use_liger_kernel_on_a_moe_family(tmp_path, family):
+    """The Trainer converts a built MoE model in place: its norms, shared and
+    dense MLPs and the experts' gate run through the ops, and it trains as stock."""
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=build(family, device="cpu"))
+    norms = sum(isinstance(m, LigerRMSNorm) for m in model.modules())
+    assert norms == 9  # 2 layers x (2 + 2 attention norms) + the final norm
+    assert any(isinstance(m, LigerSwiGLUMLP) for m in model.modules())
+    assert calls["fused_linear_cross_entropy"] == 3 and calls["rms_norm"] == 3 * norms
+    assert calls["swiglu"] >= 3 * 2  # at least a (shared or dense) MLP and the experts' gate per step
+    assert calls["rope"] == (3 * 2 if family == "hunyuan_v1_moe" else 0)  # DeepSeek's RoPE stays stock
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    with count_op_calls() as stock_calls:
+        _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build(family, device="cpu"))
+    assert not stock_calls
+    assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)

@@ -35,6 +35,22 @@ _COMMON = dict(
     eos_token_id=2,
 )
 
+#: DeepSeek-V2/V3's multi-head latent attention, tiny; layer 0 dense MLP, layer 1 experts
+_MLA = dict(
+    num_key_value_heads=4,  # MLA expands the latent to every head
+    q_lora_rank=16,
+    kv_lora_rank=16,
+    qk_rope_head_dim=4,
+    qk_nope_head_dim=4,
+    v_head_dim=8,
+    head_dim=4,
+    n_routed_experts=4,
+    num_experts_per_tok=2,
+    moe_intermediate_size=16,
+    n_shared_experts=1,
+    first_k_dense_replace=1,
+)
+
 #: family -> (config class name, extra config arguments)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "llama": ("LlamaConfig", {}),
@@ -73,6 +89,36 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "hunyuan_v1_dense": ("HunYuanDenseV1Config", {"head_dim": 8}),
     "glm4": ("Glm4Config", {"head_dim": 8}),
+    "hunyuan_v1_moe": ("HunYuanMoEV1Config", {"head_dim": 8, "num_experts": 4, "moe_topk": 2}),
+    "deepseek_v2": ("DeepseekV2Config", {**_MLA}),
+    "deepseek_v3": ("DeepseekV3Config", {**_MLA, "n_group": 2, "topk_group": 1}),
+    "deepseek_v4": (
+        "DeepseekV4Config",
+        {
+            "head_dim": 16,
+            "qk_rope_head_dim": 4,
+            "q_lora_rank": 16,
+            "num_key_value_heads": 1,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "n_shared_experts": 1,
+            # a sliding layer and a compressed one (3 windows of 4 of the 12 test tokens)
+            "layer_types": ["sliding_attention", "compressed_sparse_attention"],
+            "compress_rates": {"compressed_sparse_attention": 4, "heavily_compressed_attention": 8},
+            "sliding_window": 8,
+            "mlp_layer_types": ["hash_moe", "moe"],
+            "o_groups": 2,
+            "o_lora_rank": 8,
+            "index_n_heads": 2,
+            "index_head_dim": 8,
+            "index_topk": 2,
+            "hc_mult": 2,
+            "hc_sinkhorn_iters": 3,
+            "output_router_logits": True,
+            "router_aux_loss_coef": 0.02,
+        },
+    ),
 }
 
 FAMILIES = tuple(CONFIGS)

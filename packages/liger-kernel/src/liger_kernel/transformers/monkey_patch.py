@@ -249,6 +249,9 @@ class Family:
     math the Liger RoPE op computes (GLM-4 rotates interleaved pairs): its
     ``rope`` switch defaults to False, and ``rope=True`` leaves it stock with a
     warning rather than patching in something numerically different.
+    ``liger_activation=False`` says the same of the gated activation of its MLPs
+    and experts (DeepSeek-V4 clamps gate and up by ``swiglu_limit``): the MLP
+    switch defaults to False and True leaves them stock with a warning.
     """
 
     model_type: str
@@ -264,6 +267,8 @@ class Family:
     plain_cross_entropy: bool = False
     #: the family's rotary embedding is the one the Liger RoPE op computes
     liger_rope: bool = True
+    #: the gated activation of its MLPs and experts is the one the Liger SwiGLU/GEGLU op computes
+    liger_activation: bool = True
     doc: str | None = None
 
     @property
@@ -329,6 +334,15 @@ def _patch(
         _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
+    if mlp and not family.liger_activation:
+        logger.warning(
+            "%s: its MLPs' gated activation is not the one the Liger %s op computes; %s=True is ignored and "
+            "they stay stock",
+            family.function_name,
+            family.mlp_switch.upper(),
+            family.mlp_switch,
+        )
+        mlp = False
     if mlp:
         _patch_mlp(family, modeling)
     _patch_loss(family, modeling, cross_entropy, fused_linear_cross_entropy)
@@ -439,7 +453,7 @@ def {name}(
     cross_entropy: bool = {plain},
     fused_linear_cross_entropy: bool = {fused},
     rms_norm: bool = True,
-    {switch}: bool = True,
+    {switch}: bool = {activation},
     model: nn.Module | None = None,
 ) -> None:
     _patch(FAMILIES[{model_type!r}], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, {switch}, model)
@@ -455,6 +469,7 @@ def _generate(family: Family) -> Callable[..., None]:
         plain=family.plain_cross_entropy,
         fused=not family.plain_cross_entropy,
         switch=family.mlp_switch,
+        activation=family.liger_activation,
     )
     filename = f"<liger_kernel.transformers family {family.model_type}>"
     namespace: dict[str, Any] = {}
@@ -584,6 +599,58 @@ FAMILIES: dict[str, Family] = {
             "loss. RoPE stays stock: GLM-4 rotates interleaved pairs of a partial\n"
             "rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
             "``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
+        ),
+        Family(
+            "hunyuan_v1_moe",
+            "HunYuanMoEV1",
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            doc="Patch Hunyuan-V1 MoE: RoPE, RMSNorm (the per-head query/key norms too,\n"
+            "applied after RoPE), the shared MLP, the experts' gate and the loss. Its\n"
+            "stock forward adds no router loss, and neither does the patched one.",
+        ),
+        Family(
+            "deepseek_v2",
+            "DeepseekV2",
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            liger_rope=False,
+            doc="Patch DeepSeek-V2: RMSNorm (the attention's q/kv latent norms too), the\n"
+            "dense and shared-experts SwiGLU MLPs, the experts' gate and the loss (its\n"
+            "stock forward adds no router loss). RoPE stays stock: MLA rotates\n"
+            "interleaved pairs of the rope slice (as complex numbers), which the Liger\n"
+            "RoPE op (rotate-half) does not compute, so ``rope`` defaults to False and\n"
+            "``rope=True`` is ignored with a warning. The router stays stock.",
+        ),
+        Family(
+            "deepseek_v3",
+            "DeepseekV3",
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            liger_rope=False,
+            doc="Patch DeepSeek-V3: as DeepSeek-V2 (RMSNorm with the latent norms, dense\n"
+            "and shared-experts SwiGLU MLPs, the experts' gate, the loss; no router loss\n"
+            "in its stock forward). RoPE stays stock (``rope`` defaults to False,\n"
+            "``rope=True`` is ignored with a warning): with ``rope_interleave`` (its\n"
+            "default) it rotates interleaved pairs, which the Liger RoPE op does not\n"
+            "compute, and its rotate-half path without it is left stock too, as in\n"
+            "0.8.5. The sigmoid, group-limited router stays stock.",
+        ),
+        Family(
+            "deepseek_v4",
+            "DeepseekV4",
+            liger_rms_norm=LigerRMSNormForOlmo2,
+            moe=True,
+            liger_rope=False,
+            liger_activation=False,
+            doc="Patch DeepSeek-V4: its weighted RMSNorms (fp32 weights multiplied before\n"
+            'the one cast back, casting "gemma") and the loss, which keeps the router\n'
+            "load-balancing loss. Stock, as no Liger op computes them: RoPE (interleaved\n"
+            "pairs; ``rope`` defaults to False), the shared and routed experts (gate and\n"
+            "up clamped by ``swiglu_limit``; ``swiglu`` defaults to False), the\n"
+            "weightless query and hyper-connection norms, the hyper-connections, the\n"
+            "KV compressors and indexer, the attention sinks and the routers. ``True``\n"
+            "for ``rope`` or ``swiglu`` is ignored with a warning.",
         ),
     )
 }

@@ -4,8 +4,9 @@
 
 computed by :class:`liger_kernel.ops.LigerRMSNormFunction` (see its docstring
 for the casting modes). The family variants only change defaults: Gemma (1 to 3)
-keeps ``weight`` zero-centred (offset 1, all math in fp32), Gemma-4 and OLMo-2
-multiply by the weight itself before casting back (casting "gemma", offset 0).
+keeps ``weight`` zero-centred (offset 1, all math in fp32), Gemma-4, OLMo-2
+and DeepSeek-V4 multiply by the weight itself before casting back (casting
+"gemma", offset 0).
 The Gemma variants take 0.8.5's signatures (``hidden_size`` for Gemma and
 Gemma-2, ``dim`` for Gemma-3 and -4). GLM-4 and EXAONE-4 keep the Llama math
 (casting "llama") but have post-norms, so they are not in place.
@@ -142,7 +143,8 @@ class LigerRMSNormForGemma4(LigerRMSNorm):
 
 
 class LigerRMSNormForOlmo2(LigerRMSNorm):
-    """OLMo-2: ``(weight * x_normed)`` cast once at the end; post-norms, so not in place."""
+    """OLMo-2 (and DeepSeek-V4, whose norms keep fp32 weights): ``(weight * x_normed)``
+    cast once at the end; post-norms, so not in place."""
 
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
         super().__init__(hidden_size, eps, offset=0.0, casting_mode="gemma", in_place=False)

@@ -65,13 +65,16 @@ _DEFAULTS = {"logits_to_keep": "0"}
 #: 0.8.5 parameters the shared forwards take as keywords (passed on when given)
 _PASSED_ON = ("output_attentions", "output_hidden_states", "return_dict", "cache_position")
 
+#: DeepSeek-V4: Mixtral's without the keywords passed on (they arrive in ``**kwargs``)
+MOE_WITHOUT_PASSED_ON = tuple(p for p in MOE if p not in _PASSED_ON)
+
 
 def _call_shared(forward: Callable[..., Any], self: Any, named: dict[str, Any], kwargs: dict[str, Any]) -> Any:
     cache = named.pop("past_key_values")
     if cache is None:
         cache = kwargs.pop("cache", None)
     for name in _PASSED_ON:
-        value = named.pop(name)
+        value = named.pop(name, None)
         if value is not None:
             kwargs[name] = value
     return forward(self, cache=cache, **named, **kwargs)
@@ -87,12 +90,19 @@ def lce_forward(
 """
 
 
-def lce_forward_for(module: str, parameters: Sequence[str]) -> Callable[..., Any]:
+def lce_forward_for(module: str, parameters: Sequence[str], moe: bool | None = None) -> Callable[..., Any]:
     """``lce_forward`` of the family module ``module`` with 0.8.5's
-    ``parameters``: the MoE forward when they include ``output_router_logits``."""
-    moe = "output_router_logits" in parameters
-    known = set(MOE if moe else DENSE)
-    if set(parameters) != known or len(parameters) != len(known):
+    ``parameters``: the MoE forward when they include ``output_router_logits``
+    or ``moe`` says so (0.8.5's DeepSeek-V2/V3 forwards have the dense
+    parameters; the MoE forward still returns their router logits). The
+    keywords passed on (``return_dict``, ...) may be left out of
+    ``parameters``; they then arrive in ``**kwargs``."""
+    router_switch = "output_router_logits" in parameters
+    if moe is None:
+        moe = router_switch
+    known = set(MOE if router_switch else DENSE)
+    named = set(parameters)
+    if not named <= known or not known - named <= set(_PASSED_ON) or len(parameters) != len(named):
         raise ValueError(f"{module}: lce_forward parameters {parameters} are not a reordering of {sorted(known)}")
     source = _SOURCE.format(
         parameters="".join(f"    {name}={_DEFAULTS.get(name, 'None')},\n" for name in parameters),

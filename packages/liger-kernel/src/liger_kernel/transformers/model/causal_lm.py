@@ -3,7 +3,8 @@
 One forward serves every dense family of :mod:`liger_kernel.transformers.monkey_patch`
 (Llama, Mistral, Ministral, Qwen2/3, Gemma 1/2/3, Phi-3, Granite, OLMo-2/3,
 SmolLM3, EXAONE-4, Hunyuan-V1 dense, GLM-4) and one the mixture-of-experts
-families (Mixtral, Qwen3-MoE); the family differences are read from the config:
+families (Mixtral, Qwen3-MoE, Hunyuan-V1 MoE, DeepSeek-V2/V3/V4); the family
+differences are read from the config:
 
 - ``final_logit_softcapping`` (Gemma-2/3): logits = c * tanh(logits / c),
   passed to the fused loss as its ``softcap``;
@@ -391,12 +392,14 @@ def causal_lm_forward(
 
 def _load_balancing_loss_func(cls: type) -> Any:
     """The family's ``load_balancing_loss_func``, found through the class
-    hierarchy so that subclasses (FSDP's wrappers, user models) still find it."""
+    hierarchy so that subclasses (FSDP's wrappers, user models) still find it;
+    None for a family whose stock forward adds no router loss (Hunyuan-V1 MoE,
+    DeepSeek-V2/V3 define none)."""
     for klass in cls.__mro__:
         found = getattr(inspect.getmodule(klass), "load_balancing_loss_func", None)
         if found is not None:
             return found
-    raise TypeError(f"{cls.__name__} is not a mixture-of-experts model: no load_balancing_loss_func in its modules")
+    return None
 
 
 @can_return_tuple
@@ -416,7 +419,9 @@ def moe_causal_lm_forward(
 ) -> LigerMoeCausalLMOutputWithPast:
     """Mixture-of-experts ``ForCausalLM.forward`` with the fused LM-head loss;
     adds ``router_aux_loss_coef * aux_loss`` (the family's own
-    ``load_balancing_loss_func``) as the stock forward does."""
+    ``load_balancing_loss_func``) as the stock forward does, and none for a
+    family that has no such function (its stock forward adds none either; the
+    router logits are still returned when asked for)."""
     if output_router_logits is None:
         output_router_logits = self.config.output_router_logits
     loss_kwargs = _split_kwargs(self.model, kwargs)
@@ -432,10 +437,9 @@ def moe_causal_lm_forward(
     )
     result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
     aux_loss = None
-    if output_router_logits:
-        aux_loss = _load_balancing_loss_func(type(self))(
-            outputs.router_logits, self.num_experts, self.num_experts_per_tok, attention_mask
-        )
+    router_loss = _load_balancing_loss_func(type(self)) if output_router_logits else None
+    if router_loss is not None:
+        aux_loss = router_loss(outputs.router_logits, self.num_experts, self.num_experts_per_tok, attention_mask)
         if result is not None:
             result = result._replace(loss=result.loss + self.router_aux_loss_coef * aux_loss.to(result.loss.device))
     return LigerMoeCausalLMOutputWithPast(
