@@ -24,7 +24,7 @@ from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
 STEPS = 3
 TOL = dict(rtol=1e-4, atol=2e-5)
 
-MOE = {"mixtral", "qwen3_moe"}
+MOE = {family for family, spec in PATCH_FAMILIES.items() if spec.moe}
 
 
 def _modeling(family: str):

@@ -87,6 +87,15 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
         "    ``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
     ),
+    "apply_liger_kernel_to_qwen3_next": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch Qwen3-Next: its ``(1 + weight)`` norms (layer, q/k and final), the\n"
+        "    SwiGLU of the dense MLPs and shared experts, the experts' gate, and the\n"
+        "    fused loss with the router loss. ``rope`` defaults to False as in 0.8.5;\n"
+        "    ``rope=True`` patches its partial rotary (the op rotates the leading\n"
+        "    dimensions). The gated norm of the Gated-DeltaNet layers\n"
+        "    (``norm(x) * silu(gate)``) and the linear attention stay stock.",
+    ),
 }
 
 

@@ -105,3 +105,26 @@ def test_trainer_use_liger_kernel_on_a_peft_lora_model(tmp_path):
     revert_liger_kernel_patches()
     _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=lora_model())
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
+def test_trainer_use_liger_kernel_on_qwen3_next(tmp_path):
+    """The hybrid family (Gated-DeltaNet and full-attention layers, experts with a
+    shared expert, router loss) through the Trainer's own patching call."""
+    from liger_kernel.transformers.rms_norm import LigerRMSNormForQwen3Next
+
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=build("qwen3_next", device="cpu"))
+    layers = model.model.layers
+    assert all(type(layer.input_layernorm) is LigerRMSNormForQwen3Next for layer in layers)
+    assert type(layers[0].mlp) is LigerSwiGLUMLP and type(layers[1].mlp.shared_expert) is LigerSwiGLUMLP
+    assert type(layers[0].linear_attn.norm).__name__ == "Qwen3NextRMSNormGated"  # the gated norm stays stock
+    # per step: 2 x 2 layer norms + q/k norms of the attention layer + final norm; rope is off by default
+    assert calls["fused_linear_cross_entropy"] == 3 and calls["rms_norm"] == 3 * 7
+    assert calls["swiglu"] >= 3 * 2 and not calls["rope"]
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build("qwen3_next", device="cpu"))
+    assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)

@@ -73,6 +73,27 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "hunyuan_v1_dense": ("HunYuanDenseV1Config", {"head_dim": 8}),
     "glm4": ("Glm4Config", {"head_dim": 8}),
+    "qwen3_next": (
+        "Qwen3NextConfig",
+        {
+            "head_dim": 8,
+            "partial_rotary_factor": 0.5,
+            # a Gated-DeltaNet layer (its torch path on the CPU) and a gated full-attention layer
+            "layer_types": ["linear_attention", "full_attention"],
+            "linear_conv_kernel_dim": 2,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 8,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 48,
+            "decoder_sparse_step": 2,  # layer 0 dense MLP, layer 1 experts and the shared expert
+            "output_router_logits": True,
+            "router_aux_loss_coef": 0.02,
+        },
+    ),
 }
 
 FAMILIES = tuple(CONFIGS)

@@ -55,6 +55,7 @@ from liger_kernel.transformers.rms_norm import (
     LigerRMSNormForGemma3,
     LigerRMSNormForGlm4,
     LigerRMSNormForOlmo2,
+    LigerRMSNormForQwen3Next,
 )
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.swiglu import (
@@ -262,6 +263,9 @@ class Family:
     #: the family's rotary embedding is the one the Liger RoPE op computes
     liger_rope: bool = True
     doc: str | None = None
+    #: the ``rope`` switch's default where 0.8.5's differs from ``liger_rope``
+    #: (Qwen3-Next: the op computes its partial rotary, but 0.8.5 left it off)
+    rope_default: bool | None = None
 
     @property
     def module(self) -> str:
@@ -445,7 +449,7 @@ def _generate(family: Family) -> Callable[..., None]:
     source = _FUNCTION_SOURCE.format(
         name=name,
         model_type=family.model_type,
-        rope=family.liger_rope,
+        rope=family.liger_rope if family.rope_default is None else family.rope_default,
         plain=family.plain_cross_entropy,
         fused=not family.plain_cross_entropy,
         switch=family.mlp_switch,
@@ -577,6 +581,20 @@ FAMILIES: dict[str, Family] = {
             "loss. RoPE stays stock: GLM-4 rotates interleaved pairs of a partial\n"
             "rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
             "``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
+        ),
+        Family(
+            "qwen3_next",
+            "Qwen3Next",
+            liger_rms_norm=LigerRMSNormForQwen3Next,
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            rope_default=False,
+            doc="Patch Qwen3-Next: its ``(1 + weight)`` norms (layer, q/k and final), the\n"
+            "SwiGLU of the dense MLPs and shared experts, the experts' gate, and the\n"
+            "fused loss with the router loss. ``rope`` defaults to False as in 0.8.5;\n"
+            "``rope=True`` patches its partial rotary (the op rotates the leading\n"
+            "dimensions). The gated norm of the Gated-DeltaNet layers\n"
+            "(``norm(x) * silu(gate)``) and the linear attention stay stock.",
         ),
     )
 }
