@@ -96,6 +96,15 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    dimensions). The gated norm of the Gated-DeltaNet layers\n"
         "    (``norm(x) * silu(gate)``) and the linear attention stay stock.",
     ),
+    "apply_liger_kernel_to_muse_glimmer": (
+        _SWIGLU.replace("rms_norm: 'bool'", "layer_norm: 'bool' = True, rms_norm: 'bool'"),
+        "Patch MuseGlimmer (``MuseGlimmerForConditionalGeneration``). Text decoder:\n"
+        "    RoPE, its ``(1 + weight)`` layer norms, the other RMSNorms (final norm, and\n"
+        "    the weight-free q/k, embedding and image-feature norms), the SwiGLU MLP and\n"
+        "    the loss (fused: ``output_multiplier`` and the softcap applied). Vision\n"
+        "    tower: its LayerNorms (``layer_norm``). Its 2-D rotary embedding and GELU\n"
+        "    MLP stay stock (neither is a Liger op's math).",
+    ),
 }
 
 

@@ -605,6 +605,101 @@ del _row
 
 # Hand-written patch functions (see patch_function) go here.
 
+_MUSE_GLIMMER = "transformers.models.muse_glimmer.modeling_muse_glimmer"
+
+
+def _convert_layer_norms(model: nn.Module) -> int:
+    """Convert ``model``'s ``nn.LayerNorm`` modules (all affine, with bias) to
+    :class:`LigerLayerNorm` in place; their weight and bias are kept."""
+    from liger_kernel.transformers.layer_norm import LigerLayerNorm
+
+    count = 0
+    for module in model.modules():
+        if type(module) is nn.LayerNorm:
+            if module.weight is None or module.bias is None or len(module.normalized_shape) != 1:
+                continue  # not the op's shape: weight and bias over the last dimension
+            _adopt(module, LigerLayerNorm, module.normalized_shape[0], module.eps, bias=True)
+            count += 1
+    return count
+
+
+def _converting_layer_norms(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` followed by the conversion of the LayerNorms it built: for a
+    module that builds ``nn.LayerNorm`` itself, a name no patch can replace
+    without patching every model in the process."""
+
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _convert_layer_norms(self)
+
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]
+    return __init__
+
+
+@patch_function("muse_glimmer")
+def apply_liger_kernel_to_muse_glimmer(
+    rope: bool = True,
+    cross_entropy: bool = False,
+    fused_linear_cross_entropy: bool = True,
+    layer_norm: bool = True,
+    rms_norm: bool = True,
+    swiglu: bool = True,
+    model: nn.Module | None = None,
+) -> None:
+    """Patch MuseGlimmer (``MuseGlimmerForConditionalGeneration``). Text decoder:
+    RoPE, its ``(1 + weight)`` layer norms, the other RMSNorms (final norm, and
+    the weight-free q/k, embedding and image-feature norms), the SwiGLU MLP and
+    the loss (fused: ``output_multiplier`` and the softcap applied). Vision
+    tower: its LayerNorms (``layer_norm``). Its 2-D rotary embedding and GELU
+    MLP stay stock (neither is a Liger op's math)."""
+    from liger_kernel.transformers.model.causal_lm import liger_causal_lm_loss
+    from liger_kernel.transformers.rms_norm import (
+        LigerRMSNormForMuseGlimmer,
+        LigerRMSNormForMuseGlimmerTextCentered,
+    )
+    from liger_kernel.transformers.swiglu import LigerSwiGLUMLPForMuseGlimmer
+
+    if cross_entropy and fused_linear_cross_entropy:
+        raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
+    _require_transformers()
+    modeling = importlib.import_module(_MUSE_GLIMMER)
+    stock_norm = _original(modeling, "MuseGlimmerRMSNorm")
+    stock_centered = _original(modeling, "MuseGlimmerTextCenteredRMSNorm")
+    stock_mlp = _original(modeling, "MuseGlimmerTextMLP")
+
+    if rope:
+        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+    if rms_norm:
+        _replace(modeling, "MuseGlimmerRMSNorm", LigerRMSNormForMuseGlimmer)
+        _replace(modeling, "MuseGlimmerTextCenteredRMSNorm", LigerRMSNormForMuseGlimmerTextCentered)
+    if swiglu:
+        _replace(modeling, "MuseGlimmerTextMLP", LigerSwiGLUMLPForMuseGlimmer)
+    vision_cls = modeling.MuseGlimmerVisionModel
+    if layer_norm:
+        _replace(vision_cls, "__init__", _converting_layer_norms(_original(vision_cls, "__init__")))
+    head_cls = modeling.MuseGlimmerForConditionalGeneration
+    if fused_linear_cross_entropy:
+        from liger_kernel.transformers.model.muse_glimmer import lce_forward
+
+        _replace(head_cls, "forward", lce_forward)
+    if cross_entropy:
+        _replace(head_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
+
+    if model is None:
+        return
+    if rms_norm:
+        _convert_rms_norms(model, stock_centered, LigerRMSNormForMuseGlimmerTextCentered)
+        for module in model.modules():
+            if type(module) is stock_norm:
+                dim = module.weight.shape[0] if module.with_scale else None
+                _adopt(module, LigerRMSNormForMuseGlimmer, dim, module.eps, with_scale=module.with_scale)
+    if swiglu:
+        _convert_mlps(model, stock_mlp, LigerSwiGLUMLPForMuseGlimmer)
+    if layer_norm:
+        for module in model.modules():
+            if isinstance(module, modeling.MuseGlimmerVisionModel):
+                _convert_layer_norms(module)
+
 
 def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str, Any]:
     params = inspect.signature(apply_fn).parameters
