@@ -105,6 +105,15 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    tower: its LayerNorms (``layer_norm``). Its 2-D rotary embedding and GELU\n"
         "    MLP stay stock (neither is a Liger op's math).",
     ),
+    "apply_liger_kernel_to_gemma4_text": (
+        _GEGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch the Gemma-4 text model (``Gemma4ForCausalLM``): every Gemma4RMSNorm\n"
+        "    (weight-scaled, and the scale-free value and router norms), the GEGLU MLP\n"
+        "    and the loss (softcapped). RoPE stays stock: Gemma-4 rotates q and k in\n"
+        "    separate calls, one tensor each, which the Liger RoPE op's (q, k) form does\n"
+        "    not take; ``rope`` defaults to False and ``rope=True`` is ignored with a\n"
+        "    warning. The MoE block's experts (GELU gate) stay stock.",
+    ),
 }
 
 

@@ -47,12 +47,13 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from liger_kernel.transformers.geglu import LigerGEGLUMLP
+from liger_kernel.transformers.geglu import LigerGEGLUMLP, LigerGEGLUMLPForGemma4
 from liger_kernel.transformers.rms_norm import (
     LigerRMSNorm,
     LigerRMSNormForGemma,
     LigerRMSNormForGemma2,
     LigerRMSNormForGemma3,
+    LigerRMSNormForGemma4,
     LigerRMSNormForGlm4,
     LigerRMSNormForOlmo2,
     LigerRMSNormForQwen3Next,
@@ -207,7 +208,11 @@ def _convert_rms_norms(model: nn.Module, stock_cls: type, liger_cls: type[LigerR
     for module in model.modules():
         if type(module) is stock_cls:
             eps = getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6))
-            _adopt(module, liger_cls, module.weight.shape[0], eps)
+            weight = getattr(module, "weight", None)
+            if weight is None:  # a scale-free norm (Gemma-4's and MuseGlimmer's with_scale=False)
+                _adopt(module, liger_cls, None, eps, with_scale=False)
+            else:
+                _adopt(module, liger_cls, weight.shape[0], eps)
             count += 1
     return count
 
@@ -266,6 +271,11 @@ class Family:
     #: the ``rope`` switch's default where 0.8.5's differs from ``liger_rope``
     #: (Qwen3-Next: the op computes its partial rotary, but 0.8.5 left it off)
     rope_default: bool | None = None
+    #: Transformers' MLP class where it is not ``<prefix>MLP`` (Gemma-4's ``Gemma4TextMLP``)
+    mlp_class: str | None = None
+    #: ``"module:attr"`` of the ``ForCausalLM.forward`` to install where the family's
+    #: output has fields of its own (Gemma-4); default: the shared causal-LM forward
+    forward: str | None = None
 
     @property
     def module(self) -> str:
@@ -282,7 +292,9 @@ class Family:
 
     @property
     def mlp(self) -> str | None:
-        return f"{self.prefix}MLP" if self.liger_mlp is not None else None
+        if self.liger_mlp is None:
+            return None
+        return self.mlp_class or f"{self.prefix}MLP"
 
     @property
     def experts(self) -> str | None:
@@ -291,7 +303,7 @@ class Family:
     @property
     def mlp_switch(self) -> str:
         """The patch function's keyword for the MLP (its activation's name)."""
-        return "geglu" if self.liger_mlp is LigerGEGLUMLP else "swiglu"
+        return "geglu" if self.liger_mlp is not None and issubclass(self.liger_mlp, LigerGEGLUMLP) else "swiglu"
 
     @property
     def function_name(self) -> str:
@@ -300,6 +312,15 @@ class Family:
     def modeling(self) -> Any:
         _require_transformers()
         return importlib.import_module(self.module)
+
+    def lm_forward(self) -> Callable[..., Any]:
+        """The ``ForCausalLM.forward`` the fused loss installs."""
+        from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
+
+        if self.forward is not None:
+            module, attr = self.forward.split(":")
+            return getattr(importlib.import_module(module), attr)
+        return moe_causal_lm_forward if self.moe else causal_lm_forward
 
 
 def _patch(
@@ -358,15 +379,11 @@ def _patch_mlp(family: Family, modeling: Any) -> None:
 
 
 def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
-    from liger_kernel.transformers.model.causal_lm import (
-        causal_lm_forward,
-        liger_causal_lm_loss,
-        moe_causal_lm_forward,
-    )
+    from liger_kernel.transformers.model.causal_lm import liger_causal_lm_loss
 
     causal_lm_cls = getattr(modeling, family.causal_lm)
     if fused_linear_cross_entropy:
-        _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
+        _replace(causal_lm_cls, "forward", family.lm_forward())
     if cross_entropy:
         _replace(causal_lm_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
 
@@ -596,6 +613,22 @@ FAMILIES: dict[str, Family] = {
             "dimensions). The gated norm of the Gated-DeltaNet layers\n"
             "(``norm(x) * silu(gate)``) and the linear attention stay stock.",
         ),
+        Family(
+            "gemma4_text",
+            "Gemma4",
+            package="gemma4",
+            liger_rms_norm=LigerRMSNormForGemma4,
+            liger_mlp=LigerGEGLUMLPForGemma4,
+            mlp_class="Gemma4TextMLP",
+            liger_rope=False,
+            forward="liger_kernel.transformers.model.gemma4:gemma4_causal_lm_forward",
+            doc="Patch the Gemma-4 text model (``Gemma4ForCausalLM``): every Gemma4RMSNorm\n"
+            "(weight-scaled, and the scale-free value and router norms), the GEGLU MLP\n"
+            "and the loss (softcapped). RoPE stays stock: Gemma-4 rotates q and k in\n"
+            "separate calls, one tensor each, which the Liger RoPE op's (q, k) form does\n"
+            "not take; ``rope`` defaults to False and ``rope=True`` is ignored with a\n"
+            "warning. The MoE block's experts (GELU gate) stay stock.",
+        ),
     )
 }
 
@@ -689,10 +722,7 @@ def apply_liger_kernel_to_muse_glimmer(
         return
     if rms_norm:
         _convert_rms_norms(model, stock_centered, LigerRMSNormForMuseGlimmerTextCentered)
-        for module in model.modules():
-            if type(module) is stock_norm:
-                dim = module.weight.shape[0] if module.with_scale else None
-                _adopt(module, LigerRMSNormForMuseGlimmer, dim, module.eps, with_scale=module.with_scale)
+        _convert_rms_norms(model, stock_norm, LigerRMSNormForMuseGlimmer)
     if swiglu:
         _convert_mlps(model, stock_mlp, LigerSwiGLUMLPForMuseGlimmer)
     if layer_norm:

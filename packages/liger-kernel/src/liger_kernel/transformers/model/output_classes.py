@@ -33,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from liger_kernel.transformers.model.muse_glimmer import LigerMuseGlimmerCausalLMOutputWithPast
 
         return LigerMuseGlimmerCausalLMOutputWithPast
+    if name == "LigerGemma4CausalLMOutputWithPast":
+        from liger_kernel.transformers.model.gemma4 import LigerGemma4CausalLMOutputWithPast
+
+        return LigerGemma4CausalLMOutputWithPast
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
