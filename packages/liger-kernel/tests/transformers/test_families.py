@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 import torch
-from tiny_models import FAMILIES, batch, build, count_op_calls, tiny_config
+from tiny_models import FAMILIES, LEARNING_RATES, MULTIMODAL, batch, build, count_op_calls, tiny_config
 
 from liger_kernel.transformers import (
     MODEL_TYPE_TO_APPLY_LIGER_FN,
@@ -24,17 +24,17 @@ from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
 STEPS = 3
 TOL = dict(rtol=1e-4, atol=2e-5)
 
-MOE = {"mixtral", "qwen3_moe", "hunyuan_v1_moe", "deepseek_v2", "deepseek_v3", "deepseek_v4"}
+MOE = {family for family, spec in PATCH_FAMILIES.items() if spec.moe}
 
 
 def _modeling(family: str):
     return importlib.import_module(PATCH_FAMILIES[family].module)
 
 
-def _train(model, steps: int = STEPS) -> list[tuple[float, dict[str, torch.Tensor]]]:
+def _train(model, steps: int = STEPS, lr: float = 0.5) -> list[tuple[float, dict[str, torch.Tensor]]]:
     """Loss and gradients of each of ``steps`` SGD steps on fixed batches."""
     model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     history = []
     for step in range(steps):
         optimizer.zero_grad()
@@ -61,7 +61,7 @@ def _all_kwargs(family: str) -> dict[str, bool]:
 
 
 def test_every_family_has_a_patch_function():
-    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES)
+    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES) | set(MULTIMODAL)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -76,11 +76,12 @@ def test_patched_classes_train_like_stock(family):
     if PATCH_FAMILIES[family].liger_mlp is not None:
         assert any(type(m) is PATCH_FAMILIES[family].liger_mlp for m in patched.modules())
     expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
-    assert type(patched).forward is expected_forward
+    assert type(patched).forward is expected_forward or PATCH_FAMILIES[family].forward is not None
+    assert type(patched).forward is PATCH_FAMILIES[family].lm_forward()
 
     with count_op_calls() as calls:
-        patched_history = _train(patched)
-    stock_history = _train(stock)
+        patched_history = _train(patched, lr=LEARNING_RATES.get(family, 0.5))
+    stock_history = _train(stock, lr=LEARNING_RATES.get(family, 0.5))
     assert calls["rms_norm"] and calls["fused_linear_cross_entropy"]
     assert bool(calls["rope"]) is PATCH_FAMILIES[family].liger_rope
     spec = PATCH_FAMILIES[family]

@@ -42,6 +42,7 @@ MODULES = {
     "deepseek_v2": "deepseek_v2",
     "deepseek_v3": "deepseek_v3",
     "deepseek_v4": "deepseek_v4",
+    "qwen3_next": "qwen3_next",
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
 
@@ -70,8 +71,10 @@ def test_every_module_is_a_patched_family():
 
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
-# a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs
-@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "deepseek_v3", "deepseek_v4"])
+# a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs, a hybrid
+@pytest.mark.parametrize(
+    "module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "deepseek_v3", "deepseek_v4", "qwen3_next"]
+)
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])
     data = batch()
@@ -80,7 +83,7 @@ def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     expected = patched(**data)
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
-    if module in ("qwen3_moe", "deepseek_v4"):
+    if module in ("qwen3_moe", "deepseek_v4", "qwen3_next"):  # the families with a router loss
         assert got.aux_loss is not None
         torch.testing.assert_close(got.aux_loss, expected.aux_loss)
     got.loss.backward()

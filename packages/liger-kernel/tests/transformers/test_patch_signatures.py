@@ -36,15 +36,16 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "apply_liger_kernel_to_mistral": (_SWIGLU, "Patch Mistral (as :func:`apply_liger_kernel_to_llama`)."),
     "apply_liger_kernel_to_mixtral": (
         _SWIGLU,
-        "Patch Mixtral. ``swiglu`` covers the experts' gate (``_apply_gate``,\n"
-        "    used by the grouped_mm and batched_mm experts implementations); the fused\n"
-        "    loss keeps the router load-balancing loss.",
+        "Patch Mixtral. ``swiglu`` covers the experts: their forward becomes the\n"
+        "    fused MoE op (grouped products with the SwiGLU fused, whatever\n"
+        "    ``experts_implementation`` the config names); the fused loss keeps the\n"
+        "    router load-balancing loss.",
     ),
     "apply_liger_kernel_to_qwen2": (_SWIGLU, "Patch Qwen2 (as :func:`apply_liger_kernel_to_llama`)."),
     "apply_liger_kernel_to_qwen3": (_SWIGLU, "Patch Qwen3; ``rms_norm`` includes the per-head q/k norms."),
     "apply_liger_kernel_to_qwen3_moe": (
         _SWIGLU,
-        "Patch Qwen3-MoE: dense MLP layers and the experts' gate (see Mixtral).",
+        "Patch Qwen3-MoE: dense MLP layers and the experts (see Mixtral).",
     ),
     "apply_liger_kernel_to_gemma": (_GEGLU, 'Patch Gemma: RMSNorm with offset 1 and "gemma" casting, GEGLU MLP.'),
     "apply_liger_kernel_to_gemma2": (_GEGLU, "Patch Gemma-2; the fused loss applies ``final_logit_softcapping``."),
@@ -90,14 +91,14 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "apply_liger_kernel_to_hunyuan_v1_moe": (
         _SWIGLU,
         "Patch Hunyuan-V1 MoE: RoPE, RMSNorm (the per-head query/key norms too,\n"
-        "    applied after RoPE), the shared MLP, the experts' gate and the loss. Its\n"
+        "    applied after RoPE), the shared MLP, the experts and the loss. Its\n"
         "    stock forward adds no router loss, and neither does the patched one.",
     ),
     # 0.8.5's DeepSeek functions default to rope=False, and V4's to swiglu=False
     "apply_liger_kernel_to_deepseek_v2": (
         _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
         "Patch DeepSeek-V2: RMSNorm (the attention's q/kv latent norms too), the\n"
-        "    dense and shared-experts SwiGLU MLPs, the experts' gate and the loss (its\n"
+        "    dense and shared-experts SwiGLU MLPs, the experts and the loss (its\n"
         "    stock forward adds no router loss). RoPE stays stock: MLA rotates\n"
         "    interleaved pairs of the rope slice (as complex numbers), which the Liger\n"
         "    RoPE op (rotate-half) does not compute, so ``rope`` defaults to False and\n"
@@ -106,7 +107,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "apply_liger_kernel_to_deepseek_v3": (
         _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
         "Patch DeepSeek-V3: as DeepSeek-V2 (RMSNorm with the latent norms, dense\n"
-        "    and shared-experts SwiGLU MLPs, the experts' gate, the loss; no router loss\n"
+        "    and shared-experts SwiGLU MLPs, the experts, the loss; no router loss\n"
         "    in its stock forward). RoPE stays stock (``rope`` defaults to False,\n"
         "    ``rope=True`` is ignored with a warning): with ``rope_interleave`` (its\n"
         "    default) it rotates interleaved pairs, which the Liger RoPE op does not\n"
@@ -125,6 +126,33 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    weightless query and hyper-connection norms, the hyper-connections, the\n"
         "    KV compressors and indexer, the attention sinks and the routers. ``True``\n"
         "    for ``rope`` or ``swiglu`` is ignored with a warning.",
+    ),
+    "apply_liger_kernel_to_qwen3_next": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch Qwen3-Next: its ``(1 + weight)`` norms (layer, q/k and final), the\n"
+        "    SwiGLU of the dense MLPs and shared experts, the experts, and the\n"
+        "    fused loss with the router loss. ``rope`` defaults to False as in 0.8.5;\n"
+        "    ``rope=True`` patches its partial rotary (the op rotates the leading\n"
+        "    dimensions). The gated norm of the Gated-DeltaNet layers\n"
+        "    (``norm(x) * silu(gate)``) and the linear attention stay stock.",
+    ),
+    "apply_liger_kernel_to_muse_glimmer": (
+        _SWIGLU.replace("rms_norm: 'bool'", "layer_norm: 'bool' = True, rms_norm: 'bool'"),
+        "Patch MuseGlimmer (``MuseGlimmerForConditionalGeneration``). Text decoder:\n"
+        "    RoPE, its ``(1 + weight)`` layer norms, the other RMSNorms (final norm, and\n"
+        "    the weight-free q/k, embedding and image-feature norms), the SwiGLU MLP and\n"
+        "    the loss (fused: ``output_multiplier`` and the softcap applied). Vision\n"
+        "    tower: its LayerNorms (``layer_norm``). Its 2-D rotary embedding and GELU\n"
+        "    MLP stay stock (neither is a Liger op's math).",
+    ),
+    "apply_liger_kernel_to_gemma4_text": (
+        _GEGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch the Gemma-4 text model (``Gemma4ForCausalLM``): every Gemma4RMSNorm\n"
+        "    (weight-scaled, and the scale-free value and router norms), the GEGLU MLP\n"
+        "    and the loss (softcapped). RoPE stays stock: Gemma-4 rotates q and k in\n"
+        "    separate calls, one tensor each, which the Liger RoPE op's (q, k) form does\n"
+        "    not take; ``rope`` defaults to False and ``rope=True`` is ignored with a\n"
+        "    warning. The MoE block's experts (GELU gate) stay stock.",
     ),
 }
 

@@ -110,14 +110,16 @@ def test_trainer_use_liger_kernel_on_a_peft_lora_model(tmp_path):
 @pytest.mark.parametrize("family", ["hunyuan_v1_moe", "deepseek_v3"])
 def test_trainer_use_liger_kernel_on_a_moe_family(tmp_path, family):
     """The Trainer converts a built MoE model in place: its norms, shared and
-    dense MLPs and the experts' gate run through the ops, and it trains as stock."""
+    dense MLPs and the experts run through the ops, and it trains as stock."""
     with count_op_calls() as calls:
         model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=build(family, device="cpu"))
     norms = sum(isinstance(m, LigerRMSNorm) for m in model.modules())
     assert norms == 9  # 2 layers x (2 + 2 attention norms) + the final norm
     assert any(isinstance(m, LigerSwiGLUMLP) for m in model.modules())
     assert calls["fused_linear_cross_entropy"] == 3 and calls["rms_norm"] == 3 * norms
-    assert calls["swiglu"] >= 3 * 2  # at least a (shared or dense) MLP and the experts' gate per step
+    assert calls["swiglu"] >= 3 * 2  # the shared or dense MLP of each layer, each step
+    moe_layers = sum(type(m).__name__.endswith("Experts") for m in model.modules())
+    assert moe_layers and calls["fused_moe"] == 3 * moe_layers  # each MoE layer's experts, each step
     assert calls["rope"] == (3 * 2 if family == "hunyuan_v1_moe" else 0)  # DeepSeek's RoPE stays stock
 
     from liger_kernel.transformers import revert_liger_kernel_patches
@@ -126,5 +128,28 @@ def test_trainer_use_liger_kernel_on_a_moe_family(tmp_path, family):
     with count_op_calls() as stock_calls:
         _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build(family, device="cpu"))
     assert not stock_calls
+    assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
+def test_trainer_use_liger_kernel_on_qwen3_next(tmp_path):
+    """The hybrid family (Gated-DeltaNet and full-attention layers, experts with a
+    shared expert, router loss) through the Trainer's own patching call."""
+    from liger_kernel.transformers.rms_norm import LigerRMSNormForQwen3Next
+
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=build("qwen3_next", device="cpu"))
+    layers = model.model.layers
+    assert all(type(layer.input_layernorm) is LigerRMSNormForQwen3Next for layer in layers)
+    assert type(layers[0].mlp) is LigerSwiGLUMLP and type(layers[1].mlp.shared_expert) is LigerSwiGLUMLP
+    assert type(layers[0].linear_attn.norm).__name__ == "Qwen3NextRMSNormGated"  # the gated norm stays stock
+    # per step: 2 x 2 layer norms + q/k norms of the attention layer + final norm; rope is off by default
+    assert calls["fused_linear_cross_entropy"] == 3 and calls["rms_norm"] == 3 * 7
+    assert calls["swiglu"] >= 3 * 2 and not calls["rope"]
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build("qwen3_next", device="cpu"))
     assert len(liger_losses) == len(stock_losses) == 3
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)

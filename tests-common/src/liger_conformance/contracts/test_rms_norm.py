@@ -69,9 +69,10 @@ def test_large_eps(liger_device, liger_dtype, liger_rng):
     run(X, W, 0.5, dtype=liger_dtype, rng=liger_rng)
 
 
-def test_without_weight(liger_device, liger_dtype, liger_rng):
+@pytest.mark.parametrize("casting_mode", ["llama", "gemma"])  # "gemma": Gemma-4's and MuseGlimmer's scale-free norms
+def test_without_weight(liger_device, liger_dtype, liger_rng, casting_mode):
     X = make((3, 40), liger_dtype, liger_device, liger_rng)
-    run(X, None, dtype=liger_dtype, rng=liger_rng)
+    run(X, None, casting_mode=casting_mode, dtype=liger_dtype, rng=liger_rng)
 
 
 @pytest.mark.parametrize("row_mode", [True, False])

@@ -26,11 +26,15 @@ from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
-from liger_kernel.transformers.rms_norm import LigerRMSNorm
+from liger_kernel.transformers.rms_norm import (
+    LigerRMSNorm,
+    LigerRMSNormForMuseGlimmer,
+    LigerRMSNormForMuseGlimmerTextCentered,
+)
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.softmax import LigerSoftmax
 from liger_kernel.transformers.sparsemax import LigerSparsemax
-from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP
+from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP, LigerSwiGLUMLPForMuseGlimmer
 from liger_kernel.transformers.tvd import LigerTVDLoss
 
 # The model patching names. monkey_patch needs only torch to import (the table
@@ -73,9 +77,12 @@ __all__ = [
     "LigerPhi3SwiGLUMLP",
     "LigerPolyNorm",
     "LigerRMSNorm",
+    "LigerRMSNormForMuseGlimmer",
+    "LigerRMSNormForMuseGlimmerTextCentered",
     "LigerSoftmax",
     "LigerSparsemax",
     "LigerSwiGLUMLP",
+    "LigerSwiGLUMLPForMuseGlimmer",
     "LigerTVDLoss",
     "liger_multimodal_rotary_pos_emb",
     "is_transformers_available",

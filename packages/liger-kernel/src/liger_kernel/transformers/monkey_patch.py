@@ -49,14 +49,16 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from liger_kernel.transformers.geglu import LigerGEGLUMLP
+from liger_kernel.transformers.geglu import LigerGEGLUMLP, LigerGEGLUMLPForGemma4
 from liger_kernel.transformers.rms_norm import (
     LigerRMSNorm,
     LigerRMSNormForGemma,
     LigerRMSNormForGemma2,
     LigerRMSNormForGemma3,
+    LigerRMSNormForGemma4,
     LigerRMSNormForGlm4,
     LigerRMSNormForOlmo2,
+    LigerRMSNormForQwen3Next,
 )
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.swiglu import (
@@ -209,7 +211,11 @@ def _convert_rms_norms(model: nn.Module, stock_cls: type, liger_cls: type[LigerR
     for module in model.modules():
         if type(module) is stock_cls:
             eps = getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6))
-            _adopt(module, liger_cls, module.weight.shape[0], eps)
+            weight = getattr(module, "weight", None)
+            if weight is None:  # a scale-free norm (Gemma-4's and MuseGlimmer's with_scale=False)
+                _adopt(module, liger_cls, None, eps, with_scale=False)
+            else:
+                _adopt(module, liger_cls, weight.shape[0], eps)
             count += 1
     return count
 
@@ -270,6 +276,14 @@ class Family:
     #: the gated activation of its MLPs and experts is the one the Liger SwiGLU/GEGLU op computes
     liger_activation: bool = True
     doc: str | None = None
+    #: the ``rope`` switch's default where 0.8.5's differs from ``liger_rope``
+    #: (Qwen3-Next: the op computes its partial rotary, but 0.8.5 left it off)
+    rope_default: bool | None = None
+    #: Transformers' MLP class where it is not ``<prefix>MLP`` (Gemma-4's ``Gemma4TextMLP``)
+    mlp_class: str | None = None
+    #: ``"module:attr"`` of the ``ForCausalLM.forward`` to install where the family's
+    #: output has fields of its own (Gemma-4); default: the shared causal-LM forward
+    forward: str | None = None
 
     @property
     def module(self) -> str:
@@ -286,7 +300,9 @@ class Family:
 
     @property
     def mlp(self) -> str | None:
-        return f"{self.prefix}MLP" if self.liger_mlp is not None else None
+        if self.liger_mlp is None:
+            return None
+        return self.mlp_class or f"{self.prefix}MLP"
 
     @property
     def experts(self) -> str | None:
@@ -295,7 +311,7 @@ class Family:
     @property
     def mlp_switch(self) -> str:
         """The patch function's keyword for the MLP (its activation's name)."""
-        return "geglu" if self.liger_mlp is LigerGEGLUMLP else "swiglu"
+        return "geglu" if self.liger_mlp is not None and issubclass(self.liger_mlp, LigerGEGLUMLP) else "swiglu"
 
     @property
     def function_name(self) -> str:
@@ -304,6 +320,15 @@ class Family:
     def modeling(self) -> Any:
         _require_transformers()
         return importlib.import_module(self.module)
+
+    def lm_forward(self) -> Callable[..., Any]:
+        """The ``ForCausalLM.forward`` the fused loss installs."""
+        from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
+
+        if self.forward is not None:
+            module, attr = self.forward.split(":")
+            return getattr(importlib.import_module(module), attr)
+        return moe_causal_lm_forward if self.moe else causal_lm_forward
 
 
 def _patch(
@@ -374,15 +399,11 @@ def _patch_mlp(family: Family, modeling: Any) -> None:
 
 
 def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
-    from liger_kernel.transformers.model.causal_lm import (
-        causal_lm_forward,
-        liger_causal_lm_loss,
-        moe_causal_lm_forward,
-    )
+    from liger_kernel.transformers.model.causal_lm import liger_causal_lm_loss
 
     causal_lm_cls = getattr(modeling, family.causal_lm)
     if fused_linear_cross_entropy:
-        _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
+        _replace(causal_lm_cls, "forward", family.lm_forward())
     if cross_entropy:
         _replace(causal_lm_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
 
@@ -465,7 +486,7 @@ def _generate(family: Family) -> Callable[..., None]:
     source = _FUNCTION_SOURCE.format(
         name=name,
         model_type=family.model_type,
-        rope=family.liger_rope,
+        rope=family.liger_rope if family.rope_default is None else family.rope_default,
         plain=family.plain_cross_entropy,
         fused=not family.plain_cross_entropy,
         switch=family.mlp_switch,
@@ -606,7 +627,7 @@ FAMILIES: dict[str, Family] = {
             liger_mlp=LigerSwiGLUMLP,
             moe=True,
             doc="Patch Hunyuan-V1 MoE: RoPE, RMSNorm (the per-head query/key norms too,\n"
-            "applied after RoPE), the shared MLP, the experts' gate and the loss. Its\n"
+            "applied after RoPE), the shared MLP, the experts and the loss. Its\n"
             "stock forward adds no router loss, and neither does the patched one.",
         ),
         Family(
@@ -616,7 +637,7 @@ FAMILIES: dict[str, Family] = {
             moe=True,
             liger_rope=False,
             doc="Patch DeepSeek-V2: RMSNorm (the attention's q/kv latent norms too), the\n"
-            "dense and shared-experts SwiGLU MLPs, the experts' gate and the loss (its\n"
+            "dense and shared-experts SwiGLU MLPs, the experts and the loss (its\n"
             "stock forward adds no router loss). RoPE stays stock: MLA rotates\n"
             "interleaved pairs of the rope slice (as complex numbers), which the Liger\n"
             "RoPE op (rotate-half) does not compute, so ``rope`` defaults to False and\n"
@@ -629,7 +650,7 @@ FAMILIES: dict[str, Family] = {
             moe=True,
             liger_rope=False,
             doc="Patch DeepSeek-V3: as DeepSeek-V2 (RMSNorm with the latent norms, dense\n"
-            "and shared-experts SwiGLU MLPs, the experts' gate, the loss; no router loss\n"
+            "and shared-experts SwiGLU MLPs, the experts, the loss; no router loss\n"
             "in its stock forward). RoPE stays stock (``rope`` defaults to False,\n"
             "``rope=True`` is ignored with a warning): with ``rope_interleave`` (its\n"
             "default) it rotates interleaved pairs, which the Liger RoPE op does not\n"
@@ -652,6 +673,36 @@ FAMILIES: dict[str, Family] = {
             "KV compressors and indexer, the attention sinks and the routers. ``True``\n"
             "for ``rope`` or ``swiglu`` is ignored with a warning.",
         ),
+        Family(
+            "qwen3_next",
+            "Qwen3Next",
+            liger_rms_norm=LigerRMSNormForQwen3Next,
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            rope_default=False,
+            doc="Patch Qwen3-Next: its ``(1 + weight)`` norms (layer, q/k and final), the\n"
+            "SwiGLU of the dense MLPs and shared experts, the experts, and the\n"
+            "fused loss with the router loss. ``rope`` defaults to False as in 0.8.5;\n"
+            "``rope=True`` patches its partial rotary (the op rotates the leading\n"
+            "dimensions). The gated norm of the Gated-DeltaNet layers\n"
+            "(``norm(x) * silu(gate)``) and the linear attention stay stock.",
+        ),
+        Family(
+            "gemma4_text",
+            "Gemma4",
+            package="gemma4",
+            liger_rms_norm=LigerRMSNormForGemma4,
+            liger_mlp=LigerGEGLUMLPForGemma4,
+            mlp_class="Gemma4TextMLP",
+            liger_rope=False,
+            forward="liger_kernel.transformers.model.gemma4:gemma4_causal_lm_forward",
+            doc="Patch the Gemma-4 text model (``Gemma4ForCausalLM``): every Gemma4RMSNorm\n"
+            "(weight-scaled, and the scale-free value and router norms), the GEGLU MLP\n"
+            "and the loss (softcapped). RoPE stays stock: Gemma-4 rotates q and k in\n"
+            "separate calls, one tensor each, which the Liger RoPE op's (q, k) form does\n"
+            "not take; ``rope`` defaults to False and ``rope=True`` is ignored with a\n"
+            "warning. The MoE block's experts (GELU gate) stay stock.",
+        ),
     )
 }
 
@@ -660,6 +711,98 @@ for _row in FAMILIES.values():
 del _row
 
 # Hand-written patch functions (see patch_function) go here.
+
+_MUSE_GLIMMER = "transformers.models.muse_glimmer.modeling_muse_glimmer"
+
+
+def _convert_layer_norms(model: nn.Module) -> int:
+    """Convert ``model``'s ``nn.LayerNorm`` modules (all affine, with bias) to
+    :class:`LigerLayerNorm` in place; their weight and bias are kept."""
+    from liger_kernel.transformers.layer_norm import LigerLayerNorm
+
+    count = 0
+    for module in model.modules():
+        if type(module) is nn.LayerNorm:
+            if module.weight is None or module.bias is None or len(module.normalized_shape) != 1:
+                continue  # not the op's shape: weight and bias over the last dimension
+            _adopt(module, LigerLayerNorm, module.normalized_shape[0], module.eps, bias=True)
+            count += 1
+    return count
+
+
+def _converting_layer_norms(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` followed by the conversion of the LayerNorms it built: for a
+    module that builds ``nn.LayerNorm`` itself, a name no patch can replace
+    without patching every model in the process."""
+
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _convert_layer_norms(self)
+
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]
+    return __init__
+
+
+@patch_function("muse_glimmer")
+def apply_liger_kernel_to_muse_glimmer(
+    rope: bool = True,
+    cross_entropy: bool = False,
+    fused_linear_cross_entropy: bool = True,
+    layer_norm: bool = True,
+    rms_norm: bool = True,
+    swiglu: bool = True,
+    model: nn.Module | None = None,
+) -> None:
+    """Patch MuseGlimmer (``MuseGlimmerForConditionalGeneration``). Text decoder:
+    RoPE, its ``(1 + weight)`` layer norms, the other RMSNorms (final norm, and
+    the weight-free q/k, embedding and image-feature norms), the SwiGLU MLP and
+    the loss (fused: ``output_multiplier`` and the softcap applied). Vision
+    tower: its LayerNorms (``layer_norm``). Its 2-D rotary embedding and GELU
+    MLP stay stock (neither is a Liger op's math)."""
+    from liger_kernel.transformers.model.causal_lm import liger_causal_lm_loss
+    from liger_kernel.transformers.rms_norm import (
+        LigerRMSNormForMuseGlimmer,
+        LigerRMSNormForMuseGlimmerTextCentered,
+    )
+    from liger_kernel.transformers.swiglu import LigerSwiGLUMLPForMuseGlimmer
+
+    if cross_entropy and fused_linear_cross_entropy:
+        raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
+    _require_transformers()
+    modeling = importlib.import_module(_MUSE_GLIMMER)
+    stock_norm = _original(modeling, "MuseGlimmerRMSNorm")
+    stock_centered = _original(modeling, "MuseGlimmerTextCenteredRMSNorm")
+    stock_mlp = _original(modeling, "MuseGlimmerTextMLP")
+
+    if rope:
+        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+    if rms_norm:
+        _replace(modeling, "MuseGlimmerRMSNorm", LigerRMSNormForMuseGlimmer)
+        _replace(modeling, "MuseGlimmerTextCenteredRMSNorm", LigerRMSNormForMuseGlimmerTextCentered)
+    if swiglu:
+        _replace(modeling, "MuseGlimmerTextMLP", LigerSwiGLUMLPForMuseGlimmer)
+    vision_cls = modeling.MuseGlimmerVisionModel
+    if layer_norm:
+        _replace(vision_cls, "__init__", _converting_layer_norms(_original(vision_cls, "__init__")))
+    head_cls = modeling.MuseGlimmerForConditionalGeneration
+    if fused_linear_cross_entropy:
+        from liger_kernel.transformers.model.muse_glimmer import lce_forward
+
+        _replace(head_cls, "forward", lce_forward)
+    if cross_entropy:
+        _replace(head_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
+
+    if model is None:
+        return
+    if rms_norm:
+        _convert_rms_norms(model, stock_centered, LigerRMSNormForMuseGlimmerTextCentered)
+        _convert_rms_norms(model, stock_norm, LigerRMSNormForMuseGlimmer)
+    if swiglu:
+        _convert_mlps(model, stock_mlp, LigerSwiGLUMLPForMuseGlimmer)
+    if layer_norm:
+        for module in model.modules():
+            if isinstance(module, modeling.MuseGlimmerVisionModel):
+                _convert_layer_norms(module)
 
 
 def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str, Any]:

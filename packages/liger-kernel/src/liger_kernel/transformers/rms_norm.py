@@ -9,7 +9,9 @@ and DeepSeek-V4 multiply by the weight itself before casting back (casting
 "gemma", offset 0).
 The Gemma variants take 0.8.5's signatures (``hidden_size`` for Gemma and
 Gemma-2, ``dim`` for Gemma-3 and -4). GLM-4 and EXAONE-4 keep the Llama math
-(casting "llama") but have post-norms, so they are not in place.
+(casting "llama") but have post-norms, so they are not in place. Qwen3-Next and
+MuseGlimmer's text decoder use Gemma's zero-centred ``(1 + weight)`` norm;
+MuseGlimmer's other norms are Gemma-4's (the weight itself, or no weight).
 
 ``in_place=True`` lets a backend overwrite the incoming gradient with dx. That
 is only safe when nothing else reads that gradient, so norms whose output feeds
@@ -165,3 +167,49 @@ class LigerRMSNormForGlm4(LigerRMSNorm):
         row_mode: Any = None,
     ) -> None:
         super().__init__(hidden_size, eps, offset, casting_mode, init_fn, in_place, row_mode)
+
+
+class LigerRMSNormForQwen3Next(LigerRMSNorm):
+    """Qwen3-Next's ``Qwen3NextRMSNorm`` (layer norms, per-head q/k norms, final
+    norm): Gemma's ``(1 + weight)`` in fp32, weight initialised to zeros; not in
+    place (0.8.5's default). The gated norm of its linear-attention blocks,
+    ``norm(x) * silu(gate)``, is not this op and stays stock."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        eps: float = 1e-6,
+        offset: float = 1.0,
+        casting_mode: str = "gemma",
+        init_fn: str = "zeros",
+        in_place: bool = False,
+        row_mode: Any = None,
+    ) -> None:
+        super().__init__(hidden_size, eps, offset, casting_mode, init_fn, in_place, row_mode)
+
+
+class LigerRMSNormForMuseGlimmerTextCentered(LigerRMSNormForQwen3Next):
+    """MuseGlimmer's ``MuseGlimmerTextCenteredRMSNorm`` (the four norms of each
+    text decoder layer): Gemma's ``(1 + weight)`` math, zeros at init; two of
+    them are post-norms feeding residual adds, so not in place."""
+
+
+class LigerRMSNormForMuseGlimmer(LigerRMSNormForGemma4):
+    """MuseGlimmer's ``MuseGlimmerRMSNorm``: the weight itself (offset 0, ones at
+    init), fp32 throughout, cast back once (casting "gemma"). ``with_scale=False``
+    (its q/k norm, the embedding norm and the perception-embedding norm) has no
+    weight and no width (``dim=None``): ``y = x * rstd``."""
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        eps: float = 1e-6,
+        offset: float = 0.0,
+        casting_mode: str = "gemma",
+        init_fn: str = "ones",
+        in_place: bool = False,
+        with_scale: bool = True,
+    ) -> None:
+        if with_scale and dim is None:
+            raise ValueError("LigerRMSNormForMuseGlimmer needs dim when with_scale=True")
+        super().__init__(dim, eps, offset, casting_mode, init_fn, in_place, with_scale)  # type: ignore[arg-type]

@@ -60,6 +60,14 @@ class LigerHunyuanV1SwiGLUMLP(LigerSwiGLUMLP):
         self.is_shared_mlp = is_shared_mlp
 
 
+class LigerSwiGLUMLPForMuseGlimmer(LigerSwiGLUMLP):
+    """Drop-in for MuseGlimmerTextMLP (gate_proj, up_proj, down_proj; its config
+    names the activation ``hidden_activation``)."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+
+
 class LigerPhi3SwiGLUMLP(nn.Module):
     """Drop-in for Phi3MLP (and Glm4MLP), whose gate and up projections are one
     fused ``gate_up_proj`` of width 2 * intermediate_size (gate first)."""

@@ -81,22 +81,32 @@ def _call_shared(forward: Callable[..., Any], self: Any, named: dict[str, Any], 
 
 
 _SOURCE = """\
-def lce_forward(
+def {name}(
     self,
 {parameters}
-    **kwargs,
+    **{var_keyword},
 ):
-    return _call_shared(_FORWARD, self, {{{named}}}, kwargs)
+    return _call_shared(_FORWARD, self, {{{named}}}, {var_keyword})
 """
 
 
-def lce_forward_for(module: str, parameters: Sequence[str], moe: bool | None = None) -> Callable[..., Any]:
+def lce_forward_for(
+    module: str,
+    parameters: Sequence[str],
+    moe: bool | None = None,
+    forward: Callable[..., Any] | None = None,
+    name: str = "lce_forward",
+    var_keyword: str = "kwargs",
+) -> Callable[..., Any]:
     """``lce_forward`` of the family module ``module`` with 0.8.5's
     ``parameters``: the MoE forward when they include ``output_router_logits``
     or ``moe`` says so (0.8.5's DeepSeek-V2/V3 forwards have the dense
     parameters; the MoE forward still returns their router logits). The
     keywords passed on (``return_dict``, ...) may be left out of
-    ``parameters``; they then arrive in ``**kwargs``."""
+    ``parameters``; they then arrive in ``**kwargs``. A family with a forward
+    of its own (same parameters as the shared one) passes it as ``forward``;
+    ``name`` and ``var_keyword`` are 0.8.5's names of the function and of its
+    ``**`` parameter."""
     router_switch = "output_router_logits" in parameters
     if moe is None:
         moe = router_switch
@@ -105,23 +115,23 @@ def lce_forward_for(module: str, parameters: Sequence[str], moe: bool | None = N
     if not named <= known or not known - named <= set(_PASSED_ON) or len(parameters) != len(named):
         raise ValueError(f"{module}: lce_forward parameters {parameters} are not a reordering of {sorted(known)}")
     source = _SOURCE.format(
-        parameters="".join(f"    {name}={_DEFAULTS.get(name, 'None')},\n" for name in parameters),
-        named=", ".join(f"{name!r}: {name}" for name in parameters),
+        name=name,
+        var_keyword=var_keyword,
+        parameters="".join(f"    {p}={_DEFAULTS.get(p, 'None')},\n" for p in parameters),
+        named=", ".join(f"{p!r}: {p}" for p in parameters),
     )
-    filename = f"<{module}.lce_forward>"
-    namespace: dict[str, Any] = {
-        "_call_shared": _call_shared,
-        "_FORWARD": moe_causal_lm_forward if moe else causal_lm_forward,
-    }
+    filename = f"<{module}.{name}>"
+    if forward is None:
+        forward = moe_causal_lm_forward if moe else causal_lm_forward
+    namespace: dict[str, Any] = {"_call_shared": _call_shared, "_FORWARD": forward}
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    function = namespace["lce_forward"]
+    function = namespace[name]
     function.__module__ = module
     family = module.rsplit(".", 1)[-1]
-    shared = "moe_causal_lm_forward" if moe else "causal_lm_forward"
     function.__doc__ = (
-        f"liger-kernel 0.8.5's {family} ``lce_forward``: the ``ForCausalLM.forward`` with the fused linear\n"
-        f"cross-entropy loss, which is :func:`liger_kernel.transformers.model.causal_lm.{shared}`\n"
+        f"liger-kernel 0.8.5's {family} ``{name}``: the ``ForCausalLM.forward`` with the fused linear\n"
+        f"cross-entropy loss, which is :func:`{forward.__module__}.{forward.__name__}`\n"
         "(``past_key_values`` is its ``cache``; see :mod:`liger_kernel.transformers.model._per_family`)."
     )
     return function

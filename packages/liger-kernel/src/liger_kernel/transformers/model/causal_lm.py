@@ -9,7 +9,11 @@ differences are read from the config:
 - ``final_logit_softcapping`` (Gemma-2/3): logits = c * tanh(logits / c),
   passed to the fused loss as its ``softcap``;
 - ``logits_scaling`` (Granite): logits = lm_head(h) / s, which equals
-  lm_head(h / s), so the hidden states are scaled before the fused loss.
+  lm_head(h / s), so the hidden states are scaled before the fused loss;
+- ``output_multiplier`` (MuseGlimmer, before its softcap): logits =
+  lm_head(h) * m, likewise lm_head(h * m).
+
+Both hold for the bias-free heads of those families.
 
 0.8.5's per-family ``liger_kernel.transformers.model.<family>.lce_forward``
 functions are these two forwards under 0.8.5's parameters (:mod:`._per_family`).
@@ -260,12 +264,16 @@ def _loss_and_logits(
     logits_to_keep: int | torch.Tensor,
     skip_logits: bool | None,
     loss_kwargs: dict[str, Any],
+    config: Any = None,
 ) -> tuple[CausalLMLoss | None, torch.Tensor | None]:
-    """(loss and extras or None, logits or None) for the shared part of both forwards."""
-    config = model.config
+    """(loss and extras or None, logits or None) for the shared part of both
+    forwards; ``config`` (default ``model.config``) holds the head's settings
+    and the vocabulary size (a vision-language model's ``text_config``)."""
+    config = model.config if config is None else config
     hidden_states = _slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
     softcap = getattr(config, "final_logit_softcapping", None)
     logits_scaling = getattr(config, "logits_scaling", None)
+    output_multiplier = getattr(config, "output_multiplier", None)
     has_targets = labels is not None or loss_kwargs.get("shift_labels") is not None
     if skip_logits is None:
         skip_logits = model.training and has_targets
@@ -283,6 +291,8 @@ def _loss_and_logits(
     if head is not None:
         if logits_scaling:
             hidden_states = hidden_states / logits_scaling
+        if output_multiplier is not None:
+            hidden_states = hidden_states * output_multiplier
         return fused_causal_lm_loss(hidden_states, head, softcap=softcap, **targets, **options), None
     if skip_logits:
         _warn_once(
@@ -296,6 +306,8 @@ def _loss_and_logits(
     logits = model.lm_head(hidden_states)
     if logits_scaling:
         logits = logits / logits_scaling
+    if output_multiplier is not None:
+        logits = logits * output_multiplier
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     result = None

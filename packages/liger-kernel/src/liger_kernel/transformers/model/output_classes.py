@@ -7,6 +7,7 @@ with those families' forwards."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast, MoeCausalLMOutputWithPast
@@ -24,3 +25,16 @@ class LigerCausalLMOutputWithPast(CausalLMOutputWithPast):
 class LigerMoeCausalLMOutputWithPast(MoeCausalLMOutputWithPast):
     token_accuracy: torch.FloatTensor | None = None
     predicted_tokens: torch.LongTensor | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # a family's output comes with its forward, whose module needs that family's Transformers classes
+    if name == "LigerMuseGlimmerCausalLMOutputWithPast":
+        from liger_kernel.transformers.model.muse_glimmer import LigerMuseGlimmerCausalLMOutputWithPast
+
+        return LigerMuseGlimmerCausalLMOutputWithPast
+    if name == "LigerGemma4CausalLMOutputWithPast":
+        from liger_kernel.transformers.model.gemma4 import LigerGemma4CausalLMOutputWithPast
+
+        return LigerGemma4CausalLMOutputWithPast
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,82 @@
+"""Gemma-4 text model (``Gemma4ForCausalLM``): the forward that
+``apply_liger_kernel_to_gemma4_text`` installs, and liger-kernel 0.8.5's
+``causal_forward`` (that forward under 0.8.5's parameters, see
+:mod:`liger_kernel.transformers.model._per_family`).
+
+The loss is the shared causal-LM loss (:mod:`liger_kernel.transformers.model.causal_lm`,
+``final_logit_softcapping`` applied); the output keeps what Gemma-4's own output
+adds, ``shared_kv_states`` (read by assisted generation with a Gemma-4
+assistant when ``return_shared_kv_states=True``) and ``router_logits``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers.models.gemma4.modeling_gemma4 import Gemma4CausalLMOutputWithPast
+from transformers.utils import can_return_tuple
+
+from liger_kernel.transformers.model._per_family import DENSE, lce_forward_for
+from liger_kernel.transformers.model.causal_lm import (
+    CACHE_FIELD,
+    _cache_kwargs,
+    _extras,
+    _loss_and_logits,
+    _split_kwargs,
+)
+
+
+@dataclass
+class LigerGemma4CausalLMOutputWithPast(Gemma4CausalLMOutputWithPast):
+    #: fraction of the non-ignored next-token targets that are the argmax of their logits
+    token_accuracy: torch.FloatTensor | None = None
+    #: argmax of each position's logits, flattened, -1 where the target is ignored
+    predicted_tokens: torch.LongTensor | None = None
+
+
+@can_return_tuple
+def gemma4_causal_lm_forward(
+    self: Any,
+    input_ids: torch.LongTensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    position_ids: torch.LongTensor | None = None,
+    cache: Any = None,
+    inputs_embeds: torch.Tensor | None = None,
+    labels: torch.LongTensor | None = None,
+    use_cache: bool | None = None,
+    logits_to_keep: int | torch.Tensor = 0,
+    skip_logits: bool | None = None,
+    **kwargs: Any,
+) -> LigerGemma4CausalLMOutputWithPast:
+    """``Gemma4ForCausalLM.forward`` with the fused LM-head loss and the loss
+    options of :func:`~liger_kernel.transformers.model.causal_lm.causal_lm_forward`;
+    ``per_layer_inputs`` and the other decoder keywords pass through ``kwargs``."""
+    loss_kwargs = _split_kwargs(self.model, kwargs)
+    outputs = self.model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        use_cache=use_cache,
+        **_cache_kwargs(cache),
+        **kwargs,
+    )
+    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    return LigerGemma4CausalLMOutputWithPast(
+        **_extras(result),
+        logits=logits,
+        hidden_states=outputs.hidden_states,
+        attentions=outputs.attentions,
+        shared_kv_states=getattr(outputs, "shared_kv_states", None),
+        router_logits=getattr(outputs, "router_logits", None),
+        **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
+    )
+
+
+causal_forward = lce_forward_for(
+    __name__, DENSE, forward=gemma4_causal_lm_forward, name="causal_forward", var_keyword="loss_kwargs"
+)
+
+__all__ = ["LigerGemma4CausalLMOutputWithPast", "causal_forward", "gemma4_causal_lm_forward"]
