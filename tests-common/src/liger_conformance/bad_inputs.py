@@ -129,6 +129,8 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         return {"x": x(2, 8), "dim": -1}
     if op == "dyt":
         return {"x": x(2, 8), "alpha": torch.full((1,), 0.5, device=device), "gamma": x(8), "beta": x(8)}
+    if op == "relu_squared":
+        return {"X": x(2, 8)}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -660,6 +662,9 @@ CASES: list[BadInput] = [
     _device("dyt", "alpha"),
     _device("dyt", "gamma"),
     _device("dyt", "beta"),
+    _dtype("relu_squared", "X", torch.int32),
+    _dtype("relu_squared", "X", torch.bool),
+    BadInput("relu_squared", "X-list", "`X` a list (not a tensor)", "X", TypeError, _change("X", lambda t: t.tolist())),
 ]
 
 

@@ -14,6 +14,7 @@ from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
+from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction
 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
@@ -43,6 +44,7 @@ OPS = {
         LigerSoftmaxFunction,
         LigerSparsemaxFunction,
         LigerDyTFunction,
+        LigerReLUSquaredFunction,
     )
 }
 
