@@ -210,6 +210,8 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
     for shape in conformance_shapes("test_gates"):
         for op in ("swiglu", "geglu"):
             yield op, (leaf(*shape, dtype=d), leaf(*shape, dtype=d))
+    for shape in conformance_shapes("test_relu_squared"):
+        yield "relu_squared", (leaf(*shape, dtype=d),)
     for shape, groups in conformance_shapes("test_group_norm", "CASES"):
         channels = shape[1]
         yield (

@@ -69,6 +69,8 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.tvd._tvd_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.tvd._tvd_backward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.cross_entropy._scale_rows_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.relu_squared._relu_squared_forward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.relu_squared._relu_squared_backward_kernel": (None, "BLOCK", None),
 }
 
 #: tile sizes (outer, inner) each variant is compiled at, over the range the planner picks from:

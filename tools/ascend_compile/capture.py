@@ -168,6 +168,9 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
         yield "layer_norm", f"llm H{h}", (randn(rows, h), randn(h), randn(h), 1e-6)
         yield "fused_add_rms_norm", f"llm H{h}", (randn(rows, h), randn(rows, h), randn(h), 1e-6, 0.0, "llama", False)
     yield "swiglu", "llm I14336", (randn(rows, 14336), randn(rows, 14336))
+    yield "relu_squared", "llm I14336", (randn(rows, 14336),)
+    # more tiles than the 65535-program grid: the persistent walk, pipelined
+    yield "relu_squared", "llm 2x I14336", (randn(2 * rows, 14336),)
     q, k = randn(1, 32, rows, 128), randn(1, 8, rows, 128)
     cos, sin = torch.empty(1, rows, 128, dtype=dtype), torch.empty(1, rows, 128, dtype=dtype)
     yield "rope", "llm", (q, k, cos, sin, None, 1)

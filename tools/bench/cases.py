@@ -166,6 +166,12 @@ def make_gate(dims, dtype, device) -> Inputs:
     return {"leaves": [a, b], "grads": [_rand(shape, dtype, device, False)], "fresh": {"a": a, "b": b}}
 
 
+def make_activation(dims, dtype, device) -> Inputs:
+    x = _rand((dims["tokens"], dims["inter"]), dtype, device, True)
+    # x is the up projection's output, which the op contract lets a backend overwrite with dx
+    return {"leaves": [x], "grads": [_rand(tuple(x.shape), dtype, device, False)], "fresh": {"x": x}}
+
+
 def make_rope(dims, dtype, device) -> Inputs:
     B, S, D = dims["batch"], dims["seq"], dims["head_dim"]
     q = _rand((B, dims["heads"], S, D), dtype, device, True)
@@ -492,6 +498,15 @@ CASES: dict[str, Case] = {
             "LigerQwen2VLMRopeFunction",
             lambda f, i: f.apply(i["q"], i["k"], i["cos"], i["sin"], list(MROPE_SECTION), 1),
         ),
+        Case(
+            "relu_squared",
+            GATE_DIMS,
+            make_activation,
+            lambda i: torch.relu(i["x"]).square(),
+            "relu_squared",
+            "LigerReLUSquaredFunction",
+            lambda f, i: f.apply(i["x"]),
+        ),
     )
 }
 
@@ -515,6 +530,7 @@ DEFAULT_OPS = (
     "tvd",
     "jsd",
     "fused_linear_jsd",
+    "relu_squared",
 )
 
 

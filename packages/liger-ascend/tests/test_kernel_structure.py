@@ -354,3 +354,32 @@ def test_group_norm_walks_a_wide_group_in_channel_blocks_with_a_masked_tail():
     b = torch.randn(shape[1], requires_grad=True)
     for tile in _group_norm_launch_tiles(x, w, b, 2, torch.randn(shape)):
         assert not tile["SINGLE_TILE"] and (shape[1] // 2) % tile["BLOCK_C"], tile
+
+
+def test_relu_squared_runs_the_portable_kernels_within_the_unified_buffer(caplog):
+    """Squared ReLU has no NPU kernel of its own: the backend's portable table
+    routes it to liger_kernel.triton.relu_squared, whose widest flat tile (the
+    NPU profile's gate tile) the strict mock checks against the UB."""
+    from liger_kernel.dispatch import device_profile
+    from liger_kernel.ops import LigerReLUSquaredFunction
+    from liger_kernel.triton.swiglu import gate_launch
+
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        route = LigerReLUSquaredFunction.route("npu")
+        profile = device_profile(torch.device("cpu"))
+        block = gate_launch(profile, 1 << 30, 4)[0].block
+        # two full tiles and a tail, in bfloat16 as a model's MLP runs it
+        x = (torch.randn(2 * block + 5) * 3).to(torch.bfloat16).requires_grad_()
+        hidden = x * 1.0
+        start = len(npu_mock.monitor.launches)
+        y = route.apply(hidden)
+        y.backward(torch.ones_like(y))
+        launches = npu_mock.monitor.launches[start:]
+        peak, ub = npu_mock.monitor.peak, npu_mock.monitor.ub_bytes
+    _no_torch_fallback(caplog)
+    assert route.__module__ == "liger_kernel.triton.relu_squared"
+    assert launches == ["_relu_squared_forward_kernel", "_relu_squared_backward_kernel"]
+    assert peak <= ub
+    reference = x.detach().float()
+    torch.testing.assert_close(y.float(), torch.relu(reference).square(), rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(x.grad.float(), 2 * torch.relu(reference), rtol=1e-2, atol=1e-2)

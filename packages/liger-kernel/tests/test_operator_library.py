@@ -42,6 +42,7 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "sparsemax": "Tensor x, int dim",
     "dyt": "Tensor x, Tensor alpha, Tensor gamma, Tensor? beta",
     "fused_moe": "Tensor x, Tensor gate_up_proj, Tensor down_proj, Tensor top_k_index, Tensor top_k_weights",
+    "relu_squared": "Tensor X",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

@@ -138,6 +138,8 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
             "top_k_index": torch.tensor([[0, 1], [2, 3], [1, 2]], device=device),
             "top_k_weights": x(3, 2).softmax(-1),
         }
+    if op == "relu_squared":
+        return {"X": x(2, 8)}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -679,6 +681,9 @@ CASES: list[BadInput] = [
     _dtype("fused_moe", "down_proj", torch.float64),
     _device("fused_moe", "gate_up_proj"),
     _device("fused_moe", "top_k_index"),
+    _dtype("relu_squared", "X", torch.int32),
+    _dtype("relu_squared", "X", torch.bool),
+    BadInput("relu_squared", "X-list", "`X` a list (not a tensor)", "X", TypeError, _change("X", lambda t: t.tolist())),
 ]
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from liger_kernel.backend import DeviceProfile
 from liger_kernel.triton import dyt, jsd, kl_div, poly_norm, sparsemax
 from liger_kernel.triton.launch import MIN_BLOCK, register_block, row_block
+from liger_kernel.triton.swiglu import gate_launch
 from liger_kernel_ascend import ub_calibration
 
 #: a row wider than any block: the launchers then walk it at their widest block
@@ -64,6 +65,9 @@ MAX_BLOCK_TILES: dict[str, Tiles] = {
     "liger_kernel.triton.poly_norm._poly_norm_backward_kernel": _poly_norm,
     "liger_kernel.triton.dyt._dyt_forward_kernel": _dyt(dyt.forward_tile),
     "liger_kernel.triton.dyt._dyt_backward_kernel": _dyt(dyt.backward_tile),
+    # flat tiles of the gates' launch (min(gate_tile, max_block) elements)
+    "liger_kernel.triton.relu_squared._relu_squared_forward_kernel": _row(lambda p: gate_launch(p, WIDE, 4)[0].block),
+    "liger_kernel.triton.relu_squared._relu_squared_backward_kernel": _row(lambda p: gate_launch(p, WIDE, 4)[0].block),
 }
 #: the kernels sized by the register budget (within ``max_block``)
 REGISTER_TILES: dict[str, Tiles] = {

@@ -23,6 +23,7 @@ from liger_kernel.ops import (
 from liger_kernel.ops import configure as configure_module
 from liger_kernel.ops.dyt import liger_dyt_bwd, liger_dyt_fwd
 from liger_kernel.ops.kl_div import kldiv_forward_triton
+from liger_kernel.ops.relu_squared import relu_squared_backward, relu_squared_forward
 
 RECORDING = "acme-recording"
 CALLS: list[str] = []
@@ -183,6 +184,18 @@ def test_dyt_launch_functions_are_the_op_and_its_gradients():
     assert dbeta is None and not x.requires_grad
     torch.testing.assert_close(grads[0], leaves[0].grad)
     torch.testing.assert_close(LigerDyTFunction.apply(x, alpha, gamma, beta), liger_dyt_fwd(x, alpha, gamma, beta))
+
+
+def test_relu_squared_launch_functions_are_the_op_and_its_gradient():
+    g = torch.Generator().manual_seed(6)
+    x, dy = torch.randn(4, 9, generator=g, dtype=torch.float64), torch.randn(4, 9, generator=g, dtype=torch.float64)
+    kept = x.clone()
+    torch.testing.assert_close(relu_squared_forward(x), torch.relu(x) ** 2)
+    torch.testing.assert_close(relu_squared_backward(x, dy), 2 * torch.relu(x) * dy)
+    # the backward launch needs no graph and leaves its arguments as they were
+    assert not x.requires_grad and torch.equal(x, kept)
+    with pytest.raises(ValueError, match="dY"):
+        relu_squared_backward(x, dy[:, :5])
 
 
 def test_kldiv_forward_launch_takes_log_target_before_reduction():

@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 import torch
-from tiny_models import FAMILIES, LEARNING_RATES, MULTIMODAL, batch, build, count_op_calls, tiny_config
+from tiny_models import FAMILIES, HAND_WRITTEN, LEARNING_RATES, MULTIMODAL, batch, build, count_op_calls, tiny_config
 
 from liger_kernel.transformers import (
     MODEL_TYPE_TO_APPLY_LIGER_FN,
@@ -61,7 +61,7 @@ def _all_kwargs(family: str) -> dict[str, bool]:
 
 
 def test_every_family_has_a_patch_function():
-    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES) | set(MULTIMODAL)
+    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES) | set(MULTIMODAL) | set(HAND_WRITTEN)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -373,3 +373,144 @@ def test_a_table_row_is_a_whole_family():
         modeling = _modeling(family)
         for name in (spec.causal_lm, spec.rms_norm, spec.mlp):
             assert name is None or hasattr(modeling, name), f"{spec.module} has no {name}"
+
+
+# -- Nemotron (a hand-written patch function: relu2 MLP, LayerNorm1P, partial RoPE)
+
+NEMOTRON_OPS = ("relu_squared", "rope", "layer_norm", "fused_linear_cross_entropy")
+
+
+def _nemotron(seed: int = 0):
+    """A tiny Nemotron whose LayerNorm1P scales and biases are random (stock
+    initialises them to 0, a scale of exactly 1), so the +1 is exercised."""
+    model = build("nemotron", seed=seed)
+    generator = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "layernorm" in name or name.startswith("model.norm"):
+                parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def _nemotron_modules(model):
+    from liger_kernel.transformers import LigerReLUSquared
+    from liger_kernel.transformers.layer_norm import LigerLayerNormForNemotron
+
+    acts = [m for m in model.modules() if type(m) is LigerReLUSquared]
+    norms = [m for m in model.modules() if type(m) is LigerLayerNormForNemotron]
+    return acts, norms
+
+
+def test_nemotron_patched_classes_train_like_stock():
+    stock = _nemotron()
+    MODEL_TYPE_TO_APPLY_LIGER_FN["nemotron"]()
+    patched = build("nemotron", seed=1)
+    patched.load_state_dict(stock.state_dict())
+    layers = tiny_config("nemotron").num_hidden_layers
+    acts, norms = _nemotron_modules(patched)
+    assert len(acts) == layers and len(norms) == 2 * layers + 1
+    assert type(patched).forward is causal_lm_forward
+
+    with count_op_calls() as calls:
+        patched_history = _train(patched)
+    stock_history = _train(stock)
+    for op in NEMOTRON_OPS:
+        assert calls[op], f"{op} was not called"
+    for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
+        assert patched_loss == pytest.approx(stock_loss, rel=1e-5)
+        assert stock_grads.keys() == patched_grads.keys()
+        for name, grad in stock_grads.items():
+            torch.testing.assert_close(patched_grads[name], grad, **TOL, msg=lambda m, n=name: f"{n}: {m}")
+    for name, value in stock.state_dict().items():
+        torch.testing.assert_close(patched.state_dict()[name], value, **TOL)
+
+
+def test_nemotron_instance_patching_converts_modules_and_keeps_weights():
+    model = _nemotron()
+    reference = copy.deepcopy(model)
+    params = {name: p for name, p in model.named_parameters()}
+    _apply_liger_kernel_to_instance(model=model)
+    acts, norms = _nemotron_modules(model)
+    assert len(acts) == 2 and len(norms) == 5
+    assert {name: p for name, p in model.named_parameters()} == params
+    assert model.state_dict().keys() == reference.state_dict().keys()
+
+    data = batch()
+    model.eval()
+    reference.eval()
+    with torch.no_grad():
+        expected = reference(**data)
+        with count_op_calls() as calls:
+            got = model(**data)
+    torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    # in eval mode the loss comes from the logits; the fused loss is for training
+    for op in ("relu_squared", "rope", "layer_norm"):
+        assert calls[op], f"{op} was not called"
+
+
+def test_nemotron_switches_off_leave_their_parts_stock():
+    model = _nemotron()
+    reference = copy.deepcopy(model)
+    MODEL_TYPE_TO_APPLY_LIGER_FN["nemotron"](
+        relu_squared=False,
+        rope=False,
+        layer_norm=False,
+        cross_entropy=True,
+        fused_linear_cross_entropy=False,
+        model=model,
+    )
+    assert _nemotron_modules(model) == ([], [])
+    data = batch()
+    with count_op_calls() as calls:
+        got = model(**data)
+    assert dict(calls) == {"cross_entropy": 1}
+    torch.testing.assert_close(got.loss, reference(**data).loss, **TOL)
+
+
+def test_nemotron_other_activations_stay_stock():
+    """Only "relu2" is Liger's; a Nemotron config naming another activation keeps it."""
+    from transformers.models.nemotron import modeling_nemotron
+
+    config = tiny_config("nemotron")
+    config.hidden_act = "gelu"
+    MODEL_TYPE_TO_APPLY_LIGER_FN["nemotron"]()
+    mlp = modeling_nemotron.NemotronMLP(config)
+    assert type(mlp.act_fn).__name__ == "GELUActivation"
+    config.hidden_act = "relu2"
+    assert type(modeling_nemotron.NemotronMLP(config).act_fn).__name__ == "LigerReLUSquared"
+
+
+def test_nemotron_revert_restores_stock_transformers():
+    from transformers.models.nemotron import modeling_nemotron
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    names = ("ACT2FN", "apply_rotary_pos_emb", "NemotronLayerNorm1P")
+    before = {name: getattr(modeling_nemotron, name) for name in names}
+    forward = modeling_nemotron.NemotronForCausalLM.forward
+    _apply_liger_kernel("nemotron")
+    assert all(getattr(modeling_nemotron, name) is not before[name] for name in names)
+    assert modeling_nemotron.NemotronForCausalLM.forward is not forward
+    revert_liger_kernel_patches()
+    assert {name: getattr(modeling_nemotron, name) for name in names} == before
+    assert modeling_nemotron.NemotronForCausalLM.forward is forward
+    model = build("nemotron")
+    assert _nemotron_modules(model) == ([], [])
+    with count_op_calls() as calls:
+        model(**batch())
+    assert not calls
+
+
+def test_nemotron_lce_forward_on_a_stock_model_is_the_patched_forward():
+    from liger_kernel.transformers.model.nemotron import lce_forward
+
+    stock = _nemotron()
+    patched = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=patched)
+    data = batch()
+    with count_op_calls() as calls:
+        got = lce_forward(stock, input_ids=data["input_ids"], labels=data["labels"])
+    expected = patched(**data)
+    assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)

@@ -154,6 +154,27 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    not take; ``rope`` defaults to False and ``rope=True`` is ignored with a\n"
         "    warning. The MoE block's experts (GELU gate) stay stock.",
     ),
+    # 0.8.5's first three switches in its order; rope and layer_norm in place of its **kwargs
+    "apply_liger_kernel_to_nemotron": (
+        "(relu_squared: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+        "rope: 'bool' = True, layer_norm: 'bool' = True, model: 'nn.Module | None' = None) -> 'None'",
+        "Patch Nemotron: the MLP's squared ReLU (``relu2``), RoPE, the LayerNorm1P\n"
+        "    norms and the loss. With ``model=``, also convert that model's modules.\n"
+        "\n"
+        "    ``relu_squared`` builds the MLPs' activation as :class:`LigerReLUSquared`\n"
+        '    (where ``config.hidden_act`` is "relu2"; another activation stays stock).\n'
+        "    ``rope``: Nemotron rotates the leading ``partial_rotary_factor`` share of\n"
+        "    each head (rotate-half), which :func:`liger_rotary_pos_emb` computes\n"
+        "    exactly, passing the rest through. ``layer_norm``: ``NemotronLayerNorm1P``\n"
+        "    (LayerNorm with scale ``weight + 1``) becomes\n"
+        "    :class:`~liger_kernel.transformers.layer_norm.LigerLayerNormForNemotron`,\n"
+        "    the LayerNorm op with that scale. 0.8.5 patched neither RoPE nor the norms.\n"
+        "\n"
+        "    Unlike 0.8.5's ``(relu_squared, cross_entropy, fused_linear_cross_entropy,\n"
+        "    model, **kwargs)``, the switches are explicit keyword parameters ending in\n"
+        "    ``model`` (frameworks pass on only what the signature shows): an unknown\n"
+        "    keyword raises TypeError here instead of being ignored.",
+    ),
 }
 
 

@@ -100,6 +100,7 @@ SAMPLES: dict[str, Sample] = {
         (_randn(g, d, 4, 16), _randn(g, d, 1, shift=0.5), _randn(g, d, 16), _randn(g, d, 16)),
         (0, 1, 2, 3),
     ),
+    "relu_squared": lambda d, g: ((_randn(g, d, 4, 16),), (0,)),
     "poly_norm": lambda d, g: (
         (_randn(g, d, 4, 16), _randn(g, d, 3, scale=0.1, shift=0.3), _randn(g, d, 1), 1e-6, True),
         (0, 1, 2),

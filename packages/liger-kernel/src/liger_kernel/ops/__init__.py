@@ -15,6 +15,7 @@ from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
+from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction
 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
@@ -45,6 +46,7 @@ OPS = {
         LigerSparsemaxFunction,
         LigerDyTFunction,
         LigerFusedMoEFunction,
+        LigerReLUSquaredFunction,
     )
 }
 

@@ -26,6 +26,7 @@ from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
+from liger_kernel.transformers.relu_squared import LigerReLUSquared
 from liger_kernel.transformers.rms_norm import (
     LigerRMSNorm,
     LigerRMSNormForMuseGlimmer,
@@ -76,6 +77,7 @@ __all__ = [
     "LigerLayerNorm",
     "LigerPhi3SwiGLUMLP",
     "LigerPolyNorm",
+    "LigerReLUSquared",
     "LigerRMSNorm",
     "LigerRMSNormForMuseGlimmer",
     "LigerRMSNormForMuseGlimmerTextCentered",

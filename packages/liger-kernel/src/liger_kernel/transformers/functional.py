@@ -26,6 +26,7 @@ from liger_kernel.ops import (
     LigerLayerNormFunction,
     LigerPolyNormFunction,
     LigerQwen2VLMRopeFunction,
+    LigerReLUSquaredFunction,
     LigerRMSNormFunction,
     LigerRopeFunction,
     LigerSiLUMulFunction,
@@ -288,3 +289,8 @@ def liger_sparsemax(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def liger_dyt(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
     """Dynamic Tanh: gamma * tanh(alpha * x) + beta over the last dimension (beta may be None)."""
     return LigerDyTFunction.apply(x, alpha, gamma, beta)
+
+
+def liger_relu_squared(x: torch.Tensor) -> torch.Tensor:
+    """Squared ReLU, elementwise: relu(x) ** 2."""
+    return LigerReLUSquaredFunction.apply(x)

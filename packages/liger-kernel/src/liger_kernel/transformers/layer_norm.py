@@ -57,3 +57,38 @@ class LigerLayerNorm(nn.Module):
     def extra_repr(self) -> str:
         routed = f", impl={self.impl!r}" if self.impl is not None else ""
         return f"{self.hidden_size}, eps={self.eps}, bias={self.bias is not None}{routed}"
+
+
+class LigerLayerNormForNemotron(nn.LayerNorm):
+    """Nemotron's ``NemotronLayerNorm1P``: a LayerNorm whose scale is stored
+    less one, y = (x - mean) / sqrt(var + eps) * (weight + 1) + bias.
+
+    Built, initialised and loaded as ``torch.nn.LayerNorm`` (the constructor
+    and state dict of Transformers' module). The forward is the LayerNorm op
+    with ``weight + 1`` as its scale, the sum taken in the weight's dtype as
+    Transformers takes it, so autograd carries the scale's gradient back to
+    ``weight`` unchanged. Under CUDA autocast the input, scale and bias are
+    cast to the autocast dtype first, as Transformers' module does.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        scale = self.weight + 1.0
+        if len(self.normalized_shape) != 1:
+            # the op normalizes over the last dimension only; Nemotron never builds another shape
+            return nn.functional.layer_norm(input, self.normalized_shape, scale, self.bias, self.eps)
+        # the same predicate as Transformers' _cast_if_autocast_enabled (CUDA autocast)
+        if not torch.is_autocast_enabled():
+            return LigerLayerNormFunction.apply(input, scale, self.bias, self.eps)
+        device_type = input.device.type
+        dtype = torch.get_autocast_dtype(device_type)
+        x, scale, bias = (_autocast_eligible(t, device_type, dtype) for t in (input, scale, self.bias))
+        with torch.autocast(device_type=device_type, enabled=False):
+            return LigerLayerNormFunction.apply(x, scale, bias, self.eps)
+
+
+def _autocast_eligible(t: torch.Tensor | None, device_type: str, dtype: torch.dtype) -> torch.Tensor | None:
+    """``t`` as ``torch.amp.autocast_mode._cast`` leaves it: floating tensors of
+    the device, other than float64, in ``dtype``."""
+    if t is None or not t.is_floating_point() or t.dtype == torch.float64 or t.device.type != device_type:
+        return t
+    return t.to(dtype)

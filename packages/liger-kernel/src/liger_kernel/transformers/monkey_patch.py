@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from liger_kernel.transformers.geglu import LigerGEGLUMLP, LigerGEGLUMLPForGemma4
+from liger_kernel.transformers.relu_squared import LigerReLUSquared
 from liger_kernel.transformers.rms_norm import (
     LigerRMSNorm,
     LigerRMSNormForGemma,
@@ -803,6 +804,78 @@ def apply_liger_kernel_to_muse_glimmer(
         for module in model.modules():
             if isinstance(module, modeling.MuseGlimmerVisionModel):
                 _convert_layer_norms(module)
+
+
+class _ActivationsWithLigerReLUSquared:
+    """Transformers' ``ACT2FN`` as one modeling module sees it, except that
+    ``"relu2"`` builds a :class:`LigerReLUSquared` (the same math as
+    Transformers' ``ReLUSquaredActivation``). Every other name, and every other
+    use of the mapping, is the stock one."""
+
+    def __init__(self, stock: Any) -> None:
+        self._stock = stock
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return LigerReLUSquared() if name == "relu2" else self._stock[name]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stock, name)
+
+
+#: Nemotron's loss patch: its causal-LM head is ``NemotronForCausalLM``
+_NEMOTRON = Family("nemotron", "Nemotron")
+
+
+@patch_function("nemotron")
+def apply_liger_kernel_to_nemotron(
+    relu_squared: bool = True,
+    cross_entropy: bool = False,
+    fused_linear_cross_entropy: bool = True,
+    rope: bool = True,
+    layer_norm: bool = True,
+    model: nn.Module | None = None,
+) -> None:
+    """Patch Nemotron: the MLP's squared ReLU (``relu2``), RoPE, the LayerNorm1P
+    norms and the loss. With ``model=``, also convert that model's modules.
+
+    ``relu_squared`` builds the MLPs' activation as :class:`LigerReLUSquared`
+    (where ``config.hidden_act`` is "relu2"; another activation stays stock).
+    ``rope``: Nemotron rotates the leading ``partial_rotary_factor`` share of
+    each head (rotate-half), which :func:`liger_rotary_pos_emb` computes
+    exactly, passing the rest through. ``layer_norm``: ``NemotronLayerNorm1P``
+    (LayerNorm with scale ``weight + 1``) becomes
+    :class:`~liger_kernel.transformers.layer_norm.LigerLayerNormForNemotron`,
+    the LayerNorm op with that scale. 0.8.5 patched neither RoPE nor the norms.
+
+    Unlike 0.8.5's ``(relu_squared, cross_entropy, fused_linear_cross_entropy,
+    model, **kwargs)``, the switches are explicit keyword parameters ending in
+    ``model`` (frameworks pass on only what the signature shows): an unknown
+    keyword raises TypeError here instead of being ignored.
+    """
+    if cross_entropy and fused_linear_cross_entropy:
+        raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
+    from transformers.activations import ReLUSquaredActivation
+
+    from liger_kernel.transformers.layer_norm import LigerLayerNormForNemotron
+
+    modeling = _NEMOTRON.modeling()
+    stock_norm = _original(modeling, "NemotronLayerNorm1P")
+    stock_mlp = _original(modeling, "NemotronMLP")
+    if relu_squared:
+        _replace(modeling, "ACT2FN", _ActivationsWithLigerReLUSquared(_original(modeling, "ACT2FN")))
+    if rope:
+        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+    if layer_norm:
+        _replace(modeling, "NemotronLayerNorm1P", LigerLayerNormForNemotron)
+    _patch_loss(_NEMOTRON, modeling, cross_entropy, fused_linear_cross_entropy)
+
+    if model is None:
+        return
+    for module in model.modules():
+        if relu_squared and type(module) is stock_mlp and type(module.act_fn) is ReLUSquaredActivation:
+            module.act_fn = LigerReLUSquared()
+        if layer_norm and type(module) is stock_norm:
+            _adopt(module, LigerLayerNormForNemotron, module.normalized_shape, module.eps, bias=module.bias is not None)
 
 
 def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "sparsemax": ("liger_kernel.triton.sparsemax", "SparsemaxFunction"),
     "dyt": ("liger_kernel.triton.dyt", "DyTFunction"),
     "fused_moe": ("liger_kernel.triton.fused_moe", "FusedMoEFunction"),
+    "relu_squared": ("liger_kernel.triton.relu_squared", "ReLUSquaredFunction"),
 }
 
 

@@ -27,6 +27,7 @@ OP_CLASSES = {
     "sparsemax": "SparsemaxFunction",
     "dyt": "DyTFunction",
     "fused_moe": "FusedMoEFunction",
+    "relu_squared": "ReLUSquaredFunction",
 }
 
 
