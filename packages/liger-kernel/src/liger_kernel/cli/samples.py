@@ -107,7 +107,8 @@ SAMPLES: dict[str, Sample] = {
     "qwen2vl_mrope": lambda d, g: (
         (_randn(g, d, 2, 4, 6, 8), _randn(g, d, 2, 2, 6, 8), *_rope_tables(g, d, 3, 2, 6, 8), [2, 1, 1], 1),
         (0, 1),
-    ),
+    ),  # scale 5: some values beyond the limit of 7, so both clamps act
+    "clamped_swiglu": lambda d, g: ((_randn(g, d, 4, 16, scale=5.0), 1.702, 7.0), (0,)),
 }
 
 

@@ -44,6 +44,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "softmax": ("liger_kernel.triton.softmax", "SoftmaxFunction"),
     "sparsemax": ("liger_kernel.triton.sparsemax", "SparsemaxFunction"),
     "dyt": ("liger_kernel.triton.dyt", "DyTFunction"),
+    "clamped_swiglu": ("liger_kernel.triton.clamped_swiglu", "ClampedSwiGLUFunction"),
 }
 
 

@@ -26,6 +26,7 @@ OP_CLASSES = {
     "softmax": "SoftmaxFunction",
     "sparsemax": "SparsemaxFunction",
     "dyt": "DyTFunction",
+    "clamped_swiglu": "ClampedSwiGLUFunction",
 }
 
 
