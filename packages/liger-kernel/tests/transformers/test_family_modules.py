@@ -39,6 +39,7 @@ MODULES = {
     "exaone4": "exaone4",
     "hunyuan_v1": "hunyuan_v1_dense",
     "glm4": "glm4",
+    "gpt_oss": "gpt_oss",
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
 
@@ -63,7 +64,7 @@ def test_every_module_is_a_patched_family():
 
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one
-@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2"])
+@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "gpt_oss"])
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])
     data = batch()
@@ -72,7 +73,7 @@ def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     expected = patched(**data)
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
-    if module == "qwen3_moe":
+    if module in ("qwen3_moe", "gpt_oss"):
         assert got.aux_loss is not None
         torch.testing.assert_close(got.aux_loss, expected.aux_loss)
     got.loss.backward()

@@ -54,14 +54,16 @@ from liger_kernel.transformers.rms_norm import (
     LigerRMSNormForGemma2,
     LigerRMSNormForGemma3,
     LigerRMSNormForGlm4,
+    LigerRMSNormForGptOss,
     LigerRMSNormForOlmo2,
 )
-from liger_kernel.transformers.rope import liger_rotary_pos_emb
+from liger_kernel.transformers.rope import liger_rotary_pos_emb, liger_rotary_pos_emb_gpt_oss
 from liger_kernel.transformers.swiglu import (
     LigerHunyuanV1SwiGLUMLP,
     LigerPhi3SwiGLUMLP,
     LigerSwiGLUMLP,
     liger_experts_apply_gate,
+    liger_gpt_oss_experts_apply_gate,
 )
 from liger_kernel.utils import PEFT_AVAILABLE  # noqa: F401 (0.8.5 offers it here)
 
@@ -246,6 +248,11 @@ class Family:
     math the Liger RoPE op computes (GLM-4 rotates interleaved pairs): its
     ``rope`` switch defaults to False, and ``rope=True`` leaves it stock with a
     warning rather than patching in something numerically different.
+
+    ``rotary_pos_emb`` and ``experts_gate`` replace ``apply_rotary_pos_emb``
+    and ``<prefix>Experts._apply_gate`` where the family's differ from the
+    usual (GPT-OSS: half-width cos/sin, the clamped gate); ``mlp_default`` is
+    the default of the MLP switch.
     """
 
     model_type: str
@@ -262,6 +269,12 @@ class Family:
     #: the family's rotary embedding is the one the Liger RoPE op computes
     liger_rope: bool = True
     doc: str | None = None
+    #: installed as ``apply_rotary_pos_emb`` (None: :func:`liger_rotary_pos_emb`)
+    rotary_pos_emb: Callable[..., Any] | None = None
+    #: installed as the experts' ``_apply_gate`` (None: :func:`liger_experts_apply_gate`)
+    experts_gate: Callable[..., Any] | None = None
+    #: the default of the MLP switch (``swiglu``/``geglu``) of the patch function
+    mlp_default: bool = True
 
     @property
     def module(self) -> str:
@@ -323,7 +336,7 @@ def _patch(
             family.function_name,
         )
     elif rope:
-        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+        _replace(modeling, "apply_rotary_pos_emb", family.rotary_pos_emb or liger_rotary_pos_emb)
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
     if mlp:
@@ -350,7 +363,7 @@ def _patch_mlp(family: Family, modeling: Any) -> None:
         # Transformers releases before the fused experts modules keep one MLP per expert.
         logger.info("%s has no %s; the experts' SwiGLU is left stock", family.module, family.experts)
         return
-    _replace(experts_cls, "_apply_gate", liger_experts_apply_gate)
+    _replace(experts_cls, "_apply_gate", family.experts_gate or liger_experts_apply_gate)
 
 
 def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
@@ -433,7 +446,7 @@ def {name}(
     cross_entropy: bool = {plain},
     fused_linear_cross_entropy: bool = {fused},
     rms_norm: bool = True,
-    {switch}: bool = True,
+    {switch}: bool = {mlp_default},
     model: nn.Module | None = None,
 ) -> None:
     _patch(FAMILIES[{model_type!r}], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, {switch}, model)
@@ -449,6 +462,7 @@ def _generate(family: Family) -> Callable[..., None]:
         plain=family.plain_cross_entropy,
         fused=not family.plain_cross_entropy,
         switch=family.mlp_switch,
+        mlp_default=family.mlp_default,
     )
     filename = f"<liger_kernel.transformers family {family.model_type}>"
     namespace: dict[str, Any] = {}
@@ -577,6 +591,23 @@ FAMILIES: dict[str, Family] = {
             "loss. RoPE stays stock: GLM-4 rotates interleaved pairs of a partial\n"
             "rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
             "``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
+        ),
+        Family(
+            "gpt_oss",
+            "GptOss",
+            liger_rms_norm=LigerRMSNormForGptOss,
+            moe=True,
+            rotary_pos_emb=liger_rotary_pos_emb_gpt_oss,
+            experts_gate=liger_gpt_oss_experts_apply_gate,
+            mlp_default=False,
+            doc="Patch GPT-OSS: its RMSNorms (weight times the fp32 normalized x, cast\n"
+            'once: casting "gemma"), RoPE on its half-width cos/sin\n'
+            "(:func:`liger_rotary_pos_emb_gpt_oss`) and the fused loss, which keeps the\n"
+            "router load-balancing loss. ``swiglu`` installs the clamped SwiGLU op\n"
+            "(:class:`liger_kernel.ops.LigerClampedSwiGLUFunction`) as the experts'\n"
+            "``_apply_gate``; it defaults to False, as in liger-kernel 0.8.5, which\n"
+            "left GPT-OSS's experts stock. The experts' GEMMs, the router, and the\n"
+            "attention with its sinks and sliding-window layers stay stock.",
         ),
     )
 }

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from liger_kernel.ops import LigerSiLUMulFunction
+from liger_kernel.ops import LigerClampedSwiGLUFunction, LigerSiLUMulFunction
 
 SILU_NAMES = ("silu", "swish")
 
@@ -77,3 +77,10 @@ def liger_experts_apply_gate(self: nn.Module, gate_up_out: torch.Tensor) -> torc
     ``silu(gate) * up`` of the concatenated [gate; up] projection."""
     gate, up = gate_up_out.chunk(2, dim=-1)
     return LigerSiLUMulFunction.apply(gate, up)
+
+
+def liger_gpt_oss_experts_apply_gate(self: nn.Module, gate_up: torch.Tensor) -> torch.Tensor:
+    """``_apply_gate`` for GPT-OSS's experts: the clamped SwiGLU of the
+    interleaved [g0, u0, g1, u1, ...] projection with the module's ``alpha`` and
+    ``limit`` (the config's ``swiglu_alpha``, ``swiglu_limit``)."""
+    return LigerClampedSwiGLUFunction.apply(gate_up, self.alpha, self.limit)

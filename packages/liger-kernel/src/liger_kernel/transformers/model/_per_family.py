@@ -60,6 +60,8 @@ DENSE_RETURN_DICT_LAST = (*(p for p in DENSE if p != "return_dict"), "return_dic
 MOE = (*DENSE[:9], "output_router_logits", *DENSE[9:])
 #: Qwen3-MoE: as Mixtral, ``return_dict`` last
 MOE_RETURN_DICT_LAST = (*(p for p in MOE if p != "return_dict"), "return_dict")
+#: GPT-OSS: as Mixtral, without ``return_dict``
+MOE_NO_RETURN_DICT = tuple(p for p in MOE if p != "return_dict")
 
 _DEFAULTS = {"logits_to_keep": "0"}
 #: 0.8.5 parameters the shared forwards take as keywords (passed on when given)
@@ -71,7 +73,7 @@ def _call_shared(forward: Callable[..., Any], self: Any, named: dict[str, Any], 
     if cache is None:
         cache = kwargs.pop("cache", None)
     for name in _PASSED_ON:
-        value = named.pop(name)
+        value = named.pop(name, None)
         if value is not None:
             kwargs[name] = value
     return forward(self, cache=cache, **named, **kwargs)
@@ -92,7 +94,8 @@ def lce_forward_for(module: str, parameters: Sequence[str]) -> Callable[..., Any
     ``parameters``: the MoE forward when they include ``output_router_logits``."""
     moe = "output_router_logits" in parameters
     known = set(MOE if moe else DENSE)
-    if set(parameters) != known or len(parameters) != len(known):
+    # return_dict may be absent (GPT-OSS's 0.8.5 forward has none): the shared forward's default then holds
+    if set(parameters) | {"return_dict"} != known or len(parameters) != len(set(parameters)):
         raise ValueError(f"{module}: lce_forward parameters {parameters} are not a reordering of {sorted(known)}")
     source = _SOURCE.format(
         parameters="".join(f"    {name}={_DEFAULTS.get(name, 'None')},\n" for name in parameters),
