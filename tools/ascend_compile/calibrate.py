@@ -69,8 +69,7 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.tvd._tvd_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.tvd._tvd_backward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.cross_entropy._scale_rows_kernel": (None, "BLOCK", None),
-    # not yet in ub_calibration.json (measured by the next --calibrate run); until then
-    # liger_kernel_ascend.ops.clamped_swiglu caps their tile by an estimate
+    # the clamped SwiGLU kernels, launched as the planner sizes them (liger_kernel_ascend.ops.clamped_swiglu)
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_backward_kernel": (None, "BLOCK", None),
 }

@@ -357,10 +357,10 @@ def test_group_norm_walks_a_wide_group_in_channel_blocks_with_a_masked_tail():
 
 
 def test_clamped_swiglu_reads_its_pairs_without_a_gather_and_stays_on_the_npu(caplog):
-    from liger_kernel_ascend.ops.clamped_swiglu import MAX_TILE, ClampedSwiGLUFunction
+    from liger_kernel_ascend.ops.clamped_swiglu import ClampedSwiGLUFunction
 
-    # three whole tiles and a tail; scale 5 puts values beyond the limit of 7
-    x = torch.randn(3 * MAX_TILE + 5, 2).mul(5).reshape(1, -1).requires_grad_(True)
+    # more outputs than one tile per vector core and a tail; scale 5 puts values beyond the limit of 7
+    x = torch.randn(48 * 1024 + 5, 2).mul(5).reshape(1, -1).requires_grad_(True)
     dc = torch.randn(1, x.shape[-1] // 2)
     with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
         npu_mock.monitor.discrete_loads.clear()

@@ -87,22 +87,13 @@ def test_leaf_input_is_left_unchanged(profile):
     assert torch.equal(x.detach(), before)
 
 
-def test_max_tile_caps_the_tile(monkeypatch, assert_close):
-    """The NPU route passes max_tile: programs then cover max_tile outputs each."""
-    from liger_kernel.backend import DeviceProfile
-    from liger_kernel.triton import clamped_swiglu
+def test_a_sizer_sizes_both_launches(assert_close):
+    """A backend's sizer (the NPU planner) picks grid and block in place of the profile's gate tile."""
+    asked = []
 
-    fake = DeviceProfile(name="fake", compute_units=2, max_block=8192, gate_tile=4096)
-    monkeypatch.setattr(dispatcher, "profile", lambda device: fake)
-    blocks = []
-    real = clamped_swiglu.gate_launch
-
-    def spy(profile, n, size):
-        launch = real(profile, n, size)
-        blocks.append(launch[0].block)
-        return launch
-
-    monkeypatch.setattr(clamped_swiglu, "gate_launch", spy)
+    def sizer(kernel, n_out, dtype, device):
+        asked.append((kernel.__name__, n_out, dtype))
+        return 2, 64  # two programs striding over 64-output tiles
 
     class Ctx:
         needs_input_grad = (True, False, False)
@@ -113,9 +104,12 @@ def test_max_tile_caps_the_tile(monkeypatch, assert_close):
 
     ctx = Ctx()
     x = torch.randn(3, 2 * 100) * 8
-    c = clamped_swiglu_forward(ctx, x, 1.702, 7.0, max_tile=64)
+    c = clamped_swiglu_forward(ctx, x, 1.702, 7.0, sizer=sizer)
     dx, _, _ = clamped_swiglu_backward(ctx, torch.ones_like(c))
-    assert blocks == [64, 64]
+    assert asked == [
+        ("_clamped_swiglu_forward_kernel", 300, torch.float32),
+        ("_clamped_swiglu_backward_kernel", 300, torch.float32),
+    ]
     x64 = leaf(x.double())
     gpt_oss_gate(x64, 1.702, 7.0).sum().backward()
     assert_close(c, gpt_oss_gate(x.double(), 1.702, 7.0), torch.float32)

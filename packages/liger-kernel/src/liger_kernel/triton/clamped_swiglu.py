@@ -4,8 +4,13 @@ x is walked as one flat range: output element j reads x's elements 2j (gate)
 and 2j + 1 (up) of the contiguous input, whatever the leading shape, so the
 kernels are elementwise over tiles of ``profile.gate_tile`` output elements,
 one program per tile where the grid allows (as the SwiGLU gate's, see
-:func:`liger_kernel.triton.swiglu.gate_launch`). The two loads are stride-2
-but affine in the lane index, and together read each x tile once.
+:func:`liger_kernel.triton.swiglu.gate_launch`). A tile's pairs are one
+contiguous 1-D load of 2 * BLOCK elements, reshaped to (BLOCK, 2) and split
+into gate and up (``tl.split``); dx is the two gradients joined
+(``tl.join``) and stored back as one 1-D tile. Two stride-2 accesses instead
+would read and write the same bytes in two halves, and triton-ascend's TTIR
+adapter refuses a masked stride-2 store (an assertion in its interleave
+optimization); a 1-D tile also has no row pitch for the NPU's DMA to fault on.
 
 The clamps and the sigmoid are recomputed in backward, which reads only x and
 dc. As the op contract allows (``overwrites``), backward writes dx over x when
@@ -19,7 +24,7 @@ x stays NaN, as ``torch.clamp`` keeps it.
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,7 +33,7 @@ import triton.language as tl
 
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops._contract import mark_overwritten, overwritable
-from liger_kernel.triton.launch import RowLaunch, accumulator_dtype
+from liger_kernel.triton.launch import accumulator_dtype
 from liger_kernel.triton.swiglu import gate_launch
 
 
@@ -41,32 +46,35 @@ def _clamp_pair(g, u, limit):
 
 @triton.jit
 def _clamped_swiglu_forward_kernel(
-    X, C, n_out, alpha, limit, ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr
+    X, C, n_out, n_in, alpha, limit, ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr
 ):
     pid = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
+    pair_lanes = tl.arange(0, 2 * BLOCK)
     for tile in tl.range(pid, tl.cdiv(n_out, BLOCK), tl.num_programs(0), num_stages=STAGES):
         offsets = tile * BLOCK + lanes
-        mask = offsets < n_out
-        g = tl.load(X + 2 * offsets, mask=mask, other=0.0).to(ACC)
-        u = tl.load(X + 2 * offsets + 1, mask=mask, other=0.0).to(ACC)
+        pair_offsets = tile * (2 * BLOCK) + pair_lanes
+        pairs = tl.load(X + pair_offsets, mask=pair_offsets < n_in, other=0.0).to(ACC)
+        g, u = tl.split(tl.reshape(pairs, (BLOCK, 2)))
         gc, uc = _clamp_pair(g, u, limit)
         c = (uc + 1.0) * gc * tl.sigmoid(alpha * gc)
-        tl.store(C + offsets, c.to(C.dtype.element_ty), mask=mask)
+        tl.store(C + offsets, c.to(C.dtype.element_ty), mask=offsets < n_out)
 
 
 @triton.jit
 def _clamped_swiglu_backward_kernel(
-    DC, X, DX, n_out, alpha, limit, ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr
+    DC, X, DX, n_out, n_in, alpha, limit, ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr
 ):
     pid = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
+    pair_lanes = tl.arange(0, 2 * BLOCK)
     for tile in tl.range(pid, tl.cdiv(n_out, BLOCK), tl.num_programs(0), num_stages=STAGES):
         offsets = tile * BLOCK + lanes
-        mask = offsets < n_out
-        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(ACC)
-        g = tl.load(X + 2 * offsets, mask=mask, other=0.0).to(ACC)
-        u = tl.load(X + 2 * offsets + 1, mask=mask, other=0.0).to(ACC)
+        pair_offsets = tile * (2 * BLOCK) + pair_lanes
+        pair_mask = pair_offsets < n_in
+        dc = tl.load(DC + offsets, mask=offsets < n_out, other=0.0).to(ACC)
+        pairs = tl.load(X + pair_offsets, mask=pair_mask, other=0.0).to(ACC)
+        g, u = tl.split(tl.reshape(pairs, (BLOCK, 2)))
         gc, uc = _clamp_pair(g, u, limit)
         s = tl.sigmoid(alpha * gc)
         dg = dc * (uc + 1.0) * s * (1.0 + alpha * gc * (1.0 - s))
@@ -74,43 +82,46 @@ def _clamped_swiglu_backward_kernel(
         # the clamps' gradient: through inside the range (bounds included), 0 outside
         dg = tl.where(g <= limit, dg, 0.0)
         du = tl.where((u >= -limit) & (u <= limit), du, 0.0)
-        tl.store(DX + 2 * offsets, dg.to(DX.dtype.element_ty), mask=mask)
-        tl.store(DX + 2 * offsets + 1, du.to(DX.dtype.element_ty), mask=mask)
+        dx = tl.reshape(tl.join(dg, du), (2 * BLOCK,))
+        tl.store(DX + pair_offsets, dx.to(DX.dtype.element_ty), mask=pair_mask)
 
 
-def _launch(device: torch.device, n_out: int, bytes_per_output: int, max_tile: int | None) -> tuple[RowLaunch, int]:
-    profile = device_profile(device)
-    if max_tile is not None and profile.gate_tile > max_tile:
-        profile = dataclasses.replace(profile, gate_tile=max_tile)
-    return gate_launch(profile, n_out, bytes_per_output)
+#: How a backend sizes a launch of these kernels, where the profile's gate tile
+#: does not suit it: (kernel, output elements, dtype, device) -> (grid, block),
+#: block in output elements (a power of two); the launch then takes one
+#: pipeline stage and no num_warps.
+Sizer = Callable[[Any, int, torch.dtype, torch.device], tuple[int, int]]
+
+
+def _launch(kernel: Any, args: tuple[Any, ...], n_out: int, bytes_per_output: int, sizer: Sizer | None) -> None:
+    dtype, device = args[1].dtype, args[1].device
+    meta: dict[str, Any] = {"ACC": accumulator_dtype(dtype)}
+    if sizer is None:
+        launch, stages = gate_launch(device_profile(device), n_out, bytes_per_output)
+        grid = launch.grid
+        meta.update(BLOCK=launch.block, STAGES=stages, num_warps=launch.num_warps)
+    else:
+        grid, block = sizer(kernel, n_out, dtype, device)
+        meta.update(BLOCK=block, STAGES=1)
+    kernel[(grid,)](*args, **meta)
 
 
 def clamped_swiglu_forward(
-    ctx: Any, x: torch.Tensor, alpha: float, limit: float, max_tile: int | None = None
+    ctx: Any, x: torch.Tensor, alpha: float, limit: float, sizer: Sizer | None = None
 ) -> torch.Tensor:
     """c of the contract, saving the flat contiguous x (and whether dx may go
-    over it) for :func:`clamped_swiglu_backward`; ``max_tile`` caps the tile
-    (output elements per program) below the profile's."""
+    over it) for :func:`clamped_swiglu_backward`; ``sizer`` sizes both
+    launches in place of the profile's gate tile."""
     contiguous = x.contiguous()
     ctx.overwrite = contiguous is not x or overwritable(ctx, x)
-    ctx.x_shape, ctx.alpha, ctx.limit, ctx.max_tile = x.shape, float(alpha), float(limit), max_tile
+    ctx.x_shape, ctx.alpha, ctx.limit, ctx.sizer = x.shape, float(alpha), float(limit), sizer
     flat = contiguous.view(-1)
     ctx.save_for_backward(flat)
     c = torch.empty((*x.shape[:-1], x.shape[-1] // 2), dtype=x.dtype, device=x.device)
     n_out = c.numel()
     if n_out:
-        launch, stages = _launch(x.device, n_out, 3 * x.element_size(), max_tile)
-        _clamped_swiglu_forward_kernel[(launch.grid,)](
-            flat,
-            c,
-            n_out,
-            ctx.alpha,
-            ctx.limit,
-            ACC=accumulator_dtype(x.dtype),
-            BLOCK=launch.block,
-            STAGES=stages,
-            num_warps=launch.num_warps,
-        )
+        args = (flat, c, n_out, flat.numel(), ctx.alpha, ctx.limit)
+        _launch(_clamped_swiglu_forward_kernel, args, n_out, 3 * x.element_size(), sizer)
     return c
 
 
@@ -122,19 +133,8 @@ def clamped_swiglu_backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | 
     dx = flat if ctx.overwrite else torch.empty_like(flat)
     n_out = flat.numel() // 2
     if n_out:
-        launch, stages = _launch(dc.device, n_out, 5 * flat.element_size(), ctx.max_tile)
-        _clamped_swiglu_backward_kernel[(launch.grid,)](
-            dc.contiguous().view(-1),
-            flat,
-            dx,
-            n_out,
-            ctx.alpha,
-            ctx.limit,
-            ACC=accumulator_dtype(flat.dtype),
-            BLOCK=launch.block,
-            STAGES=stages,
-            num_warps=launch.num_warps,
-        )
+        args = (dc.contiguous().view(-1), flat, dx, n_out, flat.numel(), ctx.alpha, ctx.limit)
+        _launch(_clamped_swiglu_backward_kernel, args, n_out, 5 * flat.element_size(), ctx.sizer)
     if ctx.overwrite:
         mark_overwritten(dx)
     # a new tensor object (a view), so a leaf's .grad takes the storage without a copy
