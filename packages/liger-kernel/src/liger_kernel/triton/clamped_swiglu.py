@@ -11,6 +11,9 @@ into gate and up (``tl.split``); dx is the two gradients joined
 would read and write the same bytes in two halves, and triton-ascend's TTIR
 adapter refuses a masked stride-2 store (an assertion in its interleave
 optimization); a 1-D tile also has no row pitch for the NPU's DMA to fault on.
+On an H200 (bf16 x of 131072 x 5760, 4096 outputs per program) the pair tile
+also ran faster: forward 0.61 ms against 0.79 (3.7 TB/s), backward 1.24 ms
+against 1.45.
 
 The clamps and the sigmoid are recomputed in backward, which reads only x and
 dc. As the op contract allows (``overwrites``), backward writes dx over x when
