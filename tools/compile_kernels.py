@@ -212,6 +212,8 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
             yield op, (leaf(*shape, dtype=d), leaf(*shape, dtype=d))
     for shape in conformance_shapes("test_relu_squared"):
         yield "relu_squared", (leaf(*shape, dtype=d),)
+    for shape in conformance_shapes("test_clamped_swiglu"):
+        yield "clamped_swiglu", (leaf(*shape, dtype=d), 1.702, 7.0)
     for shape, groups in conformance_shapes("test_group_norm", "CASES"):
         channels = shape[1]
         yield (

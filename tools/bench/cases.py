@@ -172,6 +172,19 @@ def make_activation(dims, dtype, device) -> Inputs:
     return {"leaves": [x], "grads": [_rand(tuple(x.shape), dtype, device, False)], "fresh": {"x": x}}
 
 
+def make_clamped_gate(dims, dtype, device) -> Inputs:
+    # std 4: GPT-OSS's clamps (limit 7) act on a few percent of the values
+    x = _rand((dims["tokens"], 2 * dims["inter"]), dtype, device, True, 4.0)
+    # x is the experts' gate/up projection output, which the op contract lets a backend overwrite
+    return {"leaves": [x], "grads": [_rand((dims["tokens"], dims["inter"]), dtype, device, False)], "fresh": {"x": x}}
+
+
+def eager_clamped_swiglu(x: torch.Tensor, alpha: float = 1.702, limit: float = 7.0) -> torch.Tensor:
+    # As Transformers' GptOssExperts._apply_gate, in the input dtype.
+    gate, up = x[..., ::2].clamp(max=limit), x[..., 1::2].clamp(-limit, limit)
+    return (up + 1) * gate * torch.sigmoid(gate * alpha)
+
+
 def make_rope(dims, dtype, device) -> Inputs:
     B, S, D = dims["batch"], dims["seq"], dims["head_dim"]
     q = _rand((B, dims["heads"], S, D), dtype, device, True)
@@ -329,6 +342,8 @@ def make_mrope(dims, dtype, device) -> Inputs:
 
 NORM_DIMS = {"tokens": 8192, "hidden": 4096}
 GATE_DIMS = {"tokens": 8192, "inter": 14336}
+#: GPT-OSS-20B's experts: 8192 tokens, each to 4 experts, intermediate 2880
+CLAMPED_GATE_DIMS = {"tokens": 32768, "inter": 2880}
 
 CASES: dict[str, Case] = {
     case.name: case
@@ -506,6 +521,13 @@ CASES: dict[str, Case] = {
             "relu_squared",
             "LigerReLUSquaredFunction",
             lambda f, i: f.apply(i["x"]),
+            "clamped_swiglu",
+            CLAMPED_GATE_DIMS,
+            make_clamped_gate,
+            lambda i: eager_clamped_swiglu(i["x"]),
+            "clamped_swiglu",
+            "LigerClampedSwiGLUFunction",
+            lambda f, i: f.apply(i["x"], 1.702, 7.0),
         ),
     )
 }
@@ -531,6 +553,7 @@ DEFAULT_OPS = (
     "jsd",
     "fused_linear_jsd",
     "relu_squared",
+    "clamped_swiglu",
 )
 
 

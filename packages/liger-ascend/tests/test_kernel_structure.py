@@ -383,3 +383,27 @@ def test_relu_squared_runs_the_portable_kernels_within_the_unified_buffer(caplog
     reference = x.detach().float()
     torch.testing.assert_close(y.float(), torch.relu(reference).square(), rtol=1e-2, atol=1e-2)
     torch.testing.assert_close(x.grad.float(), 2 * torch.relu(reference), rtol=1e-2, atol=1e-2)
+
+
+def test_clamped_swiglu_reads_its_pairs_without_a_gather_and_stays_on_the_npu(caplog):
+    from liger_kernel_ascend.ops.clamped_swiglu import ClampedSwiGLUFunction
+
+    # more outputs than one tile per vector core and a tail; scale 5 puts values beyond the limit of 7
+    x = torch.randn(48 * 1024 + 5, 2).mul(5).reshape(1, -1).requires_grad_(True)
+    dc = torch.randn(1, x.shape[-1] // 2)
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        npu_mock.monitor.discrete_loads.clear()
+        start = len(npu_mock.monitor.launches)
+        c = ClampedSwiGLUFunction.apply(x, 1.702, 7.0)
+        c.backward(dc)
+        launches = npu_mock.monitor.launches[start:]
+        discrete = dict(npu_mock.monitor.discrete_loads)
+    _no_torch_fallback(caplog)
+    assert launches == ["_clamped_swiglu_forward_kernel", "_clamped_swiglu_backward_kernel"]
+    assert discrete == {}, f"gather-style loads per kernel: {discrete}"
+    ref = x.detach().clone().requires_grad_(True)
+    g, u = ref[..., ::2].clamp(max=7.0), ref[..., 1::2].clamp(-7.0, 7.0)
+    want = (u + 1) * g * torch.sigmoid(1.702 * g)
+    want.backward(dc)
+    torch.testing.assert_close(c, want)
+    torch.testing.assert_close(x.grad, ref.grad)

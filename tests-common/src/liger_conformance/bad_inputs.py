@@ -140,6 +140,8 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         }
     if op == "relu_squared":
         return {"X": x(2, 8)}
+    if op == "clamped_swiglu":
+        return {"x": x(2, 8), "alpha": 1.702, "limit": 7.0}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -684,6 +686,13 @@ CASES: list[BadInput] = [
     _dtype("relu_squared", "X", torch.int32),
     _dtype("relu_squared", "X", torch.bool),
     BadInput("relu_squared", "X-list", "`X` a list (not a tensor)", "X", TypeError, _change("X", lambda t: t.tolist())),
+    _dtype("clamped_swiglu", "x", torch.int32),
+    _shape("clamped_swiglu", "x", "with an odd last dimension (gate and up interleave)", lambda t: t[:, :7], "odd"),
+    _zero_dim("clamped_swiglu", "x"),
+    BadInput("clamped_swiglu", "alpha-nan", "`alpha` = nan", "alpha", ValueError, _set(alpha=math.nan)),
+    BadInput("clamped_swiglu", "alpha-str", "`alpha` = `'1.702'` (a string)", "alpha", TypeError, _set(alpha="1.702")),
+    BadInput("clamped_swiglu", "limit-zero", "`limit` = 0", "limit", ValueError, _set(limit=0.0)),
+    BadInput("clamped_swiglu", "limit-inf", "`limit` = inf", "limit", ValueError, _set(limit=math.inf)),
 ]
 
 

@@ -123,6 +123,14 @@ def relu_squared(x: Tensor) -> Tensor:
     return torch.relu(x).square()
 
 
+def clamped_swiglu(x: Tensor, alpha: float, limit: float) -> Tensor:
+    """(clamp(u, -limit, limit) + 1) * gc * sigmoid(alpha * gc), gc = min(g, limit), of
+    the interleaved x = [g0, u0, g1, u1, ...]; the clamps' gradients are torch's."""
+    g, u = x[..., 0::2], x[..., 1::2]
+    gc = g.clamp(max=limit)
+    return (u.clamp(-limit, limit) + 1) * gc * torch.sigmoid(alpha * gc)
+
+
 def cross_entropy(
     logits: Tensor,
     target: Tensor,

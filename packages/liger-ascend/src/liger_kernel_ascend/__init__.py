@@ -38,6 +38,7 @@ FUNCTIONS: dict[str, str] = {
     "group_norm": "liger_kernel_ascend.ops.group_norm:GroupNormFunction",
     "qwen2vl_mrope": "liger_kernel_ascend.ops.qwen2vl_mrope:Qwen2VLMRopeFunction",
     "fused_moe": "liger_kernel_ascend.ops.fused_moe:FusedMoEFunction",
+    "clamped_swiglu": "liger_kernel_ascend.ops.clamped_swiglu:ClampedSwiGLUFunction",
 }
 
 BACKEND = Backend(

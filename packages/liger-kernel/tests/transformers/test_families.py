@@ -25,6 +25,8 @@ STEPS = 3
 TOL = dict(rtol=1e-4, atol=2e-5)
 
 MOE = {family for family, spec in PATCH_FAMILIES.items() if spec.moe}
+#: the op a family's MLP switch routes to, where it is not the switch's name
+GATE_OPS = {"gpt_oss": "clamped_swiglu"}
 
 
 def _modeling(family: str):
@@ -73,7 +75,7 @@ def test_patched_classes_train_like_stock(family):
 
     norms = [m for m in patched.modules() if isinstance(m, LigerRMSNorm)]
     assert len(norms) >= 2 * tiny_config(family).num_hidden_layers + 1
-    if PATCH_FAMILIES[family].liger_mlp is not None:
+    if PATCH_FAMILIES[family].liger_mlp is not None:  # Mixtral and GPT-OSS have experts only
         assert any(type(m) is PATCH_FAMILIES[family].liger_mlp for m in patched.modules())
     expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
     assert type(patched).forward is expected_forward or PATCH_FAMILIES[family].forward is not None
@@ -87,7 +89,9 @@ def test_patched_classes_train_like_stock(family):
     spec = PATCH_FAMILIES[family]
     if spec.liger_mlp is not None:
         assert bool(calls[spec.mlp_switch]) is spec.liger_activation
-    if family in MOE:
+    if family in GATE_OPS:  # experts of another computation: only their gate is an op
+        assert calls[GATE_OPS[family]] and not calls["fused_moe"]
+    elif family in MOE:
         assert bool(calls["fused_moe"]) is spec.liger_activation
 
     for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
@@ -425,6 +429,89 @@ def test_nemotron_patched_classes_train_like_stock():
         torch.testing.assert_close(patched.state_dict()[name], value, **TOL)
 
 
+# -- GPT-OSS: half-width RoPE tables, the clamped experts gate, swiglu off by default
+
+
+def test_gpt_oss_rope_matches_transformers():
+    """liger_rotary_pos_emb_gpt_oss against Transformers' own apply_rotary_pos_emb
+    for GPT-OSS (half-width cos/sin from its rotary embedding), values and gradients."""
+    from transformers.models.gpt_oss import modeling_gpt_oss
+
+    from liger_kernel.transformers.rope import liger_rotary_pos_emb_gpt_oss
+
+    config = tiny_config("gpt_oss")
+    rotary = modeling_gpt_oss.GptOssRotaryEmbedding(config)
+    torch.manual_seed(0)
+    q = torch.randn(2, 4, 12, 8, requires_grad=True)
+    k = torch.randn(2, 2, 12, 8, requires_grad=True)
+    position_ids = torch.arange(3, 15).unsqueeze(0).expand(2, -1)
+    cos, sin = rotary(q, position_ids)
+    assert cos.shape == (2, 12, 4)  # half the head: what liger_rotary_pos_emb would take for partial rotary
+    stock_q, stock_k = (t.detach().clone().requires_grad_(True) for t in (q, k))
+    want = modeling_gpt_oss.apply_rotary_pos_emb(stock_q, stock_k, cos, sin)
+    with count_op_calls() as calls:
+        got = liger_rotary_pos_emb_gpt_oss(q, k, cos, sin)
+    assert calls["rope"] == 1
+    dq, dk = torch.randn_like(q), torch.randn_like(k)
+    torch.autograd.backward(got, (dq, dk))
+    torch.autograd.backward(want, (dq, dk))
+    for a, b in ((got[0], want[0]), (got[1], want[1]), (q.grad, stock_q.grad), (k.grad, stock_k.grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_gpt_oss_swiglu_defaults_to_false_and_leaves_the_experts_stock():
+    from transformers.models.gpt_oss import modeling_gpt_oss
+
+    from liger_kernel.transformers import apply_liger_kernel_to_gpt_oss
+
+    parameters = inspect.signature(apply_liger_kernel_to_gpt_oss).parameters
+    assert {name: p.default for name, p in parameters.items()} == {
+        "rope": True,
+        "cross_entropy": False,
+        "fused_linear_cross_entropy": True,
+        "rms_norm": True,
+        "swiglu": False,
+        "model": None,
+    }
+    stock_gate = modeling_gpt_oss.GptOssExperts._apply_gate
+    apply_liger_kernel_to_gpt_oss()
+    assert modeling_gpt_oss.GptOssExperts._apply_gate is stock_gate
+    with count_op_calls() as calls:
+        build("gpt_oss")(**batch())
+    assert calls["rope"] and calls["rms_norm"] and not calls["clamped_swiglu"]
+
+
+@pytest.mark.parametrize("swiglu", [False, True], ids=["default", "swiglu"])
+def test_gpt_oss_trains_like_stock(swiglu):
+    """Stock GPT-OSS measured before anything is patched (the RoPE function and
+    the experts' gate are class-level, so a stock model built earlier would take
+    them too), then the patched one: losses with the router loss, and gradients."""
+    from liger_kernel.transformers import apply_liger_kernel_to_gpt_oss
+
+    stock = build("gpt_oss")
+    state = copy.deepcopy(stock.state_dict())
+    stock_history = _train(stock)
+
+    apply_liger_kernel_to_gpt_oss(swiglu=swiglu)
+    patched = build("gpt_oss", seed=1)
+    patched.load_state_dict(state)
+    data = batch()
+    with count_op_calls() as calls:
+        out = patched(**data)
+    assert out.aux_loss is not None and out.logits is None
+    assert calls["fused_linear_cross_entropy"] == 1 and calls["rope"] == 2 and calls["rms_norm"] == 5
+    assert bool(calls["clamped_swiglu"]) is swiglu
+    patched.zero_grad()
+    patched_history = _train(patched)
+    for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
+        assert patched_loss == pytest.approx(stock_loss, rel=1e-5)
+        assert stock_grads.keys() == patched_grads.keys()
+        for name, grad in stock_grads.items():
+            torch.testing.assert_close(patched_grads[name], grad, **TOL, msg=lambda m, n=name: f"{n}: {m}")
+    for name, value in stock.state_dict().items():
+        torch.testing.assert_close(patched.state_dict()[name], value, **TOL)
+
+
 def test_nemotron_instance_patching_converts_modules_and_keeps_weights():
     model = _nemotron()
     reference = copy.deepcopy(model)
@@ -514,3 +601,20 @@ def test_nemotron_lce_forward_on_a_stock_model_is_the_patched_forward():
     expected = patched(**data)
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
+
+
+def test_gpt_oss_instance_patch_with_swiglu_matches_stock():
+    """An existing model converted in place (swiglu=True): the same logits and
+    loss as an unpatched copy measured first."""
+    model = build("gpt_oss")
+    data = batch()
+    model.eval()
+    with torch.no_grad():
+        expected = model(**data)
+    _apply_liger_kernel_to_instance(model=model, swiglu=True)
+    with torch.no_grad(), count_op_calls() as calls:
+        got = model(**data)
+    assert calls["clamped_swiglu"] and calls["rope"] and calls["rms_norm"]
+    torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    torch.testing.assert_close(got.aux_loss, expected.aux_loss)

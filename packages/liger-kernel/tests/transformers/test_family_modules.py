@@ -43,6 +43,7 @@ MODULES = {
     "deepseek_v3": "deepseek_v3",
     "deepseek_v4": "deepseek_v4",
     "qwen3_next": "qwen3_next",
+    "gpt_oss": "gpt_oss",
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
 
@@ -71,9 +72,11 @@ def test_every_module_is_a_patched_family():
 
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
-# a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs, a hybrid
+# a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs, a hybrid,
+# one without return_dict
 @pytest.mark.parametrize(
-    "module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "deepseek_v3", "deepseek_v4", "qwen3_next"]
+    "module",
+    ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "deepseek_v3", "deepseek_v4", "qwen3_next", "gpt_oss"],
 )
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])
@@ -83,7 +86,7 @@ def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     expected = patched(**data)
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
-    if module in ("qwen3_moe", "deepseek_v4", "qwen3_next"):  # the families with a router loss
+    if module in ("qwen3_moe", "deepseek_v4", "qwen3_next", "gpt_oss"):  # the families with a router loss
         assert got.aux_loss is not None
         torch.testing.assert_close(got.aux_loss, expected.aux_loss)
     got.loss.backward()

@@ -175,6 +175,18 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    ``model`` (frameworks pass on only what the signature shows): an unknown\n"
         "    keyword raises TypeError here instead of being ignored.",
     ),
+    # 0.8.5's GPT-OSS function defaults to swiglu=False
+    "apply_liger_kernel_to_gpt_oss": (
+        _SWIGLU.replace("swiglu: 'bool' = True", "swiglu: 'bool' = False"),
+        "Patch GPT-OSS: its RMSNorms (weight times the fp32 normalized x, cast\n"
+        '    once: casting "gemma"), RoPE on its half-width cos/sin\n'
+        "    (:func:`liger_rotary_pos_emb_gpt_oss`) and the fused loss, which keeps the\n"
+        "    router load-balancing loss. ``swiglu`` installs the clamped SwiGLU op\n"
+        "    (:class:`liger_kernel.ops.LigerClampedSwiGLUFunction`) as the experts'\n"
+        "    ``_apply_gate``; it defaults to False, as in liger-kernel 0.8.5, which\n"
+        "    left GPT-OSS's experts stock. The experts' GEMMs, the router, and the\n"
+        "    attention with its sinks and sliding-window layers stay stock.",
+    ),
 }
 
 

@@ -153,3 +153,26 @@ def test_trainer_use_liger_kernel_on_qwen3_next(tmp_path):
     _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build("qwen3_next", device="cpu"))
     assert len(liger_losses) == len(stock_losses) == 3
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
+@pytest.mark.parametrize("config", [None, {"swiglu": True}], ids=["default", "swiglu"])
+def test_trainer_use_liger_kernel_on_gpt_oss(tmp_path, config):
+    """GPT-OSS through the Trainer: its norms, half-width RoPE and fused loss
+    (router loss kept) by default; the clamped experts gate with swiglu=True."""
+    extra = {} if config is None else {"liger_kernel_config": config}
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=build("gpt_oss", device="cpu"), **extra)
+    assert type(model.model.norm).__name__ == "LigerRMSNormForGptOss"
+    # 3 steps, each one fused loss, 2 layers x 2 norms + final norm, 2 layers of rope
+    assert calls["fused_linear_cross_entropy"] == 3
+    assert calls["rms_norm"] == 3 * 5 and calls["rope"] == 3 * 2
+    assert bool(calls["clamped_swiglu"]) is (config is not None)
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    with count_op_calls() as stock_calls:
+        _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build("gpt_oss", device="cpu"))
+    assert not stock_calls
+    assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)

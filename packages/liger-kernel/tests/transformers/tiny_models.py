@@ -159,6 +159,32 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     # rotary over half of each 8-wide head; biased MLP projections
     "nemotron": ("NemotronConfig", {"head_dim": 8, "partial_rotary_factor": 0.5, "mlp_bias": True}),
+    "gpt_oss": (
+        "GptOssConfig",
+        {
+            "head_dim": 8,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "output_router_logits": True,
+            "router_aux_loss_coef": 0.02,
+            # attention sinks on every layer, a sliding-window layer beside a full one (both stay stock)
+            "sliding_window": 8,
+            "layer_types": ["sliding_attention", "full_attention"],
+            # the experts' gate/up outputs of this tiny model are about 0.1 wide: a limit
+            # of 0.1 puts many beyond it, so both clamps of the gate act
+            "swiglu_limit": 0.1,
+            # GPT-OSS's YaRN RoPE (its cos/sin carry YaRN's attention scaling), sized to 64 positions
+            "rope_parameters": {
+                "rope_type": "yarn",
+                "factor": 32.0,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "truncate": False,
+                "original_max_position_embeddings": 2,
+                "rope_theta": 150000.0,
+            },
+        },
+    ),
 }
 
 #: families patched by a hand-written function rather than a FAMILIES row, with

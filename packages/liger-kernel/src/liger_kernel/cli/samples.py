@@ -120,6 +120,8 @@ SAMPLES: dict[str, Sample] = {
         ),
         (0, 1, 2, 4),
     ),
+    # scale 5: some values beyond the limit of 7, so both clamps act
+    "clamped_swiglu": lambda d, g: ((_randn(g, d, 4, 16, scale=5.0), 1.702, 7.0), (0,)),
 }
 
 

@@ -2,6 +2,7 @@
 
 from liger_kernel.ops import _library
 from liger_kernel.ops._library import use_operators
+from liger_kernel.ops.clamped_swiglu import LigerClampedSwiGLUFunction
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
@@ -47,6 +48,7 @@ OPS = {
         LigerDyTFunction,
         LigerFusedMoEFunction,
         LigerReLUSquaredFunction,
+        LigerClampedSwiGLUFunction,
     )
 }
 

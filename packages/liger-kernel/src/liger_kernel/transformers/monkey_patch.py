@@ -58,16 +58,18 @@ from liger_kernel.transformers.rms_norm import (
     LigerRMSNormForGemma3,
     LigerRMSNormForGemma4,
     LigerRMSNormForGlm4,
+    LigerRMSNormForGptOss,
     LigerRMSNormForOlmo2,
     LigerRMSNormForQwen3Next,
 )
-from liger_kernel.transformers.rope import liger_rotary_pos_emb
+from liger_kernel.transformers.rope import liger_rotary_pos_emb, liger_rotary_pos_emb_gpt_oss
 from liger_kernel.transformers.swiglu import (
     LigerHunyuanV1SwiGLUMLP,
     LigerPhi3SwiGLUMLP,
     LigerSwiGLUMLP,
     liger_experts_apply_gate,
     liger_experts_forward,
+    liger_gpt_oss_experts_apply_gate,
 )
 from liger_kernel.utils import PEFT_AVAILABLE  # noqa: F401 (0.8.5 offers it here)
 
@@ -259,6 +261,11 @@ class Family:
     ``liger_activation=False`` says the same of the gated activation of its MLPs
     and experts (DeepSeek-V4 clamps gate and up by ``swiglu_limit``): the MLP
     switch defaults to False and True leaves them stock with a warning.
+
+    ``rotary_pos_emb`` and ``experts_gate`` replace ``apply_rotary_pos_emb``
+    and ``<prefix>Experts._apply_gate`` where the family's differ from the
+    usual (GPT-OSS: half-width cos/sin, the clamped gate); ``mlp_default`` is
+    the default of the MLP switch.
     """
 
     model_type: str
@@ -285,6 +292,12 @@ class Family:
     #: ``"module:attr"`` of the ``ForCausalLM.forward`` to install where the family's
     #: output has fields of its own (Gemma-4); default: the shared causal-LM forward
     forward: str | None = None
+    #: installed as ``apply_rotary_pos_emb`` (None: :func:`liger_rotary_pos_emb`)
+    rotary_pos_emb: Callable[..., Any] | None = None
+    #: installed as the experts' ``_apply_gate`` (None: :func:`liger_experts_apply_gate`)
+    experts_gate: Callable[..., Any] | None = None
+    #: the default of the MLP switch (``swiglu``/``geglu``) of the patch function
+    mlp_default: bool = True
 
     @property
     def module(self) -> str:
@@ -357,7 +370,7 @@ def _patch(
             family.function_name,
         )
     elif rope:
-        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+        _replace(modeling, "apply_rotary_pos_emb", family.rotary_pos_emb or liger_rotary_pos_emb)
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
     if mlp and not family.liger_activation:
@@ -392,6 +405,11 @@ def _patch_mlp(family: Family, modeling: Any) -> None:
     if experts_cls is None:
         # Transformers releases before the fused experts modules keep one MLP per expert.
         logger.info("%s has no %s; the experts are left stock", family.module, family.experts)
+        return
+    if family.experts_gate is not None:
+        # experts of another computation than the fused op's (GPT-OSS: biases, interleaved gate and up,
+        # a clamped gate) keep their stock forward; only their gate is the family's op
+        _replace(experts_cls, "_apply_gate", family.experts_gate)
         return
     _replace(experts_cls, "forward", liger_experts_forward(_original(experts_cls, "forward")))
     if getattr(_original(experts_cls, "_apply_gate"), "__name__", None) == "_default_apply_gate":
@@ -475,7 +493,7 @@ def {name}(
     cross_entropy: bool = {plain},
     fused_linear_cross_entropy: bool = {fused},
     rms_norm: bool = True,
-    {switch}: bool = {activation},
+    {switch}: bool = {mlp_default},
     model: nn.Module | None = None,
 ) -> None:
     _patch(FAMILIES[{model_type!r}], rope, cross_entropy, fused_linear_cross_entropy, rms_norm, {switch}, model)
@@ -491,7 +509,7 @@ def _generate(family: Family) -> Callable[..., None]:
         plain=family.plain_cross_entropy,
         fused=not family.plain_cross_entropy,
         switch=family.mlp_switch,
-        activation=family.liger_activation,
+        mlp_default=family.mlp_default and family.liger_activation,
     )
     filename = f"<liger_kernel.transformers family {family.model_type}>"
     namespace: dict[str, Any] = {}
@@ -703,6 +721,23 @@ FAMILIES: dict[str, Family] = {
             "separate calls, one tensor each, which the Liger RoPE op's (q, k) form does\n"
             "not take; ``rope`` defaults to False and ``rope=True`` is ignored with a\n"
             "warning. The MoE block's experts (GELU gate) stay stock.",
+        ),
+        Family(
+            "gpt_oss",
+            "GptOss",
+            liger_rms_norm=LigerRMSNormForGptOss,
+            moe=True,
+            rotary_pos_emb=liger_rotary_pos_emb_gpt_oss,
+            experts_gate=liger_gpt_oss_experts_apply_gate,
+            mlp_default=False,
+            doc="Patch GPT-OSS: its RMSNorms (weight times the fp32 normalized x, cast\n"
+            'once: casting "gemma"), RoPE on its half-width cos/sin\n'
+            "(:func:`liger_rotary_pos_emb_gpt_oss`) and the fused loss, which keeps the\n"
+            "router load-balancing loss. ``swiglu`` installs the clamped SwiGLU op\n"
+            "(:class:`liger_kernel.ops.LigerClampedSwiGLUFunction`) as the experts'\n"
+            "``_apply_gate``; it defaults to False, as in liger-kernel 0.8.5, which\n"
+            "left GPT-OSS's experts stock. The experts' GEMMs, the router, and the\n"
+            "attention with its sinks and sliding-window layers stay stock.",
         ),
     )
 }

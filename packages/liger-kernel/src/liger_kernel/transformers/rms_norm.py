@@ -4,9 +4,9 @@
 
 computed by :class:`liger_kernel.ops.LigerRMSNormFunction` (see its docstring
 for the casting modes). The family variants only change defaults: Gemma (1 to 3)
-keeps ``weight`` zero-centred (offset 1, all math in fp32), Gemma-4, OLMo-2
-and DeepSeek-V4 multiply by the weight itself before casting back (casting
-"gemma", offset 0).
+keeps ``weight`` zero-centred (offset 1, all math in fp32), Gemma-4, OLMo-2,
+DeepSeek-V4 and GPT-OSS multiply by the weight itself before casting back
+(casting "gemma", offset 0).
 The Gemma variants take 0.8.5's signatures (``hidden_size`` for Gemma and
 Gemma-2, ``dim`` for Gemma-3 and -4). GLM-4 and EXAONE-4 keep the Llama math
 (casting "llama") but have post-norms, so they are not in place. Qwen3-Next and
@@ -213,3 +213,13 @@ class LigerRMSNormForMuseGlimmer(LigerRMSNormForGemma4):
         if with_scale and dim is None:
             raise ValueError("LigerRMSNormForMuseGlimmer needs dim when with_scale=True")
         super().__init__(dim, eps, offset, casting_mode, init_fn, in_place, with_scale)  # type: ignore[arg-type]
+
+
+class LigerRMSNormForGptOss(LigerRMSNorm):
+    """GPT-OSS: ``(weight * x_normed)`` in fp32, cast once at the end (casting
+    "gemma", offset 0), as OLMo-2; unlike OLMo-2's post-norms, GPT-OSS's norms
+    feed projections (attention, the router and experts, the head), never a
+    residual add, so in place as Llama's."""
+
+    def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
+        super().__init__(hidden_size, eps, offset=0.0, casting_mode="gemma", in_place=True)

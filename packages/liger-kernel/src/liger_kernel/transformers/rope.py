@@ -30,3 +30,18 @@ def liger_rotary_pos_emb(
     k_rot, k_pass = k[..., :rotary_dim], k[..., rotary_dim:]
     q_rot, k_rot = LigerRopeFunction.apply(q_rot, k_rot, cos, sin, position_ids, unsqueeze_dim)
     return torch.cat([q_rot, q_pass], dim=-1), torch.cat([k_rot, k_pass], dim=-1)
+
+
+def liger_rotary_pos_emb_gpt_oss(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPT-OSS's ``apply_rotary_pos_emb`` (Transformers' ``modeling_gpt_oss``).
+
+    GPT-OSS rotates the whole head by the rotate-half math, but its rotary
+    embedding returns cos and sin of width head_dim / 2 (the frequencies once,
+    not twice): with x = [x1, x2], x' = [x1 * cos - x2 * sin, x2 * cos + x1 * sin].
+    That is the RoPE op with both halves of its tables equal, so cos and sin
+    are repeated to the full width (a (batch, seq, head_dim) copy, small next
+    to q and k) and go to :class:`liger_kernel.ops.LigerRopeFunction` as they
+    are; q and k are (batch, heads, seq, head_dim)."""
+    return LigerRopeFunction.apply(q, k, torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1), None, 1)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from liger_kernel.ops import LigerFusedMoEFunction, LigerSiLUMulFunction
+from liger_kernel.ops import LigerClampedSwiGLUFunction, LigerFusedMoEFunction, LigerSiLUMulFunction
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +205,10 @@ def liger_experts_forward(stock_forward: Callable[..., torch.Tensor]) -> Callabl
 
     forward.__doc__ = liger_experts_forward.__doc__
     return forward
+
+
+def liger_gpt_oss_experts_apply_gate(self: nn.Module, gate_up: torch.Tensor) -> torch.Tensor:
+    """``_apply_gate`` for GPT-OSS's experts: the clamped SwiGLU of the
+    interleaved [g0, u0, g1, u1, ...] projection with the module's ``alpha`` and
+    ``limit`` (the config's ``swiglu_alpha``, ``swiglu_limit``)."""
+    return LigerClampedSwiGLUFunction.apply(gate_up, self.alpha, self.limit)

@@ -46,6 +46,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "dyt": ("liger_kernel.triton.dyt", "DyTFunction"),
     "fused_moe": ("liger_kernel.triton.fused_moe", "FusedMoEFunction"),
     "relu_squared": ("liger_kernel.triton.relu_squared", "ReLUSquaredFunction"),
+    "clamped_swiglu": ("liger_kernel.triton.clamped_swiglu", "ClampedSwiGLUFunction"),
 }
 
 

@@ -28,6 +28,7 @@ OP_CLASSES = {
     "dyt": "DyTFunction",
     "fused_moe": "FusedMoEFunction",
     "relu_squared": "ReLUSquaredFunction",
+    "clamped_swiglu": "ClampedSwiGLUFunction",
 }
 
 

@@ -60,6 +60,8 @@ DENSE_RETURN_DICT_LAST = (*(p for p in DENSE if p != "return_dict"), "return_dic
 MOE = (*DENSE[:9], "output_router_logits", *DENSE[9:])
 #: Qwen3-MoE: as Mixtral, ``return_dict`` last
 MOE_RETURN_DICT_LAST = (*(p for p in MOE if p != "return_dict"), "return_dict")
+#: GPT-OSS: as Mixtral, without ``return_dict``
+MOE_NO_RETURN_DICT = tuple(p for p in MOE if p != "return_dict")
 
 _DEFAULTS = {"logits_to_keep": "0"}
 #: 0.8.5 parameters the shared forwards take as keywords (passed on when given)
@@ -112,6 +114,8 @@ def lce_forward_for(
         moe = router_switch
     known = set(MOE if router_switch else DENSE)
     named = set(parameters)
+    # the keywords passed on may be absent (GPT-OSS's 0.8.5 forward has no return_dict, DeepSeek-V4's
+    # none of them): the shared forward's defaults then hold
     if not named <= known or not known - named <= set(_PASSED_ON) or len(parameters) != len(named):
         raise ValueError(f"{module}: lce_forward parameters {parameters} are not a reordering of {sorted(known)}")
     source = _SOURCE.format(
