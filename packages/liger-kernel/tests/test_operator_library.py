@@ -41,6 +41,7 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "softmax": "Tensor input_",
     "sparsemax": "Tensor x, int dim",
     "dyt": "Tensor x, Tensor alpha, Tensor gamma, Tensor? beta",
+    "llama4_rope": "Tensor q, Tensor k, Tensor freqs_cis",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

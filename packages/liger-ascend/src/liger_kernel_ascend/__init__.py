@@ -37,6 +37,7 @@ FUNCTIONS: dict[str, str] = {
     "dyt": "liger_kernel_ascend.ops.dyt:DyTFunction",
     "group_norm": "liger_kernel_ascend.ops.group_norm:GroupNormFunction",
     "qwen2vl_mrope": "liger_kernel_ascend.ops.qwen2vl_mrope:Qwen2VLMRopeFunction",
+    "llama4_rope": "liger_kernel_ascend.ops.llama4_rope:Llama4RopeFunction",
 }
 
 BACKEND = Backend(

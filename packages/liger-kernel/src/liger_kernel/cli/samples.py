@@ -25,6 +25,12 @@ def _targets(rng: torch.Generator, device: torch.device, rows: int, vocab: int) 
     return target.to(device)
 
 
+def _llama4_freqs(rng: torch.Generator, device: torch.device, *shape: int) -> torch.Tensor:
+    """complex64 frequencies as Llama 4's rotary embedding makes them (unit modulus)."""
+    angles = torch.randn(shape, generator=rng) * 3
+    return torch.polar(torch.ones_like(angles), angles).to(device)
+
+
 def _log_probs(rng, device, rows, vocab):
     return torch.log_softmax(_randn(rng, device, rows, vocab), dim=-1)
 
@@ -106,6 +112,10 @@ SAMPLES: dict[str, Sample] = {
     ),
     "qwen2vl_mrope": lambda d, g: (
         (_randn(g, d, 2, 4, 6, 8), _randn(g, d, 2, 2, 6, 8), *_rope_tables(g, d, 3, 2, 6, 8), [2, 1, 1], 1),
+        (0, 1),
+    ),
+    "llama4_rope": lambda d, g: (
+        (_randn(g, d, 2, 6, 4, 8), _randn(g, d, 2, 6, 2, 8), _llama4_freqs(g, d, 1, 6, 4)),
         (0, 1),
     ),
 }

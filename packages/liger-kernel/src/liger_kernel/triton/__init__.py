@@ -44,6 +44,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "softmax": ("liger_kernel.triton.softmax", "SoftmaxFunction"),
     "sparsemax": ("liger_kernel.triton.sparsemax", "SparsemaxFunction"),
     "dyt": ("liger_kernel.triton.dyt", "DyTFunction"),
+    "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
 }
 
 

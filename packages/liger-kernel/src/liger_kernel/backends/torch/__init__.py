@@ -26,6 +26,7 @@ OP_CLASSES = {
     "softmax": "SoftmaxFunction",
     "sparsemax": "SparsemaxFunction",
     "dyt": "DyTFunction",
+    "llama4_rope": "Llama4RopeFunction",
 }
 
 
