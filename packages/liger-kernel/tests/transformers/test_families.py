@@ -18,7 +18,7 @@ from liger_kernel.transformers import (
     _apply_liger_kernel,
     _apply_liger_kernel_to_instance,
 )
-from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
+from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward, routed_causal_lm_forward
 from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
 
 STEPS = 3
@@ -70,13 +70,15 @@ def test_patched_classes_train_like_stock(family):
     if family != "mixtral":
         assert any(type(m) is PATCH_FAMILIES[family].liger_mlp for m in patched.modules())
     expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
+    if PATCH_FAMILIES[family].router_logits:
+        expected_forward = routed_causal_lm_forward
     assert type(patched).forward is expected_forward
 
     with count_op_calls() as calls:
         patched_history = _train(patched)
     stock_history = _train(stock)
     assert calls["rms_norm"] and calls["fused_linear_cross_entropy"]
-    assert bool(calls["rope"]) is PATCH_FAMILIES[family].liger_rope
+    assert bool(calls[PATCH_FAMILIES[family].rope_op]) is PATCH_FAMILIES[family].liger_rope
     assert calls[PATCH_FAMILIES[family].mlp_switch]
 
     for (stock_loss, stock_grads), (patched_loss, patched_grads) in zip(stock_history, patched_history):
@@ -124,18 +126,18 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
     assert hooked, "hooks registered on a converted module must survive the conversion"
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
     assert calls["rms_norm"] >= n_norms
-    assert bool(calls["rope"]) is spec.liger_rope
+    assert bool(calls[spec.rope_op]) is spec.liger_rope
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_revert_restores_stock_transformers(family):
     modeling = _modeling(family)
     spec = PATCH_FAMILIES[family]
-    before = {name: getattr(modeling, name) for name in ("apply_rotary_pos_emb", spec.rms_norm, spec.mlp) if name}
+    before = {name: getattr(modeling, name) for name in (spec.rope_function, spec.rms_norm, spec.mlp) if name}
     causal_lm = getattr(modeling, spec.causal_lm)
     forward = causal_lm.forward
     _apply_liger_kernel(family, **_all_kwargs(family))
-    assert (modeling.apply_rotary_pos_emb is not before["apply_rotary_pos_emb"]) is spec.liger_rope
+    assert (getattr(modeling, spec.rope_function) is not before[spec.rope_function]) is spec.liger_rope
     assert causal_lm.forward is not forward
 
     from liger_kernel.transformers import revert_liger_kernel_patches
@@ -172,6 +174,38 @@ def test_glm4_rope_stays_stock(caplog):
     apply_liger_kernel_to_glm4(rope=True)
     assert modeling.apply_rotary_pos_emb is stock_rope
     assert "rope=True is ignored" in caplog.text
+
+
+def test_llama4_text_parts_patched_and_left_stock():
+    """Llama 4 text: the RoPE layer's q/k L2 norm and the MoE layer's shared
+    expert are converted, the routed experts stay stock, NoPE layers make no
+    RoPE call, and the router logits come out as the stock forward gives them
+    (with no load-balancing loss, as stock)."""
+    from liger_kernel.transformers.rms_norm import LigerL2NormForLlama4
+
+    stock = build("llama4_text")
+    model = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=model)
+    rope_layer, moe_layer = model.model.layers
+    assert type(rope_layer.self_attn.qk_norm) is LigerL2NormForLlama4
+    assert not hasattr(moe_layer.self_attn, "qk_norm")  # the NoPE layer has none
+    assert type(rope_layer.feed_forward) is LigerSwiGLUMLP and rope_layer.feed_forward.intermediate_size == 48
+    assert type(moe_layer.feed_forward.shared_expert) is LigerSwiGLUMLP
+    assert moe_layer.feed_forward.shared_expert.intermediate_size == 64
+    assert type(moe_layer.feed_forward.experts) is _modeling("llama4_text").Llama4TextExperts
+
+    data = batch()
+    with torch.no_grad():
+        expected = stock(**data, output_router_logits=True)
+        with count_op_calls() as calls:
+            got = model(**data, output_router_logits=True)
+    assert calls["llama4_rope"] == 1 and calls["rope"] == 0
+    # two norms per layer, the final norm, and the RoPE layer's q and k L2 norms
+    assert calls["rms_norm"] == 2 * 2 + 1 + 2
+    assert got.aux_loss is None and expected.loss is not None
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    assert len(got.router_logits) == len(expected.router_logits) == 1
+    torch.testing.assert_close(got.router_logits[0], expected.router_logits[0], **TOL)
 
 
 def test_cross_entropy_and_fused_are_exclusive():

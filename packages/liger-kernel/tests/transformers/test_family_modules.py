@@ -39,6 +39,7 @@ MODULES = {
     "exaone4": "exaone4",
     "hunyuan_v1": "hunyuan_v1_dense",
     "glm4": "glm4",
+    "llama4": "llama4_text",  # 0.8.5's Llama4ForCausalLM forward, the text model's
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
 
@@ -63,7 +64,7 @@ def test_every_module_is_a_patched_family():
 
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one
-@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2"])
+@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "llama4"])
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])
     data = batch()

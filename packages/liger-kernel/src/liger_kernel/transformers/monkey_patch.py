@@ -48,7 +48,9 @@ import torch
 from torch import nn
 
 from liger_kernel.transformers.geglu import LigerGEGLUMLP
+from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb
 from liger_kernel.transformers.rms_norm import (
+    LigerL2NormForLlama4,
     LigerRMSNorm,
     LigerRMSNormForGemma,
     LigerRMSNormForGemma2,
@@ -211,6 +213,15 @@ def _convert_rms_norms(model: nn.Module, stock_cls: type, liger_cls: type[LigerR
     return count
 
 
+def _convert_weightless_norms(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module]) -> int:
+    count = 0
+    for module in model.modules():
+        if type(module) is stock_cls:
+            _adopt(module, liger_cls, getattr(module, "eps", getattr(module, "variance_epsilon", 1e-6)))
+            count += 1
+    return count
+
+
 def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module]) -> int:
     parameters = inspect.signature(liger_cls).parameters
     count = 0
@@ -230,6 +241,12 @@ def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module])
 
 # -- the family table -----------------------------------------------------------
 
+#: rope op -> (the Transformers module function it replaces, its Liger drop-in)
+ROPE_FUNCTIONS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "rope": ("apply_rotary_pos_emb", liger_rotary_pos_emb),
+    "llama4_rope": ("apply_rotary_emb", liger_llama4_text_rotary_pos_emb),
+}
+
 
 @dataclass(frozen=True)
 class Family:
@@ -246,6 +263,15 @@ class Family:
     math the Liger RoPE op computes (GLM-4 rotates interleaved pairs): its
     ``rope`` switch defaults to False, and ``rope=True`` leaves it stock with a
     warning rather than patching in something numerically different.
+
+    Where Transformers names a family otherwise: ``causal_lm_prefix`` gives the
+    ``<causal_lm_prefix>ForCausalLM`` class (Llama 4's text model is
+    ``Llama4ForCausalLM`` beside ``Llama4Text*`` modules); ``rope_op`` picks the
+    rotary op and so the module function it replaces (:data:`ROPE_FUNCTIONS`);
+    ``weightless_norm`` names a weightless RMSNorm class the ``rms_norm``
+    switch replaces too, by :class:`LigerL2NormForLlama4`; ``router_logits``
+    says the stock forward returns the router logits but adds no
+    load-balancing loss, so the fused forward passes them on and adds none.
     """
 
     model_type: str
@@ -262,6 +288,10 @@ class Family:
     #: the family's rotary embedding is the one the Liger RoPE op computes
     liger_rope: bool = True
     doc: str | None = None
+    causal_lm_prefix: str | None = None
+    rope_op: str = "rope"
+    weightless_norm: str | None = None
+    router_logits: bool = False
 
     @property
     def module(self) -> str:
@@ -270,7 +300,12 @@ class Family:
 
     @property
     def causal_lm(self) -> str:
-        return f"{self.prefix}ForCausalLM"
+        return f"{self.causal_lm_prefix or self.prefix}ForCausalLM"
+
+    @property
+    def rope_function(self) -> str:
+        """The module function the ``rope`` switch replaces."""
+        return ROPE_FUNCTIONS[self.rope_op][0]
 
     @property
     def rms_norm(self) -> str:
@@ -315,6 +350,7 @@ def _patch(
     # looked up before patching: the instance conversion finds modules by their stock class
     stock_rms_norm = _original(modeling, family.rms_norm)
     stock_mlp = _original(modeling, family.mlp) if family.mlp else None
+    stock_weightless = _original(modeling, family.weightless_norm) if family.weightless_norm else None
 
     if rope and not family.liger_rope:
         logger.warning(
@@ -323,9 +359,11 @@ def _patch(
             family.function_name,
         )
     elif rope:
-        _replace(modeling, "apply_rotary_pos_emb", liger_rotary_pos_emb)
+        _replace(modeling, *ROPE_FUNCTIONS[family.rope_op])
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
+        if family.weightless_norm:
+            _replace(modeling, family.weightless_norm, LigerL2NormForLlama4)
     if mlp:
         _patch_mlp(family, modeling)
     _patch_loss(family, modeling, cross_entropy, fused_linear_cross_entropy)
@@ -336,6 +374,8 @@ def _patch(
         return
     if rms_norm:
         _convert_rms_norms(model, stock_rms_norm, family.liger_rms_norm)
+        if stock_weightless is not None:
+            _convert_weightless_norms(model, stock_weightless, LigerL2NormForLlama4)
     if mlp and stock_mlp is not None:
         _convert_mlps(model, stock_mlp, family.liger_mlp)
 
@@ -358,11 +398,17 @@ def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear
         causal_lm_forward,
         liger_causal_lm_loss,
         moe_causal_lm_forward,
+        routed_causal_lm_forward,
     )
 
     causal_lm_cls = getattr(modeling, family.causal_lm)
     if fused_linear_cross_entropy:
-        _replace(causal_lm_cls, "forward", moe_causal_lm_forward if family.moe else causal_lm_forward)
+        forward = causal_lm_forward
+        if family.moe:
+            forward = moe_causal_lm_forward
+        elif family.router_logits:
+            forward = routed_causal_lm_forward
+        _replace(causal_lm_cls, "forward", forward)
     if cross_entropy:
         _replace(causal_lm_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
 
@@ -577,6 +623,23 @@ FAMILIES: dict[str, Family] = {
             "loss. RoPE stays stock: GLM-4 rotates interleaved pairs of a partial\n"
             "rotary width, which the Liger RoPE op (rotate-half) does not compute, so\n"
             "``rope`` defaults to False and ``rope=True`` is ignored with a warning.",
+        ),
+        Family(
+            "llama4_text",
+            "Llama4Text",
+            package="llama4",
+            causal_lm_prefix="Llama4",
+            liger_mlp=LigerSwiGLUMLP,
+            rope_op="llama4_rope",
+            weightless_norm="Llama4TextL2Norm",
+            router_logits=True,
+            doc="Patch the Llama 4 text model (``Llama4ForCausalLM``): its complex-form RoPE\n"
+            "(``apply_rotary_emb``, by the llama4_rope op; NoPE layers skip it as stock),\n"
+            "RMSNorm and the RoPE layers' q/k ``Llama4TextL2Norm`` (an RMSNorm without\n"
+            "weight), the dense MLPs and the MoE layers' shared expert (``Llama4TextMLP``)\n"
+            "by the SwiGLU MLP, and the loss (no load-balancing term, as stock; router\n"
+            "logits passed on). The routed experts (``Llama4TextExperts``, batched\n"
+            "matmuls with no gate function to replace) and the router stay stock.",
         ),
     )
 }

@@ -163,3 +163,13 @@ class LigerRMSNormForGlm4(LigerRMSNorm):
         row_mode: Any = None,
     ) -> None:
         super().__init__(hidden_size, eps, offset, casting_mode, init_fn, in_place, row_mode)
+
+
+class LigerL2NormForLlama4(LigerRMSNorm):
+    """Llama 4's ``Llama4TextL2Norm`` (the per-head q/k norm of its RoPE layers):
+    despite its name an RMSNorm without weight, ``x * rsqrt(mean(x**2) + eps)``
+    in fp32 cast to the input dtype, which is the RMSNorm op without W
+    (casting "llama"). Its signature is the stock one: ``eps`` only."""
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__(0, eps, casting_mode="llama", in_place=False, elementwise_affine=False)

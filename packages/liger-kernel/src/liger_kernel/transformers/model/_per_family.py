@@ -87,9 +87,13 @@ def lce_forward(
 """
 
 
-def lce_forward_for(module: str, parameters: Sequence[str]) -> Callable[..., Any]:
+def lce_forward_for(
+    module: str, parameters: Sequence[str], forward: Callable[..., Any] | None = None
+) -> Callable[..., Any]:
     """``lce_forward`` of the family module ``module`` with 0.8.5's
-    ``parameters``: the MoE forward when they include ``output_router_logits``."""
+    ``parameters``: the MoE forward when they include ``output_router_logits``,
+    else the dense one, unless ``forward`` names the shared forward (Llama 4's
+    :func:`~liger_kernel.transformers.model.causal_lm.routed_causal_lm_forward`)."""
     moe = "output_router_logits" in parameters
     known = set(MOE if moe else DENSE)
     if set(parameters) != known or len(parameters) != len(known):
@@ -101,14 +105,14 @@ def lce_forward_for(module: str, parameters: Sequence[str]) -> Callable[..., Any
     filename = f"<{module}.lce_forward>"
     namespace: dict[str, Any] = {
         "_call_shared": _call_shared,
-        "_FORWARD": moe_causal_lm_forward if moe else causal_lm_forward,
+        "_FORWARD": forward or (moe_causal_lm_forward if moe else causal_lm_forward),
     }
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     function = namespace["lce_forward"]
     function.__module__ = module
     family = module.rsplit(".", 1)[-1]
-    shared = "moe_causal_lm_forward" if moe else "causal_lm_forward"
+    shared = forward.__name__ if forward else ("moe_causal_lm_forward" if moe else "causal_lm_forward")
     function.__doc__ = (
         f"liger-kernel 0.8.5's {family} ``lce_forward``: the ``ForCausalLM.forward`` with the fused linear\n"
         f"cross-entropy loss, which is :func:`liger_kernel.transformers.model.causal_lm.{shared}`\n"
