@@ -27,7 +27,7 @@ def llama4_oracle(q: Tensor, k: Tensor, freqs_cis: Tensor) -> tuple[Tensor, Tens
     freqs = as_complex(freqs_cis)[:, : q.shape[1], None, :]
 
     def multiply(x: Tensor) -> Tensor:
-        pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))
+        pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], x.shape[-1] // 2, 2))
         return torch.view_as_real(pairs * freqs).flatten(3)
 
     return multiply(q), multiply(k)
@@ -150,6 +150,12 @@ def test_imag_sign_is_the_conjugate_multiply(liger_device, liger_rng):
             torch.testing.assert_close(actual.cpu().double(), wanted, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="imag_sign"):
         llama4_rope_forward(q, k, freqs, imag_sign=0.5)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 1, 5, 8), (2, 2, 1, 0, 8)], ids=["no-batch", "no-tokens"])
+def test_empty(liger_device, liger_rng, shape):
+    """An empty batch or sequence: empty outputs and gradients, no launch over nothing."""
+    run(*build(shape, torch.float32, liger_device, liger_rng), dtype=torch.float32, rng=liger_rng)
 
 
 def test_block_size_hint_changes_nothing(liger_device, liger_rng):

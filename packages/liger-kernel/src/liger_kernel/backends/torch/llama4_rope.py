@@ -32,7 +32,8 @@ def complex_table(freqs_cis: torch.Tensor, seq_len: int, math_dtype: torch.dtype
 
 
 def _multiply(x: torch.Tensor, table: torch.Tensor, math_dtype: torch.dtype) -> torch.Tensor:
-    pairs = torch.view_as_complex(x.to(math_dtype).reshape(*x.shape[:-1], -1, 2).contiguous())
+    # the pair count spelt out: reshape cannot infer it (-1) from an empty tensor
+    pairs = torch.view_as_complex(x.to(math_dtype).reshape(*x.shape[:-1], x.shape[-1] // 2, 2).contiguous())
     return torch.view_as_real(pairs * table).flatten(-2).to(x.dtype)
 
 
