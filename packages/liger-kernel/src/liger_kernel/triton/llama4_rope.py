@@ -133,6 +133,9 @@ def llama4_rope_apply(
     profile = device_profile(q.device)
     half = head_dim // 2
     tiling = _head_tiling(profile, q, k, half, n_q_heads, n_k_heads)
+    # warps for both parts of a pair: each is a strided load whose every element
+    # holds its own address, and at rope's count (one part) AMD's compiler spills
+    tiling["num_warps"] = profile.num_warps(2 * max(tiling["BLOCK_HQ"], tiling["BLOCK_HK"]) * tiling["BLOCK_D"])
     if _math_in_fp64(q, k, freqs):
         tiling["ACC"] = tl.float64
     if max_block_heads is not None:
