@@ -228,6 +228,9 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
         q, k = leaf(batch, heads, seq, dim, dtype=d), leaf(batch, kv_heads, seq, dim, dtype=d)
         cos = torch.zeros(3, batch, seq, dim, dtype=d)
         yield "qwen2vl_mrope", (q, k, cos, cos, section, 1)
+    for batch, heads, kv_heads, seq, dim in conformance_shapes("test_llama4_rope"):
+        q, k = leaf(batch, seq, heads, dim, dtype=d), leaf(batch, seq, kv_heads, dim, dtype=d)
+        yield "llama4_rope", (q, k, torch.zeros(1, seq, dim // 2, dtype=torch.complex64))
     for rows, vocab in conformance_shapes("test_cross_entropy"):
         for reduction in ("mean", "none"):
             for smoothing, z_scale, softcap in ((0.0, 0.0, None), (0.1, 1e-4, 30.0)):

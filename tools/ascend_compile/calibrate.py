@@ -74,6 +74,8 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     # the clamped SwiGLU kernels, launched as the planner sizes them (liger_kernel_ascend.ops.clamped_swiglu)
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_backward_kernel": (None, "BLOCK", None),
+    # q's head tile; k's (BLOCK_HK) is one of the variant's constexprs
+    "liger_kernel.triton.llama4_rope._llama4_rope_kernel": ("BLOCK_HQ", "BLOCK_D", None),
 }
 
 #: tile sizes (outer, inner) each variant is compiled at, over the range the planner picks from:

@@ -176,6 +176,9 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
     q, k = randn(1, 32, rows, 128), randn(1, 8, rows, 128)
     cos, sin = torch.empty(1, rows, 128, dtype=dtype), torch.empty(1, rows, 128, dtype=dtype)
     yield "rope", "llm", (q, k, cos, sin, None, 1)
+    # Llama 4 Scout's attention, (batch, seq, heads, head_dim), complex frequencies
+    freqs_cis = torch.empty(1, rows, 64, dtype=torch.complex64)
+    yield "llama4_rope", "llm", (randn(1, rows, 40, 128), randn(1, rows, 8, 128), freqs_cis)
     # the portable kernels the backend runs, at their widest blocks (hidden sizes walked in blocks,
     # vocabulary-wide rows)
     for h in (hidden, 8192):

@@ -278,6 +278,15 @@ def eager_mrope(q, k, cos, sin, section):
     return eager_rope(q, k, merge(cos), merge(sin))
 
 
+def eager_llama4_rope(q, k, freqs_cis):
+    # Transformers' Llama 4 apply_rotary_emb: pairs as complex numbers, in fp32
+    def multiply(x):
+        pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(pairs * freqs_cis[:, :, None, :]).flatten(3).type_as(x)
+
+    return multiply(q), multiply(k)
+
+
 def make_distributions(dims, dtype, device, log_input: bool) -> Inputs:
     T, V = dims["tokens"], dims["vocab"]
     student = torch.log_softmax(torch.randn(T, V, device=device), -1)
@@ -338,6 +347,18 @@ def make_mrope(dims, dtype, device) -> Inputs:
     angles = torch.cat((angles, angles), dim=-1)
     inputs["cos"], inputs["sin"] = angles.cos().to(dtype), angles.sin().to(dtype)
     return inputs
+
+
+def make_llama4_rope(dims, dtype, device) -> Inputs:
+    # (batch, seq, heads, head_dim), as Llama 4's attention rotates before its transpose
+    B, S, D = dims["batch"], dims["seq"], dims["head_dim"]
+    q = _rand((B, S, dims["heads"], D), dtype, device, True)
+    k = _rand((B, S, dims["kv_heads"], D), dtype, device, True)
+    inv_freq = 1.0 / (500000.0 ** (torch.arange(0, D, 2, device=device, dtype=torch.float32) / D))
+    angles = torch.outer(torch.arange(S, device=device, dtype=torch.float32), inv_freq)[None]
+    grads = [_rand(tuple(q.shape), dtype, device, False), _rand(tuple(k.shape), dtype, device, False)]
+    freqs_cis = torch.polar(torch.ones_like(angles), angles)
+    return {"q": q, "k": k, "freqs_cis": freqs_cis, "leaves": [q, k], "grads": grads}
 
 
 NORM_DIMS = {"tokens": 8192, "hidden": 4096}
@@ -528,6 +549,14 @@ CASES: dict[str, Case] = {
             "clamped_swiglu",
             "LigerClampedSwiGLUFunction",
             lambda f, i: f.apply(i["x"], 1.702, 7.0),
+            "llama4_rope",
+            # Llama 4 Scout's attention: 40 heads, 8 kv heads, head_dim 128
+            {"tokens": 8192, "batch": 4, "seq": 2048, "heads": 40, "kv_heads": 8, "head_dim": 128},
+            make_llama4_rope,
+            lambda i: eager_llama4_rope(i["q"], i["k"], i["freqs_cis"]),
+            "llama4_rope",
+            "LigerLlama4RopeFunction",
+            lambda f, i: f.apply(i["q"], i["k"], i["freqs_cis"]),
         ),
     )
 }
@@ -546,6 +575,7 @@ DEFAULT_OPS = (
     "poly_norm",
     "dyt",
     "qwen2vl_mrope",
+    "llama4_rope",
     "softmax",
     "sparsemax",
     "kl_div",
@@ -561,6 +591,8 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
     """The main input's shape, for tables."""
     if case.name in ("rope", "qwen2vl_mrope"):
         return f"q({dims['batch']},{dims['heads']},{dims['seq']},{dims['head_dim']})"
+    if case.name == "llama4_rope":
+        return f"q({dims['batch']},{dims['seq']},{dims['heads']},{dims['head_dim']})"
     if case.name == "group_norm":
         return f"({dims['tokens']},{dims['channels']},{dims['spatial']}) g{dims['groups']}"
     if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd"):

@@ -407,3 +407,43 @@ def test_clamped_swiglu_reads_its_pairs_without_a_gather_and_stays_on_the_npu(ca
     want.backward(dc)
     torch.testing.assert_close(c, want)
     torch.testing.assert_close(x.grad, ref.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(
+    "head_dim",
+    # 16: every head pitch 32-byte aligned in fp32 and bf16; 10: none is (40 or 20 bytes), so one head per tile
+    [16, 10],
+    ids=["aligned", "unaligned"],
+)
+def test_llama4_rope_is_one_launch_each_way_and_stays_on_the_npu(dtype, head_dim, caplog):
+    batch, q_heads, k_heads, seq = 2, 4, 2, 3
+    q = torch.randn(batch, seq, q_heads, head_dim, dtype=dtype, requires_grad=True)
+    k = torch.randn(batch, seq, k_heads, head_dim, dtype=dtype, requires_grad=True)
+    angles = torch.randn(1, seq, head_dim // 2)
+    freqs_cis = torch.polar(torch.ones_like(angles), angles)
+    dq, dk = torch.randn(q.shape, dtype=dtype), torch.randn(k.shape, dtype=dtype)
+    with npu_mock.active(), caplog.at_level("WARNING", logger="liger_kernel"):
+        from liger_kernel_ascend.ops.llama4_rope import Llama4RopeFunction
+
+        npu_mock.monitor.discrete_loads.clear()
+        start = len(npu_mock.monitor.launches)
+        q_out, k_out = Llama4RopeFunction.apply(q, k, freqs_cis)
+        torch.autograd.backward((q_out, k_out), (dq, dk))
+        launches = npu_mock.monitor.launches[start:]
+        discrete = dict(npu_mock.monitor.discrete_loads)
+    _no_torch_fallback(caplog)
+    assert launches == ["_llama4_rope_kernel", "_llama4_rope_kernel"]
+    # the pairs are read with a stride of 2: affine addresses, no gather
+    assert discrete == {}, f"gather-style loads per kernel: {discrete}"
+
+    def multiply(x):
+        pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(pairs * freqs_cis[:, :, None, :]).flatten(3)
+
+    ref_q, ref_k = (x.detach().float().requires_grad_() for x in (q, k))
+    want_q, want_k = multiply(ref_q), multiply(ref_k)
+    torch.autograd.backward((want_q, want_k), (dq.float(), dk.float()))
+    tol = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
+    for got, want in ((q_out, want_q), (k_out, want_k), (q.grad, ref_q.grad), (k.grad, ref_k.grad)):
+        torch.testing.assert_close(got.float(), want, **tol)

@@ -44,6 +44,7 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "fused_moe": "Tensor x, Tensor gate_up_proj, Tensor down_proj, Tensor top_k_index, Tensor top_k_weights",
     "relu_squared": "Tensor X",
     "clamped_swiglu": "Tensor x, float alpha, float limit",
+    "llama4_rope": "Tensor q, Tensor k, Tensor freqs_cis",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

@@ -142,6 +142,14 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         return {"X": x(2, 8)}
     if op == "clamped_swiglu":
         return {"x": x(2, 8), "alpha": 1.702, "limit": 7.0}
+    if op == "llama4_rope":
+        # (batch, seq, heads, head_dim) q and k (GQA), complex freqs_cis shared over the batch
+        angles = x(1, 5, 4)
+        return {
+            "q": x(2, 5, 3, 8),
+            "k": x(2, 5, 1, 8),
+            "freqs_cis": torch.polar(torch.ones_like(angles), angles),
+        }
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -693,6 +701,56 @@ CASES: list[BadInput] = [
     BadInput("clamped_swiglu", "alpha-str", "`alpha` = `'1.702'` (a string)", "alpha", TypeError, _set(alpha="1.702")),
     BadInput("clamped_swiglu", "limit-zero", "`limit` = 0", "limit", ValueError, _set(limit=0.0)),
     BadInput("clamped_swiglu", "limit-inf", "`limit` = inf", "limit", ValueError, _set(limit=math.inf)),
+    BadInput("llama4_rope", "q-3d", "`q` 3-D", "q", ValueError, _change("q", lambda t: t[0])),
+    _dtype("llama4_rope", "q", torch.int32),
+    BadInput(
+        "llama4_rope",
+        "q-odd-head-dim",
+        "`q` and `k` with an odd head_dim (7)",
+        "q",
+        ValueError,
+        _each(lambda t: t[..., :7], "q", "k"),
+    ),
+    _shape("llama4_rope", "k", "with another sequence length than `q`", lambda t: t[:, :4], "seq"),
+    _shape("llama4_rope", "k", "with another batch than `q`", lambda t: t[:1], "batch"),
+    _shape("llama4_rope", "k", "with another head_dim than `q`", lambda t: t[..., :6], "head-dim"),
+    _device("llama4_rope", "k"),
+    _shape("llama4_rope", "freqs_cis", "with another sequence length than `q`", lambda t: t[:, :4], "seq"),
+    _shape(
+        "llama4_rope",
+        "freqs_cis",
+        "with another batch than `q` (not 1 either)",
+        lambda t: torch.cat((t, t, t)),
+        "batch",
+    ),
+    _shape("llama4_rope", "freqs_cis", "not head_dim / 2 wide", lambda t: t[..., :3], "width"),
+    _shape("llama4_rope", "freqs_cis", "1-D", lambda t: t[0, 0], "1d"),
+    _shape("llama4_rope", "freqs_cis", "a 2-D table of fewer positions than the sequence", lambda t: t[0, :4], "table"),
+    _shape(
+        "llama4_rope",
+        "freqs_cis",
+        "real without the trailing (real, imaginary) dimension of 2",
+        lambda t: torch.view_as_real(t)[..., 0],
+        "real-no-pairs",
+    ),
+    BadInput(
+        "llama4_rope",
+        "freqs_cis-int32",
+        "`freqs_cis` of dtype int32 (neither complex nor floating)",
+        "freqs_cis",
+        TypeError,
+        _change("freqs_cis", lambda t: torch.view_as_real(t).to(torch.int32)),
+    ),
+    _device("llama4_rope", "freqs_cis"),
+    BadInput("llama4_rope", "block-size-zero", "`BLOCK_SIZE` = 0", "BLOCK_SIZE", ValueError, _set(BLOCK_SIZE=0)),
+    BadInput(
+        "llama4_rope",
+        "block-size-float",
+        "`BLOCK_SIZE` = 64.0 (a float)",
+        "BLOCK_SIZE",
+        TypeError,
+        _set(BLOCK_SIZE=64.0),
+    ),
 ]
 
 

@@ -39,6 +39,7 @@ FUNCTIONS: dict[str, str] = {
     "qwen2vl_mrope": "liger_kernel_ascend.ops.qwen2vl_mrope:Qwen2VLMRopeFunction",
     "fused_moe": "liger_kernel_ascend.ops.fused_moe:FusedMoEFunction",
     "clamped_swiglu": "liger_kernel_ascend.ops.clamped_swiglu:ClampedSwiGLUFunction",
+    "llama4_rope": "liger_kernel_ascend.ops.llama4_rope:Llama4RopeFunction",
 }
 
 BACKEND = Backend(

@@ -77,15 +77,13 @@ def test_patched_classes_train_like_stock(family):
     assert len(norms) >= 2 * tiny_config(family).num_hidden_layers + 1
     if PATCH_FAMILIES[family].liger_mlp is not None:  # Mixtral and GPT-OSS have experts only
         assert any(type(m) is PATCH_FAMILIES[family].liger_mlp for m in patched.modules())
-    expected_forward = moe_causal_lm_forward if family in MOE else causal_lm_forward
-    assert type(patched).forward is expected_forward or PATCH_FAMILIES[family].forward is not None
     assert type(patched).forward is PATCH_FAMILIES[family].lm_forward()
 
     with count_op_calls() as calls:
         patched_history = _train(patched, lr=LEARNING_RATES.get(family, 0.5))
     stock_history = _train(stock, lr=LEARNING_RATES.get(family, 0.5))
     assert calls["rms_norm"] and calls["fused_linear_cross_entropy"]
-    assert bool(calls["rope"]) is PATCH_FAMILIES[family].liger_rope
+    assert bool(calls[PATCH_FAMILIES[family].rope_op]) is PATCH_FAMILIES[family].liger_rope
     spec = PATCH_FAMILIES[family]
     if spec.liger_mlp is not None:
         assert bool(calls[spec.mlp_switch]) is spec.liger_activation
@@ -139,19 +137,19 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
     assert hooked, "hooks registered on a converted module must survive the conversion"
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
     assert calls["rms_norm"] >= n_norms
-    assert bool(calls["rope"]) is spec.liger_rope
+    assert bool(calls[spec.rope_op]) is spec.liger_rope
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_revert_restores_stock_transformers(family):
     modeling = _modeling(family)
     spec = PATCH_FAMILIES[family]
-    # DeepSeek-V2 names its rotary function otherwise: no apply_rotary_pos_emb (None) before or after
-    before = {name: getattr(modeling, name, None) for name in ("apply_rotary_pos_emb", spec.rms_norm, spec.mlp) if name}
+    # DeepSeek-V2 names its rotary function otherwise: no such function (None) before or after
+    before = {name: getattr(modeling, name, None) for name in (spec.rope_function, spec.rms_norm, spec.mlp) if name}
     causal_lm = getattr(modeling, spec.causal_lm)
     forward = causal_lm.forward
     _apply_liger_kernel(family, **_all_kwargs(family))
-    assert (getattr(modeling, "apply_rotary_pos_emb", None) is not before["apply_rotary_pos_emb"]) is spec.liger_rope
+    assert (getattr(modeling, spec.rope_function, None) is not before[spec.rope_function]) is spec.liger_rope
     assert causal_lm.forward is not forward
 
     from liger_kernel.transformers import revert_liger_kernel_patches
@@ -289,6 +287,38 @@ def test_moe_family_without_router_loss(family):
     assert len(got.router_logits) == len(expected.router_logits) > 0
     for mine, theirs in zip(got.router_logits, expected.router_logits):
         torch.testing.assert_close(mine, theirs, **TOL)
+
+
+def test_llama4_text_parts_patched_and_left_stock():
+    """Llama 4 text: the RoPE layer's q/k L2 norm and the MoE layer's shared
+    expert are converted, the routed experts stay stock, NoPE layers make no
+    RoPE call, and the router logits come out as the stock forward gives them
+    (with no load-balancing loss, as stock)."""
+    from liger_kernel.transformers.rms_norm import LigerL2NormForLlama4
+
+    stock = build("llama4_text")
+    model = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=model)
+    rope_layer, moe_layer = model.model.layers
+    assert type(rope_layer.self_attn.qk_norm) is LigerL2NormForLlama4
+    assert not hasattr(moe_layer.self_attn, "qk_norm")  # the NoPE layer has none
+    assert type(rope_layer.feed_forward) is LigerSwiGLUMLP and rope_layer.feed_forward.intermediate_size == 48
+    assert type(moe_layer.feed_forward.shared_expert) is LigerSwiGLUMLP
+    assert moe_layer.feed_forward.shared_expert.intermediate_size == 64
+    assert type(moe_layer.feed_forward.experts) is _modeling("llama4_text").Llama4TextExperts
+
+    data = batch()
+    with torch.no_grad():
+        expected = stock(**data, output_router_logits=True)
+        with count_op_calls() as calls:
+            got = model(**data, output_router_logits=True)
+    assert calls["llama4_rope"] == 1 and calls["rope"] == 0
+    # two norms per layer, the final norm, and the RoPE layer's q and k L2 norms
+    assert calls["rms_norm"] == 2 * 2 + 1 + 2
+    assert got.aux_loss is None and expected.loss is not None
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    assert len(got.router_logits) == len(expected.router_logits) == 1
+    torch.testing.assert_close(got.router_logits[0], expected.router_logits[0], **TOL)
 
 
 def test_cross_entropy_and_fused_are_exclusive():

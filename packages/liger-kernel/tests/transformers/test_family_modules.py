@@ -18,7 +18,7 @@ from liger_kernel.transformers import (
     LigerRMSNorm,
     _apply_liger_kernel_to_instance,
 )
-from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
+from liger_kernel.transformers.model.causal_lm import causal_lm_forward
 from liger_kernel.transformers.monkey_patch import FAMILIES
 
 #: 0.8.5's module name -> the model type whose forward it is
@@ -44,6 +44,7 @@ MODULES = {
     "deepseek_v4": "deepseek_v4",
     "qwen3_next": "qwen3_next",
     "gpt_oss": "gpt_oss",
+    "llama4": "llama4_text",  # 0.8.5's Llama4ForCausalLM forward, the text model's
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
 
@@ -67,16 +68,26 @@ def test_every_module_is_a_patched_family():
         # 0.8.5 gave DeepSeek-V2/V3 the dense parameters; a router switch always means a MoE family
         if "output_router_logits" in inspect.signature(lce_forward).parameters:
             assert FAMILIES[family].moe
-        shared = moe_causal_lm_forward if FAMILIES[family].moe else causal_lm_forward
-        assert lce_forward.__globals__["_FORWARD"] is shared
+        assert lce_forward.__globals__["_FORWARD"] is FAMILIES[family].lm_forward()
 
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
 # a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs, a hybrid,
-# one without return_dict
+# one without return_dict, one with router logits and no router loss
 @pytest.mark.parametrize(
     "module",
-    ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "deepseek_v3", "deepseek_v4", "qwen3_next", "gpt_oss"],
+    [
+        "llama",
+        "qwen3_moe",
+        "exaone4",
+        "glm4",
+        "gemma2",
+        "deepseek_v3",
+        "deepseek_v4",
+        "qwen3_next",
+        "gpt_oss",
+        "llama4",
+    ],
 )
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])

@@ -187,6 +187,17 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    left GPT-OSS's experts stock. The experts' GEMMs, the router, and the\n"
         "    attention with its sinks and sliding-window layers stay stock.",
     ),
+    # not in 0.8.5, which sends model_type llama4_text to its multimodal apply_liger_kernel_to_llama4
+    "apply_liger_kernel_to_llama4_text": (
+        _SWIGLU,
+        "Patch the Llama 4 text model (``Llama4ForCausalLM``): its complex-form RoPE\n"
+        "    (``apply_rotary_emb``, by the llama4_rope op; NoPE layers skip it as stock),\n"
+        "    RMSNorm and the RoPE layers' q/k ``Llama4TextL2Norm`` (an RMSNorm without\n"
+        "    weight), the dense MLPs and the MoE layers' shared expert (``Llama4TextMLP``)\n"
+        "    by the SwiGLU MLP, and the loss (no load-balancing term, as stock; router\n"
+        "    logits passed on). The routed experts (``Llama4TextExperts``, batched\n"
+        "    matmuls with no gate function to replace) and the router stay stock.",
+    ),
 }
 
 

@@ -185,6 +185,18 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    "llama4_text": (
+        "Llama4TextConfig",
+        {
+            "head_dim": 8,
+            "intermediate_size_mlp": 48,  # the dense layer's MLP; the shared expert takes intermediate_size
+            "num_local_experts": 4,
+            "num_experts_per_tok": 1,  # top-1, as Llama 4
+            "moe_layers": [1],  # layer 0 dense, layer 1 experts + shared expert
+            "no_rope_layers": [1, 0],  # layer 0 RoPE (with q/k L2 norm, chunked attention), layer 1 NoPE
+            "attention_chunk_size": 8,
+        },
+    ),
 }
 
 #: families patched by a hand-written function rather than a FAMILIES row, with

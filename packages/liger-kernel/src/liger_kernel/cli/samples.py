@@ -25,6 +25,12 @@ def _targets(rng: torch.Generator, device: torch.device, rows: int, vocab: int) 
     return target.to(device)
 
 
+def _llama4_freqs(rng: torch.Generator, device: torch.device, *shape: int) -> torch.Tensor:
+    """complex64 frequencies as Llama 4's rotary embedding makes them (unit modulus)."""
+    angles = torch.randn(shape, generator=rng) * 3
+    return torch.polar(torch.ones_like(angles), angles).to(device)
+
+
 def _log_probs(rng, device, rows, vocab):
     return torch.log_softmax(_randn(rng, device, rows, vocab), dim=-1)
 
@@ -122,6 +128,10 @@ SAMPLES: dict[str, Sample] = {
     ),
     # scale 5: some values beyond the limit of 7, so both clamps act
     "clamped_swiglu": lambda d, g: ((_randn(g, d, 4, 16, scale=5.0), 1.702, 7.0), (0,)),
+    "llama4_rope": lambda d, g: (
+        (_randn(g, d, 2, 6, 4, 8), _randn(g, d, 2, 6, 2, 8), _llama4_freqs(g, d, 1, 6, 4)),
+        (0, 1),
+    ),
 }
 
 

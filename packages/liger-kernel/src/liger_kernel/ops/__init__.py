@@ -14,6 +14,7 @@ from liger_kernel.ops.group_norm import LigerGroupNormFunction
 from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
+from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction
@@ -49,6 +50,7 @@ OPS = {
         LigerFusedMoEFunction,
         LigerReLUSquaredFunction,
         LigerClampedSwiGLUFunction,
+        LigerLlama4RopeFunction,
     )
 }
 

@@ -50,8 +50,10 @@ import torch
 from torch import nn
 
 from liger_kernel.transformers.geglu import LigerGEGLUMLP, LigerGEGLUMLPForGemma4
+from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
 from liger_kernel.transformers.rms_norm import (
+    LigerL2NormForLlama4,
     LigerRMSNorm,
     LigerRMSNormForGemma,
     LigerRMSNormForGemma2,
@@ -223,6 +225,15 @@ def _convert_rms_norms(model: nn.Module, stock_cls: type, liger_cls: type[LigerR
     return count
 
 
+def _convert_weightless_norms(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module]) -> int:
+    count = 0
+    for module in model.modules():
+        if type(module) is stock_cls:
+            _adopt(module, liger_cls, getattr(module, "eps", getattr(module, "variance_epsilon", 1e-6)))
+            count += 1
+    return count
+
+
 def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module]) -> int:
     parameters = inspect.signature(liger_cls).parameters
     count = 0
@@ -241,6 +252,12 @@ def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module])
 
 
 # -- the family table -----------------------------------------------------------
+
+#: rope op -> (the Transformers module function it replaces, its Liger drop-in)
+ROPE_FUNCTIONS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "rope": ("apply_rotary_pos_emb", liger_rotary_pos_emb),
+    "llama4_rope": ("apply_rotary_emb", liger_llama4_text_rotary_pos_emb),
+}
 
 
 @dataclass(frozen=True)
@@ -266,6 +283,15 @@ class Family:
     and ``<prefix>Experts._apply_gate`` where the family's differ from the
     usual (GPT-OSS: half-width cos/sin, the clamped gate); ``mlp_default`` is
     the default of the MLP switch.
+
+    Where Transformers names a family otherwise: ``causal_lm_prefix`` gives the
+    ``<causal_lm_prefix>ForCausalLM`` class (Llama 4's text model is
+    ``Llama4ForCausalLM`` beside ``Llama4Text*`` modules); ``rope_op`` picks the
+    rotary op and so the module function it replaces (:data:`ROPE_FUNCTIONS`);
+    ``weightless_norm`` names a weightless RMSNorm class the ``rms_norm``
+    switch replaces too, by :class:`LigerL2NormForLlama4`; ``router_logits``
+    says the stock forward returns the router logits but adds no
+    load-balancing loss, so the fused forward passes them on and adds none.
     """
 
     model_type: str
@@ -298,6 +324,10 @@ class Family:
     experts_gate: Callable[..., Any] | None = None
     #: the default of the MLP switch (``swiglu``/``geglu``) of the patch function
     mlp_default: bool = True
+    causal_lm_prefix: str | None = None
+    rope_op: str = "rope"
+    weightless_norm: str | None = None
+    router_logits: bool = False
 
     @property
     def module(self) -> str:
@@ -306,7 +336,12 @@ class Family:
 
     @property
     def causal_lm(self) -> str:
-        return f"{self.prefix}ForCausalLM"
+        return f"{self.causal_lm_prefix or self.prefix}ForCausalLM"
+
+    @property
+    def rope_function(self) -> str:
+        """The module function the ``rope`` switch replaces."""
+        return ROPE_FUNCTIONS[self.rope_op][0]
 
     @property
     def rms_norm(self) -> str:
@@ -337,12 +372,18 @@ class Family:
 
     def lm_forward(self) -> Callable[..., Any]:
         """The ``ForCausalLM.forward`` the fused loss installs."""
-        from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
+        from liger_kernel.transformers.model.causal_lm import (
+            causal_lm_forward,
+            moe_causal_lm_forward,
+            routed_causal_lm_forward,
+        )
 
         if self.forward is not None:
             module, attr = self.forward.split(":")
             return getattr(importlib.import_module(module), attr)
-        return moe_causal_lm_forward if self.moe else causal_lm_forward
+        if self.moe:
+            return moe_causal_lm_forward
+        return routed_causal_lm_forward if self.router_logits else causal_lm_forward
 
 
 def _patch(
@@ -362,6 +403,7 @@ def _patch(
     # looked up before patching: the instance conversion finds modules by their stock class
     stock_rms_norm = _original(modeling, family.rms_norm)
     stock_mlp = _original(modeling, family.mlp) if family.mlp else None
+    stock_weightless = _original(modeling, family.weightless_norm) if family.weightless_norm else None
 
     if rope and not family.liger_rope:
         logger.warning(
@@ -370,9 +412,12 @@ def _patch(
             family.function_name,
         )
     elif rope:
-        _replace(modeling, "apply_rotary_pos_emb", family.rotary_pos_emb or liger_rotary_pos_emb)
+        function_name, liger_function = ROPE_FUNCTIONS[family.rope_op]
+        _replace(modeling, function_name, family.rotary_pos_emb or liger_function)
     if rms_norm:
         _replace(modeling, family.rms_norm, family.liger_rms_norm)
+        if family.weightless_norm:
+            _replace(modeling, family.weightless_norm, LigerL2NormForLlama4)
     if mlp and not family.liger_activation:
         logger.warning(
             "%s: its MLPs' gated activation is not the one the Liger %s op computes; %s=True is ignored and "
@@ -392,6 +437,8 @@ def _patch(
         return
     if rms_norm:
         _convert_rms_norms(model, stock_rms_norm, family.liger_rms_norm)
+        if stock_weightless is not None:
+            _convert_weightless_norms(model, stock_weightless, LigerL2NormForLlama4)
     if mlp and stock_mlp is not None:
         _convert_mlps(model, stock_mlp, family.liger_mlp)
 
@@ -738,6 +785,23 @@ FAMILIES: dict[str, Family] = {
             "``_apply_gate``; it defaults to False, as in liger-kernel 0.8.5, which\n"
             "left GPT-OSS's experts stock. The experts' GEMMs, the router, and the\n"
             "attention with its sinks and sliding-window layers stay stock.",
+        ),
+        Family(
+            "llama4_text",
+            "Llama4Text",
+            package="llama4",
+            causal_lm_prefix="Llama4",
+            liger_mlp=LigerSwiGLUMLP,
+            rope_op="llama4_rope",
+            weightless_norm="Llama4TextL2Norm",
+            router_logits=True,
+            doc="Patch the Llama 4 text model (``Llama4ForCausalLM``): its complex-form RoPE\n"
+            "(``apply_rotary_emb``, by the llama4_rope op; NoPE layers skip it as stock),\n"
+            "RMSNorm and the RoPE layers' q/k ``Llama4TextL2Norm`` (an RMSNorm without\n"
+            "weight), the dense MLPs and the MoE layers' shared expert (``Llama4TextMLP``)\n"
+            "by the SwiGLU MLP, and the loss (no load-balancing term, as stock; router\n"
+            "logits passed on). The routed experts (``Llama4TextExperts``, batched\n"
+            "matmuls with no gate function to replace) and the router stay stock.",
         ),
     )
 }

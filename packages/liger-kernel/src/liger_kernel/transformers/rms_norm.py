@@ -223,3 +223,13 @@ class LigerRMSNormForGptOss(LigerRMSNorm):
 
     def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
         super().__init__(hidden_size, eps, offset=0.0, casting_mode="gemma", in_place=True)
+
+
+class LigerL2NormForLlama4(LigerRMSNorm):
+    """Llama 4's ``Llama4TextL2Norm`` (the per-head q/k norm of its RoPE layers):
+    despite its name an RMSNorm without weight, ``x * rsqrt(mean(x**2) + eps)``
+    in fp32 cast to the input dtype, which is the RMSNorm op without W
+    (casting "llama"). Its signature is the stock one: ``eps`` only."""
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__(0, eps, casting_mode="llama", in_place=False, elementwise_affine=False)

@@ -47,6 +47,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "fused_moe": ("liger_kernel.triton.fused_moe", "FusedMoEFunction"),
     "relu_squared": ("liger_kernel.triton.relu_squared", "ReLUSquaredFunction"),
     "clamped_swiglu": ("liger_kernel.triton.clamped_swiglu", "ClampedSwiGLUFunction"),
+    "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
 }
 
 

@@ -29,6 +29,7 @@ OP_CLASSES = {
     "fused_moe": "FusedMoEFunction",
     "relu_squared": "ReLUSquaredFunction",
     "clamped_swiglu": "ClampedSwiGLUFunction",
+    "llama4_rope": "Llama4RopeFunction",
 }
 
 

@@ -3,7 +3,9 @@
 One forward serves every dense family of :mod:`liger_kernel.transformers.monkey_patch`
 (Llama, Mistral, Ministral, Qwen2/3, Gemma 1/2/3, Phi-3, Granite, OLMo-2/3,
 SmolLM3, EXAONE-4, Hunyuan-V1 dense, GLM-4) and one the mixture-of-experts
-families (Mixtral, Qwen3-MoE, Hunyuan-V1 MoE, DeepSeek-V2/V3/V4); the family
+families (Mixtral, Qwen3-MoE, Hunyuan-V1 MoE, DeepSeek-V2/V3/V4); Llama 4's
+text model, whose stock loss has no router term, takes the dense loss with the
+router logits passed on (:func:`routed_causal_lm_forward`). The family
 differences are read from the config:
 
 - ``final_logit_softcapping`` (Gemma-2/3): logits = c * tanh(logits / c),
@@ -398,6 +400,46 @@ def causal_lm_forward(
         logits=logits,
         hidden_states=outputs.hidden_states,
         attentions=outputs.attentions,
+        **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
+    )
+
+
+@can_return_tuple
+def routed_causal_lm_forward(
+    self: Any,
+    input_ids: torch.LongTensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    position_ids: torch.LongTensor | None = None,
+    cache: Any = None,
+    inputs_embeds: torch.Tensor | None = None,
+    labels: torch.LongTensor | None = None,
+    use_cache: bool | None = None,
+    logits_to_keep: int | torch.Tensor = 0,
+    skip_logits: bool | None = None,
+    **kwargs: Any,
+) -> LigerMoeCausalLMOutputWithPast:
+    """Mixture-of-experts ``ForCausalLM.forward`` whose stock loss has no
+    load-balancing term (Llama 4's text model): the loss of
+    :func:`causal_lm_forward`, and the decoder's router logits passed on in a
+    mixture-of-experts output (``output_router_logits=True`` reaches the decoder
+    as a keyword, as in the stock forward); ``aux_loss`` stays None."""
+    loss_kwargs = _split_kwargs(self.model, kwargs)
+    outputs = self.model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        use_cache=use_cache,
+        **_cache_kwargs(cache),
+        **kwargs,
+    )
+    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    return LigerMoeCausalLMOutputWithPast(
+        **_extras(result),
+        logits=logits,
+        hidden_states=outputs.hidden_states,
+        attentions=outputs.attentions,
+        router_logits=getattr(outputs, "router_logits", None),
         **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
     )
 
