@@ -18,7 +18,7 @@ from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
 from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
-from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+from liger_kernel.ops.swiglu import LigerFusedGateUpSiLUMulFunction, LigerSiLUMulFunction
 from liger_kernel.ops.tvd import LigerTVDLossFunction
 
 #: op name -> public Function, in the order reports list them
@@ -46,7 +46,11 @@ OPS = {
     )
 }
 
-__all__ = [cls.__name__ for cls in OPS.values()] + ["OPS", "use_operators"]
+__all__ = [cls.__name__ for cls in OPS.values()] + [
+    "LigerFusedGateUpSiLUMulFunction",  # a contract over swiglu, not an op of its own
+    "OPS",
+    "use_operators",
+]
 
 # Each op is also a pair of PyTorch operators (liger::<op>, liger::<op>_backward),
 # registered now: torch.compile cannot register them while it traces.

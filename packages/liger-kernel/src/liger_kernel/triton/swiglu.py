@@ -1,6 +1,8 @@
 """SwiGLU gate, portable Triton kernels (math: :mod:`liger_kernel.ops.swiglu`).
 
-sigmoid(a) is recomputed in the backward rather than saved.
+sigmoid(g * a) is recomputed in the backward rather than saved. The
+multipliers are run-time scalars (fp32), so Falcon-H1's values compile no
+kernel of their own.
 
 As the op contract allows (``overwrites``), backward writes da and db over a
 and b when they are non-leaf tensors that require grad (or contiguous copies
@@ -27,15 +29,18 @@ from liger_kernel.triton.launch import RowLaunch, accumulator_dtype, pipeline_st
 
 
 @triton.jit
-def _silu_mul_forward_kernel(A, B, C, n_elements, ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr):
+def _silu_mul_forward_kernel(
+    A, B, C, n_elements, gate_multiplier, down_multiplier,
+    ACC: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr,
+):  # fmt: skip
     pid = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
     for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0), num_stages=STAGES):
         offsets = tile * BLOCK + lanes
         mask = offsets < n_elements
-        a = tl.load(A + offsets, mask=mask, other=0.0).to(ACC)
+        u = tl.load(A + offsets, mask=mask, other=0.0).to(ACC) * gate_multiplier
         b = tl.load(B + offsets, mask=mask, other=0.0).to(ACC)
-        c = a * tl.sigmoid(a) * b
+        c = u * tl.sigmoid(u) * b * down_multiplier
         tl.store(C + offsets, c.to(C.dtype.element_ty), mask=mask)
 
 
@@ -47,6 +52,8 @@ def _silu_mul_backward_kernel(
     DA,
     DB,
     n_elements,
+    gate_multiplier,
+    down_multiplier,
     COMPUTE_DA: tl.constexpr,
     COMPUTE_DB: tl.constexpr,
     ACC: tl.constexpr,
@@ -58,15 +65,15 @@ def _silu_mul_backward_kernel(
     for tile in tl.range(pid, tl.cdiv(n_elements, BLOCK), tl.num_programs(0), num_stages=STAGES):
         offsets = tile * BLOCK + lanes
         mask = offsets < n_elements
-        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(ACC)
-        a = tl.load(A + offsets, mask=mask, other=0.0).to(ACC)
-        s = tl.sigmoid(a)
+        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(ACC) * down_multiplier
+        u = tl.load(A + offsets, mask=mask, other=0.0).to(ACC) * gate_multiplier
+        s = tl.sigmoid(u)
         if COMPUTE_DA:
             b = tl.load(B + offsets, mask=mask, other=0.0).to(ACC)
-            da = dc * b * s * (1.0 + a * (1.0 - s))
+            da = dc * gate_multiplier * b * s * (1.0 + u * (1.0 - s))
             tl.store(DA + offsets, da.to(DA.dtype.element_ty), mask=mask)
         if COMPUTE_DB:
-            tl.store(DB + offsets, (dc * a * s).to(DB.dtype.element_ty), mask=mask)
+            tl.store(DB + offsets, (dc * u * s).to(DB.dtype.element_ty), mask=mask)
 
 
 def gate_launch(profile: DeviceProfile, n_elements: int, bytes_per_element: int) -> tuple[RowLaunch, int]:
@@ -114,8 +121,10 @@ def as_gate_grads(ctx: Any, da: torch.Tensor | None, db: torch.Tensor | None) ->
     return tuple(None if grad is None else grad.view(ctx.gate_shape) for grad in (da, db))
 
 
-def gate_forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, kernel: Any) -> torch.Tensor:
-    """c = kernel(a, b) over the flattened gate, saving what ``gate_backward`` reads."""
+def gate_forward(
+    ctx: Any, a: torch.Tensor, b: torch.Tensor, kernel: Any, scalars: tuple[float, ...] = ()
+) -> torch.Tensor:
+    """c = kernel(a, b, *scalars) over the flattened gate, saving what ``gate_backward`` reads."""
     a_flat, b_flat = save_gate_inputs(ctx, a, b)
     c = torch.empty(a.shape, dtype=a.dtype, device=a.device)
     profile = device_profile(a.device)
@@ -125,6 +134,7 @@ def gate_forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, kernel: Any) -> tor
         b_flat,
         c,
         a_flat.numel(),
+        *scalars,
         ACC=accumulator_dtype(a.dtype),
         BLOCK=launch.block,
         STAGES=stages,
@@ -133,8 +143,10 @@ def gate_forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, kernel: Any) -> tor
     return c
 
 
-def gate_backward(ctx: Any, dc: torch.Tensor, kernel: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(da, db) from a gate backward ``kernel``, over a and b where allowed."""
+def gate_backward(
+    ctx: Any, dc: torch.Tensor, kernel: Any, scalars: tuple[float, ...] = ()
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(da, db) from a gate backward ``kernel`` (after the forward's ``scalars``), over a and b where allowed."""
     a_flat, b_flat, da, db = gate_grad_buffers(ctx)
     profile = device_profile(dc.device)
     launch, stages = gate_launch(profile, a_flat.numel(), 3 * a_flat.element_size())
@@ -145,6 +157,7 @@ def gate_backward(ctx: Any, dc: torch.Tensor, kernel: Any) -> tuple[torch.Tensor
         da if da is not None else a_flat,
         db if db is not None else b_flat,
         a_flat.numel(),
+        *scalars,
         COMPUTE_DA=da is not None,
         COMPUTE_DB=db is not None,
         ACC=accumulator_dtype(a_flat.dtype),
@@ -158,9 +171,12 @@ def gate_backward(ctx: Any, dc: torch.Tensor, kernel: Any) -> tuple[torch.Tensor
 
 class SiLUMulFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return gate_forward(ctx, a, b, _silu_mul_forward_kernel)
+    def forward(
+        ctx: Any, a: torch.Tensor, b: torch.Tensor, gate_multiplier: float = 1.0, down_multiplier: float = 1.0
+    ) -> torch.Tensor:
+        ctx.multipliers = (float(gate_multiplier), float(down_multiplier))
+        return gate_forward(ctx, a, b, _silu_mul_forward_kernel, ctx.multipliers)
 
     @staticmethod
-    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        return gate_backward(ctx, dc, _silu_mul_backward_kernel)
+    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (*gate_backward(ctx, dc, _silu_mul_backward_kernel, ctx.multipliers), None, None)
