@@ -39,8 +39,9 @@ MODULES = {
     "exaone4": "exaone4",
     "hunyuan_v1": "hunyuan_v1_dense",
     "glm4": "glm4",
+    "falcon_h1": "falcon_h1",
 }
-NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
+NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4", "falcon_h1")
 
 
 def _lce_forward(module: str):
@@ -62,8 +63,9 @@ def test_every_module_is_a_patched_family():
         assert ("output_router_logits" in inspect.signature(lce_forward).parameters) is FAMILIES[family].moe
 
 
-# a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one
-@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2"])
+# a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
+# the hybrid with a head multiplier
+@pytest.mark.parametrize("module", ["llama", "qwen3_moe", "exaone4", "glm4", "gemma2", "falcon_h1"])
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     stock, patched = _stock_and_patched(MODULES[module])
     data = batch()
@@ -123,7 +125,8 @@ def test_new_families_reach_every_entry_point(family):
     assert MODEL_TYPE_TO_APPLY_LIGER_FN[family].__name__ == f"apply_liger_kernel_to_{family}"
     model = AutoLigerKernelForCausalLM.from_config(tiny_config(family), attn_implementation="eager")
     assert type(model).forward is causal_lm_forward
-    assert type(model.model.norm) is FAMILIES[family].liger_rms_norm
+    final_norm = getattr(model.model, "norm", None) or model.model.final_layernorm  # Falcon-H1's name
+    assert type(final_norm) is FAMILIES[family].liger_rms_norm
     assert any(type(m) is FAMILIES[family].liger_mlp for m in model.modules())
 
 

@@ -12,6 +12,7 @@ from liger_kernel.ops.group_norm import LigerGroupNormFunction
 from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
+from liger_kernel.ops.mlp import LigerMLPFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
@@ -47,7 +48,9 @@ OPS = {
 }
 
 __all__ = [cls.__name__ for cls in OPS.values()] + [
-    "LigerFusedGateUpSiLUMulFunction",  # a contract over swiglu, not an op of its own
+    # contracts over swiglu, not ops of their own
+    "LigerFusedGateUpSiLUMulFunction",
+    "LigerMLPFunction",
     "OPS",
     "use_operators",
 ]

@@ -24,13 +24,14 @@ from liger_kernel.transformers.group_norm import LigerGroupNorm
 from liger_kernel.transformers.jsd import LigerJSD
 from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
+from liger_kernel.transformers.mlp import LigerFalconH1MLP, LigerMLP
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
 from liger_kernel.transformers.rms_norm import LigerRMSNorm
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.softmax import LigerSoftmax
 from liger_kernel.transformers.sparsemax import LigerSparsemax
-from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP
+from liger_kernel.transformers.swiglu import LigerFalconH1SwiGLUMLP, LigerPhi3SwiGLUMLP, LigerSwiGLUMLP
 from liger_kernel.transformers.tvd import LigerTVDLoss
 
 # The model patching names. monkey_patch needs only torch to import (the table
@@ -77,6 +78,9 @@ __all__ = [
     "LigerSparsemax",
     "LigerSwiGLUMLP",
     "LigerTVDLoss",
+    "LigerMLP",
+    "LigerFalconH1MLP",
+    "LigerFalconH1SwiGLUMLP",
     "liger_multimodal_rotary_pos_emb",
     "is_transformers_available",
     "liger_rotary_pos_emb",

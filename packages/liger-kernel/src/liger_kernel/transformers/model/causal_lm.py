@@ -8,7 +8,10 @@ families (Mixtral, Qwen3-MoE); the family differences are read from the config:
 - ``final_logit_softcapping`` (Gemma-2/3): logits = c * tanh(logits / c),
   passed to the fused loss as its ``softcap``;
 - ``logits_scaling`` (Granite): logits = lm_head(h) / s, which equals
-  lm_head(h / s), so the hidden states are scaled before the fused loss.
+  lm_head(h / s), so the hidden states are scaled before the fused loss;
+- ``lm_head_multiplier`` (Falcon-H1, the decoder's attribute set from the
+  config): logits = lm_head(h) * m, likewise lm_head(h * m) for the fused
+  loss (Falcon-H1's head is built without a bias).
 
 0.8.5's per-family ``liger_kernel.transformers.model.<family>.lce_forward``
 functions are these two forwards under 0.8.5's parameters (:mod:`._per_family`).
@@ -265,6 +268,8 @@ def _loss_and_logits(
     hidden_states = _slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
     softcap = getattr(config, "final_logit_softcapping", None)
     logits_scaling = getattr(config, "logits_scaling", None)
+    # the decoder's attribute, which the stock head reads (set from the config)
+    lm_head_multiplier = getattr(getattr(model, "model", None), "lm_head_multiplier", None)
     has_targets = labels is not None or loss_kwargs.get("shift_labels") is not None
     if skip_logits is None:
         skip_logits = model.training and has_targets
@@ -282,6 +287,8 @@ def _loss_and_logits(
     if head is not None:
         if logits_scaling:
             hidden_states = hidden_states / logits_scaling
+        if lm_head_multiplier is not None:
+            hidden_states = hidden_states * lm_head_multiplier
         return fused_causal_lm_loss(hidden_states, head, softcap=softcap, **targets, **options), None
     if skip_logits:
         _warn_once(
@@ -295,6 +302,8 @@ def _loss_and_logits(
     logits = model.lm_head(hidden_states)
     if logits_scaling:
         logits = logits / logits_scaling
+    if lm_head_multiplier is not None:
+        logits = logits * lm_head_multiplier
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     result = None
