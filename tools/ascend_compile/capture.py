@@ -168,6 +168,8 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
         yield "layer_norm", f"llm H{h}", (randn(rows, h), randn(h), randn(h), 1e-6)
         yield "fused_add_rms_norm", f"llm H{h}", (randn(rows, h), randn(rows, h), randn(h), 1e-6, 0.0, "llama", False)
     yield "swiglu", "llm I14336", (randn(rows, 14336), randn(rows, 14336))
+    # Falcon-H1's MLP multipliers: the scaled variant of the gate kernels
+    yield "swiglu", "llm I14336 multipliers", (randn(rows, 14336), randn(rows, 14336), 0.5, 1.5)
     q, k = randn(1, 32, rows, 128), randn(1, 8, rows, 128)
     cos, sin = torch.empty(1, rows, 128, dtype=dtype), torch.empty(1, rows, 128, dtype=dtype)
     yield "rope", "llm", (q, k, cos, sin, None, 1)

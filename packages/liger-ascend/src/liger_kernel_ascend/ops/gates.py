@@ -13,8 +13,10 @@ passes the 192 KiB UB; the planner's tiles peak at about 88 KiB. Inputs that
 are not contiguous are copied first, as a flat walk needs. As the op contract
 allows (``overwrites``), backward writes da and db over a and b when they are
 non-leaf tensors (or our own contiguous copies), saving two activations.
-SwiGLU's multipliers (g, d) are run-time scalars of the shared kernels; GEGLU
-passes 1.0 for both (a multiply by 1.0 is exact).
+SwiGLU's multipliers (g, d) are run-time scalars of the shared kernels, read
+only when ``SCALED`` (a constexpr) says they are not both 1: the plain gates
+compile to the kernels they were before the multipliers (GEGLU's always), and
+a scaled gate is a variant of its own in the UB calibration.
 """
 
 from __future__ import annotations
@@ -42,29 +44,40 @@ def tanh(u):
 
 
 @triton.jit
-def _gate_forward(A, B, C, numel, gate_multiplier, down_multiplier, GATE: tl.constexpr, BLOCK: tl.constexpr):
+def _gate_forward(
+    A, B, C, numel, gate_multiplier, down_multiplier, GATE: tl.constexpr, SCALED: tl.constexpr, BLOCK: tl.constexpr
+):  # fmt: skip
     n_tiles = tl.cdiv(numel, BLOCK)
     for tile in tl.range(tl.program_id(0), n_tiles, tl.num_programs(0)):
         offsets = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offsets < numel
-        a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32) * gate_multiplier
+        a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32)
         b = tl.load(B + offsets, mask=mask, other=0.0).to(tl.float32)
+        if SCALED:
+            a = a * gate_multiplier
+            b = b * down_multiplier
         if GATE == 0:
             gate = a * tl.sigmoid(a)
         else:
             gate = 0.5 * a * (1.0 + tanh(0.7978845608028654 * (a + 0.044715 * a * a * a)))
-        tl.store(C + offsets, (gate * b * down_multiplier).to(C.dtype.element_ty), mask=mask)
+        tl.store(C + offsets, (gate * b).to(C.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _gate_backward(DC, A, B, DA, DB, numel, gate_multiplier, down_multiplier, GATE: tl.constexpr, BLOCK: tl.constexpr):
+def _gate_backward(
+    DC, A, B, DA, DB, numel, gate_multiplier, down_multiplier,
+    GATE: tl.constexpr, SCALED: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
     n_tiles = tl.cdiv(numel, BLOCK)
     for tile in tl.range(tl.program_id(0), n_tiles, tl.num_programs(0)):
         offsets = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offsets < numel
-        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(tl.float32) * down_multiplier
-        a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32) * gate_multiplier
+        dc = tl.load(DC + offsets, mask=mask, other=0.0).to(tl.float32)
+        a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32)
         b = tl.load(B + offsets, mask=mask, other=0.0).to(tl.float32)
+        if SCALED:
+            dc = dc * down_multiplier
+            a = a * gate_multiplier
         if GATE == 0:
             s = tl.sigmoid(a)
             gate = a * s
@@ -73,7 +86,9 @@ def _gate_backward(DC, A, B, DA, DB, numel, gate_multiplier, down_multiplier, GA
             t = tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))
             gate = 0.5 * a * (1.0 + t)
             dgate = 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * a * a)
-        tl.store(DA + offsets, (dc * gate_multiplier * b * dgate).to(DA.dtype.element_ty), mask=mask)
+        if SCALED:
+            dgate = dgate * gate_multiplier
+        tl.store(DA + offsets, (dc * b * dgate).to(DA.dtype.element_ty), mask=mask)
         tl.store(DB + offsets, (dc * gate).to(DB.dtype.element_ty), mask=mask)
 
 
@@ -82,7 +97,7 @@ def _gate_apply(
 ) -> torch.Tensor:
     c = torch.empty_like(a)
     if a.numel():
-        variant = dict(GATE=gate)
+        variant = dict(GATE=gate, SCALED=multipliers != (1.0, 1.0))
         plan = flat_plan(_gate_forward, a.numel(), a.dtype, a.device, variant)
         _gate_forward[(plan.grid,)](a, b, c, a.numel(), *multipliers, **variant, BLOCK=plan.block)
     return c
@@ -102,7 +117,7 @@ def _gate_grads(
     da = a if overwrite[0] else torch.empty_like(a)
     db = b if overwrite[1] else torch.empty_like(b)
     if a.numel():
-        variant = dict(GATE=gate)
+        variant = dict(GATE=gate, SCALED=multipliers != (1.0, 1.0))
         plan = flat_plan(_gate_backward, a.numel(), a.dtype, a.device, variant)
         _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), *multipliers, **variant, BLOCK=plan.block)
     mark_overwritten(*(grad for grad, over in zip((da, db), overwrite) if over))
