@@ -87,6 +87,29 @@ def test_halves_of_one_tensor(liger_device, liger_dtype, liger_rng, gate):
 
 
 @pytest.mark.parametrize("gate", GATES)
+def test_non_leaf_padded_rows(liger_device, liger_dtype, liger_rng, gate):
+    """a and b as padded-row views of non-leaf tensors: a backend that writes
+    the gradients over them must write those elements only, never the padding
+    beside them, and the leaves' gradients stay exact."""
+    function, oracle = gate
+    leaves = [make((3, 50), liger_dtype, liger_device, liger_rng).requires_grad_(True) for _ in range(2)]
+    bases = [leaf * 1 for leaf in leaves]
+    a, b = (base[:, :45] for base in bases)
+    padding = [base[:, 45:].detach().clone() for base in bases]
+    c = function.apply(a, b)
+    dc = make((3, 45), liger_dtype, liger_device, liger_rng)
+    c.backward(dc)
+    for base, pad in zip(bases, padding):
+        assert torch.equal(base[:, 45:].detach(), pad), "the backward wrote beside a and b"
+    wide = [leaf.detach().to(torch.float64).requires_grad_(True) for leaf in leaves]
+    expected = oracle(wide[0][:, :45], wide[1][:, :45])
+    expected.backward(dc.to(torch.float64))
+    assert_close(c, expected, liger_dtype, "output", "elementwise")
+    for leaf, reference, name in zip(leaves, wide, "ab"):
+        assert_close(leaf.grad, reference.grad, liger_dtype, f"gradient of {name}'s leaf", "elementwise")
+
+
+@pytest.mark.parametrize("gate", GATES)
 def test_saturated_inputs(liger_device, liger_dtype, liger_rng, gate):
     """Large |a| saturates the sigmoid and tanh; computed in fp32, the results stay finite and exact."""
     a = make((4, 40), liger_dtype, liger_device, liger_rng, scale=25.0)
