@@ -173,6 +173,8 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
     yield "relu_squared", "llm 2x I14336", (randn(2 * rows, 14336),)
     # GPT-OSS's experts gate: the interleaved gate/up projection of intermediate 2880
     yield "clamped_swiglu", "llm I2880", (randn(rows, 2 * 2880), 1.702, 7.0)
+    # Falcon-H1's MLP multipliers: the scaled variant of the gate kernels
+    yield "swiglu", "llm I14336 multipliers", (randn(rows, 14336), randn(rows, 14336), 0.5, 1.5)
     q, k = randn(1, 32, rows, 128), randn(1, 8, rows, 128)
     cos, sin = torch.empty(1, rows, 128, dtype=dtype), torch.empty(1, rows, 128, dtype=dtype)
     yield "rope", "llm", (q, k, cos, sin, None, 1)

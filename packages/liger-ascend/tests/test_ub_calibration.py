@@ -62,7 +62,7 @@ def test_the_mock_refuses_a_launch_whose_calibrated_bytes_exceed_the_unified_buf
     a = torch.randn(64)
     c = torch.empty_like(a)
     kernel = "liger_kernel_ascend.ops.gates._gate_forward"
-    needed = ub_calibration.launch_bytes(kernel, "fp32", {"GATE": 0, "BLOCK": 16384})
+    needed = ub_calibration.launch_bytes(kernel, "fp32", {"GATE": 0, "SCALED": False, "BLOCK": 16384})
     assert needed > UB_BYTES_A2
     with npu_mock.active():
         # the kernels' module checks at import that triton is triton-ascend, which the mock stands in for
@@ -70,10 +70,12 @@ def test_the_mock_refuses_a_launch_whose_calibrated_bytes_exceed_the_unified_buf
 
         assert ub_calibration.kernel_name(_gate_forward) == kernel
         with pytest.raises(npu_mock.UBOverflowError, match=f"requires {needed * 8} bits while 1572864 bits"):
-            _gate_forward[(1,)](a, a, c, 64, GATE=0, BLOCK=16384)
+            _gate_forward[(1,)](a, a, c, 64, 1.0, 1.0, GATE=0, SCALED=False, BLOCK=16384)
         npu_mock.monitor.peak = 0
-        _gate_forward[(1,)](a, a, c, 64, GATE=0, BLOCK=64)
-        assert npu_mock.monitor.peak == ub_calibration.launch_bytes(kernel, "fp32", {"GATE": 0, "BLOCK": 64})
+        _gate_forward[(1,)](a, a, c, 64, 1.0, 1.0, GATE=0, SCALED=False, BLOCK=64)
+        assert npu_mock.monitor.peak == ub_calibration.launch_bytes(
+            kernel, "fp32", {"GATE": 0, "SCALED": False, "BLOCK": 64}
+        )
     torch.testing.assert_close(c, torch.nn.functional.silu(a) * a)
 
 

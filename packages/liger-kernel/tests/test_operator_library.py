@@ -22,9 +22,9 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "layer_norm": "Tensor X, Tensor W, Tensor? B, float eps",
     "group_norm": "Tensor X, Tensor affine_scaling_weight, Tensor? affine_shifting_bias, int num_channels, int num_groups, float eps",
     "poly_norm": "Tensor X, Tensor W, Tensor B, float eps, bool in_place",
-    "rope": "Tensor q, Tensor k, Tensor cos, Tensor sin, Tensor? position_ids, int unsqueeze_dim",
+    "rope": "Tensor q, Tensor k, Tensor cos, Tensor sin, Tensor? position_ids, int unsqueeze_dim, int? rotary_dim",
     "qwen2vl_mrope": "Tensor q, Tensor k, Tensor cos, Tensor sin, int[] mrope_section, int unsqueeze_dim",
-    "swiglu": "Tensor a, Tensor b",
+    "swiglu": "Tensor a, Tensor b, float gate_multiplier, float down_multiplier",
     "geglu": "Tensor a, Tensor b",
     "cross_entropy": "Tensor _input, Tensor target, Tensor? weight, int ignore_index, float lse_square_scale, "
     "float label_smoothing, str reduction, float? softcap, bool return_z_loss, bool return_token_accuracy, "

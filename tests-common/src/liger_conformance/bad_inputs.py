@@ -354,10 +354,23 @@ CASES: list[BadInput] = [
     BadInput(
         "rope",
         "cos-head-dim",
-        "`cos` and `sin` with another head_dim than `q`",
+        "`cos` and `sin` wider than the head_dim of `q`",
         "cos",
         ValueError,
-        _each(lambda t: t[:, :4], "cos", "sin"),
+        _each(lambda t: torch.cat((t, t), dim=-1), "cos", "sin"),
+    ),
+    BadInput("rope", "rotary_dim-odd", "`rotary_dim` = 3 (odd)", "rotary_dim", ValueError, _set(rotary_dim=3)),
+    BadInput(
+        "rope", "rotary_dim-wide", "`rotary_dim` = 8, above head_dim 6", "rotary_dim", ValueError, _set(rotary_dim=8)
+    ),
+    BadInput("rope", "rotary_dim-float", "`rotary_dim` = 6.0 (a float)", "rotary_dim", TypeError, _set(rotary_dim=6.0)),
+    BadInput(
+        "rope",
+        "rotary_dim-table",
+        "`rotary_dim` = 4 with `cos` 6 wide (neither 4 nor 2)",
+        "cos",
+        ValueError,
+        _set(rotary_dim=4),
     ),
     _dtype("rope", "position_ids", torch.float32),
     _shape("rope", "position_ids", "shorter than the sequence", lambda t: t[:, :4], "length"),
@@ -462,6 +475,22 @@ CASES: list[BadInput] = [
         "qwen2vl_mrope", "unsqueeze_dim", "`unsqueeze_dim` = 3", "unsqueeze_dim", ValueError, _set(unsqueeze_dim=3)
     ),
     *_gate_cases("swiglu"),
+    BadInput(
+        "swiglu",
+        "gate_multiplier-str",
+        "`gate_multiplier` = `'2'` (a string)",
+        "gate_multiplier",
+        TypeError,
+        _set(gate_multiplier="2"),
+    ),
+    BadInput(
+        "swiglu",
+        "down_multiplier-nan",
+        "`down_multiplier` = nan",
+        "down_multiplier",
+        ValueError,
+        _set(down_multiplier=math.nan),
+    ),
     *_gate_cases("geglu"),
     _shape("cross_entropy", "_input", "3-D", lambda t: t.unsqueeze(0), "3d"),
     _dtype("cross_entropy", "_input", torch.int64),

@@ -78,10 +78,19 @@ def rope(
     sin: Tensor,
     position_ids: Tensor | None = None,
     unsqueeze_dim: int = 1,
+    rotary_dim: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """q' = q * cos + rotate_half(q) * sin, likewise k'. 2-D cos/sin are tables
     indexed by position_ids (or the first seq positions); 3-D ones are used as
-    given, position_ids ignored."""
+    given, position_ids ignored. Partial rotary: the first ``rotary_dim``
+    (default: cos's width) entries of each head rotate, the rest pass through;
+    cos/sin half that wide stand for their halves repeated."""
+    r = cos.shape[-1] if rotary_dim is None else rotary_dim
+    if r < q.shape[-1]:
+        q_rot, k_rot = rope(q[..., :r], k[..., :r], cos, sin, position_ids, unsqueeze_dim, r)
+        return torch.cat((q_rot, q[..., r:]), dim=-1), torch.cat((k_rot, k[..., r:]), dim=-1)
+    if cos.shape[-1] != r:
+        cos, sin = torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
     seq = q.shape[2 if unsqueeze_dim == 1 else 1]
     if cos.dim() == 2:
         if position_ids is None:
@@ -92,9 +101,10 @@ def rope(
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
-def swiglu(a: Tensor, b: Tensor) -> Tensor:
-    """silu(a) * b with silu(a) = a * sigmoid(a)."""
-    return a * torch.sigmoid(a) * b
+def swiglu(a: Tensor, b: Tensor, gate_multiplier: float = 1.0, down_multiplier: float = 1.0) -> Tensor:
+    """silu(g * a) * b * d with silu(u) = u * sigmoid(u) (g, d: Falcon-H1's multipliers)."""
+    u = a * gate_multiplier
+    return u * torch.sigmoid(u) * b * down_multiplier
 
 
 def fused_moe(x: Tensor, gate_up_proj: Tensor, down_proj: Tensor, top_k_index: Tensor, top_k_weights: Tensor) -> Tensor:

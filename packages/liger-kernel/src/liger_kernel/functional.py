@@ -109,14 +109,11 @@ def swiglu(
     mode: str | None = None,
     backend: str | None = None,
 ) -> torch.Tensor:
-    """``silu(gate_multiplier * a) * b * down_multiplier`` through op ``swiglu``.
-
-    The op computes ``silu(a) * b``; the multipliers (Falcon-H1's) scale its
-    input and output around it, and cost nothing when they are 1.
-    """
-    scaled = a if gate_multiplier == 1.0 else a * gate_multiplier
-    out = _run("swiglu", scaled, b, impl=impl, backend=backend, mode=mode)
-    return out if down_multiplier == 1.0 else out * down_multiplier
+    """``silu(gate_multiplier * a) * b * down_multiplier`` (op ``swiglu``, :mod:`liger_kernel.ops.swiglu`)."""
+    # the multipliers only when they are not the defaults: an implementation
+    # registered for the plain gate keeps working for plain calls
+    multipliers = () if (gate_multiplier, down_multiplier) == (1.0, 1.0) else (gate_multiplier, down_multiplier)
+    return _run("swiglu", a, b, *multipliers, impl=impl, backend=backend, mode=mode)
 
 
 def rope(

@@ -114,7 +114,8 @@ def test_instance_patching_converts_modules_and_keeps_weights(family):
     n_mlps = sum(type(m) is stock_mlp for m in model.modules()) if stock_mlp else 0
     params = {name: p for name, p in model.named_parameters()}
     hooked = []
-    model.model.norm.register_forward_hook(lambda *_: hooked.append(True))
+    final_norm = getattr(model.model, "norm", None) or model.model.final_layernorm  # Falcon-H1's name
+    final_norm.register_forward_hook(lambda *_: hooked.append(True))
 
     _apply_liger_kernel_to_instance(model=model, **_all_kwargs(family))
 

@@ -45,8 +45,9 @@ MODULES = {
     "qwen3_next": "qwen3_next",
     "gpt_oss": "gpt_oss",
     "llama4": "llama4_text",  # 0.8.5's Llama4ForCausalLM forward, the text model's
+    "falcon_h1": "falcon_h1",
 }
-NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4")
+NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4", "falcon_h1")
 
 
 def _lce_forward(module: str):
@@ -73,7 +74,7 @@ def test_every_module_is_a_patched_family():
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
 # a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs, a hybrid,
-# one without return_dict, one with router logits and no router loss
+# one without return_dict, one with router logits and no router loss, the hybrid with a head multiplier
 @pytest.mark.parametrize(
     "module",
     [
@@ -87,6 +88,7 @@ def test_every_module_is_a_patched_family():
         "qwen3_next",
         "gpt_oss",
         "llama4",
+        "falcon_h1",
     ],
 )
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
@@ -162,7 +164,8 @@ def test_new_families_reach_every_entry_point(family):
     assert MODEL_TYPE_TO_APPLY_LIGER_FN[family].__name__ == f"apply_liger_kernel_to_{family}"
     model = AutoLigerKernelForCausalLM.from_config(tiny_config(family), attn_implementation="eager")
     assert type(model).forward is causal_lm_forward
-    assert type(model.model.norm) is FAMILIES[family].liger_rms_norm
+    final_norm = getattr(model.model, "norm", None) or model.model.final_layernorm  # Falcon-H1's name
+    assert type(final_norm) is FAMILIES[family].liger_rms_norm
     assert any(type(m) is FAMILIES[family].liger_mlp for m in model.modules())
 
 

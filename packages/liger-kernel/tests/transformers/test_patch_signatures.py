@@ -198,6 +198,16 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    logits passed on). The routed experts (``Llama4TextExperts``, batched\n"
         "    matmuls with no gate function to replace) and the router stay stock.",
     ),
+    "apply_liger_kernel_to_falcon_h1": (
+        _SWIGLU,
+        "Patch Falcon-H1 (hybrid: attention and a Mamba-2 mixer side by side in\n"
+        "    every layer): RoPE, the layer and final RMSNorms, the MLP with its\n"
+        "    ``mlp_multipliers`` (:class:`LigerFalconH1SwiGLUMLP`) and the loss (the\n"
+        "    fused one applies the decoder's ``lm_head_multiplier``). The Mamba-2\n"
+        "    mixer stays stock, its gated RMSNorm (``FalconH1RMSNormGated``) included;\n"
+        "    so do the muP multipliers of embeddings, keys, attention and SSM\n"
+        "    inputs/outputs, which the stock decoder applies around the patched parts.",
+    ),
 }
 
 

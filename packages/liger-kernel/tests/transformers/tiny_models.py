@@ -197,6 +197,24 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "attention_chunk_size": 8,
         },
     ),
+    "falcon_h1": (
+        "FalconH1Config",
+        # a small Mamba-2 mixer beside attention in both layers (its torch path runs on the CPU),
+        # its gated norm on, and muP multipliers away from 1, the MLP's and the head's among them
+        {
+            "mamba_d_ssm": 32,
+            "mamba_n_heads": 4,
+            "mamba_d_state": 8,
+            "mamba_chunk_size": 8,
+            "mamba_rms_norm": True,
+            "mlp_multipliers": [0.5, 1.5],
+            "lm_head_multiplier": 0.7,
+            "embedding_multiplier": 1.3,
+            "key_multiplier": 0.9,
+            "attention_out_multiplier": 0.8,
+            "ssm_out_multiplier": 0.6,
+        },
+    ),
 }
 
 #: families patched by a hand-written function rather than a FAMILIES row, with

@@ -100,6 +100,52 @@ def test_transposed_q_and_k(liger_device, liger_dtype, liger_rng, case):
     run(q, k, cos, sin, position_ids, dim, dtype=liger_dtype, rng=liger_rng)
 
 
+#: (rotary_dim argument, width of cos/sin) for head_dim 8: None infers r from the tables
+PARTIAL = [(None, 4), (4, 4), (4, 2), (8, 4), (6, 6), (2, 1)]
+
+
+@pytest.mark.parametrize("rotary", PARTIAL, ids=lambda p: f"rotary_dim={p[0]}-cos{p[1]}")
+@pytest.mark.parametrize("case", ["cos-broadcast-batch", "seq-first", "table-position-ids"])
+def test_partial_rotary(liger_device, liger_dtype, liger_rng, case, rotary):
+    """Only the first rotary_dim entries of each head rotate (cos/sin r wide,
+    or r/2 wide with halves not repeated); the rest and their gradients pass."""
+    rotary_dim, width = rotary
+    q, k, _, _, position_ids, unsqueeze_dim = build(case, (2, 3, 5, 8), liger_dtype, liger_device, liger_rng)
+    r = width if rotary_dim is None else rotary_dim
+    cos, sin = rotary_tables(5 + 11, r, liger_dtype, liger_device)
+    cos, sin = cos[:, :width], sin[:, :width]
+    if not case.startswith("table"):
+        picks = torch.randint(0, 16, (1, 5), generator=liger_rng).to(liger_device)
+        cos, sin = cos[picks], sin[picks]
+    args = {"q": q, "k": k, "cos": cos, "sin": sin, "position_ids": position_ids, "unsqueeze_dim": unsqueeze_dim}
+    compare_with_oracle(
+        LigerRopeFunction.apply,
+        lambda a: oracles.rope(
+            a["q"], a["k"], a["cos"], a["sin"], a["position_ids"], a["unsqueeze_dim"], a["rotary_dim"]
+        ),
+        {**args, "rotary_dim": rotary_dim},
+        dtype=liger_dtype,
+        rng=liger_rng,
+        grads=("q", "k"),
+        outputs=("q_rotated", "k_rotated"),
+    )
+
+
+def test_partial_rotary_passes_the_rest_through(liger_device, liger_rng):
+    """Entries past rotary_dim come back bitwise, in the forward and the backward."""
+    q, k, _, _, _, _ = build("cos-broadcast-batch", (2, 3, 5, 8), torch.float32, liger_device, liger_rng)
+    cos, sin = rotary_tables(5, 4, torch.float32, liger_device)
+    q, k = q.requires_grad_(), k.requires_grad_()
+    q_out, k_out = LigerRopeFunction.apply(q, k, cos, sin, None, 1, 4)
+    assert torch.equal(q_out[..., 4:], q[..., 4:]) and torch.equal(k_out[..., 4:], k[..., 4:])
+    dq, dk = (
+        make(q.shape, torch.float32, liger_device, liger_rng),
+        make(k.shape, torch.float32, liger_device, liger_rng),
+    )
+    torch.autograd.backward([q_out, k_out], [dq, dk])
+    assert torch.equal(q.grad[..., 4:], dq[..., 4:]) and torch.equal(k.grad[..., 4:], dk[..., 4:])
+
+
 def test_cos_and_sin_get_no_gradient(liger_device, liger_rng):
     q, k, cos, sin, _, _ = build("cos-broadcast-batch", (2, 3, 5, 6), torch.float32, liger_device, liger_rng)
     q, k = q.requires_grad_(), k.requires_grad_()

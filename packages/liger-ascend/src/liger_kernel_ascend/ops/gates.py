@@ -13,6 +13,10 @@ passes the 192 KiB UB; the planner's tiles peak at about 88 KiB. Inputs that
 are not contiguous are copied first, as a flat walk needs. As the op contract
 allows (``overwrites``), backward writes da and db over a and b when they are
 non-leaf tensors (or our own contiguous copies), saving two activations.
+SwiGLU's multipliers (g, d) are run-time scalars of the shared kernels, read
+only when ``SCALED`` (a constexpr) says they are not both 1: the plain gates
+compile to the kernels they were before the multipliers (GEGLU's always), and
+a scaled gate is a variant of its own in the UB calibration.
 """
 
 from __future__ import annotations
@@ -40,13 +44,18 @@ def tanh(u):
 
 
 @triton.jit
-def _gate_forward(A, B, C, numel, GATE: tl.constexpr, BLOCK: tl.constexpr):
+def _gate_forward(
+    A, B, C, numel, gate_multiplier, down_multiplier, GATE: tl.constexpr, SCALED: tl.constexpr, BLOCK: tl.constexpr
+):  # fmt: skip
     n_tiles = tl.cdiv(numel, BLOCK)
     for tile in tl.range(tl.program_id(0), n_tiles, tl.num_programs(0)):
         offsets = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offsets < numel
         a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32)
         b = tl.load(B + offsets, mask=mask, other=0.0).to(tl.float32)
+        if SCALED:
+            a = a * gate_multiplier
+            b = b * down_multiplier
         if GATE == 0:
             gate = a * tl.sigmoid(a)
         else:
@@ -55,7 +64,10 @@ def _gate_forward(A, B, C, numel, GATE: tl.constexpr, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _gate_backward(DC, A, B, DA, DB, numel, GATE: tl.constexpr, BLOCK: tl.constexpr):
+def _gate_backward(
+    DC, A, B, DA, DB, numel, gate_multiplier, down_multiplier,
+    GATE: tl.constexpr, SCALED: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
     n_tiles = tl.cdiv(numel, BLOCK)
     for tile in tl.range(tl.program_id(0), n_tiles, tl.num_programs(0)):
         offsets = tl.cast(tile, tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -63,6 +75,9 @@ def _gate_backward(DC, A, B, DA, DB, numel, GATE: tl.constexpr, BLOCK: tl.conste
         dc = tl.load(DC + offsets, mask=mask, other=0.0).to(tl.float32)
         a = tl.load(A + offsets, mask=mask, other=0.0).to(tl.float32)
         b = tl.load(B + offsets, mask=mask, other=0.0).to(tl.float32)
+        if SCALED:
+            dc = dc * down_multiplier
+            a = a * gate_multiplier
         if GATE == 0:
             s = tl.sigmoid(a)
             gate = a * s
@@ -71,21 +86,30 @@ def _gate_backward(DC, A, B, DA, DB, numel, GATE: tl.constexpr, BLOCK: tl.conste
             t = tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))
             gate = 0.5 * a * (1.0 + t)
             dgate = 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * a * a)
+        if SCALED:
+            dgate = dgate * gate_multiplier
         tl.store(DA + offsets, (dc * b * dgate).to(DA.dtype.element_ty), mask=mask)
         tl.store(DB + offsets, (dc * gate).to(DB.dtype.element_ty), mask=mask)
 
 
-def _gate_apply(gate: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _gate_apply(
+    gate: int, a: torch.Tensor, b: torch.Tensor, multipliers: tuple[float, float] = (1.0, 1.0)
+) -> torch.Tensor:
     c = torch.empty_like(a)
     if a.numel():
-        variant = dict(GATE=gate)
+        variant = dict(GATE=gate, SCALED=multipliers != (1.0, 1.0))
         plan = flat_plan(_gate_forward, a.numel(), a.dtype, a.device, variant)
-        _gate_forward[(plan.grid,)](a, b, c, a.numel(), **variant, BLOCK=plan.block)
+        _gate_forward[(plan.grid,)](a, b, c, a.numel(), *multipliers, **variant, BLOCK=plan.block)
     return c
 
 
 def _gate_grads(
-    gate: int, dc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, overwrite: tuple[bool, bool]
+    gate: int,
+    dc: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    overwrite: tuple[bool, bool],
+    multipliers: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(da, db); with ``overwrite`` they are written over a and b (each element
     is read before the same element is written)."""
@@ -93,9 +117,9 @@ def _gate_grads(
     da = a if overwrite[0] else torch.empty_like(a)
     db = b if overwrite[1] else torch.empty_like(b)
     if a.numel():
-        variant = dict(GATE=gate)
+        variant = dict(GATE=gate, SCALED=multipliers != (1.0, 1.0))
         plan = flat_plan(_gate_backward, a.numel(), a.dtype, a.device, variant)
-        _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), **variant, BLOCK=plan.block)
+        _gate_backward[(plan.grid,)](dc, a, b, da, db, a.numel(), *multipliers, **variant, BLOCK=plan.block)
     mark_overwritten(*(grad for grad, over in zip((da, db), overwrite) if over))
     return da, db
 
@@ -117,12 +141,15 @@ def _save_inputs(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tens
 
 class SiLUMulFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return _gate_apply(SILU, *_save_inputs(ctx, a, b))
+    def forward(
+        ctx: Any, a: torch.Tensor, b: torch.Tensor, gate_multiplier: float = 1.0, down_multiplier: float = 1.0
+    ) -> torch.Tensor:
+        ctx.multipliers = (float(gate_multiplier), float(down_multiplier))
+        return _gate_apply(SILU, *_save_inputs(ctx, a, b), ctx.multipliers)
 
     @staticmethod
-    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _gate_grads(SILU, dc, *ctx.saved_tensors, ctx.overwrite)
+    def backward(ctx: Any, dc: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (*_gate_grads(SILU, dc, *ctx.saved_tensors, ctx.overwrite, ctx.multipliers), None, None)
 
 
 class GELUMulFunction(torch.autograd.Function):

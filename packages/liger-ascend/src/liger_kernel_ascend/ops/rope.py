@@ -10,6 +10,11 @@ blocks of ``HEADS`` heads x ``HALF`` columns sized by the unified-buffer
 planner, so many heads with a wide head_dim still fit the UB. q and k may be
 (batch, heads, seq, head_dim) or (batch, seq, heads, head_dim) with any
 strides: the kernel reads and writes through strides, no copies.
+
+Partial rotary (``rotary_dim`` below head_dim): the kernel rotates views of
+the first ``rotary_dim`` entries of each head, and the rest is concatenated
+back by torch (one copy of q and k, only in that case); cos and sin tables
+r/2 wide are repeated to r first (one small table per call).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from liger_kernel.backends.torch.rope import position_tables
+from liger_kernel.backends.torch.rope import position_tables, rotary_parts, with_passed_through
 from liger_kernel_ascend.ops._common import PITCH_ALIGN_BYTES, stacked_plan
 from liger_kernel_ascend.tiling import next_power_of_2
 
@@ -183,25 +188,33 @@ class RopeFunction(torch.autograd.Function):
         sin: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         unsqueeze_dim: int = 1,
+        rotary_dim: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         seq_len = q.shape[2 if unsqueeze_dim == 1 else 1]
+        r, cos, sin = rotary_parts(q, cos, sin, rotary_dim)
         cos_t, sin_t = _tables(cos, sin, position_ids, seq_len)
         ctx.save_for_backward(cos_t, sin_t)
         ctx.unsqueeze_dim = unsqueeze_dim
-        return rotate_qk(_rope_kernel, q, k, _table_operands(cos_t, sin_t), unsqueeze_dim, False)
+        q_rot, k_rot = rotate_qk(
+            _rope_kernel, q[..., :r], k[..., :r], _table_operands(cos_t, sin_t), unsqueeze_dim, False
+        )
+        return with_passed_through(q_rot, q), with_passed_through(k_rot, k)
 
     @staticmethod
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
         cos_t, sin_t = ctx.saved_tensors
         need_q, need_k = ctx.needs_input_grad[:2]
         if not (need_q or need_k):
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
+        r = cos_t.shape[-1]
         dq_in, dk_in = rotate_qk(
             _rope_kernel,
-            dq if need_q else None,
-            dk if need_k else None,
+            dq[..., :r] if need_q else None,
+            dk[..., :r] if need_k else None,
             _table_operands(cos_t, sin_t),
             ctx.unsqueeze_dim,
             True,
         )
-        return dq_in, dk_in, None, None, None, None
+        dq_in = None if dq_in is None else with_passed_through(dq_in, dq)
+        dk_in = None if dk_in is None else with_passed_through(dk_in, dk)
+        return dq_in, dk_in, None, None, None, None, None

@@ -15,6 +15,7 @@ from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
+from liger_kernel.ops.mlp import LigerMLPFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction
@@ -22,7 +23,7 @@ from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
 from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
-from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+from liger_kernel.ops.swiglu import LigerFusedGateUpSiLUMulFunction, LigerSiLUMulFunction
 from liger_kernel.ops.tvd import LigerTVDLossFunction
 
 #: op name -> public Function, in the order reports list them
@@ -54,7 +55,13 @@ OPS = {
     )
 }
 
-__all__ = [cls.__name__ for cls in OPS.values()] + ["OPS", "use_operators"]
+__all__ = [cls.__name__ for cls in OPS.values()] + [
+    # contracts over swiglu, not ops of their own
+    "LigerFusedGateUpSiLUMulFunction",
+    "LigerMLPFunction",
+    "OPS",
+    "use_operators",
+]
 
 # Each op is also a pair of PyTorch operators (liger::<op>, liger::<op>_backward),
 # registered now: torch.compile cannot register them while it traces.

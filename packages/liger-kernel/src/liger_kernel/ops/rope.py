@@ -19,6 +19,14 @@ halves, with cos = [c1, c2], sin = [s1, s2] and g = dq':
     q' = [q1 * c1 - q2 * s1,  q2 * c2 + q1 * s2]
     dq = [g1 * c1 + g2 * s2,  g2 * c2 - g1 * s1]
 Computed in fp32 (fp64 for fp64 inputs); q' and k' in the dtypes of q and k.
+
+Partial rotary (``rotary_dim`` r < head_dim, Phi-3's and GLM's
+``partial_rotary_factor``): only the first r entries of each head are
+rotated, as above with head_dim read as r (halves of r/2); entries r.. pass
+through unchanged, and so do their gradients. cos and sin are r wide, or r/2
+wide when their halves are not repeated (GPT-OSS builds them so): then
+c1 = c2 = cos and s1 = s2 = sin. ``rotary_dim=None`` is the width of cos and
+sin. r must be even and at most head_dim.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from liger_kernel.ops._contract import (
     DispatchedFunction,
     require_choice,
     require_indices_in_range,
+    require_int,
     require_ndim,
     require_same_device,
     require_tensor,
@@ -37,9 +46,15 @@ from liger_kernel.ops._contract import (
 
 
 def require_rotary_qk(
-    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim: int
+    q: torch.Tensor,
+    k: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    unsqueeze_dim: int,
+    even_head_dim: bool = True,
 ) -> tuple[int, int]:
-    """The q, k and layout checks of every rotary op (rope, M-RoPE); returns (head_dim, seq_dim)."""
+    """The q, k and layout checks of every rotary op (rope, M-RoPE); returns (head_dim, seq_dim).
+    ``even_head_dim=False``: the op checks the width it rotates itself (partial rotary)."""
     require_tensor("q", q)
     require_tensor("k", k)
     require_tensor("cos", cos)
@@ -48,12 +63,34 @@ def require_rotary_qk(
     require_ndim("k", k, (4,))
     require_choice("unsqueeze_dim", unsqueeze_dim, (1, 2))
     head_dim = q.shape[-1]
-    if head_dim % 2:
+    if even_head_dim and head_dim % 2:
         raise ValueError(f"q has odd head_dim {head_dim}; rotary embedding needs an even one")
     seq_dim = 2 if unsqueeze_dim == 1 else 1
     if k.shape[-1] != head_dim or k.shape[0] != q.shape[0] or k.shape[seq_dim] != q.shape[seq_dim]:
         raise ValueError(f"k has shape {tuple(k.shape)}, incompatible with q {tuple(q.shape)}")
     return head_dim, seq_dim
+
+
+def rotary_width(head_dim: int, table_width: int, rotary_dim: int | None) -> int:
+    """The checked rotary width r: ``rotary_dim``, or the tables' width when None."""
+    if rotary_dim is None:
+        if table_width > head_dim:
+            raise ValueError(f"cos has last dimension {table_width}; expected at most head_dim {head_dim}")
+        if table_width % 2 or table_width == 0:
+            raise ValueError(
+                f"q is rotated over {table_width} entries of its head_dim {head_dim} (the last dimension of cos); "
+                "rotate-half needs an even, positive width"
+            )
+        return table_width
+    require_int("rotary_dim", rotary_dim)
+    if rotary_dim % 2 or not 0 < rotary_dim <= head_dim:
+        raise ValueError(f"rotary_dim must be even, in [2, head_dim {head_dim}], got {rotary_dim}")
+    if table_width not in (rotary_dim, rotary_dim // 2):
+        raise ValueError(
+            f"cos has last dimension {table_width}; with rotary_dim {rotary_dim} expected {rotary_dim} "
+            f"(halves repeated) or {rotary_dim // 2}"
+        )
+    return rotary_dim
 
 
 class LigerRopeFunction(DispatchedFunction):
@@ -72,16 +109,16 @@ class LigerRopeFunction(DispatchedFunction):
         sin: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         unsqueeze_dim: int = 1,
+        rotary_dim: int | None = None,
     ) -> None:
-        head_dim, seq_dim = require_rotary_qk(q, k, cos, sin, unsqueeze_dim)
+        head_dim, seq_dim = require_rotary_qk(q, k, cos, sin, unsqueeze_dim, even_head_dim=False)
         if cos.shape != sin.shape:
             raise ValueError(f"cos has shape {tuple(cos.shape)} but sin has {tuple(sin.shape)}")
         require_ndim("cos", cos, (2, 3))
-        if cos.shape[-1] != head_dim:
-            raise ValueError(f"cos has last dimension {cos.shape[-1]}; expected head_dim {head_dim}")
+        rotary_width(head_dim, cos.shape[-1], rotary_dim)
         if cos.dim() == 3 and (cos.shape[1] != q.shape[seq_dim] or cos.shape[0] not in (1, q.shape[0])):
             raise ValueError(
-                f"cos has shape {tuple(cos.shape)}; expected (1 or {q.shape[0]}, {q.shape[seq_dim]}, {head_dim})"
+                f"cos has shape {tuple(cos.shape)}; expected (1 or {q.shape[0]}, {q.shape[seq_dim]}, {cos.shape[-1]})"
             )
         if cos.dim() == 2:
             if position_ids is None:

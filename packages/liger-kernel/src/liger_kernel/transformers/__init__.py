@@ -25,6 +25,7 @@ from liger_kernel.transformers.jsd import LigerJSD
 from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb
+from liger_kernel.transformers.mlp import LigerFalconH1MLP, LigerMLP
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
@@ -36,7 +37,12 @@ from liger_kernel.transformers.rms_norm import (
 from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.softmax import LigerSoftmax
 from liger_kernel.transformers.sparsemax import LigerSparsemax
-from liger_kernel.transformers.swiglu import LigerPhi3SwiGLUMLP, LigerSwiGLUMLP, LigerSwiGLUMLPForMuseGlimmer
+from liger_kernel.transformers.swiglu import (
+    LigerFalconH1SwiGLUMLP,
+    LigerPhi3SwiGLUMLP,
+    LigerSwiGLUMLP,
+    LigerSwiGLUMLPForMuseGlimmer,
+)
 from liger_kernel.transformers.tvd import LigerTVDLoss
 
 # The model patching names. monkey_patch needs only torch to import (the table
@@ -87,6 +93,9 @@ __all__ = [
     "LigerSwiGLUMLP",
     "LigerSwiGLUMLPForMuseGlimmer",
     "LigerTVDLoss",
+    "LigerMLP",
+    "LigerFalconH1MLP",
+    "LigerFalconH1SwiGLUMLP",
     "liger_multimodal_rotary_pos_emb",
     "liger_llama4_text_rotary_pos_emb",
     "is_transformers_available",

@@ -66,6 +66,7 @@ from liger_kernel.transformers.rms_norm import (
 )
 from liger_kernel.transformers.rope import liger_rotary_pos_emb, liger_rotary_pos_emb_gpt_oss
 from liger_kernel.transformers.swiglu import (
+    LigerFalconH1SwiGLUMLP,
     LigerHunyuanV1SwiGLUMLP,
     LigerPhi3SwiGLUMLP,
     LigerSwiGLUMLP,
@@ -802,6 +803,18 @@ FAMILIES: dict[str, Family] = {
             "by the SwiGLU MLP, and the loss (no load-balancing term, as stock; router\n"
             "logits passed on). The routed experts (``Llama4TextExperts``, batched\n"
             "matmuls with no gate function to replace) and the router stay stock.",
+        ),
+        Family(
+            "falcon_h1",
+            "FalconH1",
+            liger_mlp=LigerFalconH1SwiGLUMLP,
+            doc="Patch Falcon-H1 (hybrid: attention and a Mamba-2 mixer side by side in\n"
+            "every layer): RoPE, the layer and final RMSNorms, the MLP with its\n"
+            "``mlp_multipliers`` (:class:`LigerFalconH1SwiGLUMLP`) and the loss (the\n"
+            "fused one applies the decoder's ``lm_head_multiplier``). The Mamba-2\n"
+            "mixer stays stock, its gated RMSNorm (``FalconH1RMSNormGated``) included;\n"
+            "so do the muP multipliers of embeddings, keys, attention and SSM\n"
+            "inputs/outputs, which the stock decoder applies around the patched parts.",
         ),
     )
 }

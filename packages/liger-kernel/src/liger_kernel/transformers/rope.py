@@ -5,7 +5,10 @@
 
 When cos covers fewer dimensions than the head (partial rotary, e.g. Phi-3
 configs with ``partial_rotary_factor < 1``) only the leading ``cos.shape[-1]``
-dimensions are rotated and the rest pass through, as Transformers does.
+dimensions are rotated and the rest pass through, as Transformers does; the
+op does it (``rotary_dim``, :mod:`liger_kernel.ops.rope`), without slicing
+and concatenating here. ``rotary_dim`` given: cos and sin may also be
+``rotary_dim / 2`` wide, their halves not repeated.
 """
 
 from __future__ import annotations
@@ -22,14 +25,12 @@ def liger_rotary_pos_emb(
     sin: torch.Tensor,
     position_ids: torch.Tensor | None = None,
     unsqueeze_dim: int = 1,
+    rotary_dim: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    rotary_dim = cos.shape[-1]
-    if rotary_dim == q.shape[-1]:
+    if rotary_dim is None:
+        # six arguments, as before rotary_dim: a backend Function of that signature still binds
         return LigerRopeFunction.apply(q, k, cos, sin, position_ids, unsqueeze_dim)
-    q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]
-    k_rot, k_pass = k[..., :rotary_dim], k[..., rotary_dim:]
-    q_rot, k_rot = LigerRopeFunction.apply(q_rot, k_rot, cos, sin, position_ids, unsqueeze_dim)
-    return torch.cat([q_rot, q_pass], dim=-1), torch.cat([k_rot, k_pass], dim=-1)
+    return LigerRopeFunction.apply(q, k, cos, sin, position_ids, unsqueeze_dim, rotary_dim)
 
 
 def liger_rotary_pos_emb_gpt_oss(

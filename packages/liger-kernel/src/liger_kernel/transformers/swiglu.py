@@ -84,6 +84,32 @@ class LigerPhi3SwiGLUMLP(nn.Module):
         return self.down_proj(LigerSiLUMulFunction.apply(gate, up))
 
 
+class LigerFalconH1SwiGLUMLP(LigerSwiGLUMLP):
+    """Drop-in for FalconH1MLP:
+    ``down_proj(up_proj(x) * silu(gate_proj(x) * g)) * d``, ``(g, d) = config.mlp_multipliers``.
+
+    Both multipliers go to the gate op (:mod:`liger_kernel.ops.swiglu`); d
+    moves before ``down_proj``, which is linear, only when it has no bias
+    (``config.mlp_bias`` False, Falcon-H1's default), and is applied after it
+    otherwise."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        gate_multiplier, down_multiplier = config.mlp_multipliers
+        self.gate_multiplier = float(gate_multiplier)
+        self.down_multiplier = float(down_multiplier)
+        self.fold_down_multiplier = not getattr(config, "mlp_bias", False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fold_down_multiplier:
+            gated = LigerSiLUMulFunction.apply(
+                self.gate_proj(x), self.up_proj(x), self.gate_multiplier, self.down_multiplier
+            )
+            return self.down_proj(gated)
+        gated = LigerSiLUMulFunction.apply(self.gate_proj(x), self.up_proj(x), self.gate_multiplier, 1.0)
+        return self.down_proj(gated) * self.down_multiplier
+
+
 def liger_experts_apply_gate(self: nn.Module, gate_up_out: torch.Tensor) -> torch.Tensor:
     """``_apply_gate`` for Transformers' fused MoE experts (Mixtral, Qwen3-MoE):
     ``silu(gate) * up`` of the concatenated [gate; up] projection."""

@@ -9,6 +9,11 @@ table, row s of a 2-D table without position_ids, row (b or 0, s) of a 3-D
 one) and rotates every q head, then every k head, as (heads, head_dim / 2)
 tiles. Both layouts, (batch, heads, seq, head_dim) for unsqueeze_dim=1 and
 (batch, seq, heads, head_dim) for unsqueeze_dim=2, are read through strides.
+
+Partial rotary: the kernel rotates the first ``rotary_dim`` entries of each
+head (views of q, k and the outputs, the same strides), and the rest is copied
+through by torch. cos and sin tables r/2 wide are read with both halves at
+the same offset (``table_second_half`` 0).
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ def _rope_kernel(
     pos_stride_b,
     pos_stride_s,
     n_table_rows,
+    table_second_half,
     n_positions,
     seq_len,
     n_q_heads,
@@ -131,9 +137,9 @@ def _rope_kernel(
             table_row = b * table_stride_b + s * table_stride_s
             poison = 0.0
         c1 = tl.load(COS + table_row + dims, mask=dim_mask, other=0.0).to(ACC) + poison
-        c2 = tl.load(COS + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC) + poison
+        c2 = tl.load(COS + table_row + table_second_half + dims, mask=dim_mask, other=0.0).to(ACC) + poison
         s1 = tl.load(SIN + table_row + dims, mask=dim_mask, other=0.0).to(ACC) + poison
-        s2 = tl.load(SIN + table_row + half + dims, mask=dim_mask, other=0.0).to(ACC) + poison
+        s2 = tl.load(SIN + table_row + table_second_half + dims, mask=dim_mask, other=0.0).to(ACC) + poison
         _rotate_heads(
             Q, q_stride_b, q_stride_h, q_stride_s, QO, qo_stride_b, qo_stride_h, qo_stride_s,
             b, s, n_q_heads, half, c1, c2, s1, s2, BACKWARD, ACC, BLOCK_HQ, BLOCK_D, ONE_CHUNK,
@@ -184,10 +190,11 @@ def _head_tiling(
 
 
 def _qk_grads(ctx: Any, dq_in: torch.Tensor, dk_in: torch.Tensor) -> tuple[Any, ...]:
-    """Backward result of a rotary function: only q and k of its six inputs take gradients."""
+    """Backward result of a rotary function: only q and k of its inputs take gradients."""
     return (
         dq_in if ctx.needs_input_grad[0] else None,
         dk_in if ctx.needs_input_grad[1] else None,
+        None,
         None,
         None,
         None,
@@ -203,17 +210,25 @@ def rope_apply(
     position_ids: torch.Tensor | None,
     unsqueeze_dim: int,
     backward: bool,
+    rotary_dim: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate q and k (or their gradients, when ``backward``) into new tensors."""
     q, k = _unit_stride_last(q), _unit_stride_last(k)
     if cos.stride() != sin.stride() or cos.stride(-1) != 1:
         cos, sin = cos.contiguous(), sin.contiguous()
     head_axis, seq_axis = (1, 2) if unsqueeze_dim == 1 else (2, 1)
-    batch, seq_len, head_dim = q.shape[0], q.shape[seq_axis], q.shape[-1]
+    rotary = cos.shape[-1] if rotary_dim is None else rotary_dim
+    batch, seq_len, head_dim = q.shape[0], q.shape[seq_axis], rotary
     n_q_heads, n_k_heads = q.shape[head_axis], k.shape[head_axis]
     # any dense layout will do (the kernel takes the outputs' strides), and
     # empty_like is the cheaper call on the host, which rope is bound by
-    q_out, k_out = torch.empty_like(q), torch.empty_like(k)
+    q_full, k_full = torch.empty_like(q), torch.empty_like(k)
+    q_out, k_out = q_full, k_full
+    if rotary < q.shape[-1]:
+        # the pass-through part, then the kernel rotates views of the rest
+        q_full[..., rotary:].copy_(q[..., rotary:])
+        k_full[..., rotary:].copy_(k[..., rotary:])
+        q, k, q_out, k_out = (x[..., :rotary] for x in (q, k, q_full, k_full))
 
     use_position_ids = cos.dim() == 2 and position_ids is not None
     if cos.dim() == 3:
@@ -237,12 +252,13 @@ def rope_apply(
         k_out, *_head_strides(k_out, unsqueeze_dim),
         cos, sin, table_stride_b, table_stride_s,
         position_ids if use_position_ids else cos, pos_stride_b, pos_stride_s, cos.shape[-2],
+        half if cos.shape[-1] == rotary else 0,
         n_positions, seq_len, n_q_heads, n_k_heads, half,
         HAS_POSITION_IDS=use_position_ids,
         BACKWARD=backward,
         **_head_tiling(profile, q, k, half, n_q_heads, n_k_heads),
     )  # fmt: skip
-    return q_out, k_out
+    return q_full, k_full
 
 
 class RopeFunction(torch.autograd.Function):
@@ -255,14 +271,18 @@ class RopeFunction(torch.autograd.Function):
         sin: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         unsqueeze_dim: int = 1,
+        rotary_dim: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        q_out, k_out = rope_apply(q, k, cos, sin, position_ids, unsqueeze_dim, backward=False)
+        q_out, k_out = rope_apply(q, k, cos, sin, position_ids, unsqueeze_dim, backward=False, rotary_dim=rotary_dim)
         ctx.save_for_backward(cos, sin, position_ids)
         ctx.unsqueeze_dim = unsqueeze_dim
+        ctx.rotary_dim = rotary_dim
         return q_out, k_out
 
     @staticmethod
     def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
         cos, sin, position_ids = ctx.saved_tensors
-        dq_in, dk_in = rope_apply(dq, dk, cos, sin, position_ids, ctx.unsqueeze_dim, backward=True)
+        dq_in, dk_in = rope_apply(
+            dq, dk, cos, sin, position_ids, ctx.unsqueeze_dim, backward=True, rotary_dim=ctx.rotary_dim
+        )
         return _qk_grads(ctx, dq_in, dk_in)

@@ -2,6 +2,8 @@
 
 cos and sin are brought to (batch or 1, seq, head_dim) tables first
 (:func:`position_tables`), then broadcast over heads at ``unsqueeze_dim``.
+With partial rotary the first ``rotary_dim`` entries of each head are rotated
+and the rest are concatenated back unchanged (:func:`rotary_parts`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,24 @@ def position_tables(
     return torch.where(in_table, cos[index], nan), torch.where(in_table, sin[index], nan)
 
 
+def rotary_parts(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotary_dim: int | None
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(r, cos, sin) of the op contract's partial rotary: the rotated width r,
+    and tables r wide (halves repeated where they came r/2 wide). Backends
+    rotate ``x[..., :r]`` by them and pass ``x[..., r:]`` through."""
+    r = cos.shape[-1] if rotary_dim is None else rotary_dim
+    if cos.shape[-1] != r:
+        cos, sin = torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
+    return r, cos, sin
+
+
+def with_passed_through(rotated: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``rotated`` (the first entries of each head) with the rest of ``x`` after it."""
+    r = rotated.shape[-1]
+    return rotated if r == x.shape[-1] else torch.cat((rotated, x[..., r:].to(rotated.dtype)), dim=-1)
+
+
 def _broadcastable_tables(
     cos: torch.Tensor, sin: torch.Tensor, position_ids: torch.Tensor | None, seq_len: int, unsqueeze_dim: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,25 +74,28 @@ def rotate_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate q and k by broadcastable tables and keep what :func:`rotate_backward` needs;
     rope and M-RoPE differ only in how they build the tables."""
-    q_wide, k_wide = q.to(math_dtype), k.to(math_dtype)
-    q_out = q_wide * cos_b + _rotate_half(q_wide) * sin_b
-    k_out = k_wide * cos_b + _rotate_half(k_wide) * sin_b
+    r = cos_b.shape[-1]
+    q_wide, k_wide = q[..., :r].to(math_dtype), k[..., :r].to(math_dtype)
+    q_out = with_passed_through(q_wide * cos_b + _rotate_half(q_wide) * sin_b, q)
+    k_out = with_passed_through(k_wide * cos_b + _rotate_half(k_wide) * sin_b, k)
     ctx.save_for_backward(cos_b, sin_b)
     ctx.dtypes = (q.dtype, k.dtype)
     return q_out.to(q.dtype), k_out.to(k.dtype)
 
 
 def rotate_backward(ctx: Any, dq_out: torch.Tensor, dk_out: torch.Tensor) -> tuple[Any, ...]:
-    """Gradients of q and k after :func:`rotate_forward`; the other four inputs get none."""
+    """Gradients of q and k after :func:`rotate_forward`; the other inputs get none."""
     cos_b, sin_b = ctx.saved_tensors
+    r = cos_b.shape[-1]
     grads = []
     for needed, grad_out, dtype in zip(ctx.needs_input_grad[:2], (dq_out, dk_out), ctx.dtypes):
         if not needed:
             grads.append(None)
             continue
         g = grad_out.to(cos_b.dtype)
-        grads.append((g * cos_b + _rotate_half_transposed(g * sin_b)).to(dtype))
-    return grads[0], grads[1], None, None, None, None
+        g_rot = g[..., :r]
+        grads.append(with_passed_through(g_rot * cos_b + _rotate_half_transposed(g_rot * sin_b), g).to(dtype))
+    return grads[0], grads[1], None, None, None, None, None
 
 
 class RopeFunction(torch.autograd.Function):
@@ -85,9 +108,11 @@ class RopeFunction(torch.autograd.Function):
         sin: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         unsqueeze_dim: int = 1,
+        rotary_dim: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         math_dtype = compute_dtype(q, k, cos)
         seq_len = q.shape[2 if unsqueeze_dim == 1 else 1]
+        _, cos, sin = rotary_parts(q, cos, sin, rotary_dim)
         cos_b, sin_b = _broadcastable_tables(
             cos.to(math_dtype), sin.to(math_dtype), position_ids, seq_len, unsqueeze_dim
         )

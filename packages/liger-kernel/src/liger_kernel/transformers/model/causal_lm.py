@@ -12,8 +12,9 @@ differences are read from the config:
   passed to the fused loss as its ``softcap``;
 - ``logits_scaling`` (Granite): logits = lm_head(h) / s, which equals
   lm_head(h / s), so the hidden states are scaled before the fused loss;
-- ``output_multiplier`` (MuseGlimmer, before its softcap): logits =
-  lm_head(h) * m, likewise lm_head(h * m).
+- ``output_multiplier`` (MuseGlimmer, before its softcap; a config field) and
+  ``lm_head_multiplier`` (Falcon-H1, the decoder's attribute set from the
+  config): logits = lm_head(h) * m, likewise lm_head(h * m) for the fused loss.
 
 Both hold for the bias-free heads of those families.
 
@@ -275,7 +276,10 @@ def _loss_and_logits(
     hidden_states = _slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
     softcap = getattr(config, "final_logit_softcapping", None)
     logits_scaling = getattr(config, "logits_scaling", None)
+    # MuseGlimmer's config field; Falcon-H1's decoder attribute, which its stock head reads
     output_multiplier = getattr(config, "output_multiplier", None)
+    if output_multiplier is None:
+        output_multiplier = getattr(getattr(model, "model", None), "lm_head_multiplier", None)
     has_targets = labels is not None or loss_kwargs.get("shift_labels") is not None
     if skip_logits is None:
         skip_logits = model.training and has_targets
