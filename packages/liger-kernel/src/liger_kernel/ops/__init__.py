@@ -18,7 +18,7 @@ from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
 from liger_kernel.ops.mlp import LigerMLPFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
-from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction
+from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction, relu_squared_backward, relu_squared_forward
 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
 from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
@@ -59,6 +59,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # contracts over swiglu, not ops of their own
     "LigerFusedGateUpSiLUMulFunction",
     "LigerMLPFunction",
+    # 0.8.5 re-exported these halves of the ReLU² Function here
+    "relu_squared_forward",
+    "relu_squared_backward",
     "OPS",
     "use_operators",
 ]

@@ -38,8 +38,11 @@ from liger_kernel.transformers.rope import liger_rotary_pos_emb
 from liger_kernel.transformers.softmax import LigerSoftmax
 from liger_kernel.transformers.sparsemax import LigerSparsemax
 from liger_kernel.transformers.swiglu import (
+    LigerBlockSparseTop2MLP,
+    LigerExperts,
     LigerFalconH1SwiGLUMLP,
     LigerPhi3SwiGLUMLP,
+    LigerQwen3MoeSwiGLUMLP,
     LigerSwiGLUMLP,
     LigerSwiGLUMLPForMuseGlimmer,
 )
@@ -83,6 +86,9 @@ __all__ = [
     "LigerKLDIVLoss",
     "LigerLayerNorm",
     "LigerPhi3SwiGLUMLP",
+    "LigerBlockSparseTop2MLP",
+    "LigerExperts",
+    "LigerQwen3MoeSwiGLUMLP",
     "LigerPolyNorm",
     "LigerReLUSquared",
     "LigerRMSNorm",
