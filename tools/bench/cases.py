@@ -542,6 +542,8 @@ CASES: dict[str, Case] = {
             "relu_squared",
             "LigerReLUSquaredFunction",
             lambda f, i: f.apply(i["x"]),
+        ),
+        Case(
             "clamped_swiglu",
             CLAMPED_GATE_DIMS,
             make_clamped_gate,
@@ -549,6 +551,8 @@ CASES: dict[str, Case] = {
             "clamped_swiglu",
             "LigerClampedSwiGLUFunction",
             lambda f, i: f.apply(i["x"], 1.702, 7.0),
+        ),
+        Case(
             "llama4_rope",
             # Llama 4 Scout's attention: 40 heads, 8 kv heads, head_dim 128
             {"tokens": 8192, "batch": 4, "seq": 2048, "heads": 40, "kv_heads": 8, "head_dim": 128},
