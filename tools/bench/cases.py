@@ -29,7 +29,7 @@ EPS = 1e-6
 IGNORE_INDEX = -100
 
 #: dims that keep their size under --scale (they fix the kernel's inner shape)
-FIXED_DIMS = frozenset({"batch", "heads", "kv_heads", "head_dim", "channels", "groups"})
+FIXED_DIMS = frozenset({"batch", "heads", "kv_heads", "head_dim", "channels", "groups", "experts", "top_k"})
 
 Inputs = dict[str, Any]
 
@@ -361,8 +361,50 @@ def make_llama4_rope(dims, dtype, device) -> Inputs:
     return {"q": q, "k": k, "freqs_cis": freqs_cis, "leaves": [q, k], "grads": grads}
 
 
+def make_moe(dims, dtype, device) -> Inputs:
+    T, H, I, E, K = dims["tokens"], dims["hidden"], dims["inter"], dims["experts"], dims["top_k"]
+    x = _rand((T, H), dtype, device, True)
+    gate_up = _rand((E, 2 * I, H), dtype, device, True, std=H**-0.5)
+    down = _rand((E, H, I), dtype, device, True, std=I**-0.5)
+    scores = torch.randn(T, E, device=device).softmax(-1)
+    weights, index = torch.topk(scores, K, dim=-1)
+    weights = (weights / weights.sum(-1, keepdim=True)).to(dtype).requires_grad_()
+    grads = [_rand((T, H), dtype, device, False)]
+    return {"x": x, "gate_up": gate_up, "down": down, "index": index, "weights": weights,
+            "leaves": [x, gate_up, down, weights], "grads": grads}  # fmt: skip
+
+
+def eager_fused_moe(x, gate_up, down, index, weights):
+    """Transformers 5's default experts path (``grouped_mm``): the routed pairs
+    sorted by expert, two grouped GEMMs around silu(g) * u, the routing weight,
+    and the sum over each token's experts; a loop over experts where torch has
+    no grouped GEMM for this device and dtype."""
+    T, K = index.shape
+    flat = index.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    rows = x[order // K]
+    counts = torch.bincount(flat, minlength=gate_up.shape[0])
+    offsets = torch.cumsum(counts, 0, dtype=torch.int32)
+    grouped = getattr(torch, "_grouped_mm", None) if x.is_cuda and x.dtype == torch.bfloat16 else None
+    if grouped is not None:
+        g, u = grouped(rows, gate_up.transpose(1, 2), offs=offsets).chunk(2, dim=-1)
+        y = grouped(F.silu(g) * u, down.transpose(1, 2), offs=offsets)
+    else:
+        y, start = torch.empty_like(rows), 0
+        for e, n in enumerate(counts.tolist()):
+            g, u = (rows[start : start + n] @ gate_up[e].T).chunk(2, dim=-1)
+            y[start : start + n] = (F.silu(g) * u) @ down[e].T
+            start += n
+    y = y * weights.reshape(-1)[order, None]
+    out = torch.empty_like(y)
+    out[order] = y
+    return out.view(T, K, -1).sum(1)
+
+
 NORM_DIMS = {"tokens": 8192, "hidden": 4096}
 GATE_DIMS = {"tokens": 8192, "inter": 14336}
+#: a Qwen3-MoE layer (the training step's shape): 4096 tokens, 32 experts of intermediate 512, top-4
+MOE_DIMS = {"tokens": 4096, "hidden": 1024, "inter": 512, "experts": 32, "top_k": 4}
 #: GPT-OSS-20B's experts: 8192 tokens, each to 4 experts, intermediate 2880
 CLAMPED_GATE_DIMS = {"tokens": 32768, "inter": 2880}
 
@@ -562,6 +604,15 @@ CASES: dict[str, Case] = {
             "LigerLlama4RopeFunction",
             lambda f, i: f.apply(i["q"], i["k"], i["freqs_cis"]),
         ),
+        Case(
+            "fused_moe",
+            MOE_DIMS,
+            make_moe,
+            lambda i: eager_fused_moe(i["x"], i["gate_up"], i["down"], i["index"], i["weights"]),
+            "fused_moe",
+            "LigerFusedMoEFunction",
+            lambda f, i: f.apply(i["x"], i["gate_up"], i["down"], i["index"], i["weights"]),
+        ),
     )
 }
 
@@ -588,6 +639,7 @@ DEFAULT_OPS = (
     "fused_linear_jsd",
     "relu_squared",
     "clamped_swiglu",
+    "fused_moe",
 )
 
 
@@ -599,6 +651,8 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"q({dims['batch']},{dims['seq']},{dims['heads']},{dims['head_dim']})"
     if case.name == "group_norm":
         return f"({dims['tokens']},{dims['channels']},{dims['spatial']}) g{dims['groups']}"
+    if case.name == "fused_moe":
+        return f"x({dims['tokens']},{dims['hidden']}) E{dims['experts']} I{dims['inter']} top{dims['top_k']}"
     if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd"):
         return f"h({dims['tokens']},{dims['hidden']}) w({dims['vocab']},{dims['hidden']})"
     width = dims.get("hidden") or dims.get("inter") or dims.get("vocab")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from . import peer, report
+from . import peer, report, train
 from .cases import CASES, DEFAULT_OPS
 from .measure import MODES, SPLIT
 from .run_ops import DTYPES, describe, run_ops
@@ -37,6 +37,7 @@ examples:
   python -m tools.bench --ops rms_norm,rope --impls torch,liger
   python -m tools.bench --sweep cross_entropy        # time and memory vs tokens
   python -m tools.bench --train                      # 1B Llama training step
+  python -m tools.bench --train --train-model qwen3_moe   # 735M Qwen3-MoE training step
   python -m tools.bench --device cpu --scale 0.01 --impls torch,liger --quick
 """
 
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-python", help="interpreter of a separate environment with liger-kernel 0.8.5 installed")
     p.add_argument("--peer-site", type=Path, default=peer.SITE_DIR, help="folder the peer wheel is installed into")
     p.add_argument("--train", action="store_true", help="end-to-end training step of a ~1B Llama")
+    p.add_argument(
+        "--train-model", choices=train.MODELS, default="llama", help="model of the training step (default: %(default)s)"
+    )
     p.add_argument("--train-batch", type=int, default=2)
     p.add_argument("--train-seq", type=int, help="sequence length (default 2048, scaled by --scale)")
     p.add_argument("--train-steps", type=int, default=10)
@@ -300,6 +304,7 @@ def _train(run: _Run) -> None:
             "kind": "train",
             "compile": compiled,
             "impl": impl,
+            "model": run.args.train_model,
             "batch": run.args.train_batch,
             "seq": run.args.train_seq,
             "steps": run.args.train_steps,
@@ -307,7 +312,8 @@ def _train(run: _Run) -> None:
             "optimizer": run.args.train_optim,
         }
         run.payload["train"] += run.runner.run(job, run.progress)
-    run.sections.append("training step: Llama, random init\n" + report.train_table(run.payload["train"]))
+    label = "Qwen3-MoE" if run.args.train_model == "qwen3_moe" else "Llama"
+    run.sections.append(f"training step: {label}, random init\n" + report.train_table(run.payload["train"]))
     report.write_csv(run.out / "train.csv", run.payload["train"], report.TRAIN_FIELDS)
     run.written.append(run.out / "train.csv")
     if not run.args.no_plots and any(not r.get("error") for r in run.payload["train"]):

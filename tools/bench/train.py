@@ -1,4 +1,4 @@
-"""End-to-end training step of a ~1B-parameter Llama, stock or patched.
+"""End-to-end training step of a ~1B-parameter Llama (or a Qwen3-MoE), stock or patched.
 
 The model is Llama-3.2-1B-shaped (hidden 2048, 16 layers, 32 heads, 8 KV
 heads, intermediate 8192, vocabulary 128256, tied embeddings: 1.24 B
@@ -8,6 +8,11 @@ the model is built: none (``torch``), this project's
 ``liger_kernel.transformers.apply_liger_kernel_to_llama`` (``liger``), or the
 peer's function of the same name (``peer``). Each impl runs in its own process,
 because patching changes Transformers' classes for the whole process.
+
+``model="qwen3_moe"`` trains a Qwen3-MoE shape instead (hidden 1024, 8
+layers, 16 heads of 64, 32 experts of intermediate 512, top-4, vocabulary
+151936: 735 M parameters), patched by ``apply_liger_kernel_to_qwen3_moe``:
+its experts are where the MoE kernels' time goes.
 
 ``scale`` < 1 shrinks the model and the sequence for CPU smoke runs. With
 ``compile`` the model runs under ``torch.compile`` (``fullgraph=True`` for
@@ -28,23 +33,35 @@ from .measure import error_text
 
 FULL = {"hidden": 2048, "layers": 16, "heads": 32, "kv_heads": 8, "inter": 8192, "vocab": 128256, "seq": 2048}
 HEAD_DIM = 64
+#: the Qwen3-MoE shape: FULL's keys, its experts' sizes apart
+MOE_FULL = {"hidden": 1024, "layers": 8, "heads": 16, "kv_heads": 4, "inter": 2048, "vocab": 151936, "seq": 2048}
+MOE_EXPERTS = {"experts": 32, "top_k": 4, "expert_inter": 512}
+MODELS = ("llama", "qwen3_moe")
 
 
-def model_dims(scale: float, seq: int | None = None) -> dict[str, int]:
-    hidden = max(HEAD_DIM, HEAD_DIM * round(FULL["hidden"] * scale / HEAD_DIM))
+def model_dims(scale: float, seq: int | None = None, model: str = "llama") -> dict[str, int]:
+    full = MOE_FULL if model == "qwen3_moe" else FULL
+    hidden = max(HEAD_DIM, HEAD_DIM * round(full["hidden"] * scale / HEAD_DIM))
     heads = hidden // HEAD_DIM
-    return {
+    dims = {
         "hidden": hidden,
-        "layers": max(2, round(FULL["layers"] * scale)),
+        "layers": max(2, round(full["layers"] * scale)),
         "heads": heads,
         "kv_heads": max(1, heads // 4),
-        "inter": 4 * hidden,
-        "vocab": max(256, round(FULL["vocab"] * scale)),
-        "seq": seq or max(32, round(FULL["seq"] * scale)),
+        "inter": 2 * hidden if model == "qwen3_moe" else 4 * hidden,
+        "vocab": max(256, round(full["vocab"] * scale)),
+        "seq": seq or max(32, round(full["seq"] * scale)),
     }
+    if model == "qwen3_moe":
+        dims["experts"] = max(4, round(MOE_EXPERTS["experts"] * scale))
+        dims["top_k"] = MOE_EXPERTS["top_k"] if dims["experts"] >= 8 else 2
+        dims["expert_inter"] = max(16, 16 * round(MOE_EXPERTS["expert_inter"] * scale / 16))
+    return dims
 
 
 def build_model(dims: dict[str, int], device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    if "experts" in dims:
+        return _build_moe(dims, device, dtype)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -63,12 +80,35 @@ def build_model(dims: dict[str, int], device: torch.device, dtype: torch.dtype) 
     return model.to(dtype).train()
 
 
-def patch(impl: str) -> None:
+def _build_moe(dims: dict[str, int], device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    config = Qwen3MoeConfig(
+        hidden_size=dims["hidden"],
+        num_hidden_layers=dims["layers"],
+        num_attention_heads=dims["heads"],
+        num_key_value_heads=dims["kv_heads"],
+        head_dim=HEAD_DIM,
+        intermediate_size=dims["inter"],
+        moe_intermediate_size=dims["expert_inter"],
+        num_experts=dims["experts"],
+        num_experts_per_tok=dims["top_k"],
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        vocab_size=dims["vocab"],
+        max_position_embeddings=max(dims["seq"], 2048),
+    )
+    with torch.device(device):
+        model = Qwen3MoeForCausalLM(config)
+    return model.to(dtype).train()
+
+
+def patch(impl: str, model: str = "llama") -> None:
     if impl == "torch":
         return
-    from liger_kernel.transformers import apply_liger_kernel_to_llama
+    import liger_kernel.transformers as patches
 
-    apply_liger_kernel_to_llama(
+    getattr(patches, f"apply_liger_kernel_to_{model}")(
         rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=True
     )
 
@@ -78,11 +118,13 @@ def run_train(job: dict[str, Any]) -> dict[str, Any]:
     from .run_ops import DTYPES
 
     impl, device, dtype = job["impl"], torch.device(job["device"]), DTYPES[job["dtype"]]
-    dims = model_dims(job["scale"], job.get("seq"))
+    model_name = job.get("model", "llama")
+    dims = model_dims(job["scale"], job.get("seq"), model_name)
     batch = job.get("batch", 2)
     warmup, steps = (1, 2) if job["quick"] else (job.get("warmup", 3), job.get("steps", 10))
     record: dict[str, Any] = {
         "impl": impl,
+        "model": model_name,
         "params": None,
         "batch": batch,
         "seq": dims["seq"],
@@ -98,7 +140,7 @@ def run_train(job: dict[str, Any]) -> dict[str, Any]:
         "error": None,
     }
     try:
-        patch(impl)
+        patch(impl, model_name)
         torch.manual_seed(0)
         model = build_model(dims, device, dtype)
         record["params"] = sum(p.numel() for p in model.parameters())
