@@ -5,6 +5,8 @@ architecture (contracts in ``ops``, the dispatcher, ``backends``, ``triton``):
 ``env_report`` (``info``), ``selftest``, ``demo``, ``scaffold``
 (``new-backend``, with its templates) and ``samples``, the per-op example
 arguments that selftest, the demo and the conformance suite run.
+``models`` is ``liger_kernel.transformers.models_table``, beside the
+families it describes.
 ``python -m liger_kernel.env_report`` still works, as in liger-kernel 0.8.x.
 """
 
@@ -29,6 +31,10 @@ COMMANDS = {
     "new-backend": (
         "liger_kernel.cli.scaffold",
         "generate the distribution of a new backend (liger-NAME) and its CI lane",
+    ),
+    "models": (
+        "liger_kernel.transformers.models_table",
+        "the model types liger_kernel.transformers patches: what is patched, what stays stock and why",
     ),
 }
 

@@ -506,6 +506,8 @@ def patch_function(*model_types: str) -> Callable[[_Patcher], _Patcher]:
     It becomes ``liger_kernel.transformers.<name>`` and the
     ``MODEL_TYPE_TO_APPLY_LIGER_FN`` entry of each model type, exactly as a
     table row's generated function does.
+    Each model type also needs its row in ``models_table.ROWS`` (the README's
+    supported-models table).
     """
 
     def register(function: _Patcher) -> _Patcher:
@@ -570,7 +572,8 @@ def _generate(family: Family) -> Callable[..., None]:
 
 
 #: The families patched from the table: adding one is adding a row (and its
-#: tiny config to tests/transformers/tiny_models.py).
+#: tiny config to tests/transformers/tiny_models.py, its README row to
+#: models_table.ROWS).
 FAMILIES: dict[str, Family] = {
     family.model_type: family
     for family in (
