@@ -44,8 +44,12 @@ ROWS: dict[str, ModelRow] = {
     "smollm3": ModelRow(_DECODER, "its NoPE layers (`no_rope_layers`) take no RoPE, as stock"),
     "qwen3": ModelRow(_QK_NORMS),
     "hunyuan_v1_dense": ModelRow(_QK_NORMS),
-    "mixtral": ModelRow("RoPE, RMSNorm, SwiGLU (the experts), loss with the router loss"),
-    "qwen3_moe": ModelRow("RoPE, RMSNorm, SwiGLU (the experts and the dense layers), loss with the router loss"),
+    "mixtral": ModelRow(
+        "RoPE, RMSNorm, the experts (`fused_moe`: grouped GEMMs with the SwiGLU fused), loss with the router loss"
+    ),
+    "qwen3_moe": ModelRow(
+        "RoPE, RMSNorm, SwiGLU (the dense layers), the experts (`fused_moe`), loss with the router loss"
+    ),
     "gemma": ModelRow('RoPE, RMSNorm (offset 1, "gemma" casting), GEGLU, loss'),
     "gemma2": ModelRow('RoPE, RMSNorm (offset 1, "gemma" casting), GEGLU, loss (softcapped)'),
     "gemma3_text": ModelRow(
@@ -69,16 +73,16 @@ ROWS: dict[str, ModelRow] = {
         "as in 0.8.5)",
     ),
     "hunyuan_v1_moe": ModelRow(
-        "RoPE, RMSNorm (per-head q/k norms too), SwiGLU (the shared MLP, the experts), loss",
+        "RoPE, RMSNorm (per-head q/k norms too), SwiGLU (the shared MLP), the experts (`fused_moe`), loss",
         "the router; no router loss, as stock",
     ),
     "deepseek_v2": ModelRow(
-        "RMSNorm (the attention's latent norms too), SwiGLU (dense and shared-experts MLPs, the experts), loss",
+        "RMSNorm (the attention's latent norms too), SwiGLU (dense and shared-experts MLPs), the experts (`fused_moe`), loss",
         "RoPE: MLA rotates interleaved pairs (`rope` defaults to False, as in 0.8.5); the routers; no router loss, "
         "as stock",
     ),
     "deepseek_v3": ModelRow(
-        "RMSNorm (the attention's latent norms too), SwiGLU (dense and shared-experts MLPs, the experts), loss",
+        "RMSNorm (the attention's latent norms too), SwiGLU (dense and shared-experts MLPs), the experts (`fused_moe`), loss",
         "RoPE: MLA rotates interleaved pairs (`rope` defaults to False, as in 0.8.5); the routers; no router loss, "
         "as stock",
     ),
@@ -90,7 +94,7 @@ ROWS: dict[str, ModelRow] = {
     ),
     "qwen3_next": ModelRow(
         'RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (dense MLPs, shared '
-        "experts, the experts), loss with the router loss; RoPE (partial rotary) on request",
+        "experts), the experts (`fused_moe`), loss with the router loss; RoPE (partial rotary) on request",
         "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm (`norm(x) * silu(gate)`, "
         "not the RMSNorm op) and their linear attention",
     ),
