@@ -40,7 +40,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
-import linecache
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from liger_kernel.transformers._generated import compile_function
 from liger_kernel.transformers.geglu import LigerGEGLUMLP, LigerGEGLUMLPForGemma4
 from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
@@ -562,11 +562,7 @@ def _generate(family: Family) -> Callable[..., None]:
         mlp_default=family.mlp_default and family.liger_activation,
     )
     filename = f"<liger_kernel.transformers family {family.model_type}>"
-    namespace: dict[str, Any] = {}
-    exec(compile(source, filename, "exec"), globals(), namespace)
-    # so that inspect.getsource and tracebacks show the function
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    function = namespace[name]
+    function = compile_function(source, filename, name, globals())
     function.__doc__ = family.doc or f"Patch {family.prefix} (as :func:`apply_liger_kernel_to_llama`)."
     return function
 

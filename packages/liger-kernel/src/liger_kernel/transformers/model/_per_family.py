@@ -23,12 +23,12 @@ of :mod:`liger_kernel.transformers.monkey_patch` are, so that
 
 from __future__ import annotations
 
-import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
+from liger_kernel.transformers._generated import compile_function
 from liger_kernel.transformers.functional import CrossEntropyOutput
 from liger_kernel.transformers.model import loss_utils
 from liger_kernel.transformers.model.causal_lm import (
@@ -128,9 +128,7 @@ def lce_forward_for(
     if forward is None:
         forward = moe_causal_lm_forward if moe else causal_lm_forward
     namespace: dict[str, Any] = {"_call_shared": _call_shared, "_FORWARD": forward}
-    exec(compile(source, filename, "exec"), namespace)
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    function = namespace[name]
+    function = compile_function(source, filename, name, namespace)
     function.__module__ = module
     family = module.rsplit(".", 1)[-1]
     function.__doc__ = (
