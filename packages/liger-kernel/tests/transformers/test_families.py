@@ -738,20 +738,33 @@ def test_qwen3_5_defaults_leave_rope_and_the_gated_delta_net_stock(family):
 
 def test_qwen3_5_multimodal_model_keeps_its_vision_tower_and_forward():
     """model_type qwen3_5 is the vision-language model: its text decoder's norms
-    and MLPs are converted; the vision tower and the ForConditionalGeneration
-    forward (issue 24's) stay stock, and a text batch gives the stock logits."""
+    and MLPs are converted and rope=True patches the text RoPE; the vision tower
+    and the ForConditionalGeneration forward (issue 24's) stay stock. On a batch
+    with an image (so the M-RoPE positions differ across temporal, height and
+    width) the logits, loss and gradients are the stock ones."""
     import transformers
 
+    from liger_kernel.transformers import apply_liger_kernel_to_qwen3_5
+
     modeling = _modeling("qwen3_5")
-    text = {**tiny_config("qwen3_5").to_dict()}
+    text = tiny_config("qwen3_5").to_dict()
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [1, 1, 0]}
     vision = {"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "patch_size": 2}
-    config = transformers.Qwen3_5Config(text_config=text, vision_config={**vision, "out_hidden_size": 32})
+    image, start, end = 120, 119, 118
+    config = transformers.Qwen3_5Config(
+        text_config=text,
+        vision_config={**vision, "out_hidden_size": 32, "num_position_embeddings": 16},
+        image_token_id=image,
+        video_token_id=image + 1,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
+    )
     assert config.model_type == "qwen3_5"
     torch.manual_seed(0)
     stock = modeling.Qwen3_5ForConditionalGeneration._from_config(config, attn_implementation="eager").float()
     model = copy.deepcopy(stock)
     forward = type(model).forward
-    _apply_liger_kernel_to_instance(model=model)
+    apply_liger_kernel_to_qwen3_5(rope=True, model=model)
     assert type(model).forward is forward
     decoder = model.model.language_model
     assert type(decoder.norm) is PATCH_FAMILIES["qwen3_5"].liger_rms_norm
@@ -761,10 +774,26 @@ def test_qwen3_5_multimodal_model_keeps_its_vision_tower_and_forward():
     assert any(type(m) is torch.nn.LayerNorm for m in vision_modules)
 
     data = batch()
-    with torch.no_grad():
-        expected = stock(**data)
-        with count_op_calls() as calls:
-            got = model(**data)
-    assert calls["rms_norm"] and calls["swiglu"] and not calls["fused_linear_cross_entropy"]
+    ids = data["input_ids"]
+    ids[ids >= end] = 5
+    ids[0, 1], ids[0, 2:6], ids[0, 6] = start, image, end  # one 4 x 4-patch image: 4 tokens after the 2 x 2 merge
+    data["labels"] = ids.clone()
+    data["labels"][0, :7] = -100
+    data["pixel_values"] = torch.randn(16, 3 * 2 * 2 * 2, generator=torch.Generator().manual_seed(1))
+    data["image_grid_thw"] = torch.tensor([[1, 4, 4]])
+    data["mm_token_type_ids"] = (ids == image).int()
+    expected = stock(**data)
+    with count_op_calls() as calls:
+        got = model(**data)
+    assert calls["rms_norm"] and calls["swiglu"] and calls["rope"] == 1
+    assert not calls["fused_linear_cross_entropy"] and not calls["layer_norm"]
     torch.testing.assert_close(got.logits, expected.logits, **TOL)
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    got.loss.backward()
+    expected.loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    stock_grads = {name: p.grad for name, p in stock.named_parameters() if p.grad is not None}
+    assert grads.keys() == stock_grads.keys()
+    assert any(name.startswith("model.visual.") for name in grads)  # the image went through the vision tower
+    for name, grad in stock_grads.items():
+        torch.testing.assert_close(grads[name], grad, **TOL, msg=lambda m, n=name: f"{n}: {m}")
