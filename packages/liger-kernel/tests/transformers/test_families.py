@@ -8,7 +8,17 @@ import inspect
 
 import pytest
 import torch
-from tiny_models import FAMILIES, HAND_WRITTEN, LEARNING_RATES, MULTIMODAL, batch, build, count_op_calls, tiny_config
+from tiny_models import (
+    FAMILIES,
+    HAND_WRITTEN,
+    LEARNING_RATES,
+    MULTIMODAL,
+    TEXT_MODEL_TYPES,
+    batch,
+    build,
+    count_op_calls,
+    tiny_config,
+)
 
 from liger_kernel.transformers import (
     MODEL_TYPE_TO_APPLY_LIGER_FN,
@@ -63,7 +73,12 @@ def _all_kwargs(family: str) -> dict[str, bool]:
 
 
 def test_every_family_has_a_patch_function():
-    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES) | set(MULTIMODAL) | set(HAND_WRITTEN)
+    assert set(MODEL_TYPE_TO_APPLY_LIGER_FN) == set(FAMILIES) | set(MULTIMODAL) | set(HAND_WRITTEN) | set(
+        TEXT_MODEL_TYPES.values()
+    )
+    for family, text_model_type in TEXT_MODEL_TYPES.items():
+        assert PATCH_FAMILIES[family].text_model_type == text_model_type
+        assert MODEL_TYPE_TO_APPLY_LIGER_FN[text_model_type] is MODEL_TYPE_TO_APPLY_LIGER_FN[family]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -649,3 +664,136 @@ def test_gpt_oss_instance_patch_with_swiglu_matches_stock():
     torch.testing.assert_close(got.logits, expected.logits, **TOL)
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
     torch.testing.assert_close(got.aux_loss, expected.aux_loss)
+
+
+# -- Qwen3.5 (text decoder; hybrid Gated-DeltaNet / gated attention, M-RoPE composed in its rotary embedding)
+
+
+@pytest.mark.parametrize("family", ["qwen3_5", "qwen3_5_moe"])
+def test_qwen3_5_rope_matches_transformers_for_distinct_mrope_positions(family):
+    """rope=True installs liger_rotary_pos_emb as apply_rotary_pos_emb: the same
+    values and gradients as Transformers' partial rotate-half on the cos/sin its
+    rotary embedding composes, with temporal/height/width positions that differ
+    (so the interleaved M-RoPE layout is not the text-only one)."""
+    from liger_kernel.transformers.rope import liger_rotary_pos_emb
+
+    modeling = _modeling(family)
+    config = tiny_config(family)
+    config.rope_parameters = {**config.rope_parameters, "mrope_section": [1, 1, 0]}
+    rotary = getattr(modeling, f"{PATCH_FAMILIES[family].prefix}TextRotaryEmbedding")(config)
+    torch.manual_seed(0)
+    q = torch.randn(2, 4, 12, 8, requires_grad=True)
+    k = torch.randn(2, 2, 12, 8, requires_grad=True)
+    position_ids = torch.stack([torch.arange(12) * (axis + 1) + axis for axis in range(3)])
+    cos, sin = rotary(q, position_ids[:, None, :].expand(3, 2, 12))
+    assert cos.shape == (2, 12, 4)  # half of each 8-wide head rotates
+    assert not torch.equal(cos, rotary(q, position_ids[:1, None, :].expand(3, 2, 12))[0])  # H/W positions matter
+    stock_q, stock_k = (t.detach().clone().requires_grad_(True) for t in (q, k))
+    want = _original_apply_rotary(modeling)(stock_q, stock_k, cos, sin)
+    with count_op_calls() as calls:
+        got = liger_rotary_pos_emb(q, k, cos, sin)
+    assert calls["rope"] == 1
+    dq, dk = torch.randn_like(q), torch.randn_like(k)
+    torch.autograd.backward(got, (dq, dk))
+    torch.autograd.backward(want, (dq, dk))
+    for a, b in ((got[0], want[0]), (got[1], want[1]), (q.grad, stock_q.grad), (k.grad, stock_k.grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _original_apply_rotary(modeling):
+    from liger_kernel.transformers.monkey_patch import _original
+
+    return _original(modeling, "apply_rotary_pos_emb")
+
+
+@pytest.mark.parametrize("family", ["qwen3_5", "qwen3_5_moe"])
+def test_qwen3_5_defaults_leave_rope_and_the_gated_delta_net_stock(family):
+    """By default (rope=False, as 0.8.5) no RoPE call; the Gated-DeltaNet layer's
+    gated norm and linear attention keep their stock classes; every other
+    norm of the text decoder, the MLPs (the shared expert) and the experts are
+    Liger's, with the stock logits and loss (router loss included)."""
+    spec = PATCH_FAMILIES[family]
+    modeling = _modeling(family)
+    stock = build(family)
+    model = copy.deepcopy(stock)
+    _apply_liger_kernel_to_instance(model=model)
+    linear, full = model.model.layers
+    assert type(linear.linear_attn) is getattr(modeling, f"{spec.prefix}GatedDeltaNet")
+    assert type(linear.linear_attn.norm) is getattr(modeling, f"{spec.prefix}RMSNormGated")
+    assert type(full.self_attn.q_norm) is type(full.self_attn.k_norm) is spec.liger_rms_norm
+    shared = full.mlp.shared_expert if spec.moe else full.mlp
+    assert type(shared) is LigerSwiGLUMLP
+
+    data = batch()
+    with torch.no_grad():
+        expected = stock(**data)
+        with count_op_calls() as calls:
+            got = model(**data)
+    assert not calls["rope"] and calls["rms_norm"] == 2 * 2 + 2 + 1
+    assert bool(calls["fused_moe"]) is spec.moe and calls["swiglu"] >= (1 if spec.moe else 2)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    if spec.moe:
+        torch.testing.assert_close(got.aux_loss, expected.aux_loss, **TOL)
+
+
+def test_qwen3_5_multimodal_model_keeps_its_vision_tower_and_forward():
+    """model_type qwen3_5 is the vision-language model: its text decoder's norms
+    and MLPs are converted and rope=True patches the text RoPE; the vision tower
+    and the ForConditionalGeneration forward (issue 24's) stay stock. On a batch
+    with an image (so the M-RoPE positions differ across temporal, height and
+    width) the logits, loss and gradients are the stock ones."""
+    import transformers
+
+    from liger_kernel.transformers import apply_liger_kernel_to_qwen3_5
+
+    modeling = _modeling("qwen3_5")
+    text = tiny_config("qwen3_5").to_dict()
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [1, 1, 0]}
+    vision = {"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "patch_size": 2}
+    image, start, end = 120, 119, 118
+    config = transformers.Qwen3_5Config(
+        text_config=text,
+        vision_config={**vision, "out_hidden_size": 32, "num_position_embeddings": 16},
+        image_token_id=image,
+        video_token_id=image + 1,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
+    )
+    assert config.model_type == "qwen3_5"
+    torch.manual_seed(0)
+    stock = modeling.Qwen3_5ForConditionalGeneration._from_config(config, attn_implementation="eager").float()
+    model = copy.deepcopy(stock)
+    forward = type(model).forward
+    apply_liger_kernel_to_qwen3_5(rope=True, model=model)
+    assert type(model).forward is forward
+    decoder = model.model.language_model
+    assert type(decoder.norm) is PATCH_FAMILIES["qwen3_5"].liger_rms_norm
+    assert all(type(layer.mlp) is LigerSwiGLUMLP for layer in decoder.layers)
+    vision_modules = list(model.model.visual.modules())
+    assert not any(isinstance(m, (LigerRMSNorm, LigerSwiGLUMLP)) for m in vision_modules)
+    assert any(type(m) is torch.nn.LayerNorm for m in vision_modules)
+
+    data = batch()
+    ids = data["input_ids"]
+    ids[ids >= end] = 5
+    ids[0, 1], ids[0, 2:6], ids[0, 6] = start, image, end  # one 4 x 4-patch image: 4 tokens after the 2 x 2 merge
+    data["labels"] = ids.clone()
+    data["labels"][0, :7] = -100
+    data["pixel_values"] = torch.randn(16, 3 * 2 * 2 * 2, generator=torch.Generator().manual_seed(1))
+    data["image_grid_thw"] = torch.tensor([[1, 4, 4]])
+    data["mm_token_type_ids"] = (ids == image).int()
+    expected = stock(**data)
+    with count_op_calls() as calls:
+        got = model(**data)
+    assert calls["rms_norm"] and calls["swiglu"] and calls["rope"] == 1
+    assert not calls["fused_linear_cross_entropy"] and not calls["layer_norm"]
+    torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    got.loss.backward()
+    expected.loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    stock_grads = {name: p.grad for name, p in stock.named_parameters() if p.grad is not None}
+    assert grads.keys() == stock_grads.keys()
+    assert any(name.startswith("model.visual.") for name in grads)  # the image went through the vision tower
+    for name, grad in stock_grads.items():
+        torch.testing.assert_close(grads[name], grad, **TOL, msg=lambda m, n=name: f"{n}: {m}")

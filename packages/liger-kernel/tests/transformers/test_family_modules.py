@@ -46,6 +46,8 @@ MODULES = {
     "gpt_oss": "gpt_oss",
     "llama4": "llama4_text",  # 0.8.5's Llama4ForCausalLM forward, the text model's
     "falcon_h1": "falcon_h1",
+    "qwen3_5": "qwen3_5",  # 0.8.5's Qwen3_5ForCausalLM forward (the text model's)
+    "qwen3_5_moe": "qwen3_5_moe",
 }
 NEW = ("smollm3", "ministral", "olmo3", "exaone4", "hunyuan_v1_dense", "glm4", "falcon_h1")
 
@@ -74,7 +76,8 @@ def test_every_module_is_a_patched_family():
 
 # a dense family, a MoE one (router loss), a return_dict-last order, a stock-RoPE family, the softcapped one,
 # a MoE one with dense parameters (no router loss), one with the passed-on keywords left to **kwargs, a hybrid,
-# one without return_dict, one with router logits and no router loss, the hybrid with a head multiplier
+# one without return_dict, one with router logits and no router loss, the hybrid with a head multiplier,
+# the Qwen3.5 text models (dense without the passed-on keywords; MoE with mm_token_type_ids)
 @pytest.mark.parametrize(
     "module",
     [
@@ -89,6 +92,8 @@ def test_every_module_is_a_patched_family():
         "gpt_oss",
         "llama4",
         "falcon_h1",
+        "qwen3_5",
+        "qwen3_5_moe",
     ],
 )
 def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
@@ -99,7 +104,7 @@ def test_lce_forward_on_a_stock_model_is_the_patched_forward(module):
     expected = patched(**data)
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
-    if module in ("qwen3_moe", "deepseek_v4", "qwen3_next", "gpt_oss"):  # the families with a router loss
+    if module in ("qwen3_moe", "deepseek_v4", "qwen3_next", "gpt_oss", "qwen3_5_moe"):  # with a router loss
         assert got.aux_loss is not None
         torch.testing.assert_close(got.aux_loss, expected.aux_loss)
     got.loss.backward()
@@ -119,6 +124,26 @@ def test_lce_forward_takes_past_key_values_and_return_dict():
         rest = lce_forward(model, input_ids=ids[:, 8:], past_key_values=cache, use_cache=True, return_dict=False)
     assert isinstance(rest, tuple)
     torch.testing.assert_close(rest[0], whole[:, 8:], rtol=1e-5, atol=1e-5)
+
+
+def test_qwen3_5_moe_lce_forward_passes_mm_token_type_ids_on_only_when_given():
+    """0.8.5's Qwen3.5-MoE forward names mm_token_type_ids: given, it reaches the
+    text decoder as a keyword (as the stock forward's ``**kwargs`` do); left out,
+    the decoder sees no such keyword."""
+    model = build("qwen3_5_moe")
+    seen = []
+    model.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(dict(kwargs)), with_kwargs=True)
+    data = batch()
+    types = torch.zeros_like(data["input_ids"])
+    lce_forward = _lce_forward("qwen3_5_moe")
+    with torch.no_grad():
+        plain = lce_forward(model, **data)
+        given = lce_forward(model, **data, mm_token_type_ids=types)
+        expected = model(**data, mm_token_type_ids=types)
+    assert "mm_token_type_ids" not in seen[0] and seen[1]["mm_token_type_ids"] is types
+    assert seen[2]["mm_token_type_ids"] is types  # the stock forward passes it on alike
+    assert given.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
+    assert given.loss.item() == pytest.approx(plain.loss.item(), rel=1e-6)
 
 
 def test_deepseek_v4_lce_forward_takes_return_dict_as_a_keyword():

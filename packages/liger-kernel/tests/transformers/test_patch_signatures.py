@@ -208,6 +208,33 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    so do the muP multipliers of embeddings, keys, attention and SSM\n"
         "    inputs/outputs, which the stock decoder applies around the patched parts.",
     ),
+    # 0.8.5's Qwen3.5 functions default to rope=False
+    "apply_liger_kernel_to_qwen3_5": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch the Qwen3.5 text decoder (hybrid: Gated-DeltaNet and gated\n"
+        "    full-attention layers) and ``Qwen3_5ForCausalLM`` (model types ``qwen3_5``\n"
+        "    and ``qwen3_5_text``): its ``(1 + weight)`` norms (layer, q/k and final),\n"
+        "    the SwiGLU MLP and the fused loss. ``rope`` defaults to False as in 0.8.5;\n"
+        "    ``rope=True`` patches ``apply_rotary_pos_emb``, the partial rotate-half of\n"
+        "    the cos/sin its rotary embedding composes (the interleaved M-RoPE layout\n"
+        "    is built there, and stays stock). The Gated-DeltaNet layers' gated norm\n"
+        "    (``norm(x) * silu(gate)``) and linear attention stay stock; so do the\n"
+        "    vision tower and ``Qwen3_5ForConditionalGeneration``'s forward and loss\n"
+        "    (issue 24), whose text decoder takes the patched norms and MLP.",
+    ),
+    "apply_liger_kernel_to_qwen3_5_moe": (
+        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        "Patch the Qwen3.5-MoE text decoder, in ``Qwen3_5MoeForCausalLM`` (model\n"
+        "    types ``qwen3_5_moe`` and ``qwen3_5_moe_text``): its ``(1 + weight)`` norms\n"
+        "    (layer, q/k and final), the shared experts' SwiGLU, the experts (the fused\n"
+        "    MoE op) and the fused loss with the router loss. ``rope`` defaults to False\n"
+        "    as in 0.8.5; ``rope=True`` patches its partial rotate-half\n"
+        "    ``apply_rotary_pos_emb`` (the interleaved M-RoPE layout is composed by its\n"
+        "    rotary embedding, which stays stock). The Gated-DeltaNet layers' gated norm\n"
+        "    and linear attention, the router and the shared expert's sigmoid gate stay\n"
+        "    stock; so do the vision tower and\n"
+        "    ``Qwen3_5MoeForConditionalGeneration``'s forward and loss (issue 24).",
+    ),
 }
 
 

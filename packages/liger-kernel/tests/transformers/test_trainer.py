@@ -155,6 +155,32 @@ def test_trainer_use_liger_kernel_on_qwen3_next(tmp_path):
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
 
 
+def test_trainer_use_liger_kernel_on_qwen3_5_moe(tmp_path):
+    """Qwen3.5-MoE's text model (model type qwen3_5_moe_text: Gated-DeltaNet and
+    gated-attention layers, experts with a gated shared expert in every layer,
+    router loss) through the Trainer's own patching call."""
+    from liger_kernel.transformers.rms_norm import LigerRMSNormForQwen3Next
+
+    model = build("qwen3_5_moe", device="cpu")
+    assert model.config.model_type == "qwen3_5_moe_text"
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=model)
+    layers = model.model.layers
+    assert all(type(layer.input_layernorm) is LigerRMSNormForQwen3Next for layer in layers)
+    assert all(type(layer.mlp.shared_expert) is LigerSwiGLUMLP for layer in layers)
+    assert type(layers[0].linear_attn.norm).__name__ == "Qwen3_5MoeRMSNormGated"  # the gated norm stays stock
+    # per step: 2 x 2 layer norms + q/k norms of the attention layer + final norm; rope is off by default
+    assert calls["fused_linear_cross_entropy"] == 3 and calls["rms_norm"] == 3 * 7
+    assert calls["fused_moe"] == 3 * 2 and calls["swiglu"] >= 3 * 2 and not calls["rope"]
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build("qwen3_5_moe", device="cpu"))
+    assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
+
 @pytest.mark.parametrize("config", [None, {"swiglu": True}], ids=["default", "swiglu"])
 def test_trainer_use_liger_kernel_on_gpt_oss(tmp_path, config):
     """GPT-OSS through the Trainer: its norms, half-width RoPE and fused loss

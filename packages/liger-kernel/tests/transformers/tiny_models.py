@@ -215,7 +215,45 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "ssm_out_multiplier": 0.6,
         },
     ),
+    # the text-only models (model types qwen3_5_text / qwen3_5_moe_text, which the patch functions
+    # also serve): a Gated-DeltaNet layer (its torch path on the CPU) and a gated full-attention layer
+    # with partial rotary; the MoE one has experts and a gated shared expert in every layer
+    "qwen3_5": (
+        "Qwen3_5TextConfig",
+        {
+            "head_dim": 8,
+            "partial_rotary_factor": 0.5,
+            "layer_types": ["linear_attention", "full_attention"],
+            "linear_conv_kernel_dim": 2,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 8,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+        },
+    ),
+    "qwen3_5_moe": (
+        "Qwen3_5MoeTextConfig",
+        {
+            "head_dim": 8,
+            "partial_rotary_factor": 0.5,
+            "layer_types": ["linear_attention", "full_attention"],
+            "linear_conv_kernel_dim": 2,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 8,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 48,
+            "output_router_logits": True,
+            "router_aux_loss_coef": 0.02,
+        },
+    ),
 }
+
+#: families whose tiny model is the text-only one, of that config's own model type
+TEXT_MODEL_TYPES = {"qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
 
 #: families patched by a hand-written function rather than a FAMILIES row, with
 #: their own tests (test_families.py names them); the rest are table rows
@@ -297,7 +335,7 @@ def image_batch(seed: int = 0, device: str = DEVICE) -> dict[str, torch.Tensor]:
 def tiny_config(family: str) -> Any:
     name, extra = CONFIGS[family]
     config = getattr(transformers, name)(**{**_COMMON, **extra})
-    assert config.model_type == family
+    assert config.model_type == TEXT_MODEL_TYPES.get(family, family)
     return config
 
 

@@ -92,6 +92,28 @@ ROWS: dict[str, ModelRow] = {
         "clamped by `swiglu_limit` (`swiglu` defaults to False, as in 0.8.5); the weightless norms, "
         "hyper-connections, KV compressors and indexer, attention sinks, routers",
     ),
+    "qwen3_5": ModelRow(
+        'RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the dense MLPs), loss; '
+        "RoPE (partial rotary on the cos/sin its M-RoPE embedding composes) on request",
+        "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; the "
+        "vision tower and the `ForConditionalGeneration` forward and loss (issue 24)",
+        "text decoder",
+    ),
+    "qwen3_5_text": ModelRow(
+        "as `qwen3_5` (its text-only `Qwen3_5ForCausalLM`)", "as `qwen3_5` (`rope` defaults to False, as in 0.8.5)"
+    ),
+    "qwen3_5_moe": ModelRow(
+        'RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the shared experts), '
+        "the experts (`fused_moe`), loss with the router loss; RoPE (partial rotary, as `qwen3_5`) on request",
+        "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; the "
+        "router and the shared expert's sigmoid gate; the vision tower and the `ForConditionalGeneration` forward "
+        "and loss (issue 24)",
+        "text decoder",
+    ),
+    "qwen3_5_moe_text": ModelRow(
+        "as `qwen3_5_moe` (its text-only `Qwen3_5MoeForCausalLM`)",
+        "as `qwen3_5_moe` (`rope` defaults to False, as in 0.8.5)",
+    ),
     "qwen3_next": ModelRow(
         'RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (dense MLPs, shared '
         "experts), the experts (`fused_moe`), loss with the router loss; RoPE (partial rotary) on request",

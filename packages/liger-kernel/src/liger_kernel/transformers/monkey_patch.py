@@ -293,6 +293,9 @@ class Family:
     switch replaces too, by :class:`LigerL2NormForLlama4`; ``router_logits``
     says the stock forward returns the router logits but adds no
     load-balancing loss, so the fused forward passes them on and adds none.
+    ``text_model_type`` is the ``model_type`` of the family's text-only config
+    where it has its own (Qwen3.5's ``qwen3_5_text``): the same patch function
+    is registered for it, so a text-only model reaches it too.
     """
 
     model_type: str
@@ -329,6 +332,7 @@ class Family:
     rope_op: str = "rope"
     weightless_norm: str | None = None
     router_logits: bool = False
+    text_model_type: str | None = None
 
     @property
     def module(self) -> str:
@@ -815,11 +819,48 @@ FAMILIES: dict[str, Family] = {
             "so do the muP multipliers of embeddings, keys, attention and SSM\n"
             "inputs/outputs, which the stock decoder applies around the patched parts.",
         ),
+        Family(
+            "qwen3_5",
+            "Qwen3_5",
+            liger_rms_norm=LigerRMSNormForQwen3Next,
+            liger_mlp=LigerSwiGLUMLP,
+            rope_default=False,
+            text_model_type="qwen3_5_text",
+            doc="Patch the Qwen3.5 text decoder (hybrid: Gated-DeltaNet and gated\n"
+            "full-attention layers) and ``Qwen3_5ForCausalLM`` (model types ``qwen3_5``\n"
+            "and ``qwen3_5_text``): its ``(1 + weight)`` norms (layer, q/k and final),\n"
+            "the SwiGLU MLP and the fused loss. ``rope`` defaults to False as in 0.8.5;\n"
+            "``rope=True`` patches ``apply_rotary_pos_emb``, the partial rotate-half of\n"
+            "the cos/sin its rotary embedding composes (the interleaved M-RoPE layout\n"
+            "is built there, and stays stock). The Gated-DeltaNet layers' gated norm\n"
+            "(``norm(x) * silu(gate)``) and linear attention stay stock; so do the\n"
+            "vision tower and ``Qwen3_5ForConditionalGeneration``'s forward and loss\n"
+            "(issue 24), whose text decoder takes the patched norms and MLP.",
+        ),
+        Family(
+            "qwen3_5_moe",
+            "Qwen3_5Moe",
+            liger_rms_norm=LigerRMSNormForQwen3Next,
+            liger_mlp=LigerSwiGLUMLP,
+            moe=True,
+            rope_default=False,
+            text_model_type="qwen3_5_moe_text",
+            doc="Patch the Qwen3.5-MoE text decoder, in ``Qwen3_5MoeForCausalLM`` (model\n"
+            "types ``qwen3_5_moe`` and ``qwen3_5_moe_text``): its ``(1 + weight)`` norms\n"
+            "(layer, q/k and final), the shared experts' SwiGLU, the experts (the fused\n"
+            "MoE op) and the fused loss with the router loss. ``rope`` defaults to False\n"
+            "as in 0.8.5; ``rope=True`` patches its partial rotate-half\n"
+            "``apply_rotary_pos_emb`` (the interleaved M-RoPE layout is composed by its\n"
+            "rotary embedding, which stays stock). The Gated-DeltaNet layers' gated norm\n"
+            "and linear attention, the router and the shared expert's sigmoid gate stay\n"
+            "stock; so do the vision tower and\n"
+            "``Qwen3_5MoeForConditionalGeneration``'s forward and loss (issue 24).",
+        ),
     )
 }
 
 for _row in FAMILIES.values():
-    patch_function(_row.model_type)(_generate(_row))
+    patch_function(*filter(None, (_row.model_type, _row.text_model_type)))(_generate(_row))
 del _row
 
 # Hand-written patch functions (see patch_function) go here.

@@ -71,11 +71,17 @@ _PASSED_ON = ("output_attentions", "output_hidden_states", "return_dict", "cache
 MOE_WITHOUT_PASSED_ON = tuple(p for p in MOE if p not in _PASSED_ON)
 
 
-def _call_shared(forward: Callable[..., Any], self: Any, named: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+def _call_shared(
+    forward: Callable[..., Any],
+    self: Any,
+    named: dict[str, Any],
+    kwargs: dict[str, Any],
+    passed_on: Sequence[str] = _PASSED_ON,
+) -> Any:
     cache = named.pop("past_key_values")
     if cache is None:
         cache = kwargs.pop("cache", None)
-    for name in _PASSED_ON:
+    for name in passed_on:
         value = named.pop(name, None)
         if value is not None:
             kwargs[name] = value
@@ -88,7 +94,7 @@ def {name}(
 {parameters}
     **{var_keyword},
 ):
-    return _call_shared(_FORWARD, self, {{{named}}}, {var_keyword})
+    return _call_shared(_FORWARD, self, {{{named}}}, {var_keyword}, _PASSED_ON)
 """
 
 
@@ -99,6 +105,7 @@ def lce_forward_for(
     forward: Callable[..., Any] | None = None,
     name: str = "lce_forward",
     var_keyword: str = "kwargs",
+    keywords: Sequence[str] = (),
 ) -> Callable[..., Any]:
     """``lce_forward`` of the family module ``module`` with 0.8.5's
     ``parameters``: the MoE forward when they include ``output_router_logits``
@@ -108,15 +115,18 @@ def lce_forward_for(
     ``parameters``; they then arrive in ``**kwargs``. A family with a forward
     of its own (same parameters as the shared one) passes it as ``forward``;
     ``name`` and ``var_keyword`` are 0.8.5's names of the function and of its
-    ``**`` parameter."""
+    ``**`` parameter. ``keywords`` are 0.8.5 parameters the shared forward does
+    not name (Qwen3.5-MoE's ``mm_token_type_ids``): passed on to it as keywords
+    when given, as the stock forward passes its ``**kwargs`` to the decoder."""
     router_switch = "output_router_logits" in parameters
     if moe is None:
         moe = router_switch
-    known = set(MOE if router_switch else DENSE)
+    known = set(MOE if router_switch else DENSE) | set(keywords)
     named = set(parameters)
     # the keywords passed on may be absent (GPT-OSS's 0.8.5 forward has no return_dict, DeepSeek-V4's
     # none of them): the shared forward's defaults then hold
-    if not named <= known or not known - named <= set(_PASSED_ON) or len(parameters) != len(named):
+    optional = set(_PASSED_ON) | set(keywords)
+    if not named <= known or not known - named <= optional or len(parameters) != len(named):
         raise ValueError(f"{module}: lce_forward parameters {parameters} are not a reordering of {sorted(known)}")
     source = _SOURCE.format(
         name=name,
@@ -127,7 +137,11 @@ def lce_forward_for(
     filename = f"<{module}.{name}>"
     if forward is None:
         forward = moe_causal_lm_forward if moe else causal_lm_forward
-    namespace: dict[str, Any] = {"_call_shared": _call_shared, "_FORWARD": forward}
+    namespace: dict[str, Any] = {
+        "_call_shared": _call_shared,
+        "_FORWARD": forward,
+        "_PASSED_ON": (*_PASSED_ON, *keywords),
+    }
     function = compile_function(source, filename, name, namespace)
     function.__module__ = module
     family = module.rsplit(".", 1)[-1]
