@@ -372,6 +372,34 @@ def _cache_kwargs(cache: Any) -> dict[str, Any]:
     return {} if cache is None else {"cache" if CACHE_FIELD == "cache" else "past_key_values": cache}
 
 
+def _decode_with_loss(
+    self: Any,
+    labels: torch.LongTensor | None,
+    logits_to_keep: int | torch.Tensor,
+    skip_logits: bool | None,
+    kwargs: dict[str, Any],
+    **decoder_inputs: Any,
+) -> tuple[Any, CausalLMLoss | None, torch.Tensor | None]:
+    """The decoder's outputs on ``decoder_inputs`` (and the keywords of
+    ``kwargs`` that are not loss options), then (loss and extras, logits) of
+    the head: what every forward here shares."""
+    loss_kwargs = _split_kwargs(self.model, kwargs)
+    outputs = self.model(**decoder_inputs, **kwargs)
+    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    return outputs, result, logits
+
+
+def _output_fields(outputs: Any, result: CausalLMLoss | None, logits: torch.Tensor | None) -> dict[str, Any]:
+    """The fields every causal-LM output here fills the same way."""
+    return {
+        **_extras(result),
+        "logits": logits,
+        "hidden_states": outputs.hidden_states,
+        "attentions": outputs.attentions,
+        CACHE_FIELD: getattr(outputs, CACHE_FIELD, None),
+    }
+
+
 @can_return_tuple
 def causal_lm_forward(
     self: Any,
@@ -388,24 +416,12 @@ def causal_lm_forward(
 ) -> LigerCausalLMOutputWithPast:
     """``<Family>ForCausalLM.forward`` with the fused LM-head loss and the loss
     options (module docstring)."""
-    loss_kwargs = _split_kwargs(self.model, kwargs)
-    outputs = self.model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        inputs_embeds=inputs_embeds,
-        use_cache=use_cache,
-        **_cache_kwargs(cache),
-        **kwargs,
-    )
-    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
-    return LigerCausalLMOutputWithPast(
-        **_extras(result),
-        logits=logits,
-        hidden_states=outputs.hidden_states,
-        attentions=outputs.attentions,
-        **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
-    )
+    outputs, result, logits = _decode_with_loss(
+        self, labels, logits_to_keep, skip_logits, kwargs,
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        inputs_embeds=inputs_embeds, use_cache=use_cache, **_cache_kwargs(cache),
+    )  # fmt: skip
+    return LigerCausalLMOutputWithPast(**_output_fields(outputs, result, logits))
 
 
 @can_return_tuple
@@ -427,24 +443,13 @@ def routed_causal_lm_forward(
     :func:`causal_lm_forward`, and the decoder's router logits passed on in a
     mixture-of-experts output (``output_router_logits=True`` reaches the decoder
     as a keyword, as in the stock forward); ``aux_loss`` stays None."""
-    loss_kwargs = _split_kwargs(self.model, kwargs)
-    outputs = self.model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        inputs_embeds=inputs_embeds,
-        use_cache=use_cache,
-        **_cache_kwargs(cache),
-        **kwargs,
-    )
-    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    outputs, result, logits = _decode_with_loss(
+        self, labels, logits_to_keep, skip_logits, kwargs,
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        inputs_embeds=inputs_embeds, use_cache=use_cache, **_cache_kwargs(cache),
+    )  # fmt: skip
     return LigerMoeCausalLMOutputWithPast(
-        **_extras(result),
-        logits=logits,
-        hidden_states=outputs.hidden_states,
-        attentions=outputs.attentions,
-        router_logits=getattr(outputs, "router_logits", None),
-        **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
+        **_output_fields(outputs, result, logits), router_logits=getattr(outputs, "router_logits", None)
     )
 
 
@@ -482,18 +487,12 @@ def moe_causal_lm_forward(
     router logits are still returned when asked for)."""
     if output_router_logits is None:
         output_router_logits = self.config.output_router_logits
-    loss_kwargs = _split_kwargs(self.model, kwargs)
-    outputs = self.model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        inputs_embeds=inputs_embeds,
-        use_cache=use_cache,
-        output_router_logits=output_router_logits,
+    outputs, result, logits = _decode_with_loss(
+        self, labels, logits_to_keep, skip_logits, kwargs,
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        inputs_embeds=inputs_embeds, use_cache=use_cache, output_router_logits=output_router_logits,
         **_cache_kwargs(cache),
-        **kwargs,
-    )
-    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    )  # fmt: skip
     aux_loss = None
     router_loss = _load_balancing_loss_func(type(self)) if output_router_logits else None
     if router_loss is not None:
@@ -501,11 +500,5 @@ def moe_causal_lm_forward(
         if result is not None:
             result = result._replace(loss=result.loss + self.router_aux_loss_coef * aux_loss.to(result.loss.device))
     return LigerMoeCausalLMOutputWithPast(
-        **_extras(result),
-        aux_loss=aux_loss,
-        logits=logits,
-        hidden_states=outputs.hidden_states,
-        attentions=outputs.attentions,
-        router_logits=outputs.router_logits,
-        **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
+        **_output_fields(outputs, result, logits), aux_loss=aux_loss, router_logits=outputs.router_logits
     )

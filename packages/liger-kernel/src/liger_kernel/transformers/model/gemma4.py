@@ -19,13 +19,7 @@ from transformers.models.gemma4.modeling_gemma4 import Gemma4CausalLMOutputWithP
 from transformers.utils import can_return_tuple
 
 from liger_kernel.transformers.model._per_family import DENSE, lce_forward_for
-from liger_kernel.transformers.model.causal_lm import (
-    CACHE_FIELD,
-    _cache_kwargs,
-    _extras,
-    _loss_and_logits,
-    _split_kwargs,
-)
+from liger_kernel.transformers.model.causal_lm import _cache_kwargs, _decode_with_loss, _output_fields
 
 
 @dataclass
@@ -53,25 +47,15 @@ def gemma4_causal_lm_forward(
     """``Gemma4ForCausalLM.forward`` with the fused LM-head loss and the loss
     options of :func:`~liger_kernel.transformers.model.causal_lm.causal_lm_forward`;
     ``per_layer_inputs`` and the other decoder keywords pass through ``kwargs``."""
-    loss_kwargs = _split_kwargs(self.model, kwargs)
-    outputs = self.model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        inputs_embeds=inputs_embeds,
-        use_cache=use_cache,
-        **_cache_kwargs(cache),
-        **kwargs,
-    )
-    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs)
+    outputs, result, logits = _decode_with_loss(
+        self, labels, logits_to_keep, skip_logits, kwargs,
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        inputs_embeds=inputs_embeds, use_cache=use_cache, **_cache_kwargs(cache),
+    )  # fmt: skip
     return LigerGemma4CausalLMOutputWithPast(
-        **_extras(result),
-        logits=logits,
-        hidden_states=outputs.hidden_states,
-        attentions=outputs.attentions,
+        **_output_fields(outputs, result, logits),
         shared_kv_states=getattr(outputs, "shared_kv_states", None),
         router_logits=getattr(outputs, "router_logits", None),
-        **{CACHE_FIELD: getattr(outputs, CACHE_FIELD, None)},
     )
 
 
