@@ -231,6 +231,11 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
     for batch, heads, kv_heads, seq, dim in conformance_shapes("test_llama4_rope"):
         q, k = leaf(batch, seq, heads, dim, dtype=d), leaf(batch, seq, kv_heads, dim, dtype=d)
         yield "llama4_rope", (q, k, torch.zeros(1, seq, dim // 2, dtype=torch.complex64))
+    for tokens, hidden, inter, experts, top_k in conformance_shapes("test_fused_moe"):
+        # every expert gets tokens (round robin), so each grouped GEMM has row tiles to launch for
+        index = (torch.arange(tokens * top_k) % experts).view(tokens, top_k)
+        weights = (leaf(experts, 2 * inter, hidden, dtype=d), leaf(experts, hidden, inter, dtype=d))
+        yield "fused_moe", (leaf(tokens, hidden, dtype=d), *weights, index, leaf(tokens, top_k, dtype=d))
     for rows, vocab in conformance_shapes("test_cross_entropy"):
         for reduction in ("mean", "none"):
             for smoothing, z_scale, softcap in ((0.0, 0.0, None), (0.1, 1e-4, 30.0)):

@@ -76,6 +76,14 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_backward_kernel": (None, "BLOCK", None),
     # q's head tile; k's (BLOCK_HK) is one of the variant's constexprs
     "liger_kernel.triton.llama4_rope._llama4_rope_kernel": ("BLOCK_HQ", "BLOCK_D", None),
+    # the MoE experts' grouped GEMMs, launched at liger_kernel.triton.fused_moe's fixed product tile
+    # (rows x columns; the reduction block BLOCK_K is one of the variant's constexprs)
+    "liger_kernel.triton.fused_moe._gate_up_kernel": ("BLOCK_M", "BLOCK_N", None),
+    "liger_kernel.triton.fused_moe._down_kernel": ("BLOCK_M", "BLOCK_N", None),
+    "liger_kernel.triton.fused_moe._down_backward_kernel": ("BLOCK_M", "BLOCK_N", None),
+    "liger_kernel.triton.fused_moe._input_grad_kernel": ("BLOCK_M", "BLOCK_N", None),
+    "liger_kernel.triton.fused_moe._down_weight_grad_kernel": ("BLOCK_M", "BLOCK_N", None),
+    "liger_kernel.triton.fused_moe._gate_up_weight_grad_kernel": ("BLOCK_M", "BLOCK_N", None),
 }
 
 #: tile sizes (outer, inner) each variant is compiled at, over the range the planner picks from:
@@ -91,6 +99,9 @@ HEAD_POINTS = [
     *[(2, 4), (4, 4), (8, 4), (16, 16), (8, 32), (4, 64), (16, 64), (32, 64), (8, 128), (64, 32)],
 ]
 FLAT_POINTS = [*SINGLE_ROWS, (1, 16384)]
+#: product tiles of the tl.dot kernels: both sides at least 16 (the cube unit's fractal), around the
+#: launched 64 x 64 and 64 x 32
+MATMUL_POINTS = [(16, 16), (16, 64), (32, 32), (32, 64), (64, 16), (64, 32), (64, 64), (64, 128), (128, 64), (128, 128)]
 #: channels x positions of a group (group_norm): also the narrow position runs of small spatial sizes
 GROUP_POINTS = [*ROW_POINTS, (1, 1), (1, 8), (4, 1), (8, 8), (64, 1), (8, 64)]
 #: a fit must follow every measurement it keeps this closely (the compile lane allows 5%)
@@ -118,7 +129,7 @@ def points_of(kernel: str) -> list[tuple[int, int]]:
     outer, _, _ = KERNEL_TILES[kernel]
     if outer is None:
         return FLAT_POINTS
-    return {"HEADS": HEAD_POINTS, "BLOCK_C": GROUP_POINTS}.get(outer, ROW_POINTS)
+    return {"HEADS": HEAD_POINTS, "BLOCK_C": GROUP_POINTS, "BLOCK_M": MATMUL_POINTS}.get(outer, ROW_POINTS)
 
 
 def at_tile(config: dict[str, Any], outer: int, inner: int) -> dict[str, Any]:

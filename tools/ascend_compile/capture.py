@@ -181,6 +181,20 @@ def llm_cases(dtype: torch.dtype) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
     # Llama 4 Scout's attention, (batch, seq, heads, head_dim), complex frequencies
     freqs_cis = torch.empty(1, rows, 64, dtype=torch.complex64)
     yield "llama4_rope", "llm", (randn(1, rows, 40, 128), randn(1, rows, 8, 128), freqs_cis)
+    # Qwen3-30B-A3B's experts (128 of hidden 2048, intermediate 768, top-8): the grouped GEMMs at a wide
+    # expert vector (E_PAD 128) and LLM-sized strides
+    experts, expert_hidden, expert_inter, top_k = 128, 2048, 768, 8
+    yield (
+        "fused_moe",
+        "llm E128 H2048 I768 top8",
+        (
+            randn(rows, expert_hidden),
+            randn(experts, 2 * expert_inter, expert_hidden),
+            randn(experts, expert_hidden, expert_inter),
+            torch.arange(rows * top_k).remainder(experts).view(rows, top_k),
+            torch.empty(rows, top_k, dtype=dtype).requires_grad_(),
+        ),
+    )
     # the portable kernels the backend runs, at their widest blocks (hidden sizes walked in blocks,
     # vocabulary-wide rows)
     for h in (hidden, 8192):

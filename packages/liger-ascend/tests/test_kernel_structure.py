@@ -434,7 +434,7 @@ def test_llama4_rope_is_one_launch_each_way_and_stays_on_the_npu(dtype, head_dim
         discrete = dict(npu_mock.monitor.discrete_loads)
     _no_torch_fallback(caplog)
     assert launches == ["_llama4_rope_kernel", "_llama4_rope_kernel"]
-    # the pairs are read with a stride of 2: affine addresses, no gather
+    # whole head rows, split into the pairs on chip: affine addresses, no gather
     assert discrete == {}, f"gather-style loads per kernel: {discrete}"
 
     def multiply(x):

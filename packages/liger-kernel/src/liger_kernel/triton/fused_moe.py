@@ -35,6 +35,12 @@ BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 64
 NUM_WARPS = 4
 #: the products' operand loads are what tl.dot pipelines (shared memory on sm_90)
 NUM_STAGES = 3
+#: Every tl.dot here asks for input_precision="ieee". For fp32 operands that is
+#: the contract (fp32 products, not TF32); 16-bit operands are multiplied
+#: exactly in every mode and still go to the matrix units under "ieee"
+#: (wgmma on sm_90, tcgen05 on sm_100, MFMA on gfx942/gfx950), whereas "tf32"
+#: is refused by gfx950's Triton backend and by triton-ascend (whose cube unit
+#: names its reduced fp32 mode "hf32").
 #: columns of the down projection's backward, whose epilogue (the gate's
 #: backward) keeps eight tiles of fp32 live: at 64 they outgrow an Intel Xe
 #: core's 128 KiB of shared local memory
@@ -105,7 +111,6 @@ def _gate_up_kernel(
     stride_n,
     W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
-    PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -129,8 +134,8 @@ def _gate_up_kernel(
             x = tl.load(X + tokens[:, None] * hidden + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
             wg = _load_weight_tile(w_gate, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
             wu = _load_weight_tile(w_up, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
-            acc_g = tl.dot(x, wg, acc_g, input_precision=PRECISION)
-            acc_u = tl.dot(x, wu, acc_u, input_precision=PRECISION)
+            acc_g = tl.dot(x, wg, acc_g, input_precision="ieee")
+            acc_u = tl.dot(x, wu, acc_u, input_precision="ieee")
         out = GU + rows[:, None].to(tl.int64) * (2 * inter) + cols[None, :]
         out_mask = row_mask[:, None] & col_mask[None, :]
         tl.store(out, acc_g.to(GU.dtype.element_ty), mask=out_mask)
@@ -155,7 +160,6 @@ def _down_kernel(
     stride_n,
     W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
-    PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -179,7 +183,7 @@ def _down_kernel(
             u = tl.load(gu + inter + ks[None, :], mask=h_mask, other=0.0).to(ACC)
             h = _silu_mul(g, u).to(GU.dtype.element_ty)
             wd = _load_weight_tile(w, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
-            acc = tl.dot(h, wd, acc, input_precision=PRECISION)
+            acc = tl.dot(h, wd, acc, input_precision="ieee")
         slots = tl.load(ORDER + rows, mask=row_mask, other=0).to(tl.int64)
         weights = tl.load(WEIGHTS + slots, mask=row_mask, other=0.0).to(ACC)
         y = acc.to(Y.dtype.element_ty).to(ACC) * weights[:, None]
@@ -212,7 +216,6 @@ def _down_backward_kernel(
     stride_n,
     W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
-    PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -237,7 +240,7 @@ def _down_backward_kernel(
                 DY + tokens[:, None] * hidden + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0
             )
             wd = _load_weight_tile(w, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
-            acc = tl.dot(dy, wd, acc, input_precision=PRECISION)
+            acc = tl.dot(dy, wd, acc, input_precision="ieee")
         tile_mask = row_mask[:, None] & col_mask[None, :]
         gu = rows[:, None].to(tl.int64) * (2 * inter) + cols[None, :]
         g = tl.load(GU + gu, mask=tile_mask, other=0.0).to(ACC)
@@ -268,7 +271,6 @@ def _input_grad_kernel(
     stride_n,
     W_K_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
-    PRECISION: tl.constexpr,
     E_PAD: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -289,7 +291,7 @@ def _input_grad_kernel(
             k_mask = ks < 2 * inter
             a = tl.load(dgu + ks[None, :], mask=row_mask[:, None] & k_mask[None, :], other=0.0)
             wk = _load_weight_tile(w, ks, cols, k_mask, col_mask, stride_k, stride_n, W_K_CONTIGUOUS)
-            acc = tl.dot(a, wk, acc, input_precision=PRECISION)
+            acc = tl.dot(a, wk, acc, input_precision="ieee")
         slots = tl.load(ORDER + rows, mask=row_mask, other=0).to(tl.int64)
         out = DXS + slots[:, None] * hidden + cols[None, :]
         tl.store(out, acc.to(DXS.dtype.element_ty), mask=row_mask[:, None] & col_mask[None, :])
@@ -301,7 +303,7 @@ def _down_weight_grad_kernel(
     GU,
     DWD,
     ORDER,
-    WEIGHTS,
+    SORTED_WEIGHTS,
     ENDS,
     n_row_tiles,
     n_col_tiles,
@@ -313,12 +315,13 @@ def _down_weight_grad_kernel(
     stride_dk,
     OUT_M_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
-    PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    """dWd[e] = sum over e's rows of (w * dy[t]) h^T, h recomputed from GU."""
+    """dWd[e] = sum over e's rows of (w * dy[t]) h^T, h recomputed from GU; the
+    routing weights come in sorted-row order (one gather fewer in the loop: with
+    it, gfx942 spilled scalar registers)."""
     pid = tl.program_id(0)
     per_expert = n_row_tiles * n_col_tiles
     expert = pid // per_expert
@@ -333,7 +336,7 @@ def _down_weight_grad_kernel(
         rows = r0 + tl.arange(0, BLOCK_K)
         r_mask = rows < seg_end
         slots = tl.load(ORDER + rows, mask=r_mask, other=0).to(tl.int64)
-        weights = tl.load(WEIGHTS + slots, mask=r_mask, other=0.0).to(ACC)
+        weights = tl.load(SORTED_WEIGHTS + rows, mask=r_mask, other=0.0).to(ACC)
         # read as (rows, hidden) and transposed on chip: a tile load advances by whole rows
         dy_rows = DY + (slots // top_k)[:, None] * hidden + ms[None, :]
         dy = tl.load(dy_rows, mask=r_mask[:, None] & m_mask[None, :], other=0.0)
@@ -342,7 +345,7 @@ def _down_weight_grad_kernel(
         h_mask = r_mask[:, None] & n_mask[None, :]
         g = tl.load(gu, mask=h_mask, other=0.0).to(ACC)
         u = tl.load(gu + inter, mask=h_mask, other=0.0).to(ACC)
-        acc = tl.dot(dy, _silu_mul(g, u).to(GU.dtype.element_ty), acc, input_precision=PRECISION)
+        acc = tl.dot(dy, _silu_mul(g, u).to(GU.dtype.element_ty), acc, input_precision="ieee")
     base = DWD + expert.to(tl.int64) * stride_de
     tile = acc.to(DWD.dtype.element_ty)
     _store_weight_grad(base, ms, ns, m_mask, n_mask, stride_dn, stride_dk, tile, OUT_M_CONTIGUOUS)
@@ -365,7 +368,6 @@ def _gate_up_weight_grad_kernel(
     stride_dk,
     OUT_M_CONTIGUOUS: tl.constexpr,
     ACC: tl.constexpr,
-    PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -388,7 +390,7 @@ def _gate_up_weight_grad_kernel(
         dgu_rows = DGU + rows[:, None].to(tl.int64) * (2 * inter) + ms[None, :]
         dgu = tl.trans(tl.load(dgu_rows, mask=r_mask[:, None] & m_mask[None, :], other=0.0))
         x = tl.load(X + tokens[:, None] * hidden + ns[None, :], mask=r_mask[:, None] & n_mask[None, :], other=0.0)
-        acc = tl.dot(dgu, x, acc, input_precision=PRECISION)
+        acc = tl.dot(dgu, x, acc, input_precision="ieee")
     base = DWGU + expert.to(tl.int64) * stride_de
     tile = acc.to(DWGU.dtype.element_ty)
     _store_weight_grad(base, ms, ns, m_mask, n_mask, stride_dn, stride_dk, tile, OUT_M_CONTIGUOUS)
@@ -419,10 +421,8 @@ def _weight_strides(weight: torch.Tensor, k_dim: int, n_dim: int) -> tuple[int, 
 
 
 def _kernel_options(dtype: torch.dtype) -> dict[str, Any]:
-    # fp32 inputs get fp32 products (not TF32): the contract promises fp32 accumulation of fp32 values
     return {
         "ACC": accumulator_dtype(dtype),
-        "PRECISION": "ieee" if dtype in (torch.float32, torch.float64) else "tf32",
         "BLOCK_M": BLOCK_M,
         "BLOCK_N": BLOCK_N,
         "BLOCK_K": BLOCK_K,
@@ -498,7 +498,7 @@ class FusedMoEFunction(torch.autograd.Function):
         if need_down:
             ddown = torch.empty_like(down_proj)
             m_tiles, n_tiles = _cdiv(hidden, BLOCK_M), _cdiv(inter, BLOCK_N)
-            launch(profile, _down_weight_grad_kernel, n_experts * m_tiles * n_tiles, dy, gu, ddown, order, weights, ends,
+            launch(profile, _down_weight_grad_kernel, n_experts * m_tiles * n_tiles, dy, gu, ddown, order, weights.reshape(-1)[order], ends,
                    m_tiles, n_tiles, hidden, inter, top_k, *ddown.stride(),
                    OUT_M_CONTIGUOUS=ddown.stride(1) == 1, **options)  # fmt: skip
         if need_gate_up:

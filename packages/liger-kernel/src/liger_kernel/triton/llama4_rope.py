@@ -5,8 +5,12 @@ One program per (batch, seq) token, persistent over tokens: it loads that
 token's row of frequencies once (real and imaginary parts, through the
 strides of freqs_cis's real view, so a complex tensor is read in place) and
 multiplies every q head, then every k head, as (heads, head_dim / 2) tiles of
-pairs: the real parts are the even columns, the imaginary parts the odd ones,
-two loads of stride 2 over the same bytes. q and k are (batch, seq, heads,
+pairs: the real parts are the even columns, the imaginary parts the odd ones.
+A tile's heads are read and written as whole (heads, head_dim) rows, reshaped
+to (heads, head_dim / 2, 2) and split into the two parts (``tl.split``, joined
+back with ``tl.join`` before the store): two stride-2 accesses over the same
+bytes instead would be masked stride-2 stores, which triton-ascend's TTIR
+adapter refuses (an assertion in its interleave optimization). q and k are (batch, seq, heads,
 head_dim) with any strides but a unit one on head_dim; k has its own head
 count (and tile), so grouped-query attention needs no repeat. Backward is the
 same launch multiplying by the conjugate.
@@ -31,16 +35,15 @@ def _multiply_chunk(
     ACC: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     """Multiply the pairs of heads [head_start, head_start + BLOCK_H) of one token by (fr, fi)."""
-    pairs = tl.arange(0, BLOCK_D)[None, :]
+    columns = tl.arange(0, 2 * BLOCK_D)[None, :]
     # int64: heads * x_stride_h may pass 2**31 on long sequences
     heads = (head_start + tl.arange(0, BLOCK_H)).to(tl.int64)[:, None]
-    mask = (heads < n_heads) & (pairs < half)
-    x_real = x_base + heads * x_stride_h + 2 * pairs
-    y_real = y_base + heads * y_stride_h + 2 * pairs
-    xr = tl.load(x_real, mask=mask, other=0.0).to(ACC)
-    xi = tl.load(x_real + 1, mask=mask, other=0.0).to(ACC)
-    tl.store(y_real, (xr * fr - xi * fi).to(y_base.dtype.element_ty), mask=mask)
-    tl.store(y_real + 1, (xr * fi + xi * fr).to(y_base.dtype.element_ty), mask=mask)
+    mask = (heads < n_heads) & (columns < 2 * half)
+    x = tl.load(x_base + heads * x_stride_h + columns, mask=mask, other=0.0).to(ACC)
+    xr, xi = tl.split(tl.reshape(x, (BLOCK_H, BLOCK_D, 2)))
+    y = tl.join(xr * fr - xi * fi, xr * fi + xi * fr)
+    y = tl.reshape(y, (BLOCK_H, 2 * BLOCK_D))
+    tl.store(y_base + heads * y_stride_h + columns, y.to(y_base.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -133,8 +136,8 @@ def llama4_rope_apply(
     profile = device_profile(q.device)
     half = head_dim // 2
     tiling = _head_tiling(profile, q, k, half, n_q_heads, n_k_heads)
-    # warps for both parts of a pair: each is a strided load whose every element
-    # holds its own address, and at rope's count (one part) AMD's compiler spills
+    # warps for the tile's whole rows (both parts of every pair, 2 * BLOCK_D
+    # columns): at rope's count (one part) AMD's compiler spills
     tiling["num_warps"] = profile.num_warps(2 * max(tiling["BLOCK_HQ"], tiling["BLOCK_HK"]) * tiling["BLOCK_D"])
     if _math_in_fp64(q, k, freqs):
         tiling["ACC"] = tl.float64
