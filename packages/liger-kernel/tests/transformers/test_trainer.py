@@ -132,6 +132,29 @@ def test_trainer_use_liger_kernel_on_a_moe_family(tmp_path, family):
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
 
 
+
+@pytest.mark.parametrize("family", ["mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v4"])
+def test_trainer_use_liger_kernel_on_the_other_moe_families(tmp_path, family):
+    """The remaining MoE families through the Trainer's patching call: the
+    fused loss and the norms run through the ops, each MoE layer's experts
+    through fused_moe where the family patches them (DeepSeek-V4's clamped
+    experts stay stock), and the model trains as stock (router loss included)."""
+    from liger_kernel.transformers.monkey_patch import FAMILIES
+
+    with count_op_calls() as calls:
+        model, liger_losses = _train(tmp_path, use_liger_kernel=True, model=build(family, device="cpu"))
+    assert calls["fused_linear_cross_entropy"] == 3 and calls["rms_norm"]
+    moe_layers = sum(type(m).__name__.endswith("Experts") for m in model.modules())
+    assert moe_layers
+    assert calls["fused_moe"] == (3 * moe_layers if FAMILIES[family].liger_activation else 0)
+
+    from liger_kernel.transformers import revert_liger_kernel_patches
+
+    revert_liger_kernel_patches()
+    _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build(family, device="cpu"))
+    assert len(liger_losses) == len(stock_losses) == 3
+    assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
 def test_trainer_use_liger_kernel_on_qwen3_next(tmp_path):
     """The hybrid family (Gated-DeltaNet and full-attention layers, experts with a
     shared expert, router loss) through the Trainer's own patching call."""
