@@ -132,7 +132,6 @@ def test_trainer_use_liger_kernel_on_a_moe_family(tmp_path, family):
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
 
 
-
 @pytest.mark.parametrize("family", ["mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v4"])
 def test_trainer_use_liger_kernel_on_the_other_moe_families(tmp_path, family):
     """The remaining MoE families through the Trainer's patching call: the
@@ -154,6 +153,7 @@ def test_trainer_use_liger_kernel_on_the_other_moe_families(tmp_path, family):
     _, stock_losses = _train(tmp_path, use_liger_kernel=False, model=build(family, device="cpu"))
     assert len(liger_losses) == len(stock_losses) == 3
     assert liger_losses == pytest.approx(stock_losses, rel=1e-4)
+
 
 def test_trainer_use_liger_kernel_on_qwen3_next(tmp_path):
     """The hybrid family (Gated-DeltaNet and full-attention layers, experts with a
