@@ -39,14 +39,15 @@
     default), so its per-program partial sums stay a small buffer.
 ``launch(profile, kernel, grid, *args, **meta) -> None``
     ``kernel[(grid,)](*args, **meta)`` with less host time: where the profile
-    says ``direct_launch`` (NVIDIA), and not under the Triton interpreter, the compiled kernel of each
-    specialization is kept and launched directly, skipping Triton's argument
-    binding and cache lookup (about 41 -> 17 microseconds per launch on the
-    H100 host, where the norms and rope are bound by host time). The key holds
-    everything Triton specializes on: tensor dtypes and 16-byte alignment,
-    integers equal to 1, divisible by 16 and their width, the constexprs and
-    the launch options, and the current device. Runtime arguments come first
-    and constexprs by keyword, as in every kernel here.
+    says ``direct_launch`` (NVIDIA), and not under the Triton interpreter,
+    the compiled kernel of each specialization is kept and its C launcher
+    called directly with the current stream, skipping Triton's argument
+    binding, cache lookup and per-call runner (the norms, rope and the MoE
+    experts are bound by host time at training sizes on a slow host). The key
+    holds everything Triton specializes on: tensor dtypes and 16-byte
+    alignment, integers equal to 1, divisible by 16 and their width, the
+    constexprs and the launch options, and the current device. Runtime
+    arguments come first and constexprs by keyword, as in every kernel here.
 ``accumulator_dtype(dtype) -> tl.dtype`` / ``statistics_dtype(dtype) -> torch.dtype``
     What a kernel computes and keeps per-row statistics in for inputs of
     ``dtype``: fp32 for 16- and 32-bit floats, fp64 for fp64.
@@ -119,35 +120,68 @@ _INT32 = (-(2**31), 2**31)
 
 
 def _specialization(value: Any) -> Any:
+    kind = type(value)  # exact types first: bool is an int, a Parameter a Tensor
+    if kind is int:
+        return value == 1, value % 16 == 0, _INT32[0] <= value < _INT32[1], value >= 2**63
+    if kind is float:
+        return float
     if isinstance(value, torch.Tensor):
         return value.dtype, value.data_ptr() % 16 == 0
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return value == 1, value % 16 == 0, _INT32[0] <= value < _INT32[1], value >= 2**63
-    if isinstance(value, float):
-        return float
     return value
 
 
 class _DirectLauncher:
-    """Compiled kernels of one JIT function by specialization (see ``launch``)."""
+    """Compiled kernels of one JIT function by specialization (see ``launch``).
+
+    A hit costs the key and one call of the compiled kernel's C launcher with
+    the current stream: Triton's per-call runner (a closure built per launch,
+    the device and stream lookups through its driver proxy, the launch
+    metadata) is skipped unless a launch hook is installed (a profiler such as
+    Proton wants the metadata), and the constexpr values are kept per key."""
 
     def __init__(self, kernel: JITFunction) -> None:
         self.kernel = kernel
-        self.names = [param.name for param in kernel.params]
-        self.compiled: dict[tuple[Any, ...], Any] = {}
+        self.names = tuple(param.name for param in kernel.params)
+        self.entries: dict[tuple[Any, ...], Any] = {}
 
     def __call__(self, grid: int, args: tuple[Any, ...], meta: dict[str, Any]) -> None:
-        if len(args) + len(meta) - sum(name not in self.names for name in meta) != len(self.names):
-            self.kernel[(grid,)](*args, **meta)  # a defaulted parameter: Triton binds it
+        device = torch.cuda.current_device()
+        key = (device, tuple(meta.items()), *map(_specialization, args))
+        entry = self.entries.get(key)
+        if entry is None:
+            compiled = self.kernel[(grid,)](*args, **meta)
+            trailing = self.names[len(args) :]
+            # a defaulted parameter left to Triton to bind: that call site keeps the JIT path
+            self.entries[key] = (
+                _JIT
+                if any(name not in meta for name in trailing)
+                else (
+                    compiled,
+                    tuple(meta[name] for name in trailing),
+                )
+            )
             return
-        key = (torch.cuda.current_device(), tuple(meta.items()), *map(_specialization, args))
-        compiled = self.compiled.get(key)
-        if compiled is None:
-            self.compiled[key] = self.kernel[(grid,)](*args, **meta)
+        if entry is _JIT:
+            self.kernel[(grid,)](*args, **meta)
             return
-        compiled[(grid, 1, 1)](*args, *(meta[name] for name in self.names[len(args) :]))
+        compiled, constants = entry
+        if _RUNTIME is None or _RUNTIME.launch_enter_hook is not None or _RUNTIME.launch_exit_hook is not None:
+            compiled[(grid, 1, 1)](*args, *constants)
+            return
+        compiled.run(grid, 1, 1, _current_stream(device), compiled.function, compiled.packed_metadata, None,
+                     None, None, *args, *constants)  # fmt: skip
+
+
+_JIT = object()
+try:
+    from triton import knobs as _knobs
+
+    _RUNTIME = _knobs.runtime
+except ImportError:  # Triton < 3.4: no knobs, launch through the compiled kernel's runner
+    _RUNTIME = None
+_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
+    lambda device: torch.cuda.current_stream(device).cuda_stream
+)
 
 
 _LAUNCHERS: dict[JITFunction, _DirectLauncher] = {}
