@@ -55,7 +55,7 @@ def _compare(liger, stock, inputs: tuple[torch.Tensor, ...], tables: tuple, dtyp
         results.append([*outputs, *(leaf.grad for leaf in leaves)])
     for index, (got, want) in enumerate(zip(*results)):
         assert got.dtype == want.dtype and got.shape == want.shape, index
-        torch.testing.assert_close(got, want, **_tolerance(dtype), msg=lambda m: f"result {index}: {m}")
+        torch.testing.assert_close(got, want, **_tolerance(dtype), msg=lambda m, index=index: f"result {index}: {m}")
 
 
 def _tower(family: str):
