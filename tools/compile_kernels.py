@@ -231,6 +231,7 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
     for batch, heads, kv_heads, seq, dim in conformance_shapes("test_llama4_rope"):
         q, k = leaf(batch, seq, heads, dim, dtype=d), leaf(batch, seq, kv_heads, dim, dtype=d)
         yield "llama4_rope", (q, k, torch.zeros(1, seq, dim // 2, dtype=torch.complex64))
+    yield from vision_calls(d)
     for tokens, hidden, inter, experts, top_k in conformance_shapes("test_fused_moe"):
         # every expert gets tokens (round robin), so each grouped GEMM has row tiles to launch for
         index = (torch.arange(tokens * top_k) % experts).view(tokens, top_k)
@@ -287,6 +288,20 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
         for reduction in ("none", "batchmean"):
             p = log_probs(*lead, vocab, dtype=d)
             yield "tvd", (p, log_probs(*lead, vocab, dtype=d), None, reduction, -100)
+
+
+def vision_calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
+    """The vision towers' rotary embeddings, as their layout adapters call the ops:
+    the rope kernel seq-first over (1, seq, heads, head_dim) with fp32 tables
+    (liger_kernel.ops.rope.vision_rope), the llama4_rope kernel at the tower's sizes."""
+    d = dtype
+    for seq, heads, kv_heads, dim in conformance_shapes("test_vision_rope"):
+        q, k = leaf(1, seq, heads, dim, dtype=d), leaf(1, seq, kv_heads, dim, dtype=d)
+        cos = torch.zeros(1, seq, dim, dtype=torch.float32)
+        yield "rope", (q, k, cos, cos, None, 2)
+    for tiles, seq, heads, dim in conformance_shapes("test_llama4_vision_rope"):
+        q, k = leaf(tiles, seq, heads, dim, dtype=d), leaf(tiles, seq, heads, dim, dtype=d)
+        yield "llama4_rope", (q, k, torch.zeros(1, seq, dim // 2, dtype=torch.complex64))
 
 
 def run_op(op: str, args: tuple) -> None:

@@ -7,11 +7,14 @@ one thing, and expects ``Liger<Op>Function.apply`` to raise ``error`` with a
 message naming ``argument``. The checks live in the op contracts
 (``liger_kernel.ops.<op>``), before dispatch, so every backend gives the same
 error; a backend that computes anything for these calls is not conforming.
+A layout adapter over an op (:data:`ADAPTERS`, e.g. the vision towers'
+rotary embeddings) has cases of its own, in its own layout and argument names.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from collections.abc import Callable
@@ -22,8 +25,35 @@ import torch
 
 from liger_conformance.contracts._support import make, meta_like, raises_naming
 from liger_kernel.ops import OPS
+from liger_kernel.ops.llama4_rope import check_llama4_vision_rope, llama4_vision_rope
+from liger_kernel.ops.rope import check_vision_rope, vision_rope
 
 Arguments = dict[str, Any]
+
+#: layout adapters over an op: name -> (function, its argument checks, the op it runs through)
+ADAPTERS: dict[str, tuple[Callable[..., Any], Callable[..., None], str]] = {
+    "vision_rope": (vision_rope, check_vision_rope, "rope"),
+    "llama4_vision_rope": (llama4_vision_rope, check_llama4_vision_rope, "llama4_rope"),
+}
+
+
+def entry_point(name: str) -> Callable[..., Any]:
+    """What a case calls: an op's public ``apply``, or an adapter."""
+    return OPS[name].apply if name in OPS else ADAPTERS[name][0]
+
+
+def check_arguments(name: str, args: Arguments) -> None:
+    """Run only the argument checks of op or adapter ``name`` on ``args`` (by name)."""
+    if name in OPS:
+        OPS[name].check(*OPS[name]._bind((), args))
+    else:
+        ADAPTERS[name][1](**args)
+
+
+def checked_parameters(name: str) -> set[str]:
+    """The argument names of op or adapter ``name``."""
+    check = OPS[name].check if name in OPS else ADAPTERS[name][1]
+    return set(inspect.signature(check).parameters)
 
 
 @dataclass(frozen=True)
@@ -150,6 +180,13 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
             "k": x(2, 5, 1, 8),
             "freqs_cis": torch.polar(torch.ones_like(angles), angles),
         }
+    if op == "vision_rope":
+        # (seq, heads, head_dim) q and k, fp32 (seq, head_dim) cos and sin
+        return {"q": x(5, 3, 8), "k": x(5, 1, 8), "cos": x(5, 8), "sin": x(5, 8)}
+    if op == "llama4_vision_rope":
+        # (tiles, seq, heads, head_dim) query and key, freqs_ci (seq, 1, head_dim / 2) as Llama 4's buffer
+        angles = x(5, 1, 4)
+        return {"query": x(2, 5, 3, 8), "key": x(2, 5, 3, 8), "freqs_ci": torch.polar(torch.ones_like(angles), angles)}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -780,6 +817,67 @@ CASES: list[BadInput] = [
         TypeError,
         _set(BLOCK_SIZE=64.0),
     ),
+    BadInput(
+        "vision_rope", "q-4d", "`q` 4-D (not (seq, heads, head_dim))", "q", ValueError, _change("q", lambda t: t[None])
+    ),
+    _dtype("vision_rope", "q", torch.int32),
+    BadInput(
+        "vision_rope",
+        "q-odd-head-dim",
+        "`q`, `k`, `cos` and `sin` with an odd head_dim (7)",
+        "q",
+        ValueError,
+        _each(lambda t: t[..., :7], "q", "k", "cos", "sin"),
+    ),
+    _shape("vision_rope", "k", "with another sequence length than `q`", lambda t: t[:4], "seq"),
+    _shape("vision_rope", "k", "with another head_dim than `q`", lambda t: t[..., :6], "head-dim"),
+    _device("vision_rope", "k"),
+    _shape("vision_rope", "cos", "3-D (batch, seq, head_dim)", lambda t: t[None], "3d"),
+    _shape("vision_rope", "cos", "with another sequence length than `q`", lambda t: t[:4], "seq"),
+    BadInput(
+        "vision_rope",
+        "cos-partial",
+        "`cos` and `sin` narrower than head_dim (the vision rotary turns the whole head)",
+        "cos",
+        ValueError,
+        _each(lambda t: t[..., :4], "cos", "sin"),
+    ),
+    _shape("vision_rope", "sin", "of another shape than `cos`", lambda t: t[:, :6]),
+    _dtype("vision_rope", "cos", torch.int32),
+    _device("vision_rope", "sin"),
+    BadInput("llama4_vision_rope", "query-3d", "`query` 3-D", "query", ValueError, _change("query", lambda t: t[0])),
+    _dtype("llama4_vision_rope", "query", torch.int32),
+    BadInput(
+        "llama4_vision_rope",
+        "query-odd-head-dim",
+        "`query` and `key` with an odd head_dim (7)",
+        "query",
+        ValueError,
+        _each(lambda t: t[..., :7], "query", "key"),
+    ),
+    _shape("llama4_vision_rope", "key", "with another sequence length than `query`", lambda t: t[:, :4], "seq"),
+    _shape("llama4_vision_rope", "key", "with another batch than `query`", lambda t: t[:1], "batch"),
+    _shape("llama4_vision_rope", "key", "with another head_dim than `query`", lambda t: t[..., :6], "head-dim"),
+    _device("llama4_vision_rope", "key"),
+    _shape("llama4_vision_rope", "freqs_ci", "with another sequence length than `query`", lambda t: t[:4], "seq"),
+    _shape("llama4_vision_rope", "freqs_ci", "not head_dim / 2 wide", lambda t: t[..., :3], "width"),
+    _shape("llama4_vision_rope", "freqs_ci", "flattened to 1-D", lambda t: t.reshape(-1), "1d"),
+    _shape(
+        "llama4_vision_rope",
+        "freqs_ci",
+        "in its real form (torch.view_as_real: a trailing 2)",
+        torch.view_as_real,
+        "real-form",
+    ),
+    BadInput(
+        "llama4_vision_rope",
+        "freqs_ci-int32",
+        "`freqs_ci` of dtype int32 (neither complex nor floating)",
+        "freqs_ci",
+        TypeError,
+        _change("freqs_ci", lambda t: t.real.to(torch.int32)),
+    ),
+    _device("llama4_vision_rope", "freqs_ci"),
 ]
 
 
@@ -798,12 +896,14 @@ def expect_refused(case: BadInput, device: torch.device, rng: torch.Generator) -
     args = valid_arguments(case.op, device, rng)
     case.spoil(args)
     with raises_naming(case.error, case.argument):
-        OPS[case.op].apply(**args)
+        entry_point(case.op)(**args)
 
 
 def markdown() -> str:
-    """The README table: one row per case, ops in the order of ``liger_kernel.ops.OPS``."""
-    order = {op: index for index, op in enumerate(OPS)}
+    """The README table: one row per case, ops in the order of ``liger_kernel.ops.OPS``,
+    each adapter after the op it runs through."""
+    order = {op: (index, "") for index, op in enumerate(OPS)}
+    order.update((name, (order[op][0], name)) for name, (_, _, op) in ADAPTERS.items())
     lines = ["| op | bad input | error | names |", "|---|---|---|---|"]
     for case in sorted(CASES, key=lambda c: order[c.op]):
         lines.append(f"| `{case.op}` | {case.what} | `{case.error.__name__}` | `{case.argument}` |")

@@ -1,6 +1,7 @@
 """liger_llama4_text_rotary_pos_emb against Llama 4's ``apply_rotary_emb`` as
 Transformers computes it, on the frequencies its own rotary module makes, and
-apply_liger_llama4_rope_full's replacement of it."""
+apply_liger_llama4_rope_full's replacement of it and of the vision function
+(whose numerics test_vision_rope_functions.py tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import torch
 from transformers import Llama4TextConfig
 from transformers.models.llama4 import modeling_llama4
 
-from liger_kernel.transformers import liger_llama4_text_rotary_pos_emb, revert_liger_kernel_patches
+from liger_kernel.transformers import (
+    liger_llama4_text_rotary_pos_emb,
+    liger_llama4_vision_rotary_pos_emb,
+    revert_liger_kernel_patches,
+)
 from liger_kernel.transformers.llama4_rope import apply_liger_llama4_rope_full
 
 
@@ -61,15 +66,16 @@ def test_matches_transformers(dtype, head_dim, rope_parameters):
         torch.testing.assert_close(actual, wanted, **tol)
 
 
-def test_apply_full_replaces_the_text_function_and_reverts():
+def test_apply_full_replaces_the_text_and_vision_functions_and_reverts():
     stock = modeling_llama4.apply_rotary_emb
     stock_vision = modeling_llama4.vision_apply_rotary_emb
     apply_liger_llama4_rope_full(modeling_llama4)
     try:
         assert modeling_llama4.apply_rotary_emb is liger_llama4_text_rotary_pos_emb
-        assert modeling_llama4.vision_apply_rotary_emb is stock_vision  # not this op's math
+        assert modeling_llama4.vision_apply_rotary_emb is liger_llama4_vision_rotary_pos_emb
     finally:
         revert_liger_kernel_patches()
     assert modeling_llama4.apply_rotary_emb is stock
+    assert modeling_llama4.vision_apply_rotary_emb is stock_vision
     with pytest.raises(AttributeError, match="apply_rotary_emb"):
         apply_liger_llama4_rope_full(torch)

@@ -143,3 +143,79 @@ def llama4_rope_forward(
         elif freqs_cis.dim() and freqs_cis.shape[-1] == 2:
             freqs_cis = torch.stack((freqs_cis[..., 0], -freqs_cis[..., 1]), dim=-1)
     return LigerLlama4RopeFunction.apply(q, k, freqs_cis, BLOCK_SIZE)
+
+
+def check_llama4_vision_rope(query: torch.Tensor, key: torch.Tensor, freqs_ci: torch.Tensor) -> None:
+    """The argument checks of :func:`llama4_vision_rope`, in its own layout."""
+    require_tensor("query", query)
+    require_tensor("key", key)
+    require_ndim("query", query, (4,))
+    require_ndim("key", key, (4,))
+    batch, seq, _, head_dim = query.shape
+    if head_dim % 2:
+        raise ValueError(f"query has odd head_dim {head_dim}; the complex form needs pairs")
+    if key.shape[0] != batch or key.shape[1] != seq or key.shape[3] != head_dim:
+        raise ValueError(
+            f"key has shape {tuple(key.shape)}, incompatible with query {tuple(query.shape)}: both are "
+            "(batch, seq, heads, head_dim) with the same batch, seq and head_dim"
+        )
+    if not isinstance(freqs_ci, torch.Tensor):
+        raise TypeError(f"freqs_ci must be a torch.Tensor, got {type(freqs_ci).__name__}")
+    if freqs_ci.dtype not in COMPLEX_DTYPES + FLOAT_DTYPES:
+        raise TypeError(
+            f"freqs_ci has dtype {str(freqs_ci.dtype).replace('torch.', '')}; expected complex64 or complex128 "
+            "(or a floating dtype: the real frequencies of a buffer cast to a real dtype)"
+        )
+    half = head_dim // 2
+    # the sizes other than 1 before the last: exactly seq (none when seq is 1)
+    positions = [n for n in freqs_ci.shape[:-1] if n != 1]
+    if freqs_ci.dim() == 0 or freqs_ci.shape[-1] != half or positions != ([seq] if seq != 1 else []):
+        raise ValueError(
+            f"freqs_ci has shape {tuple(freqs_ci.shape)}; expected ({seq}, {half}) (seq, head_dim / 2 of query), "
+            f"with any dimensions of size 1 before the last, as Llama4VisionRotaryEmbedding's ({seq}, 1, {half})"
+        )
+    require_same_device("query", {"query": query, "key": key, "freqs_ci": freqs_ci})
+
+
+def llama4_vision_rope(
+    query: torch.Tensor, key: torch.Tensor, freqs_ci: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Llama 4's vision rotary embedding (Transformers' ``vision_apply_rotary_emb``),
+    a layout adapter over :class:`LigerLlama4RopeFunction`.
+
+    query and key are (batch, seq, heads, head_dim) (the image tiles, each
+    seq patches and a class token); freqs_ci holds one frequency f[s, j] per
+    position and pair, (seq, head_dim / 2) with any dimensions of size 1
+    before the last (``Llama4VisionRotaryEmbedding`` gives (seq, 1, head_dim / 2)),
+    read in that order as Transformers' view does, and broadcast over batch and
+    heads. The math is the op's above: pairs (x[2j], x[2j+1]) times f[s, j].
+
+    freqs_ci is complex64 or complex128, or real: a model cast to a real dtype
+    (``model.to(torch.bfloat16)``) casts the complex buffer too, keeping the
+    real parts only, and Transformers then multiplies each pair by that real
+    f, which is the op's multiply by f + 0i; it is done so here (the
+    imaginary zeros are added to the table, not to query and key).
+
+    Rounding, as Transformers' function does it: query and key are taken to
+    fp32 and multiplied in the precision of the promotion of complex64 with
+    freqs_ci's dtype (complex128 for complex128 or float64 frequencies, else
+    complex64); query' and key' are rounded once to the dtypes of query and
+    key. The op computes at that precision and reads fp16, bf16 and fp32
+    query and key as they are; float64 ones are rounded to fp32 first, as
+    there. Backward is the op's (the multiply by conj(f)); freqs_ci gets no
+    gradient. Bad shapes, dtypes and devices raise ``ValueError``/``TypeError``
+    naming the argument, in this layout.
+    """
+    check_llama4_vision_rope(query, key, freqs_ci)
+    math_in_fp64 = freqs_ci.dtype in (torch.complex128, torch.float64)
+    table = freqs_ci.reshape(1, query.shape[1], freqs_ci.shape[-1])
+    if not table.is_complex():
+        table = torch.stack((table, torch.zeros_like(table)), dim=-1)
+
+    def rounded(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float64:
+            return x
+        return x.float().double() if math_in_fp64 else x.float()
+
+    query_out, key_out = LigerLlama4RopeFunction.apply(rounded(query), rounded(key), table)
+    return query_out.to(query.dtype), key_out.to(key.dtype)

@@ -134,3 +134,66 @@ class LigerRopeFunction(DispatchedFunction):
                     "position_ids", position_ids, cos.shape[0], f"a row of the {cos.shape[0]}-position cos/sin table"
                 )
         require_same_device("q", {"q": q, "k": k, "cos": cos, "sin": sin, "position_ids": position_ids})
+
+
+def _rounded_to_fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x.float()`` where that rounds (float64); the op reads the other dtypes
+    as they are and computes in fp32, which gives the same values without a copy."""
+    return x.float() if x.dtype == torch.float64 else x
+
+
+def check_vision_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """The argument checks of :func:`vision_rope`, in its own layout."""
+    for name, value in (("q", q), ("k", k), ("cos", cos), ("sin", sin)):
+        require_tensor(name, value)
+    require_ndim("q", q, (3,))
+    require_ndim("k", k, (3,))
+    seq, _, head_dim = q.shape
+    if head_dim % 2:
+        raise ValueError(f"q has odd head_dim {head_dim}; rotate-half needs an even one")
+    if k.shape[0] != seq or k.shape[2] != head_dim:
+        raise ValueError(
+            f"k has shape {tuple(k.shape)}, incompatible with q {tuple(q.shape)}: both are "
+            "(seq, heads, head_dim) with the same seq and head_dim"
+        )
+    require_ndim("cos", cos, (2,))
+    if tuple(cos.shape) != (seq, head_dim):
+        raise ValueError(f"cos has shape {tuple(cos.shape)}; expected ({seq}, {head_dim}) (seq, head_dim of q)")
+    if sin.shape != cos.shape:
+        raise ValueError(f"sin has shape {tuple(sin.shape)} but cos has {tuple(cos.shape)}")
+    require_same_device("q", {"q": q, "k": k, "cos": cos, "sin": sin})
+
+
+def vision_rope(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotate-half rotary embedding of the Qwen2-VL vision towers (Transformers'
+    ``apply_rotary_pos_emb_vision`` of Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3.5,
+    GLM-4V and their MoE variants), a layout adapter over :class:`LigerRopeFunction`.
+
+    q is (seq, q_heads, head_dim) and k (seq, k_heads, head_dim), the vision
+    tower's packed patches of every image (any strides with a unit one on
+    head_dim: the towers slice them from one qkv projection); cos and sin are
+    (seq, head_dim), broadcast over heads. The math is the op's above, over
+    the whole head (no partial rotary: cos must be head_dim wide), seen as
+    q[None] of shape (1, seq, heads, head_dim) with ``unsqueeze_dim=2``: no copy.
+
+    Rounding, as Transformers' function does it: q, k, cos and sin are taken
+    to fp32, the rotation is computed in fp32 and q' and k' are rounded once
+    to the dtypes of q and k. The op computes in fp32 and reads fp16, bf16 and
+    fp32 inputs as they are, which is the same; float64 inputs (which the op
+    would keep in fp64) are rounded to fp32 first, as there. Backward is the
+    op's, the gradients in the dtypes of q and k; cos and sin get none.
+    Bad shapes, dtypes and devices raise ``ValueError``/``TypeError`` naming
+    the argument, in this layout.
+    """
+    check_vision_rope(q, k, cos, sin)
+    q_out, k_out = LigerRopeFunction.apply(
+        _rounded_to_fp32(q).unsqueeze(0),
+        _rounded_to_fp32(k).unsqueeze(0),
+        _rounded_to_fp32(cos).unsqueeze(0),
+        _rounded_to_fp32(sin).unsqueeze(0),
+        None,
+        2,
+    )
+    return q_out.squeeze(0).to(q.dtype), k_out.squeeze(0).to(k.dtype)

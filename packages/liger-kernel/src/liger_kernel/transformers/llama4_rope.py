@@ -7,8 +7,12 @@ read as complex pairs (x[2j], x[2j+1]) and multiplied by ``freqs_cis``, the
 complex (batch, seq, head_dim / 2) output of ``Llama4TextRotaryEmbedding``
 (the op's contract states the math and the other accepted forms).
 
-Llama 4's vision tower rotates with ``vision_apply_rotary_emb`` (a 2-D
-frequency layout of its own); it is not this op's math and stays stock here.
+Llama 4's vision tower rotates with ``vision_apply_rotary_emb``: the same
+complex multiply, with query and key (tiles, patches, heads, head_dim) and one
+(patches, 1, head_dim / 2) frequency table for every tile; it goes through the
+same op as :func:`liger_llama4_vision_rotary_pos_emb`
+(:func:`liger_kernel.ops.llama4_rope.llama4_vision_rope` states the layout,
+the real tables of a model cast to a real dtype, and the rounding).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from types import ModuleType
 import torch
 
 from liger_kernel.ops import LigerLlama4RopeFunction
+from liger_kernel.ops.llama4_rope import llama4_vision_rope
 
 
 def liger_llama4_text_rotary_pos_emb(
@@ -27,12 +32,20 @@ def liger_llama4_text_rotary_pos_emb(
     return LigerLlama4RopeFunction.apply(xq, xk, freqs_cis)
 
 
+def liger_llama4_vision_rotary_pos_emb(
+    query: torch.Tensor, key: torch.Tensor, freqs_ci: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop-in for Llama 4's ``vision_apply_rotary_emb``: ``(query', key')`` in the
+    dtypes of query and key, computed as there."""
+    return llama4_vision_rope(query, key, freqs_ci)
+
+
 def apply_liger_llama4_rope_full(modeling_module: ModuleType) -> None:
-    """Replace ``modeling_module.apply_rotary_emb`` (Llama 4's text attention
-    looks it up on every call, so existing models use it too) with
-    :func:`liger_llama4_text_rotary_pos_emb`; undone by
-    ``liger_kernel.transformers.revert_liger_kernel_patches``. The vision
-    rotary function is left stock (module docstring)."""
+    """Replace ``modeling_module.apply_rotary_emb`` with
+    :func:`liger_llama4_text_rotary_pos_emb` and, where the module has it,
+    ``vision_apply_rotary_emb`` with :func:`liger_llama4_vision_rotary_pos_emb`
+    (Llama 4's attention looks them up on every call, so existing models use
+    them too); undone by ``liger_kernel.transformers.revert_liger_kernel_patches``."""
     from liger_kernel.transformers.monkey_patch import _replace
 
     if not callable(getattr(modeling_module, "apply_rotary_emb", None)):
@@ -41,3 +54,5 @@ def apply_liger_llama4_rope_full(modeling_module: ModuleType) -> None:
             "pass transformers.models.llama4.modeling_llama4"
         )
     _replace(modeling_module, "apply_rotary_emb", liger_llama4_text_rotary_pos_emb)
+    if callable(getattr(modeling_module, "vision_apply_rotary_emb", None)):
+        _replace(modeling_module, "vision_apply_rotary_emb", liger_llama4_vision_rotary_pos_emb)
