@@ -442,8 +442,9 @@ def grpo_token_terms(
     kl = None
     if beta != 0:
         gap = kept(ref_logp.to(dtype)) - logp
-        kl = torch.exp(gap) - gap - 1.0
-        kl_slope = 1.0 - torch.exp(gap)
+        # expm1: exp(gap) - 1 - gap cancels to nothing in fp32 for the small gaps of a policy near its reference
+        growth = torch.expm1(gap)
+        kl, kl_slope = growth - gap, -growth
         if use_bias_correction_kl:
             through = beta * kl if through is None else through + beta * kl
             kl_slope, kl = coef * kl_slope, kl * coef
