@@ -821,7 +821,7 @@ CASES: list[BadInput] = [
         "temperature",
         ValueError,
         _set(temperature=0.0),
-    ),  # fmt: skip
+    ),
     _shape("grpo_loss", "logits", "2-D", lambda t: t[:, 0]),
     _dtype("grpo_loss", "logits", torch.int64),
     _shape("grpo_loss", "completion_ids", "with another length than the logits' positions - 1", lambda t: t[:, 1:]),
@@ -840,7 +840,7 @@ CASES: list[BadInput] = [
         "ref_logp",
         ValueError,
         _set(ref_logp=None),
-    ),  # fmt: skip
+    ),
     BadInput(
         "grpo_loss",
         "old_logp-requires-grad",
@@ -848,7 +848,7 @@ CASES: list[BadInput] = [
         "old_logp",
         ValueError,
         _change("old_logp", lambda t: t.detach().requires_grad_()),
-    ),  # fmt: skip
+    ),
     BadInput(
         "grpo_loss",
         "completion_ids-out-of-range",
@@ -865,7 +865,7 @@ CASES: list[BadInput] = [
         "importance_sampling_level",
         ValueError,
         _set(importance_sampling_level="row"),
-    ),  # fmt: skip
+    ),
     BadInput(
         "grpo_loss",
         "sequence-level-sapo",
@@ -873,7 +873,7 @@ CASES: list[BadInput] = [
         "importance_sampling_level",
         ValueError,
         _set(importance_sampling_level="sequence", loss_type="sapo"),
-    ),  # fmt: skip
+    ),
     BadInput("grpo_loss", "temperature-zero", "`temperature` = 0", "temperature", ValueError, _set(temperature=0.0)),
     BadInput("grpo_loss", "beta-negative", "`beta` = -0.1", "beta", ValueError, _set(beta=-0.1)),
     BadInput("grpo_loss", "eps_high-str", "`eps_high` = `'0.2'`", "eps_high", TypeError, _set(eps_high="0.2")),
@@ -885,7 +885,7 @@ CASES: list[BadInput] = [
         "sapo_temperature_neg",
         ValueError,
         _set(sapo_temperature_neg=0.0, loss_type="sapo"),
-    ),  # fmt: skip
+    ),
     BadInput("grpo_loss", "delta-zero", "`delta` = 0", "delta", ValueError, _set(delta=0.0)),
     BadInput(
         "grpo_loss",
@@ -894,7 +894,7 @@ CASES: list[BadInput] = [
         "delta",
         ValueError,
         _set(delta=2.0, loss_type="cispo"),
-    ),  # fmt: skip
+    ),
     BadInput(
         "grpo_loss",
         "vllm_is_ratio-shape",
@@ -902,7 +902,7 @@ CASES: list[BadInput] = [
         "vllm_is_ratio",
         ValueError,
         _set(vllm_is_ratio=torch.ones(2, 4)),
-    ),  # fmt: skip
+    ),
     BadInput(
         "grpo_loss",
         "phi_seq-missing",
@@ -910,7 +910,7 @@ CASES: list[BadInput] = [
         "phi_seq",
         ValueError,
         _set(loss_type="vespo"),
-    ),  # fmt: skip
+    ),
     BadInput(
         "grpo_loss",
         "phi_seq-not-vespo",
@@ -918,7 +918,7 @@ CASES: list[BadInput] = [
         "phi_seq",
         ValueError,
         _set(phi_seq=torch.ones(2)),
-    ),  # fmt: skip
+    ),
 ]
 
 
