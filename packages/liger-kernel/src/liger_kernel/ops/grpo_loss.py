@@ -115,8 +115,6 @@ def check_grpo_options(
     require_real("sapo_temperature_pos", sapo_temperature_pos, minimum=0.0, above_minimum=True)
     require_real("sapo_temperature_neg", sapo_temperature_neg, minimum=0.0, above_minimum=True)
     require_real("delta", delta, minimum=0.0, above_minimum=True, optional=True)
-    if delta is not None and loss_type in TOKEN_LEVEL_ONLY:
-        raise ValueError(f"delta (two-sided clipping) does not apply to loss_type={loss_type!r}")
 
 
 def loss_dtype(logits: torch.Tensor) -> torch.dtype:
@@ -242,6 +240,8 @@ class GrpoTokenLossFunction(DispatchedFunction):
         if not isinstance(use_bias_correction_kl, bool):
             raise TypeError(f"use_bias_correction_kl must be a bool, got {type(use_bias_correction_kl).__name__}")
         check_grpo_options(loss_type, importance_sampling_level, sapo_temperature_pos, sapo_temperature_neg, delta)
+        if delta is not None and loss_type in TOKEN_LEVEL_ONLY:
+            raise ValueError(f"delta (two-sided clipping) does not apply to loss_type={loss_type!r}")
         if beta != 0 and ref_logp is None:
             raise ValueError("ref_logp is required when beta != 0 (the KL penalty's reference log-probabilities)")
         if vllm_is_ratio is not None:
