@@ -361,6 +361,38 @@ def make_llama4_rope(dims, dtype, device) -> Inputs:
     return {"q": q, "k": k, "freqs_cis": freqs_cis, "leaves": [q, k], "grads": grads}
 
 
+def make_grpo(dims, dtype, device) -> Inputs:
+    """A GRPO step's logits (batch, seq + 1, vocab), an activation, with old and reference
+    log-probabilities near the policy's and a quarter of each completion padding."""
+    B, L, V = dims["batch"], dims["seq"], dims["vocab"]
+    leaf = _rand((B, L + 1, V), dtype, device, True)
+    mask = torch.ones(B, L, dtype=torch.int64, device=device)
+    mask[:, L - L // 4 :] = 0
+    logp = torch.full((B, L), -math.log(V), device=device)
+    return {
+        "old": logp + 0.1 * torch.randn(B, L, device=device),
+        "ref": logp + 0.1 * torch.randn(B, L, device=device),
+        "ids": torch.randint(0, V, (B, L), device=device),
+        "advantages": torch.randn(B, device=device),
+        "mask": mask,
+        "leaves": [leaf],
+        "grads": None,
+        "fresh": {"logits": leaf},
+    }
+
+
+def eager_grpo(i: Inputs, beta: float = 0.04, eps: float = 0.2) -> torch.Tensor:
+    """The GRPO loss ("grpo": the mean over rows of each row's token mean) in torch eager."""
+    logp = torch.log_softmax(i["logits"][:, :-1].float(), dim=-1).gather(-1, i["ids"].unsqueeze(-1)).squeeze(-1)
+    coef = torch.exp(logp - i["old"])
+    adv = i["advantages"].unsqueeze(-1)
+    per_token = -torch.min(coef * adv, coef.clamp(1 - eps, 1 + eps) * adv)
+    gap = i["ref"] - logp
+    per_token = per_token + beta * (torch.exp(gap) - gap - 1)
+    mask = i["mask"].float()
+    return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+
+
 def make_moe(dims, dtype, device) -> Inputs:
     T, H, I, E, K = dims["tokens"], dims["hidden"], dims["inter"], dims["experts"], dims["top_k"]
     x = _rand((T, H), dtype, device, True)
@@ -605,6 +637,18 @@ CASES: dict[str, Case] = {
             lambda f, i: f.apply(i["q"], i["k"], i["freqs_cis"]),
         ),
         Case(
+            "grpo_loss",
+            # 8 completions of 1024 tokens over Qwen's vocabulary
+            {"tokens": 8192, "batch": 8, "seq": 1024, "vocab": 151936},
+            make_grpo,
+            eager_grpo,
+            "grpo_loss",
+            "GrpoLossFunction",
+            lambda f, i: f.apply(
+                i["logits"], i["old"], i["ref"], i["ids"], i["advantages"], i["mask"], 1.0, 0.04, 0.2, 0.2, True
+            )[0],
+        ),
+        Case(
             "fused_moe",
             MOE_DIMS,
             make_moe,
@@ -640,6 +684,7 @@ DEFAULT_OPS = (
     "relu_squared",
     "clamped_swiglu",
     "fused_moe",
+    "grpo_loss",
 )
 
 
@@ -651,6 +696,8 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"q({dims['batch']},{dims['seq']},{dims['heads']},{dims['head_dim']})"
     if case.name == "group_norm":
         return f"({dims['tokens']},{dims['channels']},{dims['spatial']}) g{dims['groups']}"
+    if case.name == "grpo_loss":
+        return f"logits({dims['batch']},{dims['seq'] + 1},{dims['vocab']})"
     if case.name == "fused_moe":
         return f"x({dims['tokens']},{dims['hidden']}) E{dims['experts']} I{dims['inter']} top{dims['top_k']}"
     if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd"):

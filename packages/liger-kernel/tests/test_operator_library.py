@@ -45,6 +45,11 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "relu_squared": "Tensor X",
     "clamped_swiglu": "Tensor x, float alpha, float limit",
     "llama4_rope": "Tensor q, Tensor k, Tensor freqs_cis",
+    "selective_log_softmax": "Tensor logits, Tensor input_ids, float temperature, Tensor? mask",
+    "grpo_loss": "Tensor logits, Tensor? old_logp, Tensor? ref_logp, Tensor completion_ids, Tensor advantages, "
+    "Tensor? completion_mask, float temperature, float beta, float eps_low, float eps_high, bool inplace, "
+    "str loss_type, str importance_sampling_level, float sapo_temperature_pos, float sapo_temperature_neg, "
+    "Tensor? vllm_is_ratio, float? delta, bool use_bias_correction_kl, Tensor? phi_seq",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

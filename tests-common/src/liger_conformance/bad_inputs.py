@@ -187,6 +187,24 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         # (tiles, seq, heads, head_dim) query and key, freqs_ci (seq, 1, head_dim / 2) as Llama 4's buffer
         angles = x(5, 1, 4)
         return {"query": x(2, 5, 3, 8), "key": x(2, 5, 3, 8), "freqs_ci": torch.polar(torch.ones_like(angles), angles)}
+    if op in ("selective_log_softmax", "grpo_loss"):
+        ids = torch.randint(0, 10, (2, 3), generator=rng).to(device)
+        mask = torch.ones(2, 3, dtype=torch.int64, device=device)
+        if op == "selective_log_softmax":
+            return {"logits": x(2, 4, 10), "input_ids": ids, "temperature": 0.9, "mask": mask}
+        return {
+            "logits": x(2, 4, 10),
+            "old_logp": x(2, 3) - 2.3,
+            "ref_logp": x(2, 3) - 2.3,
+            "completion_ids": ids,
+            "advantages": x(2),
+            "completion_mask": mask,
+            "temperature": 0.9,
+            "beta": 0.04,
+            "eps_low": 0.2,
+            "eps_high": 0.4,
+            "inplace": True,
+        }
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -878,6 +896,127 @@ CASES: list[BadInput] = [
         _change("freqs_ci", lambda t: t.real.to(torch.int32)),
     ),
     _device("llama4_vision_rope", "freqs_ci"),
+    _shape("selective_log_softmax", "logits", "2-D", lambda t: t[:, 0]),
+    _dtype("selective_log_softmax", "logits", torch.int32),
+    _empty_row("selective_log_softmax", "logits", what="an empty vocabulary"),
+    _shape("selective_log_softmax", "input_ids", "with fewer columns than the completion", lambda t: t[:, 1:]),
+    _dtype("selective_log_softmax", "input_ids", torch.float32),
+    _device("selective_log_softmax", "input_ids"),
+    BadInput(
+        "selective_log_softmax",
+        "input_ids-out-of-range",
+        "`input_ids` holding an id >= the vocabulary (checked on the CPU)",
+        "input_ids",
+        IndexError,
+        _change("input_ids", lambda t: torch.full_like(t, 10)),
+    ),
+    _shape("selective_log_softmax", "mask", "with another batch", lambda t: t[:1]),
+    _dtype("selective_log_softmax", "mask", torch.complex64),
+    BadInput(
+        "selective_log_softmax",
+        "temperature-zero",
+        "`temperature` = 0",
+        "temperature",
+        ValueError,
+        _set(temperature=0.0),
+    ),
+    _shape("grpo_loss", "logits", "2-D", lambda t: t[:, 0]),
+    _dtype("grpo_loss", "logits", torch.int64),
+    _shape("grpo_loss", "completion_ids", "with another length than the logits' positions - 1", lambda t: t[:, 1:]),
+    _dtype("grpo_loss", "completion_ids", torch.float32),
+    _shape("grpo_loss", "old_logp", "with another length", lambda t: t[:, 1:]),
+    _shape("grpo_loss", "ref_logp", "with another batch", lambda t: t[:1]),
+    _shape("grpo_loss", "advantages", "(B, 1), not (B,)", lambda t: t.unsqueeze(-1)),
+    _dtype("grpo_loss", "advantages", torch.int64),
+    _shape("grpo_loss", "completion_mask", "with another length", lambda t: t[:, 1:]),
+    _device("grpo_loss", "advantages"),
+    _device("grpo_loss", "completion_mask"),
+    BadInput(
+        "grpo_loss",
+        "ref_logp-missing",
+        "`ref_logp` None with beta != 0",
+        "ref_logp",
+        ValueError,
+        _set(ref_logp=None),
+    ),
+    BadInput(
+        "grpo_loss",
+        "old_logp-requires-grad",
+        "`old_logp` requiring grad (it takes no gradient)",
+        "old_logp",
+        ValueError,
+        _change("old_logp", lambda t: t.detach().requires_grad_()),
+    ),
+    BadInput(
+        "grpo_loss",
+        "completion_ids-out-of-range",
+        "`completion_ids` holding a negative id (checked on the CPU)",
+        "completion_ids",
+        IndexError,
+        _change("completion_ids", lambda t: torch.full_like(t, -1)),
+    ),
+    BadInput("grpo_loss", "loss_type", "`loss_type` = `'ppo'`", "loss_type", ValueError, _set(loss_type="ppo")),
+    BadInput(
+        "grpo_loss",
+        "importance-sampling-level",
+        "`importance_sampling_level` = `'row'`",
+        "importance_sampling_level",
+        ValueError,
+        _set(importance_sampling_level="row"),
+    ),
+    BadInput(
+        "grpo_loss",
+        "sequence-level-sapo",
+        "`importance_sampling_level` = `'sequence'` with loss_type `'sapo'`",
+        "importance_sampling_level",
+        ValueError,
+        _set(importance_sampling_level="sequence", loss_type="sapo"),
+    ),
+    BadInput("grpo_loss", "temperature-zero", "`temperature` = 0", "temperature", ValueError, _set(temperature=0.0)),
+    BadInput("grpo_loss", "beta-negative", "`beta` = -0.1", "beta", ValueError, _set(beta=-0.1)),
+    BadInput("grpo_loss", "eps_high-str", "`eps_high` = `'0.2'`", "eps_high", TypeError, _set(eps_high="0.2")),
+    BadInput("grpo_loss", "inplace-int", "`inplace` = 1 (not a bool)", "inplace", TypeError, _set(inplace=1)),
+    BadInput(
+        "grpo_loss",
+        "sapo-temperature",
+        "`sapo_temperature_neg` = 0",
+        "sapo_temperature_neg",
+        ValueError,
+        _set(sapo_temperature_neg=0.0, loss_type="sapo"),
+    ),
+    BadInput("grpo_loss", "delta-zero", "`delta` = 0", "delta", ValueError, _set(delta=0.0)),
+    BadInput(
+        "grpo_loss",
+        "delta-cispo",
+        "`delta` with loss_type `'cispo'`",
+        "delta",
+        ValueError,
+        _set(delta=2.0, loss_type="cispo"),
+    ),
+    BadInput(
+        "grpo_loss",
+        "vllm_is_ratio-shape",
+        "`vllm_is_ratio` of shape (B, L + 1)",
+        "vllm_is_ratio",
+        ValueError,
+        _set(vllm_is_ratio=torch.ones(2, 4)),
+    ),
+    BadInput(
+        "grpo_loss",
+        "phi_seq-missing",
+        "`phi_seq` None with loss_type `'vespo'`",
+        "phi_seq",
+        ValueError,
+        _set(loss_type="vespo"),
+    ),
+    BadInput(
+        "grpo_loss",
+        "phi_seq-not-vespo",
+        "`phi_seq` given with loss_type `'grpo'`",
+        "phi_seq",
+        ValueError,
+        _set(phi_seq=torch.ones(2)),
+    ),
 ]
 
 

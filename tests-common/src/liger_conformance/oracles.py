@@ -232,3 +232,106 @@ def fused_linear_cross_entropy(
         return_predicted_tokens,
         token_scaling=use_token_scaling,
     )
+
+
+def selective_log_softmax(logits: Tensor, ids: Tensor, temperature: float, mask: Tensor | None = None) -> Tensor:
+    """log softmax(logits[:, t] / temperature) at the last L columns of ``ids``, L = positions - 1;
+    0 where the mask's last L columns are 0."""
+    length = logits.shape[1] - 1
+    ids = ids[:, ids.shape[1] - length :]
+    logp = torch.log_softmax(logits[:, :length] / temperature, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        logp = torch.where(mask[:, mask.shape[1] - length :].to(logp.device) != 0, logp, 0.0)
+    return logp
+
+
+def grpo_per_token(
+    logits: Tensor,
+    old_logp: Tensor | None,
+    ref_logp: Tensor | None,
+    ids: Tensor,
+    advantages: Tensor,
+    mask: Tensor | None,
+    temperature: float,
+    beta: float,
+    eps_low: float,
+    eps_high: float,
+    loss_type: str = "grpo",
+    importance_sampling_level: str = "token",
+    sapo_temperature_pos: float = 1.0,
+    sapo_temperature_neg: float = 1.05,
+    vllm_is_ratio: Tensor | None = None,
+    delta: float | None = None,
+    use_bias_correction_kl: bool = False,
+    phi_seq: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """(l m, k m or None, clipped m), each (B, L), of the GRPO contract; only the first
+    carries a gradient (autograd through logp and the importance ratio)."""
+    logp = selective_log_softmax(logits, ids, temperature)
+    m = torch.ones_like(logp) if mask is None else mask.to(logp)
+    keep = m != 0
+    # a masked token's old, ref and ratio values are never used
+    old = logp.detach() if old_logp is None else torch.where(keep, old_logp, logp.detach())
+    log_ratio = logp - old
+    if importance_sampling_level == "sequence":
+        log_ratio = ((log_ratio * m).sum(-1) / m.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    coef = torch.exp(log_ratio)
+    adv = advantages.unsqueeze(-1)
+    none = torch.zeros_like(coef, dtype=torch.bool)
+    if loss_type == "cispo":
+        policy = -coef.clamp(max=eps_high).detach() * adv * logp
+        clipped = (coef > eps_high) & (adv > 0)
+    elif loss_type == "sapo":
+        tau = torch.where(adv > 0, sapo_temperature_pos, sapo_temperature_neg).to(logp)
+        policy = -adv * (4.0 / tau) * torch.sigmoid(tau * (coef - 1.0))
+        clipped = none
+    elif loss_type == "vespo":
+        policy = -phi_seq.reshape(-1, 1) * adv * logp
+        clipped = none
+    else:
+        capped = coef if delta is None else coef.clamp(max=delta)
+        policy = -torch.minimum(capped * adv, coef.clamp(1 - eps_low, 1 + eps_high) * adv)
+        clipped = ((coef < 1 - eps_low) & (adv < 0)) | ((coef > 1 + eps_high) & (adv > 0))
+    if vllm_is_ratio is not None:
+        policy = policy * (vllm_is_ratio.unsqueeze(-1) if vllm_is_ratio.dim() == 1 else vllm_is_ratio)
+    per_token = policy.expand_as(logp)
+    kl = None
+    if beta != 0:
+        gap = torch.where(keep, ref_logp, logp.detach()) - logp
+        kl = torch.exp(gap) - gap - 1
+        if use_bias_correction_kl:
+            kl = kl * coef
+        per_token = per_token + beta * kl
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    return (
+        torch.where(keep, per_token * m, zero),
+        None if kl is None else torch.where(keep, kl * m, zero).detach(),
+        torch.where(keep, clipped.expand_as(logp) * m, zero).detach(),
+    )
+
+
+def grpo_reduced(
+    per_token: Tensor,
+    kl: Tensor | None,
+    clipped: Tensor,
+    mask: Tensor | None,
+    loss_type: str,
+    max_completion_length: int | None = None,
+    num_items_in_batch: float | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """(loss, mean kl or None, clipped fraction) of ``reduce=True`` (one process)."""
+    m = torch.ones_like(per_token) if mask is None else mask.to(per_token)
+    batch, length = per_token.shape
+    counted = m.sum().clamp(min=1.0)
+    if loss_type in ("grpo", "sapo"):
+        loss = (per_token.sum(-1) / m.sum(-1).clamp(min=1.0)).mean()
+    elif loss_type == "bnpo":
+        loss = per_token.sum() / counted
+    elif loss_type == "dr_grpo":
+        loss = per_token.sum() / (batch * (max_completion_length or length))
+    elif loss_type == "luspo":
+        loss = (per_token * m.sum(-1, keepdim=True)).sum() / (batch * length)
+    else:
+        tokens = counted if num_items_in_batch is None else max(float(num_items_in_batch), 1.0)
+        loss = per_token.sum() / tokens
+    return loss, (None if kl is None else kl.sum() / counted), clipped.sum() / counted

@@ -30,7 +30,7 @@ The fused linear cross-entropy's walk over chunks of tokens:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -295,3 +295,266 @@ def walk_linear_chunks(
         # a gathered chunk is freed before the next one is gathered
         del input_chunk, dlogits
     return LinearGrads(grad_input, grad_weight, grad_bias)
+
+
+# --------------------------------------------------------------------------- GRPO
+#
+# The GRPO loss (:mod:`liger_kernel.ops.grpo_loss`) is a per-token function of the
+# selected token's log-probability, so a backend supplies only the two vocabulary
+# passes (:class:`SelectedLogProbKernels`) and the per-token math below, on (B, L)
+# tensors, is shared: :func:`selective_log_softmax_function` and
+# :func:`grpo_loss_function` build each backend's autograd Functions from its passes.
+
+
+class SelectedLogProbKernels(Protocol):
+    """A backend's two passes over the vocabulary rows of ``logits`` (B, L + 1, V).
+
+    ``forward`` returns (logp, lse), each (B, L) in :func:`liger_kernel.ops.grpo_loss.loss_dtype`:
+    log softmax(logits[b, t] / T) at ``ids[b, t]`` and the row's log-sum-exp of logits / T,
+    both 0 where ``mask`` (None, or (B, L) of any dtype) is 0, logp NaN for an id outside [0, V).
+    ``backward`` writes into ``grad`` (like ``logits``; it may be ``logits`` itself, each
+    element read before it is written) ``([j == ids[b, t]] - p_j) * scale[b, t]`` with p the
+    softmax recomputed from ``lse``, and zeros on the rows t = L and wherever ``scale`` is 0
+    (those rows are not read)."""
+
+    def forward(
+        self, logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor | None, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def backward(
+        self,
+        logits: torch.Tensor,
+        grad: torch.Tensor,
+        ids: torch.Tensor,
+        lse: torch.Tensor,
+        scale: torch.Tensor,
+        temperature: float,
+    ) -> None: ...
+
+
+def completion_columns(t: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """The last ``length`` columns of ``t`` (ids or a mask wider than the completion)."""
+    return None if t is None else t[:, t.shape[1] - length :]
+
+
+def unit_column_rows(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` with unit column stride (the kernels walk rows), a copy only when needed."""
+    return logits if logits.stride(-1) == 1 or logits.shape[-1] == 1 else logits.contiguous()
+
+
+class GrpoGradient(NamedTuple):
+    """What the GRPO backward needs of the forward, as dlogp = g * direct (+ share * sum_t g * through).
+
+    ``direct`` is d(l m)/dlogp with the importance ratio held fixed, plus, at token level,
+    the ratio's own slope; ``through`` and ``share`` (sequence level only) carry the row's
+    shared ratio c_b: d(l m)/dc_b per token, and dc_b/dlogp_t = c_b m_t / n_b."""
+
+    direct: torch.Tensor
+    through: torch.Tensor | None
+    share: torch.Tensor | None
+
+    def dlogp(self, grad: torch.Tensor) -> torch.Tensor:
+        d = grad * self.direct
+        if self.through is not None:
+            d = d + self.share * (grad * self.through).sum(-1, keepdim=True)
+        return d
+
+
+class GrpoTerms(NamedTuple):
+    loss: torch.Tensor
+    kl: torch.Tensor | None
+    clipped: torch.Tensor
+    gradient: GrpoGradient
+
+
+def grpo_token_terms(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor | None,
+    ref_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor | None,
+    beta: float,
+    eps_low: float,
+    eps_high: float,
+    loss_type: str,
+    importance_sampling_level: str,
+    sapo_temperature_pos: float,
+    sapo_temperature_neg: float,
+    vllm_is_ratio: torch.Tensor | None,
+    delta: float | None,
+    use_bias_correction_kl: bool,
+    phi_seq: torch.Tensor | None,
+) -> GrpoTerms:
+    """(l m, k m or None, clipped m) and their gradient's parts, each (B, L) in logp's
+    dtype, from ``logp`` (0 where ``mask`` is 0): the math of :mod:`liger_kernel.ops.grpo_loss`.
+    Masked tokens' old, ref and ratio values are never used (a NaN there stays out)."""
+    dtype = logp.dtype
+    zero = torch.zeros((), dtype=dtype, device=logp.device)
+    m = torch.ones_like(logp) if mask is None else mask.to(dtype)
+    keep = m != 0
+
+    def kept(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(keep, t, zero)
+
+    old = logp if old_logp is None else kept(old_logp.to(dtype))
+    log_ratio = logp - old
+    adv = advantages.to(dtype).unsqueeze(-1)
+    sequence = importance_sampling_level == "sequence"
+    if sequence:
+        counted = m.sum(-1, keepdim=True).clamp(min=1.0)
+        coef = torch.exp((log_ratio * m).sum(-1, keepdim=True) / counted)
+    else:
+        coef = torch.exp(log_ratio)
+
+    # p, dp/dlogp at a fixed ratio, dp/dc, and the clipped flag
+    direct = through = None
+    if loss_type == "cispo":
+        weight = coef.clamp(max=eps_high)
+        policy, direct = -weight * adv * logp, -weight * adv
+        clipped = (coef > eps_high) & (adv > 0)
+    elif loss_type == "sapo":
+        tau = torch.where(adv > 0, sapo_temperature_pos, sapo_temperature_neg).to(dtype)
+        gate = torch.sigmoid(tau * (coef - 1.0))
+        policy, through = -adv * (4.0 / tau) * gate, -adv * 4.0 * gate * (1.0 - gate)
+        clipped = torch.zeros_like(keep)
+    elif loss_type == "vespo":
+        phi = phi_seq.to(dtype).reshape(-1, 1)
+        policy, direct = -phi * adv * logp, -phi * adv
+        clipped = torch.zeros_like(keep)
+    else:
+        low, high = 1.0 - eps_low, 1.0 + eps_high
+        capped = coef if delta is None else coef.clamp(max=delta)
+        first, second = capped * adv, coef.clamp(low, high) * adv
+        take_first = first <= second
+        policy = -torch.where(take_first, first, second)
+        first_slope = torch.ones_like(coef) if delta is None else (coef <= delta).to(dtype)
+        second_slope = ((coef >= low) & (coef <= high)).to(dtype)
+        through = -adv * torch.where(take_first, first_slope, second_slope)
+        clipped = ((coef < low) & (adv < 0)) | ((coef > high) & (adv > 0))
+    if vllm_is_ratio is not None:
+        ratio = vllm_is_ratio.to(dtype)
+        ratio = ratio.unsqueeze(-1) if ratio.dim() == 1 else ratio
+        policy = policy * ratio
+        direct = direct * ratio if direct is not None else None
+        through = through * ratio if through is not None else None
+    per_token = policy.expand_as(logp)
+
+    kl = None
+    if beta != 0:
+        gap = kept(ref_logp.to(dtype)) - logp
+        # expm1: exp(gap) - 1 - gap cancels to nothing in fp32 for the small gaps of a policy near its reference
+        growth = torch.expm1(gap)
+        kl, kl_slope = growth - gap, -growth
+        if use_bias_correction_kl:
+            through = beta * kl if through is None else through + beta * kl
+            kl_slope, kl = coef * kl_slope, kl * coef
+        direct = beta * kl_slope if direct is None else direct + beta * kl_slope
+        per_token = per_token + beta * kl
+
+    zeros = torch.zeros_like(logp)
+    direct = zeros if direct is None else kept(m * direct.expand_as(logp))
+    through = None if through is None else kept(m * through.expand_as(logp))
+    if sequence:
+        share = kept(m * coef / counted)
+        gradient = GrpoGradient(direct, through if through is not None else zeros, share)
+    else:
+        gradient = GrpoGradient(direct if through is None else direct + through * coef, None, None)
+    return GrpoTerms(
+        kept(m * per_token),
+        None if kl is None else kept(m * kl),
+        kept(m * clipped.expand_as(logp).to(dtype)),
+        gradient,
+    )
+
+
+def _graph_recorded(ctx: Any) -> bool:
+    """A backward can happen (``needs_input_grad`` looks at requires_grad only; under
+    torch.no_grad() the context has no graph edges)."""
+    return bool(ctx.next_functions) and bool(ctx.needs_input_grad[0])
+
+
+def selective_log_softmax_function(kernels: SelectedLogProbKernels, name: str) -> type[torch.autograd.Function]:
+    """A backend's Function for ``selective_log_softmax`` over its ``kernels``."""
+
+    def forward(
+        ctx: Any, logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 0.9, mask: Any = None
+    ) -> torch.Tensor:
+        length = logits.shape[1] - 1
+        rows = unit_column_rows(logits)
+        ids, mask = completion_columns(input_ids, length), completion_columns(mask, length)
+        logp, lse = kernels.forward(rows, ids, mask, temperature)
+        if _graph_recorded(ctx):
+            ctx.save_for_backward(rows, ids, mask, lse)
+            ctx.temperature = temperature
+        return logp
+
+    def backward(ctx: Any, grad_logp: torch.Tensor) -> tuple[Any, ...]:
+        rows, ids, mask, lse = ctx.saved_tensors
+        scale = grad_logp.to(lse.dtype) / ctx.temperature
+        if mask is not None:
+            scale = torch.where(mask != 0, scale, 0.0)
+        grad = torch.empty_like(rows)
+        kernels.backward(rows, grad, ids, lse, scale, ctx.temperature)
+        return grad, None, None, None
+
+    return type(
+        name, (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+    )
+
+
+def grpo_loss_function(kernels: SelectedLogProbKernels, name: str) -> type[torch.autograd.Function]:
+    """A backend's Function for ``grpo_loss`` (the per-token op) over its ``kernels``."""
+    from liger_kernel.ops._contract import mark_overwritten, overwritable
+
+    def forward(
+        ctx: Any,
+        logits: torch.Tensor,
+        old_logp: torch.Tensor | None,
+        ref_logp: torch.Tensor | None,
+        completion_ids: torch.Tensor,
+        advantages: torch.Tensor,
+        completion_mask: torch.Tensor | None,
+        temperature: float,
+        beta: float,
+        eps_low: float,
+        eps_high: float,
+        inplace: bool,
+        loss_type: str = "grpo",
+        importance_sampling_level: str = "token",
+        sapo_temperature_pos: float = 1.0,
+        sapo_temperature_neg: float = 1.05,
+        vllm_is_ratio: torch.Tensor | None = None,
+        delta: float | None = None,
+        use_bias_correction_kl: bool = False,
+        phi_seq: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        rows = unit_column_rows(logits)
+        logp, lse = kernels.forward(rows, completion_ids, completion_mask, temperature)
+        terms = grpo_token_terms(
+            logp, old_logp, ref_logp, advantages, completion_mask, beta, eps_low, eps_high, loss_type,
+            importance_sampling_level, sapo_temperature_pos, sapo_temperature_neg, vllm_is_ratio, delta,
+            use_bias_correction_kl, phi_seq,
+        )  # fmt: skip
+        if _graph_recorded(ctx):
+            # a copy made for the kernels' layout is ours to overwrite
+            ctx.overwrite = rows is not logits or (inplace and overwritable(ctx, logits))
+            ctx.temperature = temperature
+            ctx.sequence = terms.gradient.through is not None
+            ctx.save_for_backward(rows, completion_ids, lse, *(t for t in terms.gradient if t is not None))
+        metrics = [t for t in (terms.kl, terms.clipped) if t is not None]
+        ctx.mark_non_differentiable(*metrics)
+        return terms.loss, terms.kl, terms.clipped
+
+    def backward(ctx: Any, grad_loss: torch.Tensor, *unused: Any) -> tuple[Any, ...]:
+        rows, ids, lse, *parts = ctx.saved_tensors
+        gradient = GrpoGradient(*parts) if ctx.sequence else GrpoGradient(parts[0], None, None)
+        scale = gradient.dlogp(grad_loss.to(lse.dtype)) / ctx.temperature
+        grad = rows if ctx.overwrite else torch.empty_like(rows)
+        kernels.backward(rows, grad, ids, lse, scale, ctx.temperature)
+        if grad is rows:
+            mark_overwritten(rows)
+        return (grad, *([None] * 18))
+
+    return type(
+        name, (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+    )

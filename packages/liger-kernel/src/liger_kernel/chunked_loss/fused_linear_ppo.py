@@ -36,6 +36,7 @@ from liger_kernel.chunked_loss._chunking import (
     walk_chunks,
     walk_gradients,
 )
+from liger_kernel.ops.grpo_loss import dapo_normalizer
 
 #: positions of _input, weight and bias among forward's arguments (after ctx)
 _INPUT, _WEIGHT, _BIAS = 0, 1, 5
@@ -176,21 +177,9 @@ class LigerFusedLinearPPOBase(torch.autograd.Function):
     def _compute_dapo_normalizer(
         attention_mask: torch.Tensor, num_items_in_batch: torch.Tensor | float | None = None
     ) -> torch.Tensor:
-        """Tokens per process that the token-summed losses (dapo, cispo, vespo) divide by, at least 1.
-
-        ``num_items_in_batch`` (the trainer's count of tokens over the whole generation
-        batch, all processes) divided by the world size when given; otherwise the
-        mean over processes of the counted tokens of ``attention_mask`` (the local
-        count in a single process)."""
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        world_size = torch.distributed.get_world_size() if distributed else 1
-        if num_items_in_batch is not None:
-            total = torch.as_tensor(num_items_in_batch, device=attention_mask.device).to(torch.float32)
-        else:
-            total = attention_mask.to(torch.float32).sum()
-            if distributed:
-                torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
-        return (total / world_size).clamp(min=1.0)
+        """Tokens per process that the token-summed losses (dapo, cispo, vespo) divide by, at least 1
+        (:func:`liger_kernel.ops.grpo_loss.dapo_normalizer`, shared with the GRPO op)."""
+        return dapo_normalizer(attention_mask, num_items_in_batch)
 
     @staticmethod
     def chunk_forward(

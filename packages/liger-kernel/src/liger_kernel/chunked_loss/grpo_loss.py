@@ -40,36 +40,47 @@ import torch
 
 from liger_kernel.chunked_loss._chunking import wants_gradients
 from liger_kernel.chunked_loss.fused_linear_ppo import LigerFusedLinearPPOBase
+from liger_kernel.ops.grpo_loss import (  # noqa: F401  (the loss types' names, kept here too)
+    GRPO_LOSS_TYPES,
+    TOKEN_LEVEL_ONLY,
+    check_grpo_options,
+    check_loss_type,
+)
 
-GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
-TOKEN_LEVEL_ONLY = ("cispo", "sapo", "vespo")
 _LOG_MIN_WEIGHT = math.log(1e-8)
 _LOG_MAX_WEIGHT = 20.0
 
 
-def check_loss_type(loss_type: str) -> None:
-    """Raise a ValueError naming the supported loss types unless ``loss_type`` is one."""
-    if loss_type not in GRPO_LOSS_TYPES:
-        raise ValueError(f"unknown GRPO loss_type {loss_type!r}; expected one of {GRPO_LOSS_TYPES}")
+def k3_loss_fn(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """The k3 estimator of KL(q || p) from per-token log-probabilities sampled from q:
+    exp(log_p - log_q) - (log_p - log_q) - 1, >= 0 (evaluated through expm1, exact
+    for the small gaps of a policy near its reference)."""
+    gap = log_p - log_q
+    return torch.expm1(gap) - gap
 
 
-def check_grpo_options(
-    loss_type: str,
-    importance_sampling_level: str,
-    sapo_temperature_pos: float,
-    sapo_temperature_neg: float,
-    delta: float | None,
-) -> None:
-    """Raise a ValueError naming the bad option unless the options go together."""
-    check_loss_type(loss_type)
-    if importance_sampling_level not in ("token", "sequence"):
-        raise ValueError(f"importance_sampling_level must be 'token' or 'sequence', got {importance_sampling_level!r}")
-    if importance_sampling_level == "sequence" and loss_type in TOKEN_LEVEL_ONLY:
-        raise ValueError(f"loss_type={loss_type!r} takes importance_sampling_level='token' only")
-    if min(sapo_temperature_pos, sapo_temperature_neg) <= 0:
-        raise ValueError("SAPO temperatures (sapo_temperature_pos, sapo_temperature_neg) must be > 0")
-    if delta is not None and delta <= 0:
-        raise ValueError(f"delta must be > 0, got {delta}")
+def sapo_loss_fn(importance_ratio: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SAPO's soft gate of the importance ratio r in place of clipping:
+    (4 / tau) sigmoid(tau (r - 1)), whose slope at r = 1 is 1; tau > 0."""
+    if temperature <= 0:
+        raise ValueError(f"sapo temperature must be > 0, got {temperature}")
+    return torch.sigmoid(temperature * (importance_ratio - 1)) * 4 / temperature
+
+
+def clip_coef_fn(
+    coef: torch.Tensor, epsilon_low: float, epsilon_high: float, loss_type: str
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """(clipped ratio, below the clip range, above it) of importance ratio ``coef`` for ``loss_type``:
+    cispo clamps at ``epsilon_high`` itself (a raw bound) and detaches, nothing is below;
+    sapo and vespo do not clip (None, all False); the others clamp to
+    [1 - epsilon_low, 1 + epsilon_high]."""
+    never = torch.zeros_like(coef, dtype=torch.bool)
+    if loss_type == "cispo":
+        return torch.clamp(coef, max=epsilon_high).detach(), never, coef > epsilon_high
+    if loss_type in ("sapo", "vespo"):
+        return None, never, never
+    low, high = 1 - epsilon_low, 1 + epsilon_high
+    return torch.clamp(coef, low, high), coef < low, coef > high
 
 
 @torch.no_grad()
@@ -151,24 +162,22 @@ class LigerFusedLinearGRPOFunction(LigerFusedLinearPPOBase):
             log_weight = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1)).unsqueeze(-1)
         coef = torch.exp(log_weight)
 
-        no_clip = torch.zeros_like(coef, dtype=torch.bool)
-        is_low = is_high = no_clip
+        clipped, is_low, is_high = clip_coef_fn(coef, epsilon_low, epsilon_high, loss_type)
         if loss_type == "cispo":
-            per_token = -torch.clamp(coef, max=epsilon_high).detach() * adv * logps
-            is_high = coef > epsilon_high
+            per_token = -clipped * adv * logps
         elif loss_type == "sapo":
-            tau = torch.where(adv > 0, sapo_temperature_pos, sapo_temperature_neg)
-            per_token = -adv * torch.sigmoid(tau * (coef - 1)) * 4 / tau
+            gate = torch.where(
+                adv > 0, sapo_loss_fn(coef, sapo_temperature_pos), sapo_loss_fn(coef, sapo_temperature_neg)
+            )
+            per_token = -adv * gate
         elif loss_type == "vespo":
             phi = get_gamma_weights(
                 advantages, log_ratio, mask, vllm_is_ratio, vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg
             )
             per_token = -phi * adv * logps
         else:
-            clipped = torch.clamp(coef, 1 - epsilon_low, 1 + epsilon_high)
             unclipped = coef if delta is None else torch.clamp(coef, max=delta)
             per_token = -torch.min(unclipped * adv, clipped * adv)
-            is_low, is_high = coef < 1 - epsilon_low, coef > 1 + epsilon_high
         per_token = per_token.expand_as(mask)
         if vllm_is_ratio is not None and loss_type != "vespo":
             per_token = per_token * vllm_is_ratio
@@ -176,8 +185,7 @@ class LigerFusedLinearGRPOFunction(LigerFusedLinearPPOBase):
         metrics = []
         if beta != 0.0:
             ref = logps.detach() if ref_per_token_logps is None else ref_per_token_logps
-            ref_gap = ref - logps
-            kl = torch.exp(ref_gap) - ref_gap - 1
+            kl = k3_loss_fn(ref, logps)
             per_token = per_token + beta * (kl * coef if use_bias_correction_kl else kl)
             metrics.append((kl.detach() * mask).sum() / total_tokens)
 

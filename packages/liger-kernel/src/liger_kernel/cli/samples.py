@@ -35,6 +35,14 @@ def _log_probs(rng, device, rows, vocab):
     return torch.log_softmax(_randn(rng, device, rows, vocab), dim=-1)
 
 
+def _completion(rng: torch.Generator, device: torch.device, batch: int, length: int, vocab: int):
+    """Token ids (batch, length) and a completion mask with the last token of row 0 padding."""
+    ids = torch.randint(0, vocab, (batch, length), generator=rng).to(device)
+    mask = torch.ones(batch, length, dtype=torch.int64)
+    mask[0, -1] = 0
+    return ids, mask.to(device)
+
+
 def _rope_tables(rng, device, *leading):
     angles = _randn(rng, device, *leading)
     return angles.cos(), angles.sin()
@@ -131,6 +139,32 @@ SAMPLES: dict[str, Sample] = {
     "llama4_rope": lambda d, g: (
         (_randn(g, d, 2, 6, 4, 8), _randn(g, d, 2, 6, 2, 8), _llama4_freqs(g, d, 1, 6, 4)),
         (0, 1),
+    ),
+    # logits (batch 2, 3 completion tokens + 1, vocab 10)
+    "selective_log_softmax": lambda d, g: ((_randn(g, d, 2, 4, 10), *_completion(g, d, 2, 3, 10)[:1], 0.9, None), (0,)),
+    "grpo_loss": lambda d, g: (
+        (
+            _randn(g, d, 2, 4, 10),
+            _randn(g, d, 2, 3, scale=0.1, shift=-2.3),
+            _randn(g, d, 2, 3, scale=0.1, shift=-2.3),
+            *_completion(g, d, 2, 3, 10)[:1],
+            _randn(g, d, 2),
+            _completion(g, d, 2, 3, 10)[1],
+            0.9,
+            0.04,
+            0.2,
+            0.4,
+            True,
+            "grpo",
+            "token",
+            1.0,
+            1.05,
+            None,
+            None,
+            False,
+            None,
+        ),
+        (0,),
     ),
 }
 

@@ -11,6 +11,7 @@ from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
 from liger_kernel.ops.fused_moe import LigerFusedMoEFunction
 from liger_kernel.ops.geglu import LigerGELUMulFunction
 from liger_kernel.ops.group_norm import LigerGroupNormFunction
+from liger_kernel.ops.grpo_loss import GrpoLossFunction, GrpoTokenLossFunction, LigerSelectiveLogSoftmaxFunction
 from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
@@ -52,6 +53,8 @@ OPS = {
         LigerReLUSquaredFunction,
         LigerClampedSwiGLUFunction,
         LigerLlama4RopeFunction,
+        LigerSelectiveLogSoftmaxFunction,
+        GrpoTokenLossFunction,
     )
 }
 
@@ -59,6 +62,8 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # contracts over swiglu, not ops of their own
     "LigerFusedGateUpSiLUMulFunction",
     "LigerMLPFunction",
+    # 0.8.5's GRPO loss: the grpo_loss op's per-token terms, reduced
+    "GrpoLossFunction",
     # 0.8.5 re-exported these halves of the ReLU² Function here
     "relu_squared_forward",
     "relu_squared_backward",

@@ -48,6 +48,8 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "relu_squared": ("liger_kernel.triton.relu_squared", "ReLUSquaredFunction"),
     "clamped_swiglu": ("liger_kernel.triton.clamped_swiglu", "ClampedSwiGLUFunction"),
     "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
+    "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),
+    "grpo_loss": ("liger_kernel.triton.grpo_loss", "GrpoLossFunction"),
 }
 
 

@@ -30,6 +30,8 @@ OP_CLASSES = {
     "relu_squared": "ReLUSquaredFunction",
     "clamped_swiglu": "ClampedSwiGLUFunction",
     "llama4_rope": "Llama4RopeFunction",
+    "selective_log_softmax": "SelectiveLogSoftmaxFunction",
+    "grpo_loss": "GrpoLossFunction",
 }
 
 
