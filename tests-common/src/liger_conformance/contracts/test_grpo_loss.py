@@ -291,4 +291,6 @@ def test_bad_reduction_options(liger_device, liger_rng, argument):
 @pytest.mark.parametrize("case", bad_inputs.cases("grpo_loss"), ids=bad_inputs.case_id)
 def test_bad_input(liger_device, liger_rng, case):
     """The shared bad-input cases (liger_conformance.bad_inputs, the README's table)."""
+    if case.name.endswith("out-of-range") and liger_device.type != "cpu":
+        pytest.skip("token ids are checked on the host only for CPU tensors (no synchronization elsewhere)")
     bad_inputs.expect_refused(case, liger_device, liger_rng)
