@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 import transformers
-from tiny_models import DEVICE, VOCAB, batch
+from tiny_models import CONFIGS, DEVICE, VOCAB, batch
 
 IMAGE_TOKEN = 120
 VIDEO_TOKEN = 121
@@ -38,7 +38,9 @@ _TEXT = dict(
 )
 #: M-RoPE over the 8-wide heads: temporal, height and width sections of the 4 frequencies
 _MROPE = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}
-_MOE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, output_router_logits=True, router_aux_loss_coef=0.02)
+_MOE = dict(
+    num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, output_router_logits=True, router_aux_loss_coef=0.02
+)
 _QWEN_IDS = dict(
     image_token_id=IMAGE_TOKEN,
     video_token_id=VIDEO_TOKEN,
@@ -199,6 +201,7 @@ _SIGLIP = dict(
 
 def _gemma3() -> Any:
     return transformers.Gemma3Config(
+        # the multimodal head ignores final_logit_softcapping (the text-only head applies it): set, to show it
         text_config={**_TEXT, "sliding_window": 8, "final_logit_softcapping": 5.0},
         vision_config=_SIGLIP,
         mm_tokens_per_image=4,
@@ -252,7 +255,14 @@ def _internvl() -> Any:
 def _smolvlm() -> Any:
     return transformers.SmolVLMConfig(
         text_config={**_TEXT, "model_type": "llama"},
-        vision_config={"hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 8, "patch_size": 2},
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 24,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 8,
+            "patch_size": 2,
+        },
         image_token_id=IMAGE_TOKEN,
         scale_factor=2,
     )
@@ -260,7 +270,12 @@ def _smolvlm() -> Any:
 
 def _mllama() -> Any:
     return transformers.MllamaConfig(
-        text_config={**_TEXT, "num_hidden_layers": 2, "cross_attention_layers": [1], "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}},
+        text_config={
+            **_TEXT,
+            "num_hidden_layers": 2,
+            "cross_attention_layers": [1],
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        },
         vision_config={
             "hidden_size": 16,
             "intermediate_size": 24,
@@ -278,7 +293,60 @@ def _mllama() -> Any:
     )
 
 
+def _gemma4() -> Any:
+    # the text model of the gemma4_text parity test; a vision tower of 2 x 2 patches pooled 2 x 2: 16 patches of
+    # an 8 x 8 image give 4 image tokens
+    return transformers.Gemma4Config(
+        text_config={**_TEXT, **CONFIGS["gemma4_text"][1]},
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 24,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "patch_size": 2,
+            "pooling_kernel_size": 2,
+            "position_embedding_size": 16,
+        },
+        audio_config=None,
+        image_token_id=IMAGE_TOKEN,
+        boi_token_id=VISION_START,
+        eoi_token_id=VISION_END,
+        video_token_id=VIDEO_TOKEN,
+        audio_token_id=117,
+        boa_token_id=116,
+        eoa_token_index=115,
+    )
+
+
+def _llama4() -> Any:
+    # the text model of the llama4_text parity test; 2 x 2 patches of an 8 x 8 tile, pixel-shuffled by 0.5:
+    # 4 image tokens
+    return transformers.Llama4Config(
+        text_config={**_TEXT, **CONFIGS["llama4_text"][1]},
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 64,  # the pixel-shuffle MLP's input: 16 wide x 4 shuffled patches
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 8,
+            "patch_size": 2,
+            "pixel_shuffle_ratio": 0.5,
+            "projector_input_dim": 32,
+            "projector_output_dim": 32,
+            "vision_output_dim": 32,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+        image_token_index=IMAGE_TOKEN,
+        boi_token_index=VISION_START,
+        eoi_token_index=VISION_END,
+    )
+
+
 TINY: dict[str, TinyVisionLanguage] = {
+    "gemma4": TinyVisionLanguage(_gemma4, pixels="gemma4"),
+    "llama4": TinyVisionLanguage(_llama4, pixels="tile"),
     "qwen2_vl": TinyVisionLanguage(_qwen2_vl),
     "qwen2_5_vl": TinyVisionLanguage(_qwen2_5_vl),
     "qwen3_vl": TinyVisionLanguage(_qwen3_vl),
@@ -335,6 +403,13 @@ def vision_batch(family: str, seed: int = 0, device: str = DEVICE) -> dict[str, 
     elif spec.pixels == "smolvlm":  # (batch, images, 3, H, W); the second row's all-zero image is padding
         data["pixel_values"] = torch.zeros(2, 1, 3, size, size)
         data["pixel_values"][0] = torch.randn(1, 3, size, size, generator=generator)
+    elif spec.pixels == "gemma4":  # flattened 2 x 2 patches of an 8 x 8 image and their (x, y) positions
+        data["pixel_values"] = torch.rand(1, 16, 3 * 2 * 2, generator=generator)
+        grid = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="xy"), dim=-1)
+        data["image_position_ids"] = grid.reshape(1, 16, 2)
+        data["mm_token_type_ids"] = (ids == IMAGE_TOKEN).long()
+    elif spec.pixels == "tile":  # Llama 4: one (3, H, W) tile
+        data["pixel_values"] = torch.randn(1, 3, size, size, generator=generator)
     else:  # Mllama: (batch, images, tiles, 3, H, W) and a cross-attention mask per token, image and tile
         data["pixel_values"] = torch.randn(2, 1, 1, 3, size, size, generator=generator)
         data["aspect_ratio_ids"] = torch.ones(2, 1, dtype=torch.long)

@@ -22,8 +22,13 @@ works at two levels:
   library stay wrapped: the Liger MLP calls ``self.gate_proj(x)`` whatever
   ``gate_proj`` is. Patching before or after ``peft.get_peft_model`` works.
 
-A family the table cannot describe (vision-language models, hybrids) gets a
-hand-written function registered with :func:`patch_function`.
+The vision-language families are rows of :data:`VISION_LANGUAGE` (a
+:class:`VisionLanguageFamily`: the text family whose patch the language model
+takes, the vision tower's norms and MLPs that match an op, the
+``ForConditionalGeneration`` forward with the fused loss); their patch
+functions are generated the same way. A family neither table can describe
+(hybrids, Pixtral's head-less encoder) gets a hand-written function registered
+with :func:`patch_function`.
 
 Every class-level replacement is recorded; :func:`revert_liger_kernel_patches`
 puts the stock Transformers objects back (models converted in place keep
@@ -835,9 +840,7 @@ FAMILIES: dict[str, Family] = {
             "``rope=True`` patches ``apply_rotary_pos_emb``, the partial rotate-half of\n"
             "the cos/sin its rotary embedding composes (the interleaved M-RoPE layout\n"
             "is built there, and stays stock). The Gated-DeltaNet layers' gated norm\n"
-            "(``norm(x) * silu(gate)``) and linear attention stay stock; so do the\n"
-            "vision tower and ``Qwen3_5ForConditionalGeneration``'s forward and loss\n"
-            "(issue 24), whose text decoder takes the patched norms and MLP.",
+            "(``norm(x) * silu(gate)``) and linear attention stay stock.",
         ),
         Family(
             "qwen3_5_moe",
@@ -855,8 +858,7 @@ FAMILIES: dict[str, Family] = {
             "``apply_rotary_pos_emb`` (the interleaved M-RoPE layout is composed by its\n"
             "rotary embedding, which stays stock). The Gated-DeltaNet layers' gated norm\n"
             "and linear attention, the router and the shared expert's sigmoid gate stay\n"
-            "stock; so do the vision tower and\n"
-            "``Qwen3_5MoeForConditionalGeneration``'s forward and loss (issue 24).",
+            "stock.",
         ),
     )
 }
@@ -1083,6 +1085,8 @@ class VisionLanguageFamily:
     vision_mlps: tuple[str, ...] = ()
     #: the attribute of ``<prefix>Model`` that holds the language model
     language_model: str = "language_model"
+    #: the class holding the vision side where it is not ``<prefix>Model`` (Llama 4's head holds it)
+    multimodal_model: str | None = None
     doc: str = ""
 
     @property
@@ -1198,7 +1202,7 @@ def _patch_vision_language(spec: VisionLanguageFamily, switches: dict[str, bool]
             switches.get(text.mlp_switch, False),
             model,
         )
-    multimodal_cls = getattr(modeling, f"{spec.prefix}Model", None)
+    multimodal_cls = getattr(modeling, spec.multimodal_model or f"{spec.prefix}Model", None)
     if multimodal_cls is not None:
         _replace(
             multimodal_cls,
@@ -1322,9 +1326,9 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             text="gemma3_text",
             doc="Patch Gemma 3 (``Gemma3ForConditionalGeneration``). Text decoder: as\n"
             "``apply_liger_kernel_to_gemma3_text`` (RoPE, offset-1 RMSNorms, GEGLU); the\n"
-            "projector's soft-embedding norm (a Gemma3RMSNorm) too; the fused loss\n"
-            "(softcapped). Vision tower (SigLIP): its LayerNorms (``layer_norm``). Its GELU\n"
-            "MLP stays stock.",
+            "projector's soft-embedding norm (a Gemma3RMSNorm) too; the fused loss (not\n"
+            "softcapped: the stock multimodal head is not). Vision tower (SigLIP): its\n"
+            "LayerNorms (``layer_norm``). Its GELU MLP stays stock.",
         ),
         VisionLanguageFamily(
             "gemma4",
@@ -1457,6 +1461,21 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             "the router, the vision rotary embedding and the patch merger.",
         ),
         VisionLanguageFamily(
+            "llama4",
+            ("llama4",),
+            "llama4",
+            "Llama4",
+            f"rope=True, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
+            forward=f"{_MODEL}.llama4:multimodal_forward",
+            text="llama4_text",
+            multimodal_model="Llama4ForConditionalGeneration",
+            doc="Patch Llama 4 (``Llama4ForConditionalGeneration``). Text model: as\n"
+            "``apply_liger_kernel_to_llama4_text`` (complex-form RoPE, RMSNorm and the q/k L2\n"
+            "norm, SwiGLU MLPs, loss); the fused loss of the multimodal head too. Vision\n"
+            "tower: its LayerNorms (``layer_norm``). Its GELU MLPs, the pixel-shuffle MLP,\n"
+            "the vision rotary embedding (complex form, 2-D) and the routed experts stay stock.",
+        ),
+        VisionLanguageFamily(
             "qwen3_5",
             ("qwen3_5", "qwen3_5_text"),
             "qwen3_5",
@@ -1464,8 +1483,7 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             f"rope=False, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
             forward=f"{_MODEL}.qwen3_5:lce_forward_for_multimodal",
             text="qwen3_5",
-            doc=FAMILIES["qwen3_5"].doc.split("; so do the vision tower")[0]
-            + ".\n``Qwen3_5ForConditionalGeneration``: the fused loss; vision tower: its\n"
+            doc=FAMILIES["qwen3_5"].doc + "\n``Qwen3_5ForConditionalGeneration``: the fused loss; vision tower: its\n"
             "LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and\n"
             "2-D rotary embedding stay stock.",
         ),
@@ -1477,8 +1495,8 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             f"rope=False, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
             forward=f"{_MODEL}.qwen3_5_moe:lce_forward_conditional_generation",
             text="qwen3_5_moe",
-            doc=FAMILIES["qwen3_5_moe"].doc.split("; so do the vision tower")[0]
-            + ".\n``Qwen3_5MoeForConditionalGeneration``: the fused loss with the router loss;\n"
+            doc=FAMILIES["qwen3_5_moe"].doc
+            + "\n``Qwen3_5MoeForConditionalGeneration``: the fused loss with the router loss;\n"
             "vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its\n"
             "GELU MLP and 2-D rotary embedding stay stock.",
         ),

@@ -75,7 +75,7 @@ _MULTIMODAL_PARAMETERS = (
     "cache_position", "logits_to_keep", "skip_logits",
 )  # fmt: skip
 
-HEAD = MultimodalHead("gemma4", "Gemma4CausalLMOutputWithPast", labels_to_model=True)
+HEAD = MultimodalHead("gemma4", "Gemma4CausalLMOutputWithPast", labels_to_model=True, softcap=True)
 multimodal_forward = multimodal_forward_for(
     __name__, HEAD, LigerGemma4CausalLMOutputWithPast, _MULTIMODAL_PARAMETERS, name="multimodal_forward",
     var_keyword="lm_kwargs",

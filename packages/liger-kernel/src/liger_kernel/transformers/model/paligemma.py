@@ -23,7 +23,7 @@ _PARAMETERS = (
     "skip_logits",
 )
 
-HEAD = MultimodalHead("paligemma", "PaliGemmaCausalLMOutputWithPast")
+HEAD = MultimodalHead("paligemma", "PaliGemmaCausalLMOutputWithPast", softcap=True)
 LigerPaliGemmaCausalLMOutputWithPast = output_class(__name__, "LigerPaliGemmaCausalLMOutputWithPast", HEAD)
 lce_forward = multimodal_forward_for(
     __name__, HEAD, LigerPaliGemmaCausalLMOutputWithPast, _PARAMETERS, var_keyword="lm_kwargs"

@@ -6,8 +6,8 @@ features among the token embeddings are the stock model's (``self.model``):
 every input but the loss's goes to it as the stock forward passes it. Only the
 head changes: with labels (or ``shift_labels``) and ``skip_logits`` (default:
 in training) the loss is the fused linear cross-entropy of the text decoder's
-last hidden states against ``lm_head`` (softcapped where ``text_config`` sets
-``final_logit_softcapping``) and ``logits`` is None; otherwise the logits and
+last hidden states against ``lm_head`` (softcapped by ``text_config.final_logit_softcapping``
+where the stock head softcaps, :attr:`MultimodalHead.softcap`) and ``logits`` is None; otherwise the logits and
 loss are the stock ones. The loss options of
 :mod:`liger_kernel.transformers.model.causal_lm` (``use_token_scaling``,
 ``return_token_accuracy``, ``return_predicted_tokens``) hold here too.
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,9 @@ class MultimodalHead:
     labels_to_model: bool = False
     #: the stock forward adds the router load-balancing loss
     moe: bool = False
+    #: the stock head softcaps the logits by ``text_config.final_logit_softcapping`` (PaliGemma,
+    #: Gemma 4; Gemma 3's multimodal head does not, whatever its text config says)
+    softcap: bool = False
 
     @property
     def module(self) -> str:
@@ -110,7 +114,12 @@ def multimodal_forward(
     if head.moe:
         inputs.setdefault("output_router_logits", text_config.output_router_logits)
     outputs = self.model(**inputs, **_cache_kwargs(cache))
-    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs, text_config)
+    # what the stock head applies: the logits of lm_head, softcapped only where it softcaps them
+    head_config = types.SimpleNamespace(
+        vocab_size=text_config.vocab_size,
+        final_logit_softcapping=getattr(text_config, "final_logit_softcapping", None) if head.softcap else None,
+    )
+    result, logits = _loss_and_logits(self, outputs, labels, logits_to_keep, skip_logits, loss_kwargs, head_config)
 
     aux_loss = None
     if head.moe and inputs["output_router_logits"]:
