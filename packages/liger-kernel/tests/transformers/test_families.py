@@ -28,6 +28,7 @@ from liger_kernel.transformers import (
     _apply_liger_kernel,
     _apply_liger_kernel_to_instance,
 )
+from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.model.causal_lm import causal_lm_forward, moe_causal_lm_forward
 from liger_kernel.transformers.monkey_patch import FAMILIES as PATCH_FAMILIES
 
@@ -736,12 +737,13 @@ def test_qwen3_5_defaults_leave_rope_and_the_gated_delta_net_stock(family):
         torch.testing.assert_close(got.aux_loss, expected.aux_loss, **TOL)
 
 
-def test_qwen3_5_multimodal_model_keeps_its_vision_tower_and_forward():
+def test_qwen3_5_multimodal_model_rope_vision_tower_and_forward():
     """model_type qwen3_5 is the vision-language model: its text decoder's norms
-    and MLPs are converted and rope=True patches the text RoPE; the vision tower
-    and the ForConditionalGeneration forward (issue 24's) stay stock. On a batch
-    with an image (so the M-RoPE positions differ across temporal, height and
-    width) the logits, loss and gradients are the stock ones."""
+    and MLPs are converted and rope=True patches the text RoPE; the vision
+    tower's LayerNorms are converted and the ForConditionalGeneration forward
+    takes the fused loss. On a batch with an image (so the M-RoPE positions
+    differ across temporal, height and width) the logits, loss and gradients
+    are the stock ones."""
     import transformers
 
     from liger_kernel.transformers import apply_liger_kernel_to_qwen3_5
@@ -763,15 +765,17 @@ def test_qwen3_5_multimodal_model_keeps_its_vision_tower_and_forward():
     torch.manual_seed(0)
     stock = modeling.Qwen3_5ForConditionalGeneration._from_config(config, attn_implementation="eager").float()
     model = copy.deepcopy(stock)
-    forward = type(model).forward
     apply_liger_kernel_to_qwen3_5(rope=True, model=model)
-    assert type(model).forward is forward
+    assert (
+        type(model).forward
+        is importlib.import_module("liger_kernel.transformers.model.qwen3_5").lce_forward_for_multimodal
+    )
     decoder = model.model.language_model
     assert type(decoder.norm) is PATCH_FAMILIES["qwen3_5"].liger_rms_norm
     assert all(type(layer.mlp) is LigerSwiGLUMLP for layer in decoder.layers)
-    vision_modules = list(model.model.visual.modules())
-    assert not any(isinstance(m, (LigerRMSNorm, LigerSwiGLUMLP)) for m in vision_modules)
-    assert any(type(m) is torch.nn.LayerNorm for m in vision_modules)
+    vision_kinds = {type(m) for m in model.model.visual.modules()}
+    assert LigerLayerNorm in vision_kinds and torch.nn.LayerNorm not in vision_kinds
+    assert not vision_kinds & {LigerRMSNorm, LigerSwiGLUMLP}  # its GELU MLP stays stock
 
     data = batch()
     ids = data["input_ids"]
@@ -782,12 +786,17 @@ def test_qwen3_5_multimodal_model_keeps_its_vision_tower_and_forward():
     data["pixel_values"] = torch.randn(16, 3 * 2 * 2 * 2, generator=torch.Generator().manual_seed(1))
     data["image_grid_thw"] = torch.tensor([[1, 4, 4]])
     data["mm_token_type_ids"] = (ids == image).int()
+    stock.eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**data).logits, stock(**data).logits, **TOL)
+    stock.train()
+    model.train()
     expected = stock(**data)
     with count_op_calls() as calls:
         got = model(**data)
-    assert calls["rms_norm"] and calls["swiglu"] and calls["rope"] == 1
-    assert not calls["fused_linear_cross_entropy"] and not calls["layer_norm"]
-    torch.testing.assert_close(got.logits, expected.logits, **TOL)
+    assert calls["rms_norm"] and calls["swiglu"] and calls["rope"] == 1 and calls["layer_norm"]
+    assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
     got.loss.backward()
     expected.loss.backward()

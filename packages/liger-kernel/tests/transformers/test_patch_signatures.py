@@ -208,9 +208,14 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    so do the muP multipliers of embeddings, keys, attention and SSM\n"
         "    inputs/outputs, which the stock decoder applies around the patched parts.",
     ),
-    # 0.8.5's Qwen3.5 functions default to rope=False
+    # the vision-language families: 0.8.5's parameters and defaults, this project's extra switches after them
+    # (or, where 0.8.5 took **kwargs, explicit before model); 0.8.5's Qwen3.5 functions default to rope=False
     "apply_liger_kernel_to_qwen3_5": (
-        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        (
+            "(rope: 'bool' = False, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None, "
+            "layer_norm: 'bool' = True) -> 'None'"
+        ),
         "Patch the Qwen3.5 text decoder (hybrid: Gated-DeltaNet and gated\n"
         "    full-attention layers) and ``Qwen3_5ForCausalLM`` (model types ``qwen3_5``\n"
         "    and ``qwen3_5_text``): its ``(1 + weight)`` norms (layer, q/k and final),\n"
@@ -218,12 +223,17 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    ``rope=True`` patches ``apply_rotary_pos_emb``, the partial rotate-half of\n"
         "    the cos/sin its rotary embedding composes (the interleaved M-RoPE layout\n"
         "    is built there, and stays stock). The Gated-DeltaNet layers' gated norm\n"
-        "    (``norm(x) * silu(gate)``) and linear attention stay stock; so do the\n"
-        "    vision tower and ``Qwen3_5ForConditionalGeneration``'s forward and loss\n"
-        "    (issue 24), whose text decoder takes the patched norms and MLP.",
+        "    (``norm(x) * silu(gate)``) and linear attention stay stock.\n"
+        "    ``Qwen3_5ForConditionalGeneration``: the fused loss; vision tower: its\n"
+        "    LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and\n"
+        "    2-D rotary embedding stay stock.",
     ),
     "apply_liger_kernel_to_qwen3_5_moe": (
-        _SWIGLU.replace("rope: 'bool' = True", "rope: 'bool' = False"),
+        (
+            "(rope: 'bool' = False, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None, "
+            "layer_norm: 'bool' = True) -> 'None'"
+        ),
         "Patch the Qwen3.5-MoE text decoder, in ``Qwen3_5MoeForCausalLM`` (model\n"
         "    types ``qwen3_5_moe`` and ``qwen3_5_moe_text``): its ``(1 + weight)`` norms\n"
         "    (layer, q/k and final), the shared experts' SwiGLU, the experts (the fused\n"
@@ -232,8 +242,189 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    ``apply_rotary_pos_emb`` (the interleaved M-RoPE layout is composed by its\n"
         "    rotary embedding, which stays stock). The Gated-DeltaNet layers' gated norm\n"
         "    and linear attention, the router and the shared expert's sigmoid gate stay\n"
-        "    stock; so do the vision tower and\n"
-        "    ``Qwen3_5MoeForConditionalGeneration``'s forward and loss (issue 24).",
+        "    stock.\n"
+        "    ``Qwen3_5MoeForConditionalGeneration``: the fused loss with the router loss;\n"
+        "    vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its\n"
+        "    GELU MLP and 2-D rotary embedding stay stock.",
+    ),
+    "apply_liger_kernel_to_qwen2_vl": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, layer_norm: 'bool' = True, swiglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch Qwen2-VL. Text decoder: RoPE (the cos/sin its M-RoPE embedding composes),\n"
+        "    RMSNorm, SwiGLU MLP; the loss of ``Qwen2VLForConditionalGeneration`` (fused).\n"
+        "    Vision tower: its LayerNorms (``layer_norm``). Its QuickGELU MLP and its 2-D\n"
+        "    rotary embedding stay stock (no Liger op computes the first; the second waits\n"
+        "    for the vision RoPE op).",
+    ),
+    "apply_liger_kernel_to_qwen2_5_vl": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch Qwen2.5-VL. Text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm,\n"
+        "    SwiGLU MLP; the fused loss of ``Qwen2_5_VLForConditionalGeneration``. Vision\n"
+        "    tower: its RMSNorms (the same class as the text's) and its biased SwiGLU MLPs\n"
+        "    (``swiglu``). Its 2-D rotary embedding stays stock for now.",
+    ),
+    "apply_liger_kernel_to_qwen3_vl": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = False, model: 'nn.Module | None' = None, "
+            "layer_norm: 'bool' = True) -> 'None'"
+        ),
+        "Patch Qwen3-VL. Text decoder: RoPE (on its composed interleaved M-RoPE\n"
+        "    cos/sin), RMSNorm (per-head q/k norms too), the SwiGLU MLP with ``swiglu=True``\n"
+        "    (default False, as in 0.8.5); the fused loss of\n"
+        "    ``Qwen3VLForConditionalGeneration``. Vision tower: its LayerNorms\n"
+        "    (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and 2-D rotary\n"
+        "    embedding stay stock; so does the deepstack merger's MLP.",
+    ),
+    "apply_liger_kernel_to_qwen3_vl_moe": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None, "
+            "layer_norm: 'bool' = True) -> 'None'"
+        ),
+        "Patch Qwen3-VL-MoE. Text decoder: RoPE, RMSNorm (q/k norms too), the dense\n"
+        "    SwiGLU MLPs and the experts (fused MoE op, ``swiglu``); the fused loss of\n"
+        "    ``Qwen3VLMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
+        "    LayerNorms (``layer_norm``). Its GELU MLP, 2-D rotary embedding and the router\n"
+        "    stay stock.",
+    ),
+    "apply_liger_kernel_to_gemma3": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "layer_norm: 'bool' = True, rms_norm: 'bool' = True, geglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch Gemma 3 (``Gemma3ForConditionalGeneration``). Text decoder: as\n"
+        "    ``apply_liger_kernel_to_gemma3_text`` (RoPE, offset-1 RMSNorms, GEGLU); the\n"
+        "    projector's soft-embedding norm (a Gemma3RMSNorm) too; the fused loss (not\n"
+        "    softcapped: the stock multimodal head is not). Vision tower (SigLIP): its\n"
+        "    LayerNorms (``layer_norm``). Its GELU MLP stays stock.",
+    ),
+    "apply_liger_kernel_to_gemma4": (
+        (
+            "(rope: 'bool' = False, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "layer_norm: 'bool' = False, rms_norm: 'bool' = True, geglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch Gemma 4 (``Gemma4ForConditionalGeneration``). Text decoder: as\n"
+        "    ``apply_liger_kernel_to_gemma4_text`` (RMSNorms, GEGLU; RoPE stays stock, its\n"
+        "    one-tensor form is not the op's); the vision and audio towers' Gemma4RMSNorms\n"
+        "    (the same class); the fused loss (softcapped). ``layer_norm`` (default False,\n"
+        "    as in 0.8.5) converts the towers' LayerNorms with weight and bias. The vision\n"
+        "    MLP, the multi-dimensional vision RoPE and the audio blocks stay stock.",
+    ),
+    "apply_liger_kernel_to_paligemma": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "layer_norm: 'bool' = True, rms_norm: 'bool' = True, geglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch PaliGemma. The language model (built from ``text_config``: Gemma,\n"
+        "    Gemma 2) takes its own family's patch (``rope``, ``rms_norm``, ``geglu``) when the\n"
+        "    model is built or given; the loss of ``PaliGemmaForConditionalGeneration`` is\n"
+        "    fused (softcapped where the text config says). Vision tower (SigLIP): its\n"
+        "    LayerNorms (``layer_norm``); its GELU MLP stays stock.",
+    ),
+    "apply_liger_kernel_to_llava": (
+        (
+            "(cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, rope: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, geglu: 'bool' = True, layer_norm: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch LLaVA. The language model (built from ``text_config``) takes its own\n"
+        "    family's patch (``rope``, ``rms_norm``, ``swiglu``/``geglu``) when the model is\n"
+        "    built or given; the loss of ``LlavaForConditionalGeneration`` is fused. Vision\n"
+        "    tower: its LayerNorms (``layer_norm``; CLIP's, SigLIP's), or its own patch\n"
+        "    where it has one (Pixtral). The tower's GELU MLPs stay stock. Unlike 0.8.5's\n"
+        "    ``(cross_entropy, fused_linear_cross_entropy, model, **kwargs)``, the switches\n"
+        "    are explicit keyword parameters ending in ``model``.",
+    ),
+    "apply_liger_kernel_to_internvl": (
+        (
+            "(cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, rms_norm: 'bool' = True, "
+            "layer_norm: 'bool' = True, rope: 'bool' = True, swiglu: 'bool' = True, geglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch InternVL. The language model (built from ``text_config``) takes its own\n"
+        "    family's patch when the model is built or given; the loss of\n"
+        "    ``InternVLForConditionalGeneration`` is fused. Vision tower: its RMSNorms\n"
+        "    (``rms_norm``) and LayerNorms (``layer_norm``; the projector's too). Its GELU\n"
+        "    MLP stays stock. The switches are explicit keyword parameters (0.8.5: ``**kwargs``).",
+    ),
+    "apply_liger_kernel_to_smolvlm": (
+        (
+            "(cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, rms_norm: 'bool' = True, "
+            "layer_norm: 'bool' = True, rope: 'bool' = True, swiglu: 'bool' = True, geglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch SmolVLM. The language model (built from ``text_config``, Llama) takes\n"
+        "    its own family's patch when the model is built or given; the loss of\n"
+        "    ``SmolVLMForConditionalGeneration`` is fused. Vision tower: its LayerNorms\n"
+        "    (``layer_norm``); its GELU MLP and the connector stay stock. The switches are\n"
+        "    explicit keyword parameters (0.8.5: ``**kwargs``).",
+    ),
+    "apply_liger_kernel_to_mllama": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "layer_norm: 'bool' = True, rms_norm: 'bool' = True, swiglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch Mllama (Llama 3.2 Vision). Text decoder (self- and cross-attention\n"
+        "    layers): RoPE, RMSNorm (the cross-attention q/k norms too), SwiGLU MLP; the\n"
+        "    fused loss of ``MllamaForConditionalGeneration`` and of the text-only\n"
+        "    ``MllamaForCausalLM``. Vision tower: its LayerNorms (``layer_norm``); its GELU\n"
+        "    MLP and gated positional embeddings stay stock.",
+    ),
+    "apply_liger_kernel_to_glm4v": (
+        (
+            "(rope: 'bool' = False, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch GLM-4V. Text decoder: its RMSNorms (four per layer; the vision tower's\n"
+        "    are the same class), the fused gate_up SwiGLU MLP; the fused loss of\n"
+        "    ``Glm4vForConditionalGeneration``. Vision tower: its SwiGLU MLPs (``swiglu``).\n"
+        "    RoPE stays stock (``rope`` defaults to False; GLM rotates interleaved pairs);\n"
+        "    so do the vision rotary embedding and the patch merger.",
+    ),
+    "apply_liger_kernel_to_glm4v_moe": (
+        (
+            "(rope: 'bool' = False, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch GLM-4V-MoE. Text decoder: RMSNorm, the dense and shared-expert SwiGLU\n"
+        "    MLPs, the experts (fused MoE op); the fused loss of\n"
+        "    ``Glm4vMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
+        "    RMSNorms and SwiGLU MLPs. RoPE stays stock (``rope`` defaults to False); so do\n"
+        "    the router, the vision rotary embedding and the patch merger.",
+    ),
+    "apply_liger_kernel_to_llama4": (
+        (
+            "(rope: 'bool' = True, cross_entropy: 'bool' = False, fused_linear_cross_entropy: 'bool' = True, "
+            "rms_norm: 'bool' = True, swiglu: 'bool' = True, model: 'nn.Module | None' = None, "
+            "layer_norm: 'bool' = True) -> 'None'"
+        ),
+        "Patch Llama 4 (``Llama4ForConditionalGeneration``). Text model: as\n"
+        "    ``apply_liger_kernel_to_llama4_text`` (complex-form RoPE, RMSNorm and the q/k L2\n"
+        "    norm, SwiGLU MLPs, loss); the fused loss of the multimodal head too. Vision\n"
+        "    tower: its LayerNorms (``layer_norm``). Its GELU MLPs, the pixel-shuffle MLP,\n"
+        "    the vision rotary embedding (complex form, 2-D) and the routed experts stay stock.",
+    ),
+    "apply_liger_kernel_to_pixtral": (
+        (
+            "(rope: 'bool' = True, rms_norm: 'bool' = True, swiglu: 'bool' = True, "
+            "model: 'nn.Module | None' = None) -> 'None'"
+        ),
+        "Patch the Pixtral vision encoder (``PixtralVisionModel``, the tower of\n"
+        "    Mistral's vision-language models): its RMSNorms, and its MLPs where\n"
+        "    ``hidden_act`` is SiLU (the SwiGLU MLP; Pixtral's default GELU MLP stays\n"
+        "    stock), converted when a model is built or given. Its 2-D rotary embedding\n"
+        "    stays stock for now, whatever ``rope`` says (the vision RoPE op will take it).",
     ),
 }
 

@@ -268,7 +268,14 @@ LEARNING_RATES = {"gemma4_text": 0.1}
 
 #: families patched by a hand-written function, with their own builders below
 #: (vision-language models: no ``AutoModelForCausalLM``, image inputs)
-MULTIMODAL = ("muse_glimmer",)
+MULTIMODAL = (
+    "muse_glimmer",
+    # the vision-language families of monkey_patch.VISION_LANGUAGE (builders in tiny_vision_models.py),
+    # their text-only model types, and Pixtral's vision encoder
+    *"qwen2_vl qwen2_vl_text qwen2_5_vl qwen2_5_vl_text qwen3_vl qwen3_vl_text qwen3_vl_moe qwen3_vl_moe_text".split(),
+    *"gemma3 gemma4 paligemma llava internvl smolvlm mllama mllama_text_model glm4v glm4v_moe llama4".split(),
+    "pixtral",
+)
 
 IMAGE_TOKEN = 120
 

@@ -51,6 +51,9 @@ class LigerLayerNorm(nn.Module):
         self.impl = value
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # contiguous, as nn.LayerNorm's output is whatever the input's strides: the op keeps a strided
+        # input's layout, and callers view the result (SmolVLM's pixel shuffle after its last norm)
+        hidden_states = hidden_states.contiguous()
         with implementation_context(self.impl, self.mode):
             return LigerLayerNormFunction.apply(hidden_states, self.weight, self.bias, self.eps)
 

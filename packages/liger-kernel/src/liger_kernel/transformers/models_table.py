@@ -32,6 +32,11 @@ class ModelRow:
 
 
 _DECODER = "RoPE, RMSNorm, SwiGLU, loss"
+#: what every vision-language family leaves stock in its vision tower for now
+_VISION_STOCK = "the vision tower's rotary embedding (the vision RoPE op is not wired in yet)"
+_VL = "vision-language"
+#: a family whose language model is built from `text_config` and patched by that model type's function
+_FROM_TEXT_CONFIG = "language model: its own family's patch (by `text_config.model_type`)"
 _QK_NORMS = "RoPE, RMSNorm (per-head q/k norms too), SwiGLU, loss"
 _POST_NORMS = "RoPE, RMSNorm (post-norms, full-width q/k norms), SwiGLU, loss"
 
@@ -93,22 +98,23 @@ ROWS: dict[str, ModelRow] = {
         "hyper-connections, KV compressors and indexer, attention sinks, routers",
     ),
     "qwen3_5": ModelRow(
-        'RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the dense MLPs), loss; '
-        "RoPE (partial rotary on the cos/sin its M-RoPE embedding composes) on request",
-        "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; the "
-        "vision tower and the `ForConditionalGeneration` forward and loss (issue 24)",
-        "text decoder",
+        'text decoder: RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the dense '
+        "MLPs); RoPE (partial rotary on the cos/sin its M-RoPE embedding composes) on request; vision tower: "
+        "LayerNorm; loss (fused, on `Qwen3_5ForConditionalGeneration` and `Qwen3_5ForCausalLM`)",
+        "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; "
+        + _VISION_STOCK,
+        "vision-language",
     ),
     "qwen3_5_text": ModelRow(
         "as `qwen3_5` (its text-only `Qwen3_5ForCausalLM`)", "as `qwen3_5` (`rope` defaults to False, as in 0.8.5)"
     ),
     "qwen3_5_moe": ModelRow(
-        'RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the shared experts), '
-        "the experts (`fused_moe`), loss with the router loss; RoPE (partial rotary, as `qwen3_5`) on request",
+        'text decoder: RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the shared '
+        "experts), the experts (`fused_moe`); RoPE (partial rotary, as `qwen3_5`) on request; vision tower: "
+        "LayerNorm; loss with the router loss",
         "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; the "
-        "router and the shared expert's sigmoid gate; the vision tower and the `ForConditionalGeneration` forward "
-        "and loss (issue 24)",
-        "text decoder",
+        "router and the shared expert's sigmoid gate; " + _VISION_STOCK,
+        "vision-language",
     ),
     "qwen3_5_moe_text": ModelRow(
         "as `qwen3_5_moe` (its text-only `Qwen3_5MoeForCausalLM`)",
@@ -147,8 +153,98 @@ ROWS: dict[str, ModelRow] = {
     "llama4_text": ModelRow(
         "complex-form RoPE (the `llama4_rope` op), RMSNorm and the q/k L2 norm (an RMSNorm without weight), "
         "SwiGLU (dense layers and the shared expert), loss (no router loss, as stock)",
-        "the routed experts (`Llama4TextExperts`: batched matmuls, no gate function to replace) and the router; "
-        "the vision tower (`llama4`, issue 24)",
+        "the routed experts (`Llama4TextExperts`: batched matmuls, no gate function to replace) and the router",
+    ),
+    "qwen2_vl": ModelRow(
+        "text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm, SwiGLU; vision tower: LayerNorm; loss",
+        "the vision tower's QuickGELU MLP (no Liger op computes it); " + _VISION_STOCK,
+        _VL,
+    ),
+    "qwen2_vl_text": ModelRow("as `qwen2_vl` (its text model)", "as `qwen2_vl`"),
+    "qwen2_5_vl": ModelRow(
+        "text decoder: RoPE, RMSNorm, SwiGLU; vision tower: RMSNorm, SwiGLU (biased projections); loss",
+        _VISION_STOCK,
+        _VL,
+    ),
+    "qwen2_5_vl_text": ModelRow("as `qwen2_5_vl` (its text model)", "as `qwen2_5_vl`"),
+    "qwen3_vl": ModelRow(
+        "text decoder: RoPE (on its composed interleaved M-RoPE cos/sin), RMSNorm (q/k norms too), SwiGLU with "
+        "`swiglu=True`; vision tower: LayerNorm (`layer_norm`); loss",
+        "`swiglu` defaults to False, as in 0.8.5; the vision tower's GELU MLPs; " + _VISION_STOCK,
+        _VL,
+    ),
+    "qwen3_vl_text": ModelRow(
+        "as `qwen3_vl` (its text model)", "as `qwen3_vl` (`swiglu` defaults to False, as in 0.8.5)"
+    ),
+    "qwen3_vl_moe": ModelRow(
+        "text decoder: RoPE, RMSNorm (q/k norms too), SwiGLU (dense MLPs), the experts (`fused_moe`); vision "
+        "tower: LayerNorm; loss with the router loss",
+        "the router; the vision tower's GELU MLPs; " + _VISION_STOCK,
+        _VL,
+    ),
+    "qwen3_vl_moe_text": ModelRow("as `qwen3_vl_moe` (its text model)", "as `qwen3_vl_moe`"),
+    "gemma3": ModelRow(
+        "text decoder: as `gemma3_text`; the projector's RMSNorm; vision tower (SigLIP): LayerNorm; loss (not "
+        "softcapped, as the stock multimodal head)",
+        "the vision tower's GELU MLP",
+        _VL,
+    ),
+    "gemma4": ModelRow(
+        "text decoder: as `gemma4_text`; the vision and audio towers' RMSNorms; loss (softcapped); LayerNorm with "
+        "`layer_norm=True`",
+        "RoPE (text and the multi-dimensional vision one; `rope` defaults to False, as in 0.8.5); the vision MLP "
+        "and the audio blocks; `layer_norm` defaults to False, as in 0.8.5",
+        _VL,
+    ),
+    "paligemma": ModelRow(
+        _FROM_TEXT_CONFIG + "; vision tower (SigLIP): LayerNorm; loss (softcapped where the text config says)",
+        "the vision tower's GELU MLP",
+        _VL,
+    ),
+    "llava": ModelRow(
+        _FROM_TEXT_CONFIG + "; vision tower: LayerNorm (CLIP, SigLIP) or its own patch (Pixtral); loss",
+        "the vision tower's GELU MLP; the switches are explicit keywords where 0.8.5 took `**kwargs`",
+        _VL,
+    ),
+    "internvl": ModelRow(
+        _FROM_TEXT_CONFIG + "; vision tower: RMSNorm, LayerNorm (the projector's too); loss",
+        "the vision tower's GELU MLP; the switches are explicit keywords where 0.8.5 took `**kwargs`",
+        _VL,
+    ),
+    "smolvlm": ModelRow(
+        _FROM_TEXT_CONFIG + "; vision tower: LayerNorm; loss",
+        "the vision tower's GELU MLP and the connector; the switches are explicit keywords where 0.8.5 took `**kwargs`",
+        _VL,
+    ),
+    "mllama": ModelRow(
+        "text decoder (self- and cross-attention layers): RoPE, RMSNorm (cross-attention q/k norms too), SwiGLU; "
+        "vision tower: LayerNorm; loss (`MllamaForConditionalGeneration` and `MllamaForCausalLM`)",
+        "the vision tower's GELU MLP and gated positional embeddings",
+        _VL,
+    ),
+    "mllama_text_model": ModelRow("as `mllama` (its text model, `MllamaForCausalLM`)", "as `mllama`"),
+    "glm4v": ModelRow(
+        "text decoder: RMSNorm (four per layer), fused gate_up SwiGLU; vision tower: RMSNorm, SwiGLU; loss",
+        "RoPE: GLM rotates interleaved pairs (`rope` defaults to False, as in 0.8.5); the patch merger; "
+        + _VISION_STOCK,
+        _VL,
+    ),
+    "glm4v_moe": ModelRow(
+        "text decoder: RMSNorm, SwiGLU (dense and shared-expert MLPs), the experts (`fused_moe`); vision tower: "
+        "RMSNorm, SwiGLU; loss with the router loss",
+        "RoPE (interleaved pairs; `rope` defaults to False, as in 0.8.5); the router; the patch merger; "
+        + _VISION_STOCK,
+        _VL,
+    ),
+    "llama4": ModelRow(
+        "text model: as `llama4_text`; vision tower: LayerNorm; loss (fused on the multimodal head)",
+        "the routed experts and the router; the vision tower's GELU MLPs and pixel-shuffle MLP; " + _VISION_STOCK,
+        _VL,
+    ),
+    "pixtral": ModelRow(
+        "RMSNorm; the MLPs where `hidden_act` is SiLU (SwiGLU)",
+        "a GELU MLP (Pixtral's default); its 2-D rotary embedding (the vision RoPE op is not wired in yet)",
+        "vision encoder",
     ),
     "falcon_h1": ModelRow(
         "RoPE, RMSNorm, SwiGLU with `mlp_multipliers`, loss (with `lm_head_multiplier`)",

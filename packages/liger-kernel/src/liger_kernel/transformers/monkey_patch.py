@@ -22,8 +22,13 @@ works at two levels:
   library stay wrapped: the Liger MLP calls ``self.gate_proj(x)`` whatever
   ``gate_proj`` is. Patching before or after ``peft.get_peft_model`` works.
 
-A family the table cannot describe (vision-language models, hybrids) gets a
-hand-written function registered with :func:`patch_function`.
+The vision-language families are rows of :data:`VISION_LANGUAGE` (a
+:class:`VisionLanguageFamily`: the text family whose patch the language model
+takes, the vision tower's norms and MLPs that match an op, the
+``ForConditionalGeneration`` forward with the fused loss); their patch
+functions are generated the same way. A family neither table can describe
+(hybrids, Pixtral's head-less encoder) gets a hand-written function registered
+with :func:`patch_function`.
 
 Every class-level replacement is recorded; :func:`revert_liger_kernel_patches`
 puts the stock Transformers objects back (models converted in place keep
@@ -472,6 +477,8 @@ def _patch_mlp(family: Family, modeling: Any) -> None:
 def _patch_loss(family: Family, modeling: Any, cross_entropy: bool, fused_linear_cross_entropy: bool) -> None:
     from liger_kernel.transformers.model.causal_lm import liger_causal_lm_loss
 
+    if not (cross_entropy or fused_linear_cross_entropy):
+        return  # a vision-language family's text decoder may have no ForCausalLM of its own
     causal_lm_cls = getattr(modeling, family.causal_lm)
     if fused_linear_cross_entropy:
         _replace(causal_lm_cls, "forward", family.lm_forward())
@@ -833,9 +840,7 @@ FAMILIES: dict[str, Family] = {
             "``rope=True`` patches ``apply_rotary_pos_emb``, the partial rotate-half of\n"
             "the cos/sin its rotary embedding composes (the interleaved M-RoPE layout\n"
             "is built there, and stays stock). The Gated-DeltaNet layers' gated norm\n"
-            "(``norm(x) * silu(gate)``) and linear attention stay stock; so do the\n"
-            "vision tower and ``Qwen3_5ForConditionalGeneration``'s forward and loss\n"
-            "(issue 24), whose text decoder takes the patched norms and MLP.",
+            "(``norm(x) * silu(gate)``) and linear attention stay stock.",
         ),
         Family(
             "qwen3_5_moe",
@@ -853,14 +858,18 @@ FAMILIES: dict[str, Family] = {
             "``apply_rotary_pos_emb`` (the interleaved M-RoPE layout is composed by its\n"
             "rotary embedding, which stays stock). The Gated-DeltaNet layers' gated norm\n"
             "and linear attention, the router and the shared expert's sigmoid gate stay\n"
-            "stock; so do the vision tower and\n"
-            "``Qwen3_5MoeForConditionalGeneration``'s forward and loss (issue 24).",
+            "stock.",
         ),
     )
 }
 
+#: rows whose patch function is their vision-language family's (:data:`VISION_LANGUAGE`),
+#: which patches the text decoder as the row says and the multimodal parts too
+_TEXT_OF_VISION_LANGUAGE = ("qwen3_5", "qwen3_5_moe")
+
 for _row in FAMILIES.values():
-    patch_function(*filter(None, (_row.model_type, _row.text_model_type)))(_generate(_row))
+    if _row.model_type not in _TEXT_OF_VISION_LANGUAGE:
+        patch_function(*filter(None, (_row.model_type, _row.text_model_type)))(_generate(_row))
 del _row
 
 # Hand-written patch functions (see patch_function) go here.
@@ -1028,6 +1037,512 @@ def apply_liger_kernel_to_nemotron(
             module.act_fn = LigerReLUSquared()
         if layer_norm and type(module) is stock_norm:
             _adopt(module, LigerLayerNormForNemotron, module.normalized_shape, module.eps, bias=module.bias is not None)
+
+
+# -- vision-language families ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisionLanguageFamily:
+    """One row of :data:`VISION_LANGUAGE`: a vision-language family, whose
+    patch function ``apply_liger_kernel_to_<name>`` is generated from the row.
+
+    Transformers' names follow from ``package`` and ``prefix``: the module
+    ``transformers.models.<package>.modeling_<package>`` holds
+    ``<prefix>ForConditionalGeneration`` (whose ``forward``, the fused linear
+    cross-entropy on the text head, is ``forward``: ``"module:attr"``) and
+    ``<prefix>Model`` (the vision tower, projector and language model).
+
+    The language model takes the patch of ``text``: a :class:`Family`
+    describing the decoder classes of this module (Qwen2-VL's), the key of a
+    :data:`FAMILIES` row (Gemma 3's text model is ``gemma3_text``'s), or None
+    where the language model is built from ``text_config`` by ``AutoModel``
+    (LLaVA, PaliGemma, InternVL, SmolVLM): the patch function of
+    ``text_config.model_type`` then converts it when a model is built or given.
+
+    The vision side (every child of ``<prefix>Model`` but the language model)
+    is converted when a model is built (``<prefix>Model.__init__``) or given
+    (``model=``): ``layer_norm`` its ``nn.LayerNorm`` modules (with weight and
+    bias) to the LayerNorm op; ``rms_norm`` the ``vision_rms_norms`` classes
+    (Llama-math RMSNorms that are not the text decoder's class) to the RMSNorm
+    op; the MLP switch (``swiglu``) the ``vision_mlps`` classes (gate, up and
+    down projections, any biases, SiLU) to the SwiGLU MLP. Everything else of
+    the tower stays stock; its rotary embedding always does for now.
+
+    ``signature`` is the patch function's parameter list, 0.8.5's order and
+    defaults (extra switches of this project after them, with defaults);
+    ``model_types`` are the ``config.model_type`` values it is registered for.
+    """
+
+    name: str
+    model_types: tuple[str, ...]
+    package: str
+    prefix: str
+    signature: str
+    forward: str
+    text: Family | str | None = None
+    vision_rms_norms: tuple[str, ...] = ()
+    vision_mlps: tuple[str, ...] = ()
+    #: the attribute of ``<prefix>Model`` that holds the language model
+    language_model: str = "language_model"
+    #: the class holding the vision side where it is not ``<prefix>Model`` (Llama 4's head holds it)
+    multimodal_model: str | None = None
+    doc: str = ""
+
+    @property
+    def module(self) -> str:
+        return f"transformers.models.{self.package}.modeling_{self.package}"
+
+    @property
+    def function_name(self) -> str:
+        return f"apply_liger_kernel_to_{self.name}"
+
+    @property
+    def text_family(self) -> Family | None:
+        return FAMILIES[self.text] if isinstance(self.text, str) else self.text
+
+    def switches(self) -> list[tuple[str, str]]:
+        """``(name, default)`` of the patch function's parameters, ``model`` included."""
+        return [tuple(part.split("=")) for part in self.signature.split(", ")]  # type: ignore[misc]
+
+
+#: the keyword switches a text family's patch function may take
+_TEXT_SWITCHES = ("rope", "rms_norm", "swiglu", "geglu")
+
+
+def _convert_vision_mlps(module: nn.Module, stock_cls: type) -> int:
+    """Convert ``module``'s ``stock_cls`` MLPs whose activation is SiLU to
+    :class:`LigerSwiGLUMLP` in place (their projections, biases included, are kept)."""
+    import types
+
+    count = 0
+    for mlp in module.modules():
+        if type(mlp) is not stock_cls:
+            continue
+        if type(getattr(mlp, "act_fn", None)).__name__ not in ("SiLU", "SiLUActivation"):
+            continue  # another activation: not the SwiGLU op's math
+        sizes = types.SimpleNamespace(
+            hidden_act="silu", hidden_size=mlp.gate_proj.in_features, intermediate_size=mlp.gate_proj.out_features
+        )
+        _adopt(mlp, LigerSwiGLUMLP, sizes)
+        count += 1
+    return count
+
+
+def _convert_multimodal_model(spec: VisionLanguageFamily, modeling: Any, multimodal: nn.Module, switches: dict) -> None:
+    """Convert one ``<prefix>Model``: the language model where it is not this
+    module's (``spec.text`` None), and the vision side (:class:`VisionLanguageFamily`)."""
+    language_model = getattr(multimodal, spec.language_model, None)
+    config = multimodal.config
+    if spec.text is None and language_model is not None:
+        text_type = config.get_text_config().model_type
+        text_fn = MODEL_TYPE_TO_APPLY_LIGER_FN.get(text_type)
+        if text_fn is None:
+            logger.warning(
+                "%s: its language model (%r) has no Liger patch; it stays stock", spec.function_name, text_type
+            )
+        else:
+            text_switches = {name: switches[name] for name in _TEXT_SWITCHES if name in switches}
+            text_switches.update(cross_entropy=False, fused_linear_cross_entropy=False)  # the head is this model's
+            text_fn(model=language_model, **_accepted(text_fn, text_switches))
+    vision_side = [child for name, child in multimodal.named_children() if child is not language_model]
+    vision_type = getattr(getattr(config, "vision_config", None), "model_type", None)
+    vision_fn = MODEL_TYPE_TO_APPLY_LIGER_FN.get(vision_type)
+    for child in vision_side:
+        if vision_fn is not None and getattr(getattr(child, "config", None), "model_type", None) == vision_type:
+            # a tower with a patch of its own (Pixtral's)
+            vision_fn(model=child, **_accepted(vision_fn, {n: switches[n] for n in _TEXT_SWITCHES if n in switches}))
+        if switches.get("layer_norm"):
+            _convert_layer_norms(child)
+        if switches.get("rms_norm"):
+            for name in spec.vision_rms_norms:
+                _convert_rms_norms(child, _original(modeling, name), LigerRMSNorm)
+        if switches.get("swiglu"):
+            for name in spec.vision_mlps:
+                _convert_vision_mlps(child, _original(modeling, name))
+
+
+def _converting_multimodal(spec: VisionLanguageFamily, modeling: Any, init: Callable[..., None], switches: dict):
+    """``init`` of ``<prefix>Model`` followed by :func:`_convert_multimodal_model`."""
+
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _convert_multimodal_model(spec, modeling, self, switches)
+
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]
+    return __init__
+
+
+def _patch_vision_language(spec: VisionLanguageFamily, switches: dict[str, bool], model: nn.Module | None) -> None:
+    """What every generated vision-language patch function does."""
+    from liger_kernel.transformers.model.causal_lm import liger_causal_lm_loss
+
+    cross_entropy = switches.get("cross_entropy", False)
+    fused = switches.get("fused_linear_cross_entropy", False)
+    if cross_entropy and fused:
+        raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
+    _require_transformers()
+    modeling = importlib.import_module(spec.module)
+    text = spec.text_family
+    if text is not None:
+        # the text decoder's own causal-LM head (Mllama's, Gemma 3's text model) takes the loss too
+        own_head = hasattr(modeling, text.causal_lm)
+        rope = switches.get("rope", False)
+        if rope and text.liger_rope and hasattr(modeling, "apply_multimodal_rotary_pos_emb"):
+            # Transformers 4.x: the attention applies M-RoPE itself (5.x composes it in the rotary embedding)
+            from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
+
+            _replace(modeling, "apply_multimodal_rotary_pos_emb", liger_multimodal_rotary_pos_emb)
+        _patch(
+            text,
+            rope,
+            cross_entropy and own_head,
+            fused and own_head,
+            switches.get("rms_norm", False),
+            switches.get(text.mlp_switch, False),
+            model,
+        )
+    multimodal_cls = getattr(modeling, spec.multimodal_model or f"{spec.prefix}Model", None)
+    if multimodal_cls is not None:
+        _replace(
+            multimodal_cls,
+            "__init__",
+            _converting_multimodal(spec, modeling, _original(multimodal_cls, "__init__"), switches),
+        )
+    head_cls = getattr(modeling, f"{spec.prefix}ForConditionalGeneration")
+    if fused:
+        module, attr = spec.forward.split(":")
+        _replace(head_cls, "forward", getattr(importlib.import_module(module), attr))
+    if cross_entropy:
+        _replace(head_cls, "_loss_function", staticmethod(liger_causal_lm_loss))
+
+    if model is None or multimodal_cls is None:
+        return
+    for module in list(model.modules()):
+        if isinstance(module, multimodal_cls):
+            _convert_multimodal_model(spec, modeling, module, switches)
+
+
+_VLM_FUNCTION_SOURCE = """\
+from __future__ import annotations
+
+
+def {name}({parameters}) -> None:
+    _patch_vision_language(VISION_LANGUAGE[{key!r}], {{{switches}}}, model)
+"""
+
+
+def _generate_vision_language(spec: VisionLanguageFamily) -> Callable[..., None]:
+    parameters = spec.switches()
+    source = _VLM_FUNCTION_SOURCE.format(
+        name=spec.function_name,
+        key=spec.name,
+        parameters=", ".join(
+            f"{name}: nn.Module | None = None" if name == "model" else f"{name}: bool = {default}"
+            for name, default in parameters
+        ),
+        switches=", ".join(f"{name!r}: {name}" for name, _ in parameters if name != "model"),
+    )
+    function = compile_function(
+        source, f"<liger_kernel.transformers family {spec.name}>", spec.function_name, globals()
+    )
+    function.__doc__ = spec.doc
+    return function
+
+
+_MODEL = "liger_kernel.transformers.model"
+_CE = "cross_entropy=False, fused_linear_cross_entropy=True"
+
+#: The vision-language families: adding one is adding a row (its forward module in
+#: ``liger_kernel.transformers.model``, its tiny config to tests/transformers/tiny_models.py,
+#: its README row to models_table.ROWS).
+VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
+    spec.name: spec
+    for spec in (
+        VisionLanguageFamily(
+            "qwen2_vl",
+            ("qwen2_vl", "qwen2_vl_text"),
+            "qwen2_vl",
+            "Qwen2VL",
+            f"rope=True, {_CE}, rms_norm=True, layer_norm=True, swiglu=True, model=None",
+            forward=f"{_MODEL}.qwen2_vl:lce_forward",
+            text=Family("qwen2_vl", "Qwen2VL", liger_mlp=LigerSwiGLUMLP, mlp_class="Qwen2MLP"),
+            doc="Patch Qwen2-VL. Text decoder: RoPE (the cos/sin its M-RoPE embedding composes),\n"
+            "RMSNorm, SwiGLU MLP; the loss of ``Qwen2VLForConditionalGeneration`` (fused).\n"
+            "Vision tower: its LayerNorms (``layer_norm``). Its QuickGELU MLP and its 2-D\n"
+            "rotary embedding stay stock (no Liger op computes the first; the second waits\n"
+            "for the vision RoPE op).",
+        ),
+        VisionLanguageFamily(
+            "qwen2_5_vl",
+            ("qwen2_5_vl", "qwen2_5_vl_text"),
+            "qwen2_5_vl",
+            "Qwen2_5_VL",
+            f"rope=True, {_CE}, rms_norm=True, swiglu=True, model=None",
+            forward=f"{_MODEL}.qwen2_5_vl:lce_forward",
+            text=Family("qwen2_5_vl", "Qwen2_5_VL", liger_mlp=LigerSwiGLUMLP, mlp_class="Qwen2MLP"),
+            vision_mlps=("Qwen2_5_VLMLP",),
+            doc="Patch Qwen2.5-VL. Text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm,\n"
+            "SwiGLU MLP; the fused loss of ``Qwen2_5_VLForConditionalGeneration``. Vision\n"
+            "tower: its RMSNorms (the same class as the text's) and its biased SwiGLU MLPs\n"
+            "(``swiglu``). Its 2-D rotary embedding stays stock for now.",
+        ),
+        VisionLanguageFamily(
+            "qwen3_vl",
+            ("qwen3_vl", "qwen3_vl_text"),
+            "qwen3_vl",
+            "Qwen3VL",
+            f"rope=True, {_CE}, rms_norm=True, swiglu=False, model=None, layer_norm=True",
+            forward=f"{_MODEL}.qwen3_vl:lce_forward",
+            text=Family("qwen3_vl", "Qwen3VLText", liger_mlp=LigerSwiGLUMLP),
+            doc="Patch Qwen3-VL. Text decoder: RoPE (on its composed interleaved M-RoPE\n"
+            "cos/sin), RMSNorm (per-head q/k norms too), the SwiGLU MLP with ``swiglu=True``\n"
+            "(default False, as in 0.8.5); the fused loss of\n"
+            "``Qwen3VLForConditionalGeneration``. Vision tower: its LayerNorms\n"
+            "(``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and 2-D rotary\n"
+            "embedding stay stock; so does the deepstack merger's MLP.",
+        ),
+        VisionLanguageFamily(
+            "qwen3_vl_moe",
+            ("qwen3_vl_moe", "qwen3_vl_moe_text"),
+            "qwen3_vl_moe",
+            "Qwen3VLMoe",
+            f"rope=True, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
+            forward=f"{_MODEL}.qwen3_vl_moe:lce_forward",
+            text=Family("qwen3_vl_moe", "Qwen3VLMoeText", liger_mlp=LigerSwiGLUMLP, moe=True),
+            doc="Patch Qwen3-VL-MoE. Text decoder: RoPE, RMSNorm (q/k norms too), the dense\n"
+            "SwiGLU MLPs and the experts (fused MoE op, ``swiglu``); the fused loss of\n"
+            "``Qwen3VLMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
+            "LayerNorms (``layer_norm``). Its GELU MLP, 2-D rotary embedding and the router\n"
+            "stay stock.",
+        ),
+        VisionLanguageFamily(
+            "gemma3",
+            ("gemma3",),
+            "gemma3",
+            "Gemma3",
+            f"rope=True, {_CE}, layer_norm=True, rms_norm=True, geglu=True, model=None",
+            forward=f"{_MODEL}.gemma3:multimodal_forward",
+            text="gemma3_text",
+            doc="Patch Gemma 3 (``Gemma3ForConditionalGeneration``). Text decoder: as\n"
+            "``apply_liger_kernel_to_gemma3_text`` (RoPE, offset-1 RMSNorms, GEGLU); the\n"
+            "projector's soft-embedding norm (a Gemma3RMSNorm) too; the fused loss (not\n"
+            "softcapped: the stock multimodal head is not). Vision tower (SigLIP): its\n"
+            "LayerNorms (``layer_norm``). Its GELU MLP stays stock.",
+        ),
+        VisionLanguageFamily(
+            "gemma4",
+            ("gemma4",),
+            "gemma4",
+            "Gemma4",
+            f"rope=False, {_CE}, layer_norm=False, rms_norm=True, geglu=True, model=None",
+            forward=f"{_MODEL}.gemma4:multimodal_forward",
+            text="gemma4_text",
+            doc="Patch Gemma 4 (``Gemma4ForConditionalGeneration``). Text decoder: as\n"
+            "``apply_liger_kernel_to_gemma4_text`` (RMSNorms, GEGLU; RoPE stays stock, its\n"
+            "one-tensor form is not the op's); the vision and audio towers' Gemma4RMSNorms\n"
+            "(the same class); the fused loss (softcapped). ``layer_norm`` (default False,\n"
+            "as in 0.8.5) converts the towers' LayerNorms with weight and bias. The vision\n"
+            "MLP, the multi-dimensional vision RoPE and the audio blocks stay stock.",
+        ),
+        VisionLanguageFamily(
+            "paligemma",
+            ("paligemma",),
+            "paligemma",
+            "PaliGemma",
+            f"rope=True, {_CE}, layer_norm=True, rms_norm=True, geglu=True, model=None",
+            forward=f"{_MODEL}.paligemma:lce_forward",
+            doc="Patch PaliGemma. The language model (built from ``text_config``: Gemma,\n"
+            "Gemma 2) takes its own family's patch (``rope``, ``rms_norm``, ``geglu``) when the\n"
+            "model is built or given; the loss of ``PaliGemmaForConditionalGeneration`` is\n"
+            "fused (softcapped where the text config says). Vision tower (SigLIP): its\n"
+            "LayerNorms (``layer_norm``); its GELU MLP stays stock.",
+        ),
+        VisionLanguageFamily(
+            "llava",
+            ("llava",),
+            "llava",
+            "Llava",
+            f"{_CE}, rope=True, rms_norm=True, swiglu=True, geglu=True, layer_norm=True, model=None",
+            forward=f"{_MODEL}.llava:lce_forward",
+            doc="Patch LLaVA. The language model (built from ``text_config``) takes its own\n"
+            "family's patch (``rope``, ``rms_norm``, ``swiglu``/``geglu``) when the model is\n"
+            "built or given; the loss of ``LlavaForConditionalGeneration`` is fused. Vision\n"
+            "tower: its LayerNorms (``layer_norm``; CLIP's, SigLIP's), or its own patch\n"
+            "where it has one (Pixtral). The tower's GELU MLPs stay stock. Unlike 0.8.5's\n"
+            "``(cross_entropy, fused_linear_cross_entropy, model, **kwargs)``, the switches\n"
+            "are explicit keyword parameters ending in ``model``.",
+        ),
+        VisionLanguageFamily(
+            "internvl",
+            ("internvl",),
+            "internvl",
+            "InternVL",
+            f"{_CE}, rms_norm=True, layer_norm=True, rope=True, swiglu=True, geglu=True, model=None",
+            forward=f"{_MODEL}.internvl:lce_forward",
+            vision_rms_norms=("InternVLVisionRMSNorm",),
+            doc="Patch InternVL. The language model (built from ``text_config``) takes its own\n"
+            "family's patch when the model is built or given; the loss of\n"
+            "``InternVLForConditionalGeneration`` is fused. Vision tower: its RMSNorms\n"
+            "(``rms_norm``) and LayerNorms (``layer_norm``; the projector's too). Its GELU\n"
+            "MLP stays stock. The switches are explicit keyword parameters (0.8.5: ``**kwargs``).",
+        ),
+        VisionLanguageFamily(
+            "smolvlm",
+            ("smolvlm",),
+            "smolvlm",
+            "SmolVLM",
+            f"{_CE}, rms_norm=True, layer_norm=True, rope=True, swiglu=True, geglu=True, model=None",
+            forward=f"{_MODEL}.smolvlm:lce_forward",
+            language_model="text_model",
+            doc="Patch SmolVLM. The language model (built from ``text_config``, Llama) takes\n"
+            "its own family's patch when the model is built or given; the loss of\n"
+            "``SmolVLMForConditionalGeneration`` is fused. Vision tower: its LayerNorms\n"
+            "(``layer_norm``); its GELU MLP and the connector stay stock. The switches are\n"
+            "explicit keyword parameters (0.8.5: ``**kwargs``).",
+        ),
+        VisionLanguageFamily(
+            "mllama",
+            ("mllama", "mllama_text_model"),
+            "mllama",
+            "Mllama",
+            f"rope=True, {_CE}, layer_norm=True, rms_norm=True, swiglu=True, model=None",
+            forward=f"{_MODEL}.mllama:lce_forward",
+            text=Family("mllama", "MllamaText", causal_lm_prefix="Mllama", liger_mlp=LigerSwiGLUMLP),
+            doc="Patch Mllama (Llama 3.2 Vision). Text decoder (self- and cross-attention\n"
+            "layers): RoPE, RMSNorm (the cross-attention q/k norms too), SwiGLU MLP; the\n"
+            "fused loss of ``MllamaForConditionalGeneration`` and of the text-only\n"
+            "``MllamaForCausalLM``. Vision tower: its LayerNorms (``layer_norm``); its GELU\n"
+            "MLP and gated positional embeddings stay stock.",
+        ),
+        VisionLanguageFamily(
+            "glm4v",
+            ("glm4v",),
+            "glm4v",
+            "Glm4v",
+            f"rope=False, {_CE}, rms_norm=True, swiglu=True, model=None",
+            forward=f"{_MODEL}.glm4v:lce_forward",
+            text=Family(
+                "glm4v",
+                "Glm4v",
+                liger_rms_norm=LigerRMSNormForGlm4,
+                liger_mlp=LigerPhi3SwiGLUMLP,
+                mlp_class="Glm4vTextMLP",
+                liger_rope=False,
+            ),
+            vision_mlps=("Glm4VisionMlp",),
+            doc="Patch GLM-4V. Text decoder: its RMSNorms (four per layer; the vision tower's\n"
+            "are the same class), the fused gate_up SwiGLU MLP; the fused loss of\n"
+            "``Glm4vForConditionalGeneration``. Vision tower: its SwiGLU MLPs (``swiglu``).\n"
+            "RoPE stays stock (``rope`` defaults to False; GLM rotates interleaved pairs);\n"
+            "so do the vision rotary embedding and the patch merger.",
+        ),
+        VisionLanguageFamily(
+            "glm4v_moe",
+            ("glm4v_moe",),
+            "glm4v_moe",
+            "Glm4vMoe",
+            f"rope=False, {_CE}, rms_norm=True, swiglu=True, model=None",
+            forward=f"{_MODEL}.glm4v_moe:lce_forward",
+            text=Family(
+                "glm4v_moe",
+                "Glm4vMoeText",
+                liger_rms_norm=LigerRMSNormForGlm4,
+                liger_mlp=LigerSwiGLUMLP,
+                moe=True,
+                liger_rope=False,
+            ),
+            vision_rms_norms=("Glm4vMoeRMSNorm",),
+            vision_mlps=("Glm4vMoeisionMlp",),
+            doc="Patch GLM-4V-MoE. Text decoder: RMSNorm, the dense and shared-expert SwiGLU\n"
+            "MLPs, the experts (fused MoE op); the fused loss of\n"
+            "``Glm4vMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
+            "RMSNorms and SwiGLU MLPs. RoPE stays stock (``rope`` defaults to False); so do\n"
+            "the router, the vision rotary embedding and the patch merger.",
+        ),
+        VisionLanguageFamily(
+            "llama4",
+            ("llama4",),
+            "llama4",
+            "Llama4",
+            f"rope=True, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
+            forward=f"{_MODEL}.llama4:multimodal_forward",
+            text="llama4_text",
+            multimodal_model="Llama4ForConditionalGeneration",
+            doc="Patch Llama 4 (``Llama4ForConditionalGeneration``). Text model: as\n"
+            "``apply_liger_kernel_to_llama4_text`` (complex-form RoPE, RMSNorm and the q/k L2\n"
+            "norm, SwiGLU MLPs, loss); the fused loss of the multimodal head too. Vision\n"
+            "tower: its LayerNorms (``layer_norm``). Its GELU MLPs, the pixel-shuffle MLP,\n"
+            "the vision rotary embedding (complex form, 2-D) and the routed experts stay stock.",
+        ),
+        VisionLanguageFamily(
+            "qwen3_5",
+            ("qwen3_5", "qwen3_5_text"),
+            "qwen3_5",
+            "Qwen3_5",
+            f"rope=False, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
+            forward=f"{_MODEL}.qwen3_5:lce_forward_for_multimodal",
+            text="qwen3_5",
+            doc=FAMILIES["qwen3_5"].doc + "\n``Qwen3_5ForConditionalGeneration``: the fused loss; vision tower: its\n"
+            "LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and\n"
+            "2-D rotary embedding stay stock.",
+        ),
+        VisionLanguageFamily(
+            "qwen3_5_moe",
+            ("qwen3_5_moe", "qwen3_5_moe_text"),
+            "qwen3_5_moe",
+            "Qwen3_5Moe",
+            f"rope=False, {_CE}, rms_norm=True, swiglu=True, model=None, layer_norm=True",
+            forward=f"{_MODEL}.qwen3_5_moe:lce_forward_conditional_generation",
+            text="qwen3_5_moe",
+            doc=FAMILIES["qwen3_5_moe"].doc
+            + "\n``Qwen3_5MoeForConditionalGeneration``: the fused loss with the router loss;\n"
+            "vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its\n"
+            "GELU MLP and 2-D rotary embedding stay stock.",
+        ),
+    )
+}
+
+for _spec in VISION_LANGUAGE.values():
+    patch_function(*_spec.model_types)(_generate_vision_language(_spec))
+del _spec
+
+
+@patch_function("pixtral")
+def apply_liger_kernel_to_pixtral(
+    rope: bool = True,
+    rms_norm: bool = True,
+    swiglu: bool = True,
+    model: nn.Module | None = None,
+) -> None:
+    """Patch the Pixtral vision encoder (``PixtralVisionModel``, the tower of
+    Mistral's vision-language models): its RMSNorms, and its MLPs where
+    ``hidden_act`` is SiLU (the SwiGLU MLP; Pixtral's default GELU MLP stays
+    stock), converted when a model is built or given. Its 2-D rotary embedding
+    stays stock for now, whatever ``rope`` says (the vision RoPE op will take it)."""
+    _require_transformers()
+    modeling = importlib.import_module("transformers.models.pixtral.modeling_pixtral")
+    stock_norm = _original(modeling, "PixtralRMSNorm")
+    stock_mlp = _original(modeling, "PixtralMLP")
+    if rms_norm:
+        _replace(modeling, "PixtralRMSNorm", LigerRMSNorm)
+    vision_cls = modeling.PixtralVisionModel
+    init = _original(vision_cls, "__init__")
+
+    def convert(module: nn.Module) -> None:
+        if rms_norm:
+            _convert_rms_norms(module, stock_norm, LigerRMSNorm)
+        if swiglu:
+            _convert_vision_mlps(module, stock_mlp)
+
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        convert(self)
+
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]
+    _replace(vision_cls, "__init__", __init__)
+    if model is not None:
+        convert(model)
 
 
 def _accepted(apply_fn: Callable[..., None], kwargs: dict[str, Any]) -> dict[str, Any]:

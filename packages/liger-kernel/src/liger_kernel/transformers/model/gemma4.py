@@ -1,7 +1,10 @@
 """Gemma-4 text model (``Gemma4ForCausalLM``): the forward that
 ``apply_liger_kernel_to_gemma4_text`` installs, and liger-kernel 0.8.5's
 ``causal_forward`` (that forward under 0.8.5's parameters, see
-:mod:`liger_kernel.transformers.model._per_family`).
+:mod:`liger_kernel.transformers.model._per_family`). 0.8.5's ``multimodal_forward``,
+which ``apply_liger_kernel_to_gemma4`` installs on ``Gemma4ForConditionalGeneration``,
+is the vision-language forward (:mod:`liger_kernel.transformers.model.vision_language`)
+with the same output class.
 
 The loss is the shared causal-LM loss (:mod:`liger_kernel.transformers.model.causal_lm`,
 ``final_logit_softcapping`` applied); the output keeps what Gemma-4's own output
@@ -20,6 +23,7 @@ from transformers.utils import can_return_tuple
 
 from liger_kernel.transformers.model._per_family import DENSE, lce_forward_for
 from liger_kernel.transformers.model.causal_lm import _cache_kwargs, _decode_with_loss, _output_fields
+from liger_kernel.transformers.model.vision_language import MultimodalHead, multimodal_forward_for
 
 
 @dataclass
@@ -63,4 +67,18 @@ causal_forward = lce_forward_for(
     __name__, DENSE, forward=gemma4_causal_lm_forward, name="causal_forward", var_keyword="loss_kwargs"
 )
 
-__all__ = ["LigerGemma4CausalLMOutputWithPast", "causal_forward", "gemma4_causal_lm_forward"]
+#: 0.8.5's parameters of ``multimodal_forward``
+_MULTIMODAL_PARAMETERS = (
+    "input_ids", "pixel_values", "pixel_values_videos", "input_features", "attention_mask", "input_features_mask",
+    "position_ids", "image_position_ids", "video_position_ids", "past_key_values", "mm_token_type_ids",
+    "inputs_embeds", "labels", "use_cache", "output_attentions", "output_hidden_states", "return_dict",
+    "cache_position", "logits_to_keep", "skip_logits",
+)  # fmt: skip
+
+HEAD = MultimodalHead("gemma4", "Gemma4CausalLMOutputWithPast", labels_to_model=True, softcap=True)
+multimodal_forward = multimodal_forward_for(
+    __name__, HEAD, LigerGemma4CausalLMOutputWithPast, _MULTIMODAL_PARAMETERS, name="multimodal_forward",
+    var_keyword="lm_kwargs",
+)  # fmt: skip
+
+__all__ = ["LigerGemma4CausalLMOutputWithPast", "causal_forward", "gemma4_causal_lm_forward", "multimodal_forward"]

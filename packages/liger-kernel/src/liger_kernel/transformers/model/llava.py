@@ -1,0 +1,34 @@
+"""LLaVA: the ``ForConditionalGeneration.forward`` that ``apply_liger_kernel_to_llava``
+installs (liger-kernel 0.8.5's ``lce_forward``, under its parameters) and its output,
+``LigerLlavaCausalLMOutputWithPast``; see :mod:`liger_kernel.transformers.model.vision_language`."""
+
+from liger_kernel.transformers.model.vision_language import MultimodalHead, multimodal_forward_for, output_class
+
+#: 0.8.5's parameters of ``lce_forward``
+_PARAMETERS = (
+    "input_ids",
+    "pixel_values",
+    "attention_mask",
+    "position_ids",
+    "past_key_values",
+    "inputs_embeds",
+    "vision_feature_layer",
+    "vision_feature_select_strategy",
+    "labels",
+    "use_cache",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "cache_position",
+    "logits_to_keep",
+    "image_sizes",
+    "skip_logits",
+)
+
+HEAD = MultimodalHead("llava", "LlavaCausalLMOutputWithPast")
+LigerLlavaCausalLMOutputWithPast = output_class(__name__, "LigerLlavaCausalLMOutputWithPast", HEAD)
+lce_forward = multimodal_forward_for(
+    __name__, HEAD, LigerLlavaCausalLMOutputWithPast, _PARAMETERS, var_keyword="lm_kwargs"
+)
+
+__all__ = ["LigerLlavaCausalLMOutputWithPast", "lce_forward"]
