@@ -109,3 +109,20 @@ def test_an_installed_launch_hook_gets_the_runner_and_its_metadata(no_cuda, monk
     launcher(4, (x,), {"BLOCK": 16})
     compiled = next(iter(launcher.entries.values()))[0]
     assert compiled.direct == [] and compiled.runner == [((4, 1, 1), (x, 16))]
+
+
+def test_a_launch_that_returns_no_compiled_kernel_keeps_tritons_launch_path(no_cuda):
+    """A stand-in for Triton's run that records launches (tools/compile_kernels.py) returns None:
+    every call must still reach it, and nothing is launched from a cached None."""
+    recorded: list[tuple] = []
+
+    class RecordingJit(FakeJit):
+        def __getitem__(self, grid):
+            return lambda *args, **meta: recorded.append((grid, args))
+
+    launcher = launch_module._DirectLauncher(RecordingJit("X", "BLOCK"))
+    x = torch.zeros(4)
+    for grid in (2, 3):
+        launcher(grid, (x,), {"BLOCK": 16})
+    assert [grid for grid, _ in recorded] == [(2,), (3,)]
+    assert list(launcher.entries.values()) == [launch_module._JIT]

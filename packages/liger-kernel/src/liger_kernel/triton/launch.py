@@ -151,10 +151,11 @@ class _DirectLauncher:
         if entry is None:
             compiled = self.kernel[(grid,)](*args, **meta)
             trailing = self.names[len(args) :]
-            # a defaulted parameter left to Triton to bind: that call site keeps the JIT path
+            # a defaulted parameter left to Triton to bind, or no compiled kernel returned (a
+            # launch recorder standing in for Triton's run): that call site keeps the JIT path
             self.entries[key] = (
                 _JIT
-                if any(name not in meta for name in trailing)
+                if compiled is None or any(name not in meta for name in trailing)
                 else (
                     compiled,
                     tuple(meta[name] for name in trailing),
