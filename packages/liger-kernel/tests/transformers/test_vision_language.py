@@ -22,7 +22,7 @@ from liger_kernel.transformers import (
     revert_liger_kernel_patches,
 )
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
-from liger_kernel.transformers.monkey_patch import VISION_LANGUAGE
+from liger_kernel.transformers.monkey_patch import VISION_LANGUAGE, VISION_ROPE_FUNCTIONS
 from liger_kernel.transformers.rms_norm import LigerRMSNorm
 from liger_kernel.transformers.swiglu import LigerSwiGLUMLP
 
@@ -159,7 +159,46 @@ def test_plain_cross_entropy_and_switches_off(family):
     assert not any(isinstance(m, LigerRMSNorm | LigerSwiGLUMLP | LigerLayerNorm) for m in patched.modules())
     with count_op_calls() as calls:
         patched_history = _train(patched, family)
-    assert dict(calls) == {"cross_entropy": STEPS, "rope": STEPS * 2}
+    config = tiny_vision_config(family)
+    rope_layers = config.text_config.num_hidden_layers
+    if _vision_rope_function(family):  # rope stays on: the tower's attention layers rotate by the op too
+        rope_layers += config.vision_config.depth
+    assert dict(calls) == {"cross_entropy": STEPS, "rope": STEPS * rope_layers}
+    _assert_same_training(_train(stock, family), patched_history)
+
+
+def _vision_rope_function(family: str) -> str | None:
+    modeling = importlib.import_module(VISION_LANGUAGE[family].module)
+    names = [name for name in VISION_ROPE_FUNCTIONS if callable(getattr(modeling, name, None))]
+    return names[0] if names else None
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if _vision_rope_function(f)])
+def test_rope_switch_replaces_the_vision_towers_rotary_function(family):
+    modeling = importlib.import_module(VISION_LANGUAGE[family].module)
+    name = _vision_rope_function(family)
+    stock = getattr(modeling, name)
+    MODEL_TYPE_TO_APPLY_LIGER_FN[family](rope=False)
+    assert getattr(modeling, name) is stock
+    MODEL_TYPE_TO_APPLY_LIGER_FN[family](rope=True)
+    assert getattr(modeling, name) is VISION_ROPE_FUNCTIONS[name]
+    revert_liger_kernel_patches()
+    assert getattr(modeling, name) is stock
+
+
+def test_rope_where_the_text_rope_is_not_the_ops_patches_the_tower_alone(caplog):
+    """GLM-4V rotates interleaved pairs in its text decoder (stock) and halves in its
+    vision tower (the vision_rope adapter over the rope op): every rope call is the tower's."""
+    family = "glm4v"
+    stock = build_vision_language(family)
+    with caplog.at_level("WARNING", logger="liger_kernel"):
+        MODEL_TYPE_TO_APPLY_LIGER_FN[family](rope=True)
+    assert "patches the vision tower's rotary embedding" in caplog.text
+    patched = build_vision_language(family, seed=1)
+    patched.load_state_dict(stock.state_dict())
+    with count_op_calls() as calls:
+        patched_history = _train(patched, family)
+    assert calls["rope"] == STEPS * tiny_vision_config(family).vision_config.depth
     _assert_same_training(_train(stock, family), patched_history)
 
 

@@ -32,8 +32,8 @@ class ModelRow:
 
 
 _DECODER = "RoPE, RMSNorm, SwiGLU, loss"
-#: what every vision-language family leaves stock in its vision tower for now
-_VISION_STOCK = "the vision tower's rotary embedding (the vision RoPE op is not wired in yet)"
+#: the vision tower's 2-D rotary embedding, by the vision_rope op, under the `rope` switch
+_VISION_ROPE = "2-D RoPE (`vision_rope`)"
 _VL = "vision-language"
 #: a family whose language model is built from `text_config` and patched by that model type's function
 _FROM_TEXT_CONFIG = "language model: its own family's patch (by `text_config.model_type`)"
@@ -100,9 +100,10 @@ ROWS: dict[str, ModelRow] = {
     "qwen3_5": ModelRow(
         'text decoder: RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the dense '
         "MLPs); RoPE (partial rotary on the cos/sin its M-RoPE embedding composes) on request; vision tower: "
-        "LayerNorm; loss (fused, on `Qwen3_5ForConditionalGeneration` and `Qwen3_5ForCausalLM`)",
+        "LayerNorm, " + _VISION_ROPE + " on request; loss (fused, on `Qwen3_5ForConditionalGeneration` and "
+        "`Qwen3_5ForCausalLM`)",
         "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; "
-        + _VISION_STOCK,
+        "the vision tower's GELU MLP",
         "vision-language",
     ),
     "qwen3_5_text": ModelRow(
@@ -111,9 +112,9 @@ ROWS: dict[str, ModelRow] = {
     "qwen3_5_moe": ModelRow(
         'text decoder: RMSNorm (offset 1, "gemma" casting; layer, per-head q/k and final norms), SwiGLU (the shared '
         "experts), the experts (`fused_moe`); RoPE (partial rotary, as `qwen3_5`) on request; vision tower: "
-        "LayerNorm; loss with the router loss",
+        "LayerNorm, " + _VISION_ROPE + " on request; loss with the router loss",
         "`rope` defaults to False, as in 0.8.5; the Gated-DeltaNet layers' gated norm and linear attention; the "
-        "router and the shared expert's sigmoid gate; " + _VISION_STOCK,
+        "router and the shared expert's sigmoid gate; the vision tower's GELU MLP",
         "vision-language",
     ),
     "qwen3_5_moe_text": ModelRow(
@@ -156,21 +157,25 @@ ROWS: dict[str, ModelRow] = {
         "the routed experts (`Llama4TextExperts`: batched matmuls, no gate function to replace) and the router",
     ),
     "qwen2_vl": ModelRow(
-        "text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm, SwiGLU; vision tower: LayerNorm; loss",
-        "the vision tower's QuickGELU MLP (no Liger op computes it); " + _VISION_STOCK,
+        "text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm, SwiGLU; vision tower: LayerNorm, "
+        + _VISION_ROPE
+        + "; loss",
+        "the vision tower's QuickGELU MLP (no Liger op computes it)",
         _VL,
     ),
     "qwen2_vl_text": ModelRow("as `qwen2_vl` (its text model)", "as `qwen2_vl`"),
     "qwen2_5_vl": ModelRow(
-        "text decoder: RoPE, RMSNorm, SwiGLU; vision tower: RMSNorm, SwiGLU (biased projections); loss",
-        _VISION_STOCK,
+        "text decoder: RoPE, RMSNorm, SwiGLU; vision tower: RMSNorm, SwiGLU (biased projections), "
+        + _VISION_ROPE
+        + "; loss",
+        "the patch merger's GELU MLP",
         _VL,
     ),
     "qwen2_5_vl_text": ModelRow("as `qwen2_5_vl` (its text model)", "as `qwen2_5_vl`"),
     "qwen3_vl": ModelRow(
         "text decoder: RoPE (on its composed interleaved M-RoPE cos/sin), RMSNorm (q/k norms too), SwiGLU with "
-        "`swiglu=True`; vision tower: LayerNorm (`layer_norm`); loss",
-        "`swiglu` defaults to False, as in 0.8.5; the vision tower's GELU MLPs; " + _VISION_STOCK,
+        "`swiglu=True`; vision tower: LayerNorm (`layer_norm`), " + _VISION_ROPE + "; loss",
+        "`swiglu` defaults to False, as in 0.8.5; the vision tower's GELU MLPs",
         _VL,
     ),
     "qwen3_vl_text": ModelRow(
@@ -178,8 +183,8 @@ ROWS: dict[str, ModelRow] = {
     ),
     "qwen3_vl_moe": ModelRow(
         "text decoder: RoPE, RMSNorm (q/k norms too), SwiGLU (dense MLPs), the experts (`fused_moe`); vision "
-        "tower: LayerNorm; loss with the router loss",
-        "the router; the vision tower's GELU MLPs; " + _VISION_STOCK,
+        "tower: LayerNorm, " + _VISION_ROPE + "; loss with the router loss",
+        "the router; the vision tower's GELU MLPs",
         _VL,
     ),
     "qwen3_vl_moe_text": ModelRow("as `qwen3_vl_moe` (its text model)", "as `qwen3_vl_moe`"),
@@ -224,21 +229,22 @@ ROWS: dict[str, ModelRow] = {
     ),
     "mllama_text_model": ModelRow("as `mllama` (its text model, `MllamaForCausalLM`)", "as `mllama`"),
     "glm4v": ModelRow(
-        "text decoder: RMSNorm (four per layer), fused gate_up SwiGLU; vision tower: RMSNorm, SwiGLU; loss",
-        "RoPE: GLM rotates interleaved pairs (`rope` defaults to False, as in 0.8.5); the patch merger; "
-        + _VISION_STOCK,
+        "text decoder: RMSNorm (four per layer), fused gate_up SwiGLU; vision tower: RMSNorm, SwiGLU, "
+        + _VISION_ROPE
+        + " with `rope=True`; loss",
+        "the text RoPE: GLM rotates interleaved pairs (`rope` defaults to False, as in 0.8.5); the patch merger",
         _VL,
     ),
     "glm4v_moe": ModelRow(
         "text decoder: RMSNorm, SwiGLU (dense and shared-expert MLPs), the experts (`fused_moe`); vision tower: "
-        "RMSNorm, SwiGLU; loss with the router loss",
-        "RoPE (interleaved pairs; `rope` defaults to False, as in 0.8.5); the router; the patch merger; "
-        + _VISION_STOCK,
+        "RMSNorm, SwiGLU, " + _VISION_ROPE + " with `rope=True`; loss with the router loss",
+        "the text RoPE (interleaved pairs; `rope` defaults to False, as in 0.8.5); the router; the patch merger",
         _VL,
     ),
     "llama4": ModelRow(
-        "text model: as `llama4_text`; vision tower: LayerNorm; loss (fused on the multimodal head)",
-        "the routed experts and the router; the vision tower's GELU MLPs and pixel-shuffle MLP; " + _VISION_STOCK,
+        "text model: as `llama4_text`; vision tower: LayerNorm, complex-form 2-D RoPE (`llama4_vision_rope`); "
+        "loss (fused on the multimodal head)",
+        "the routed experts and the router; the vision tower's GELU MLPs and pixel-shuffle MLP",
         _VL,
     ),
     "pixtral": ModelRow(

@@ -55,7 +55,7 @@ from torch import nn
 
 from liger_kernel.transformers._generated import compile_function
 from liger_kernel.transformers.geglu import LigerGEGLUMLP, LigerGEGLUMLPForGemma4
-from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb
+from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb, liger_llama4_vision_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
 from liger_kernel.transformers.rms_norm import (
     LigerL2NormForLlama4,
@@ -69,7 +69,11 @@ from liger_kernel.transformers.rms_norm import (
     LigerRMSNormForOlmo2,
     LigerRMSNormForQwen3Next,
 )
-from liger_kernel.transformers.rope import liger_rotary_pos_emb, liger_rotary_pos_emb_gpt_oss
+from liger_kernel.transformers.rope import (
+    liger_rotary_pos_emb,
+    liger_rotary_pos_emb_gpt_oss,
+    liger_rotary_pos_emb_vision,
+)
 from liger_kernel.transformers.swiglu import (
     LigerFalconH1SwiGLUMLP,
     LigerHunyuanV1SwiGLUMLP,
@@ -263,6 +267,13 @@ def _convert_mlps(model: nn.Module, stock_cls: type, liger_cls: type[nn.Module])
 ROPE_FUNCTIONS: dict[str, tuple[str, Callable[..., Any]]] = {
     "rope": ("apply_rotary_pos_emb", liger_rotary_pos_emb),
     "llama4_rope": ("apply_rotary_emb", liger_llama4_text_rotary_pos_emb),
+}
+#: a vision tower's module-level rotary function -> its drop-in (the ``rope`` switch of a
+#: vision-language family replaces each one its modeling module has; the attention looks
+#: it up per call, so models built before the patch take it too)
+VISION_ROPE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "apply_rotary_pos_emb_vision": liger_rotary_pos_emb_vision,
+    "vision_apply_rotary_emb": liger_llama4_vision_rotary_pos_emb,
 }
 
 
@@ -1066,8 +1077,12 @@ class VisionLanguageFamily:
     bias) to the LayerNorm op; ``rms_norm`` the ``vision_rms_norms`` classes
     (Llama-math RMSNorms that are not the text decoder's class) to the RMSNorm
     op; the MLP switch (``swiglu``) the ``vision_mlps`` classes (gate, up and
-    down projections, any biases, SiLU) to the SwiGLU MLP. Everything else of
-    the tower stays stock; its rotary embedding always does for now.
+    down projections, any biases, SiLU) to the SwiGLU MLP. ``rope`` replaces
+    the tower's module-level rotary function where the module has one
+    (:data:`VISION_ROPE_FUNCTIONS`: the Qwen-VL/GLM-4V towers'
+    ``apply_rotary_pos_emb_vision``, Llama 4's ``vision_apply_rotary_emb``);
+    where the text decoder's RoPE is not the op's, ``rope=True`` patches the
+    tower's alone, with a warning. Everything else of the tower stays stock.
 
     ``signature`` is the patch function's parameter list, 0.8.5's order and
     defaults (extra switches of this project after them, with defaults);
@@ -1183,11 +1198,22 @@ def _patch_vision_language(spec: VisionLanguageFamily, switches: dict[str, bool]
         raise ValueError("cross_entropy and fused_linear_cross_entropy cannot both be True")
     _require_transformers()
     modeling = importlib.import_module(spec.module)
+    rope = switches.get("rope", False)
+    vision_rope = [name for name in VISION_ROPE_FUNCTIONS if callable(getattr(modeling, name, None))]
+    if rope:
+        for name in vision_rope:
+            _replace(modeling, name, VISION_ROPE_FUNCTIONS[name])
     text = spec.text_family
     if text is not None:
         # the text decoder's own causal-LM head (Mllama's, Gemma 3's text model) takes the loss too
         own_head = hasattr(modeling, text.causal_lm)
-        rope = switches.get("rope", False)
+        if rope and vision_rope and not text.liger_rope:
+            logger.warning(
+                "%s: rope=True patches the vision tower's rotary embedding; the text decoder's is not the one "
+                "the Liger RoPE op computes and stays stock",
+                spec.function_name,
+            )
+            rope = False
         if rope and text.liger_rope and hasattr(modeling, "apply_multimodal_rotary_pos_emb"):
             # Transformers 4.x: the attention applies M-RoPE itself (5.x composes it in the rotary embedding)
             from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
@@ -1269,9 +1295,8 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             text=Family("qwen2_vl", "Qwen2VL", liger_mlp=LigerSwiGLUMLP, mlp_class="Qwen2MLP"),
             doc="Patch Qwen2-VL. Text decoder: RoPE (the cos/sin its M-RoPE embedding composes),\n"
             "RMSNorm, SwiGLU MLP; the loss of ``Qwen2VLForConditionalGeneration`` (fused).\n"
-            "Vision tower: its LayerNorms (``layer_norm``). Its QuickGELU MLP and its 2-D\n"
-            "rotary embedding stay stock (no Liger op computes the first; the second waits\n"
-            "for the vision RoPE op).",
+            "Vision tower: its LayerNorms (``layer_norm``), its 2-D rotary embedding (``rope``,\n"
+            "the vision_rope op). Its QuickGELU MLP stays stock (no Liger op computes it).",
         ),
         VisionLanguageFamily(
             "qwen2_5_vl",
@@ -1285,7 +1310,7 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             doc="Patch Qwen2.5-VL. Text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm,\n"
             "SwiGLU MLP; the fused loss of ``Qwen2_5_VLForConditionalGeneration``. Vision\n"
             "tower: its RMSNorms (the same class as the text's) and its biased SwiGLU MLPs\n"
-            "(``swiglu``). Its 2-D rotary embedding stays stock for now.",
+            "(``swiglu``), its 2-D rotary embedding (``rope``, the vision_rope op).",
         ),
         VisionLanguageFamily(
             "qwen3_vl",
@@ -1299,8 +1324,8 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             "cos/sin), RMSNorm (per-head q/k norms too), the SwiGLU MLP with ``swiglu=True``\n"
             "(default False, as in 0.8.5); the fused loss of\n"
             "``Qwen3VLForConditionalGeneration``. Vision tower: its LayerNorms\n"
-            "(``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and 2-D rotary\n"
-            "embedding stay stock; so does the deepstack merger's MLP.",
+            "(``layer_norm``, a switch 0.8.5 did not have), its 2-D rotary embedding (``rope``,\n"
+            "the vision_rope op). Its GELU MLP stays stock; so does the deepstack merger's MLP.",
         ),
         VisionLanguageFamily(
             "qwen3_vl_moe",
@@ -1313,8 +1338,8 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             doc="Patch Qwen3-VL-MoE. Text decoder: RoPE, RMSNorm (q/k norms too), the dense\n"
             "SwiGLU MLPs and the experts (fused MoE op, ``swiglu``); the fused loss of\n"
             "``Qwen3VLMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
-            "LayerNorms (``layer_norm``). Its GELU MLP, 2-D rotary embedding and the router\n"
-            "stay stock.",
+            "LayerNorms (``layer_norm``), its 2-D rotary embedding (``rope``). Its GELU MLP and\n"
+            "the router stay stock.",
         ),
         VisionLanguageFamily(
             "gemma3",
@@ -1434,8 +1459,9 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             doc="Patch GLM-4V. Text decoder: its RMSNorms (four per layer; the vision tower's\n"
             "are the same class), the fused gate_up SwiGLU MLP; the fused loss of\n"
             "``Glm4vForConditionalGeneration``. Vision tower: its SwiGLU MLPs (``swiglu``).\n"
-            "RoPE stays stock (``rope`` defaults to False; GLM rotates interleaved pairs);\n"
-            "so do the vision rotary embedding and the patch merger.",
+            "The text RoPE stays stock (GLM rotates interleaved pairs); ``rope=True`` (default\n"
+            "False, as in 0.8.5) patches the vision tower's 2-D rotary embedding. The patch\n"
+            "merger stays stock.",
         ),
         VisionLanguageFamily(
             "glm4v_moe",
@@ -1457,8 +1483,9 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             doc="Patch GLM-4V-MoE. Text decoder: RMSNorm, the dense and shared-expert SwiGLU\n"
             "MLPs, the experts (fused MoE op); the fused loss of\n"
             "``Glm4vMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
-            "RMSNorms and SwiGLU MLPs. RoPE stays stock (``rope`` defaults to False); so do\n"
-            "the router, the vision rotary embedding and the patch merger.",
+            "RMSNorms and SwiGLU MLPs. The text RoPE stays stock (interleaved pairs);\n"
+            "``rope=True`` (default False) patches the vision tower's 2-D rotary embedding.\n"
+            "The router and the patch merger stay stock.",
         ),
         VisionLanguageFamily(
             "llama4",
@@ -1472,8 +1499,9 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             doc="Patch Llama 4 (``Llama4ForConditionalGeneration``). Text model: as\n"
             "``apply_liger_kernel_to_llama4_text`` (complex-form RoPE, RMSNorm and the q/k L2\n"
             "norm, SwiGLU MLPs, loss); the fused loss of the multimodal head too. Vision\n"
-            "tower: its LayerNorms (``layer_norm``). Its GELU MLPs, the pixel-shuffle MLP,\n"
-            "the vision rotary embedding (complex form, 2-D) and the routed experts stay stock.",
+            "tower: its LayerNorms (``layer_norm``), its complex-form 2-D rotary embedding\n"
+            "(``rope``, the llama4_vision_rope op). Its GELU MLPs, the pixel-shuffle MLP and\n"
+            "the routed experts stay stock.",
         ),
         VisionLanguageFamily(
             "qwen3_5",
@@ -1484,8 +1512,8 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             forward=f"{_MODEL}.qwen3_5:lce_forward_for_multimodal",
             text="qwen3_5",
             doc=FAMILIES["qwen3_5"].doc + "\n``Qwen3_5ForConditionalGeneration``: the fused loss; vision tower: its\n"
-            "LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and\n"
-            "2-D rotary embedding stay stock.",
+            "LayerNorms (``layer_norm``, a switch 0.8.5 did not have); with ``rope=True`` its\n"
+            "2-D rotary embedding too (the vision_rope op). Its GELU MLP stays stock.",
         ),
         VisionLanguageFamily(
             "qwen3_5_moe",
@@ -1497,8 +1525,8 @@ VISION_LANGUAGE: dict[str, VisionLanguageFamily] = {
             text="qwen3_5_moe",
             doc=FAMILIES["qwen3_5_moe"].doc
             + "\n``Qwen3_5MoeForConditionalGeneration``: the fused loss with the router loss;\n"
-            "vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its\n"
-            "GELU MLP and 2-D rotary embedding stay stock.",
+            "vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have); with\n"
+            "``rope=True`` its 2-D rotary embedding too. Its GELU MLP stays stock.",
         ),
     )
 }
