@@ -38,6 +38,7 @@ examples:
   python -m tools.bench --sweep cross_entropy        # time and memory vs tokens
   python -m tools.bench --train                      # 1B Llama training step
   python -m tools.bench --train --train-model qwen3_moe   # 735M Qwen3-MoE training step
+  python -m tools.bench --train --train-model qwen2_5_vl  # small Qwen2.5-VL step (one image per row)
   python -m tools.bench --device cpu --scale 0.01 --impls torch,liger --quick
 """
 
@@ -312,7 +313,7 @@ def _train(run: _Run) -> None:
             "optimizer": run.args.train_optim,
         }
         run.payload["train"] += run.runner.run(job, run.progress)
-    label = "Qwen3-MoE" if run.args.train_model == "qwen3_moe" else "Llama"
+    label = train.LABELS[run.args.train_model]
     run.sections.append(f"training step: {label}, random init\n" + report.train_table(run.payload["train"]))
     report.write_csv(run.out / "train.csv", run.payload["train"], report.TRAIN_FIELDS)
     run.written.append(run.out / "train.csv")
