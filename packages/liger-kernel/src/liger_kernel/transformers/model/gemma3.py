@@ -4,27 +4,12 @@ installs (liger-kernel 0.8.5's ``multimodal_forward``, under its parameters) and
 0.8.5's ``causal_forward`` is the text model's (``Gemma3ForCausalLM``) shared causal-LM
 forward under its parameters (:mod:`liger_kernel.transformers.model._per_family`)."""
 
+from liger_kernel.transformers.model import paligemma
 from liger_kernel.transformers.model._per_family import DENSE, lce_forward_for
 from liger_kernel.transformers.model.vision_language import MultimodalHead, multimodal_forward_for, output_class
 
-#: 0.8.5's parameters of ``multimodal_forward``
-_PARAMETERS = (
-    "input_ids",
-    "pixel_values",
-    "attention_mask",
-    "position_ids",
-    "past_key_values",
-    "token_type_ids",
-    "cache_position",
-    "inputs_embeds",
-    "labels",
-    "use_cache",
-    "output_attentions",
-    "output_hidden_states",
-    "return_dict",
-    "logits_to_keep",
-    "skip_logits",
-)
+#: 0.8.5's parameters of its forward: the same as PaliGemma's
+_PARAMETERS = paligemma._PARAMETERS
 
 HEAD = MultimodalHead("gemma3", "Gemma3CausalLMOutputWithPast", labels_to_model=True)
 LigerGemma3CausalLMOutputWithPast = output_class(__name__, "LigerGemma3CausalLMOutputWithPast", HEAD)

@@ -2,28 +2,11 @@
 installs (liger-kernel 0.8.5's ``lce_forward``, under its parameters) and its output,
 ``LigerInternVLCausalLMOutputWithPast``; see :mod:`liger_kernel.transformers.model.vision_language`."""
 
+from liger_kernel.transformers.model import llava
 from liger_kernel.transformers.model.vision_language import MultimodalHead, multimodal_forward_for, output_class
 
-#: 0.8.5's parameters of ``lce_forward``
-_PARAMETERS = (
-    "input_ids",
-    "pixel_values",
-    "attention_mask",
-    "position_ids",
-    "past_key_values",
-    "inputs_embeds",
-    "vision_feature_layer",
-    "vision_feature_select_strategy",
-    "labels",
-    "use_cache",
-    "output_attentions",
-    "output_hidden_states",
-    "return_dict",
-    "cache_position",
-    "logits_to_keep",
-    "image_sizes",
-    "skip_logits",
-)
+#: 0.8.5's parameters of its forward: the same as LLaVA's
+_PARAMETERS = llava._PARAMETERS
 
 HEAD = MultimodalHead("internvl", "InternVLCausalLMOutputWithPast")
 LigerInternVLCausalLMOutputWithPast = output_class(__name__, "LigerInternVLCausalLMOutputWithPast", HEAD)

@@ -2,31 +2,11 @@
 installs (liger-kernel 0.8.5's ``lce_forward``, under its parameters) and its output,
 ``LigerQwen3VLMoeCausalLMOutputWithPast``; see :mod:`liger_kernel.transformers.model.vision_language`."""
 
+from liger_kernel.transformers.model import qwen3_vl
 from liger_kernel.transformers.model.vision_language import MultimodalHead, multimodal_forward_for, output_class
 
-#: 0.8.5's parameters of ``lce_forward``
-_PARAMETERS = (
-    "input_ids",
-    "attention_mask",
-    "position_ids",
-    "past_key_values",
-    "inputs_embeds",
-    "labels",
-    "use_cache",
-    "output_attentions",
-    "output_hidden_states",
-    "return_dict",
-    "pixel_values",
-    "pixel_values_videos",
-    "image_grid_thw",
-    "video_grid_thw",
-    "rope_deltas",
-    "mm_token_type_ids",
-    "cache_position",
-    "second_per_grid_ts",
-    "logits_to_keep",
-    "skip_logits",
-)
+#: 0.8.5's parameters of its forward: the same as Qwen3-VL's
+_PARAMETERS = qwen3_vl._PARAMETERS
 
 HEAD = MultimodalHead("qwen3_vl_moe", "Qwen3VLMoeCausalLMOutputWithPast", moe=True)
 LigerQwen3VLMoeCausalLMOutputWithPast = output_class(__name__, "LigerQwen3VLMoeCausalLMOutputWithPast", HEAD)
