@@ -629,17 +629,33 @@ def declined_reason(declined: dict[tuple[str, str], str], module: str, entry: di
     return None
 
 
+#: the key of a declined.toml table that declines its module as a whole
+MODULE_KEY = "__module__"
+
+
 def unknown_declined(manifest: dict[str, Any], declined: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
-    """Declined (module, name) pairs that name no entry of the manifest."""
+    """Declined (module, name) pairs that name no entry (or, for MODULE_KEY, no module) of the manifest."""
     known = {(m, e["name"]) for m, d in manifest["modules"].items() for e in d["entries"]}
+    known |= {(m, MODULE_KEY) for m in manifest["modules"]}
     return sorted(key for key in declined if key not in known)
+
+
+def module_declined(module: str, data: dict[str, Any], declined: dict[tuple[str, str], str]) -> bool:
+    """The module is declined as a whole (its table's ``__module__`` key: one without public names) or
+    every name of it is: the module itself is not offered, and not missing."""
+    if (module, MODULE_KEY) in declined:
+        return True
+    return bool(data["entries"]) and all(declined_reason(declined, module, e) is not None for e in data["entries"])
 
 
 def update_marks(manifest: dict[str, Any], declined: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     declined = load_declined() if declined is None else declined
     results = evaluate(manifest)
     for module, data in manifest["modules"].items():
-        _mark(data, results[(module, None)], issue_for(module, None), data.get("missing"))
+        if module_declined(module, data, declined):
+            data.pop("missing", None)
+        else:
+            _mark(data, results[(module, None)], issue_for(module, None), data.get("missing"))
         for entry in data["entries"]:
             if declined_reason(declined, module, entry) is not None:
                 entry.pop("missing", None)
@@ -690,6 +706,10 @@ def stale_marks(manifest: dict[str, Any], declined: dict[tuple[str, str], str] |
                     stale.append(f"{label}: declined, but it matches now; remove it from {DECLINED.name}")
                 elif "missing" in item:
                     stale.append(f"{label}: declined, remove missing={item['missing']}")
+                continue
+            if name is None and module_declined(module, data, declined):
+                if "missing" in item:
+                    stale.append(f"{label}: every name declined, remove missing={item['missing']}")
                 continue
             if problems and "missing" not in item:
                 stale.append(f"{label}: not matched ({'; '.join(problems)}) but not marked missing")
