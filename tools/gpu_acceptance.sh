@@ -4,7 +4,8 @@
 #      the operator contract (torch.library.opcheck) included;
 #   2. the Transformers tests on the GPU (families, causal LM, fullgraph compile);
 #   3. the benchmark: op table for torch / ours / peer, the Llama training step
-#      eager and compiled, and the dispatch overhead.
+#      eager and compiled, the Qwen3-MoE and Qwen2.5-VL training steps, and the
+#      dispatch overhead.
 # Usage, from the repository root with liger-kernel, liger-cuda and
 # liger-conformance installed (and the peer wheel in .peer/wheels):
 #   OUT=gpu-results bash tools/gpu_acceptance.sh
@@ -36,8 +37,10 @@ part transformers env LIGER_TEST_DEVICE=cuda python -m pytest -q -p no:cacheprov
 unset LIGER_KERNEL_STRICT
 part bench python -m tools.bench --out "$OUT/bench"
 part train python -m tools.bench --train --train-compile --impls torch,liger,peer --out "$OUT/train"
+part train_moe python -m tools.bench --train --train-model qwen3_moe --impls torch,liger,peer --out "$OUT/train_moe"
+part train_vl python -m tools.bench --train --train-model qwen2_5_vl --impls torch,liger,peer --out "$OUT/train_vl"
 part overhead python -m tools.bench --dispatch-overhead --out "$OUT/overhead"
-for log in bench train overhead; do
+for log in bench train train_moe train_vl overhead; do
     echo "--- $log"
     sed -n '/^device /,$p' "$OUT/$log.log" | grep -v '^wrote '
 done
