@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -337,3 +341,21 @@ def test_swiglu_refuses_odd_width_and_bad_rank():
         LigerMegatronSwiGLU()(torch.randn(4, 7))
     with pytest.raises(ValueError, match="tokens"):
         LigerMegatronSwiGLU()(torch.randn(8))
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_over_two_tensor_parallel_ranks(tmp_path, label_smoothing):
+    """Two gloo ranks, each with half the vocabulary: loss and each shard's
+    gradient equal Megatron's unfused vocabulary-parallel loss (its label
+    smoothing averages over the rank's own slice: the "partition" mode)."""
+    pytest.importorskip(
+        "liger_kernel.ops.vocab_parallel_cross_entropy", reason="the vocabulary-parallel cross-entropy op is not here"
+    )
+    worker = Path(__file__).with_name("tp_worker.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    store = tmp_path / "store"
+    ranks = [
+        subprocess.Popen([sys.executable, str(worker), str(rank), "2", str(store), str(label_smoothing)], env=env)
+        for rank in range(2)
+    ]
+    assert [rank.wait(timeout=240) for rank in ranks] == [0, 0]
