@@ -288,6 +288,9 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
         for reduction in ("none", "batchmean"):
             p = log_probs(*lead, vocab, dtype=d)
             yield "tvd", (p, log_probs(*lead, vocab, dtype=d), None, reduction, -100)
+    for rows, width, shape in conformance_shapes("test_embedding", "CASES"):
+        for padding_idx in (None, 0):
+            yield "embedding", (leaf(rows, width, dtype=d), torch.randint(0, rows, shape), padding_idx)
 
 
 def vision_calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:

@@ -172,6 +172,17 @@ def make_activation(dims, dtype, device) -> Inputs:
     return {"leaves": [x], "grads": [_rand(tuple(x.shape), dtype, device, False)], "fresh": {"x": x}}
 
 
+def make_embedding(dims, dtype, device) -> Inputs:
+    table = _rand((dims["vocab"], dims["hidden"]), dtype, device, True, 0.02)
+    ids = torch.randint(0, dims["vocab"], (dims["tokens"],), device=device)
+    return {
+        "table": table,
+        "ids": ids,
+        "leaves": [table],
+        "grads": [_rand((dims["tokens"], dims["hidden"]), dtype, device, False)],
+    }
+
+
 def make_clamped_gate(dims, dtype, device) -> Inputs:
     # std 4: GPT-OSS's clamps (limit 7) act on a few percent of the values
     x = _rand((dims["tokens"], 2 * dims["inter"]), dtype, device, True, 4.0)
@@ -649,6 +660,16 @@ CASES: dict[str, Case] = {
             )[0],
         ),
         Case(
+            "embedding",
+            # Llama 3's token table, looked up by one batch of 8192 tokens
+            {"tokens": 8192, "vocab": 128256, "hidden": 4096},
+            make_embedding,
+            lambda i: F.embedding(i["ids"], i["table"]),
+            "experimental.embedding",
+            "LigerEmbeddingFunction",
+            lambda f, i: f.apply(i["table"], i["ids"]),
+        ),
+        Case(
             "fused_moe",
             MOE_DIMS,
             make_moe,
@@ -685,6 +706,7 @@ DEFAULT_OPS = (
     "clamped_swiglu",
     "fused_moe",
     "grpo_loss",
+    "embedding",
 )
 
 

@@ -50,6 +50,7 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "Tensor? completion_mask, float temperature, float beta, float eps_low, float eps_high, bool inplace, "
     "str loss_type, str importance_sampling_level, float sapo_temperature_pos, float sapo_temperature_neg, "
     "Tensor? vllm_is_ratio, float? delta, bool use_bias_correction_kl, Tensor? phi_seq",
+    "embedding": "Tensor embeddings, Tensor indices, int? padding_idx",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

@@ -205,6 +205,8 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
             "eps_high": 0.4,
             "inplace": True,
         }
+    if op == "embedding":
+        return {"embeddings": x(10, 8), "indices": torch.tensor([[1, 7], [3, 7]], device=device), "padding_idx": None}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -1016,6 +1018,37 @@ CASES: list[BadInput] = [
         "phi_seq",
         ValueError,
         _set(phi_seq=torch.ones(2)),
+    ),
+    _shape("embedding", "embeddings", "1-D", lambda t: t[0]),
+    _dtype("embedding", "embeddings", torch.int32),
+    _dtype("embedding", "indices", torch.float32),
+    _device("embedding", "indices"),
+    BadInput(
+        "embedding",
+        "indices-out-of-range",
+        "`indices` holding an index >= the table's rows (checked on the CPU)",
+        "indices",
+        IndexError,
+        _change("indices", lambda t: torch.full_like(t, 10)),
+    ),
+    BadInput(
+        "embedding",
+        "indices-negative",
+        "`indices` holding a negative index (checked on the CPU)",
+        "indices",
+        IndexError,
+        _change("indices", lambda t: torch.full_like(t, -1)),
+    ),
+    BadInput(
+        "embedding",
+        "padding_idx-range",
+        "`padding_idx` >= the table's rows",
+        "padding_idx",
+        ValueError,
+        _set(padding_idx=10),
+    ),
+    BadInput(
+        "embedding", "padding_idx-float", "`padding_idx` a float", "padding_idx", TypeError, _set(padding_idx=1.0)
     ),
 ]
 

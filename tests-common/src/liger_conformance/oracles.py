@@ -335,3 +335,9 @@ def grpo_reduced(
         tokens = counted if num_items_in_batch is None else max(float(num_items_in_batch), 1.0)
         loss = per_token.sum() / tokens
     return loss, (None if kl is None else kl.sum() / counted), clipped.sum() / counted
+
+
+def embedding(embeddings: Tensor, indices: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of the table by index; autograd sums each index's output gradients
+    into its row, and gives the ``padding_idx`` row none (torch's nn.Embedding rule)."""
+    return torch.nn.functional.embedding(indices, embeddings, padding_idx=padding_idx)

@@ -166,6 +166,8 @@ SAMPLES: dict[str, Sample] = {
         ),
         (0,),
     ),
+    # a table of 10 rows of width 16, looked up by a (2, 3) batch of indices (7 twice)
+    "embedding": lambda d, g: ((_randn(g, d, 10, 16), torch.tensor([[1, 7, 3], [7, 0, 9]], device=d), None), (0,)),
 }
 
 

@@ -5,6 +5,7 @@ from liger_kernel.ops._library import use_operators
 from liger_kernel.ops.clamped_swiglu import LigerClampedSwiGLUFunction
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
+from liger_kernel.ops.experimental.embedding import LigerEmbeddingFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
@@ -55,6 +56,7 @@ OPS = {
         LigerLlama4RopeFunction,
         LigerSelectiveLogSoftmaxFunction,
         GrpoTokenLossFunction,
+        LigerEmbeddingFunction,
     )
 }
 
