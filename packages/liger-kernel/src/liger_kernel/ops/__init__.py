@@ -26,6 +26,7 @@ from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
 from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
 from liger_kernel.ops.swiglu import LigerFusedGateUpSiLUMulFunction, LigerSiLUMulFunction
+from liger_kernel.ops.tiled_mlp import LigerTiledMLPFunction, apply_tiled_mlp
 from liger_kernel.ops.tvd import LigerTVDLossFunction
 
 #: op name -> public Function, in the order reports list them
@@ -64,6 +65,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # contracts over swiglu, not ops of their own
     "LigerFusedGateUpSiLUMulFunction",
     "LigerMLPFunction",
+    # the MLP over sequence tiles, a composition over any ops fn calls
+    "LigerTiledMLPFunction",
+    "apply_tiled_mlp",
     # 0.8.5's GRPO loss: the grpo_loss op's per-token terms, reduced
     "GrpoLossFunction",
     # 0.8.5 re-exported these halves of the ReLU² Function here

@@ -47,6 +47,7 @@ from liger_kernel.transformers.swiglu import (
     LigerSwiGLUMLP,
     LigerSwiGLUMLPForMuseGlimmer,
 )
+from liger_kernel.transformers.tiled_mlp import LigerTiledGEGLUMLP, LigerTiledSwiGLUMLP
 from liger_kernel.transformers.tvd import LigerTVDLoss
 
 # The model patching names. monkey_patch needs only torch to import (the table
@@ -100,6 +101,8 @@ __all__ = [
     "LigerSparsemax",
     "LigerSwiGLUMLP",
     "LigerSwiGLUMLPForMuseGlimmer",
+    "LigerTiledGEGLUMLP",
+    "LigerTiledSwiGLUMLP",
     "LigerTVDLoss",
     "LigerMLP",
     "LigerFalconH1MLP",
