@@ -123,6 +123,8 @@ def _modulated_rms_norm_backward_kernel(
     DSCALE_PARTIAL,
     DSHIFT_PARTIAL,
     n_cols,
+    dw_pitch,
+    modulation_pitch,
     n_items,
     rows_per_modulation,
     chunks,
@@ -169,14 +171,18 @@ def _modulated_rms_norm_backward_kernel(
                     dshift_sum += dy
             if COMPUTE_DSCALE:
                 tl.store(
-                    DSCALE_PARTIAL + item * n_cols + cols, dscale_sum.to(DSCALE_PARTIAL.dtype.element_ty), mask=mask
+                    DSCALE_PARTIAL + item * modulation_pitch + cols,
+                    dscale_sum.to(DSCALE_PARTIAL.dtype.element_ty),
+                    mask=mask,
                 )
             if HAS_SHIFT:
                 tl.store(
-                    DSHIFT_PARTIAL + item * n_cols + cols, dshift_sum.to(DSHIFT_PARTIAL.dtype.element_ty), mask=mask
+                    DSHIFT_PARTIAL + item * modulation_pitch + cols,
+                    dshift_sum.to(DSHIFT_PARTIAL.dtype.element_ty),
+                    mask=mask,
                 )
         if COMPUTE_DW:
-            tl.store(DW_PARTIAL + pid * n_cols + cols, dw_sum, mask=mask)
+            tl.store(DW_PARTIAL + pid * dw_pitch + cols, dw_sum, mask=mask)
     else:
         # a row walked in blocks: every partial row is zeroed and owned by one
         # program, which adds into it (a read-modify-write that races with nobody)
@@ -209,14 +215,14 @@ def _modulated_rms_norm_backward_kernel(
                         dx = rstd * (g - n * mean_gn)
                         tl.store(DX + row * n_cols + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
                     if COMPUTE_DW:
-                        partial = DW_PARTIAL + pid * n_cols + start + cols
+                        partial = DW_PARTIAL + pid * dw_pitch + start + cols
                         tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy * (1.0 + s) * n, mask=mask)
                     if COMPUTE_DSCALE:
                         r = n * (offset + w.to(ACC)) if HAS_WEIGHT else n
-                        partial = DSCALE_PARTIAL + item * n_cols + start + cols
+                        partial = DSCALE_PARTIAL + item * modulation_pitch + start + cols
                         tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy * r, mask=mask)
                     if HAS_SHIFT:
-                        partial = DSHIFT_PARTIAL + item * n_cols + start + cols
+                        partial = DSHIFT_PARTIAL + item * modulation_pitch + start + cols
                         tl.store(partial, tl.load(partial, mask=mask, other=0.0) + dy, mask=mask)
 
 
@@ -309,12 +315,19 @@ def modulated_rms_norm_backward(
     grid = min(programs, n_items)
     acc = statistics_dtype(x_rows.dtype)
     new = torch.empty if single_block else torch.zeros
+    # partial rows summed by 2-D tiles get a 32-byte multiple of a pitch (the
+    # Ascend vector cores fault on 2-D loads of another pitch); their padding
+    # columns are never written and their sums are cut off
+    padded = -(-n_cols // 8) * 8
+    direct = chunks == 1 and single_block
 
     def modulation_partial(dtype: torch.dtype) -> torch.Tensor:
         # one chunk per modulation row and rows in registers: stored once, in the input's dtype
-        return new((n_items, n_cols), dtype=dtype if chunks == 1 and single_block else acc, device=device)
+        if direct:
+            return torch.empty((n_items, n_cols), dtype=dtype, device=device)
+        return new((n_items, padded), dtype=acc, device=device)
 
-    dw_partial = new((1, grid, n_cols), dtype=acc, device=device) if needs_dw else None
+    dw_partial = new((1, grid, padded), dtype=acc, device=device) if needs_dw else None
     dscale_partial = modulation_partial(scale_rows.dtype) if needs_dscale else None
     dshift_partial = modulation_partial(shift_dtype) if needs_dshift else None
     dy_rows = as_rows(dy)
@@ -335,6 +348,8 @@ def modulated_rms_norm_backward(
         dscale_partial if dscale_partial is not None else rstd,
         dshift_partial if dshift_partial is not None else rstd,
         n_cols,
+        padded,
+        n_cols if direct else padded,
         n_items,
         per_group,
         chunks,
@@ -352,21 +367,23 @@ def modulated_rms_norm_backward(
         STAGES=pipeline_stages(profile, step_bytes),
         num_warps=profile.num_warps(block),
     )
-    dw = sum_partials(dw_partial, (W.dtype,))[0] if dw_partial is not None else None
-    dscale = _reduce_chunks(dscale_partial, groups, chunks, scale_rows.dtype)
-    dshift = _reduce_chunks(dshift_partial, groups, chunks, shift_dtype)
+    dw = sum_partials(dw_partial, (W.dtype,))[0][:n_cols] if dw_partial is not None else None
+    dscale = _reduce_chunks(dscale_partial, groups, chunks, n_cols, scale_rows.dtype)
+    dshift = _reduce_chunks(dshift_partial, groups, chunks, n_cols, shift_dtype)
     return dx, dw, dscale, dshift
 
 
-def _reduce_chunks(partial: torch.Tensor | None, groups: int, chunks: int, dtype: torch.dtype | None):
-    """(M, H) totals of per-chunk partial rows (M * chunks, H), in ``dtype``."""
+def _reduce_chunks(
+    partial: torch.Tensor | None, groups: int, chunks: int, n_cols: int, dtype: torch.dtype | None
+) -> torch.Tensor | None:
+    """(M, H) totals of per-chunk partial rows (M * chunks, pitch >= H), in ``dtype``."""
     if partial is None:
         return None
     if chunks == 1:
-        return partial.to(dtype)
+        return partial[:, :n_cols].to(dtype)
     if groups == 1:
-        return sum_partials(partial.unsqueeze(0), (dtype,))[0].unsqueeze(0)
-    return partial.view(groups, chunks, -1).sum(dim=1).to(dtype)
+        return sum_partials(partial.unsqueeze(0), (dtype,))[0][:n_cols].unsqueeze(0)
+    return partial.view(groups, chunks, -1)[:, :, :n_cols].sum(dim=1).to(dtype)
 
 
 class ModulatedRMSNormFunction(torch.autograd.Function):
