@@ -73,6 +73,8 @@ class Case:
     eager: the torch eager reference, inputs -> output(s).
     module, function: where the public liger_kernel Function lives.
     call: how to call that Function with positional arguments.
+    route: the dispatched op whose backend serves a composite case (the
+        tiled MLP runs the swiglu op per tile); the case's name by default.
     """
 
     name: str
@@ -82,6 +84,11 @@ class Case:
     module: str
     function: str
     call: Callable[[Any, Inputs], Any]
+    route: str = ""
+
+    @property
+    def routed_op(self) -> str:
+        return self.route or self.name
 
     def sized(self, scale: float = 1.0, tokens: int | None = None) -> dict[str, int]:
         """Dims shrunk by ``scale``, with the token count set to ``tokens`` if given."""
@@ -677,6 +684,7 @@ CASES: dict[str, Case] = {
             "tiled_mlp",
             "apply_tiled_mlp",
             lambda f, i: f(tiled_swiglu_tile, i["mlp"], i["x"], None),
+            route="swiglu",
         ),
         Case(
             "clamped_swiglu",
