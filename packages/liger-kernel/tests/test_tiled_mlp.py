@@ -130,6 +130,20 @@ def test_peak_does_not_grow_with_the_sequence():
     assert peaks[1] <= peaks[0] * 1.1, peaks
 
 
+def test_gradients_under_saved_tensor_hooks():
+    """Saved tensors moved off and back (save_on_cpu, offloading) change nothing:
+    the weights are differentiated as themselves."""
+    tiled, stock = pair(LigerTiledSwiGLUMLP, LigerSwiGLUMLP, "silu", 4)
+    x = torch.randn(2, 20, 16, dtype=torch.float64)
+    dy = torch.randn(2, 20, 16, dtype=torch.float64)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
+        _, dx_t, dp_t = grads_of(tiled, x, dy)
+    _, dx_s, dp_s = grads_of(stock, x, dy)
+    torch.testing.assert_close(dx_t, dx_s, rtol=1e-12, atol=1e-12)
+    for name in dp_s:
+        torch.testing.assert_close(dp_t[name], dp_s[name], rtol=1e-12, atol=1e-12, msg=f"gradient of {name}")
+
+
 def test_gradients_reach_autograd_grad():
     """torch.autograd.grad gets the weights' gradients back and leaves .grad alone."""
     tiled, stock = pair(LigerTiledSwiGLUMLP, LigerSwiGLUMLP, "silu", 4)

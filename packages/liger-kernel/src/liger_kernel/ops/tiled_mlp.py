@@ -69,17 +69,27 @@ class _TiledMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, fn: MLPFn, mlp_module: torch.nn.Module, shards: int, x: torch.Tensor, *params: Any):
         ctx.fn, ctx.mlp_module, ctx.shards = fn, mlp_module, shards
-        # by the callers' objects: what saved_tensors gives back may be other objects over them
-        ctx.param_ids = frozenset(map(id, params))
-        # the parameters are saved by reference (no copy), so that changing one
-        # in place before the backward raises instead of giving a wrong gradient
-        ctx.save_for_backward(x, *params)
+        # The differentiated tensors are kept as themselves, not saved: a
+        # saved-tensor hook (save_on_cpu, activation offloading) would copy
+        # every weight off the device and back each step. Their versions are
+        # kept, so that changing one in place before the backward raises, as
+        # a saved tensor would, instead of giving a wrong gradient.
+        ctx.params = params
+        ctx.versions = [p._version for p in params]
+        ctx.save_for_backward(x)
         with torch.no_grad():
             return torch.cat([fn(mlp_module, tile) for tile in torch.chunk(x, shards, dim=-2)], dim=-2)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        x, *params = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
+        params = ctx.params
+        for p, version in zip(params, ctx.versions):
+            if p._version != version:
+                raise RuntimeError(
+                    f"a tensor of shape {tuple(p.shape)} that the tiled MLP differentiates was modified by an "
+                    f"inplace operation between its forward and backward (version {version}, now {p._version})"
+                )
         need_x = ctx.needs_input_grad[3]
         need_params = ctx.needs_input_grad[4:]
         wanted = [p for p, need in zip(params, need_params) if need]
@@ -91,7 +101,7 @@ class _TiledMLP(torch.autograd.Function):
             with torch.enable_grad():
                 out = ctx.fn(ctx.mlp_module, tile)
             if index == 0:
-                _check_leaves(out, {id(tile), *ctx.param_ids})
+                _check_leaves(out, {id(tile), *map(id, params)})
             length = tile.shape[-2]
             grads = torch.autograd.grad(
                 out, ([tile] if need_x else []) + wanted, grad.narrow(-2, start, length), allow_unused=True
