@@ -190,6 +190,14 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
         for mode, offset in (("llama", 0.0), ("gemma", 1.0), ("none", 0.0)):
             yield "rms_norm", (leaf(*lead, width, dtype=d), leaf(width, dtype=d), 1e-6, offset, mode, True, None)
         yield "rms_norm", (leaf(*lead, width, dtype=d), None, 1e-6, 0.0, "llama", True, None)
+    for *lead, width in conformance_shapes("test_modulated_rms_norm"):
+        x = leaf(*lead, width, dtype=d)
+        # one modulation row for all tokens (chunked partials), one per sample, one per token (stored directly)
+        for rows in {1, lead[0], x.numel() // width}:
+            scale, shift = leaf(rows, width, dtype=d), leaf(rows, width, dtype=d)
+            for mode in ("llama", "gemma"):
+                yield "modulated_rms_norm", (x, leaf(width, dtype=d), scale, shift, 1e-6, 0.0, mode, True)
+            yield "modulated_rms_norm", (x, None, scale, None, 1e-6, 0.0, "llama", True)
     for *lead, width in conformance_shapes("test_fused_add_rms_norm"):
         x, r = leaf(*lead, width, dtype=d), leaf(*lead, width, dtype=d)
         yield "fused_add_rms_norm", (x, r, leaf(width, dtype=d), 1e-6, 0.0, "llama", False)

@@ -69,6 +69,8 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.tvd._tvd_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.tvd._tvd_backward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.cross_entropy._scale_rows_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.modulated_rms_norm._modulated_rms_norm_forward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
+    "liger_kernel.triton.modulated_rms_norm._modulated_rms_norm_backward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
     "liger_kernel.triton.relu_squared._relu_squared_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.relu_squared._relu_squared_backward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.selective_log_softmax._selected_logp_kernel": (None, "BLOCK", None),

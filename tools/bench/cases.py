@@ -73,6 +73,8 @@ class Case:
     eager: the torch eager reference, inputs -> output(s).
     module, function: where the public liger_kernel Function lives.
     call: how to call that Function with positional arguments.
+    route: the dispatched op whose backend serves a composite case (the
+        tiled MLP runs the swiglu op per tile); the case's name by default.
     """
 
     name: str
@@ -82,6 +84,11 @@ class Case:
     module: str
     function: str
     call: Callable[[Any, Inputs], Any]
+    route: str = ""
+
+    @property
+    def routed_op(self) -> str:
+        return self.route or self.name
 
     def sized(self, scale: float = 1.0, tokens: int | None = None) -> dict[str, int]:
         """Dims shrunk by ``scale``, with the token count set to ``tokens`` if given."""
@@ -342,6 +349,48 @@ def make_poly_norm(dims, dtype, device) -> Inputs:
     w = torch.full((3,), 1 / 3, device=device, dtype=dtype, requires_grad=True)
     b = torch.zeros(1, device=device, dtype=dtype, requires_grad=True)
     return {"x": x, "w": w, "b": b, "leaves": [x, w, b], "grads": [_rand((T, H), dtype, device, False)]}
+
+
+def make_modulated_norm(dims, dtype, device) -> Inputs:
+    B, S, H = dims["batch"], dims["seq"], dims["hidden"]
+    inputs = make_norm({"tokens": B * S, "hidden": H}, dtype, device)
+    x = inputs["x"].detach().view(B, S, H).requires_grad_(True)
+    scale, shift = _rand((B, H), dtype, device, True, 0.1), _rand((B, H), dtype, device, True, 0.1)
+    grads = [inputs["grads"][0].view(B, S, H)]
+    return {
+        "x": x,
+        "w": inputs["w"],
+        "scale": scale,
+        "shift": shift,
+        "leaves": [x, inputs["w"], scale, shift],
+        "grads": grads,
+    }
+
+
+def eager_modulated_rms_norm(x, w, scale, shift):
+    return eager_rms_norm(x, w) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+def make_tiled_mlp(dims, dtype, device) -> Inputs:
+    H, I = dims["hidden"], dims["inter"]
+    mlp = torch.nn.Module()
+    for name, shape in (("gate_proj", (I, H)), ("up_proj", (I, H)), ("down_proj", (H, I))):
+        linear = torch.nn.Linear(shape[1], shape[0], bias=False, device=device, dtype=dtype)
+        torch.nn.init.normal_(linear.weight, std=shape[1] ** -0.5)
+        setattr(mlp, name, linear)
+    x = _rand((dims["batch"], dims["seq"], H), dtype, device, True)
+    return {
+        "x": x,
+        "mlp": mlp,
+        "leaves": [x, *mlp.parameters()],
+        "grads": [_rand(tuple(x.shape), dtype, device, False)],
+    }
+
+
+def tiled_swiglu_tile(mlp: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The SwiGLU MLP on one tile, its gate the SwiGLU Function of whichever liger_kernel runs."""
+    gate = importlib.import_module("liger_kernel.ops.swiglu").LigerSiLUMulFunction
+    return mlp.down_proj(gate.apply(mlp.gate_proj(x), mlp.up_proj(x)))
 
 
 MROPE_SECTION = (16, 24, 24)
@@ -629,6 +678,26 @@ CASES: dict[str, Case] = {
             lambda f, i: f.apply(i["x"]),
         ),
         Case(
+            "modulated_rms_norm",
+            {"tokens": 8192, "batch": 4, "seq": 2048, "hidden": 4096},
+            make_modulated_norm,
+            lambda i: eager_modulated_rms_norm(i["x"], i["w"], i["scale"], i["shift"]),
+            "modulated_rms_norm",
+            "LigerModulatedRMSNormFunction",
+            lambda f, i: f.apply(i["x"], i["w"], i["scale"], i["shift"], EPS, 0.0, "llama", True),
+        ),
+        Case(
+            "tiled_mlp",
+            # Llama-3-8B's MLP over one 16k-token sequence, in 4 tiles (ceil(seq / hidden))
+            {"tokens": 16384, "batch": 1, "seq": 16384, "hidden": 4096, "inter": 14336},
+            make_tiled_mlp,
+            lambda i: i["mlp"].down_proj(F.silu(i["mlp"].gate_proj(i["x"])) * i["mlp"].up_proj(i["x"])),
+            "tiled_mlp",
+            "apply_tiled_mlp",
+            lambda f, i: f(tiled_swiglu_tile, i["mlp"], i["x"], None),
+            route="swiglu",
+        ),
+        Case(
             "clamped_swiglu",
             CLAMPED_GATE_DIMS,
             make_clamped_gate,
@@ -707,6 +776,8 @@ DEFAULT_OPS = (
     "fused_moe",
     "grpo_loss",
     "embedding",
+    "modulated_rms_norm",
+    "tiled_mlp",
 )
 
 
@@ -722,6 +793,10 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"logits({dims['batch']},{dims['seq'] + 1},{dims['vocab']})"
     if case.name == "fused_moe":
         return f"x({dims['tokens']},{dims['hidden']}) E{dims['experts']} I{dims['inter']} top{dims['top_k']}"
+    if case.name == "modulated_rms_norm":
+        return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) scale({dims['batch']},{dims['hidden']})"
+    if case.name == "tiled_mlp":
+        return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) I{dims['inter']}"
     if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd"):
         return f"h({dims['tokens']},{dims['hidden']}) w({dims['vocab']},{dims['hidden']})"
     width = dims.get("hidden") or dims.get("inter") or dims.get("vocab")

@@ -42,8 +42,8 @@ def describe(impl: str, device: str | torch.device, peer_version: str | None = N
 
         device_type = dispatcher.device_alias.get(device.type, device.type)
         info["routes"] = {}
-        for op in CASES:
-            route = dispatcher.select(op, device_type)
+        for op, case in CASES.items():
+            route = dispatcher.select(case.routed_op, device_type)
             info["routes"][op] = {
                 "backend": route.backend,
                 "distribution": f"{route.distribution} {route.version}",
@@ -62,7 +62,7 @@ def backend_of(impl: str, op: str, device: torch.device, version: str | None) ->
     from liger_kernel.dispatch import dispatcher
 
     device_type = dispatcher.device_alias.get(device.type, device.type)
-    route = dispatcher.select(op, device_type)
+    route = dispatcher.select(CASES[op].routed_op, device_type)
     return route.backend + (" (fallback)" if route.fallback_reason else "")
 
 

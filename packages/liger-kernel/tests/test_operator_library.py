@@ -43,6 +43,7 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "dyt": "Tensor x, Tensor alpha, Tensor gamma, Tensor? beta",
     "fused_moe": "Tensor x, Tensor gate_up_proj, Tensor down_proj, Tensor top_k_index, Tensor top_k_weights",
     "relu_squared": "Tensor X",
+    "modulated_rms_norm": "Tensor X, Tensor? W, Tensor scale, Tensor? shift, float eps, float offset, str casting_mode, bool in_place",
     "clamped_swiglu": "Tensor x, float alpha, float limit",
     "llama4_rope": "Tensor q, Tensor k, Tensor freqs_cis",
     "selective_log_softmax": "Tensor logits, Tensor input_ids, float temperature, Tensor? mask",

@@ -100,6 +100,8 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         return {"X": x(2, 8), "W": x(8), "eps": 1e-6}
     if op == "fused_add_rms_norm":
         return {"X": x(2, 8), "R": x(2, 8), "W": x(8), "eps": 1e-6}
+    if op == "modulated_rms_norm":
+        return {"X": x(2, 3, 8), "W": x(8), "scale": x(2, 8), "shift": x(2, 8), "eps": 1e-6}
     if op == "layer_norm":
         return {"X": x(2, 8), "W": x(8), "B": x(8), "eps": 1e-6}
     if op == "group_norm":
@@ -300,6 +302,40 @@ CASES: list[BadInput] = [
     BadInput("rms_norm", "offset-inf", "`offset` = inf", "offset", ValueError, _set(offset=math.inf)),
     _zero_dim("rms_norm", "X"),
     _empty_row("rms_norm", "X", "W"),
+    _dtype("modulated_rms_norm", "X", torch.int32),
+    _dtype("modulated_rms_norm", "scale", torch.int64),
+    _shape("modulated_rms_norm", "W", "shorter than the last dimension of `X`", lambda w: w[:7]),
+    _shape("modulated_rms_norm", "scale", "narrower than `X`", lambda s: s[:, :7]),
+    _shape(
+        "modulated_rms_norm",
+        "scale",
+        "(1, 3, 8) over `X` (2, 3, 8): per position, not a leading run of `X`'s dimensions",
+        lambda s: torch.cat([s, s[:1]]).reshape(1, 3, 8),
+        name="per-position",
+    ),
+    _shape(
+        "modulated_rms_norm",
+        "scale",
+        "(3, 8): 3 rows, which divide 6 but are no leading run",
+        lambda s: s[:1].repeat(3, 1),
+        name="rows",
+    ),
+    _shape("modulated_rms_norm", "shift", "(1, 8) while `scale` has 2 rows", lambda s: s[:1]),
+    BadInput(
+        "modulated_rms_norm",
+        "casting_mode",
+        "`casting_mode` = `'llama3'`",
+        "casting_mode",
+        ValueError,
+        _set(casting_mode="llama3"),
+    ),
+    _device("modulated_rms_norm", "scale"),
+    _device("modulated_rms_norm", "shift"),
+    _device("modulated_rms_norm", "W"),
+    *_eps_cases("modulated_rms_norm"),
+    BadInput("modulated_rms_norm", "offset-inf", "`offset` = inf", "offset", ValueError, _set(offset=math.inf)),
+    _zero_dim("modulated_rms_norm", "X"),
+    _empty_row("modulated_rms_norm", "X", "W", "scale", "shift"),
     *_eps_cases("fused_add_rms_norm"),
     _empty_row("fused_add_rms_norm", "X", "R", "W"),
     _shape("fused_add_rms_norm", "R", "narrower than `X`", lambda r: r[:, :7]),

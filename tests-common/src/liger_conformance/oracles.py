@@ -341,3 +341,26 @@ def embedding(embeddings: Tensor, indices: Tensor, padding_idx: int | None = Non
     """Rows of the table by index; autograd sums each index's output gradients
     into its row, and gives the ``padding_idx`` row none (torch's nn.Embedding rule)."""
     return torch.nn.functional.embedding(indices, embeddings, padding_idx=padding_idx)
+
+
+def modulated_rms_norm(
+    x: Tensor,
+    w: Tensor | None,
+    scale: Tensor,
+    shift: Tensor | None,
+    eps: float,
+    offset: float = 0.0,
+    casting_mode: str = "llama",
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """(1 + scale[m]) * rms_norm(x) + shift[m], where row i of x (flattened over
+    its leading dimensions) takes modulation row m = i // (N / M) of the M rows
+    of scale and shift (their leading dimensions flattened)."""
+    width = x.shape[-1]
+    rows = x.reshape(-1, width)
+    groups = scale.numel() // width
+    r = rms_norm(rows, w, eps, offset, casting_mode, dtype).reshape(groups, -1, width)
+    y = r * (1 + scale.reshape(groups, 1, width))
+    if shift is not None:
+        y = y + shift.reshape(groups, 1, width)
+    return y.reshape(x.shape)

@@ -57,6 +57,19 @@ SAMPLES: dict[str, Sample] = {
         (_randn(g, d, 4, 16), _randn(g, d, 4, 16), _randn(g, d, 16, shift=1.0), 1e-6, 0.0, "llama", False),
         (0, 1, 2),
     ),
+    "modulated_rms_norm": lambda d, g: (
+        (
+            _randn(g, d, 2, 3, 16),
+            _randn(g, d, 16, shift=1.0),
+            _randn(g, d, 2, 16, scale=0.3),
+            _randn(g, d, 2, 16, scale=0.3),
+            1e-6,
+            0.0,
+            "llama",
+            True,
+        ),
+        (0, 1, 2, 3),
+    ),
     "layer_norm": lambda d, g: ((_randn(g, d, 4, 16), _randn(g, d, 16, shift=1.0), _randn(g, d, 16), 1e-6), (0, 1, 2)),
     "rope": lambda d, g: (
         (_randn(g, d, 2, 4, 6, 8), _randn(g, d, 2, 2, 6, 8), *_rope_tables(g, d, 1, 6, 8), None, 1),

@@ -18,6 +18,7 @@ from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
 from liger_kernel.ops.mlp import LigerMLPFunction
+from liger_kernel.ops.modulated_rms_norm import LigerModulatedRMSNormFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction, relu_squared_backward, relu_squared_forward
@@ -26,6 +27,7 @@ from liger_kernel.ops.rope import LigerRopeFunction
 from liger_kernel.ops.softmax import LigerSoftmaxFunction
 from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
 from liger_kernel.ops.swiglu import LigerFusedGateUpSiLUMulFunction, LigerSiLUMulFunction
+from liger_kernel.ops.tiled_mlp import LigerTiledMLPFunction, apply_tiled_mlp
 from liger_kernel.ops.tvd import LigerTVDLossFunction
 
 #: op name -> public Function, in the order reports list them
@@ -33,6 +35,7 @@ OPS = {
     cls.op: cls
     for cls in (
         LigerRMSNormFunction,
+        LigerModulatedRMSNormFunction,
         LigerFusedAddRMSNormFunction,
         LigerLayerNormFunction,
         LigerGroupNormFunction,
@@ -64,6 +67,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # contracts over swiglu, not ops of their own
     "LigerFusedGateUpSiLUMulFunction",
     "LigerMLPFunction",
+    # the MLP over sequence tiles, a composition over any ops fn calls
+    "LigerTiledMLPFunction",
+    "apply_tiled_mlp",
     # 0.8.5's GRPO loss: the grpo_loss op's per-token terms, reduced
     "GrpoLossFunction",
     # 0.8.5 re-exported these halves of the ReLU² Function here

@@ -26,6 +26,7 @@ from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb, liger_llama4_vision_rotary_pos_emb
 from liger_kernel.transformers.mlp import LigerFalconH1MLP, LigerMLP
+from liger_kernel.transformers.modulated_rms_norm import LigerModulatedRMSNorm
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
@@ -46,6 +47,7 @@ from liger_kernel.transformers.swiglu import (
     LigerSwiGLUMLP,
     LigerSwiGLUMLPForMuseGlimmer,
 )
+from liger_kernel.transformers.tiled_mlp import LigerTiledGEGLUMLP, LigerTiledSwiGLUMLP
 from liger_kernel.transformers.tvd import LigerTVDLoss
 
 # The model patching names. monkey_patch needs only torch to import (the table
@@ -85,6 +87,7 @@ __all__ = [
     "LigerJSD",
     "LigerKLDIVLoss",
     "LigerLayerNorm",
+    "LigerModulatedRMSNorm",
     "LigerPhi3SwiGLUMLP",
     "LigerBlockSparseTop2MLP",
     "LigerExperts",
@@ -98,6 +101,8 @@ __all__ = [
     "LigerSparsemax",
     "LigerSwiGLUMLP",
     "LigerSwiGLUMLPForMuseGlimmer",
+    "LigerTiledGEGLUMLP",
+    "LigerTiledSwiGLUMLP",
     "LigerTVDLoss",
     "LigerMLP",
     "LigerFalconH1MLP",

@@ -24,6 +24,7 @@ from liger_kernel.ops import (
     LigerJSDFunction,
     LigerKLDivLossFunction,
     LigerLayerNormFunction,
+    LigerModulatedRMSNormFunction,
     LigerPolyNormFunction,
     LigerQwen2VLMRopeFunction,
     LigerReLUSquaredFunction,
@@ -62,6 +63,19 @@ def liger_rms_norm(
     in_place: bool = True,
 ) -> torch.Tensor:
     return LigerRMSNormFunction.apply(X, W, eps, offset, casting_mode, in_place)
+
+
+def liger_modulated_rms_norm(
+    X: torch.Tensor,
+    W: torch.Tensor | None,
+    scale: torch.Tensor,
+    shift: torch.Tensor | None = None,
+    eps: float = 1e-6,
+    offset: float = 0.0,
+    casting_mode: str = "llama",
+    in_place: bool = True,
+) -> torch.Tensor:
+    return LigerModulatedRMSNormFunction.apply(X, W, scale, shift, eps, offset, casting_mode, in_place)
 
 
 def liger_fused_add_rms_norm(

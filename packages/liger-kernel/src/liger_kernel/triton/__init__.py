@@ -46,6 +46,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "dyt": ("liger_kernel.triton.dyt", "DyTFunction"),
     "fused_moe": ("liger_kernel.triton.fused_moe", "FusedMoEFunction"),
     "relu_squared": ("liger_kernel.triton.relu_squared", "ReLUSquaredFunction"),
+    "modulated_rms_norm": ("liger_kernel.triton.modulated_rms_norm", "ModulatedRMSNormFunction"),
     "clamped_swiglu": ("liger_kernel.triton.clamped_swiglu", "ClampedSwiGLUFunction"),
     "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
     "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),

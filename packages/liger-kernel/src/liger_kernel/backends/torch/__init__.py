@@ -28,6 +28,7 @@ OP_CLASSES = {
     "dyt": "DyTFunction",
     "fused_moe": "FusedMoEFunction",
     "relu_squared": "ReLUSquaredFunction",
+    "modulated_rms_norm": "ModulatedRMSNormFunction",
     "clamped_swiglu": "ClampedSwiGLUFunction",
     "llama4_rope": "Llama4RopeFunction",
     "selective_log_softmax": "SelectiveLogSoftmaxFunction",
