@@ -5,9 +5,15 @@ from liger_kernel.ops._library import use_operators
 from liger_kernel.ops.clamped_swiglu import LigerClampedSwiGLUFunction
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
+from liger_kernel.ops.fused_ce_tvd import LigerFusedCETVDFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
+from liger_kernel.ops.fused_linear_kl_div import (
+    LigerFusedLinearKLDivFunction,
+    fused_linear_kl_div_backward,
+    fused_linear_kl_div_forward,
+)
 from liger_kernel.ops.fused_moe import LigerFusedMoEFunction
 from liger_kernel.ops.geglu import LigerGELUMulFunction
 from liger_kernel.ops.group_norm import LigerGroupNormFunction
@@ -55,6 +61,8 @@ OPS = {
         LigerLlama4RopeFunction,
         LigerSelectiveLogSoftmaxFunction,
         GrpoTokenLossFunction,
+        LigerFusedLinearKLDivFunction,
+        LigerFusedCETVDFunction,
     )
 }
 
@@ -67,6 +75,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # 0.8.5 re-exported these halves of the ReLU² Function here
     "relu_squared_forward",
     "relu_squared_backward",
+    # 0.8.5 re-exported the halves of the fused linear KL divergence here
+    "fused_linear_kl_div_forward",
+    "fused_linear_kl_div_backward",
     "OPS",
     "use_operators",
 ]

@@ -50,6 +50,8 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
     "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),
     "grpo_loss": ("liger_kernel.triton.grpo_loss", "GrpoLossFunction"),
+    "fused_linear_kl_div": ("liger_kernel.triton.fused_linear_kl_div", "FusedLinearKLDivFunction"),
+    "fused_ce_tvd": ("liger_kernel.triton.fused_ce_tvd", "FusedCETVDFunction"),
 }
 
 

@@ -32,6 +32,8 @@ OP_CLASSES = {
     "llama4_rope": "Llama4RopeFunction",
     "selective_log_softmax": "SelectiveLogSoftmaxFunction",
     "grpo_loss": "GrpoLossFunction",
+    "fused_linear_kl_div": "FusedLinearKLDivFunction",
+    "fused_ce_tvd": "FusedCETVDFunction",
 }
 
 
