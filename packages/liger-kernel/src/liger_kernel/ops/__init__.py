@@ -5,8 +5,8 @@ from liger_kernel.ops._library import use_operators
 from liger_kernel.ops.clamped_swiglu import LigerClampedSwiGLUFunction
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
-from liger_kernel.ops.fused_ce_tvd import LigerFusedCETVDFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
+from liger_kernel.ops.fused_ce_tvd import LigerFusedCETVDFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
 from liger_kernel.ops.fused_linear_kl_div import (

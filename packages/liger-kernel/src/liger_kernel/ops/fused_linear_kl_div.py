@@ -45,8 +45,8 @@ from liger_kernel.ops._contract import (
     require_shape,
     require_tensor,
 )
-from liger_kernel.ops.kl_div import loss_dtype
 from liger_kernel.ops.jsd import check_shift_labels
+from liger_kernel.ops.kl_div import loss_dtype
 
 #: the reductions of the fused op (0.8.5's name for the type)
 REDUCTION_LITERAL = Literal["batchmean", "mean", "sum"]
