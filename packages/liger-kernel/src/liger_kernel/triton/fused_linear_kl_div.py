@@ -74,8 +74,8 @@ def _kl_rows_kernel(
                 new_max = tl.maximum(running_max, tl.max(z, axis=0))
                 running_sum = running_sum * tl.exp(running_max - new_max) + tl.sum(tl.exp(z - new_max), axis=0)
                 running_max = new_max
-                # masked columns: t = 0 and z = -inf, kept out of the sum
-                cross += tl.where(mask, t * (tl.log(tl.maximum(t, eps)) - z), 0.0)
+                # masked columns have t = 0 (and z = -inf, replaced so that 0 * inf makes no NaN)
+                cross += t * (tl.log(tl.maximum(t, eps)) - tl.where(mask, z, 0.0))
                 mass += t
             lse = running_max + tl.log(running_sum)
             total_mass = tl.sum(mass, axis=0)
