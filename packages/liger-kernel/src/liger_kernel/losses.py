@@ -30,6 +30,7 @@ The fused linear cross-entropy's walk over chunks of tokens:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -689,9 +690,10 @@ def fused_linear_kl_div_function(
             )  # fmt: skip
         else:
             if getattr(ctx, "backward_done", False):
-                raise RuntimeError(
-                    f"{name}: the gradients are formed in forward and handed on by the first backward; "
-                    "a second backward over one graph (retain_graph=True) is not supported"
+                # the first backward scaled the buffers in place and handed them on
+                warnings.warn(
+                    "fused_linear_kl_div: a second backward over one graph returns an already scaled gradient",
+                    stacklevel=2,
                 )
             ctx.backward_done = True
             grads = tuple(scale_(grad, grad_loss) if grad is not None else None for grad in ctx.grad_buffers)

@@ -20,7 +20,9 @@ Backends walk the rows in chunks (:func:`liger_kernel.losses.walk_linear_chunks`
 forming one chunk of logits at a time, so the (rows, V) logits never exist whole.
 The loss is float32 (float64 for float64 inputs). dstudent_weight accumulates in
 ``accum_dtype`` as in :mod:`liger_kernel.ops.fused_linear_cross_entropy`
-(None: the weight's dtype) and comes back in the weight's dtype.
+(None: the weight's dtype) and comes back in the weight's dtype. The gradients
+may be formed in forward and scaled by the incoming gradient in backward: the
+graph supports one backward (a second one warns, as fused linear cross-entropy's).
 
 The temperature must be positive (a negative one would turn the student's
 distribution upside down).
