@@ -80,6 +80,14 @@ def test_forward_backward(liger_device, liger_dtype, liger_rng, shape, reduction
     run(args, dtype=liger_dtype, rng=liger_rng)
 
 
+def test_wide_vocabulary(liger_device, liger_dtype, liger_rng):
+    """A vocabulary of several kernel blocks on every profile (the small shapes fit in one)."""
+    args = case(2, 8, 5000, liger_dtype, liger_device, liger_rng)
+    args["shift_labels"] = torch.tensor([3, -100], device=liger_device)
+    args["temperature"] = 1.5
+    run(args, dtype=liger_dtype, rng=liger_rng)
+
+
 @pytest.mark.parametrize(("reduction", "temperature"), [("batchmean", 2.0), ("sum", 0.5), ("mean", 1.5)])
 def test_temperature(liger_device, liger_dtype, liger_rng, reduction, temperature):
     args = case(6, 16, 97, liger_dtype, liger_device, liger_rng, ignored="some")
