@@ -299,6 +299,13 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
     for rows, width, shape in conformance_shapes("test_embedding", "CASES"):
         for padding_idx in (None, 0):
             yield "embedding", (leaf(rows, width, dtype=d), torch.randint(0, rows, shape), padding_idx)
+    for rows, hidden, vocab in conformance_shapes("test_fused_linear_kl_div"):
+        x, w = leaf(min(rows, FUSED_ROWS), hidden, dtype=d), leaf(vocab, hidden, dtype=d)
+        target = torch.full((x.shape[0], vocab), 1.0 / vocab, dtype=d)
+        yield "fused_linear_kl_div", (x, w, target, labels(x.shape[0], vocab), "batchmean", -100, 1.0, 1e-10, None)
+    for rows, vocab in conformance_shapes("test_fused_ce_tvd"):
+        teacher = torch.zeros(rows, vocab, dtype=d)
+        yield "fused_ce_tvd", (leaf(rows, vocab, dtype=d), teacher, labels(rows, vocab), -100)
 
 
 def vision_calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:

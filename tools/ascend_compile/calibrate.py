@@ -77,6 +77,9 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.selective_log_softmax._selected_logp_backward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.embedding._embedding_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.embedding._embedding_backward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.fused_linear_kl_div._kl_rows_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.fused_ce_tvd._fused_ce_tvd_forward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.fused_ce_tvd._fused_ce_tvd_backward_kernel": (None, "BLOCK", None),
     # the clamped SwiGLU kernels, launched as the planner sizes them (liger_kernel_ascend.ops.clamped_swiglu)
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_backward_kernel": (None, "BLOCK", None),

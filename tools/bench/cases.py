@@ -262,6 +262,35 @@ def make_fused_linear_jsd(dims, dtype, device) -> Inputs:
     return {"h": h, "w": w, "teacher_h": teacher_h, "teacher_w": teacher_w, "leaves": [h, w], "grads": None}
 
 
+def make_fused_linear_kl_div(dims, dtype, device) -> Inputs:
+    T, H, V = dims["tokens"], dims["hidden"], dims["vocab"]
+    h = _rand((T, H), dtype, device, True)
+    w = _rand((V, H), dtype, device, True, 1 / math.sqrt(H))
+    target = torch.softmax(2 * torch.randn(T, V, device=device), -1).to(dtype)
+    return {"h": h, "w": w, "target": target, "leaves": [h, w], "grads": None}
+
+
+def eager_fused_linear_kl_div(h: torch.Tensor, w: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    log_s = torch.log_softmax((h @ w.t()).float(), -1)
+    t = target.float()
+    return (t * (t.clamp(min=1e-10).log() - log_s)).sum() / h.shape[0]
+
+
+def make_ce_tvd(dims, dtype, device) -> Inputs:
+    T, V = dims["tokens"], dims["vocab"]
+    student = _rand((T, V), dtype, device, True)
+    teacher = _rand((T, V), dtype, device, False, 2.0)
+    target = torch.randint(0, V, (T,), device=device)
+    return {"student": student, "teacher": teacher, "target": target, "leaves": [student], "grads": None}
+
+
+def eager_ce_tvd(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    s = student.float()
+    ce = F.cross_entropy(s, target, reduction="none")
+    tvd = 0.5 * (torch.softmax(s, -1) - torch.softmax(teacher.float(), -1)).abs().sum(-1)
+    return (ce + tvd).sum()
+
+
 def eager_tvd(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p.float() - q.float()).abs().sum() / p.shape[0]
 
@@ -597,6 +626,24 @@ CASES: dict[str, Case] = {
             lambda f, i: f.apply(i["h"], i["w"], i["teacher_h"], i["teacher_w"], None, 0.5, IGNORE_INDEX, 1.0),
         ),
         Case(
+            "fused_linear_kl_div",
+            {"tokens": 8192, "hidden": 4096, "vocab": 128256},
+            make_fused_linear_kl_div,
+            lambda i: eager_fused_linear_kl_div(i["h"], i["w"], i["target"]),
+            "fused_linear_kl_div",
+            "LigerFusedLinearKLDivFunction",
+            lambda f, i: f.apply(i["h"], i["w"], i["target"], None, "batchmean", IGNORE_INDEX, 1.0, 1e-10),
+        ),
+        Case(
+            "fused_ce_tvd",
+            {"tokens": 8192, "vocab": 128256},
+            make_ce_tvd,
+            lambda i: eager_ce_tvd(i["student"], i["teacher"], i["target"]),
+            "fused_ce_tvd",
+            "LigerFusedCETVDFunction",
+            lambda f, i: sum(term.sum() for term in f.apply(i["student"], i["teacher"], i["target"], IGNORE_INDEX)),
+        ),
+        Case(
             "kl_div",
             {"tokens": 8192, "vocab": 128256},
             lambda d, t, dev: make_distributions(d, t, dev, log_input=True),
@@ -771,6 +818,8 @@ DEFAULT_OPS = (
     "tvd",
     "jsd",
     "fused_linear_jsd",
+    "fused_linear_kl_div",
+    "fused_ce_tvd",
     "relu_squared",
     "clamped_swiglu",
     "fused_moe",
@@ -797,7 +846,7 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) scale({dims['batch']},{dims['hidden']})"
     if case.name == "tiled_mlp":
         return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) I{dims['inter']}"
-    if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd"):
+    if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd", "fused_linear_kl_div"):
         return f"h({dims['tokens']},{dims['hidden']}) w({dims['vocab']},{dims['hidden']})"
     width = dims.get("hidden") or dims.get("inter") or dims.get("vocab")
     return f"({dims['tokens']},{width})"

@@ -52,6 +52,9 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "str loss_type, str importance_sampling_level, float sapo_temperature_pos, float sapo_temperature_neg, "
     "Tensor? vllm_is_ratio, float? delta, bool use_bias_correction_kl, Tensor? phi_seq",
     "embedding": "Tensor embeddings, Tensor indices, int? padding_idx",
+    "fused_linear_kl_div": "Tensor student_input, Tensor student_weight, Tensor target, Tensor? shift_labels, "
+    "str reduction, int ignore_index, float temperature, float eps, str? accum_dtype",
+    "fused_ce_tvd": "Tensor student_logits, Tensor teacher_logits, Tensor target, int ignore_index",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

@@ -131,6 +131,15 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         }
     if op == "kl_div":
         return {"y_pred": x(2, 8).log_softmax(-1), "y_true": x(2, 8).softmax(-1)}
+    if op == "fused_linear_kl_div":
+        return {
+            "student_input": x(3, 8),
+            "student_weight": x(10, 8),
+            "target": x(3, 10).softmax(-1),
+            "shift_labels": labels(3, 10),
+        }
+    if op == "fused_ce_tvd":
+        return {"student_logits": x(3, 10), "teacher_logits": x(3, 10), "target": labels(3, 10)}
     if op == "tvd":
         return {"p": x(2, 8).softmax(-1), "q": x(2, 8).softmax(-1), "shift_labels": labels(2, 8)}
     if op == "rope":
@@ -1086,6 +1095,110 @@ CASES: list[BadInput] = [
     BadInput(
         "embedding", "padding_idx-float", "`padding_idx` a float", "padding_idx", TypeError, _set(padding_idx=1.0)
     ),
+    _shape("fused_linear_kl_div", "student_input", "3-D", lambda t: t.unsqueeze(0), "3d"),
+    _shape(
+        "fused_linear_kl_div",
+        "student_weight",
+        "with another hidden size than `student_input`",
+        lambda w: w[:, :-1],
+        "hidden",
+    ),
+    _shape(
+        "fused_linear_kl_div", "target", "with another vocabulary than `student_weight`", lambda t: t[:, :9], "vocab"
+    ),
+    _shape("fused_linear_kl_div", "target", "with fewer rows than `student_input`", lambda t: t[:2], "rows"),
+    _dtype("fused_linear_kl_div", "student_weight", torch.int32),
+    _dtype("fused_linear_kl_div", "target", torch.int64),
+    _shape("fused_linear_kl_div", "shift_labels", "with fewer rows than `student_input`", lambda t: t[:2]),
+    _dtype("fused_linear_kl_div", "shift_labels", torch.float32),
+    BadInput(
+        "fused_linear_kl_div",
+        "reduction-none",
+        "`reduction` = `'none'` (the fused op needs a scalar loss)",
+        "reduction",
+        ValueError,
+        _set(reduction="none"),
+    ),
+    BadInput(
+        "fused_linear_kl_div", "reduction", "`reduction` = `'avg'`", "reduction", ValueError, _set(reduction="avg")
+    ),
+    BadInput(
+        "fused_linear_kl_div",
+        "temperature-zero",
+        "`temperature` = 0",
+        "temperature",
+        ValueError,
+        _set(temperature=0.0),
+    ),
+    BadInput(
+        "fused_linear_kl_div",
+        "temperature-negative",
+        "`temperature` = -1",
+        "temperature",
+        ValueError,
+        _set(temperature=-1.0),
+    ),
+    *_eps_cases("fused_linear_kl_div", positive=True),
+    BadInput(
+        "fused_linear_kl_div",
+        "ignore_index-float",
+        "`ignore_index` = -100.0",
+        "ignore_index",
+        TypeError,
+        _set(ignore_index=-100.0),
+    ),
+    BadInput(
+        "fused_linear_kl_div",
+        "accum_dtype",
+        "`accum_dtype` = torch.int32",
+        "accum_dtype",
+        ValueError,
+        _set(accum_dtype=torch.int32),
+    ),
+    BadInput(
+        "fused_linear_kl_div",
+        "target-requires-grad",
+        "`target` requires grad (it gets no gradient)",
+        "target",
+        ValueError,
+        _change("target", lambda t: t.detach().requires_grad_()),
+    ),
+    _device("fused_linear_kl_div", "student_weight"),
+    _device("fused_linear_kl_div", "target"),
+    _device("fused_linear_kl_div", "shift_labels"),
+    _zero_dim("fused_ce_tvd", "student_logits"),
+    _empty_row("fused_ce_tvd", "student_logits", "teacher_logits", what="an empty vocabulary"),
+    _shape("fused_ce_tvd", "teacher_logits", "narrower than `student_logits`", lambda t: t[:, :9]),
+    _shape("fused_ce_tvd", "target", "with fewer rows than `student_logits`", lambda t: t[:2]),
+    _dtype("fused_ce_tvd", "student_logits", torch.int32),
+    _dtype("fused_ce_tvd", "teacher_logits", torch.int64),
+    _dtype("fused_ce_tvd", "target", torch.float32),
+    BadInput(
+        "fused_ce_tvd",
+        "target-out-of-range",
+        "`target` holding the vocabulary size (checked on the CPU)",
+        "target",
+        IndexError,
+        _change("target", lambda t: torch.full_like(t, 10)),
+    ),
+    BadInput(
+        "fused_ce_tvd",
+        "teacher_logits-requires-grad",
+        "`teacher_logits` requires grad (it gets no gradient)",
+        "teacher_logits",
+        ValueError,
+        _change("teacher_logits", lambda t: t.detach().requires_grad_()),
+    ),
+    BadInput(
+        "fused_ce_tvd",
+        "ignore_index-float",
+        "`ignore_index` = -100.0",
+        "ignore_index",
+        TypeError,
+        _set(ignore_index=-100.0),
+    ),
+    _device("fused_ce_tvd", "teacher_logits"),
+    _device("fused_ce_tvd", "target"),
 ]
 
 

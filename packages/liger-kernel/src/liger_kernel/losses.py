@@ -30,6 +30,7 @@ The fused linear cross-entropy's walk over chunks of tokens:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -554,6 +555,153 @@ def grpo_loss_function(kernels: SelectedLogProbKernels, name: str) -> type[torch
         if grad is rows:
             mark_overwritten(rows)
         return (grad, *([None] * 18))
+
+    return type(
+        name, (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+    )
+
+
+# --------------------------------------------------------------------------- fused linear KL divergence
+#
+# The fused linear KL divergence (:mod:`liger_kernel.ops.fused_linear_kl_div`) is the
+# shared chunk walk above with a KL row kernel in place of the cross-entropy's: the
+# walker's "targets" are each row's index into the target distribution
+# (:func:`~liger_kernel.ops.fused_linear_kl_div.distribution_rows`), so it skips the
+# ignored rows and hands the row kernel the target rows to read.
+# :func:`fused_linear_kl_div_function` builds each backend's Function from its kernel.
+
+
+class KLRowLoss(Protocol):
+    """A backend's KL divergence over the rows of one chunk of student logits.
+
+    ``rows`` (int64, one per chunk row) indexes the rows of ``target`` (rows, V),
+    IGNORED_ROW for a row that is not kept (loss 0, zero gradient). Writes into
+    ``loss`` each row's loss divided by ``divisor`` (a 0-d tensor whose dtype is
+    the math's); with ``write_grad`` it overwrites ``logits`` with dloss/dlogits."""
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        rows: torch.Tensor,
+        target: torch.Tensor,
+        divisor: torch.Tensor,
+        loss: torch.Tensor,
+        write_grad: bool,
+        temperature: float,
+        eps: float,
+    ) -> None: ...
+
+
+def linear_gemm_dtype(input: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype of an LM head's GEMM: autocast's when it is on (what a plain
+    matmul would use), else the promoted dtype of the operands."""
+    device_type = input.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return torch.promote_types(input.dtype, weight.dtype)
+
+
+#: GEMM dtypes whose gradients are formed in backward: fp16 cannot hold a "mean"
+#: KL's dlogits (about 1 / (rows * V)) until the incoming gradient (a loss scale)
+#: multiplies them, so backward walks again with fp32 logits and that gradient
+#: folded in before rounding (the two GEMMs of a chunk run once more).
+SCALE_BEFORE_ROUNDING = (torch.float16,)
+
+
+def _scale_in_place(grad: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return grad.mul_(scale.to(grad.dtype))
+
+
+def fused_linear_kl_div_function(
+    row_kl: KLRowLoss,
+    rows_per_chunk: Any,
+    name: str,
+    scale_: Any = _scale_in_place,
+) -> type[torch.autograd.Function]:
+    """A backend's Function for ``fused_linear_kl_div`` over its row kernel.
+
+    ``rows_per_chunk(x, weight)`` gives the chunk size; ``scale_(grad, grad_loss)``
+    multiplies a gradient buffer in place by the scalar incoming gradient. The
+    gradients are formed in forward (kept on ctx, scaled in backward: the graph
+    supports one backward) except for SCALE_BEFORE_ROUNDING GEMM dtypes."""
+    from liger_kernel.ops.fused_linear_cross_entropy import accumulation_dtype
+    from liger_kernel.ops.fused_linear_kl_div import IGNORED_ROW, distribution_rows, kl_divisor
+    from liger_kernel.ops.kl_div import loss_dtype
+
+    def walk(x, w, target, rows, divisor, loss_rows, options, want, accum_dtype, row_scale=None, logits_dtype=None):
+        temperature, eps, skip_ignored = options
+
+        def row_loss(logits, chunk_rows, loss, z, predicted, write_grad):
+            row_kl(logits, chunk_rows, target, divisor, loss, write_grad, temperature, eps)
+
+        grads = walk_linear_chunks(
+            x, w, None, rows, row_loss,
+            rows_per_chunk=rows_per_chunk(x, w), ignore_index=IGNORED_ROW, want_grads=(*want, False),
+            accum_dtype=accum_dtype, loss_rows=loss_rows, row_scale=row_scale, logits_dtype=logits_dtype,
+            skip_ignored=skip_ignored,
+        )  # fmt: skip
+        return grads.dinput, grads.dweight
+
+    def forward(
+        ctx: Any,
+        student_input: torch.Tensor,
+        student_weight: torch.Tensor,
+        target: torch.Tensor,
+        shift_labels: torch.Tensor | None = None,
+        reduction: str = "batchmean",
+        ignore_index: int = -100,
+        temperature: float = 1.0,
+        eps: float = 1e-10,
+        accum_dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        gemm = linear_gemm_dtype(student_input, student_weight)
+        x, w = student_input.to(gemm), student_weight.to(gemm)
+        target = unit_column_rows(target)
+        n_rows = x.shape[0]
+        rows_dtype = loss_dtype(gemm, target.dtype)
+        rows = distribution_rows(shift_labels, ignore_index, n_rows, x.device)
+        divisor = kl_divisor(rows, reduction, w.shape[0], rows_dtype, shift_labels is not None)
+        recorded = bool(ctx.next_functions)
+        want = (recorded and ctx.needs_input_grad[0], recorded and ctx.needs_input_grad[1])
+        replay = any(want) and gemm in SCALE_BEFORE_ROUNDING
+        # only explicit labels can ignore rows: without them skipping costs a sync for nothing
+        options = (float(temperature), float(eps), shift_labels is not None)
+        accum = accumulation_dtype(student_weight.dtype, accum_dtype)
+        loss_rows = torch.empty(n_rows, dtype=rows_dtype, device=x.device)
+        grads = walk(x, w, target, rows, divisor, loss_rows, options, (False, False) if replay else want, accum)
+        ctx.replay = replay
+        ctx.input_dtypes = (student_input.dtype, student_weight.dtype)
+        if replay:
+            ctx.save_for_backward(x, w, target, rows, divisor)
+            ctx.options, ctx.want, ctx.accum_dtype = options, want, accum
+        else:
+            # kept on ctx, not saved: backward scales these buffers in place and hands them on
+            ctx.grad_buffers = grads
+        return loss_rows.sum().to(loss_dtype(student_input.dtype, student_weight.dtype, target.dtype))
+
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[Any, ...]:
+        if ctx.replay:
+            x, w, target, rows, divisor = ctx.saved_tensors
+            scratch = torch.empty(x.shape[0], dtype=divisor.dtype, device=x.device)
+            scale = grad_loss.to(divisor.dtype).reshape(1).expand(x.shape[0])
+            grads = walk(
+                x, w, target, rows, divisor, scratch, ctx.options, ctx.want, ctx.accum_dtype,
+                row_scale=scale, logits_dtype=divisor.dtype,
+            )  # fmt: skip
+        else:
+            if getattr(ctx, "backward_done", False):
+                # the first backward scaled the buffers in place and handed them on
+                warnings.warn(
+                    "fused_linear_kl_div: a second backward over one graph returns an already scaled gradient",
+                    stacklevel=2,
+                )
+            ctx.backward_done = True
+            grads = tuple(scale_(grad, grad_loss) if grad is not None else None for grad in ctx.grad_buffers)
+        dinput, dweight = (
+            grad.to(dtype).view(grad.shape) if grad is not None else None
+            for grad, dtype in zip(grads, ctx.input_dtypes)
+        )
+        return dinput, dweight, None, None, None, None, None, None, None
 
     return type(
         name, (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)}

@@ -181,6 +181,22 @@ SAMPLES: dict[str, Sample] = {
     ),
     # a table of 10 rows of width 16, looked up by a (2, 3) batch of indices (7 twice)
     "embedding": lambda d, g: ((_randn(g, d, 10, 16), torch.tensor([[1, 7, 3], [7, 0, 9]], device=d), None), (0,)),
+    # 6 rows, hidden 8, vocab 10: the target is a distribution per row; row 2's label ignored
+    "fused_linear_kl_div": lambda d, g: (
+        (
+            _randn(g, d, 6, 8),
+            _randn(g, d, 10, 8, scale=0.3),
+            _log_probs(g, d, 6, 10).exp(),
+            torch.tensor([1, 4, -100, 0, 9, 3], device=d),
+            "batchmean",
+            -100,
+            1.0,
+            1e-10,
+            None,
+        ),
+        (0, 1),
+    ),
+    "fused_ce_tvd": lambda d, g: ((_randn(g, d, 4, 10), _randn(g, d, 4, 10), _targets(g, d, 4, 10), -100), (0,)),
 }
 
 

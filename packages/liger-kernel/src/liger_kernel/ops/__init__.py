@@ -7,8 +7,14 @@ from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
 from liger_kernel.ops.experimental.embedding import LigerEmbeddingFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
+from liger_kernel.ops.fused_ce_tvd import LigerFusedCETVDFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
+from liger_kernel.ops.fused_linear_kl_div import (
+    LigerFusedLinearKLDivFunction,
+    fused_linear_kl_div_backward,
+    fused_linear_kl_div_forward,
+)
 from liger_kernel.ops.fused_moe import LigerFusedMoEFunction
 from liger_kernel.ops.geglu import LigerGELUMulFunction
 from liger_kernel.ops.group_norm import LigerGroupNormFunction
@@ -60,6 +66,8 @@ OPS = {
         LigerSelectiveLogSoftmaxFunction,
         GrpoTokenLossFunction,
         LigerEmbeddingFunction,
+        LigerFusedLinearKLDivFunction,
+        LigerFusedCETVDFunction,
     )
 }
 
@@ -75,6 +83,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # 0.8.5 re-exported these halves of the ReLU² Function here
     "relu_squared_forward",
     "relu_squared_backward",
+    # 0.8.5 re-exported the halves of the fused linear KL divergence here
+    "fused_linear_kl_div_forward",
+    "fused_linear_kl_div_backward",
     "OPS",
     "use_operators",
 ]

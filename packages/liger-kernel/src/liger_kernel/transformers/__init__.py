@@ -17,8 +17,10 @@ from liger_kernel.transformers import monkey_patch
 from liger_kernel.transformers.cross_entropy import LigerCrossEntropyLoss
 from liger_kernel.transformers.dyt import LigerDyT
 from liger_kernel.transformers.fused_add_rms_norm import LigerFusedAddRMSNorm
+from liger_kernel.transformers.fused_ce_tvd import LigerFusedCETVDLoss
 from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
 from liger_kernel.transformers.fused_linear_jsd import LigerFusedLinearJSD
+from liger_kernel.transformers.fused_linear_kl_div import LigerFusedLinearKLDivLoss
 from liger_kernel.transformers.geglu import LigerGEGLUMLP
 from liger_kernel.transformers.group_norm import LigerGroupNorm
 from liger_kernel.transformers.jsd import LigerJSD
@@ -82,6 +84,8 @@ __all__ = [
     "LigerFusedAddRMSNorm",
     "LigerFusedLinearCrossEntropyLoss",
     "LigerFusedLinearJSD",
+    "LigerFusedLinearKLDivLoss",
+    "LigerFusedCETVDLoss",
     "LigerGEGLUMLP",
     "LigerGroupNorm",
     "LigerJSD",

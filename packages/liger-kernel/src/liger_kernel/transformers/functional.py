@@ -19,6 +19,7 @@ from liger_kernel.ops import (
     LigerFusedAddRMSNormFunction,
     LigerFusedLinearCrossEntropyFunction,
     LigerFusedLinearJSDFunction,
+    LigerFusedLinearKLDivFunction,
     LigerGELUMulFunction,
     LigerGroupNormFunction,
     LigerJSDFunction,
@@ -291,6 +292,24 @@ def liger_fused_linear_jsd(
         student_input, student_weight, teacher_input, teacher_weight, shift_labels, jsd_beta, ignore_index,
         temperature, accum_dtype,
     )  # fmt: skip
+
+
+def liger_fused_linear_kl_div(
+    student_input: torch.Tensor,
+    student_weight: torch.Tensor,
+    target: torch.Tensor,
+    shift_labels: torch.Tensor | None = None,
+    reduction: str = "batchmean",
+    ignore_index: int = -100,
+    temperature: float = 1.0,
+    eps: float = 1e-10,
+    accum_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """KL divergence of the LM head's distribution from ``target`` probabilities without
+    materializing the logits (see LigerFusedLinearKLDivLoss)."""
+    return LigerFusedLinearKLDivFunction.apply(
+        student_input, student_weight, target, shift_labels, reduction, ignore_index, temperature, eps, accum_dtype
+    )
 
 
 def liger_softmax(x: torch.Tensor) -> torch.Tensor:

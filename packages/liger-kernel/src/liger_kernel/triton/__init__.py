@@ -52,6 +52,8 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),
     "grpo_loss": ("liger_kernel.triton.grpo_loss", "GrpoLossFunction"),
     "embedding": ("liger_kernel.triton.embedding", "EmbeddingFunction"),
+    "fused_linear_kl_div": ("liger_kernel.triton.fused_linear_kl_div", "FusedLinearKLDivFunction"),
+    "fused_ce_tvd": ("liger_kernel.triton.fused_ce_tvd", "FusedCETVDFunction"),
 }
 
 

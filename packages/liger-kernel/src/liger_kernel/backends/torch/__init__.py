@@ -34,6 +34,8 @@ OP_CLASSES = {
     "selective_log_softmax": "SelectiveLogSoftmaxFunction",
     "grpo_loss": "GrpoLossFunction",
     "embedding": "EmbeddingFunction",
+    "fused_linear_kl_div": "FusedLinearKLDivFunction",
+    "fused_ce_tvd": "FusedCETVDFunction",
 }
 
 
