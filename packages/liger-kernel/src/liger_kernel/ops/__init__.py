@@ -8,6 +8,10 @@ from liger_kernel.ops.dyt import LigerDyTFunction
 from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 from liger_kernel.ops.fused_linear_jsd import LigerFusedLinearJSDFunction
+from liger_kernel.ops.fused_linear_scaled_cross_entropy import (
+    LigerFusedLinearScaledCrossEntropyFunction,
+    LigerFusedLinearScaledCrossEntropyTPFunction,
+)
 from liger_kernel.ops.fused_moe import LigerFusedMoEFunction
 from liger_kernel.ops.geglu import LigerGELUMulFunction
 from liger_kernel.ops.group_norm import LigerGroupNormFunction
@@ -26,6 +30,7 @@ from liger_kernel.ops.softmax import LigerSoftmaxFunction
 from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
 from liger_kernel.ops.swiglu import LigerFusedGateUpSiLUMulFunction, LigerSiLUMulFunction
 from liger_kernel.ops.tvd import LigerTVDLossFunction
+from liger_kernel.ops.vocab_parallel_cross_entropy import LigerVocabParallelCEFunction
 
 #: op name -> public Function, in the order reports list them
 OPS = {
@@ -55,6 +60,8 @@ OPS = {
         LigerLlama4RopeFunction,
         LigerSelectiveLogSoftmaxFunction,
         GrpoTokenLossFunction,
+        LigerVocabParallelCEFunction,
+        LigerFusedLinearScaledCrossEntropyFunction,
     )
 }
 
@@ -67,6 +74,8 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # 0.8.5 re-exported these halves of the ReLU² Function here
     "relu_squared_forward",
     "relu_squared_backward",
+    # the tensor-parallel form of fused_linear_scaled_cross_entropy (its process group cannot cross an operator)
+    "LigerFusedLinearScaledCrossEntropyTPFunction",
     "OPS",
     "use_operators",
 ]

@@ -47,6 +47,7 @@ from liger_kernel.transformers.swiglu import (
     LigerSwiGLUMLPForMuseGlimmer,
 )
 from liger_kernel.transformers.tvd import LigerTVDLoss
+from liger_kernel.transformers.vocab_parallel_cross_entropy import LigerVocabParallelCrossEntropy
 
 # The model patching names. monkey_patch needs only torch to import (the table
 # of families); Transformers is required when a name is first used.
@@ -99,6 +100,7 @@ __all__ = [
     "LigerSwiGLUMLP",
     "LigerSwiGLUMLPForMuseGlimmer",
     "LigerTVDLoss",
+    "LigerVocabParallelCrossEntropy",
     "LigerMLP",
     "LigerFalconH1MLP",
     "LigerFalconH1SwiGLUMLP",

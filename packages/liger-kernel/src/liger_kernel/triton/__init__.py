@@ -50,6 +50,11 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
     "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),
     "grpo_loss": ("liger_kernel.triton.grpo_loss", "GrpoLossFunction"),
+    "vocab_parallel_cross_entropy": ("liger_kernel.triton.vocab_parallel_cross_entropy", "VocabParallelCEFunction"),
+    "fused_linear_scaled_cross_entropy": (
+        "liger_kernel.triton.fused_linear_scaled_cross_entropy",
+        "FusedLinearScaledCrossEntropyFunction",
+    ),
 }
 
 

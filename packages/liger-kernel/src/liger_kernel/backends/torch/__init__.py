@@ -32,6 +32,8 @@ OP_CLASSES = {
     "llama4_rope": "Llama4RopeFunction",
     "selective_log_softmax": "SelectiveLogSoftmaxFunction",
     "grpo_loss": "GrpoLossFunction",
+    "vocab_parallel_cross_entropy": "VocabParallelCEFunction",
+    "fused_linear_scaled_cross_entropy": "FusedLinearScaledCrossEntropyFunction",
 }
 
 
