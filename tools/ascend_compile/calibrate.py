@@ -73,6 +73,8 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.relu_squared._relu_squared_backward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.selective_log_softmax._selected_logp_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.selective_log_softmax._selected_logp_backward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.vocab_shards._shard_stats_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.vocab_shards._shard_grad_kernel": (None, "BLOCK", None),
     # the clamped SwiGLU kernels, launched as the planner sizes them (liger_kernel_ascend.ops.clamped_swiglu)
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_backward_kernel": (None, "BLOCK", None),

@@ -207,7 +207,15 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         }
     if op == "vocab_parallel_cross_entropy":
         # logits (seq 3, batch 2, vocabulary 10), no process group: one shard
-        return {"vocab_parallel_logits": x(3, 2, 10), "target": labels(6, 10).view(3, 2), "label_smoothing": 0.1}
+        return {
+            "vocab_parallel_logits": x(3, 2, 10),
+            "target": labels(6, 10).view(3, 2),
+            "tp_group": None,
+            "ignore_index": -100,
+            "label_smoothing": 0.1,
+            "label_smoothing_formula": "pytorch",
+            "label_smoothing_mode": "global",
+        }
     if op == "fused_linear_scaled_cross_entropy":
         return {
             "_input": x(4, 8),

@@ -102,7 +102,7 @@ def test_returns_as_0_8_5(liger_device, liger_rng):
     apply = LigerFusedLinearScaledCrossEntropyFunction.apply
     assert isinstance(apply(x, weight, target), torch.Tensor)
     assert len(apply(x, weight, target, return_entropy=True)) == 2
-    nll, selected = apply(x, weight, target, selected_token_ids=ids)
+    _, selected = apply(x, weight, target, selected_token_ids=ids)
     assert selected.shape == (x.shape[0], 2) and selected.dtype == torch.float32
     assert len(apply(x, weight, target, 1.0, -100, 1, True, ids)) == 3
 

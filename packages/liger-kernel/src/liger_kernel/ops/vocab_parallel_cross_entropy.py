@@ -37,7 +37,9 @@ the contract allows (``overwrites``), the gradient is written over the logits
 when they require grad and are not a leaf (the LM head's output).
 
 The signature and names are 0.8.5's (``LigerVocabParallelCEFunction``,
-``validate_formula_and_mode``). A call with a multi-rank ``tp_group`` never
+``validate_formula_and_mode``; every argument positional and required, the
+module :class:`liger_kernel.transformers.LigerVocabParallelCrossEntropy` has
+the defaults). A call with a ``tp_group`` never
 goes through the ``liger::`` operator (a process group cannot cross a PyTorch
 operator): under ``torch.compile`` it runs eagerly, as a graph break.
 """
@@ -126,11 +128,11 @@ class LigerVocabParallelCEFunction(DispatchedFunction):
     def check(
         vocab_parallel_logits: torch.Tensor,
         target: torch.Tensor,
-        tp_group: Any = None,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
-        label_smoothing_formula: str = "pytorch",
-        label_smoothing_mode: str = "global",
+        tp_group: Any,
+        ignore_index: int,
+        label_smoothing: float,
+        label_smoothing_formula: str,
+        label_smoothing_mode: str,
     ) -> None:
         require_tensor("vocab_parallel_logits", vocab_parallel_logits, FLOAT_DTYPES)
         if vocab_parallel_logits.dim() != 3:
@@ -154,7 +156,7 @@ class LigerVocabParallelCEFunction(DispatchedFunction):
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
             args = cls._bind(args, kwargs)
-        if len(args) > 2 and group_size(args[2]) > 1:
+        if len(args) > 2 and args[2] is not None:
             cls.check(*args)
             return sharded_call(cls, args)
         return super().apply(*args)
