@@ -50,6 +50,12 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "Tensor? completion_mask, float temperature, float beta, float eps_low, float eps_high, bool inplace, "
     "str loss_type, str importance_sampling_level, float sapo_temperature_pos, float sapo_temperature_neg, "
     "Tensor? vllm_is_ratio, float? delta, bool use_bias_correction_kl, Tensor? phi_seq",
+    # the process group (tp_group) is not an operator argument: sharded calls stay off the operator route
+    "vocab_parallel_cross_entropy": "Tensor vocab_parallel_logits, Tensor target, int ignore_index, "
+    "float label_smoothing, str label_smoothing_formula, str label_smoothing_mode",
+    # m_tiles_per_cluster, a kernel hint, is not an operator argument
+    "fused_linear_scaled_cross_entropy": "Tensor _input, Tensor weight, Tensor target, float temperature, "
+    "int ignore_index, bool return_entropy, Tensor? selected_token_ids",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

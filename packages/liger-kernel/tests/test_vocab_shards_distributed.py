@@ -144,3 +144,14 @@ def _worker(rank: int, init_file: str, backend: str) -> None:
 def test_two_shards_match_the_unsharded_loss(backend):
     with tempfile.TemporaryDirectory() as directory:
         mp.spawn(_worker, args=(os.path.join(directory, "store"), backend), nprocs=WORLD, join=True)
+
+
+def test_tensor_parallel_call_needs_an_initialized_group():
+    from liger_kernel.ops import LigerFusedLinearScaledCrossEntropyTPFunction
+
+    assert not dist.is_initialized()
+    x, w = torch.randn(2, 4), torch.randn(6, 4)
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        LigerFusedLinearScaledCrossEntropyTPFunction.apply(x, w, torch.tensor([0, 1]), None)
+    with pytest.raises(ValueError, match="tiles_per_reduce"):
+        LigerFusedLinearScaledCrossEntropyTPFunction.apply(x, w, torch.tensor([0, 1]), None, 1.0, -100, 3)
