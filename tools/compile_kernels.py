@@ -306,6 +306,14 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
     for rows, vocab in conformance_shapes("test_fused_ce_tvd"):
         teacher = torch.zeros(rows, vocab, dtype=d)
         yield "fused_ce_tvd", (leaf(rows, vocab, dtype=d), teacher, labels(rows, vocab), -100)
+    for seq, batch, vocab in conformance_shapes("test_vocab_parallel_cross_entropy"):
+        for smoothing in (0.0, 0.1):
+            target = labels(seq * batch, vocab).view(seq, batch)
+            yield "vocab_parallel_cross_entropy", (leaf(seq, batch, vocab, dtype=d), target, None, -100, smoothing,
+                                                   "pytorch", "global")  # fmt: skip
+    for _, hidden, vocab in conformance_shapes("test_fused_linear_scaled_cross_entropy"):
+        x, w = leaf(FUSED_ROWS, hidden, dtype=d), leaf(vocab, hidden, dtype=d)
+        yield "fused_linear_scaled_cross_entropy", (x, w, labels(FUSED_ROWS, vocab), 0.8, -100, 1, True, None)
 
 
 def vision_calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:

@@ -80,6 +80,8 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.fused_linear_kl_div._kl_rows_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.fused_ce_tvd._fused_ce_tvd_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.fused_ce_tvd._fused_ce_tvd_backward_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.vocab_shards._shard_stats_kernel": (None, "BLOCK", None),
+    "liger_kernel.triton.vocab_shards._shard_grad_kernel": (None, "BLOCK", None),
     # the clamped SwiGLU kernels, launched as the planner sizes them (liger_kernel_ascend.ops.clamped_swiglu)
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.clamped_swiglu._clamped_swiglu_backward_kernel": (None, "BLOCK", None),

@@ -482,6 +482,42 @@ def eager_grpo(i: Inputs, beta: float = 0.04, eps: float = 0.2) -> torch.Tensor:
     return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
 
 
+def make_vocab_parallel_ce(dims, dtype, device) -> Inputs:
+    """(seq, batch, vocab) logits, an activation, with one upstream gradient per token."""
+    S, B, V = dims["seq"], dims["batch"], dims["vocab"]
+    leaf = _rand((S, B, V), dtype, device, True)
+    target = _targets(S * B, V, device).view(S, B)
+    return {"target": target, "leaves": [leaf], "grads": [_rand((S, B), torch.float32, device, False)],
+            "fresh": {"logits": leaf}}  # fmt: skip
+
+
+def eager_vocab_parallel_ce(i: Inputs) -> torch.Tensor:
+    """Per-token cross-entropy with smoothing 0.1 of unsharded (seq, batch, vocab) logits, in fp32."""
+    S, B, V = i["logits"].shape
+    loss = torch.nn.functional.cross_entropy(
+        i["logits"].float().view(-1, V), i["target"].view(-1), reduction="none", label_smoothing=0.1
+    )
+    return loss.view(S, B)
+
+
+def make_scaled_ce(dims, dtype, device) -> Inputs:
+    """The LM head of an RL policy: hidden states, projection, targets, upstream NLL and entropy gradients."""
+    T, H, V = dims["tokens"], dims["hidden"], dims["vocab"]
+    h = _rand((T, H), dtype, device, True)
+    w = _rand((V, H), dtype, device, True, 1 / math.sqrt(H))
+    grads = [_rand((T,), torch.float32, device, False), _rand((T,), torch.float32, device, False)]
+    return {"h": h, "w": w, "target": _targets(T, V, device), "leaves": [h, w], "grads": grads}
+
+
+def eager_scaled_ce(i: Inputs, temperature: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token NLL and entropy of (h @ w.T) / temperature, as RL trainers write them (fp32 softmax)."""
+    logp = torch.log_softmax((i["h"] @ i["w"].t()).float() / temperature, dim=-1)
+    kept = i["target"] != IGNORE_INDEX
+    nll = -logp.gather(1, i["target"].clamp(min=0).unsqueeze(1)).squeeze(1)
+    entropy = -(logp.exp() * logp).sum(dim=1)
+    return torch.where(kept, nll, 0.0), torch.where(kept, entropy, 0.0)
+
+
 def make_moe(dims, dtype, device) -> Inputs:
     T, H, I, E, K = dims["tokens"], dims["hidden"], dims["inter"], dims["experts"], dims["top_k"]
     x = _rand((T, H), dtype, device, True)
@@ -784,6 +820,23 @@ CASES: dict[str, Case] = {
             "experimental.embedding",
             "LigerEmbeddingFunction",
             lambda f, i: f.apply(i["table"], i["ids"]),
+            "vocab_parallel_cross_entropy",
+            # one rank's shard is the whole vocabulary here (no process group): Llama 3's 128256
+            {"tokens": 8192, "batch": 4, "seq": 2048, "vocab": 128256},
+            make_vocab_parallel_ce,
+            eager_vocab_parallel_ce,
+            "vocab_parallel_cross_entropy",
+            "LigerVocabParallelCEFunction",
+            lambda f, i: f.apply(i["logits"], i["target"], None, IGNORE_INDEX, 0.1, "pytorch", "global"),
+        ),
+        Case(
+            "fused_linear_scaled_cross_entropy",
+            {"tokens": 8192, "hidden": 4096, "vocab": 128256},
+            make_scaled_ce,
+            eager_scaled_ce,
+            "fused_linear_scaled_cross_entropy",
+            "LigerFusedLinearScaledCrossEntropyFunction",
+            lambda f, i: f.apply(i["h"], i["w"], i["target"], 0.7, IGNORE_INDEX, 1, True),
         ),
         Case(
             "fused_moe",
@@ -827,6 +880,8 @@ DEFAULT_OPS = (
     "embedding",
     "modulated_rms_norm",
     "tiled_mlp",
+    "vocab_parallel_cross_entropy",
+    "fused_linear_scaled_cross_entropy",
 )
 
 
@@ -846,7 +901,14 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) scale({dims['batch']},{dims['hidden']})"
     if case.name == "tiled_mlp":
         return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) I{dims['inter']}"
-    if case.name in ("fused_linear_cross_entropy", "fused_linear_jsd", "fused_linear_kl_div"):
+    if case.name == "vocab_parallel_cross_entropy":
+        return f"logits({dims['seq']},{dims['batch']},{dims['vocab']})"
+    if case.name in (
+        "fused_linear_cross_entropy",
+        "fused_linear_jsd",
+        "fused_linear_kl_div",
+        "fused_linear_scaled_cross_entropy",
+    ):
         return f"h({dims['tokens']},{dims['hidden']}) w({dims['vocab']},{dims['hidden']})"
     width = dims.get("hidden") or dims.get("inter") or dims.get("vocab")
     return f"({dims['tokens']},{width})"

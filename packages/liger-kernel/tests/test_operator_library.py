@@ -55,6 +55,12 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "fused_linear_kl_div": "Tensor student_input, Tensor student_weight, Tensor target, Tensor? shift_labels, "
     "str reduction, int ignore_index, float temperature, float eps, str? accum_dtype",
     "fused_ce_tvd": "Tensor student_logits, Tensor teacher_logits, Tensor target, int ignore_index",
+    # the process group (tp_group) is not an operator argument: sharded calls stay off the operator route
+    "vocab_parallel_cross_entropy": "Tensor vocab_parallel_logits, Tensor target, int ignore_index, "
+    "float label_smoothing, str label_smoothing_formula, str label_smoothing_mode",
+    # m_tiles_per_cluster, a kernel hint, is not an operator argument
+    "fused_linear_scaled_cross_entropy": "Tensor _input, Tensor weight, Tensor target, float temperature, "
+    "int ignore_index, bool return_entropy, Tensor? selected_token_ids",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

@@ -364,3 +364,40 @@ def modulated_rms_norm(
     if shift is not None:
         y = y + shift.reshape(groups, 1, width)
     return y.reshape(x.shape)
+
+
+def vocab_parallel_cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    formula: str = "pytorch",
+) -> Tensor:
+    """Per-row loss (seq, batch) of unsharded (seq, batch, V) logits: (1 - a) * nll
+    + a * (lse - mean_j x_j), a = alpha ("pytorch") or alpha * V / (V - 1) ("megatron")."""
+    vocab = logits.shape[-1]
+    a = label_smoothing if formula == "pytorch" else label_smoothing * vocab / (vocab - 1)
+    logp = torch.log_softmax(logits, dim=-1)
+    nll = -logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    loss = (1 - a) * nll - a * logp.mean(dim=-1)
+    return torch.where(target == ignore_index, 0.0, loss)
+
+
+def fused_linear_scaled_cross_entropy(
+    x: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    temperature: float = 1.0,
+    ignore_index: int = -100,
+    return_entropy: bool = False,
+    selected_token_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """(nll, entropy or None, selected log-probabilities or None) of z = x @ weight.T / T, 0 on ignored rows."""
+    logp = torch.log_softmax(x @ weight.t() / temperature, dim=-1)
+    kept = target != ignore_index
+    nll = torch.where(kept, -logp.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1), 0.0)
+    entropy = torch.where(kept, -(logp.exp() * logp).sum(dim=1), 0.0) if return_entropy else None
+    selected = None
+    if selected_token_ids is not None:
+        selected = torch.where(kept.unsqueeze(1), logp[:, selected_token_ids], 0.0)
+    return nll, entropy, selected

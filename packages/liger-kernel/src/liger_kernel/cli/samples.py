@@ -197,6 +197,25 @@ SAMPLES: dict[str, Sample] = {
         (0, 1),
     ),
     "fused_ce_tvd": lambda d, g: ((_randn(g, d, 4, 10), _randn(g, d, 4, 10), _targets(g, d, 4, 10), -100), (0,)),
+    # logits (seq 3, batch 2, vocabulary 10), one target ignored, smoothing over all classes
+    "vocab_parallel_cross_entropy": lambda d, g: (
+        (_randn(g, d, 3, 2, 10), _targets(g, d, 6, 10).view(3, 2), None, -100, 0.1, "pytorch", "global"),
+        (0,),
+    ),
+    # hidden (5 tokens, 8), projection (vocabulary 12, 8), entropy and two selected ids
+    "fused_linear_scaled_cross_entropy": lambda d, g: (
+        (
+            _randn(g, d, 5, 8),
+            _randn(g, d, 12, 8, scale=0.5),
+            _targets(g, d, 5, 12),
+            0.8,
+            -100,
+            1,
+            True,
+            torch.tensor([3, 7], device=d),
+        ),
+        (0, 1),
+    ),
 }
 
 

@@ -15,6 +15,10 @@ from liger_kernel.ops.fused_linear_kl_div import (
     fused_linear_kl_div_backward,
     fused_linear_kl_div_forward,
 )
+from liger_kernel.ops.fused_linear_scaled_cross_entropy import (
+    LigerFusedLinearScaledCrossEntropyFunction,
+    LigerFusedLinearScaledCrossEntropyTPFunction,
+)
 from liger_kernel.ops.fused_moe import LigerFusedMoEFunction
 from liger_kernel.ops.geglu import LigerGELUMulFunction
 from liger_kernel.ops.group_norm import LigerGroupNormFunction
@@ -35,6 +39,7 @@ from liger_kernel.ops.sparsemax import LigerSparsemaxFunction
 from liger_kernel.ops.swiglu import LigerFusedGateUpSiLUMulFunction, LigerSiLUMulFunction
 from liger_kernel.ops.tiled_mlp import LigerTiledMLPFunction, apply_tiled_mlp
 from liger_kernel.ops.tvd import LigerTVDLossFunction
+from liger_kernel.ops.vocab_parallel_cross_entropy import LigerVocabParallelCEFunction
 
 #: op name -> public Function, in the order reports list them
 OPS = {
@@ -68,6 +73,8 @@ OPS = {
         LigerEmbeddingFunction,
         LigerFusedLinearKLDivFunction,
         LigerFusedCETVDFunction,
+        LigerVocabParallelCEFunction,
+        LigerFusedLinearScaledCrossEntropyFunction,
     )
 }
 
@@ -86,6 +93,8 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # 0.8.5 re-exported the halves of the fused linear KL divergence here
     "fused_linear_kl_div_forward",
     "fused_linear_kl_div_backward",
+    # the tensor-parallel form of fused_linear_scaled_cross_entropy (its process group cannot cross an operator)
+    "LigerFusedLinearScaledCrossEntropyTPFunction",
     "OPS",
     "use_operators",
 ]

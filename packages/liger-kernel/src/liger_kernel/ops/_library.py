@@ -283,7 +283,10 @@ class Schema:
         given = iter(values[:-1])
         args = []
         for i, p in enumerate(self.parameters):
-            value = next(given) if p.schema_type is not None else p.default
+            # an argument outside the operator with no default (a process group,
+            # which the op's apply keeps off the operator route) arrives as None
+            outside = None if p.default is inspect.Parameter.empty else p.default
+            value = next(given) if p.schema_type is not None else outside
             if p.is_dtype and isinstance(value, str):
                 value = getattr(torch, value)
             args.append(False if i in self._in_place else value)

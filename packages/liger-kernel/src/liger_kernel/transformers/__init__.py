@@ -51,6 +51,7 @@ from liger_kernel.transformers.swiglu import (
 )
 from liger_kernel.transformers.tiled_mlp import LigerTiledGEGLUMLP, LigerTiledSwiGLUMLP
 from liger_kernel.transformers.tvd import LigerTVDLoss
+from liger_kernel.transformers.vocab_parallel_cross_entropy import LigerVocabParallelCrossEntropy
 
 # The model patching names. monkey_patch needs only torch to import (the table
 # of families); Transformers is required when a name is first used.
@@ -108,6 +109,7 @@ __all__ = [
     "LigerTiledGEGLUMLP",
     "LigerTiledSwiGLUMLP",
     "LigerTVDLoss",
+    "LigerVocabParallelCrossEntropy",
     "LigerMLP",
     "LigerFalconH1MLP",
     "LigerFalconH1SwiGLUMLP",

@@ -20,6 +20,7 @@ from liger_kernel.ops import (
     LigerFusedLinearCrossEntropyFunction,
     LigerFusedLinearJSDFunction,
     LigerFusedLinearKLDivFunction,
+    LigerFusedLinearScaledCrossEntropyTPFunction,
     LigerGELUMulFunction,
     LigerGroupNormFunction,
     LigerJSDFunction,
@@ -274,6 +275,24 @@ def liger_jsd(
 ) -> torch.Tensor:
     """Generalized JSD of student log-probabilities ``input`` and teacher ``target`` (see LigerJSD)."""
     return LigerJSDFunction.apply(input, target, shift_labels, beta, ignore_index)
+
+
+def liger_fused_linear_scaled_cross_entropy_tp(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    tp_group,
+    temperature: float = 1.0,
+    ignore_index: int = -100,
+    tiles_per_reduce: int = 1,
+    return_entropy: bool = False,
+):
+    """Per-token NLL (and entropy with ``return_entropy``) of ``input @ weight.T / temperature``
+    with ``weight`` this rank's vocabulary shard; see
+    :mod:`liger_kernel.ops.fused_linear_scaled_cross_entropy`."""
+    return LigerFusedLinearScaledCrossEntropyTPFunction.apply(
+        input, weight, target, tp_group, temperature, ignore_index, tiles_per_reduce, return_entropy
+    )
 
 
 def liger_fused_linear_jsd(

@@ -54,6 +54,11 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "embedding": ("liger_kernel.triton.embedding", "EmbeddingFunction"),
     "fused_linear_kl_div": ("liger_kernel.triton.fused_linear_kl_div", "FusedLinearKLDivFunction"),
     "fused_ce_tvd": ("liger_kernel.triton.fused_ce_tvd", "FusedCETVDFunction"),
+    "vocab_parallel_cross_entropy": ("liger_kernel.triton.vocab_parallel_cross_entropy", "VocabParallelCEFunction"),
+    "fused_linear_scaled_cross_entropy": (
+        "liger_kernel.triton.fused_linear_scaled_cross_entropy",
+        "FusedLinearScaledCrossEntropyFunction",
+    ),
 }
 
 

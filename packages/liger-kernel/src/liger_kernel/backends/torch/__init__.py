@@ -36,6 +36,8 @@ OP_CLASSES = {
     "embedding": "EmbeddingFunction",
     "fused_linear_kl_div": "FusedLinearKLDivFunction",
     "fused_ce_tvd": "FusedCETVDFunction",
+    "vocab_parallel_cross_entropy": "VocabParallelCEFunction",
+    "fused_linear_scaled_cross_entropy": "FusedLinearScaledCrossEntropyFunction",
 }
 
 
