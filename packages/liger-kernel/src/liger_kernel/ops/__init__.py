@@ -2,6 +2,7 @@
 
 from liger_kernel.ops import _library
 from liger_kernel.ops._library import use_operators
+from liger_kernel.ops.attn_res import LigerAttnResFunction, attn_res_backward, attn_res_forward
 from liger_kernel.ops.clamped_swiglu import LigerClampedSwiGLUFunction
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
@@ -16,6 +17,7 @@ from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
+from liger_kernel.ops.mhc import LigerMHCCoeffsFunction, LigerMHCPostResFunction, LigerMHCPreFunction
 from liger_kernel.ops.mlp import LigerMLPFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
@@ -55,6 +57,10 @@ OPS = {
         LigerLlama4RopeFunction,
         LigerSelectiveLogSoftmaxFunction,
         GrpoTokenLossFunction,
+        LigerMHCCoeffsFunction,
+        LigerMHCPreFunction,
+        LigerMHCPostResFunction,
+        LigerAttnResFunction,
     )
 }
 
@@ -67,6 +73,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     # 0.8.5 re-exported these halves of the ReLU² Function here
     "relu_squared_forward",
     "relu_squared_backward",
+    # 0.8.5 re-exported these AttnRes launchers here
+    "attn_res_forward",
+    "attn_res_backward",
     "OPS",
     "use_operators",
 ]

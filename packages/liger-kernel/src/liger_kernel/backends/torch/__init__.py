@@ -32,6 +32,10 @@ OP_CLASSES = {
     "llama4_rope": "Llama4RopeFunction",
     "selective_log_softmax": "SelectiveLogSoftmaxFunction",
     "grpo_loss": "GrpoLossFunction",
+    "mhc_coeffs": "MHCCoeffsFunction",
+    "mhc_pre": "MHCPreFunction",
+    "mhc_post_res": "MHCPostResFunction",
+    "attn_res": "AttnResFunction",
 }
 
 
