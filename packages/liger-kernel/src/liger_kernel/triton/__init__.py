@@ -50,6 +50,10 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
     "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),
     "grpo_loss": ("liger_kernel.triton.grpo_loss", "GrpoLossFunction"),
+    "mhc_coeffs": ("liger_kernel.triton.mhc", "MHCCoeffsFunction"),
+    "mhc_pre": ("liger_kernel.triton.mhc", "MHCPreFunction"),
+    "mhc_post_res": ("liger_kernel.triton.mhc", "MHCPostResFunction"),
+    "attn_res": ("liger_kernel.triton.attn_res", "AttnResFunction"),
 }
 
 

@@ -166,9 +166,7 @@ def coefficient_gradients(
     grad_logits_all = torch.cat(grad_logits, dim=1)
     scale = torch.cat([alpha[0].expand(hc), alpha[1].expand(hc), alpha[2].expand(hc * hc)])
     per_alpha = (grad_logits_all * mix).reshape(n, -1)
-    grad_alpha = torch.stack(
-        [per_alpha[:, :hc].sum(), per_alpha[:, hc : 2 * hc].sum(), per_alpha[:, 2 * hc :].sum()]
-    )
+    grad_alpha = torch.stack([per_alpha[:, :hc].sum(), per_alpha[:, hc : 2 * hc].sum(), per_alpha[:, 2 * hc :].sum()])
     return grad_logits_all * scale, grad_logits_all.sum(0), grad_alpha
 
 
