@@ -50,6 +50,11 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "Tensor? completion_mask, float temperature, float beta, float eps_low, float eps_high, bool inplace, "
     "str loss_type, str importance_sampling_level, float sapo_temperature_pos, float sapo_temperature_neg, "
     "Tensor? vllm_is_ratio, float? delta, bool use_bias_correction_kl, Tensor? phi_seq",
+    "mhc_coeffs": "Tensor x, Tensor phi, Tensor b, Tensor alpha_pre, Tensor alpha_post, Tensor alpha_res, "
+    "bool allow_fp32, int tmax, float rms_eps, float pre_eps, float sinkhorn_eps, float post_mult",
+    "mhc_pre": "Tensor x, Tensor h_pre",
+    "mhc_post_res": "Tensor x, Tensor f_out, Tensor h_post, Tensor h_res",
+    "attn_res": "Tensor V_stacked, Tensor w_query, Tensor w_norm, float eps",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

@@ -149,10 +149,10 @@ def coefficient_gradients(
     bf = b.float()
     alpha = torch.stack([a.float().reshape(()) for a in alphas])
     grad_logits = []
-    for k, (grad, width) in enumerate(zip(grads[:2], (hc, hc))):
+    for k, grad in enumerate(grads[:2]):
         lo = k * hc
         if grad is None:
-            grad_logits.append(mix.new_zeros((n, width)))
+            grad_logits.append(mix.new_zeros((n, hc)))
             continue
         s = torch.sigmoid(mix[:, lo : lo + hc] * alpha[k] + bf[lo : lo + hc])
         slope = s * (1.0 - s) * (post_mult if k == 1 else 1.0)
@@ -165,7 +165,7 @@ def coefficient_gradients(
         grad_logits.append(sinkhorn_backward(logits, hist, grads[2].float(), sinkhorn_eps).reshape(n, hc * hc))
     grad_logits_all = torch.cat(grad_logits, dim=1)
     scale = torch.cat([alpha[0].expand(hc), alpha[1].expand(hc), alpha[2].expand(hc * hc)])
-    per_alpha = (grad_logits_all * mix).reshape(n, -1)
+    per_alpha = grad_logits_all * mix
     grad_alpha = torch.stack([per_alpha[:, :hc].sum(), per_alpha[:, hc : 2 * hc].sum(), per_alpha[:, 2 * hc :].sum()])
     return grad_logits_all * scale, grad_logits_all.sum(0), grad_alpha
 
