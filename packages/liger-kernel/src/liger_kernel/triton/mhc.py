@@ -339,11 +339,16 @@ def _mhc_coeffs_backward_kernel(
                 before = tl.load(scratch + (t - 1) * step + local)
                 after = tl.load(scratch + t * step + local)
                 rows_normalized = _row_normalized(before, sinkhorn_eps)
+                # padded lanes are kept at exactly 0: their sums are 0, and dividing by eps alone
+                # would grow them by 1/eps per step
                 grad = _column_normalized_backward(rows_normalized, after, grad, sinkhorn_eps)
+                grad = tl.where(mask3, grad, 0.0)
                 grad = _row_normalized_backward(before, rows_normalized, grad, sinkhorn_eps)
+                grad = tl.where(mask3, grad, 0.0)
             p, _ = _softmax_rows(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res, HC)
             first = tl.load(scratch + local)
             grad = _column_normalized_backward(tl.where(mask3, p + sinkhorn_eps, 0.0), first, grad, sinkhorn_eps)
+            grad = tl.where(mask3, grad, 0.0)
             gl = tl.where(mask3, p * (grad - tl.sum(grad * p, axis=2)[:, :, None]), 0.0)
             mix_res = tl.load(MIX + tokens[:, None, None] * M + 2 * HC + square[None, :, :], mask=mask3, other=0.0)
             gb_res += tl.sum(gl, axis=0)
@@ -557,9 +562,15 @@ def apply_blocks(profile: DeviceProfile, n_tokens: int, hc: int, c: int) -> tupl
     return block_t, block_c
 
 
-def mm_blocks(m: int) -> tuple[int, int, int]:
-    """(BLOCK_N, BLOCK_K, BLOCK_M) of the matmul kernels (dot tiles are at least 16 wide)."""
-    return MM_ROWS, MM_K, min(_pow2(m, 16), 128)
+def mm_blocks(m: int, whole_m: bool = False) -> tuple[int, int, int]:
+    """(BLOCK_N, BLOCK_K, BLOCK_M) of the matmul kernels (dot tiles are at least 16 wide).
+    The forward walks M in blocks of at most 128; the backward (``whole_m``) needs every
+    column of a row at once (the RMS term sums over M), with fewer rows and a shorter K
+    step when that block is wide (HC > 8)."""
+    if not whole_m:
+        return MM_ROWS, MM_K, min(_pow2(m, 16), 128)
+    block_m = _pow2(m, 16)
+    return (MM_ROWS, MM_K, block_m) if block_m <= 128 else (16, 32, block_m)
 
 
 def _precise(*tensors: torch.Tensor) -> bool:
@@ -698,7 +709,7 @@ def coefficients_backward(
     dx = torch.empty_like(x_mat) if needs_x else None
     dphi = None
     if (needs_x or needs_phi) and n:
-        block_n, block_k, block_m = mm_blocks(m)
+        block_n, block_k, block_m = mm_blocks(m, whole_m=True)
         k_blocks = triton.cdiv(k, block_k)
         token_blocks = triton.cdiv(n, block_n)
         shares = max(1, min(token_blocks, -(-profile.grid(k_blocks * token_blocks) // k_blocks)))
