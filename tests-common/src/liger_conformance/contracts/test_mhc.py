@@ -97,7 +97,8 @@ def test_coeffs_mixed_phi_dtype(liger_device, liger_dtype, liger_rng, phi_dtype)
     ids=["one-iteration", "eps-and-mult", "no-eps"],
 )
 def test_coeffs_options(liger_device, liger_dtype, liger_rng, options):
-    run_coeffs(coeffs_inputs((2, 3, 4, 16), liger_dtype, liger_device, liger_rng), liger_dtype, liger_rng, options)
+    """HC = 3: the padded Sinkhorn lanes of the kernels stay out of every sum, eps 0 included."""
+    run_coeffs(coeffs_inputs((2, 3, 3, 16), liger_dtype, liger_device, liger_rng), liger_dtype, liger_rng, options)
 
 
 @COEFFS

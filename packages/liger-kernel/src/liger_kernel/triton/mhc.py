@@ -90,7 +90,8 @@ def _mhc_mm_norm_forward_kernel(
                 acc += _dot(xf, phi.to(tl.float32), PRECISE)
             else:
                 acc += tl.dot(x, phi)
-        invr = 1.0 / tl.sqrt(sumsq / K + eps)
+        # rows past the end hold 0: a divisor of 1 keeps them finite at eps = 0
+        invr = 1.0 / tl.sqrt(tl.where(row_mask, sumsq / K + eps, 1.0))
         tl.store(
             MIX + rows64[:, None] * M + cols[None, :], acc * invr[:, None], mask=row_mask[:, None] & col_mask[None, :]
         )
@@ -158,14 +159,29 @@ def _mhc_mm_norm_backward_kernel(
 # -----------------------------------------------------------------------------------------------
 
 
-@triton.jit
-def _row_normalized(a, eps):
-    return a / (tl.sum(a, axis=2)[:, :, None] + eps)
+# Each normalization divides by (sum + eps) on real lanes and by 1 on padded lanes and
+# masked tokens, whose entries are 0: 0 / (0 + eps) would be nan at eps = 0, and a
+# padded lane's gradient would grow by 1 / eps per step.
 
 
 @triton.jit
-def _column_normalized(a, eps):
-    return a / (tl.sum(a, axis=1)[:, None, :] + eps)
+def _row_divisor(a, mask3, eps):
+    return tl.where(tl.max(mask3.to(tl.int32), axis=2) > 0, tl.sum(a, axis=2) + eps, 1.0)[:, :, None]
+
+
+@triton.jit
+def _column_divisor(a, mask3, eps):
+    return tl.where(tl.max(mask3.to(tl.int32), axis=1) > 0, tl.sum(a, axis=1) + eps, 1.0)[:, None, :]
+
+
+@triton.jit
+def _row_normalized(a, mask3, eps):
+    return a / _row_divisor(a, mask3, eps)
+
+
+@triton.jit
+def _column_normalized(a, mask3, eps):
+    return a / _column_divisor(a, mask3, eps)
 
 
 @triton.jit
@@ -210,10 +226,10 @@ def _mhc_sinkhorn_forward_kernel(
         h_post = tl.sigmoid(mix_post * alpha_post + b_post[None, :]) * post_mult
         tl.store(H_PRE + tokens[:, None] * HC + lanes[None, :], h_pre, mask=vec_mask)
         tl.store(H_POST + tokens[:, None] * HC + lanes[None, :], h_post, mask=vec_mask)
+        mask3 = token_mask[:, None, None] & square_mask[None, :, :]
         a = _sinkhorn_start(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res, sinkhorn_eps, HC)
         for _ in tl.range(1, TMAX):
-            a = _column_normalized(_row_normalized(a, sinkhorn_eps), sinkhorn_eps)
-        mask3 = token_mask[:, None, None] & square_mask[None, :, :]
+            a = _column_normalized(_row_normalized(a, mask3, sinkhorn_eps), mask3, sinkhorn_eps)
         tl.store(H_RES + tokens[:, None, None] * (HC * HC) + square[None, :, :], a, mask=mask3)
 
 
@@ -235,17 +251,19 @@ def _softmax_rows(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res
 @triton.jit
 def _sinkhorn_start(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res, eps, HC: tl.constexpr):
     p, mask3 = _softmax_rows(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res, HC)
-    return _column_normalized(tl.where(mask3, p + eps, 0.0), eps)
+    return _column_normalized(tl.where(mask3, p + eps, 0.0), mask3, eps)
 
 
 @triton.jit
-def _column_normalized_backward(a, out, grad, eps):
-    return (grad - tl.sum(grad * out, axis=1)[:, None, :]) / (tl.sum(a, axis=1)[:, None, :] + eps)
+def _column_normalized_backward(a, out, grad, mask3, eps):
+    grad = (grad - tl.sum(grad * out, axis=1)[:, None, :]) / _column_divisor(a, mask3, eps)
+    return tl.where(mask3, grad, 0.0)
 
 
 @triton.jit
-def _row_normalized_backward(a, out, grad, eps):
-    return (grad - tl.sum(grad * out, axis=2)[:, :, None]) / (tl.sum(a, axis=2)[:, :, None] + eps)
+def _row_normalized_backward(a, out, grad, mask3, eps):
+    grad = (grad - tl.sum(grad * out, axis=2)[:, :, None]) / _row_divisor(a, mask3, eps)
+    return tl.where(mask3, grad, 0.0)
 
 
 @triton.jit
@@ -329,7 +347,7 @@ def _mhc_coeffs_backward_kernel(
             a = _sinkhorn_start(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res, sinkhorn_eps, HC)
             tl.store(scratch + local, a)
             for t in tl.range(1, TMAX):
-                a = _column_normalized(_row_normalized(a, sinkhorn_eps), sinkhorn_eps)
+                a = _column_normalized(_row_normalized(a, mask3, sinkhorn_eps), mask3, sinkhorn_eps)
                 tl.store(scratch + t * step + local, a)
             tl.debug_barrier()
             grad = tl.load(GRAD_RES + tokens[:, None, None] * (HC * HC) + square[None, :, :], mask=mask3, other=0.0)
@@ -338,17 +356,12 @@ def _mhc_coeffs_backward_kernel(
                 t = TMAX - r
                 before = tl.load(scratch + (t - 1) * step + local)
                 after = tl.load(scratch + t * step + local)
-                rows_normalized = _row_normalized(before, sinkhorn_eps)
-                # padded lanes are kept at exactly 0: their sums are 0, and dividing by eps alone
-                # would grow them by 1/eps per step
-                grad = _column_normalized_backward(rows_normalized, after, grad, sinkhorn_eps)
-                grad = tl.where(mask3, grad, 0.0)
-                grad = _row_normalized_backward(before, rows_normalized, grad, sinkhorn_eps)
-                grad = tl.where(mask3, grad, 0.0)
+                rows_normalized = _row_normalized(before, mask3, sinkhorn_eps)
+                grad = _column_normalized_backward(rows_normalized, after, grad, mask3, sinkhorn_eps)
+                grad = _row_normalized_backward(before, rows_normalized, grad, mask3, sinkhorn_eps)
             p, _ = _softmax_rows(MIX, tokens, token_mask, square, square_mask, alpha_res, b_res, HC)
             first = tl.load(scratch + local)
-            grad = _column_normalized_backward(tl.where(mask3, p + sinkhorn_eps, 0.0), first, grad, sinkhorn_eps)
-            grad = tl.where(mask3, grad, 0.0)
+            grad = _column_normalized_backward(tl.where(mask3, p + sinkhorn_eps, 0.0), first, grad, mask3, sinkhorn_eps)
             gl = tl.where(mask3, p * (grad - tl.sum(grad * p, axis=2)[:, :, None]), 0.0)
             mix_res = tl.load(MIX + tokens[:, None, None] * M + 2 * HC + square[None, :, :], mask=mask3, other=0.0)
             gb_res += tl.sum(gl, axis=0)
