@@ -16,6 +16,11 @@ phi of shape (HC*C, M), per token (x_t flattened to K = HC*C values):
                                A = A / (column sums of A + sinkhorn_eps)
 The products x * phi are exact in float32 (both upcast), their sums and all
 the rest are float32; h_pre, h_post, h_res are float32 whatever x's dtype.
+In the backward, dx = dz @ phi^T - (sum_m grad_mix * mix) * invr**2 / K * x and
+dphi = x^T @ dz (dz = grad_mix * invr) multiply the float32 dz by phi and x:
+a Triton backend runs those products at its default float32 matmul precision
+when x and phi are 16-bit (TF32 on NVIDIA, a relative 2**-11 per product, below
+the rounding of a 16-bit gradient) and at IEEE precision when either is float32.
 x is bfloat16 or float16, or float32 with ``allow_fp32=True``; phi, b and the
 alphas (one element each) any of the three. Gradients go to x, phi, b and the
 three alphas, each in its own dtype, by the chain rule through every

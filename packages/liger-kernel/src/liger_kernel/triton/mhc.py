@@ -15,7 +15,8 @@ The forward keeps only mix and invr (N * (M + 1) floats). The backward kernel
 recomputes each token block's Sinkhorn history into a scratch area owned by
 its program (bounded by the grid, not by N), walks it back, and writes
 grad_mix and per-program partial sums of grad_b and the alpha gradients,
-summed afterwards in a fixed order. ``_mhc_mm_norm_backward_kernel`` then
+summed afterwards in a fixed order (the products' precision is stated in the
+op's contract). ``_mhc_mm_norm_backward_kernel`` then
 reads x once more: each program owns a column block of K and a share of
 the token blocks, stores dx and keeps its (BLOCK_K, M) share of dphi in
 registers, one partial per token share (no atomics).
