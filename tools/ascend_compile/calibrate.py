@@ -86,19 +86,6 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.fused_moe._input_grad_kernel": ("BLOCK_M", "BLOCK_N", None),
     "liger_kernel.triton.fused_moe._down_weight_grad_kernel": ("BLOCK_M", "BLOCK_N", None),
     "liger_kernel.triton.fused_moe._gate_up_weight_grad_kernel": ("BLOCK_M", "BLOCK_N", None),
-    # mHC: the coefficient matmuls at liger_kernel.triton.mhc's fixed (rows, K step) tile, the
-    # Sinkhorn kernels over token tiles (HC_BLOCK a variant constexpr), the apply kernels' token tiles
-    "liger_kernel.triton.mhc._mhc_mm_norm_forward_kernel": ("BLOCK_N", "BLOCK_K", None),
-    "liger_kernel.triton.mhc._mhc_mm_norm_backward_kernel": ("BLOCK_N", "BLOCK_K", None),
-    "liger_kernel.triton.mhc._mhc_sinkhorn_forward_kernel": (None, "BLOCK_T", None),
-    "liger_kernel.triton.mhc._mhc_coeffs_backward_kernel": (None, "BLOCK_T", None),
-    "liger_kernel.triton.mhc._mhc_pre_forward_kernel": ("BLOCK_T", "BLOCK_C", None),
-    "liger_kernel.triton.mhc._mhc_pre_backward_kernel": ("BLOCK_T", "BLOCK_C", None),
-    "liger_kernel.triton.mhc._mhc_post_res_forward_kernel": ("BLOCK_T", "BLOCK_C", None),
-    "liger_kernel.triton.mhc._mhc_post_res_backward_kernel": ("BLOCK_T", "BLOCK_C", None),
-    # AttnRes: the N blocks of a token by a D tile
-    "liger_kernel.triton.attn_res._attn_res_forward_kernel": ("N_BLOCK", "BLOCK_D", "ONE_TILE"),
-    "liger_kernel.triton.attn_res._attn_res_backward_kernel": ("N_BLOCK", "BLOCK_D", "ONE_TILE"),
 }
 
 #: tile sizes (outer, inner) each variant is compiled at, over the range the planner picks from:
