@@ -13,4 +13,4 @@ from __future__ import annotations
 
 from liger_kernel.backends.torch.mhc import MHCCoeffsFunction, MHCPostResFunction, MHCPreFunction
 
-__all__ = ["MHCCoeffsFunction", "MHCPreFunction", "MHCPostResFunction"]
+__all__ = ["MHCCoeffsFunction", "MHCPostResFunction", "MHCPreFunction"]
