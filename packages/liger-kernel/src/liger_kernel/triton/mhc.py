@@ -553,8 +553,9 @@ def _mhc_post_res_backward_kernel(
 #: float32 values of a (BLOCK_T, HC, BLOCK_C) tile of the apply kernels (the post/residual
 #: backward holds about three such tiles live: the gradient, a product and the streams)
 APPLY_TILE = 4096
-#: tokens per Sinkhorn tile
-SINKHORN_TOKENS = 16
+#: elements of a (BLOCK_T, HC, HC) Sinkhorn tile: the backward keeps about nine such tiles
+#: alive (the iterates, the gradient, the softmax), 36 KiB at this size
+SINKHORN_TILE = 1024
 #: rows of x per matmul tile, and its K step
 MM_ROWS = 32
 MM_K = 64
@@ -574,6 +575,11 @@ def apply_blocks(profile: DeviceProfile, n_tokens: int, hc: int, c: int) -> tupl
     while block_t * 2 * streams * block_c <= budget and block_t < n_tokens:
         block_t *= 2
     return block_t, block_c
+
+
+def sinkhorn_tokens(hc_block: int) -> int:
+    """BLOCK_T of the Sinkhorn kernels: 16 tokens, fewer where HC is wide."""
+    return max(1, min(16, SINKHORN_TILE // (hc_block * hc_block)))
 
 
 def mm_blocks(m: int, whole_m: bool = False) -> tuple[int, int, int]:
@@ -642,10 +648,11 @@ def coefficients_forward(
         num_warps=4,
     )
     hc_block = _pow2(hc)
+    block_t = sinkhorn_tokens(hc_block)
     launch(
         profile,
         _mhc_sinkhorn_forward_kernel,
-        profile.grid(triton.cdiv(n, SINKHORN_TOKENS)),
+        profile.grid(triton.cdiv(n, block_t)),
         mix,
         b,
         *alphas,
@@ -659,8 +666,8 @@ def coefficients_forward(
         TMAX=tmax,
         HC=hc,
         HC_BLOCK=hc_block,
-        BLOCK_T=SINKHORN_TOKENS,
-        num_warps=_num_warps(profile, SINKHORN_TOKENS * hc_block * hc_block),
+        BLOCK_T=block_t,
+        num_warps=_num_warps(profile, block_t * hc_block * hc_block),
     )
     return h_pre, h_post, h_res, mix, invr
 
@@ -685,12 +692,13 @@ def coefficients_backward(
     device = x_mat.device
     profile = device_profile(device)
     hc_block = _pow2(hc)
-    grid = max(1, profile.grid(triton.cdiv(n, SINKHORN_TOKENS)))
+    block_t = sinkhorn_tokens(hc_block)
+    grid = max(1, profile.grid(triton.cdiv(n, block_t)))
     grad_mix = torch.empty((n, m), dtype=torch.float32, device=device)
     grad_b_partial = torch.empty((grid, m), dtype=torch.float32, device=device)
     grad_alpha_partial = torch.empty((grid, 3), dtype=torch.float32, device=device)
     scratch = torch.empty(
-        (grid * tmax * SINKHORN_TOKENS * hc_block * hc_block if grads[2] is not None else 1,),
+        (grid * tmax * block_t * hc_block * hc_block if grads[2] is not None else 1,),
         dtype=torch.float32,
         device=device,
     )
@@ -716,8 +724,8 @@ def coefficients_backward(
         TMAX=tmax,
         HC=hc,
         HC_BLOCK=hc_block,
-        BLOCK_T=SINKHORN_TOKENS,
-        num_warps=_num_warps(profile, SINKHORN_TOKENS * hc_block * hc_block),
+        BLOCK_T=block_t,
+        num_warps=_num_warps(profile, block_t * hc_block * hc_block),
     )
     needs_x, needs_phi = needs[0], needs[1]
     dx = torch.empty_like(x_mat) if needs_x else None
