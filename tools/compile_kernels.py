@@ -314,6 +314,19 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
     for _, hidden, vocab in conformance_shapes("test_fused_linear_scaled_cross_entropy"):
         x, w = leaf(FUSED_ROWS, hidden, dtype=d), leaf(vocab, hidden, dtype=d)
         yield "fused_linear_scaled_cross_entropy", (x, w, labels(FUSED_ROWS, vocab), 0.8, -100, 1, True, None)
+    for *lead, hc, c in conformance_shapes("test_mhc", "COEFF_SHAPES"):
+        m = hc * hc + 2 * hc
+        alphas = tuple(leaf(dtype=torch.float32) for _ in range(3))
+        for phi_dtype in (d, torch.float16):
+            coeffs = (leaf(*lead, hc, c, dtype=d), leaf(hc * c, m, dtype=phi_dtype), leaf(m, dtype=torch.float32))
+            yield "mhc_coeffs", (*coeffs, *alphas, False, 20, 1e-6, 0.0, 1e-6, 2.0)
+    for *lead, hc, c in conformance_shapes("test_mhc", "APPLY_SHAPES"):
+        h_pre, h_post = leaf(*lead, hc, dtype=torch.float32), leaf(*lead, hc, dtype=torch.float32)
+        h_res = leaf(*lead, hc, hc, dtype=torch.float32)
+        yield "mhc_pre", (leaf(*lead, hc, c, dtype=d), h_pre)
+        yield "mhc_post_res", (leaf(*lead, hc, c, dtype=d), leaf(*lead, c, dtype=d), h_post, h_res)
+    for shape in conformance_shapes("test_attn_res"):
+        yield "attn_res", (leaf(*shape, dtype=d), leaf(shape[-1], dtype=d), leaf(shape[-1], dtype=d), 1e-6)
 
 
 def vision_calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:

@@ -558,6 +558,100 @@ def eager_fused_moe(x, gate_up, down, index, weights):
     return out.view(T, K, -1).sum(1)
 
 
+#: residual streams of the mHC cases (the paper's n = 4) and blocks of the AttnRes case
+MHC_STREAMS = 4
+ATTN_RES_BLOCKS = 8
+MHC_DIMS = {"tokens": 8192, "hidden": 4096}
+
+
+def make_mhc_coeffs(dims, dtype, device) -> Inputs:
+    T, C, hc = dims["tokens"], dims["hidden"], MHC_STREAMS
+    m = hc * hc + 2 * hc
+    x = _rand((T, hc, C), dtype, device, True)
+    phi = _rand((hc * C, m), dtype, device, True, (1.0 / (hc * C)) ** 0.5)
+    b = _rand((m,), torch.float32, device, True, 0.1)
+    alphas = [torch.ones((), device=device, requires_grad=True) for _ in range(3)]
+    grads = [_rand((T, hc), torch.float32, device, False), _rand((T, hc), torch.float32, device, False)]
+    grads.append(_rand((T, hc, hc), torch.float32, device, False))
+    return {"x": x, "phi": phi, "b": b, "alphas": alphas, "leaves": [x, phi, b, *alphas], "grads": grads}
+
+
+def eager_mhc_coeffs(i: Inputs, tmax: int = 20, eps: float = 1e-6) -> tuple[torch.Tensor, ...]:
+    """mHC's coefficients as a model would write them: float32 matmul, sigmoids, Sinkhorn."""
+    x, hc = i["x"], MHC_STREAMS
+    tokens = x.reshape(x.shape[0], -1).float()
+    mix = (tokens @ i["phi"].float()) * torch.rsqrt(tokens.square().mean(-1, keepdim=True) + eps)
+    a_pre, a_post, a_res = i["alphas"]
+    b = i["b"]
+    h_pre = torch.sigmoid(a_pre * mix[:, :hc] + b[:hc])
+    h_post = 2.0 * torch.sigmoid(a_post * mix[:, hc : 2 * hc] + b[hc : 2 * hc])
+    h_res = torch.softmax((a_res * mix[:, 2 * hc :] + b[2 * hc :]).view(-1, hc, hc), -1) + eps
+    h_res = h_res / (h_res.sum(-2, keepdim=True) + eps)
+    for _ in range(tmax - 1):
+        h_res = h_res / (h_res.sum(-1, keepdim=True) + eps)
+        h_res = h_res / (h_res.sum(-2, keepdim=True) + eps)
+    return h_pre, h_post, h_res
+
+
+def make_mhc_apply(dims, dtype, device) -> Inputs:
+    """Streams (T, HC, C), the layer output (T, C) and float32 coefficients as mhc_coeffs returns them."""
+    T, C, hc = dims["tokens"], dims["hidden"], MHC_STREAMS
+    x = _rand((T, hc, C), dtype, device, True)
+    f_out = _rand((T, C), dtype, device, True)
+    h_pre = torch.rand((T, hc), device=device).requires_grad_(True)
+    h_post = torch.rand((T, hc), device=device).mul_(2).requires_grad_(True)
+    h_res = torch.rand((T, hc, hc), device=device).div_(hc).requires_grad_(True)
+    return {
+        "x": x,
+        "f_out": f_out,
+        "h_pre": h_pre,
+        "h_post": h_post,
+        "h_res": h_res,
+        "pre_leaves": [x, h_pre],
+        "post_leaves": [x, f_out, h_post, h_res],
+        "pre_grads": [_rand((T, C), dtype, device, False)],
+        "post_grads": [_rand((T, hc, C), dtype, device, False)],
+    }
+
+
+def make_mhc_pre(dims, dtype, device) -> Inputs:
+    i = make_mhc_apply(dims, dtype, device)
+    return {**i, "leaves": i["pre_leaves"], "grads": i["pre_grads"]}
+
+
+def make_mhc_post_res(dims, dtype, device) -> Inputs:
+    i = make_mhc_apply(dims, dtype, device)
+    return {**i, "leaves": i["post_leaves"], "grads": i["post_grads"]}
+
+
+def eager_mhc_post_res(i: Inputs) -> torch.Tensor:
+    mixed = torch.einsum("noi,nic->noc", i["h_res"], i["x"].float())
+    return (mixed + i["h_post"][..., None] * i["f_out"].float()[:, None, :]).to(i["x"].dtype)
+
+
+def make_attn_res(dims, dtype, device) -> Inputs:
+    T, D = dims["tokens"], dims["hidden"]
+    V = _rand((ATTN_RES_BLOCKS, T, D), dtype, device, True)
+    w_query = _rand((D,), dtype, device, True, 0.02)
+    w_norm = (1 + 0.1 * torch.randn(D, device=device)).to(dtype).requires_grad_(True)
+    leaves = [V, w_query, w_norm]
+    return {
+        "V": V,
+        "w_query": w_query,
+        "w_norm": w_norm,
+        "leaves": leaves,
+        "grads": [_rand((T, D), dtype, device, False)],
+    }
+
+
+def eager_attn_res(i: Inputs) -> torch.Tensor:
+    """AttnRes as its paper writes it: RMSNorm'd keys, a softmax over depth, the weighted sum."""
+    V = i["V"].float()
+    keys = V * torch.rsqrt(V.square().mean(-1, keepdim=True) + EPS) * i["w_norm"].float()
+    weights = torch.softmax((keys * i["w_query"].float()).sum(-1), dim=0)
+    return (weights[..., None] * V).sum(0).to(i["V"].dtype)
+
+
 NORM_DIMS = {"tokens": 8192, "hidden": 4096}
 GATE_DIMS = {"tokens": 8192, "inter": 14336}
 #: a Qwen3-MoE layer (the training step's shape): 4096 tokens, 32 experts of intermediate 512, top-4
@@ -812,6 +906,42 @@ CASES: dict[str, Case] = {
             )[0],
         ),
         Case(
+            "mhc_coeffs",
+            MHC_DIMS,
+            make_mhc_coeffs,
+            eager_mhc_coeffs,
+            "mhc",
+            "LigerMHCCoeffsFunction",
+            lambda f, i: f.apply(i["x"], i["phi"], i["b"], *i["alphas"], False, 20, EPS, 0.0, EPS, 2.0),
+        ),
+        Case(
+            "mhc_pre",
+            MHC_DIMS,
+            make_mhc_pre,
+            lambda i: (i["h_pre"][..., None] * i["x"].float()).sum(1).to(i["x"].dtype),
+            "mhc",
+            "LigerMHCPreFunction",
+            lambda f, i: f.apply(i["x"], i["h_pre"]),
+        ),
+        Case(
+            "mhc_post_res",
+            MHC_DIMS,
+            make_mhc_post_res,
+            eager_mhc_post_res,
+            "mhc",
+            "LigerMHCPostResFunction",
+            lambda f, i: f.apply(i["x"], i["f_out"], i["h_post"], i["h_res"]),
+        ),
+        Case(
+            "attn_res",
+            MHC_DIMS,
+            make_attn_res,
+            eager_attn_res,
+            "attn_res",
+            "LigerAttnResFunction",
+            lambda f, i: f.apply(i["V"], i["w_query"], i["w_norm"], EPS),
+        ),
+        Case(
             "embedding",
             # Llama 3's token table, looked up by one batch of 8192 tokens
             {"tokens": 8192, "vocab": 128256, "hidden": 4096},
@@ -877,6 +1007,10 @@ DEFAULT_OPS = (
     "clamped_swiglu",
     "fused_moe",
     "grpo_loss",
+    "mhc_coeffs",
+    "mhc_pre",
+    "mhc_post_res",
+    "attn_res",
     "embedding",
     "modulated_rms_norm",
     "tiled_mlp",
@@ -897,6 +1031,10 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"logits({dims['batch']},{dims['seq'] + 1},{dims['vocab']})"
     if case.name == "fused_moe":
         return f"x({dims['tokens']},{dims['hidden']}) E{dims['experts']} I{dims['inter']} top{dims['top_k']}"
+    if case.name.startswith("mhc_"):
+        return f"x({dims['tokens']},{MHC_STREAMS},{dims['hidden']})"
+    if case.name == "attn_res":
+        return f"V({ATTN_RES_BLOCKS},{dims['tokens']},{dims['hidden']})"
     if case.name == "modulated_rms_norm":
         return f"x({dims['batch']},{dims['seq']},{dims['hidden']}) scale({dims['batch']},{dims['hidden']})"
     if case.name == "tiled_mlp":

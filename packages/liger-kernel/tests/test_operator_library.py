@@ -61,6 +61,11 @@ EXPECTED_FORWARD_ARGUMENTS = {
     # m_tiles_per_cluster, a kernel hint, is not an operator argument
     "fused_linear_scaled_cross_entropy": "Tensor _input, Tensor weight, Tensor target, float temperature, "
     "int ignore_index, bool return_entropy, Tensor? selected_token_ids",
+    "mhc_coeffs": "Tensor x, Tensor phi, Tensor b, Tensor alpha_pre, Tensor alpha_post, Tensor alpha_res, "
+    "bool allow_fp32, int tmax, float rms_eps, float pre_eps, float sinkhorn_eps, float post_mult",
+    "mhc_pre": "Tensor x, Tensor h_pre",
+    "mhc_post_res": "Tensor x, Tensor f_out, Tensor h_post, Tensor h_res",
+    "attn_res": "Tensor V_stacked, Tensor w_query, Tensor w_norm, float eps",
 }
 BACKWARD_ARGUMENTS = (
     "Tensor handle, Tensor[] grads, bool[] has_grad, Tensor[] sources, bool[] has_source, "

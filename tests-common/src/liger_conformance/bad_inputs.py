@@ -238,6 +238,29 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         }
     if op == "embedding":
         return {"embeddings": x(10, 8), "indices": torch.tensor([[1, 7], [3, 7]], device=device), "padding_idx": None}
+    if op == "mhc_coeffs":
+        # 2 tokens of HC = 2 streams, C = 4 channels: K = 8, M = 8; float32 x needs allow_fp32
+        return {
+            "x": x(2, 2, 4),
+            "phi": x(8, 8),
+            "b": x(8),
+            "alpha_pre": torch.ones((), device=device),
+            "alpha_post": torch.ones((), device=device),
+            "alpha_res": torch.ones((), device=device),
+            "allow_fp32": True,
+            "tmax": 20,
+            "rms_eps": 1e-6,
+            "pre_eps": 0.0,
+            "sinkhorn_eps": 1e-6,
+            "post_mult": 2.0,
+        }
+    if op == "mhc_pre":
+        return {"x": x(2, 2, 4), "h_pre": x(2, 2)}
+    if op == "mhc_post_res":
+        return {"x": x(2, 2, 4), "f_out": x(2, 4), "h_post": x(2, 2), "h_res": x(2, 2, 2)}
+    if op == "attn_res":
+        # N = 3 blocks over (2, 2) tokens of D = 8
+        return {"V_stacked": x(3, 2, 2, 8), "w_query": x(8), "w_norm": x(8), "eps": 1e-6}
     raise KeyError(f"no valid call of {op!r} is described here")
 
 
@@ -1333,6 +1356,69 @@ CASES: list[BadInput] = [
     ),
     _device("fused_ce_tvd", "teacher_logits"),
     _device("fused_ce_tvd", "target"),
+    BadInput(
+        "mhc_coeffs",
+        "x-float32-not-allowed",
+        "`x` float32 with `allow_fp32` = False",
+        "x",
+        TypeError,
+        _set(allow_fp32=False),
+    ),
+    _dtype("mhc_coeffs", "x", torch.float64),
+    BadInput("mhc_coeffs", "x-2d", "`x` 2-D (no stream axis)", "x", ValueError, _change("x", lambda t: t[0])),
+    _shape("mhc_coeffs", "phi", "with M = 7 columns (not HC*HC + 2*HC)", lambda t: t[:, :7], "columns"),
+    _shape("mhc_coeffs", "phi", "with K = 6 rows (not HC*C)", lambda t: t[:6], "rows"),
+    _shape("mhc_coeffs", "b", "with 7 entries (not M)", lambda t: t[:7]),
+    _shape("mhc_coeffs", "alpha_res", "with 2 elements (not 1)", lambda t: torch.stack((t, t)), "two-elements"),
+    _dtype("mhc_coeffs", "phi", torch.int32),
+    _device("mhc_coeffs", "phi"),
+    _device("mhc_coeffs", "alpha_pre"),
+    BadInput("mhc_coeffs", "tmax-zero", "`tmax` = 0", "tmax", ValueError, _set(tmax=0)),
+    BadInput("mhc_coeffs", "tmax-float", "`tmax` = 20.0 (a float)", "tmax", TypeError, _set(tmax=20.0)),
+    BadInput("mhc_coeffs", "rms_eps-negative", "`rms_eps` = -1e-06", "rms_eps", ValueError, _set(rms_eps=-1e-6)),
+    BadInput(
+        "mhc_coeffs",
+        "sinkhorn_eps-nan",
+        "`sinkhorn_eps` = nan",
+        "sinkhorn_eps",
+        ValueError,
+        _set(sinkhorn_eps=math.nan),
+    ),
+    BadInput(
+        "mhc_coeffs", "allow_fp32-int", "`allow_fp32` = 1 (not a bool)", "allow_fp32", TypeError, _set(allow_fp32=1)
+    ),
+    _shape("mhc_pre", "h_pre", "with 3 streams (x has 2)", lambda t: torch.cat((t, t[:, :1]), 1), "streams"),
+    _dtype("mhc_pre", "x", torch.int32),
+    _dtype("mhc_pre", "h_pre", torch.float64),
+    BadInput("mhc_pre", "x-2d", "`x` 2-D (no stream axis)", "x", ValueError, _change("x", lambda t: t[0])),
+    _device("mhc_pre", "h_pre"),
+    _shape("mhc_post_res", "f_out", "with another width than `x`", lambda t: t[:, :3]),
+    _shape("mhc_post_res", "h_post", "for one token (x has 2)", lambda t: t[:1]),
+    _shape("mhc_post_res", "h_res", "(2, 2) per token with HC missing", lambda t: t[:, 0]),
+    _dtype("mhc_post_res", "f_out", torch.int32),
+    _device("mhc_post_res", "h_res"),
+    _shape("attn_res", "w_query", "shorter than the last dimension of `V_stacked`", lambda t: t[:5]),
+    _shape("attn_res", "w_norm", "shorter than the last dimension of `V_stacked`", lambda t: t[:5]),
+    BadInput(
+        "attn_res",
+        "V_stacked-1d",
+        "`V_stacked` 1-D",
+        "V_stacked",
+        ValueError,
+        _change("V_stacked", lambda t: t[0, 0, 0]),
+    ),
+    BadInput(
+        "attn_res",
+        "V_stacked-no-blocks",
+        "`V_stacked` with N = 0 blocks",
+        "V_stacked",
+        ValueError,
+        _change("V_stacked", lambda t: t[:0]),
+    ),
+    _dtype("attn_res", "V_stacked", torch.int32),
+    _dtype("attn_res", "w_norm", torch.float64),
+    _device("attn_res", "w_query"),
+    *_eps_cases("attn_res"),
 ]
 
 

@@ -18,7 +18,9 @@ margin by the bytes the compiler allocates for it (:mod:`.portable`, rows
 wider than a block are walked in blocks), and weight gradients summed in
 per-program partial buffers, never with atomics.
 The fused linear JSD runs its GEMMs through torch.mm (torch_npu's cube-unit
-kernels) and its loss as the portable JSD kernel.
+kernels) and its loss as the portable JSD kernel. The mHC and AttnRes ops run
+their PyTorch form (:mod:`.ops.mhc`, :mod:`.ops.attn_res`): their portable
+kernels' tiles do not meet the NPU's 32-byte row pitch.
 """
 
 from liger_kernel.backend import API_VERSION, Backend
@@ -40,6 +42,11 @@ FUNCTIONS: dict[str, str] = {
     "fused_moe": "liger_kernel_ascend.ops.fused_moe:FusedMoEFunction",
     "clamped_swiglu": "liger_kernel_ascend.ops.clamped_swiglu:ClampedSwiGLUFunction",
     "llama4_rope": "liger_kernel_ascend.ops.llama4_rope:Llama4RopeFunction",
+    # the PyTorch form of these (the portable kernels' tiles break the NPU's 32-byte row pitch)
+    "mhc_coeffs": "liger_kernel_ascend.ops.mhc:MHCCoeffsFunction",
+    "mhc_pre": "liger_kernel_ascend.ops.mhc:MHCPreFunction",
+    "mhc_post_res": "liger_kernel_ascend.ops.mhc:MHCPostResFunction",
+    "attn_res": "liger_kernel_ascend.ops.attn_res:AttnResFunction",
 }
 
 BACKEND = Backend(

@@ -179,6 +179,39 @@ SAMPLES: dict[str, Sample] = {
         ),
         (0,),
     ),
+    # 2 x 3 tokens of HC = 2 streams, C = 4 (K = 8, M = 8); float32 x needs allow_fp32
+    "mhc_coeffs": lambda d, g: (
+        (
+            _randn(g, d, 2, 3, 2, 4),
+            _randn(g, d, 8, 8, scale=0.3),
+            _randn(g, d, 8, scale=0.1),
+            _randn(g, d, 1, scale=0.1, shift=1.0).reshape(()),
+            _randn(g, d, 1, scale=0.1, shift=1.0).reshape(()),
+            _randn(g, d, 1, scale=0.1, shift=1.0).reshape(()),
+            True,
+            20,
+            1e-6,
+            0.0,
+            1e-6,
+            2.0,
+        ),
+        (0, 1, 2, 3, 4, 5),
+    ),
+    "mhc_pre": lambda d, g: ((_randn(g, d, 2, 3, 2, 4), _randn(g, d, 2, 3, 2, scale=0.2, shift=0.5)), (0, 1)),
+    "mhc_post_res": lambda d, g: (
+        (
+            _randn(g, d, 2, 3, 2, 4),
+            _randn(g, d, 2, 3, 4),
+            _randn(g, d, 2, 3, 2, scale=0.2, shift=1.0),
+            _randn(g, d, 2, 3, 2, 2, scale=0.2, shift=0.5),
+        ),
+        (0, 1, 2, 3),
+    ),
+    # N = 3 blocks over (2, 3) tokens of D = 8
+    "attn_res": lambda d, g: (
+        (_randn(g, d, 3, 2, 3, 8), _randn(g, d, 8, scale=0.5), _randn(g, d, 8, shift=1.0), 1e-6),
+        (0, 1, 2),
+    ),
     # a table of 10 rows of width 16, looked up by a (2, 3) batch of indices (7 twice)
     "embedding": lambda d, g: ((_randn(g, d, 10, 16), torch.tensor([[1, 7, 3], [7, 0, 9]], device=d), None), (0,)),
     # 6 rows, hidden 8, vocab 10: the target is a distribution per row; row 2's label ignored

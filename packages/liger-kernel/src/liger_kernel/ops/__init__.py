@@ -2,6 +2,7 @@
 
 from liger_kernel.ops import _library
 from liger_kernel.ops._library import use_operators
+from liger_kernel.ops.attn_res import LigerAttnResFunction, attn_res_backward, attn_res_forward
 from liger_kernel.ops.clamped_swiglu import LigerClampedSwiGLUFunction
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.dyt import LigerDyTFunction
@@ -27,6 +28,7 @@ from liger_kernel.ops.jsd import LigerJSDFunction
 from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
+from liger_kernel.ops.mhc import LigerMHCCoeffsFunction, LigerMHCPostResFunction, LigerMHCPreFunction
 from liger_kernel.ops.mlp import LigerMLPFunction
 from liger_kernel.ops.modulated_rms_norm import LigerModulatedRMSNormFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
@@ -75,6 +77,10 @@ OPS = {
         LigerFusedCETVDFunction,
         LigerVocabParallelCEFunction,
         LigerFusedLinearScaledCrossEntropyFunction,
+        LigerMHCCoeffsFunction,
+        LigerMHCPreFunction,
+        LigerMHCPostResFunction,
+        LigerAttnResFunction,
     )
 }
 
@@ -95,6 +101,9 @@ __all__ = [cls.__name__ for cls in OPS.values()] + [
     "fused_linear_kl_div_backward",
     # the tensor-parallel form of fused_linear_scaled_cross_entropy (its process group cannot cross an operator)
     "LigerFusedLinearScaledCrossEntropyTPFunction",
+    # 0.8.5 re-exported these AttnRes launchers here
+    "attn_res_forward",
+    "attn_res_backward",
     "OPS",
     "use_operators",
 ]

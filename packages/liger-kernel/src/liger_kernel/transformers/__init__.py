@@ -27,6 +27,7 @@ from liger_kernel.transformers.jsd import LigerJSD
 from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb, liger_llama4_vision_rotary_pos_emb
+from liger_kernel.transformers.mhc import LigerMHC
 from liger_kernel.transformers.mlp import LigerFalconH1MLP, LigerMLP
 from liger_kernel.transformers.modulated_rms_norm import LigerModulatedRMSNorm
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
@@ -93,6 +94,7 @@ __all__ = [
     "LigerKLDIVLoss",
     "LigerLayerNorm",
     "LigerModulatedRMSNorm",
+    "LigerMHC",
     "LigerPhi3SwiGLUMLP",
     "LigerBlockSparseTop2MLP",
     "LigerExperts",

@@ -8,12 +8,15 @@ tensor alone; otherwise a :class:`CrossEntropyOutput`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn import _reduction as _Reduction
 
 from liger_kernel.ops import (
+    LigerAttnResFunction,
     LigerCrossEntropyFunction,
     LigerDyTFunction,
     LigerFusedAddRMSNormFunction,
@@ -26,6 +29,9 @@ from liger_kernel.ops import (
     LigerJSDFunction,
     LigerKLDivLossFunction,
     LigerLayerNormFunction,
+    LigerMHCCoeffsFunction,
+    LigerMHCPostResFunction,
+    LigerMHCPreFunction,
     LigerModulatedRMSNormFunction,
     LigerPolyNormFunction,
     LigerQwen2VLMRopeFunction,
@@ -37,6 +43,7 @@ from liger_kernel.ops import (
     LigerSparsemaxFunction,
     LigerTVDLossFunction,
 )
+from liger_kernel.ops.attn_res import stacked
 
 
 @dataclass
@@ -349,3 +356,110 @@ def liger_dyt(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: t
 def liger_relu_squared(x: torch.Tensor) -> torch.Tensor:
     """Squared ReLU, elementwise: relu(x) ** 2."""
     return LigerReLUSquaredFunction.apply(x)
+
+
+def liger_mhc_coeffs(
+    x: torch.Tensor,
+    phi: torch.Tensor,
+    b: torch.Tensor,
+    alpha_pre: torch.Tensor,
+    alpha_post: torch.Tensor,
+    alpha_res: torch.Tensor,
+    *,
+    allow_fp32: bool = False,
+    tmax: int = 20,
+    rms_eps: float = 1e-6,
+    pre_eps: float = 0.0,
+    sinkhorn_eps: float = 1e-6,
+    post_mult: float = 2.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h_pre, h_post, h_res), float32, for streams x (..., HC, C): :class:`LigerMHCCoeffsFunction`."""
+    return LigerMHCCoeffsFunction.apply(
+        x, phi, b, alpha_pre, alpha_post, alpha_res, allow_fp32, tmax, rms_eps, pre_eps, sinkhorn_eps, post_mult
+    )
+
+
+def liger_mhc_pre(x: torch.Tensor, h_pre: torch.Tensor) -> torch.Tensor:
+    """The layer input sum_i h_pre[i] * x[i], (..., C): :class:`LigerMHCPreFunction`."""
+    return LigerMHCPreFunction.apply(x, h_pre)
+
+
+def liger_mhc_post_res(x: torch.Tensor, f_out: torch.Tensor, h_post: torch.Tensor, h_res: torch.Tensor) -> torch.Tensor:
+    """The next streams h_res @ x + h_post * f_out, (..., HC, C): :class:`LigerMHCPostResFunction`."""
+    return LigerMHCPostResFunction.apply(x, f_out, h_post, h_res)
+
+
+def liger_mhc_apply(
+    x: torch.Tensor,
+    f_out: torch.Tensor,
+    h_pre: torch.Tensor,
+    h_post: torch.Tensor,
+    h_res: torch.Tensor,
+    *,
+    return_x_in: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The post/residual mix of x with the layer output ``f_out``; with ``return_x_in``
+    also the pre-aggregated layer input, as ``(x_out, x_in)``."""
+    x_out = liger_mhc_post_res(x, f_out, h_post, h_res)
+    if return_x_in:
+        return x_out, liger_mhc_pre(x, h_pre)
+    return x_out
+
+
+def _layer_dtype(layer: Any, default: torch.dtype) -> torch.dtype:
+    """The dtype of ``layer``'s first parameter (``default`` for a function or a module without any)."""
+    parameters = getattr(layer, "parameters", None)
+    if parameters is None:
+        return default
+    first = next(iter(parameters()), None)
+    return default if first is None else first.dtype
+
+
+def liger_mhc_forward(
+    x: torch.Tensor,
+    layer: Any,
+    phi: torch.Tensor,
+    b: torch.Tensor,
+    alpha_pre: torch.Tensor,
+    alpha_post: torch.Tensor,
+    alpha_res: torch.Tensor,
+    *,
+    allow_fp32: bool = False,
+    tmax: int = 20,
+    rms_eps: float = 1e-6,
+    pre_eps: float = 0.0,
+    sinkhorn_eps: float = 1e-6,
+    post_mult: float = 2.0,
+    return_coeffs: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One mHC block around ``layer`` (a module or callable ``[..., C] -> [..., C]``):
+    coefficients, pre-aggregation, the layer (its input cast to the dtype of its
+    first parameter), post/residual mix. With ``return_coeffs`` also
+    ``(h_pre, h_post, h_res)``."""
+    h_pre, h_post, h_res = liger_mhc_coeffs(
+        x,
+        phi,
+        b,
+        alpha_pre,
+        alpha_post,
+        alpha_res,
+        allow_fp32=allow_fp32,
+        tmax=tmax,
+        rms_eps=rms_eps,
+        pre_eps=pre_eps,
+        sinkhorn_eps=sinkhorn_eps,
+        post_mult=post_mult,
+    )
+    x_in = liger_mhc_pre(x, h_pre)
+    f_out = layer(x_in.to(_layer_dtype(layer, x_in.dtype)))
+    x_out = liger_mhc_post_res(x, f_out, h_post, h_res)
+    return (x_out, (h_pre, h_post, h_res)) if return_coeffs else x_out
+
+
+def liger_attn_res(
+    V: torch.Tensor | Sequence[torch.Tensor], w_query: torch.Tensor, w_norm: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """Attention residuals: the softmax-over-depth weighted sum of the block outputs V
+    (N, ..., D), or a list of N tensors of one shape, stacked here:
+    :class:`LigerAttnResFunction`."""
+    return LigerAttnResFunction.apply(stacked(V), w_query, w_norm, eps)

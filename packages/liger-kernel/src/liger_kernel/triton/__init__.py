@@ -59,6 +59,10 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
         "liger_kernel.triton.fused_linear_scaled_cross_entropy",
         "FusedLinearScaledCrossEntropyFunction",
     ),
+    "mhc_coeffs": ("liger_kernel.triton.mhc", "MHCCoeffsFunction"),
+    "mhc_pre": ("liger_kernel.triton.mhc", "MHCPreFunction"),
+    "mhc_post_res": ("liger_kernel.triton.mhc", "MHCPostResFunction"),
+    "attn_res": ("liger_kernel.triton.attn_res", "AttnResFunction"),
 }
 
 

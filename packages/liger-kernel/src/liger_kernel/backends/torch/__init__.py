@@ -38,6 +38,10 @@ OP_CLASSES = {
     "fused_ce_tvd": "FusedCETVDFunction",
     "vocab_parallel_cross_entropy": "VocabParallelCEFunction",
     "fused_linear_scaled_cross_entropy": "FusedLinearScaledCrossEntropyFunction",
+    "mhc_coeffs": "MHCCoeffsFunction",
+    "mhc_pre": "MHCPreFunction",
+    "mhc_post_res": "MHCPostResFunction",
+    "attn_res": "AttnResFunction",
 }
 
 
