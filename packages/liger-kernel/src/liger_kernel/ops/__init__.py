@@ -17,6 +17,7 @@ from liger_kernel.ops.kl_div import LigerKLDivLossFunction
 from liger_kernel.ops.layer_norm import LigerLayerNormFunction
 from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
 from liger_kernel.ops.mlp import LigerMLPFunction
+from liger_kernel.ops.multi_token_attention import LigerMultiTokenAttentionFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction, relu_squared_backward, relu_squared_forward
@@ -55,6 +56,7 @@ OPS = {
         LigerLlama4RopeFunction,
         LigerSelectiveLogSoftmaxFunction,
         GrpoTokenLossFunction,
+        LigerMultiTokenAttentionFunction,
     )
 }
 

@@ -26,6 +26,7 @@ from liger_kernel.transformers.kl_div import LigerKLDIVLoss
 from liger_kernel.transformers.layer_norm import LigerLayerNorm
 from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_emb, liger_llama4_vision_rotary_pos_emb
 from liger_kernel.transformers.mlp import LigerFalconH1MLP, LigerMLP
+from liger_kernel.transformers.multi_token_attention import LigerMultiTokenAttention
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
@@ -100,6 +101,7 @@ __all__ = [
     "LigerSwiGLUMLPForMuseGlimmer",
     "LigerTVDLoss",
     "LigerMLP",
+    "LigerMultiTokenAttention",
     "LigerFalconH1MLP",
     "LigerFalconH1SwiGLUMLP",
     "liger_multimodal_rotary_pos_emb",

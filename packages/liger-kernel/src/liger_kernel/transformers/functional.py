@@ -24,6 +24,7 @@ from liger_kernel.ops import (
     LigerJSDFunction,
     LigerKLDivLossFunction,
     LigerLayerNormFunction,
+    LigerMultiTokenAttentionFunction,
     LigerPolyNormFunction,
     LigerQwen2VLMRopeFunction,
     LigerReLUSquaredFunction,
@@ -297,3 +298,18 @@ def liger_dyt(x: torch.Tensor, alpha: torch.Tensor, gamma: torch.Tensor, beta: t
 def liger_relu_squared(x: torch.Tensor) -> torch.Tensor:
     """Squared ReLU, elementwise: relu(x) ** 2."""
     return LigerReLUSquaredFunction.apply(x)
+
+
+def liger_multi_token_attention(
+    scores: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    sparse: bool = False,
+) -> torch.Tensor:
+    """Multi-token attention: conv2d over the causal softmax (sparsemax with ``sparse``) of
+    ``scores`` (batch, channels, L, L), the output masked to its lower triangle."""
+    return LigerMultiTokenAttentionFunction.apply(scores, weight, bias, stride, padding, dilation, groups, sparse)

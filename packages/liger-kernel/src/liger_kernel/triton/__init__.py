@@ -50,6 +50,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "llama4_rope": ("liger_kernel.triton.llama4_rope", "Llama4RopeFunction"),
     "selective_log_softmax": ("liger_kernel.triton.selective_log_softmax", "SelectiveLogSoftmaxFunction"),
     "grpo_loss": ("liger_kernel.triton.grpo_loss", "GrpoLossFunction"),
+    "multi_token_attention": ("liger_kernel.triton.multi_token_attention", "MultiTokenAttentionFunction"),
 }
 
 

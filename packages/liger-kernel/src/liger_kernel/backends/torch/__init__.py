@@ -32,6 +32,7 @@ OP_CLASSES = {
     "llama4_rope": "Llama4RopeFunction",
     "selective_log_softmax": "SelectiveLogSoftmaxFunction",
     "grpo_loss": "GrpoLossFunction",
+    "multi_token_attention": "MultiTokenAttentionFunction",
 }
 
 
