@@ -40,14 +40,21 @@ import torch
 import triton
 import triton.language as tl
 
+from liger_kernel.backend import DeviceProfile
 from liger_kernel.dispatch import device_profile
 from liger_kernel.ops.multi_token_attention import pair
-from liger_kernel.triton.launch import accumulator_dtype, launch, row_block
-from liger_kernel.triton.sparsemax import TIE_EPS, _refined, _support_step, _wide_residual, _wide_support_step
+from liger_kernel.triton.launch import MIN_BLOCK, accumulator_dtype, launch, row_block
+from liger_kernel.triton.sparsemax import (
+    TIE_EPS,
+    _refined,
+    _support_step,
+    _wide_residual,
+    _wide_support_step,
+    sparsemax_launch,
+)
 
-#: the widest column block of the convolution kernels: their accumulators are
-#: one value per column, and a wider block only adds masked lanes on short rows
-CONV_BLOCK = 1024
+#: the most (column x tap) lanes of one block of the convolution kernels
+CONV_ELEMENTS = 2048
 
 
 @triton.jit
@@ -131,12 +138,15 @@ def _mta_probs_kernel(
 
 
 @triton.jit
-def _last_column(y, L):
-    """The last column of P's row y that may be nonzero (its diagonal, y),
-    or -1 when row y lies outside the plane (a tap reaching into the padding).
-    A scalar bound rather than a scalar condition: each mask is then a compare
-    of blocks (the Triton interpreter cannot combine a scalar bool with a block)."""
-    return tl.where((y >= 0) & (y < L), y, -1)
+def _taps(j, TAPS: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, COLS: tl.constexpr):
+    """A flat block of COLS columns x TAPS kernel taps (KH * KW of them, padded
+    to a power of two): lane e is column j[e // TAPS] at tap e % TAPS. One
+    gather then reads every tap of a column block, and a reshape to
+    (COLS, TAPS) sums them per column."""
+    lanes = tl.arange(0, COLS * TAPS)
+    tap = lanes % TAPS
+    column = tl.reshape(tl.broadcast_to(j[:, None], (COLS, TAPS)), (COLS * TAPS,))
+    return column, tap // KW, tap % KW, tap, tap < KH * KW
 
 
 @triton.jit
@@ -161,11 +171,12 @@ def _mta_conv_kernel(
     HAS_BIAS: tl.constexpr,
     KH: tl.constexpr,
     KW: tl.constexpr,
+    TAPS: tl.constexpr,
     ACC: tl.constexpr,
-    BLOCK: tl.constexpr,
+    COLS: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
+    cols = tl.arange(0, COLS)
     for row in tl.range(pid, n_rows, tl.num_programs(0)):
         i = row % Lo
         plane = row // Lo
@@ -173,22 +184,21 @@ def _mta_conv_kernel(
         b = plane // c_out
         first_channel = b * c_in + (co // cout_per_group) * cin_per_group
         w_base = co * cin_per_group * KH * KW
-        for start in tl.range(0, Lo, BLOCK):
+        for start in tl.range(0, Lo, COLS):
             j = start + cols
-            acc = tl.zeros([BLOCK], dtype=ACC)
+            acc = tl.zeros([COLS], dtype=ACC)
             # column blocks past the diagonal are all 0
             if start <= i:
+                column, kh, kw, tap, tap_ok = _taps(j, TAPS, KH, KW, COLS)
+                y = i * sh - ph + kh * dh
+                x = column * sw - pw + kw * dw
+                # P is 0 past its own diagonal (x > y) and outside the plane: not read
+                m = tap_ok & (column <= i) & (x >= 0) & (x <= y) & (y < L)
                 for channel in tl.range(0, cin_per_group):
                     p_plane = (first_channel + channel) * L
-                    for kh in tl.static_range(KH):
-                        y = i * sh - ph + kh * dh
-                        last = _last_column(y, L)
-                        for kw in tl.static_range(KW):
-                            x = j * sw - pw + kw * dw
-                            m = (j <= i) & (x >= 0) & (x <= last)
-                            v = tl.load(P + (p_plane + y) * L + x, mask=m, other=0.0).to(ACC)
-                            weight = tl.load(W + w_base + (channel * KH + kh) * KW + kw).to(ACC)
-                            acc += weight * v
+                    v = tl.load(P + (p_plane + y) * L + x, mask=m, other=0.0).to(ACC)
+                    weight = tl.load(W + w_base + channel * KH * KW + tap, mask=tap_ok, other=0.0).to(ACC)
+                    acc += tl.sum(tl.reshape(weight * v, (COLS, TAPS)), axis=1)
                 if HAS_BIAS:
                     acc += tl.load(BIAS + co).to(ACC)
                 acc = tl.where(j <= i, acc, 0.0)
@@ -216,28 +226,27 @@ def _grad_probs_block(
     dw,
     KH: tl.constexpr,
     KW: tl.constexpr,
+    TAPS: tl.constexpr,
     ACC: tl.constexpr,
-    BLOCK: tl.constexpr,
+    COLS: tl.constexpr,
 ):
     """dP[b, c, y, x] for a block of columns x <= y: the transposed convolution of the masked grad_out."""
-    dp = tl.zeros([BLOCK], dtype=ACC)
-    in_prefix = x <= y
+    column, kh, kw, tap, tap_ok = _taps(x, TAPS, KH, KW, COLS)
+    oy_num = y + ph - kh * dh
+    ox_num = column + pw - kw * dw
+    oy = oy_num // sh
+    ox = ox_num // sw
+    # a tap reaches grad_out where the strides divide, within the plane, at and
+    # below its diagonal (ox <= oy < Lo); grad_out counts nowhere else
+    m = tap_ok & (column <= y) & (oy_num >= 0) & (oy_num % sh == 0) & (oy < Lo)
+    m = m & (ox_num >= 0) & (ox_num % sw == 0) & (ox <= oy)
+    dp = tl.zeros([COLS], dtype=ACC)
     for out_channel in tl.range(0, cout_per_group):
         co = group * cout_per_group + out_channel
-        g_plane = (b * c_out + co) * Lo
+        g = tl.load(G + ((b * c_out + co) * Lo + oy) * Lo + ox, mask=m, other=0.0).to(ACC)
         w_base = (co * cin_per_group + channel) * KH * KW
-        for kh in tl.static_range(KH):
-            oy_num = y + ph - kh * dh
-            oy = oy_num // sh
-            # grad_out counts only at and below its diagonal (ox <= oy), on rows the tap reaches
-            oy_last = tl.where((oy_num >= 0) & (oy_num % sh == 0) & (oy < Lo), oy, -1)
-            for kw in tl.static_range(KW):
-                ox_num = x + pw - kw * dw
-                ox = ox_num // sw
-                m = in_prefix & (ox_num >= 0) & (ox_num % sw == 0) & (ox <= oy_last)
-                g = tl.load(G + (g_plane + oy) * Lo + ox, mask=m, other=0.0).to(ACC)
-                weight = tl.load(W + w_base + kh * KW + kw).to(ACC)
-                dp += weight * g
+        weight = tl.load(W + w_base + tap, mask=tap_ok, other=0.0).to(ACC)
+        dp += tl.sum(tl.reshape(weight * g, (COLS, TAPS)), axis=1)
     return dp
 
 
@@ -264,12 +273,13 @@ def _mta_grad_scores_kernel(
     SPARSE: tl.constexpr,
     KH: tl.constexpr,
     KW: tl.constexpr,
+    TAPS: tl.constexpr,
     ACC: tl.constexpr,
-    BLOCK: tl.constexpr,
+    COLS: tl.constexpr,
     SINGLE_BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
+    cols = tl.arange(0, COLS)
     for row in tl.range(pid, n_rows, tl.num_programs(0)):
         y = row % L
         plane = row // L
@@ -282,7 +292,7 @@ def _mta_grad_scores_kernel(
         if SINGLE_BLOCK:
             dp = _grad_probs_block(
                 W, G, b, group, channel, y, cols, Lo, c_out, cin_per_group, cout_per_group,
-                sh, sw, ph, pw, dh, dw, KH, KW, ACC, BLOCK,
+                sh, sw, ph, pw, dh, dw, KH, KW, TAPS, ACC, COLS,
             )  # fmt: skip
             p = tl.load(P + row_start + cols, mask=cols < valid, other=0.0).to(ACC)
             if SPARSE:
@@ -293,13 +303,13 @@ def _mta_grad_scores_kernel(
                 ds = p * (dp - tl.sum(p * dp, axis=0))
             tl.store(DS + row_start + cols, ds.to(DS.dtype.element_ty), mask=cols < L)
         else:
-            sums = tl.zeros([BLOCK], dtype=ACC)
-            sizes = tl.zeros([BLOCK], dtype=tl.int32)
-            for start in tl.range(0, valid, BLOCK):
+            sums = tl.zeros([COLS], dtype=ACC)
+            sizes = tl.zeros([COLS], dtype=tl.int32)
+            for start in tl.range(0, valid, COLS):
                 x = start + cols
                 dp = _grad_probs_block(
                     W, G, b, group, channel, y, x, Lo, c_out, cin_per_group, cout_per_group,
-                    sh, sw, ph, pw, dh, dw, KH, KW, ACC, BLOCK,
+                    sh, sw, ph, pw, dh, dw, KH, KW, TAPS, ACC, COLS,
                 )  # fmt: skip
                 tl.store(DP + row_start + x, dp, mask=x < valid)
                 p = tl.load(P + row_start + x, mask=x < valid, other=0.0).to(ACC)
@@ -311,7 +321,7 @@ def _mta_grad_scores_kernel(
             total = tl.sum(sums, axis=0)
             if SPARSE:
                 total = total / tl.sum(sizes, axis=0)
-            for start in tl.range(0, L, BLOCK):
+            for start in tl.range(0, L, COLS):
                 x = start + cols
                 dp = tl.load(DP + row_start + x, mask=x < valid, other=0.0).to(ACC)
                 p = tl.load(P + row_start + x, mask=x < valid, other=0.0).to(ACC)
@@ -329,7 +339,7 @@ def _mta_grad_weight_kernel(
     PARTIALS,
     n_items,
     n_chunks,
-    n_weights,
+    n_filters,
     n_out_rows,
     L,
     Lo,
@@ -345,45 +355,49 @@ def _mta_grad_weight_kernel(
     dw,
     KH: tl.constexpr,
     KW: tl.constexpr,
+    TAPS: tl.constexpr,
     ACC: tl.constexpr,
-    BLOCK: tl.constexpr,
+    COLS: tl.constexpr,
 ):
+    """Item (target, chunk): target < n_filters is the filter weight[co, c_local]
+    (all its taps at once, one partial per tap), a later one bias[target - n_filters]."""
     pid = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
+    cols = tl.arange(0, COLS)
     for item in tl.range(pid, n_items, tl.num_programs(0)):
         target = item // n_chunks
         chunk = item % n_chunks
-        acc = tl.zeros([BLOCK], dtype=ACC)
-        if target < n_weights:
-            kw = target % KW
-            kh = (target // KW) % KH
-            channel = (target // (KW * KH)) % cin_per_group
-            co = target // (KW * KH * cin_per_group)
+        acc = tl.zeros([COLS * TAPS], dtype=ACC)
+        if target < n_filters:
+            channel = target % cin_per_group
+            co = target // cin_per_group
             c = (co // cout_per_group) * cin_per_group + channel
             for out_row in tl.range(chunk, n_out_rows, n_chunks):
                 b = out_row // Lo
                 i = out_row % Lo
-                y = i * sh - ph + kh * dh
-                last = _last_column(y, L)
                 g_row = ((b * c_out + co) * Lo + i) * Lo
-                p_row = ((b * c_in + c) * L + y) * L
-                for start in tl.range(0, i + 1, BLOCK):
-                    j = start + cols
-                    x = j * sw - pw + kw * dw
-                    g = tl.load(G + g_row + j, mask=j <= i, other=0.0).to(ACC)
-                    p = tl.load(P + p_row + x, mask=(j <= i) & (x >= 0) & (x <= last), other=0.0).to(ACC)
+                p_plane = (b * c_in + c) * L
+                for start in tl.range(0, i + 1, COLS):
+                    column, kh, kw, tap, tap_ok = _taps(start + cols, TAPS, KH, KW, COLS)
+                    y = i * sh - ph + kh * dh
+                    x = column * sw - pw + kw * dw
+                    g = tl.load(G + g_row + column, mask=tap_ok & (column <= i), other=0.0).to(ACC)
+                    m = tap_ok & (column <= i) & (x >= 0) & (x <= y) & (y < L)
+                    p = tl.load(P + (p_plane + y) * L + x, mask=m, other=0.0).to(ACC)
                     acc += g * p
+            per_tap = tl.sum(tl.reshape(acc, (COLS, TAPS)), axis=0)
+            taps = tl.arange(0, TAPS)
+            tl.store(PARTIALS + item * TAPS + taps, per_tap, mask=taps < KH * KW)
         else:
             # a bias entry: the sum of the masked grad_out of its channel
-            co = target - n_weights
+            co = target - n_filters
             for out_row in tl.range(chunk, n_out_rows, n_chunks):
                 b = out_row // Lo
                 i = out_row % Lo
                 g_row = ((b * c_out + co) * Lo + i) * Lo
-                for start in tl.range(0, i + 1, BLOCK):
-                    j = start + cols
-                    acc += tl.load(G + g_row + j, mask=j <= i, other=0.0).to(ACC)
-        tl.store(PARTIALS + item, tl.sum(acc, axis=0))
+                for start in tl.range(0, i + 1, COLS):
+                    column, kh, kw, tap, tap_ok = _taps(start + cols, TAPS, KH, KW, COLS)
+                    acc += tl.load(G + g_row + column, mask=(tap == 0) & (column <= i), other=0.0).to(ACC)
+            tl.store(PARTIALS + item * TAPS, tl.sum(acc, axis=0))
 
 
 def _geometry(scores: torch.Tensor, weight: torch.Tensor, stride: Any, padding: Any, dilation: Any, groups: int):
@@ -393,6 +407,16 @@ def _geometry(scores: torch.Tensor, weight: torch.Tensor, stride: Any, padding: 
     (sh, sw), (ph, pw), (dh, dw) = pair("stride", stride, 1), pair("padding", padding, 0), pair("dilation", dilation, 1)
     out_length = (length + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     return out_length, (c_in, c_out, cin_per_group, c_out // groups, sh, sw, ph, pw, dh, dw)
+
+
+def conv_block(profile: DeviceProfile, width: int, taps: int) -> int:
+    """Columns per block of the convolution kernels: a row of ``width`` in one
+    block where (columns x taps) stays within CONV_ELEMENTS."""
+    return max(MIN_BLOCK, min(row_block(width, profile), CONV_ELEMENTS // taps))
+
+
+def _math_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class MultiTokenAttentionFunction(torch.autograd.Function):
@@ -412,17 +436,18 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
         batch, c_in, length, _ = scores.shape
         out_length, geometry = _geometry(scores, weight, stride, padding, dilation, groups)
         c_out, _, kh, kw = weight.shape
+        taps = triton.next_power_of_2(kh * kw)
         probs = torch.empty_like(scores_c)
         out = torch.empty((batch, c_out, out_length, out_length), dtype=scores.dtype, device=scores.device)
         acc = accumulator_dtype(scores.dtype)
-        if scores.numel():
-            profile = device_profile(scores.device)
-            rows = batch * c_in * length
-            block = row_block(length, profile)
+        profile = device_profile(scores.device)
+        rows = batch * c_in * length
+        if rows:
+            plan = sparsemax_launch(profile, rows, length)
             launch(
                 profile,
                 _mta_probs_kernel,
-                profile.grid(rows),
+                plan.grid,
                 scores_c,
                 probs,
                 rows,
@@ -430,14 +455,13 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
                 TIE_EPS[scores.dtype == torch.float64],
                 SPARSE=sparse,
                 ACC=acc,
-                BLOCK=block,
-                SINGLE_BLOCK=block >= length,
-                num_warps=profile.num_warps(block),
+                BLOCK=plan.block,
+                SINGLE_BLOCK=plan.block >= length,
+                num_warps=plan.num_warps,
             )
-        if out.numel():
-            profile = device_profile(scores.device)
-            out_rows = batch * c_out * out_length
-            block = min(row_block(out_length, profile), CONV_BLOCK)
+        out_rows = batch * c_out * out_length
+        if out_rows:
+            cols = conv_block(profile, out_length, taps)
             launch(
                 profile,
                 _mta_conv_kernel,
@@ -453,9 +477,10 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
                 HAS_BIAS=bias is not None,
                 KH=kh,
                 KW=kw,
+                TAPS=taps,
                 ACC=acc,
-                BLOCK=block,
-                num_warps=profile.num_warps(block),
+                COLS=cols,
+                num_warps=profile.num_warps(cols * taps),
             )
         ctx.save_for_backward(probs, weight_c)
         ctx.geometry, ctx.out_length, ctx.sparse, ctx.has_bias = geometry, out_length, sparse, bias is not None
@@ -465,7 +490,8 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         probs, weight = ctx.saved_tensors
         batch, c_in, length, _ = probs.shape
-        c_out, _, kh, kw = weight.shape
+        c_out, cin_per_group, kh, kw = weight.shape
+        taps = triton.next_power_of_2(kh * kw)
         out_length, geometry = ctx.out_length, ctx.geometry
         grad = grad_out.contiguous()
         acc = accumulator_dtype(probs.dtype)
@@ -475,15 +501,13 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
             grad_scores = torch.empty_like(probs)
             rows = batch * c_in * length
             if rows:
-                block = min(row_block(length, profile), CONV_BLOCK)
-                single_block = block >= length
+                cols = conv_block(profile, length, taps)
+                single_block = cols >= length
                 # dP's row buffer, only for rows wider than a block
                 scratch = (
                     grad_scores
                     if single_block
-                    else torch.empty(
-                        probs.shape, dtype=torch.float32 if acc == tl.float32 else torch.float64, device=probs.device
-                    )
+                    else torch.empty(probs.shape, dtype=_math_dtype(probs.dtype), device=probs.device)
                 )
                 launch(
                     profile,
@@ -501,47 +525,46 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
                     SPARSE=ctx.sparse,
                     KH=kh,
                     KW=kw,
+                    TAPS=taps,
                     ACC=acc,
-                    BLOCK=block,
+                    COLS=cols,
                     SINGLE_BLOCK=single_block,
-                    num_warps=profile.num_warps(block),
+                    num_warps=profile.num_warps(cols * taps),
                 )
         want_weight = ctx.needs_input_grad[1]
         want_bias = ctx.has_bias and ctx.needs_input_grad[2]
         if want_weight or want_bias:
-            n_weights = weight.numel() if want_weight else 0
-            targets = n_weights + (c_out if want_bias else 0)
+            n_filters = c_out * cin_per_group if want_weight else 0
+            targets = n_filters + (c_out if want_bias else 0)
             out_rows = batch * out_length
-            # enough items to fill the grid twice over, each a chunk of at least one output row
-            chunks = max(1, min(out_rows, -(-2 * profile.grid(1 << 30) // targets)))
-            partials = torch.zeros(
-                (targets, chunks), dtype=torch.float64 if acc == tl.float64 else torch.float32, device=probs.device
+            # about one item per program of the grid, each a chunk of at least one output row
+            chunks = max(1, min(out_rows, -(-profile.grid(1 << 30) // targets)))
+            partials = torch.zeros((targets, chunks, taps), dtype=_math_dtype(probs.dtype), device=probs.device)
+            cols = conv_block(profile, out_length, taps)
+            launch(
+                profile,
+                _mta_grad_weight_kernel,
+                profile.grid(targets * chunks),
+                probs,
+                grad,
+                partials,
+                targets * chunks,
+                chunks,
+                n_filters,
+                out_rows,
+                length,
+                out_length,
+                *geometry,
+                KH=kh,
+                KW=kw,
+                TAPS=taps,
+                ACC=acc,
+                COLS=cols,
+                num_warps=profile.num_warps(cols * taps),
             )
-            if out_rows:
-                block = min(row_block(out_length, profile), CONV_BLOCK)
-                launch(
-                    profile,
-                    _mta_grad_weight_kernel,
-                    profile.grid(targets * chunks),
-                    probs,
-                    grad,
-                    partials,
-                    targets * chunks,
-                    chunks,
-                    n_weights,
-                    out_rows,
-                    length,
-                    out_length,
-                    *geometry,
-                    KH=kh,
-                    KW=kw,
-                    ACC=acc,
-                    BLOCK=block,
-                    num_warps=profile.num_warps(block),
-                )
             sums = partials.sum(dim=1)
             if want_weight:
-                grad_weight = sums[:n_weights].view(weight.shape).to(weight.dtype)
+                grad_weight = sums[:n_filters, : kh * kw].reshape(weight.shape).to(weight.dtype)
             if want_bias:
-                grad_bias = sums[n_weights:].to(weight.dtype)
+                grad_bias = sums[n_filters:, 0].to(weight.dtype)
         return grad_scores, grad_weight, grad_bias, None, None, None, None, None
