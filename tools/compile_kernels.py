@@ -208,6 +208,18 @@ def calls(dtype: torch.dtype) -> Iterator[tuple[str, tuple]]:
         yield "softmax", (leaf(*lead, width, dtype=d),)
     for shape, dim in conformance_shapes("test_sparsemax", "CASES"):
         yield "sparsemax", (leaf(*shape, dtype=d), dim)
+    for batch, channels, length, out_channels, kernel, stride, padding, dilation, groups in conformance_shapes(
+        "test_multi_token_attention", "GEOMETRIES"
+    ):
+        for sparse in (False, True):
+            scores, weight = (
+                leaf(batch, channels, length, length, dtype=d),
+                leaf(out_channels, channels // groups, *kernel, dtype=d),
+            )
+            yield (
+                "multi_token_attention",
+                (scores, weight, leaf(out_channels, dtype=d), stride, padding, dilation, groups, sparse),
+            )
     for *lead, width in conformance_shapes("test_dyt"):
         x = leaf(*lead, width, dtype=d)
         yield "dyt", (x, leaf(1, dtype=d), leaf(width, dtype=d), leaf(width, dtype=d))

@@ -347,6 +347,24 @@ def make_rows(dims, dtype, device) -> Inputs:
     return {"x": x, "leaves": [x], "grads": [_rand(tuple(x.shape), dtype, device, False)]}
 
 
+def make_mta(dims, dtype, device) -> Inputs:
+    """Attention scores of ``heads`` heads over ``seq`` tokens, mixed by a 3x3 convolution across all heads."""
+    scores = _rand((dims["batch"], dims["heads"], dims["seq"], dims["seq"]), dtype, device, True)
+    weight = _rand((dims["heads"], dims["heads"], 3, 3), dtype, device, True, 1 / math.sqrt(9 * dims["heads"]))
+    bias = _rand((dims["heads"],), dtype, device, True)
+    return {"scores": scores, "w": weight, "b": bias, "leaves": [scores, weight, bias], "grads": None}
+
+
+def eager_mta(i: Inputs) -> torch.Tensor:
+    """Multi-token attention in torch eager (fp32 softmax, conv2d in the input dtype), summed as a loss."""
+    scores = i["scores"]
+    length = scores.shape[-1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=scores.device).tril()
+    probs = torch.softmax(scores.float().masked_fill(~causal, float("-inf")), dim=-1).to(scores.dtype)
+    out = F.conv2d(probs, i["w"], i["b"], padding=1)
+    return (out * causal).float().sum()
+
+
 def make_group_norm(dims, dtype, device) -> Inputs:
     shape = (dims["tokens"], dims["channels"], dims["spatial"])
     x = _rand(shape, dtype, device, True)
@@ -967,6 +985,14 @@ CASES: dict[str, Case] = {
             "fused_linear_scaled_cross_entropy",
             "LigerFusedLinearScaledCrossEntropyFunction",
             lambda f, i: f.apply(i["h"], i["w"], i["target"], 0.7, IGNORE_INDEX, 1, True),
+            "multi_token_attention",
+            # 16 heads over 1024 tokens, a 3x3 convolution mixing all heads
+            {"tokens": 2048, "batch": 2, "seq": 1024, "heads": 16},
+            make_mta,
+            eager_mta,
+            "multi_token_attention",
+            "LigerMultiTokenAttentionFunction",
+            lambda f, i: f.apply(i["scores"], i["w"], i["b"], (1, 1), (1, 1), (1, 1), 1, False).float().sum(),
         ),
         Case(
             "fused_moe",
@@ -1016,6 +1042,7 @@ DEFAULT_OPS = (
     "tiled_mlp",
     "vocab_parallel_cross_entropy",
     "fused_linear_scaled_cross_entropy",
+    "multi_token_attention",
 )
 
 
@@ -1029,6 +1056,8 @@ def shape_label(case: Case, dims: dict[str, int]) -> str:
         return f"({dims['tokens']},{dims['channels']},{dims['spatial']}) g{dims['groups']}"
     if case.name == "grpo_loss":
         return f"logits({dims['batch']},{dims['seq'] + 1},{dims['vocab']})"
+    if case.name == "multi_token_attention":
+        return f"scores({dims['batch']},{dims['heads']},{dims['seq']},{dims['seq']})"
     if case.name == "fused_moe":
         return f"x({dims['tokens']},{dims['hidden']}) E{dims['experts']} I{dims['inter']} top{dims['top_k']}"
     if case.name.startswith("mhc_"):

@@ -40,6 +40,8 @@ EXPECTED_FORWARD_ARGUMENTS = {
     "tvd": "Tensor p, Tensor q, Tensor? shift_labels, str reduction, int ignore_index",
     "softmax": "Tensor input_",
     "sparsemax": "Tensor x, int dim",
+    "multi_token_attention": "Tensor scores, Tensor weight, Tensor? bias, int[] stride, int[] padding, "
+    "int[] dilation, int groups, bool sparse",
     "dyt": "Tensor x, Tensor alpha, Tensor gamma, Tensor? beta",
     "fused_moe": "Tensor x, Tensor gate_up_proj, Tensor down_proj, Tensor top_k_index, Tensor top_k_weights",
     "relu_squared": "Tensor X",

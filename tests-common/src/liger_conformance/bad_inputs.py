@@ -168,6 +168,9 @@ def valid_arguments(op: str, device: torch.device, rng: torch.Generator) -> Argu
         return {"input_": x(2, 8)}
     if op == "sparsemax":
         return {"x": x(2, 8), "dim": -1}
+    if op == "multi_token_attention":
+        # (batch 1, 4 heads, L 6), a 3x3 convolution in 2 groups, padded to keep 6 x 6
+        return {"scores": x(1, 4, 6, 6), "weight": x(4, 2, 3, 3), "bias": x(4), "padding": 1, "groups": 2}
     if op == "dyt":
         return {"x": x(2, 8), "alpha": torch.full((1,), 0.5, device=device), "gamma": x(8), "beta": x(8)}
     if op == "fused_moe":
@@ -847,6 +850,63 @@ CASES: list[BadInput] = [
     BadInput("sparsemax", "dim-too-large", "`dim` = 2 (for 2-D `x`)", "dim", ValueError, _set(dim=2)),
     BadInput("sparsemax", "dim-too-small", "`dim` = -3 (for 2-D `x`)", "dim", ValueError, _set(dim=-3)),
     BadInput("sparsemax", "dim-float", "`dim` = 1.0 (a float)", "dim", TypeError, _set(dim=1.0)),
+    _shape("multi_token_attention", "scores", "3-D (no batch)", lambda t: t[0]),
+    _shape(
+        "multi_token_attention", "scores", "with L x (L - 1) scores (not square)", lambda t: t[..., :-1], "not-square"
+    ),
+    _dtype("multi_token_attention", "scores", torch.int32),
+    BadInput(
+        "multi_token_attention",
+        "weight-dtype-mismatch",
+        "`weight` of dtype float64 for float32 `scores`",
+        "weight",
+        TypeError,
+        _change("weight", lambda t: t.double()),
+    ),
+    _shape(
+        "multi_token_attention",
+        "weight",
+        "with 3 input channels per group (not 4 / groups = 2)",
+        lambda t: t.repeat(1, 2, 1, 1)[:, :3],
+        "in-channels",
+    ),
+    _shape("multi_token_attention", "weight", "3-D", lambda t: t[0]),
+    _shape("multi_token_attention", "bias", "with 3 entries for 4 output channels", lambda t: t[:3]),
+    _device("multi_token_attention", "weight"),
+    _device("multi_token_attention", "bias"),
+    BadInput(
+        "multi_token_attention",
+        "groups-not-dividing",
+        "`groups` = 3 (4 channels)",
+        "groups",
+        ValueError,
+        _set(groups=3),
+    ),
+    BadInput("multi_token_attention", "groups-zero", "`groups` = 0", "groups", ValueError, _set(groups=0)),
+    BadInput("multi_token_attention", "stride-zero", "`stride` = 0", "stride", ValueError, _set(stride=0)),
+    BadInput(
+        "multi_token_attention", "stride-float", "`stride` = 1.5 (a float)", "stride", TypeError, _set(stride=1.5)
+    ),
+    BadInput("multi_token_attention", "padding-negative", "`padding` = -1", "padding", ValueError, _set(padding=-1)),
+    BadInput(
+        "multi_token_attention",
+        "dilation-triple",
+        "`dilation` = (1, 1, 1) (not a pair)",
+        "dilation",
+        TypeError,
+        _set(dilation=(1, 1, 1)),
+    ),
+    BadInput(
+        "multi_token_attention",
+        "padding-not-square",
+        "`padding` = (1, 0): a 6 x 4 output, which the causal mask cannot take",
+        "padding",
+        ValueError,
+        _set(padding=(1, 0)),
+    ),
+    BadInput(
+        "multi_token_attention", "sparse-str", "`sparse` = `'yes'` (a string)", "sparse", TypeError, _set(sparse="yes")
+    ),
     _shape("dyt", "gamma", "shorter than the last dimension of `x`", lambda t: t[:5]),
     _shape("dyt", "beta", "shorter than the last dimension of `x`", lambda t: t[:5]),
     _shape("dyt", "alpha", "with 2 elements (not 1)", lambda t: torch.cat((t, t)), "two-elements"),

@@ -119,6 +119,19 @@ SAMPLES: dict[str, Sample] = {
     "tvd": lambda d, g: ((_log_probs(g, d, 4, 10).exp(), _log_probs(g, d, 4, 10).exp(), None, "batchmean", -100), (0,)),
     "softmax": lambda d, g: ((_randn(g, d, 4, 16),), (0,)),
     "sparsemax": lambda d, g: ((_randn(g, d, 4, 16), -1), (0,)),
+    "multi_token_attention": lambda d, g: (
+        (
+            _randn(g, d, 2, 2, 6, 6),
+            _randn(g, d, 2, 2, 3, 3, scale=0.5),
+            _randn(g, d, 2),
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            1,
+            False,
+        ),
+        (0, 1, 2),
+    ),
     "group_norm": lambda d, g: (
         (_randn(g, d, 2, 8, 5), _randn(g, d, 8, shift=1.0), _randn(g, d, 8), 8, 4, 1e-6),
         (0, 1, 2),

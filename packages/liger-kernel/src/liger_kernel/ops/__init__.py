@@ -31,6 +31,7 @@ from liger_kernel.ops.llama4_rope import LigerLlama4RopeFunction
 from liger_kernel.ops.mhc import LigerMHCCoeffsFunction, LigerMHCPostResFunction, LigerMHCPreFunction
 from liger_kernel.ops.mlp import LigerMLPFunction
 from liger_kernel.ops.modulated_rms_norm import LigerModulatedRMSNormFunction
+from liger_kernel.ops.multi_token_attention import LigerMultiTokenAttentionFunction
 from liger_kernel.ops.poly_norm import LigerPolyNormFunction
 from liger_kernel.ops.qwen2vl_mrope import LigerQwen2VLMRopeFunction
 from liger_kernel.ops.relu_squared import LigerReLUSquaredFunction, relu_squared_backward, relu_squared_forward
@@ -81,6 +82,7 @@ OPS = {
         LigerMHCPreFunction,
         LigerMHCPostResFunction,
         LigerAttnResFunction,
+        LigerMultiTokenAttentionFunction,
     )
 }
 

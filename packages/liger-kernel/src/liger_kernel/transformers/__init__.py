@@ -30,6 +30,7 @@ from liger_kernel.transformers.llama4_rope import liger_llama4_text_rotary_pos_e
 from liger_kernel.transformers.mhc import LigerMHC
 from liger_kernel.transformers.mlp import LigerFalconH1MLP, LigerMLP
 from liger_kernel.transformers.modulated_rms_norm import LigerModulatedRMSNorm
+from liger_kernel.transformers.multi_token_attention import LigerMultiTokenAttention
 from liger_kernel.transformers.poly_norm import LigerPolyNorm
 from liger_kernel.transformers.qwen2vl_mrope import liger_multimodal_rotary_pos_emb
 from liger_kernel.transformers.relu_squared import LigerReLUSquared
@@ -113,6 +114,7 @@ __all__ = [
     "LigerTVDLoss",
     "LigerVocabParallelCrossEntropy",
     "LigerMLP",
+    "LigerMultiTokenAttention",
     "LigerFalconH1MLP",
     "LigerFalconH1SwiGLUMLP",
     "liger_multimodal_rotary_pos_emb",

@@ -33,6 +33,7 @@ from liger_kernel.ops import (
     LigerMHCPostResFunction,
     LigerMHCPreFunction,
     LigerModulatedRMSNormFunction,
+    LigerMultiTokenAttentionFunction,
     LigerPolyNormFunction,
     LigerQwen2VLMRopeFunction,
     LigerReLUSquaredFunction,
@@ -463,3 +464,18 @@ def liger_attn_res(
     (N, ..., D), or a list of N tensors of one shape, stacked here:
     :class:`LigerAttnResFunction`."""
     return LigerAttnResFunction.apply(stacked(V), w_query, w_norm, eps)
+
+
+def liger_multi_token_attention(
+    scores: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    sparse: bool = False,
+) -> torch.Tensor:
+    """Multi-token attention: conv2d over the causal softmax (sparsemax with ``sparse``) of
+    ``scores`` (batch, channels, L, L), the output masked to its lower triangle."""
+    return LigerMultiTokenAttentionFunction.apply(scores, weight, bias, stride, padding, dilation, groups, sparse)

@@ -63,6 +63,7 @@ PORTABLE_FUNCTIONS: dict[str, tuple[str, str]] = {
     "mhc_pre": ("liger_kernel.triton.mhc", "MHCPreFunction"),
     "mhc_post_res": ("liger_kernel.triton.mhc", "MHCPostResFunction"),
     "attn_res": ("liger_kernel.triton.attn_res", "AttnResFunction"),
+    "multi_token_attention": ("liger_kernel.triton.multi_token_attention", "MultiTokenAttentionFunction"),
 }
 
 

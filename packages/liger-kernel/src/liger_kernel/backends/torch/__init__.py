@@ -42,6 +42,7 @@ OP_CLASSES = {
     "mhc_pre": "MHCPreFunction",
     "mhc_post_res": "MHCPostResFunction",
     "attn_res": "AttnResFunction",
+    "multi_token_attention": "MultiTokenAttentionFunction",
 }
 
 
