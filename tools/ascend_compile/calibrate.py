@@ -63,11 +63,8 @@ KERNEL_TILES: dict[str, tuple[str | None, str, str | None]] = {
     "liger_kernel.triton.softmax._softmax_backward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
     "liger_kernel.triton.sparsemax._sparsemax_forward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
     "liger_kernel.triton.sparsemax._sparsemax_backward_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
-    # multi-token attention: 1-D column blocks (the convolution kernels' COLS x TAPS lanes)
-    "liger_kernel.triton.multi_token_attention._mta_probs_kernel": (None, "BLOCK", "SINGLE_BLOCK"),
-    "liger_kernel.triton.multi_token_attention._mta_conv_kernel": (None, "COLS", None),
-    "liger_kernel.triton.multi_token_attention._mta_grad_scores_kernel": (None, "COLS", "SINGLE_BLOCK"),
-    "liger_kernel.triton.multi_token_attention._mta_grad_weight_kernel": (None, "COLS", None),
+    # the deterministic sum of per-program partial rows (modulated_rms_norm's dscale / dshift)
+    "liger_kernel.triton._partials._sum_partials_kernel": ("ROWS", "COLS", None),
     "liger_kernel.triton.jsd._jsd_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.kl_div._kl_div_forward_kernel": (None, "BLOCK", None),
     "liger_kernel.triton.kl_div._kl_div_backward_kernel": (None, "BLOCK", None),

@@ -20,7 +20,9 @@ per-program partial buffers, never with atomics.
 The fused linear JSD runs its GEMMs through torch.mm (torch_npu's cube-unit
 kernels) and its loss as the portable JSD kernel. The mHC and AttnRes ops run
 their PyTorch form (:mod:`.ops.mhc`, :mod:`.ops.attn_res`): their portable
-kernels' tiles do not meet the NPU's 32-byte row pitch.
+kernels' tiles do not meet the NPU's 32-byte row pitch; so does multi-token
+attention (:mod:`.ops.multi_token_attention`: the NPU compiler does not compile
+its portable convolution kernel).
 """
 
 from liger_kernel.backend import API_VERSION, Backend
@@ -47,6 +49,8 @@ FUNCTIONS: dict[str, str] = {
     "mhc_pre": "liger_kernel_ascend.ops.mhc:MHCPreFunction",
     "mhc_post_res": "liger_kernel_ascend.ops.mhc:MHCPostResFunction",
     "attn_res": "liger_kernel_ascend.ops.attn_res:AttnResFunction",
+    # the PyTorch form (bishengir does not compile the portable convolution kernel)
+    "multi_token_attention": "liger_kernel_ascend.ops.multi_token_attention:MultiTokenAttentionFunction",
 }
 
 BACKEND = Backend(

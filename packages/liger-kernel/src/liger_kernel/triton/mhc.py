@@ -732,6 +732,10 @@ def coefficients_backward(
     dphi = None
     if (needs_x or needs_phi) and n:
         block_n, block_k, block_m = mm_blocks(m, whole_m=True)
+        if profile.warp_size == 64 and block_m >= 128:
+            # four 64-lane wavefronts hold the (32, 128) and (64, 128) fp32 blocks of a
+            # 128-wide row in one wave per SIMD (gfx942, gfx950); 16 x 16 steps leave room for two
+            block_n, block_k = 16, 16
         k_blocks = triton.cdiv(k, block_k)
         token_blocks = triton.cdiv(n, block_n)
         shares = max(1, min(token_blocks, -(-profile.grid(k_blocks * token_blocks) // k_blocks)))

@@ -415,6 +415,13 @@ def conv_block(profile: DeviceProfile, width: int, taps: int) -> int:
     return max(MIN_BLOCK, min(row_block(width, profile), CONV_ELEMENTS // taps))
 
 
+def conv_warps(profile: DeviceProfile, cols: int, taps: int) -> int:
+    """Warps of the convolution kernels: four lanes of the (columns x taps) block
+    per thread, not the profile's eight, as each lane keeps its column, tap
+    offsets, mask, weight and value live (eight per thread spill on gfx942)."""
+    return profile.num_warps(2 * cols * taps)
+
+
 def _math_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -480,7 +487,7 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
                 TAPS=taps,
                 ACC=acc,
                 COLS=cols,
-                num_warps=profile.num_warps(cols * taps),
+                num_warps=conv_warps(profile, cols, taps),
             )
         ctx.save_for_backward(probs, weight_c)
         ctx.geometry, ctx.out_length, ctx.sparse, ctx.has_bias = geometry, out_length, sparse, bias is not None
@@ -529,7 +536,7 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
                     ACC=acc,
                     COLS=cols,
                     SINGLE_BLOCK=single_block,
-                    num_warps=profile.num_warps(cols * taps),
+                    num_warps=conv_warps(profile, cols, taps),
                 )
         want_weight = ctx.needs_input_grad[1]
         want_bias = ctx.has_bias and ctx.needs_input_grad[2]
@@ -560,7 +567,7 @@ class MultiTokenAttentionFunction(torch.autograd.Function):
                 TAPS=taps,
                 ACC=acc,
                 COLS=cols,
-                num_warps=profile.num_warps(cols * taps),
+                num_warps=conv_warps(profile, cols, taps),
             )
             sums = partials.sum(dim=1)
             if want_weight:
