@@ -968,6 +968,8 @@ CASES: dict[str, Case] = {
             "experimental.embedding",
             "LigerEmbeddingFunction",
             lambda f, i: f.apply(i["table"], i["ids"]),
+        ),
+        Case(
             "vocab_parallel_cross_entropy",
             # one rank's shard is the whole vocabulary here (no process group): Llama 3's 128256
             {"tokens": 8192, "batch": 4, "seq": 2048, "vocab": 128256},
@@ -985,6 +987,8 @@ CASES: dict[str, Case] = {
             "fused_linear_scaled_cross_entropy",
             "LigerFusedLinearScaledCrossEntropyFunction",
             lambda f, i: f.apply(i["h"], i["w"], i["target"], 0.7, IGNORE_INDEX, 1, True),
+        ),
+        Case(
             "multi_token_attention",
             # 16 heads over 1024 tokens, a 3x3 convolution mixing all heads
             {"tokens": 2048, "batch": 2, "seq": 1024, "heads": 16},

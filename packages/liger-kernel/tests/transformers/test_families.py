@@ -739,8 +739,8 @@ def test_qwen3_5_defaults_leave_rope_and_the_gated_delta_net_stock(family):
 
 def test_qwen3_5_multimodal_model_rope_vision_tower_and_forward():
     """model_type qwen3_5 is the vision-language model: its text decoder's norms
-    and MLPs are converted and rope=True patches the text RoPE; the vision
-    tower's LayerNorms are converted and the ForConditionalGeneration forward
+    and MLPs are converted and rope=True patches the text RoPE and the vision
+    tower's rotary function; the vision tower's LayerNorms are converted and the ForConditionalGeneration forward
     takes the fused loss. On a batch with an image (so the M-RoPE positions
     differ across temporal, height and width) the logits, loss and gradients
     are the stock ones."""
@@ -795,7 +795,8 @@ def test_qwen3_5_multimodal_model_rope_vision_tower_and_forward():
     expected = stock(**data)
     with count_op_calls() as calls:
         got = model(**data)
-    assert calls["rms_norm"] and calls["swiglu"] and calls["rope"] == 1 and calls["layer_norm"]
+    # rope: the text decoder's one attention layer and the vision tower's one block
+    assert calls["rms_norm"] and calls["swiglu"] and calls["rope"] == 2 and calls["layer_norm"]
     assert calls["fused_linear_cross_entropy"] == 1 and got.logits is None
     assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-5)
     got.loss.backward()

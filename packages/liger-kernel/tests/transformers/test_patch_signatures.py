@@ -225,8 +225,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    is built there, and stays stock). The Gated-DeltaNet layers' gated norm\n"
         "    (``norm(x) * silu(gate)``) and linear attention stay stock.\n"
         "    ``Qwen3_5ForConditionalGeneration``: the fused loss; vision tower: its\n"
-        "    LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and\n"
-        "    2-D rotary embedding stay stock.",
+        "    LayerNorms (``layer_norm``, a switch 0.8.5 did not have); with ``rope=True`` its\n"
+        "    2-D rotary embedding too (the vision_rope op). Its GELU MLP stays stock.",
     ),
     "apply_liger_kernel_to_qwen3_5_moe": (
         (
@@ -244,8 +244,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    and linear attention, the router and the shared expert's sigmoid gate stay\n"
         "    stock.\n"
         "    ``Qwen3_5MoeForConditionalGeneration``: the fused loss with the router loss;\n"
-        "    vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have). Its\n"
-        "    GELU MLP and 2-D rotary embedding stay stock.",
+        "    vision tower: its LayerNorms (``layer_norm``, a switch 0.8.5 did not have); with\n"
+        "    ``rope=True`` its 2-D rotary embedding too. Its GELU MLP stays stock.",
     ),
     "apply_liger_kernel_to_qwen2_vl": (
         (
@@ -255,9 +255,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
         ),
         "Patch Qwen2-VL. Text decoder: RoPE (the cos/sin its M-RoPE embedding composes),\n"
         "    RMSNorm, SwiGLU MLP; the loss of ``Qwen2VLForConditionalGeneration`` (fused).\n"
-        "    Vision tower: its LayerNorms (``layer_norm``). Its QuickGELU MLP and its 2-D\n"
-        "    rotary embedding stay stock (no Liger op computes the first; the second waits\n"
-        "    for the vision RoPE op).",
+        "    Vision tower: its LayerNorms (``layer_norm``), its 2-D rotary embedding (``rope``,\n"
+        "    the vision_rope op). Its QuickGELU MLP stays stock (no Liger op computes it).",
     ),
     "apply_liger_kernel_to_qwen2_5_vl": (
         (
@@ -267,7 +266,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "Patch Qwen2.5-VL. Text decoder: RoPE (on its composed M-RoPE cos/sin), RMSNorm,\n"
         "    SwiGLU MLP; the fused loss of ``Qwen2_5_VLForConditionalGeneration``. Vision\n"
         "    tower: its RMSNorms (the same class as the text's) and its biased SwiGLU MLPs\n"
-        "    (``swiglu``). Its 2-D rotary embedding stays stock for now.",
+        "    (``swiglu``), its 2-D rotary embedding (``rope``, the vision_rope op).",
     ),
     "apply_liger_kernel_to_qwen3_vl": (
         (
@@ -279,8 +278,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "    cos/sin), RMSNorm (per-head q/k norms too), the SwiGLU MLP with ``swiglu=True``\n"
         "    (default False, as in 0.8.5); the fused loss of\n"
         "    ``Qwen3VLForConditionalGeneration``. Vision tower: its LayerNorms\n"
-        "    (``layer_norm``, a switch 0.8.5 did not have). Its GELU MLP and 2-D rotary\n"
-        "    embedding stay stock; so does the deepstack merger's MLP.",
+        "    (``layer_norm``, a switch 0.8.5 did not have), its 2-D rotary embedding (``rope``,\n"
+        "    the vision_rope op). Its GELU MLP stays stock; so does the deepstack merger's MLP.",
     ),
     "apply_liger_kernel_to_qwen3_vl_moe": (
         (
@@ -291,8 +290,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "Patch Qwen3-VL-MoE. Text decoder: RoPE, RMSNorm (q/k norms too), the dense\n"
         "    SwiGLU MLPs and the experts (fused MoE op, ``swiglu``); the fused loss of\n"
         "    ``Qwen3VLMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
-        "    LayerNorms (``layer_norm``). Its GELU MLP, 2-D rotary embedding and the router\n"
-        "    stay stock.",
+        "    LayerNorms (``layer_norm``), its 2-D rotary embedding (``rope``). Its GELU MLP and\n"
+        "    the router stay stock.",
     ),
     "apply_liger_kernel_to_gemma3": (
         (
@@ -389,8 +388,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "Patch GLM-4V. Text decoder: its RMSNorms (four per layer; the vision tower's\n"
         "    are the same class), the fused gate_up SwiGLU MLP; the fused loss of\n"
         "    ``Glm4vForConditionalGeneration``. Vision tower: its SwiGLU MLPs (``swiglu``).\n"
-        "    RoPE stays stock (``rope`` defaults to False; GLM rotates interleaved pairs);\n"
-        "    so do the vision rotary embedding and the patch merger.",
+        "    The text RoPE stays stock (GLM rotates interleaved pairs); ``rope=True`` (default\n"
+        "    False, as in 0.8.5) patches the vision tower's 2-D rotary embedding. The patch\n"
+        "    merger stays stock.",
     ),
     "apply_liger_kernel_to_glm4v_moe": (
         (
@@ -400,8 +400,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "Patch GLM-4V-MoE. Text decoder: RMSNorm, the dense and shared-expert SwiGLU\n"
         "    MLPs, the experts (fused MoE op); the fused loss of\n"
         "    ``Glm4vMoeForConditionalGeneration`` with the router loss. Vision tower: its\n"
-        "    RMSNorms and SwiGLU MLPs. RoPE stays stock (``rope`` defaults to False); so do\n"
-        "    the router, the vision rotary embedding and the patch merger.",
+        "    RMSNorms and SwiGLU MLPs. The text RoPE stays stock (interleaved pairs);\n"
+        "    ``rope=True`` (default False) patches the vision tower's 2-D rotary embedding.\n"
+        "    The router and the patch merger stay stock.",
     ),
     "apply_liger_kernel_to_llama4": (
         (
@@ -412,8 +413,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "Patch Llama 4 (``Llama4ForConditionalGeneration``). Text model: as\n"
         "    ``apply_liger_kernel_to_llama4_text`` (complex-form RoPE, RMSNorm and the q/k L2\n"
         "    norm, SwiGLU MLPs, loss); the fused loss of the multimodal head too. Vision\n"
-        "    tower: its LayerNorms (``layer_norm``). Its GELU MLPs, the pixel-shuffle MLP,\n"
-        "    the vision rotary embedding (complex form, 2-D) and the routed experts stay stock.",
+        "    tower: its LayerNorms (``layer_norm``), its complex-form 2-D rotary embedding\n"
+        "    (``rope``, the llama4_vision_rope op). Its GELU MLPs, the pixel-shuffle MLP and\n"
+        "    the routed experts stay stock.",
     ),
     "apply_liger_kernel_to_pixtral": (
         (

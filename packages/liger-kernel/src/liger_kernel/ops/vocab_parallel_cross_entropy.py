@@ -46,6 +46,8 @@ operator): under ``torch.compile`` it runs eagerly, as a graph break.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -162,8 +164,17 @@ class LigerVocabParallelCEFunction(DispatchedFunction):
         return super().apply(*args)
 
 
-@torch.compiler.disable
 def sharded_call(cls: type[DispatchedFunction], args: tuple[Any, ...]) -> Any:
     """The eager route of a call with a multi-rank group (the process group
     cannot be an operator argument, so torch.compile breaks the graph here)."""
+    return _eager_sharded_call()(cls, args)
+
+
+@functools.cache
+def _eager_sharded_call() -> Callable[..., Any]:
+    # wrapped on first use: torch.compiler.disable imports torch._dynamo, and it imports triton
+    return torch.compiler.disable(_sharded_call)
+
+
+def _sharded_call(cls: type[DispatchedFunction], args: tuple[Any, ...]) -> Any:
     return dispatcher.function(cls.op, args[0].device.type, cls.__name__).apply(*args)
