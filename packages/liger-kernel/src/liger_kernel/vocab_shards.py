@@ -146,12 +146,13 @@ def vocab_parallel_ce_function(kernels: ShardKernels, name: str) -> type[torch.a
         ctx: Any,
         vocab_parallel_logits: torch.Tensor,
         target: torch.Tensor,
-        tp_group: Any = None,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
-        label_smoothing_formula: str = "pytorch",
-        label_smoothing_mode: str = "global",
+        tp_group: Any,
+        ignore_index: int,
+        label_smoothing: float,
+        label_smoothing_formula: str,
+        label_smoothing_mode: str,
     ) -> torch.Tensor:
+        # no defaults: the contract's (0.8.5's) signature has none, and backends take the contract's
         logits = vocab_parallel_logits
         group, rank, world = group_info(tp_group)
         seq, batch, shard = logits.shape
